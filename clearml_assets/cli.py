@@ -1,0 +1,70 @@
+"""The ``clearml-assets`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(os.environ.get("CLEARML_ASSETS_HOME", "~/.clearml_assets")).expanduser()
+
+
+def _local_server(args: argparse.Namespace) -> int:
+    from .local_server import Credential, LocalServer
+    from .local_server.runner import write_server_file
+
+    key = args.access_key or os.environ.get("CLEARML_ASSETS_SERVER_ACCESS_KEY")
+    secret = args.secret_key or os.environ.get("CLEARML_ASSETS_SERVER_SECRET_KEY")
+    if bool(key) != bool(secret):
+        print("error: --access-key and --secret-key go together", file=sys.stderr)
+        return 2
+    creds = [Credential(key, secret)] if key else None
+    server = LocalServer(Path(args.data_dir), host=args.host, api_port=args.api_port,
+                         files_port=args.files_port, credentials=creds)
+    info = server.info
+    write_server_file(server.data_dir, info, os.getpid())
+    if not args.quiet:
+        print(f"ClearML-compatible local server, data in {server.data_dir}")
+        print("Set these for a ClearML client:")
+        for name, value in info.env().items():
+            print(f"  export {name}={value}")
+        if args.host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"warning: listening on {args.host}, not loopback only", file=sys.stderr)
+        print("Ctrl+C stops it.", flush=True)
+    server.serve_forever()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``clearml-assets``."""
+    parser = argparse.ArgumentParser(
+        prog="clearml-assets",
+        description="Dagster assets for ClearML, with an embedded local ClearML-compatible server.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    srv = sub.add_parser("local-server", help="run the local ClearML-compatible server in the foreground",
+                         description="Serve the ClearML REST API and a fileserver from a local folder. "
+                                     "Data persists in --data-dir; the key pair is generated once and "
+                                     "kept there unless --access-key/--secret-key are given.")
+    srv.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR / "server"),
+                     help="folder for the database and files (default: %(default)s)")
+    srv.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    srv.add_argument("--api-port", type=int, default=8008, help="API port (default: %(default)s)")
+    srv.add_argument("--files-port", type=int, default=8081, help="fileserver port (default: %(default)s)")
+    srv.add_argument("--access-key", help="access key to accept (or CLEARML_ASSETS_SERVER_ACCESS_KEY)")
+    srv.add_argument("--secret-key", help="secret key to accept (or CLEARML_ASSETS_SERVER_SECRET_KEY)")
+    srv.add_argument("--quiet", action="store_true", help="print nothing on start")
+    srv.set_defaults(func=_local_server)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

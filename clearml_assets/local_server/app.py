@@ -1,0 +1,116 @@
+"""Starlette applications: the ClearML REST API and the fileserver.
+
+The API follows the real server's transport: ``/v{X.Y}/{service}.{action}`` (or no version
+prefix), GET or POST with a JSON body (``application/json-lines`` for batches), and the
+``{"meta": ..., "data": ...}`` envelope whose ``result_code`` equals the HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import traceback
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .auth import API_VERSION, Authenticator
+from .registry import ENDPOINTS, UNAUTHENTICATED, ApiError, Call
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+PATH_RE = re.compile(r"^/?(v(?P<version>\d+\.\d+)/)?(?P<name>[a-zA-Z_]\w*\.[a-zA-Z_]\w*)/?$")
+MAX_BODY_BYTES = 512 * 1024 * 1024
+
+# Handlers that manage their own concurrency (events) are listed here; the rest run
+# under the store's document lock so that read-modify-write sequences stay atomic.
+UNLOCKED: set[str] = set()
+
+
+def envelope(name: str, version: str, code: int, subcode: int, msg: str, data: Any) -> Response:
+    """A ClearML response envelope with HTTP status == result_code."""
+    trx = uuid.uuid4().hex
+    meta = {
+        "id": trx,
+        "trx": trx,
+        "endpoint": {"name": name, "requested_version": version, "actual_version": API_VERSION},
+        "result_code": code,
+        "result_subcode": subcode,
+        "result_msg": msg,
+        "error_stack": None,
+        "error_data": {},
+    }
+    body = json.dumps({"meta": meta, "data": data}, separators=(",", ":"), allow_nan=False,
+                      default=str)
+    return Response(body, status_code=code, media_type="application/json")
+
+
+def _parse_body(raw: bytes, content_type: str) -> Any:
+    if not raw.strip():
+        return {}
+    text = raw.decode("utf-8")
+    if "json-lines" in content_type:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return json.loads(text)
+
+
+def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
+    """The API application serving every registered endpoint."""
+    from . import services  # noqa: F401  (registers the endpoints)
+
+    async def handle(request: Request) -> Response:
+        match = PATH_RE.match(request.url.path)
+        if not match:
+            return envelope(request.url.path.strip("/"), "", 400, 0,
+                            f"Invalid request path {request.url.path}", {})
+        name, version = match.group("name"), match.group("version") or API_VERSION
+        started = time.monotonic()
+        try:
+            handler = ENDPOINTS.get(name)
+            if handler is None:
+                raise ApiError(404, 0, f"Unable to find endpoint for name {name} and version {version}")
+            authorization = request.headers.get("authorization")
+            if name == "auth.login":
+                return envelope(name, version, 200, 0, "OK", authenticator.login(authorization))
+            identity = {} if name in UNAUTHENTICATED else authenticator.identity(authorization)
+            raw = await request.body()
+            if len(raw) > MAX_BODY_BYTES:
+                raise ApiError(413, 0, "Request body too large")
+            try:
+                data = _parse_body(raw, request.headers.get("content-type", ""))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ApiError(400, 12, f"Invalid JSON body: {exc}") from None
+            if isinstance(data, dict):
+                data.pop("method", None)  # the SDK sends a spurious "method" key
+            elif not isinstance(data, list):
+                raise ApiError(400, 12, "Request body must be a JSON object")
+            call = Call(endpoint=name, data=data, company=identity.get("company", ""),
+                        user=identity.get("user", ""), store=store, requested_version=version,
+                        extra={"query": dict(request.query_params)})
+            if name in UNLOCKED:
+                result = await run_in_threadpool(handler, call)
+            else:
+                result = await run_in_threadpool(_locked, store, handler, call)
+            return envelope(name, version, 200, 0, "OK", result if result is not None else {})
+        except ApiError as err:
+            return envelope(name, version, err.code, err.subcode, err.msg, err.data)
+        except Exception as exc:  # a bug: the client gets the real server's 500 shape
+            log.error("local server error in %s: %s\n%s", name, exc, traceback.format_exc())
+            return envelope(name, version, 500, 0, f"General data error ({type(exc).__name__}: {exc})", {})
+        finally:
+            log.debug("%s took %.1f ms", name, (time.monotonic() - started) * 1000)
+
+    return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT"])])
+
+
+def _locked(store: Store, handler, call: Call) -> dict:
+    with store.lock:
+        return handler(call)

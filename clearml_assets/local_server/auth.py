@@ -1,0 +1,128 @@
+"""Credentials and JWT tokens of the local server.
+
+Tokens carry the claims the ClearML SDK negotiates with (``api_version`` 2.23,
+``server_version``, ``feature_set`` basic, ``env``, ``exp``) plus the identity whose
+``company`` scopes every document a key pair can see.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jwt
+
+from .registry import ApiError
+
+API_VERSION = "2.23"
+SERVER_VERSION = "1.16.0"
+TOKEN_LIFETIME_SEC = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One key pair and the company/user it acts as."""
+
+    access_key: str
+    secret_key: str
+    company: str = "local"
+    user: str = "local-user"
+
+
+def generate_credential(company: str = "local", user: str = "local-user") -> Credential:
+    """A fresh random key pair in the shape ClearML uses (uppercase key, long secret)."""
+    key = "".join(secrets.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(20))
+    return Credential(key, secrets.token_urlsafe(36), company, user)
+
+
+def load_or_create_credentials(data_dir: Path) -> list[Credential]:
+    """Key pairs stored in ``data_dir/credentials.json`` (created, mode 0600, on first use)."""
+    path = Path(data_dir) / "credentials.json"
+    if path.exists():
+        return [Credential(**c) for c in json.loads(path.read_text())]
+    creds = [generate_credential()]
+    write_credentials(path, creds)
+    return creds
+
+
+def write_credentials(path: Path, creds: list[Credential]) -> None:
+    """Write key pairs readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump([asdict(c) for c in creds], fh)
+
+
+def load_or_create_signing_key(data_dir: Path) -> str:
+    """The HS256 signing key of this data directory (so tokens survive a restart)."""
+    path = Path(data_dir) / "jwt.key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+class Authenticator:
+    """Checks Basic credentials for ``auth.login`` and Bearer tokens for everything else."""
+
+    def __init__(self, credentials: list[Credential], signing_key: str):
+        self._by_key = {c.access_key: c for c in credentials}
+        self._signing_key = signing_key
+
+    def login(self, authorization: str | None) -> dict:
+        """Return ``{"token": ...}`` for valid Basic credentials, else raise 401."""
+        cred = self._basic(authorization)
+        now = int(time.time())
+        claims = {
+            "identity": {"company": cred.company, "user": cred.user, "role": "user",
+                         "company_name": cred.company, "user_name": cred.user},
+            "api_version": API_VERSION,
+            "server_version": SERVER_VERSION,
+            "server_build": "local",
+            "feature_set": "basic",
+            "env": "local",
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME_SEC,
+        }
+        return {"token": jwt.encode(claims, self._signing_key, algorithm="HS256")}
+
+    def identity(self, authorization: str | None) -> dict:
+        """The identity claim of a valid Bearer token (Basic is accepted too), else 401."""
+        if not authorization:
+            raise ApiError(401, 20, "Unauthorized (missing credentials)")
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            cred = self._basic(authorization)
+            return {"company": cred.company, "user": cred.user}
+        if scheme.lower() != "bearer":
+            raise ApiError(401, 10, "Unauthorized (bad authentication header type)")
+        try:
+            claims = jwt.decode(value.strip(), self._signing_key, algorithms=["HS256"])
+        except jwt.ExpiredSignatureError:
+            raise ApiError(401, 30, "Invalid token (token expired)") from None
+        except jwt.PyJWTError:
+            raise ApiError(401, 30, "Invalid token") from None
+        identity = claims.get("identity") or {}
+        if identity.get("company") not in {c.company for c in self._by_key.values()}:
+            raise ApiError(401, 30, "Invalid token")
+        return identity
+
+    def _basic(self, authorization: str | None) -> Credential:
+        if not authorization or not authorization.lower().startswith("basic "):
+            raise ApiError(401, 20, "Unauthorized (missing credentials)")
+        try:
+            key, _, secret = base64.b64decode(authorization[6:].strip()).decode().partition(":")
+        except Exception:
+            raise ApiError(401, 21, "Unauthorized (malformed credentials)") from None
+        cred = self._by_key.get(key)
+        if cred is None or not secrets.compare_digest(cred.secret_key, secret):
+            raise ApiError(401, 22, "Unauthorized (invalid credentials)")
+        return cred

@@ -1,0 +1,112 @@
+"""The fileserver: multipart POST uploads to ``/`` and GET downloads with Content-Length.
+
+Like ClearML's fileserver, an upload's form field name is the target path
+(``/<project>/<task>.<id>/artifacts/<name>/<file>``). Paths are confined to the
+files folder: a name that would leave it is refused with 400.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from .auth import Authenticator
+from .registry import ApiError
+
+
+def safe_file_path(root: Path, url_path: str) -> Path:
+    """Map a URL path to a file under ``root``, refusing anything that leaves it."""
+    parts = [p for p in PurePosixPath("/" + url_path.lstrip("/")).parts[1:] if p not in ("", ".")]
+    if not parts or any(p == ".." or "\x00" in p for p in parts):
+        raise ValueError(f"invalid file path {url_path!r}")
+    target = root.joinpath(*parts).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise ValueError(f"file path {url_path!r} leaves the files folder")
+    return target
+
+
+def build_files_app(files_dir: Path, authenticator: Authenticator | None) -> Starlette:
+    """The fileserver application storing files under ``files_dir``.
+
+    Args:
+        files_dir: Where uploaded files live.
+        authenticator: When given, every request needs a valid token of the API server.
+    """
+    files_dir = Path(files_dir)
+    files_dir.mkdir(parents=True, exist_ok=True)
+
+    def check(request: Request) -> Response | None:
+        if authenticator is None:
+            return None
+        try:
+            authenticator.identity(request.headers.get("authorization"))
+        except ApiError as err:
+            return JSONResponse({"error": err.msg}, status_code=401)
+        return None
+
+    async def upload(request: Request) -> Response:
+        if (denied := check(request)) is not None:
+            return denied
+        form = await request.form(max_files=10_000, max_fields=10_000, max_part_size=64 * 1024 * 1024)
+        stored = []
+        try:
+            for field_name, value in form.multi_items():
+                if not hasattr(value, "read"):
+                    continue
+                try:
+                    target = safe_file_path(files_dir, field_name or value.filename or "")
+                except ValueError as exc:
+                    return JSONResponse({"error": str(exc)}, status_code=400)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+                with os.fdopen(fd, "wb") as out:
+                    await _copy_upload(value, out)
+                os.replace(tmp, target)  # a reader never sees half a file
+                stored.append(field_name)
+        finally:
+            await form.close()
+        return JSONResponse({"uploaded": stored})
+
+    async def download(request: Request) -> Response:
+        if (denied := check(request)) is not None:
+            return denied
+        try:
+            target = safe_file_path(files_dir, request.url.path)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if not target.is_file():
+            return JSONResponse({"error": f"file not found: {request.url.path}"}, status_code=404)
+        return FileResponse(target, media_type="application/octet-stream")
+
+    async def delete(request: Request) -> Response:
+        if (denied := check(request)) is not None:
+            return denied
+        try:
+            target = safe_file_path(files_dir, request.url.path)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+        else:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        return JSONResponse({"deleted": request.url.path})
+
+    return Starlette(routes=[
+        Route("/", upload, methods=["POST"]),
+        Route("/{path:path}", download, methods=["GET", "HEAD"]),
+        Route("/{path:path}", delete, methods=["DELETE"]),
+    ])
+
+
+async def _copy_upload(upload, out) -> None:
+    while chunk := await upload.read(1024 * 1024):
+        out.write(chunk)

@@ -1,0 +1,265 @@
+"""Start and stop the local server: in-process (a background thread) or as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import uvicorn
+
+from .app import build_api_app
+from .auth import Authenticator, Credential, load_or_create_credentials, load_or_create_signing_key
+from .fileserver import build_files_app
+from .store import Store
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8008
+DEFAULT_FILES_PORT = 8081
+DEFAULT_WEB_PORT = 8080
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalServerInfo:
+    """Where a running local server is and the key pair a client uses."""
+
+    api_host: str
+    files_host: str
+    web_host: str
+    access_key: str
+    secret_key: str
+    data_dir: Path
+
+    def env(self) -> dict[str, str]:
+        """The ``CLEARML_*`` variables a ClearML SDK client must set."""
+        return {
+            "CLEARML_API_HOST": self.api_host,
+            "CLEARML_WEB_HOST": self.web_host,
+            "CLEARML_FILES_HOST": self.files_host,
+            "CLEARML_API_ACCESS_KEY": self.access_key,
+            "CLEARML_API_SECRET_KEY": self.secret_key,
+        }
+
+
+@dataclass
+class LocalServer:
+    """The local ClearML-compatible server.
+
+    Args:
+        data_dir: Where the database and files persist.
+        host: Interface to bind (loopback unless told otherwise).
+        api_port: API port (0 picks a free one).
+        files_port: Fileserver port (0 picks a free one).
+        credentials: Key pairs; by default the data directory's own (generated once).
+        files_auth: Whether the fileserver requires a valid API token.
+    """
+
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    api_port: int = DEFAULT_API_PORT
+    files_port: int = DEFAULT_FILES_PORT
+    web_port: int = DEFAULT_WEB_PORT
+    credentials: list[Credential] | None = None
+    files_auth: bool = True
+    _thread: threading.Thread | None = field(default=None, init=False, repr=False)
+    _servers: list[uvicorn.Server] = field(default_factory=list, init=False, repr=False)
+    store: Store | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.credentials is None:
+            self.credentials = load_or_create_credentials(self.data_dir)
+        if self.api_port == 0:
+            self.api_port = free_port(self.host)
+        if self.files_port == 0:
+            self.files_port = free_port(self.host)
+
+    @property
+    def info(self) -> LocalServerInfo:
+        """Hosts and the first key pair."""
+        cred = self.credentials[0]
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return LocalServerInfo(
+            api_host=f"http://{host}:{self.api_port}",
+            files_host=f"http://{host}:{self.files_port}",
+            web_host=f"http://{host}:{self.web_port}",
+            access_key=cred.access_key,
+            secret_key=cred.secret_key,
+            data_dir=self.data_dir,
+        )
+
+    def _build(self) -> list[uvicorn.Server]:
+        self.store = Store(self.data_dir)
+        authenticator = Authenticator(self.credentials, load_or_create_signing_key(self.data_dir))
+        api = build_api_app(self.store, authenticator)
+        files = build_files_app(self.data_dir / "files", authenticator if self.files_auth else None)
+        common = dict(host=self.host, log_level="warning", access_log=False, lifespan="off",
+                      timeout_keep_alive=30)
+        return [
+            uvicorn.Server(uvicorn.Config(api, port=self.api_port, **common)),
+            uvicorn.Server(uvicorn.Config(files, port=self.files_port, **common)),
+        ]
+
+    def serve_forever(self) -> None:
+        """Run in the foreground until SIGINT/SIGTERM."""
+        self._servers = self._build()
+        try:
+            asyncio.run(self._serve())
+        finally:
+            self.store.close()
+
+    async def _serve(self) -> None:
+        await asyncio.gather(*(s.serve() for s in self._servers))
+
+    def start(self, timeout: float = 20.0) -> "LocalServer":
+        """Start in a background thread and wait until it answers."""
+        self._servers = self._build()
+        for s in self._servers:
+            s.install_signal_handlers = lambda: None  # only the main thread may own signals
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()),
+                                        name="clearml-local-server", daemon=True)
+        self._thread.start()
+        wait_until_ready(self.info.api_host, timeout)
+        return self
+
+    def stop(self) -> None:
+        """Stop a server started with :meth:`start`."""
+        for s in self._servers:
+            s.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+            self._thread = None
+        if self.store is not None:
+            self.store.close()
+
+    def __enter__(self) -> "LocalServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def wait_until_ready(api_host: str, timeout: float = 20.0) -> None:
+    """Poll ``debug.ping`` until it answers or raise ``TimeoutError``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{api_host}/debug.ping", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"local ClearML server at {api_host} did not answer within {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+@dataclass
+class LocalServerProcess:
+    """A local server running as a child process (``python -m clearml_assets.local_server``)."""
+
+    process: subprocess.Popen
+    info: LocalServerInfo
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Terminate the child and wait for it."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> "LocalServerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_local_server_process(
+    data_dir: Path,
+    host: str = DEFAULT_HOST,
+    api_port: int = 0,
+    files_port: int = 0,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    timeout: float = 30.0,
+    log_file: Path | None = None,
+    detach: bool = False,
+) -> LocalServerProcess:
+    """Start the server in a subprocess and wait until it answers.
+
+    Args:
+        data_dir: Where the database and files persist.
+        host: Interface to bind.
+        api_port: API port (0 picks a free one).
+        files_port: Fileserver port (0 picks a free one).
+        access_key: Key pair to serve (with ``secret_key``); default: the data directory's.
+        secret_key: Secret of ``access_key``.
+        timeout: Seconds to wait for the server to answer.
+        log_file: Where the child's output goes (default: discarded).
+        detach: Start it in its own session so it outlives the caller.
+    """
+    data_dir = Path(data_dir).expanduser().resolve()
+    api_port = api_port or free_port(host)
+    files_port = files_port or free_port(host)
+    cmd = [sys.executable, "-m", "clearml_assets.local_server", "--data-dir", str(data_dir),
+           "--host", host, "--api-port", str(api_port), "--files-port", str(files_port), "--quiet"]
+    env = dict(os.environ)
+    if access_key and secret_key:
+        # passed through the environment, never on the command line (ps would show it)
+        env["CLEARML_ASSETS_SERVER_ACCESS_KEY"] = access_key
+        env["CLEARML_ASSETS_SERVER_SECRET_KEY"] = secret_key
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=detach)
+    if log_file:
+        out.close()
+    api_host = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{api_port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"local ClearML server exited with code {proc.returncode}"
+                                   + (f"; see {log_file}" if log_file else ""))
+            try:
+                wait_until_ready(api_host, 0.5)
+                break
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+    except BaseException:
+        proc.kill()
+        raise
+    if access_key and secret_key:
+        cred = Credential(access_key, secret_key)
+    else:
+        cred = load_or_create_credentials(data_dir)[0]
+    info = LocalServerInfo(api_host, f"http://{host}:{files_port}", f"http://{host}:{DEFAULT_WEB_PORT}",
+                           cred.access_key, cred.secret_key, data_dir)
+    return LocalServerProcess(proc, info)
+
+
+def write_server_file(data_dir: Path, info: LocalServerInfo, pid: int) -> None:
+    """Record where a running server listens (``server.json``; no secrets in it)."""
+    path = Path(data_dir) / "server.json"
+    path.write_text(json.dumps({"api_host": info.api_host, "files_host": info.files_host,
+                                "web_host": info.web_host, "pid": pid}))

@@ -1,0 +1,132 @@
+"""Persistence for the local server: documents in memory, written through to SQLite.
+
+Projects, tasks, models (and any other document collection) live in dicts for fast
+filtering and are written to the ``docs`` table on every change, so they survive a
+restart. Events live only in SQLite (``events`` table) because there can be millions.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import threading
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS docs (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (collection, id)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    company TEXT NOT NULL,
+    task TEXT NOT NULL,
+    type TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    iter INTEGER,
+    metric TEXT,
+    variant TEXT,
+    value REAL,
+    model_event INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_task ON events (company, task, type, seq);
+CREATE INDEX IF NOT EXISTS events_by_ts ON events (company, task, type, ts, seq);
+CREATE INDEX IF NOT EXISTS events_by_metric ON events (company, task, type, metric, variant, iter, seq);
+"""
+
+
+class Store:
+    """Thread-safe document and event store rooted at ``data_dir``.
+
+    Args:
+        data_dir: Folder holding ``server.sqlite3`` (created if missing).
+    """
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / "server.sqlite3"
+        self.lock = threading.RLock()
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._conn = self._connect()
+        self._conn.executescript(SCHEMA)
+        self._docs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for collection, doc_id, body in self._conn.execute("SELECT collection, id, body FROM docs"):
+            self._docs[collection][doc_id] = json.loads(body)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    # -- documents -------------------------------------------------------------------------
+    def get(self, collection: str, doc_id: str, company: str | None = None) -> dict | None:
+        """Return the live document (mutate it, then call :meth:`save`) or None."""
+        doc = self._docs[collection].get(doc_id)
+        if doc is None or (company is not None and doc.get("company") != company):
+            return None
+        return doc
+
+    def all(self, collection: str, company: str | None = None) -> list[dict]:
+        """Every live document of a collection (of one company when given)."""
+        docs = self._docs[collection].values()
+        if company is None:
+            return list(docs)
+        return [d for d in docs if d.get("company") == company]
+
+    def save(self, collection: str, doc: dict) -> None:
+        """Insert or replace ``doc`` (it must carry ``id``) in memory and on disk."""
+        self._docs[collection][doc["id"]] = doc
+        body = json.dumps(doc, separators=(",", ":"))
+        with self._write_lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO docs (collection, id, body) VALUES (?, ?, ?)",
+                (collection, doc["id"], body),
+            )
+
+    def delete(self, collection: str, doc_id: str) -> None:
+        """Remove a document from memory and disk."""
+        self._docs[collection].pop(doc_id, None)
+        with self._write_lock:
+            self._conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (collection, doc_id))
+
+    @staticmethod
+    def copy(doc: dict) -> dict:
+        """A deep copy of a document, safe to hand out in a response."""
+        return copy.deepcopy(doc)
+
+    # -- events ----------------------------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """The write connection inside one transaction, serialized across threads."""
+        with self._write_lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def reader(self) -> sqlite3.Connection:
+        """A per-thread read connection (WAL lets readers run beside the writer)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close the write connection (read connections close with their threads)."""
+        with self._write_lock:
+            self._conn.close()

@@ -1,0 +1,125 @@
+"""Run ClearML SDK work in a child process configured for exactly one account.
+
+The SDK's credentials and session are process-global, it retries for minutes against a
+dead server, and it kills its own process when a task's status changes under it. So every
+write that needs the SDK's global ``Task`` (datasets, training) runs here: a freshly
+spawned interpreter whose environment names one account and a bounded-retry clearml.conf,
+with a hard timeout enforced by the parent.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ClearMLAssetsError
+
+FASTFAIL_CONF = """
+api {
+  http {
+    retries { total: 2, connect: 2, read: 2, redirect: 2, status: 2, backoff_factor: 0.2, backoff_max: 2.0 }
+    wait_on_maintenance_forever: false
+  }
+}
+sdk {
+  development {
+    report_use_subprocess: false
+    worker { report_period_sec: 2, ping_period_sec: 30 }
+  }
+  http { download { max_retries: 3 } }
+  network { file_upload_retries: 2 }
+}
+"""
+
+
+def fastfail_config_file(folder: Path | None = None) -> Path:
+    """Write (once) and return a clearml.conf with bounded retries and in-process reporting."""
+    folder = Path(folder or Path(tempfile.gettempdir()) / "clearml_assets")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "clearml-fastfail.conf"
+    if not path.exists() or path.read_text() != FASTFAIL_CONF:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(FASTFAIL_CONF)
+        os.replace(tmp, path)
+    return path
+
+
+class SDKProcessError(ClearMLAssetsError):
+    """The child process running ClearML SDK work raised, died or timed out."""
+
+
+def _child(env: dict[str, str], target: str, args: tuple, kwargs: dict, conn) -> None:
+    # Environment first: clearml reads CLEARML_CONFIG_FILE and hosts at import time.
+    for name in [n for n in os.environ if n.startswith(("CLEARML_", "TRAINS_"))]:
+        del os.environ[name]
+    os.environ.update(env)
+    try:
+        module_name, _, qualname = target.partition(":")
+        func: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            func = getattr(func, part)
+        conn.send(("ok", func(*args, **kwargs)))
+    except BaseException as exc:  # reported to the parent, which raises
+        description = getattr(exc, "description", None) or f"{type(exc).__name__}: {exc}"
+        conn.send(("error", (type(exc).__name__, str(description), traceback.format_exc())))
+    finally:
+        conn.close()
+
+
+def run_in_sdk_process(
+    target: Callable[..., Any] | str,
+    *args: Any,
+    env: dict[str, str],
+    timeout: float = 3600.0,
+    what: str = "ClearML SDK work",
+    **kwargs: Any,
+) -> Any:
+    """Call ``target(*args, **kwargs)`` in a spawned process whose only account is ``env``.
+
+    Args:
+        target: A module-level function, or ``"module:function"``.
+        env: ``CLEARML_*`` variables of the one account (see ``ClearMLResource.sdk_env``).
+        timeout: Seconds before the child is killed and this raises.
+        what: Words for error messages ("dataset version raw", ...).
+
+    Returns:
+        The function's (picklable) return value.
+
+    Raises:
+        SDKProcessError: The function raised (its message is kept), the child died, or timed out.
+    """
+    if not isinstance(target, str):
+        target = f"{target.__module__}:{target.__qualname__}"
+    ctx = multiprocessing.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(env, target, args, kwargs, child_conn), daemon=False)
+    proc.start()
+    child_conn.close()
+    try:
+        if not parent_conn.poll(timeout):
+            raise SDKProcessError(f"{what} did not finish within {timeout:.0f}s and was stopped.")
+        try:
+            status, payload = parent_conn.recv()
+        except EOFError:
+            proc.join(5)
+            raise SDKProcessError(
+                f"{what} died without a result (exit code {proc.exitcode}). If it is 137/-9 the "
+                "process was killed (out of memory, or the ClearML SDK stopped it because the task's "
+                "status changed on the server)."
+            ) from None
+    finally:
+        if proc.is_alive():
+            proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        parent_conn.close()
+    if status == "error":
+        name, message, tb = payload
+        raise SDKProcessError(f"{what} failed: {message}", metadata={"error_type": name, "traceback": tb[-4000:]})
+    return payload

@@ -1,0 +1,66 @@
+"""Shared fixtures: local ClearML servers on free loopback ports and SDK subprocess runners."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from clearml_assets.local_server import LocalServer, LocalServerInfo
+from clearml_assets.sdk_process import fastfail_config_file
+
+
+@pytest.fixture
+def clearml_server(tmp_path: Path):
+    """A local ClearML server (in-process thread) with its own data dir and key pair."""
+    server = LocalServer(tmp_path / "server", api_port=0, files_port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def sdk_env(info: LocalServerInfo, home: Path) -> dict[str, str]:
+    """Environment for a real-SDK child process: one account, fresh HOME, bounded retries."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+    env.update(info.env())
+    env.update({
+        "HOME": str(home),
+        "CLEARML_TASK_NO_REUSE": "1",
+        "CLEARML_CONFIG_FILE": str(fastfail_config_file(home)),
+        "CLEARML_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def run_sdk_script(code: str, env: dict[str, str], timeout: float = 180, cwd: Path | None = None
+                   ) -> subprocess.CompletedProcess:
+    """Run ``code`` with the real clearml SDK in a subprocess; fail (never hang) on timeout.
+
+    The script's stdout is returned; a non-zero exit fails the test with its output.
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        pytest.fail(f"SDK script failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout[-5000:]}\n"
+                    f"STDERR:\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture
+def sdk_runner(clearml_server: LocalServer, tmp_path: Path):
+    """Call ``sdk_runner(code, timeout=...)`` to run SDK code against ``clearml_server``."""
+    env = sdk_env(clearml_server.info, tmp_path / "home")
+
+    def run(code: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        return run_sdk_script(code, env, timeout=timeout, cwd=tmp_path)
+
+    run.env = env
+    return run
