@@ -1,0 +1,58 @@
+"""``build_dataset_defs``: the dataset capability's Dagster definitions."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import dagster as dg
+
+from .assets import DEFAULT_PROJECT, ClearMLDatasetNames, build_dataset_assets
+from .checks import build_training_view_checks
+from .observe import build_dataset_observation
+
+
+def build_dataset_defs(
+    *,
+    dataset_project: str = DEFAULT_PROJECT,
+    raw_name: str = "shapes_raw",
+    curated_name: str = "shapes_curated",
+    training_view_name: str = "shapes_training_view",
+    account: str | None = None,
+    key_prefix: Sequence[str] = ("datasets",),
+    group_name: str = "datasets",
+    min_class_fraction: float = 0.05,
+    observe_interval_minutes: int | None = None,
+    clearml: Any = None,
+) -> dg.Definitions:
+    """Assets raw -> curated -> training view, the raw observation, and the training view checks.
+
+    Asset keys (with the default prefix): ``datasets/shapes_raw``, ``datasets/shapes_raw_clearml_latest``
+    (observable source: newest raw version in ClearML, including uploads outside Dagster),
+    ``datasets/shapes_curated``, ``datasets/shapes_training_view``. The resource key is ``clearml``
+    (a ``ClearMLResource``); the caller supplies it.
+
+    Args:
+        dataset_project: ClearML project of the three datasets (overridable per run in config).
+        raw_name: Dataset (and asset key) name of the raw stage.
+        curated_name: Dataset name of the curated stage.
+        training_view_name: Dataset name of the training view.
+        account: Account for every dataset; None = the resource's default.
+        key_prefix: Asset key prefix.
+        group_name: Dagster asset group.
+        min_class_fraction: Class balance check threshold.
+        observe_interval_minutes: If set, a schedule observes the raw dataset that often.
+        clearml: A ``ClearMLResource`` bound as resource ``clearml``; None leaves it to the merged
+            Definitions.
+    """
+    names = ClearMLDatasetNames(project=dataset_project, raw=raw_name, curated=curated_name,
+                                training_view=training_view_name, account=account, key_prefix=tuple(key_prefix))
+    assets: list = build_dataset_assets(names, group_name=group_name)
+    observation = build_dataset_observation(names.raw_external_key, project=dataset_project, name=raw_name,
+                                             account=account, group_name=group_name)
+    checks = build_training_view_checks(names.training_view_key, min_class_fraction=min_class_fraction)
+    schedules = []
+    if observe_interval_minutes:
+        job = dg.define_asset_job(f"observe_{raw_name}", selection=[names.raw_external_key])
+        schedules.append(dg.ScheduleDefinition(job=job, cron_schedule=f"*/{observe_interval_minutes} * * * *"))
+    return dg.Definitions(assets=[*assets, observation], asset_checks=[checks], schedules=schedules,
+                          resources={"clearml": clearml} if clearml is not None else None)

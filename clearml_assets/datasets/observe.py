@@ -1,0 +1,36 @@
+"""Dataset versions made outside Dagster, seen as observations of an observable source asset."""
+
+
+import dagster as dg
+
+from .versions import list_dataset_versions
+
+
+def build_dataset_observation(key: dg.AssetKey, *, project: str, name: str, account: str | None = None,
+                              group_name: str = "datasets") -> dg.SourceAsset:
+    """An observable source asset whose data version is the newest finalized version of ``project/name``.
+
+    Someone uploading a new version in ClearML (``Dataset.create(...).finalize()``) changes the
+    observed data version (its content-hash tag, or its id if it has none), so assets that depend
+    on this key show as changed upstream and automation can react.
+    """
+
+    @dg.observable_source_asset(key=key, group_name=group_name, required_resource_keys={"clearml"},
+                                description=f"Newest finalized version of ClearML dataset {project}/{name}, "
+                                            "wherever it was made (Dagster or outside it).")
+    def _observe(context) -> dg.ObserveResult:
+        client = context.resources.clearml.client(account)
+        versions = list_dataset_versions(client, project, name)
+        if not versions:
+            return dg.ObserveResult(data_version=dg.DataVersion("none"),
+                                    metadata={"versions": 0, "dataset": f"{project}/{name}"})
+        latest = versions[0]
+        return dg.ObserveResult(
+            data_version=dg.DataVersion(latest.data_version),
+            metadata={
+                "dataset_id": latest.id, "dataset_version": latest.version, "versions": len(versions),
+                "made_by_dagster": latest.content_hash is not None,
+                "clearml_url": dg.MetadataValue.url(client.web_url("dataset", latest.id, latest.project_id)),
+            })
+
+    return _observe

@@ -1,0 +1,88 @@
+"""ClearML SDK writes for dataset versions; run only inside ``run_in_sdk_process``.
+
+This is the one module of the package that imports ``clearml``, and it does so inside the
+functions: the child process sets the account's environment before the import.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _discard(dataset: Any, reason: str) -> str:
+    """Delete a draft version; if the server refuses, mark it failed and archive it.
+
+    Either way ``Dataset.get`` no longer returns it (it skips archived versions), and it is never
+    finalized. Returns what was done.
+    """
+    from clearml import Task
+
+    task = Task.get_task(task_id=dataset.id)
+    try:
+        if task.delete(delete_artifacts_and_models=True, raise_on_error=True):
+            return "deleted"
+    except Exception:  # noqa: BLE001 - fall back to failed+archived
+        pass
+    try:
+        task.mark_failed(status_reason=reason[:200], force=True)
+    finally:
+        task.set_archived(True)
+    return "failed+archived"
+
+
+def create_version(spec: dict) -> dict:
+    """Create, fill, upload and finalize one dataset version.
+
+    Args:
+        spec: ``name``, ``project``, ``version``, ``parents`` (ids), ``folder`` (local tree that
+            becomes the version's full content: files missing from it are removed relative to the
+            parents, changed or new ones uploaded), ``tags``, ``description``, ``output_uri``.
+
+    Returns:
+        ``id``, ``version``, ``delta_files``/``delta_bytes`` (files stored by this version itself),
+        ``removed_files``, ``file_count``, ``total_bytes``.
+
+    Raises:
+        Whatever failed; the draft is deleted (or failed + archived) first.
+    """
+    from clearml import Dataset
+
+    folder = Path(spec["folder"])
+    dataset = Dataset.create(
+        dataset_name=spec["name"], dataset_project=spec["project"], dataset_version=spec["version"],
+        parent_datasets=spec.get("parents") or None, dataset_tags=spec.get("tags") or None,
+        description=spec.get("description") or None, output_uri=spec.get("output_uri") or None)
+    try:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"staging folder {folder} vanished before upload")
+        removed, _ = dataset.sync_folder(local_path=str(folder))
+        dataset.upload(show_progress=False, verbose=False)
+        if not dataset.finalize():
+            raise RuntimeError(f"ClearML refused to finalize dataset version {dataset.id}")
+    except BaseException as exc:
+        action = _discard(dataset, f"materialization failed: {exc}")
+        raise RuntimeError(f"dataset version {spec['name']} {spec['version']} ({dataset.id}) failed "
+                           f"and was {action}: {type(exc).__name__}: {exc}") from exc
+    own = [e for e in dataset.file_entries if e.parent_dataset_id == dataset.id]
+    return {
+        "id": dataset.id, "version": spec["version"],
+        "delta_files": len(own), "delta_bytes": int(sum(e.size or 0 for e in own)),
+        "removed_files": int(removed or 0),
+        "file_count": len(dataset.file_entries), "total_bytes": int(sum(e.size or 0 for e in dataset.file_entries)),
+    }
+
+
+def local_copy(dataset_id: str, target: str) -> str:
+    """Download a finalized dataset version into ``target`` (a folder this process owns)."""
+    from clearml import Dataset
+
+    dataset = Dataset.get(dataset_id=dataset_id)
+    return dataset.get_mutable_local_copy(target_folder=target, overwrite=True)
+
+
+def discard_version(dataset_id: str, reason: str = "discarded") -> str:
+    """Delete (or fail + archive) a version that must not count as done; returns what was done."""
+    from clearml import Dataset
+
+    return _discard(Dataset.get(dataset_id=dataset_id), reason)
