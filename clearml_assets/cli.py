@@ -36,6 +36,14 @@ def _local_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_demo_data(args: argparse.Namespace) -> int:
+    from .datasets.shapes import generate_demo_dataset
+
+    info = generate_demo_dataset(Path(args.out), images=args.images, seed=args.seed, size=args.size)
+    print(f"wrote {info.images} images with {info.objects} objects ({', '.join(info.class_names)}) to {info.folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``clearml-assets``."""
     parser = argparse.ArgumentParser(
@@ -57,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--secret-key", help="secret key to accept (or CLEARML_ASSETS_SERVER_SECRET_KEY)")
     srv.add_argument("--quiet", action="store_true", help="print nothing on start")
     srv.set_defaults(func=_local_server)
+
+    demo = sub.add_parser("make-demo-data", help="write the demo object detection set (shapes on noise)",
+                          description="Write coloured circles, squares and triangles on noise with exact "
+                                      "YOLO labels (images/, labels/, classes.txt); the same seed always "
+                                      "gives the same bytes.")
+    demo.add_argument("--out", required=True, help="target folder")
+    demo.add_argument("--images", type=int, default=160, help="number of images (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    demo.add_argument("--size", type=int, default=160, help="image side in pixels (default: %(default)s)")
+    demo.set_defaults(func=_make_demo_data)
     return parser
 
 

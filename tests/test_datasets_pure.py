@@ -199,3 +199,19 @@ def test_data_yaml_is_loadable_by_ultralytics(demo, tmp_path, monkeypatch):
     data = check_det_dataset(str(tmp_path / "v/data.yaml"), autodownload=False)
     assert Path(data["train"]) == (tmp_path / "v/images/train").resolve()
     assert data["names"] == dict(enumerate(DEMO_CLASSES))
+
+
+def test_cli_make_demo_data(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo"
+    proc = subprocess.run([sys.executable, "-m", "clearml_assets.cli", "make-demo-data", "--out", str(out),
+                           "--images", "4", "--seed", "5", "--size", "64"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 4 images" in proc.stdout
+    scan = scan_source(out)
+    assert len(scan.frames) == 4 and not scan.issues
+    generate_demo_dataset(tmp_path / "again", images=4, seed=5, size=64)
+    assert folder_content_hash(out)[0] == folder_content_hash(tmp_path / "again")[0]

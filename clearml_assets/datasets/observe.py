@@ -1,6 +1,8 @@
 """Dataset versions made outside Dagster, seen as observations of an observable source asset."""
 
 
+import warnings
+
 import dagster as dg
 
 from .versions import list_dataset_versions
@@ -15,6 +17,12 @@ def build_dataset_observation(key: dg.AssetKey, *, project: str, name: str, acco
     on this key show as changed upstream and automation can react.
     """
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _build(key, project, name, account, group_name)
+
+
+def _build(key: dg.AssetKey, project: str, name: str, account: str | None, group_name: str) -> dg.SourceAsset:
     @dg.observable_source_asset(key=key, group_name=group_name, required_resource_keys={"clearml"},
                                 description=f"Newest finalized version of ClearML dataset {project}/{name}, "
                                             "wherever it was made (Dagster or outside it).")
