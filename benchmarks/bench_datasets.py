@@ -1,0 +1,92 @@
+"""Dataset versioning cost: a child version uploads only the delta, an unchanged source nothing.
+
+Run: ``python benchmarks/bench_datasets.py [--images 2000] [--size 128]``. Starts a local server in a
+temporary folder, publishes a raw version of a generated source, changes 5% of the images, publishes
+again, then publishes the unchanged source once more. Uploaded bytes are measured as the growth of
+the server's files folder (data zips separately from the dataset's state/metadata JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _files_bytes(root: Path) -> tuple[int, int]:
+    data = meta = 0
+    for path in root.rglob("*"):
+        if path.is_file():
+            if "/artifacts/data/" in path.as_posix():
+                data += path.stat().st_size
+            else:
+                meta += path.stat().st_size
+    return data, meta
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--changed", type=float, default=0.05)
+    args = parser.parse_args()
+
+    from clearml_assets.datasets.assets import publish_folder
+    from clearml_assets.datasets.shapes import format_yolo_label, generate_demo_dataset, render_demo_image
+    from clearml_assets.local_server import LocalServer
+    from clearml_assets.resource import ClearMLResource
+
+    with tempfile.TemporaryDirectory(prefix="bench_datasets_") as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ["CLEARML_ASSETS_HOME"] = str(tmp / "home")
+        server = LocalServer(tmp / "server", api_port=0, files_port=0)
+        server.start()
+        try:
+            clearml = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
+            files_root = server.data_dir / "files"
+            src = tmp / "src"
+            t0 = time.perf_counter()
+            generate_demo_dataset(src, images=args.images, seed=0, size=args.size)
+            print(f"generated {args.images} images of {args.size}px in {time.perf_counter() - t0:.1f}s")
+
+            def publish(label: str):
+                before = _files_bytes(files_root)
+                t = time.perf_counter()
+                out = publish_folder(clearml, None, project="bench", name="raw", folder=src, parents=None,
+                                     reuse_any=False, description=label, timeout=1800)
+                after = _files_bytes(files_root)
+                grown = (after[0] - before[0], after[1] - before[1])
+                print(f"{label}: version {out.version.version} reused={out.reused} in {time.perf_counter() - t:.1f}s; "
+                      f"server data grew {grown[0]:,} B (+{grown[1]:,} B state/metadata), SDK delta "
+                      f"{out.uploaded_files} files / {out.uploaded_bytes:,} B")
+                return out, grown
+
+            first, _ = publish("v1 (full)")
+            n_changed = max(1, int(args.images * args.changed))
+            changed_bytes = 0
+            for index in range(n_changed):
+                stem = f"shape_{index * (args.images // n_changed):05d}"
+                image, boxes = render_demo_image(100_000 + index, seed=1, size=args.size)
+                image.save(src / "images" / f"{stem}.png")
+                (src / "labels" / f"{stem}.txt").write_text(format_yolo_label(boxes))
+                changed_bytes += (src / "images" / f"{stem}.png").stat().st_size
+                changed_bytes += (src / "labels" / f"{stem}.txt").stat().st_size
+            second, grown = publish(f"v2 ({n_changed} images changed, {changed_bytes:,} B)")
+            ratio = grown[0] / changed_bytes
+            ratio_all = (grown[0] + grown[1]) / changed_bytes
+            print(f"child version data upload / changed bytes = {ratio:.3f} (target <= 1.1) "
+                  f"{'OK' if ratio <= 1.1 else 'OVER'}; including state/metadata JSON: {ratio_all:.3f}")
+            third, grown3 = publish("v3 (unchanged)")
+            nothing = third.reused and grown3 == (0, 0) and third.version.id == second.version.id
+            print(f"unchanged source: uploaded {grown3[0] + grown3[1]} B, reused={third.reused} "
+                  f"{'OK' if nothing else 'FAIL'}")
+            return 0 if ratio <= 1.1 and nothing and second.version.id != first.version.id else 1
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
