@@ -215,3 +215,39 @@ def test_cli_make_demo_data(tmp_path):
     assert len(scan.frames) == 4 and not scan.issues
     generate_demo_dataset(tmp_path / "again", images=4, seed=5, size=64)
     assert folder_content_hash(out)[0] == folder_content_hash(tmp_path / "again")[0]
+
+
+def test_semver_and_content_tag():
+    from clearml_assets.datasets.versions import ClearMLDatasetVersion, content_tag, next_semver
+
+    def v(version, tags=()):
+        return ClearMLDatasetVersion(id=version, name="n", project_id="p", version=version, status="completed",
+                                     tags=tuple(tags))
+
+    assert next_semver([]) == "1.0.0"
+    assert next_semver([v("1.0.0"), v("1.2.0"), v("1.10.0"), v("junk")]) == "1.11.0"
+    assert next_semver([v("2.0.0"), v("1.4.0")]) == "2.1.0"
+    tagged = v("1.0.0", ["x", content_tag("ab" * 32)])
+    assert tagged.content_hash == "ab" * 32 and tagged.data_version == "ab" * 32
+    assert v("1.0.0").content_hash is None and v("1.0.0").data_version == "id:1.0.0"
+
+
+def test_training_view_checks_evaluate_files(demo, tmp_path):
+    from clearml_assets.datasets.checks import evaluate_training_view
+
+    cur = write_curated_folder(scan_source(demo), tmp_path / "c", val_fraction=0.25, seed=0, source="r")
+    m = cur.manifest
+    write_training_view(tmp_path / "c", m, m["split"] == "train", m["split"] == "val", DEMO_CLASSES,
+                        tmp_path / "v", view_info={})
+    good = evaluate_training_view(tmp_path / "v")
+    assert {k: p for k, (p, _) in good.items()} == {"labels_valid": True, "splits_not_empty": True,
+                                                     "class_balance": True}
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "v", bad)
+    label = next((bad / "labels/train").iterdir())
+    label.write_text("9 0.5 0.5 0.1 0.1\n")
+    shutil.rmtree(bad / "images/val")
+    result = evaluate_training_view(bad, min_class_fraction=0.5)
+    assert result["labels_valid"][0] is False and label.name in result["labels_valid"][1]["files_at_fault"].value
+    assert result["splits_not_empty"][0] is False and result["splits_not_empty"][1]["empty_splits"] == "val"
+    assert result["class_balance"][0] is False  # no class holds half of the objects
