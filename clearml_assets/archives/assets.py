@@ -1,0 +1,211 @@
+"""Dagster assets of one ClearML account: a task archive per task id and a project archive per project."""
+
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from ..errors import ArchiveError
+from .exporter import DEFAULT_STATUSES, ClearMLTaskExporter, ProjectExportResult, TaskExportResult
+from .packing import ARCHIVE_FORMATS
+from .paths import account_slug, default_export_root
+
+TASK_ASSET_NAME = "clearml_task_archive"
+PROJECT_ASSET_NAME = "clearml_project_archive"
+GROUP_NAME = "clearml_archives"
+
+
+class ClearMLArchiveConfig(dg.Config):
+    """Run configuration of the archive assets."""
+
+    export_root: str | None = Field(
+        default=None, description="Folder the exports go under; default $CLEARML_ASSETS_HOME/exports "
+                                  "(~/.clearml_assets/exports).")
+    archive_format: str = Field(default="zip", description="Archive file format: zip, tar.gz or tar.")
+    force: bool = Field(default=False, description="Re-export even when the published export is current.")
+    max_workers: int = Field(default=8, description="Parallel ClearML downloads / task exports of the "
+                                                    "account (one bounded pool per account).")
+    statuses: list[str] = Field(default=list(DEFAULT_STATUSES),
+                                description="Project archive: task statuses to include.")
+
+
+def clearml_task_partitions(account: str) -> dg.DynamicPartitionsDefinition:
+    """The dynamic partitions (ClearML task ids) of ``account``: ``clearml_tasks_<account>``."""
+    return dg.DynamicPartitionsDefinition(name=f"clearml_tasks_{account_slug(account)}")
+
+
+def clearml_project_partitions(account: str) -> dg.DynamicPartitionsDefinition:
+    """The dynamic partitions (ClearML project ids) of ``account``: ``clearml_projects_<account>``."""
+    return dg.DynamicPartitionsDefinition(name=f"clearml_projects_{account_slug(account)}")
+
+
+def task_archive_key(account: str) -> dg.AssetKey:
+    """``[<account>, "clearml_task_archive"]``."""
+    return dg.AssetKey([account_slug(account), TASK_ASSET_NAME])
+
+
+def project_archive_key(account: str) -> dg.AssetKey:
+    """``[<account>, "clearml_project_archive"]``."""
+    return dg.AssetKey([account_slug(account), PROJECT_ASSET_NAME])
+
+
+def make_exporter(context, config: ClearMLArchiveConfig, account: str) -> ClearMLTaskExporter:
+    """The exporter of ``account`` from the run's ``clearml`` resource and config."""
+    if config.archive_format not in ARCHIVE_FORMATS:
+        raise ArchiveError(f"archive_format {config.archive_format!r} is not supported; use one of "
+                           f"{', '.join(ARCHIVE_FORMATS)}")
+    client = context.resources.clearml.client(account)
+    return ClearMLTaskExporter(client, account, Path(config.export_root) if config.export_root else None,
+                               archive_format=config.archive_format, max_workers=config.max_workers)
+
+
+def _picked_table(picked: dict[str, Any]) -> dg.TableMetadataValue:
+    rows = [dg.TableRecord({"metric": name, "series": str(p.get("series") or ""),
+                            "last": _num(p.get("last")), "max": _num(p.get("max")),
+                            "source": str(p.get("source", ""))})
+            for name, p in picked.items()]
+    schema = dg.TableSchema(columns=[dg.TableColumn("metric", "string"), dg.TableColumn("series", "string"),
+                                     dg.TableColumn("last", "float"), dg.TableColumn("max", "float"),
+                                     dg.TableColumn("source", "string")])
+    return dg.MetadataValue.table(rows, schema)
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def task_metadata(result: TaskExportResult) -> dict[str, Any]:
+    """Secret-free metadata of one task export."""
+    counts = result.counts
+    meta: dict[str, Any] = {
+        "task_id": result.task_id, "task_name": result.task_name, "project": result.project_name,
+        "skipped_unchanged": result.skipped, "status": str(result.manifest.get("status")),
+        "archive_path": dg.MetadataValue.path(str(result.archive)),
+        "archive_sha256": str(result.manifest.get("archive", {}).get("sha256")),
+        "archive_bytes": int(result.manifest.get("archive", {}).get("size") or 0),
+        "folder": dg.MetadataValue.path(str(result.folder)),
+        "scalar_points": int(counts.get("scalar_points", 0)), "log_lines": int(counts.get("log_lines", 0)),
+        "plots": int(counts.get("plots", 0)), "files": int(counts.get("files", 0)),
+        "bytes": int(counts.get("bytes", 0)), "issues": len(result.issues),
+        "server_counts": dg.MetadataValue.json(result.manifest.get("server_counts", {})),
+        "seconds": round(result.seconds, 3),
+    }
+    if result.web_url:
+        meta["task_link"] = dg.MetadataValue.url(result.web_url)
+    if result.picked_metrics:
+        meta["metrics"] = _picked_table(result.picked_metrics)
+    if result.issues:
+        meta["issue_list"] = dg.MetadataValue.json(result.issues[:50])
+    return meta
+
+
+def build_clearml_task_archive_asset(account: str, *, max_partitions_per_run: int = 25,
+                                     group_name: str = GROUP_NAME) -> dg.AssetsDefinition:
+    """The task archive asset of ``account`` (partitioned by ClearML task id).
+
+    Args:
+        account: ClearML account name (resource ``clearml``).
+        max_partitions_per_run: Backfills run this many task ids per run.
+        group_name: Dagster asset group.
+    """
+
+    @dg.asset(
+        key=task_archive_key(account), partitions_def=clearml_task_partitions(account),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
+        required_resource_keys={"clearml"}, group_name=group_name, kinds={"clearml"},
+        description=f"Complete export of a ClearML task of account {account!r}: task.json, the whole "
+                    "console log, every scalar point (parquet + JSON lines), metrics summary, plots, debug "
+                    "images, artifacts, models, manifest.json, and one verified archive file.",
+    )
+    def _task_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig) -> dg.MaterializeResult:
+        exporter = make_exporter(context, config, account)
+        keys = list(context.partition_keys)
+        failures: list[str] = []
+        done = 0
+
+        def run(key: str) -> TaskExportResult:
+            return exporter.export_task(key, force=config.force)
+
+        with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers // 2)) or 1) as pool:
+            for key, future in [(k, pool.submit(run, k)) for k in keys]:
+                try:
+                    result = future.result()
+                except ArchiveError as exc:
+                    failures.append(f"{key}: {exc}")
+                    continue
+                done += 1
+                context.add_asset_metadata(task_metadata(result), partition_key=key)
+                context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
+                                 f"-> {result.archive}")
+        if failures:
+            raise ArchiveError(f"{len(failures)} of {len(keys)} task archives of account {account!r} failed "
+                               f"({done} done): " + "; ".join(failures)[:3000])
+        return dg.MaterializeResult()
+
+    return _task_archive
+
+
+def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
+    """Secret-free metadata of one project export."""
+    manifest = result.manifest
+    totals = manifest.get("task_totals", {})
+    rows = [dg.TableRecord({"task_id": r.task_id, "task_name": r.task_name,
+                            **{n: _num((r.picked_metrics.get(n) or {}).get("last"))
+                               for n in ("mAP50", "mAP50-95", "precision", "recall", "F1")}})
+            for r in result.tasks]
+    schema = dg.TableSchema(columns=[dg.TableColumn("task_id", "string"), dg.TableColumn("task_name", "string"),
+                                     *(dg.TableColumn(n, "float")
+                                       for n in ("mAP50", "mAP50-95", "precision", "recall", "F1"))])
+    meta: dict[str, Any] = {
+        "project_id": result.project_id, "project_name": result.project_name,
+        "tasks": len(result.tasks), "tasks_reused": sum(1 for r in result.tasks if r.skipped),
+        "skipped_unchanged": result.skipped,
+        "archive_path": dg.MetadataValue.path(str(result.archive)),
+        "archive_sha256": str(manifest.get("archive", {}).get("sha256")),
+        "archive_bytes": int(manifest.get("archive", {}).get("size") or 0),
+        "scalar_points": int(totals.get("scalar_points", 0)), "log_lines": int(totals.get("log_lines", 0)),
+        "files": int(manifest.get("counts", {}).get("files", 0)),
+        "bytes": int(manifest.get("counts", {}).get("bytes", 0)),
+        "metrics": dg.MetadataValue.table(rows, schema), "seconds": round(result.seconds, 3),
+    }
+    if manifest.get("web_url"):
+        meta["project_link"] = dg.MetadataValue.url(manifest["web_url"])
+    return meta
+
+
+def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run: int = 4,
+                                        group_name: str = GROUP_NAME) -> dg.AssetsDefinition:
+    """The project archive asset of ``account`` (partitioned by ClearML project id, or exact name)."""
+
+    @dg.asset(
+        key=project_archive_key(account), partitions_def=clearml_project_partitions(account),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
+        required_resource_keys={"clearml"}, group_name=group_name, kinds={"clearml"},
+        description=f"Every completed task of a ClearML project of account {account!r} (paged, no cap), "
+                    "exported like the task archive (current task exports are reused), gathered under "
+                    "projects/<project>/ with a metrics table, plus one verified archive file.",
+    )
+    def _project_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig) -> dg.MaterializeResult:
+        exporter = make_exporter(context, config, account)
+        for key in context.partition_keys:
+            result = exporter.export_project(key, force=config.force, statuses=config.statuses)
+            context.add_asset_metadata(project_metadata(result), partition_key=key)
+            context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")
+        return dg.MaterializeResult()
+
+    return _project_archive
+
+
+def default_root_text() -> str:
+    """The default export root, for descriptions."""
+    return str(default_export_root())
+
+
+def manifest_summary(manifest: dict[str, Any]) -> str:
+    """One line describing a manifest (for logs)."""
+    return json.dumps({k: manifest.get(k) for k in ("kind", "task_id", "project_id", "status", "counts")},
+                      default=str)[:500]

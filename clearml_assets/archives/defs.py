@@ -1,0 +1,30 @@
+"""``build_archive_defs``: the task/project archive assets and checks of every account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from .assets import build_clearml_project_archive_asset, build_clearml_task_archive_asset
+from .checks import build_clearml_archive_checks
+
+
+def build_archive_defs(accounts: list[str], *, export_root: Path | str | None = None,
+                       max_partitions_per_run: int = 25, resources: dict | None = None) -> dg.Definitions:
+    """Archive assets (``[<account>, "clearml_task_archive"]``, ``[<account>, "clearml_project_archive"]``)
+    and their checks, one set per account.
+
+    Args:
+        accounts: ClearML account names known to the ``clearml`` resource.
+        export_root: Export root the checks read (the assets take it from run config; keep them equal).
+        max_partitions_per_run: Task ids per backfill run.
+        resources: Resources to bind (the lead binds ``clearml`` once for all capabilities).
+    """
+    assets = []
+    checks = []
+    for account in accounts:
+        assets.append(build_clearml_task_archive_asset(account, max_partitions_per_run=max_partitions_per_run))
+        assets.append(build_clearml_project_archive_asset(account))
+        checks.extend(build_clearml_archive_checks(account, export_root))
+    return dg.Definitions(assets=assets, asset_checks=checks, resources=resources or {})

@@ -1,0 +1,131 @@
+"""Safe, reversible file names for ClearML names, and the export folder layout.
+
+ClearML project, task, artifact and file names are user input: they may hold ``../``, separators, NUL,
+control characters, hundreds of characters or any unicode. :func:`safe_component` maps every name to one
+path component that stays inside its parent folder; the mapping is injective (distinct names never
+collide) and reversible with :func:`original_name` unless the name was too long (then a hash suffix
+keeps it unique and the original is kept in ``task.json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from ..errors import ArchiveError
+
+MAX_COMPONENT_BYTES = 120
+_SAFE_PUNCT = frozenset(" _-.,+=@()[]{}#!$&'")
+_HASH_MARK = "~"
+_EMPTY = "%"
+_ACCOUNT_RE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _char_is_safe(ch: str) -> bool:
+    if ch in _SAFE_PUNCT:
+        return True
+    return ch.isalnum() and ch.isprintable()
+
+
+def _encode(name: str) -> str:
+    out = []
+    for index, ch in enumerate(name):
+        # a leading dot would make ".", ".." or a hidden file; a trailing space/dot is stripped by some systems
+        edge_unsafe = (index == 0 and ch == ".") or (index == len(name) - 1 and ch in " .")
+        if _char_is_safe(ch) and not edge_unsafe:
+            out.append(ch)
+        else:
+            out.append("".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass")))
+    return "".join(out)
+
+
+def safe_component(name: str, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
+    """One safe path component for ``name`` (never ``.``/``..``, never a separator, bounded length).
+
+    Unsafe characters become ``%XX`` (UTF-8 bytes). Names whose encoding exceeds ``max_bytes`` are cut
+    and end with ``~`` plus 16 hex digits of the name's sha256.
+
+    Args:
+        name: Any string (a ClearML name).
+        max_bytes: Maximum UTF-8 length of the result.
+    """
+    name = str(name)
+    if not name:
+        return _EMPTY
+    encoded = _encode(name)
+    if len(encoded.encode("utf-8")) <= max_bytes:
+        return encoded
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    budget = max_bytes - len(digest) - 1
+    cut, used = [], 0
+    i = 0
+    while i < len(encoded):
+        token = encoded[i:i + 3] if encoded[i] == "%" else encoded[i]
+        size = len(token.encode("utf-8"))
+        if used + size > budget:
+            break
+        cut.append(token)
+        used += size
+        i += len(token)
+    return "".join(cut) + _HASH_MARK + digest
+
+
+def original_name(component: str) -> str | None:
+    """The name :func:`safe_component` encoded, or ``None`` if it was shortened (hash suffix)."""
+    if component == _EMPTY:
+        return ""
+    if _HASH_MARK in component:
+        return None
+    raw = bytearray()
+    i = 0
+    while i < len(component):
+        if component[i] == "%":
+            raw += bytes.fromhex(component[i + 1:i + 3])
+            i += 3
+        else:
+            raw += component[i].encode("utf-8")
+            i += 1
+    return raw.decode("utf-8", "surrogatepass")
+
+
+def safe_join(root: Path, *components: str) -> Path:
+    """``root`` joined with already safe components; raises if the result would leave ``root``."""
+    root = Path(root).resolve()
+    path = root.joinpath(*components)
+    resolved = Path(os.path.normpath(path))
+    if resolved != root and root not in resolved.parents:
+        raise ArchiveError(f"refusing path {str(path)!r}: it is outside the export root {str(root)!r}")
+    for part in components:
+        if part in ("", ".", "..") or "/" in part or "\0" in part or os.sep in part:
+            raise ArchiveError(f"refusing unsafe path component {part!r} under {str(root)!r}")
+    return resolved
+
+
+def account_slug(account: str) -> str:
+    """``account`` as an identifier usable in Dagster names (``[A-Za-z0-9_]``)."""
+    slug = _ACCOUNT_RE.sub("_", account)
+    return slug or "default"
+
+
+def default_export_root() -> Path:
+    """``$CLEARML_ASSETS_HOME/exports`` (default ``~/.clearml_assets/exports``)."""
+    home = os.environ.get("CLEARML_ASSETS_HOME") or str(Path("~/.clearml_assets").expanduser())
+    return Path(home).expanduser() / "exports"
+
+
+def task_dir_name(task_name: str, task_id: str) -> str:
+    """``<task name>.<task id>`` with the name made safe (the id is checked, not encoded)."""
+    return f"{safe_component(task_name, MAX_COMPONENT_BYTES - 40)}.{safe_component(task_id, 40)}"
+
+
+def task_export_dir(root: Path, account: str, project_name: str, task_name: str, task_id: str) -> Path:
+    """``<root>/<account>/tasks/<project>/<task name>.<task id>``."""
+    return safe_join(Path(root), safe_component(account), "tasks", safe_component(project_name),
+                     task_dir_name(task_name, task_id))
+
+
+def project_export_dir(root: Path, account: str, project_name: str) -> Path:
+    """``<root>/<account>/projects/<project>``."""
+    return safe_join(Path(root), safe_component(account), "projects", safe_component(project_name))
