@@ -7,6 +7,7 @@ computed from the bytes as they are written (the zip is written in streaming mod
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import stat
@@ -92,11 +93,13 @@ def write_archive(folder: Path, dest: Path, files: dict[str, dict[str, Any]], fm
                 for rel in names:
                     _add_zip(zf, folder, rel, arcroot, files.get(rel), compresslevel)
         elif fmt in ("tar.gz", "tar"):
-            mode = "w|gz" if fmt == "tar.gz" else "w|"
-            kwargs = {"compresslevel": compresslevel} if fmt == "tar.gz" else {}
-            with tarfile.open(fileobj=out, mode=mode, format=tarfile.PAX_FORMAT, **kwargs) as tf:  # type: ignore[arg-type]
+            gz = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=compresslevel, mtime=0) \
+                if fmt == "tar.gz" else None
+            with tarfile.open(fileobj=gz or out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[arg-type]
                 for rel in names:
                     _add_tar(tf, folder, rel, arcroot, files.get(rel))
+            if gz is not None:
+                gz.close()
         else:
             archive_suffix(fmt)
         raw.flush()

@@ -1,0 +1,129 @@
+"""Archives: safe names, packing/verification and metric picking (no server needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from clearml_assets.archives.manifest import hash_folder, verify_folder
+from clearml_assets.archives.packing import extract_archive, verify_archive, write_archive
+from clearml_assets.archives.paths import (original_name, project_export_dir, safe_component,
+                                           task_export_dir)
+from clearml_assets.archives.scalars import SeriesStats, classify_series, pick_metrics
+from clearml_assets.errors import ArchiveError
+
+HOSTILE = ["../../etc/passwd", "/etc/passwd", "a/b\\c", "..", ".", "", "nul\x00byte", "ctl\x01\x1b[31m\n",
+           "x" * 300, "é" * 300, "😀/../😀", "CON", " spaced ", "trailing.", "%2e%2e", "~tilde", "a" * 119 + "~",
+           "\u202eRTL", "C:\\Windows\\system32"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_names_stay_inside_root_and_round_trip(tmp_path: Path, name: str):
+    component = safe_component(name)
+    assert component not in ("", ".", "..") and "/" not in component and "\0" not in component
+    assert len(component.encode()) <= 120 and component.isprintable()
+    back = original_name(component)
+    assert back is None or back == name
+    if len(name) < 30:
+        assert back == name
+    root = tmp_path / "root"
+    for path in (task_export_dir(root, name, name, name, "abc123"), project_export_dir(root, name, name)):
+        assert root.resolve() in path.parents
+        path.mkdir(parents=True)
+        assert path.is_dir() and root.resolve() in path.resolve().parents
+
+
+def test_safe_names_are_injective():
+    names = HOSTILE + ["a%2Fb", "a/b", "a~b", "%", "%25", "x" * 299, "x" * 301, ".hidden", "%2Ehidden"]
+    components = [safe_component(n) for n in names]
+    assert len(set(components)) == len(set(names))
+
+
+def _folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "t.1"
+    (folder / "scalars").mkdir(parents=True)
+    (folder / "console.log").write_text("line\n" * 1000)
+    (folder / "scalars" / "s.parquet").write_bytes(os.urandom(5000))
+    (folder / "task.json").write_text(json.dumps({"name": "x"}))
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz", "tar"])
+def test_archive_matches_manifest_and_detects_tampering(tmp_path: Path, fmt: str):
+    folder = _folder(tmp_path)
+    files = hash_folder(folder)
+    manifest = {"files": files}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    dest = tmp_path / f"t.1.{fmt}"
+    info = write_archive(folder, dest, files, fmt)
+    manifest["archive"] = info
+    assert info["size"] == dest.stat().st_size
+    assert verify_archive(dest, manifest) == []
+    assert verify_folder(folder, manifest) == []
+    out = tmp_path / "out"
+    extract_archive(dest, out)
+    assert (out / "t.1" / "console.log").read_text() == "line\n" * 1000
+    # a changed byte in a member, or a missing file, is reported
+    (folder / "console.log").write_text("line\n" * 999 + "lime\n")
+    assert any("console.log" in p for p in verify_folder(folder, manifest))
+    with pytest.raises(ArchiveError):
+        write_archive(folder, tmp_path / f"again.{fmt}", files, fmt)
+    data = bytearray(dest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dest.write_bytes(bytes(data))
+    assert verify_archive(dest, manifest)
+
+
+def test_extract_refuses_escaping_members(tmp_path: Path):
+    evil_zip = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil_zip, "w") as zf:
+        zf.writestr("ok/file.txt", "fine")
+        zf.writestr("../escaped.txt", "bad")
+    with pytest.raises(ArchiveError):
+        extract_archive(evil_zip, tmp_path / "out1")
+    assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "out1" / "ok").exists()
+    abs_zip = tmp_path / "abs.zip"
+    with zipfile.ZipFile(abs_zip, "w") as zf:
+        zf.writestr("/tmp/abs.txt", "bad")
+    with pytest.raises(ArchiveError):
+        extract_archive(abs_zip, tmp_path / "out2")
+    link_tar = tmp_path / "link.tar.gz"
+    with tarfile.open(link_tar, "w:gz") as tf:
+        info = tarfile.TarInfo("x/link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        tf.addfile(info)
+        data = b"bad"
+        info = tarfile.TarInfo("x/../../up.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    with pytest.raises(ArchiveError):
+        extract_archive(link_tar, tmp_path / "out3")
+    assert not (tmp_path / "up.txt").exists()
+
+
+def test_yolo_metrics_are_picked_and_f1_computed():
+    assert classify_series("val/metrics/mAP50(B)") == "mAP50"
+    assert classify_series("val/metrics/mAP50-95(B)") == "mAP50-95"
+    assert classify_series("val/metrics/precision(B)") == "precision"
+    assert classify_series("val/metrics/recall(B)") == "recall"
+    assert classify_series("train/box_loss") is None
+    series = []
+    for variant, values in (("metrics/precision(B)", [0.2, 0.8]), ("metrics/recall(B)", [0.1, 0.4]),
+                            ("metrics/mAP50(B)", [0.3, float("nan")]), ("metrics/mAP50-95(B)", [0.1, 0.2])):
+        stats = SeriesStats("val", variant)
+        for i, v in enumerate(values):
+            stats.add(i, v)
+        series.append(stats)
+    picked = pick_metrics(series)
+    assert picked["precision"]["last"] == 0.8 and picked["recall"]["last"] == 0.4
+    assert picked["F1"]["last"] == pytest.approx(2 * 0.8 * 0.4 / 1.2)
+    assert picked["F1"]["source"].startswith("computed")
+    assert picked["mAP50"]["last"] == "NaN" and picked["mAP50"]["max"] == 0.3
+    assert picked["mAP50-95"]["max"] == 0.2
