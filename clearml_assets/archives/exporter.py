@@ -113,11 +113,12 @@ class ClearMLTaskExporter:
         max_workers: Parallel downloads / parallel task exports (one bounded pool per account).
         compresslevel: zlib level for text entries (zip) or the whole stream (tar.gz).
         download: Replaces ``client.download`` (used by tests to inject failures).
+        page_size: Page size of ``tasks.get_all`` / ``models.get_all``.
     """
 
     def __init__(self, client, account: str, export_root: Path | str | None = None, *,
                  archive_format: str = "zip", max_workers: int = 8, compresslevel: int = 1,
-                 download: Callable[[str, Path], int] | None = None):
+                 download: Callable[[str, Path], int] | None = None, page_size: int = 500):
         self.client = client
         self.account = account
         self.root = Path(export_root or default_export_root()).expanduser().resolve()
@@ -126,6 +127,7 @@ class ClearMLTaskExporter:
         self.max_workers = max(1, int(max_workers))
         self.compresslevel = compresslevel
         self.download = download
+        self.page_size = page_size
         self._project_names: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -344,7 +346,8 @@ class ClearMLTaskExporter:
                            ) -> list[dict[str, Any]]:
         """Every task of the project with one of ``statuses`` (``tasks.get_all`` paged, no cap)."""
         fields = ["id", "name", "project", *FINGERPRINT_FIELDS]
-        return list(self.client.iter_pages("tasks.get_all", "tasks", project=[project_id],
+        return list(self.client.iter_pages("tasks.get_all", "tasks", page_size=self.page_size,
+                                           project=[project_id],
                                            status=list(statuses), only_fields=fields,
                                            order_by=["created"]))
 

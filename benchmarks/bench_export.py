@@ -1,0 +1,190 @@
+"""Benchmark: project archive vs. the seed's SDK way vs. a bare parallel download.
+
+Starts a local server in a subprocess, seeds N tasks with raw HTTP (default 200; each 5,000 scalar points
+over 10 series, 2,000 log lines, 3 artifacts of 1 MB), then times in one run:
+
+(a) the seed's way, per task sequentially in an SDK process: ``Task.get_task``,
+    ``get_reported_console_output``, ``get_reported_scalars``, each artifact's ``get_local_copy``;
+(b) the project archive asset (Dagster materialization) for the same project;
+(c) a bare parallel download of the same artifact bytes, and (d) the bare transfer of the events
+    (log pages + raw scalars) in parallel.
+
+Prints completeness of (a) and (b) and the ratios: target (a)/(b) >= 10 and (b) <= 2 x ((c) + (d)).
+
+Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from clearml_assets.local_server.runner import start_local_server_process
+from clearml_assets.sdk_process import fastfail_config_file
+
+SEED_WAY = """
+import json, sys, time
+from clearml import Task
+ids = json.loads(sys.argv[1])
+t0 = time.perf_counter()
+lines = points = files = 0
+for task_id in ids:
+    task = Task.get_task(task_id=task_id)
+    log = task.get_reported_console_output()
+    lines += sum(len(chunk.splitlines()) for chunk in log)
+    scalars = task.get_reported_scalars()
+    points += sum(len(series["x"]) for variants in scalars.values() for series in variants.values())
+    for name, artifact in task.artifacts.items():
+        if artifact.get_local_copy():
+            files += 1
+print(json.dumps({"seconds": time.perf_counter() - t0, "lines": lines, "points": points, "files": files}))
+"""
+
+
+def sdk_env(info, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+    env.update(info.env())
+    home.mkdir(parents=True, exist_ok=True)
+    env.update({"HOME": str(home), "CLEARML_TASK_NO_REUSE": "1",
+                "CLEARML_CONFIG_FILE": str(fastfail_config_file(home)), "CLEARML_LOG_LEVEL": "ERROR"})
+    return env
+
+
+def run_seed_way(info, ids: list[str], home: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", SEED_WAY, json.dumps(ids)], env=sdk_env(info, home),
+                          capture_output=True, text=True, timeout=7200)
+    if proc.returncode != 0:
+        raise SystemExit(f"seed way failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_project_asset(info, project_id: str, root: Path, workers: int) -> dict:
+    import dagster as dg
+
+    from clearml_assets.archives.assets import build_clearml_project_archive_asset
+    from clearml_assets.resource import ClearMLResource
+
+    asset = build_clearml_project_archive_asset("bench")
+    resource = ClearMLResource.for_local_server(info, account="bench") \
+        if hasattr(ClearMLResource, "for_local_server") else None
+    if resource is None:
+        raise SystemExit("ClearMLResource.for_local_server is missing; see clearml_assets/resource.py")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("clearml_projects_bench", [project_id])
+    t0 = time.perf_counter()
+    result = dg.materialize([asset], instance=instance, partition_key=project_id,
+                            resources={"clearml": resource},
+                            run_config={"ops": {"bench__clearml_project_archive": {"config": {
+                                "export_root": str(root), "max_workers": workers}}}})
+    seconds = time.perf_counter() - t0
+    assert result.success
+    meta = result.asset_materializations_for_node("bench__clearml_project_archive")[0].metadata
+    return {"seconds": seconds, "tasks": meta["tasks"].value, "lines": meta["log_lines"].value,
+            "points": meta["scalar_points"].value, "archive_bytes": meta["archive_bytes"].value}
+
+
+def bare_downloads(info, token: str, urls: list[str], dest: Path, workers: int) -> float:
+    dest.mkdir(parents=True, exist_ok=True)
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=workers)
+    session.mount("http://", adapter)
+
+    def get(item):
+        i, url = item
+        with session.get(url, headers={"Authorization": f"Bearer {token}"}, stream=True, timeout=300) as resp:
+            resp.raise_for_status()
+            with open(dest / f"{i}.bin", "wb") as out:
+                for chunk in resp.iter_content(1 << 20):
+                    out.write(chunk)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(get, enumerate(urls)))
+    return time.perf_counter() - t0
+
+
+def bare_events(seeder: RawSeeder, ids: list[str], workers: int) -> float:
+    def fetch(task_id):
+        ts = None
+        while True:
+            req = {"task": task_id, "batch_size": 10000, "navigate_earlier": False, "order": "asc"}
+            if ts is not None:
+                req["from_timestamp"] = ts
+            events = seeder.call("events.get_task_log", **req).get("events") or []
+            if not events:
+                break
+            ts = events[-1]["timestamp"]
+        for metric in seeder.call("events.get_scalar_metrics_and_variants", task=task_id)["metrics"]:
+            scroll = None
+            while True:
+                req = {"task": task_id, "metric": {"metric": metric}, "batch_size": 100000}
+                if scroll:
+                    req["scroll_id"] = scroll
+                data = seeder.call("events.scalar_metrics_iter_raw", **req)
+                scroll = data.get("scroll_id")
+                if not data.get("returned"):
+                    break
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(fetch, ids))
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=200, help="tasks to seed (default 200)")
+    parser.add_argument("--workers", type=int, default=8, help="parallel ClearML calls (default 8)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench_export_"))
+    server = start_local_server_process(work / "server", log_file=work / "server.log")
+    try:
+        info = server.info
+        seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
+        spec = DemoSpec()
+        t0 = time.perf_counter()
+        ids = seeder.seed_project("bench", args.tasks, spec, workers=4)
+        project_id = seeder.project("bench")
+        print(f"seeded {len(ids)} tasks in {time.perf_counter() - t0:.1f}s "
+              f"({spec.scalar_series * spec.points_per_series} points, {spec.log_lines} lines, "
+              f"{spec.artifacts} x {spec.artifact_bytes >> 20} MB artifacts each)")
+        expected = {"lines": len(ids) * spec.log_lines,
+                    "points": len(ids) * spec.scalar_series * spec.points_per_series,
+                    "files": len(ids) * spec.artifacts}
+        a = run_seed_way(info, ids, work / "sdk_home")
+        b = run_project_asset(info, project_id, work / "exports", args.workers)
+        urls = [art["uri"] for task_id in ids for art in
+                seeder.call("tasks.get_by_id", task=task_id)["task"]["execution"]["artifacts"]]
+        c = bare_downloads(info, seeder.token, urls, work / "bare", args.workers)
+        d = bare_events(seeder, ids, args.workers)
+        print(f"expected      : {expected}")
+        print(f"(a) SDK way   : {a['seconds']:.2f}s  lines={a['lines']} points={a['points']} files={a['files']}"
+              f"  missing: lines={expected['lines'] - a['lines']} points={expected['points'] - a['points']}"
+              f" files={expected['files'] - a['files']}")
+        print(f"(b) archive   : {b['seconds']:.2f}s  lines={b['lines']} points={b['points']} "
+              f"tasks={b['tasks']}  missing: lines={expected['lines'] - b['lines']} "
+              f"points={expected['points'] - b['points']}")
+        print(f"(c) bare files: {c:.2f}s   (d) bare events: {d:.2f}s")
+        print(f"ratio (a)/(b) = {a['seconds'] / b['seconds']:.1f}x  (target >= 10x)")
+        print(f"ratio (b)/((c)+(d)) = {b['seconds'] / (c + d):.2f}  (target <= 2)")
+    finally:
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
