@@ -10,6 +10,7 @@ download.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -197,6 +198,11 @@ class ClearMLTaskExporter:
         started = time.monotonic()
         task = summary if summary and all(k in summary for k in ("name", "project", *FINGERPRINT_FIELDS)) \
             else self.get_task(task_id)
+        with _folder_lock(self.task_folder(task)):
+            return self._export_task_locked(task_id, task, summary, force, started)
+
+    def _export_task_locked(self, task_id: str, task: dict[str, Any], summary: dict[str, Any] | None,
+                            force: bool, started: float) -> TaskExportResult:
         if not force:
             current, folder, manifest = self.is_current(task)
             if current:
@@ -404,6 +410,12 @@ class ClearMLTaskExporter:
                 f"not be exported (first: {failures[0]['task_id']}: {failures[0]['error']}); the others "
                 "were published, no project archive was written; re-run to retry",
                 metadata={"failed_tasks": json.dumps(failures)[:4000]})
+        with _folder_lock(folder):
+            return self._finish_project(project, folder, archive, results, fingerprint, force, started)
+
+    def _finish_project(self, project: dict, folder: Path, archive: Path, results: list[TaskExportResult],
+                        fingerprint: dict, force: bool, started: float) -> ProjectExportResult:
+        project_id, project_name = project["id"], project.get("name") or project["id"]
         current = read_manifest(folder)
         if not force and current and current.get("fingerprint") == fingerprint \
                 and archive_is_current(folder, current):
@@ -506,6 +518,24 @@ def _link_tree(src: Path, dest: Path) -> None:
                 os.link(Path(dirpath, name), target_dir / name)
             except OSError:
                 shutil.copy2(Path(dirpath, name), target_dir / name)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """Serialize exports of one folder across threads and processes (two runs never publish at once)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    path = folder.parent / f".lock.{folder.name}"
+    with open(path, "a+b") as handle:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process lock
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _publish(tmp: Path, folder: Path, archive_tmp: Path, archive: Path) -> None:
