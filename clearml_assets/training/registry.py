@@ -1,0 +1,153 @@
+"""Champion / challenger: which registered model holds the ``champion`` tag, and moving it.
+
+Reads go through ``ClearMLClient`` (``models.get_all``); the tag moves are ``models.update``
+calls with the whole new tag list (the real server replaces ``tags``). A model's figures live in
+its metadata (``models.add_or_update_metadata``, written by the training run), one entry per
+metric short name, so the champion's figure is read back without touching its task.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ClearMLRequestError
+
+CHAMPION_TAG = "champion"
+_MODEL_FIELDS = ["id", "name", "tags", "metadata", "task", "project", "created", "uri"]
+
+
+@dataclass(frozen=True)
+class ClearMLModelRecord:
+    """A registered model as the registry sees it."""
+
+    id: str
+    name: str
+    tags: tuple[str, ...]
+    task: str | None
+    metadata: dict[str, str]
+
+    def metric(self, name: str) -> float | None:
+        """The model's recorded value of metric ``name``, or None if absent or not a number."""
+        try:
+            value = float(self.metadata[name])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ClearMLPromotionDecision:
+    """Outcome of comparing a challenger with the current champion."""
+
+    promote: bool
+    metric: str
+    challenger_value: float
+    champion_value: float | None
+    champion_model_id: str | None
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (picklable, JSON-able)."""
+        return {"promote": self.promote, "metric": self.metric, "challenger_value": self.challenger_value,
+                "champion_value": self.champion_value, "champion_model_id": self.champion_model_id,
+                "reason": self.reason}
+
+
+def _record(doc: dict[str, Any]) -> ClearMLModelRecord:
+    raw_meta = doc.get("metadata") or {}
+    # The server returns metadata as {key: {key, value, type}}; tolerate a list of entries too.
+    entries = raw_meta.values() if isinstance(raw_meta, dict) else raw_meta
+    metadata = {str(e.get("key")): e.get("value") for e in entries if isinstance(e, dict) and "key" in e}
+    return ClearMLModelRecord(id=doc["id"], name=doc.get("name") or "", tags=tuple(doc.get("tags") or ()),
+                              task=doc.get("task"), metadata=metadata)
+
+
+def find_project_id(client: Any, project: str) -> str | None:
+    """Id of the ClearML project named exactly ``project``, or None if it does not exist."""
+    data = client.call("projects.get_all", name=f"^{re.escape(project)}$", only_fields=["id", "name"],
+                       search_hidden=True)
+    for doc in data.get("projects") or []:
+        if doc.get("name") == project:
+            return doc["id"]
+    return None
+
+
+def find_champions(client: Any, project_id: str | None) -> list[ClearMLModelRecord]:
+    """Models of the project tagged ``champion``, newest first (normally one; more after a race)."""
+    if not project_id:
+        return []
+    data = client.call("models.get_all", project=[project_id], tags=[CHAMPION_TAG], only_fields=_MODEL_FIELDS,
+                       order_by=["-created"], page=0, page_size=100)
+    return [_record(doc) for doc in data.get("models") or [] if CHAMPION_TAG in (doc.get("tags") or [])]
+
+
+def get_model(client: Any, model_id: str) -> ClearMLModelRecord:
+    """One model by id."""
+    data = client.call("models.get_all", id=[model_id], only_fields=_MODEL_FIELDS)
+    models = data.get("models") or []
+    if not models:
+        raise ClearMLRequestError(f"Model {model_id} was not found on account {client.account!r}.")
+    return _record(models[0])
+
+
+def decide_promotion(challenger_value: float, champion: ClearMLModelRecord | None, metric: str,
+                     rule: str = "greater", min_delta: float = 0.0) -> ClearMLPromotionDecision:
+    """Whether the challenger takes the champion tag.
+
+    Args:
+        challenger_value: The new model's main metric.
+        champion: The current champion, or None when there is none.
+        metric: Main metric short name (looked up in the champion's metadata).
+        rule: ``"greater"`` (higher is better) or ``"less"``.
+        min_delta: The challenger must be better by more than this.
+
+    Returns:
+        The decision, with both figures and a sentence saying why.
+    """
+    if rule not in ("greater", "less"):
+        raise ValueError(f"promotion rule must be 'greater' or 'less', got {rule!r}")
+    if not math.isfinite(challenger_value):
+        return ClearMLPromotionDecision(False, metric, challenger_value, None,
+                                        champion.id if champion else None,
+                                        f"challenger {metric} is not a number; not promoted")
+    if champion is None:
+        return ClearMLPromotionDecision(True, metric, challenger_value, None, None,
+                                        f"no current champion; promoted with {metric}={challenger_value:.4f}")
+    champion_value = champion.metric(metric)
+    if champion_value is None:
+        return ClearMLPromotionDecision(True, metric, challenger_value, None, champion.id,
+                                        f"champion {champion.id} has no recorded {metric}; promoted with "
+                                        f"{metric}={challenger_value:.4f}")
+    gain = challenger_value - champion_value if rule == "greater" else champion_value - challenger_value
+    promote = gain > min_delta
+    verb = "beats" if promote else "does not beat"
+    return ClearMLPromotionDecision(promote, metric, challenger_value, champion_value, champion.id,
+                                    f"challenger {metric}={challenger_value:.4f} {verb} champion "
+                                    f"{champion.id} {metric}={champion_value:.4f} (rule {rule}, "
+                                    f"min_delta {min_delta:g})")
+
+
+def _set_tags(client: Any, model: ClearMLModelRecord, tags: list[str]) -> None:
+    client.call("models.update", model=model.id, tags=tags)
+
+
+def promote_model(client: Any, model_id: str, project_id: str | None) -> list[str]:
+    """Give ``model_id`` the champion tag and take it from every other model of the project.
+
+    The new champion is tagged first, so the project always has a champion between the calls.
+
+    Returns:
+        Ids of the models that lost the tag.
+    """
+    model = get_model(client, model_id)
+    if CHAMPION_TAG not in model.tags:
+        _set_tags(client, model, [*model.tags, CHAMPION_TAG])
+    demoted = []
+    for previous in find_champions(client, project_id):
+        if previous.id != model_id:
+            _set_tags(client, previous, [t for t in previous.tags if t != CHAMPION_TAG])
+            demoted.append(previous.id)
+    return demoted

@@ -1,0 +1,296 @@
+"""One YOLO training run with its ClearML task, in the SDK child process.
+
+This is the only module that imports ``ultralytics`` and ``clearml``; ``run_in_sdk_process``
+calls ``train_yolo`` in a spawned interpreter configured for one account. Its steps:
+
+1. Make Ultralytics offline-safe (private settings dir with sync and every integration off, a
+   bundled font where it would download Arial.ttf) before importing it.
+2. ``Task.init`` and fetch the exact dataset version, recorded on the task.
+3. Train, logging what Ultralytics' own ClearML integration logs (that integration switches itself
+   off under pytest and registers the weights before we know the run succeeded, so the same
+   callbacks live here).
+4. Only after training and the final validation succeed: per-class table, output model with
+   labels, upload confirmed, promotion decision reported, ``close()``.
+
+Any exception closes the task and then forces it to ``failed`` (never ``mark_failed`` on a running
+main task: the SDK's status poll kills its own process when the status changes under it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .config import METRIC_KEYS
+from .registry import ClearMLModelRecord, decide_promotion
+
+TASK_ID_FILE = "task_id.txt"
+_INTEGRATIONS_OFF = {"sync": False, "clearml": False, "comet": False, "dvc": False, "mlflow": False,
+                     "raytune": False, "tensorboard": False, "wandb": False, "vscode_msg": False,
+                     "openvino_msg": False, "api_key": ""}
+
+
+def prepare_ultralytics(config_dir: Path) -> None:
+    """Point Ultralytics at a private, offline configuration; call before importing it.
+
+    ``YOLO_OFFLINE`` stops its online probe (and with it telemetry and hub calls); the fonts it
+    fetches from GitHub for plot labels are satisfied with matplotlib's bundled DejaVu Sans.
+    """
+    import matplotlib
+
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    fonts = config_dir / "Ultralytics"
+    fonts.mkdir(parents=True, exist_ok=True)
+    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        if not (fonts / name).exists():
+            shutil.copyfile(dejavu, fonts / name)
+    from ultralytics import settings
+
+    settings.update(_INTEGRATIONS_OFF)
+
+
+def _package_pins() -> list[str]:
+    # The spawned child's own script says nothing about the run; record what reproduces it instead.
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in ("ultralytics", "torch", "torchvision", "clearml", "numpy", "opencv-python"):
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            pass
+    return pins
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+class _ClearMLLogging:
+    """Ultralytics callbacks reporting to the current ClearML task (scalars, samples, plots)."""
+
+    def __init__(self, task: Any):
+        self.task = task
+        self.logger = task.get_logger()
+        self.logged_samples: set[str] = set()
+
+    def attach(self, model: Any) -> None:
+        for event in ("on_pretrain_routine_start", "on_train_epoch_end", "on_fit_epoch_end", "on_val_end",
+                      "on_train_end"):
+            model.add_callback(event, getattr(self, event))
+
+    def _samples(self, files: list[Path], title: str) -> None:
+        for f in files:
+            if f.exists() and str(f) not in self.logged_samples:
+                self.logged_samples.add(str(f))
+                it = re.search(r"_batch(\d+)", f.name)
+                self.logger.report_image(title=title, series=f.name.replace(it.group(), "") if it else f.name,
+                                         local_path=str(f), iteration=int(it.group(1)) if it else 0)
+
+    def on_pretrain_routine_start(self, trainer: Any) -> None:
+        self.task.connect({k: _plain(v) for k, v in vars(trainer.args).items()}, name="General")
+
+    def on_train_epoch_end(self, trainer: Any) -> None:
+        self._samples(sorted(trainer.save_dir.glob("train_batch*.jpg")), "Mosaic")
+        for k, v in trainer.label_loss_items(trainer.tloss, prefix="train").items():
+            self.logger.report_scalar("train", k, float(v), iteration=trainer.epoch)
+        for k, v in trainer.lr.items():
+            self.logger.report_scalar("lr", k, float(v), iteration=trainer.epoch)
+
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        self.logger.report_scalar("Epoch Time", "Epoch Time", float(trainer.epoch_time or 0.0),
+                                  iteration=trainer.epoch)
+        for k, v in trainer.metrics.items():
+            self.logger.report_scalar(k.split("/")[0], k, float(v), iteration=trainer.epoch)
+        if trainer.epoch == 0:
+            from ultralytics.utils.torch_utils import model_info_for_loggers
+
+            for k, v in model_info_for_loggers(trainer).items():
+                self.logger.report_single_value(k, float(v))
+
+    def on_val_end(self, validator: Any) -> None:
+        self._samples(sorted(validator.save_dir.glob("val*.jpg")), "Validation")
+
+    def on_train_end(self, trainer: Any) -> None:
+        import matplotlib.image as mpimg
+        import matplotlib.pyplot as plt
+
+        self._samples(sorted(trainer.save_dir.glob("train_batch*.jpg")), "Mosaic")
+        for f in [*trainer.plots.keys(), *trainer.validator.plots.keys()]:
+            if "batch" not in Path(f).name and Path(f).exists():
+                fig = plt.figure()
+                ax = fig.add_axes([0, 0, 1, 1], frameon=False, aspect="auto", xticks=[], yticks=[])
+                ax.imshow(mpimg.imread(f))
+                self.logger.report_matplotlib_figure(title=Path(f).stem, series="", figure=fig,
+                                                     report_interactive=False)
+                plt.close(fig)
+
+
+def _final_metrics(metrics: Any) -> dict[str, float]:
+    if metrics is None:
+        raise RuntimeError("Ultralytics produced no validation metrics (no best.pt or validation was skipped).")
+    results = metrics.results_dict
+    out = {short: float(results[key]) for short, key in METRIC_KEYS.items() if key in results}
+    if not out:
+        raise RuntimeError(f"Validation returned none of the expected metrics: {sorted(results)}")
+    out["fitness"] = float(getattr(metrics, "fitness", float("nan")))
+    return out
+
+
+def _per_class(metrics: Any) -> list[dict[str, Any]]:
+    rows = []
+    for row in metrics.summary():
+        rows.append({"class": str(row["Class"]), "images": int(row["Images"]), "instances": int(row["Instances"]),
+                     "precision": float(row["Box-P"]), "recall": float(row["Box-R"]),
+                     "mAP50": float(row["mAP50"]), "mAP50-95": float(row["mAP50-95"])})
+    return rows
+
+
+def _results_rows(csv_path: Path) -> list[dict[str, float]]:
+    import csv
+
+    if not csv_path.exists():
+        return []
+    with csv_path.open() as f:
+        return [{k.strip(): float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(f)]
+
+
+def _train_and_register(task: Any, request: dict[str, Any], work: Path) -> dict[str, Any]:
+    import pandas as pd
+    from clearml import Dataset, OutputModel
+    from ultralytics import YOLO
+
+    dataset = Dataset.get(dataset_id=request["dataset_id"], alias="training_view")
+    task.connect({"id": dataset.id, "name": dataset.name, "project": dataset.project,
+                  "version": dataset.version or ""}, name="Dataset")
+    copy = Path(dataset.get_local_copy())
+    data_yaml = copy / "data.yaml"
+    if not data_yaml.exists():
+        raise FileNotFoundError(f"Dataset version {dataset.id} has no data.yaml at its root; materialize the "
+                                "training view asset to get an Ultralytics layout.")
+
+    weights = request.get("pretrained_weights") or ""
+    if weights and not Path(weights).is_file():
+        raise FileNotFoundError(f"pretrained_weights {weights!r} is not a local file (weights are never "
+                                "downloaded); leave it empty to train from the model config.")
+    model = YOLO(weights or request["model_yaml"])
+    _ClearMLLogging(task).attach(model)
+    started = time.monotonic()
+    metrics = model.train(
+        data=str(data_yaml), epochs=request["epochs"], imgsz=request["imgsz"], batch=request["batch"],
+        device=request["device"], workers=request["workers"], seed=request["seed"], deterministic=True,
+        close_mosaic=request["close_mosaic"], project=str(work / "runs"), name="train", exist_ok=True,
+        pretrained=bool(weights), amp=False, plots=True, verbose=False)
+    train_seconds = time.monotonic() - started
+    final = _final_metrics(metrics)
+    trainer = model.trainer
+    best = Path(trainer.best)
+    if not best.is_file():
+        raise RuntimeError(f"Training finished without a best.pt at {best}.")
+    main = request["main_metric"]
+    if not math.isfinite(final.get(main, float("nan"))):
+        raise RuntimeError(f"Main metric {main!r} is missing or not a number in {final}.")
+
+    logger = task.get_logger()
+    for name, value in final.items():
+        logger.report_single_value(name, value)
+    per_class = _per_class(metrics)
+    table = pd.DataFrame(per_class).set_index("class") if per_class else pd.DataFrame({"class": []})
+    logger.report_table("Per-class metrics", "validation", iteration=trainer.epoch, table_plot=table)
+
+    names = {str(v): int(k) for k, v in metrics.names.items()}
+    output = OutputModel(task=task, name=request["model_name"], framework="PyTorch", label_enumeration=names,
+                         tags=list(request.get("model_tags") or []),
+                         comment=f"YOLO trained on dataset {dataset.id}; {main}={final[main]:.4f}")
+    output.update_weights(weights_filename=str(best), auto_delete_file=False, iteration=trainer.epoch)
+    output.report_table("Per-class metrics", "validation", iteration=trainer.epoch, table_plot=table)
+    for name, value in final.items():
+        output.set_metadata(name, f"{value:.6g}", v_type="float")
+    output.set_metadata("main_metric", main, v_type="str")
+    output.set_metadata("dataset_id", dataset.id, v_type="str")
+    task.flush(wait_for_uploads=True)
+    uri = output.url or ""
+    if not uri or uri.rstrip("/").endswith("uploading_file"):
+        raise RuntimeError(f"The weights upload of model {output.id} did not complete (uri {uri!r}).")
+
+    champion = request.get("champion")
+    record = ClearMLModelRecord(**champion) if champion else None
+    decision = decide_promotion(final[main], record, main, request["promotion_rule"], request["min_delta"])
+    logger.report_text(f"Champion/challenger: {'PROMOTED' if decision.promote else 'not promoted'}: "
+                       f"{decision.reason}")
+    task.set_user_properties(
+        {"name": "champion_decision", "value": "promoted" if decision.promote else "not promoted",
+         "description": decision.reason},
+        {"name": f"challenger_{main}", "value": f"{final[main]:.6g}"},
+        {"name": f"champion_{main}",
+         "value": "none" if decision.champion_value is None else f"{decision.champion_value:.6g}"},
+    )
+    return {
+        "dataset": {"id": dataset.id, "name": dataset.name, "project": dataset.project,
+                    "version": dataset.version or ""},
+        "model_id": output.id, "model_uri": uri, "model_name": request["model_name"],
+        "labels": names, "metrics": final, "per_class": per_class, "decision": decision.as_dict(),
+        "epochs": int(trainer.epoch) + 1, "train_seconds": train_seconds,
+        "results": _results_rows(Path(trainer.save_dir) / "results.csv"),
+    }
+
+
+def train_yolo(request: dict[str, Any]) -> dict[str, Any]:
+    """Train, log and register one model; runs in the SDK child (see module docstring).
+
+    Args:
+        request: Plain values: ``work_dir``, ``project``, ``task_name``, ``model_name``, ``dataset_id``,
+            training settings (``epochs``, ``imgsz``, ``batch``, ``model_yaml``, ``pretrained_weights``,
+            ``seed``, ``device``, ``workers``, ``close_mosaic``), ``main_metric``, ``promotion_rule``,
+            ``min_delta``, ``champion`` (a ``ClearMLModelRecord`` as dict, or None), ``task_tags``.
+
+    Returns:
+        Task and project ids, the model id and uri, metrics, the per-class rows, the promotion
+        decision, epochs, the per-epoch results and timings.
+
+    Raises:
+        RuntimeError: Training or registration failed; the task was marked failed first.
+    """
+    started = time.monotonic()
+    work = Path(request["work_dir"])
+    work.mkdir(parents=True, exist_ok=True)
+    prepare_ultralytics(work / "ultralytics_config")
+    from clearml import Task
+
+    task = Task.init(project_name=request["project"], task_name=request["task_name"],
+                     task_type=Task.TaskTypes.training, tags=list(request.get("task_tags") or []),
+                     reuse_last_task_id=False, output_uri=True, auto_connect_arg_parser=False,
+                     auto_connect_frameworks={"pytorch": False, "matplotlib": False,
+                                              "detect_repository": False})
+    (work / TASK_ID_FILE).write_text(task.id)
+    task.set_packages(_package_pins())
+    try:
+        result = _train_and_register(task, request, work)
+    except BaseException as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:900]
+        try:
+            task.get_logger().report_text(f"Training failed, no model registered: {reason}\n"
+                                          f"{traceback.format_exc()[-4000:]}")
+            task.close()
+        finally:
+            task.mark_failed(status_reason=reason, status_message="training failed", force=True)
+        raise RuntimeError(f"Training task {task.id} failed and was marked failed: {reason}") from None
+    result["task_id"] = task.id
+    result["project_id"] = task.project
+    close_started = time.monotonic()
+    task.close()
+    result["close_seconds"] = time.monotonic() - close_started
+    result["wall_seconds"] = time.monotonic() - started
+    return json.loads(json.dumps(result))
