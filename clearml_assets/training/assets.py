@@ -1,0 +1,174 @@
+"""The YOLO model asset: train on the training view's exact dataset version, register, promote."""
+
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from ..datasets.checks import latest_dataset_id
+from ..errors import ClearMLConfigError, TrainingError
+from ..sdk_process import SDKProcessError, run_in_sdk_process
+from .config import ClearMLTrainingConfig, short_metric_name
+from .curves import png_markdown, render_training_curves
+from .registry import find_champions, find_project_id, promote_model
+
+TRAIN_TARGET = "clearml_assets.training.yolo:train_yolo"
+TASK_ID_FILE = "task_id.txt"  # written by the child right after Task.init (see yolo.TASK_ID_FILE)
+
+
+@dataclass(frozen=True)
+class ClearMLTrainingNames:
+    """Build-time defaults of the model asset: ClearML project and model name, account, keys."""
+
+    project: str = "clearml_assets_demo"
+    model_name: str = "shapes_yolo"
+    account: str | None = None
+    key_prefix: tuple[str, ...] = ("training",)
+    training_view_key: dg.AssetKey = dg.AssetKey(["datasets", "shapes_training_view"])
+
+    @property
+    def model_key(self) -> dg.AssetKey:
+        """Asset key ``<key_prefix>/<model_name>``."""
+        return dg.AssetKey([*self.key_prefix, self.model_name])
+
+
+def training_request(config: ClearMLTrainingConfig, names: ClearMLTrainingNames, *, dataset_id: str,
+                     work_dir: Path, champion: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
+    """The plain-value request ``yolo.train_yolo`` runs on."""
+    model_name = config.model_name or names.model_name
+    return {
+        "work_dir": str(work_dir), "project": config.project or names.project,
+        "task_name": config.task_name or f"{model_name} training", "model_name": model_name,
+        "dataset_id": dataset_id, "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
+        "model_yaml": config.model_yaml, "pretrained_weights": config.pretrained_weights, "seed": config.seed,
+        "device": config.device, "workers": config.workers, "close_mosaic": config.close_mosaic,
+        "main_metric": short_metric_name(config.main_metric), "promotion_rule": config.promotion_rule,
+        "min_delta": config.min_delta, "champion": champion,
+        "task_tags": ["dagster", f"dagster-run-{run_id[:8]}"], "model_tags": ["dagster"],
+    }
+
+
+def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> None:
+    # The child marks its task failed itself; this covers a child that was killed or timed out.
+    try:
+        tasks = client.call("tasks.get_all", id=[task_id], only_fields=["id", "status"]).get("tasks") or []
+        if tasks and tasks[0].get("status") != "failed":
+            client.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
+                        status_message="training failed")
+    except Exception as exc:  # the training error is the one to report
+        log.warning(f"Could not mark ClearML task {task_id} failed: {exc}")
+
+
+def _per_class_markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no per-class results (no validation objects)"
+    cols = ["class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c])
+                                       for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _curves_file(run_id: str, png: bytes) -> Path:
+    home = Path(os.environ.get("CLEARML_ASSETS_HOME", "~/.clearml_assets")).expanduser()
+    path = home / "training" / run_id / "training_curves.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    return path
+
+
+def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig,
+                names: ClearMLTrainingNames) -> dg.MaterializeResult:
+    """Body of the model asset (see ``build_training_assets``)."""
+    started = time.monotonic()
+    clearml = context.resources.clearml
+    account = config.account or names.account or None
+    dataset_id = config.dataset_id or latest_dataset_id(context.instance, names.training_view_key)
+    if not dataset_id:
+        raise ClearMLConfigError(
+            f"No dataset version to train on: materialize {names.training_view_key.to_user_string()} first "
+            "(its metadata records the ClearML dataset_id), or set dataset_id in the run config.")
+    try:
+        main_metric = short_metric_name(config.main_metric)
+    except ValueError as exc:
+        raise ClearMLConfigError(f"main_metric: {exc}") from None
+    client = clearml.client(account)
+    project = config.project or names.project
+    project_id = find_project_id(client, project)
+    champions = find_champions(client, project_id)
+    champion = champions[0] if champions else None
+    context.log.info(f"Training on dataset {dataset_id}; current champion: "
+                     f"{champion.id if champion else 'none'}")
+
+    with tempfile.TemporaryDirectory(prefix="clearml_train_") as tmp:
+        work = Path(tmp)
+        request = training_request(config, names, dataset_id=dataset_id, work_dir=work, run_id=context.run_id,
+                                   champion=champion.__dict__ if champion else None)
+        try:
+            result = run_in_sdk_process(TRAIN_TARGET, request, env=clearml.sdk_env(account),
+                                        timeout=config.timeout_seconds,
+                                        what=f"training of {request['model_name']} on dataset {dataset_id}")
+        except SDKProcessError as exc:
+            task_file = work / TASK_ID_FILE
+            task_id = task_file.read_text().strip() if task_file.exists() else ""
+            metadata: dict[str, Any] = {"dataset_id": dataset_id, "clearml_account": client.account}
+            if task_id:
+                _ensure_task_failed(client, task_id, exc.description or str(exc), context.log)
+                metadata.update({"task_id": task_id, "clearml_task_url":
+                                 dg.MetadataValue.url(client.web_url("task", task_id))})
+            raise TrainingError(
+                f"{exc.description} No model was registered and the champion is unchanged"
+                + (f"; see ClearML task {task_id}." if task_id else "."), metadata=metadata) from exc
+
+    decision = result["decision"]
+    demoted: list[str] = []
+    if decision["promote"]:
+        demoted = promote_model(client, result["model_id"], result["project_id"])
+    metrics = result["metrics"]
+    png = render_training_curves(result["results"], title=f"{result['model_name']} on {dataset_id[:8]}")
+    metadata = {
+        "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result["task_id"], result["project_id"])),
+        "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result["model_id"], result["project_id"])),
+        "clearml_account": client.account,
+        "task_id": result["task_id"], "model_id": result["model_id"], "model_uri": result["model_uri"],
+        "project": project, "dataset_id": result["dataset"]["id"], "dataset_name": result["dataset"]["name"],
+        "dataset_version": result["dataset"]["version"],
+        "main_metric": main_metric, "main_metric_value": float(metrics[main_metric]),
+        **{f"metric_{k}": float(v) for k, v in metrics.items()},
+        "per_class": dg.MetadataValue.md(_per_class_markdown(result["per_class"])),
+        "labels": dg.MetadataValue.json(result["labels"]),
+        "training_curves": dg.MetadataValue.md(png_markdown(png)),
+        "training_curves_file": dg.MetadataValue.path(str(_curves_file(context.run_id, png))),
+        "epochs": result["epochs"], "train_seconds": round(result["train_seconds"], 2),
+        "wall_seconds": round(time.monotonic() - started, 2),
+        "champion_decision": "promoted" if decision["promote"] else "not promoted",
+        "champion_reason": decision["reason"],
+        "challenger_value": float(decision["challenger_value"]),
+        "previous_champion_value": (float(decision["champion_value"]) if decision["champion_value"] is not None
+                                    else "none"),
+        "previous_champion_model_id": decision["champion_model_id"] or "none",
+        "demoted_model_ids": ", ".join(demoted) or "none",
+    }
+    context.log.info(f"Model {result['model_id']}: {main_metric}={metrics[main_metric]:.4f}; {decision['reason']}")
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result["model_id"]))
+
+
+def build_training_assets(names: ClearMLTrainingNames, group_name: str = "training") -> list[dg.AssetsDefinition]:
+    """The model asset ``<key_prefix>/<model_name>``, downstream of the training view asset."""
+
+    @dg.asset(key=names.model_key, deps=[names.training_view_key], group_name=group_name,
+              required_resource_keys={"clearml"}, kinds={"clearml", "pytorch"},
+              description="Ultralytics YOLO trained on the exact ClearML dataset version of the training view "
+                          "(its latest materialization's dataset_id), logged as a ClearML task, registered "
+                          "as an output model, and tagged 'champion' when its main metric beats the current "
+                          "champion's.")
+    def model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig) -> dg.MaterializeResult:
+        return train_model(context, config, names)
+
+    return [model]
