@@ -1,0 +1,124 @@
+"""Benchmark: the YOLO model asset's wall time against bare ``YOLO.train`` on the same data.
+
+Both sides train the same generated shapes data set with the same epochs, image size, batch and
+seed, side by side in one run (bare first, then the asset through ``dg.materialize`` against an
+embedded local ClearML server). The asset side additionally spawns its child, creates the ClearML
+task, downloads the dataset version, logs everything, uploads the weights and closes the task.
+
+Target: asset wall time <= 1.10 x bare ``YOLO.train`` wall time. Also prints the mAP50 reached.
+
+    python benchmarks/bench_training.py [--images 160] [--epochs 40] [--imgsz 128] [--batch 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET_RATIO = 1.10
+
+
+def bare_train(data_yaml: str, work_dir: str, settings: dict) -> dict:
+    """Plain Ultralytics training (same offline preparation as the asset); runs in a spawned child."""
+    from clearml_assets.training.yolo import prepare_ultralytics
+
+    work = Path(work_dir)
+    prepare_ultralytics(work / "ultralytics_config")
+    from ultralytics import YOLO
+
+    model = YOLO(settings["model_yaml"])
+    started = time.monotonic()
+    metrics = model.train(data=data_yaml, epochs=settings["epochs"], imgsz=settings["imgsz"],
+                          batch=settings["batch"], device="cpu", workers=0, seed=settings["seed"],
+                          deterministic=True, close_mosaic=settings["close_mosaic"], project=str(work / "runs"),
+                          name="train", exist_ok=True, pretrained=False, amp=False, plots=True, verbose=False)
+    seconds = time.monotonic() - started
+    return {"seconds": seconds, "mAP50": float(metrics.results_dict["metrics/mAP50(B)"]),
+            "mAP50-95": float(metrics.results_dict["metrics/mAP50-95(B)"])}
+
+
+def write_view(folder: Path, images: int, size: int, seed: int = 0) -> Path:
+    from clearml_assets.datasets.layout import data_yaml_text
+    from clearml_assets.datasets.shapes import DEMO_CLASSES, format_yolo_label, render_demo_image
+
+    val = max(8, images // 4)
+    for split, indices in (("train", range(images)), ("val", range(images, images + val))):
+        (folder / "images" / split).mkdir(parents=True, exist_ok=True)
+        (folder / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in indices:
+            image, boxes = render_demo_image(i, seed=seed, size=size)
+            image.save(folder / "images" / split / f"shape_{i:05d}.png")
+            (folder / "labels" / split / f"shape_{i:05d}.txt").write_text(format_yolo_label(boxes))
+    (folder / "data.yaml").write_text(data_yaml_text(DEMO_CLASSES))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=160, help="training images (val adds a quarter)")
+    parser.add_argument("--size", type=int, default=160, help="generated image side in pixels")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--imgsz", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import dagster as dg
+
+    from clearml_assets.local_server import LocalServer
+    from clearml_assets.resource import ClearMLResource
+    from clearml_assets.sdk_process import run_in_sdk_process
+    from clearml_assets.training import build_training_defs
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_training_"))
+    server = LocalServer(tmp / "server", api_port=0, files_port=0)
+    server.start()
+    try:
+        resource = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
+        env = resource.sdk_env()
+        view = write_view(tmp / "view", args.images, args.size, args.seed)
+        dataset = run_in_sdk_process(
+            "clearml_assets.datasets.sdk_ops:create_version",
+            {"name": "bench_view", "project": "bench_training_data", "version": "1.0.0", "folder": str(view)},
+            env=env, timeout=600, what="benchmark dataset upload")
+        settings = {"model_yaml": "yolov8n.yaml", "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
+                    "seed": args.seed, "close_mosaic": 10}
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        started = time.monotonic()
+        bare = run_in_sdk_process("bench_training:bare_train", str(view / "data.yaml"), str(tmp / "bare"),
+                                  settings, env=env, timeout=7200, what="bare YOLO.train")
+        bare_process = time.monotonic() - started
+
+        defs = build_training_defs(project="bench_training")
+        config = {**{k: v for k, v in settings.items() if k != "close_mosaic"}, "close_mosaic": 10,
+                  "dataset_id": dataset["id"], "workers": 0, "device": "cpu"}
+        started = time.monotonic()
+        result = dg.materialize(defs.assets, resources={"clearml": resource},
+                                run_config={"ops": {"training__shapes_yolo": {"config": config}}})
+        asset_seconds = time.monotonic() - started
+        (mat,) = result.asset_materializations_for_node("training__shapes_yolo")
+        meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    ratio = asset_seconds / bare["seconds"]
+    print(f"data: {args.images} train images ({args.size}px), epochs={args.epochs}, imgsz={args.imgsz}, "
+          f"batch={args.batch}, seed={args.seed}, yolov8n from scratch, CPU")
+    print(f"bare YOLO.train:          {bare['seconds']:8.1f} s  (whole child process {bare_process:.1f} s)  "
+          f"mAP50={bare['mAP50']:.3f} mAP50-95={bare['mAP50-95']:.3f}")
+    print(f"model asset (materialize): {asset_seconds:7.1f} s  (training {meta['train_seconds']:.1f} s, "
+          f"child {meta['child_seconds']:.1f} s, task.close {meta['task_close_seconds']:.2f} s)  "
+          f"mAP50={meta['metric_mAP50']:.3f} mAP50-95={meta['metric_mAP50-95']:.3f}")
+    print(f"ratio asset / bare YOLO.train: {ratio:.3f} (target <= {TARGET_RATIO:.2f}) "
+          f"{'OK' if ratio <= TARGET_RATIO else 'OVER TARGET'}")
+    return 0 if ratio <= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The YOLO model asset end to end on the local server: a tiny real training, everything read back
+through the real ClearML SDK and REST; failure cases leave a failed task and no model."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import pytest
+
+from clearml_assets.datasets.layout import data_yaml_text
+from clearml_assets.datasets.shapes import DEMO_CLASSES, format_yolo_label, render_demo_image
+from clearml_assets.errors import TrainingError
+from clearml_assets.local_server import LocalServer
+from clearml_assets.training import build_training_defs
+from clearml_assets.training.registry import CHAMPION_TAG
+
+from .conftest import run_sdk_script, sdk_env
+
+PROJECT = "train_test"
+VIEW_KEY = dg.AssetKey(["datasets", "shapes_training_view"])
+MODEL_KEY = dg.AssetKey(["training", "shapes_yolo"])
+TINY = {"epochs": 2, "imgsz": 64, "batch": 8, "close_mosaic": 1}
+
+
+def write_view(folder: Path, train: int, val: int, size: int = 96, seed: int = 3) -> Path:
+    """An Ultralytics layout like the training view asset's (images/labels per split, data.yaml)."""
+    for split, indices in (("train", range(train)), ("val", range(train, train + val))):
+        (folder / "images" / split).mkdir(parents=True, exist_ok=True)
+        (folder / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in indices:
+            image, boxes = render_demo_image(i, seed=seed, size=size)
+            image.save(folder / "images" / split / f"shape_{i:05d}.png")
+            (folder / "labels" / split / f"shape_{i:05d}.txt").write_text(format_yolo_label(boxes))
+    (folder / "data.yaml").write_text(data_yaml_text(DEMO_CLASSES))
+    return folder
+
+
+def upload_dataset(env: dict, folder: Path, name: str, cwd: Path) -> str:
+    out = run_sdk_script(f"""
+        from clearml import Dataset
+        ds = Dataset.create(dataset_project={PROJECT + "_data"!r}, dataset_name={name!r})
+        ds.add_files({str(folder)!r})
+        ds.upload()
+        ds.finalize()
+        print("ID", ds.id)
+    """, env, timeout=120, cwd=cwd)
+    return [line.split()[1] for line in out.stdout.splitlines() if line.startswith("ID ")][-1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from clearml_assets.resource import ClearMLResource
+
+    tmp = tmp_path_factory.mktemp("training")
+    server = LocalServer(tmp / "server", api_port=0, files_port=0)
+    server.start()
+    try:
+        env = sdk_env(server.info, tmp / "sdkhome")
+        ns = SimpleNamespace(server=server, tmp=tmp, env=env)
+        ns.resource = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
+        ns.client = ns.resource.client()
+        ns.dataset_id = upload_dataset(env, write_view(tmp / "view", train=20, val=6), "view", tmp)
+        ns.sdk = lambda code, timeout=120: run_sdk_script(code, env, timeout=timeout, cwd=tmp)
+        yield ns
+    finally:
+        server.stop()
+
+
+def materialize(world, config: dict, *, instance=None, floor: float = 0.3, raise_on_error: bool = True):
+    defs = build_training_defs(project=PROJECT, metric_floor=floor)
+    return dg.materialize([*defs.assets, *defs.asset_checks], run_config={"ops": {"training__shapes_yolo": {
+        "config": config}}}, instance=instance or dg.DagsterInstance.ephemeral(),
+        resources={"clearml": world.resource}, raise_on_error=raise_on_error)
+
+
+def meta_of(result) -> dict:
+    (mat,) = result.asset_materializations_for_node("training__shapes_yolo")
+    return {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+
+
+def read_task(world, task_id: str) -> dict:
+    out = world.sdk(f"""
+        import json
+        from clearml import Task
+        t = Task.get_task(task_id={task_id!r})
+        scalars = t.get_reported_scalars()
+        plots = t.get_reported_plots()
+        samples = {{s: len(t.get_debug_samples(title, s)) for title, s in
+                    (("Mosaic", "train.jpg"), ("Validation", "val_labels.jpg"), ("Validation", "val_pred.jpg"))}}
+        print("JSON", json.dumps({{
+            "status": t.get_status(), "params": t.get_parameters(), "props": t.get_user_properties(value_only=True),
+            "scalars": {{title: {{series: v["x"] for series, v in s.items()}} for title, s in scalars.items()}},
+            "single": t.get_reported_single_values(), "plots": sorted({{p["metric"] for p in plots}}),
+            "table": [p["plot_str"] for p in plots if p["metric"] == "Per-class metrics"],
+            "samples": samples, "models": [m.id for m in t.models["output"]],
+        }}))
+    """)
+    return json.loads(out.stdout.split("JSON ", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def trained(world):
+    instance = dg.DagsterInstance.ephemeral()
+    # The upstream training view asset's materialization records the exact version to train on.
+    instance.report_runless_asset_event(dg.AssetMaterialization(VIEW_KEY, metadata={"dataset_id": world.dataset_id}))
+    started = time.monotonic()
+    result = materialize(world, dict(TINY), instance=instance, floor=2.0)
+    return SimpleNamespace(result=result, meta=meta_of(result), seconds=time.monotonic() - started)
+
+
+@pytest.mark.timeout(400)
+def test_training_logs_task_registers_model_and_first_model_becomes_champion(world, trained):
+    meta = trained.meta
+    assert meta["dataset_id"] == world.dataset_id and meta["epochs"] == 2
+    assert meta["champion_decision"] == "promoted" and meta["previous_champion_model_id"] == "none"
+    assert meta["main_metric"] == "mAP50-95" and meta["main_metric_value"] == meta["metric_mAP50-95"]
+    assert meta["clearml_task_url"].startswith("http") and meta["model_id"] in meta["clearml_model_url"]
+    assert meta["training_curves"].startswith("![training curves](data:image/png;base64,")
+    assert Path(meta["training_curves_file"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| circle |" in meta["per_class"] or "| square |" in meta["per_class"]
+
+    task = read_task(world, meta["task_id"])
+    assert task["status"] == "completed"
+    # Per-epoch scalars (iterations 0 and 1) from the Ultralytics callbacks.
+    assert task["scalars"]["train"]["train/box_loss"] == [0, 1]
+    assert set(task["scalars"]["metrics"]) >= {"metrics/mAP50(B)", "metrics/mAP50-95(B)"}
+    assert 0 in task["scalars"]["lr"]["lr/pg0"] and 1 in task["scalars"]["Epoch Time"]["Epoch Time"]
+    assert task["params"]["General/epochs"] == "2" and task["params"]["General/imgsz"] == "64"
+    assert task["params"]["Dataset/id"] == world.dataset_id
+    assert task["params"]["Datasets/training_view"] == world.dataset_id
+    assert task["props"]["champion_decision"] == "promoted"
+    assert float(task["props"]["challenger_mAP50-95"]) == pytest.approx(meta["main_metric_value"], rel=1e-4)
+    assert abs(task["single"]["mAP50-95"] - meta["main_metric_value"]) < 1e-4 and "model/parameters" in task["single"]
+    assert {"Per-class metrics", "results", "confusion_matrix"} <= set(task["plots"])
+    assert "circle" in task["table"][0] or "square" in task["table"][0]
+    assert task["samples"]["Mosaic"] if "Mosaic" in task["samples"] else task["samples"]["train.jpg"] >= 1
+    assert task["samples"]["val_labels.jpg"] >= 1 and task["samples"]["val_pred.jpg"] >= 1
+    assert task["models"] == [meta["model_id"]]
+
+    out = world.sdk(f"""
+        import json, torch
+        from clearml import Model
+        m = Model(model_id={meta["model_id"]!r})
+        path = m.get_local_copy()
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        print("JSON", json.dumps({{"labels": m.labels, "framework": m.framework, "tags": m.tags,
+              "names": {{str(k): v for k, v in ckpt["model"].names.items()}}, "metric": m.get_metadata("mAP50-95"),
+              "dataset": m.get_metadata("dataset_id"), "uri": m.url}}))
+    """, timeout=180)
+    model = json.loads(out.stdout.split("JSON ", 1)[1])
+    assert model["labels"] == {"circle": 0, "square": 1, "triangle": 2}
+    assert model["names"] == {"0": "circle", "1": "square", "2": "triangle"}
+    assert model["framework"] == "PyTorch" and CHAMPION_TAG in model["tags"]
+    assert float(model["metric"]) == pytest.approx(meta["main_metric_value"], rel=1e-4)
+    assert model["dataset"] == world.dataset_id and not model["uri"].endswith("uploading_file")
+
+    size = world.client.download(meta["model_uri"], world.tmp / "best.pt")
+    assert size > 1_000_000
+
+    (check,) = trained.result.get_asset_check_evaluations()
+    assert check.check_name == "main_metric_floor" and check.passed is False  # floor 2.0 is unreachable
+    assert check.metadata["value"].value == pytest.approx(meta["main_metric_value"])
+
+
+@pytest.mark.timeout(300)
+def test_bad_config_marks_task_failed_registers_nothing_keeps_champion(world, trained):
+    champion_before = [m["id"] for m in world.client.call("models.get_all", tags=[CHAMPION_TAG])["models"]]
+    models_before = len(world.client.call("models.get_all")["models"])
+    with pytest.raises(TrainingError) as err:
+        materialize(world, {**TINY, "dataset_id": world.dataset_id, "model_yaml": "no_such_model.yaml"})
+    assert "No model was registered" in str(err.value)
+    task_id = err.value.metadata["task_id"].value
+    task = read_task(world, task_id)
+    assert task["status"] == "failed" and task["models"] == []
+    assert len(world.client.call("models.get_all")["models"]) == models_before
+    assert [m["id"] for m in world.client.call("models.get_all", tags=[CHAMPION_TAG])["models"]] == champion_before
+
+
+@pytest.mark.timeout(300)
+def test_interrupted_training_is_marked_failed_by_the_parent(world, trained):
+    models_before = len(world.client.call("models.get_all")["models"])
+    with pytest.raises(TrainingError) as err:
+        materialize(world, {**TINY, "epochs": 500, "dataset_id": world.dataset_id, "timeout_seconds": 40})
+    assert "did not finish within 40s" in str(err.value)
+    task_id = err.value.metadata["task_id"].value
+    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["id", "status"])["tasks"]
+    assert doc["status"] == "failed"
+    assert len(world.client.call("models.get_all")["models"]) == models_before
+
+
+def test_missing_upstream_version_names_the_asset_to_materialize(world):
+    result = materialize(world, dict(TINY), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "materialize datasets/shapes_training_view first" in str(failure.step_failure_data.error.message)
