@@ -32,7 +32,7 @@ class ClearMLTrainingConfig(dg.Config):
     dataset_id: str = Field(default="", description="ClearML dataset version to train on; empty = the "
                                                     "dataset_id of the upstream training view asset's latest "
                                                     "materialization.")
-    epochs: int = Field(default=15, ge=1, description="Training epochs.")
+    epochs: int = Field(default=20, ge=1, description="Training epochs.")
     imgsz: int = Field(default=128, ge=32, description="Training and validation image size in pixels "
                                                        "(a multiple of 32).")
     batch: int = Field(default=16, ge=1, description="Images per batch.")
