@@ -1,6 +1,7 @@
 """The YOLO model asset: train on the training view's exact dataset version, register, promote."""
 
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -109,7 +110,7 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
     with tempfile.TemporaryDirectory(prefix="clearml_train_") as tmp:
         work = Path(tmp)
         request = training_request(config, names, dataset_id=dataset_id, work_dir=work, run_id=context.run_id,
-                                   champion=champion.__dict__ if champion else None)
+                                   champion=dataclasses.asdict(champion) if champion else None)
         try:
             result = run_in_sdk_process(TRAIN_TARGET, request, env=clearml.sdk_env(account),
                                         timeout=config.timeout_seconds,
