@@ -196,7 +196,8 @@ class ClearMLTaskExporter:
                 to decide skipping without another request.
         """
         started = time.monotonic()
-        task = summary if summary and all(k in summary for k in ("name", "project", *FINGERPRINT_FIELDS)) \
+        # rows of tasks.get_all(only_fields=...) omit null fields, like tasks.get_by_id does
+        task = summary if summary and all(k in summary for k in ("id", "name", "last_update")) \
             else self.get_task(task_id)
         with _folder_lock(self.task_folder(task)):
             return self._export_task_locked(task_id, task, summary, force, started)
