@@ -16,7 +16,7 @@ from clearml_assets.datasets.versions import list_dataset_versions
 from clearml_assets.errors import DatasetValidationError
 from clearml_assets.sdk_process import SDKProcessError, run_in_sdk_process
 
-from .conftest import run_sdk_script, sdk_env
+from conftest import run_sdk_script, sdk_env
 
 PROJECT = "ds_test"
 RAW, CURATED, VIEW = ("datasets", "shapes_raw"), ("datasets", "shapes_curated"), ("datasets", "shapes_training_view")
