@@ -15,7 +15,7 @@ from clearml_assets.training.registry import (
     promote_model,
 )
 
-from .conftest import run_sdk_script, sdk_env
+from conftest import run_sdk_script, sdk_env
 
 PROJECT = "registry_test"
 
