@@ -9,10 +9,13 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from clearml_assets.archives.assets import task_archive_key
 from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.archives.paths import account_slug
+
+pytest.importorskip("clearml_assets.resource")
 
 MODULE = """
 import json, os
