@@ -17,9 +17,9 @@ from ..sdk_process import SDKProcessError, run_in_sdk_process
 from .config import ClearMLTrainingConfig, short_metric_name
 from .curves import png_markdown, render_training_curves
 from .registry import find_champions, find_project_id, promote_model
+from .yolo import TASK_ID_FILE  # yolo imports clearml/ultralytics only inside the child
 
 TRAIN_TARGET = "clearml_assets.training.yolo:train_yolo"
-TASK_ID_FILE = "task_id.txt"  # written by the child right after Task.init (see yolo.TASK_ID_FILE)
 
 
 @dataclass(frozen=True)
