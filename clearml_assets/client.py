@@ -1,0 +1,302 @@
+"""The project's own ClearML REST client: one explicit session per account, bounded time and retries.
+
+The ClearML SDK keeps one process-global session, retries for minutes against a dead server and
+truncates what its getters return. Every read this project makes goes through :class:`ClearMLClient`
+instead: ``POST /v2.23/<service>.<action>`` with a JSON body (the real server accepts POST as well as
+the SDK's GET-with-body), a JWT from ``auth.login`` cached per client, and errors that name the
+account, the host and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .errors import ClearMLConnectionError, ClearMLRequestError
+
+API_VERSION = "2.23"
+CHECK_DEADLINE_SEC = 10.0
+
+
+class ClearMLClient:
+    """A thread-safe client of one ClearML account's API server and fileserver.
+
+    Args:
+        api_host: API server URL, e.g. ``https://api.clear.ml`` or ``http://127.0.0.1:8008``.
+        access_key: The account's access key.
+        secret_key: The account's secret key (never logged or put in an error).
+        account: Name of the account, used in messages.
+        files_host: Fileserver URL; downloads are refused from any other host.
+        web_host: Web app URL, used for links.
+        connect_timeout: Seconds to connect.
+        read_timeout: Seconds to wait for a response.
+        retries: Retries on connection errors and 502/503/504 before giving up.
+        max_connections: Size of the connection pool (the most parallel calls this account gets).
+    """
+
+    def __init__(
+        self,
+        api_host: str,
+        access_key: str,
+        secret_key: str,
+        *,
+        account: str = "default",
+        files_host: str | None = None,
+        web_host: str | None = None,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 120.0,
+        retries: int = 2,
+        max_connections: int = 8,
+    ):
+        self.account = account
+        self.api_host = api_host.rstrip("/")
+        self.files_host = files_host.rstrip("/") if files_host else None
+        self.web_host = (web_host or _guess_web_host(self.api_host)).rstrip("/")
+        self.max_connections = max_connections
+        self._auth = (access_key, secret_key)
+        self._timeout = (connect_timeout, read_timeout)
+        self._token: str | None = None
+        self._token_lock = threading.Lock()
+        self.calls = 0  # number of API calls sent (benchmarks and tests read it)
+        retry = Retry(total=retries, connect=retries, read=0, status=retries, backoff_factor=0.2,
+                      backoff_max=2.0, status_forcelist=(502, 503, 504), allowed_methods=None,
+                      raise_on_status=False, respect_retry_after_header=False)
+        self._http = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=max_connections)
+        self._http.mount("http://", adapter)
+        self._http.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        return f"ClearMLClient(account={self.account!r}, api_host={self.api_host!r})"
+
+    # -- authentication --------------------------------------------------------------------------
+    def _login(self, timeout: tuple[float, float] | None = None) -> str:
+        url = f"{self.api_host}/auth.login"
+        try:
+            resp = self._http.get(url, auth=self._auth, timeout=timeout or self._timeout)
+        except requests.RequestException as exc:
+            raise self._unreachable(exc) from None
+        payload = _json(resp)
+        if resp.status_code == 401 or _result_code(payload) == 401:
+            raise ClearMLConnectionError(
+                f"ClearML account '{self.account}' at {self.api_host} refused its keys (401: "
+                f"{_result_msg(payload) or 'invalid credentials'}). Check the account's access/secret key "
+                "environment variables (see README, section Accounts) or create new credentials in the "
+                "ClearML web app (Settings > Workspace > Create new credentials).")
+        if resp.status_code >= 500:
+            raise self._server_error(resp.status_code, _result_msg(payload))
+        token = (payload or {}).get("data", {}).get("token") if isinstance(payload, dict) else None
+        if not token:
+            raise ClearMLConnectionError(
+                f"ClearML account '{self.account}': {self.api_host} answered auth.login without a token "
+                f"(HTTP {resp.status_code}). Is this the ClearML API server (usually port 8008 or "
+                "https://api.<domain>) rather than the web or files host?")
+        return token
+
+    def _bearer(self, refresh: bool = False) -> str:
+        with self._token_lock:
+            if refresh or self._token is None:
+                self._token = self._login()
+            return self._token
+
+    def check(self, deadline: float = CHECK_DEADLINE_SEC) -> None:
+        """Log in and make one cheap call, failing within ``deadline`` seconds with a clear error.
+
+        Raises:
+            ClearMLConnectionError: Unreachable host, 5xx, wrong keys, or not a ClearML server.
+        """
+        started = time.monotonic()
+        timeout = (min(3.0, deadline / 3), min(5.0, deadline / 2))
+        with self._token_lock:
+            self._token = self._login(timeout)
+        remaining = deadline - (time.monotonic() - started)
+        if remaining <= 0.5:
+            raise ClearMLConnectionError(
+                f"ClearML account '{self.account}' at {self.api_host} is too slow: logging in took "
+                f"{time.monotonic() - started:.1f}s. Check the server's health and try again.")
+        self.call("projects.get_all", page=0, page_size=1, only_fields=["id"],
+                  _timeout=(min(3.0, remaining / 2), remaining), _retry_401=False)
+
+    # -- calls -------------------------------------------------------------------------------------
+    def call(self, endpoint: str, _timeout: tuple[float, float] | None = None, _retry_401: bool = True,
+             **fields: Any) -> dict:
+        """Send one API call and return the response's ``data``.
+
+        Args:
+            endpoint: ``service.action``, e.g. ``tasks.get_all``.
+            **fields: The request body, with the real server's field names.
+
+        Raises:
+            ClearMLRequestError: The server answered with an error result (4xx, or 500).
+            ClearMLConnectionError: The server could not be reached or answered 502/503/504.
+        """
+        url = f"{self.api_host}/v{API_VERSION}/{endpoint}"
+        for attempt in (0, 1):
+            token = self._bearer(refresh=attempt == 1)
+            self.calls += 1
+            try:
+                resp = self._http.post(url, json=fields, timeout=_timeout or self._timeout,
+                                       headers={"Authorization": f"Bearer {token}"})
+            except requests.RequestException as exc:
+                raise self._unreachable(exc) from None
+            payload = _json(resp)
+            code = _result_code(payload) or resp.status_code
+            if code == 401 and attempt == 0 and _retry_401:
+                continue  # token expired or server restarted with a new signing key: log in again
+            if code == 200 and isinstance(payload, dict):
+                return payload.get("data") or {}
+            if code in (502, 503, 504) or (payload is None and resp.status_code >= 500):
+                raise self._server_error(resp.status_code, _result_msg(payload))
+            raise ClearMLRequestError(
+                f"ClearML account '{self.account}': {endpoint} failed with {code}/"
+                f"{_result_subcode(payload)}: {_result_msg(payload) or resp.reason}",
+                metadata={"endpoint": endpoint, "result_code": code,
+                          "result_subcode": _result_subcode(payload)})
+        raise AssertionError("unreachable")
+
+    def iter_pages(self, endpoint: str, result_key: str, page_size: int = 500, **fields: Any
+                   ) -> Iterator[dict]:
+        """Yield every row of a paged ``get_all`` endpoint (``page``/``page_size`` until a short page)."""
+        page = 0
+        while True:
+            rows = self.call(endpoint, page=page, page_size=page_size, **fields).get(result_key) or []
+            yield from rows
+            if len(rows) < page_size:
+                return
+            page += 1
+
+    # -- files -------------------------------------------------------------------------------------
+    def is_own_file_url(self, url: str) -> bool:
+        """Whether ``url`` is on this account's fileserver (scheme, host and port equal, no ``..``)."""
+        if not self.files_host:
+            return False
+        own, other = urlsplit(self.files_host), urlsplit(url)
+        return (other.scheme, other.hostname, other.port) == (own.scheme, own.hostname, own.port) \
+            and ".." not in other.path.split("/") and other.path.startswith(own.path or "/")
+
+    def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024) -> int:
+        """Stream a fileserver URL to ``dest`` (written to a temporary name, renamed when whole).
+
+        Returns:
+            The number of bytes written.
+
+        Raises:
+            ClearMLRequestError: The URL is not on this account's fileserver, the file is missing (404),
+                or fewer bytes arrived than ``Content-Length`` announced.
+            ClearMLConnectionError: The fileserver could not be reached.
+        """
+        if not self.is_own_file_url(url):
+            raise ClearMLRequestError(
+                f"ClearML account '{self.account}': refusing to download {url!r}: it is not on the "
+                f"account's fileserver {self.files_host}.", metadata={"url": url})
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.part")
+        try:
+            with self._http.get(url, stream=True, timeout=self._timeout,
+                                headers={"Authorization": f"Bearer {self._bearer()}"}) as resp:
+                if resp.status_code == 401:
+                    resp.close()
+                    return self._download_again(url, dest)
+                if resp.status_code != 200:
+                    raise ClearMLRequestError(
+                        f"ClearML account '{self.account}': download of {url} failed with HTTP "
+                        f"{resp.status_code}", metadata={"url": url, "http_status": resp.status_code})
+                expected = resp.headers.get("Content-Length")
+                written = 0
+                with open(tmp, "wb") as out:
+                    for chunk in resp.iter_content(chunk_size):
+                        out.write(chunk)
+                        written += len(chunk)
+            if expected is not None and int(expected) != written:
+                raise ClearMLRequestError(
+                    f"ClearML account '{self.account}': download of {url} was cut short: {written} of "
+                    f"{expected} bytes arrived. Try again.", metadata={"url": url})
+            os.replace(tmp, dest)
+            return written
+        except requests.RequestException as exc:
+            raise self._unreachable(exc, host=self.files_host) from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _download_again(self, url: str, dest: Path) -> int:
+        self._bearer(refresh=True)
+        return self.download(url, dest)
+
+    # -- links -------------------------------------------------------------------------------------
+    def web_url(self, kind: str, obj_id: str, project_id: str | None = None) -> str:
+        """A page of the ClearML web app: ``task``, ``project``, ``dataset`` or ``model``."""
+        project = project_id or "*"
+        if kind == "task":
+            return f"{self.web_host}/projects/{project}/experiments/{obj_id}/output/execution"
+        if kind == "project":
+            return f"{self.web_host}/projects/{obj_id}/experiments"
+        if kind == "dataset":
+            return f"{self.web_host}/datasets/simple/{project}/experiments/{obj_id}"
+        if kind == "model":
+            return f"{self.web_host}/projects/{project}/models/{obj_id}/general"
+        raise ValueError(f"unknown ClearML page kind {kind!r}: use task, project, dataset or model")
+
+    # -- errors ------------------------------------------------------------------------------------
+    def _unreachable(self, exc: Exception, host: str | None = None) -> ClearMLConnectionError:
+        host = host or self.api_host
+        reason = type(exc).__name__
+        if isinstance(exc, requests.exceptions.RetryError):
+            reason = "it kept answering 5xx"
+        elif isinstance(exc, requests.ConnectTimeout):
+            reason = "connection timed out"
+        elif isinstance(exc, requests.ConnectionError):
+            reason = "connection refused or dropped"
+        elif isinstance(exc, requests.Timeout):
+            reason = "no answer in time"
+        return ClearMLConnectionError(
+            f"ClearML account '{self.account}': cannot reach {host} ({reason}). Check that the server "
+            "is running and the account's host settings are right; for the embedded server run "
+            "`clearml-assets local-server`.")
+
+    def _server_error(self, status: int, msg: str | None) -> ClearMLConnectionError:
+        return ClearMLConnectionError(
+            f"ClearML account '{self.account}': {self.api_host} answered HTTP {status}"
+            f"{f' ({msg})' if msg else ''}: the server is unavailable or overloaded. Try again later "
+            "or check the server's health.")
+
+
+def _json(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _meta(payload: Any) -> dict:
+    return payload.get("meta") or {} if isinstance(payload, dict) else {}
+
+
+def _result_code(payload: Any) -> int | None:
+    return _meta(payload).get("result_code")
+
+
+def _result_subcode(payload: Any) -> int | None:
+    return _meta(payload).get("result_subcode")
+
+
+def _result_msg(payload: Any) -> str | None:
+    return _meta(payload).get("result_msg")
+
+
+def _guess_web_host(api_host: str) -> str:
+    parts = urlsplit(api_host)
+    host = parts.hostname or "localhost"
+    if host.startswith("api."):
+        return f"{parts.scheme}://app.{host[4:]}"
+    if parts.port == 8008:
+        return f"{parts.scheme}://{host}:8080"
+    return api_host
