@@ -99,6 +99,8 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
                 result = await run_in_threadpool(handler, call)
             else:
                 result = await run_in_threadpool(_locked, store, handler, call)
+            if isinstance(result, Response):  # raw endpoints such as events.download_task_log
+                return result
             return envelope(name, version, 200, 0, "OK", result if result is not None else {})
         except ApiError as err:
             return envelope(name, version, err.code, err.subcode, err.msg, err.data)

@@ -35,11 +35,14 @@ CREATE TABLE IF NOT EXISTS events (
     variant TEXT,
     value REAL,
     model_event INTEGER NOT NULL DEFAULT 0,
+    ident TEXT,
     body TEXT NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS events_ident ON events (company, ident) WHERE ident IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_by_task ON events (company, task, type, seq);
 CREATE INDEX IF NOT EXISTS events_by_ts ON events (company, task, type, ts, seq);
 CREATE INDEX IF NOT EXISTS events_by_metric ON events (company, task, type, metric, variant, iter, seq);
+CREATE INDEX IF NOT EXISTS events_by_iter ON events (company, task, type, iter, seq);
 """
 
 
@@ -57,13 +60,13 @@ class Store:
         self.lock = threading.RLock()
         self._write_lock = threading.Lock()
         self._local = threading.local()
-        self._conn = self._connect()
+        self._conn = self.connect()
         self._conn.executescript(SCHEMA)
         self._docs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for collection, doc_id, body in self._conn.execute("SELECT collection, id, body FROM docs"):
             self._docs[collection][doc_id] = json.loads(body)
 
-    def _connect(self) -> sqlite3.Connection:
+    def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -122,7 +125,7 @@ class Store:
         """A per-thread read connection (WAL lets readers run beside the writer)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect()
+            conn = self.connect()
             self._local.conn = conn
         return conn
 

@@ -1,1 +1,423 @@
-"""``tasks.*`` endpoints."""
+"""``tasks.*`` endpoints with the real server's state machine and field semantics."""
+
+from __future__ import annotations
+
+from ..queries import now_iso
+from ..registry import ApiError, Call, bad_request, endpoint
+from . import projects
+from .common import get_all, get_or_raise, ids_of, merge_tags, new_id
+
+INVALID = (101, "Invalid task id")
+TASK_TYPES = ("training", "testing", "inference", "data_processing", "application", "monitor",
+              "controller", "optimizer", "service", "qc", "custom")
+
+# The real server's allowed status changes (apiserver/bll/task/utils.py state_machine).
+STATE_MACHINE = {
+    "created": {"queued", "in_progress"},
+    "queued": {"created", "in_progress", "stopped"},
+    "in_progress": {"stopped", "failed", "created", "completed"},
+    "stopped": {"closed", "created", "failed", "queued", "in_progress", "published", "publishing", "completed"},
+    "closed": {"created", "failed", "published", "publishing", "stopped"},
+    "failed": {"created", "stopped", "published", "queued"},
+    "publishing": {"published"},
+    "published": set(),
+    "completed": {"published", "in_progress", "created"},
+}
+EDITABLE = ("name", "type", "comment", "parent", "project", "tags", "system_tags", "script", "hyperparams",
+            "configuration", "execution", "models", "container", "runtime", "input", "output")
+
+
+def _task(call: Call, task_id=None) -> dict:
+    return get_or_raise(call, "tasks", task_id if task_id is not None else call.require("task"), INVALID)
+
+
+def _save(call: Call, doc: dict, changed: bool = True) -> None:
+    now = now_iso()
+    doc["last_update"] = now
+    if changed:
+        doc["last_change"] = now
+        doc["last_changed_by"] = call.user
+    call.store.save("tasks", doc)
+    projects.touch(call, doc.get("project"))
+
+
+def new_task_doc(call: Call, data: dict) -> dict:
+    """A task document with every field the real server keeps, from a create request."""
+    now = now_iso()
+    doc = {
+        "id": new_id(), "company": call.company, "user": call.user, "name": data["name"],
+        "type": data["type"], "status": "created", "status_reason": "", "status_message": "",
+        "status_changed": now, "comment": data.get("comment") or "", "created": now, "started": None,
+        "completed": None, "published": None, "last_update": now, "last_change": now,
+        "last_changed_by": call.user, "last_iteration": 0, "last_metrics": {},
+        "project": data.get("project"), "parent": data.get("parent"), "tags": data.get("tags") or [],
+        "system_tags": data.get("system_tags") or [], "script": data.get("script") or {},
+        "hyperparams": data.get("hyperparams") or {}, "configuration": data.get("configuration") or {},
+        "execution": data.get("execution") or {}, "models": data.get("models") or {"input": [], "output": []},
+        "container": data.get("container") or {}, "runtime": data.get("runtime") or {},
+        "output": {"destination": data["output_dest"]} if data.get("output_dest") else {},
+        "active_duration": None,
+    }
+    doc["execution"].setdefault("artifacts", [])
+    doc["models"].setdefault("input", [])
+    doc["models"].setdefault("output", [])
+    return doc
+
+
+@endpoint("tasks.create")
+def create(call: Call) -> dict:
+    """Create a task in status ``created``."""
+    call.require("name")
+    ttype = call.require("type")
+    if ttype not in TASK_TYPES:
+        raise bad_request(f"Invalid task type {ttype!r}")
+    if call.data.get("project"):
+        get_or_raise(call, "projects", call.data["project"], projects.INVALID)
+    doc = new_task_doc(call, call.data)
+    _save(call, doc)
+    return {"id": doc["id"]}
+
+
+@endpoint("tasks.get_by_id")
+def get_by_id(call: Call) -> dict:
+    """One task."""
+    return {"task": call.store.copy(_task(call))}
+
+
+@endpoint("tasks.get_all")
+def get_all_tasks(call: Call) -> dict:
+    """Tasks filtered, ordered and paged like the real server (hidden ones only with search_hidden)."""
+    docs = call.store.all("tasks", call.company)
+    if not call.data.get("search_hidden"):
+        docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
+    return get_all(call, "tasks", "tasks",
+                   list_fields=("id", "tags", "system_tags", "project", "status", "type", "user", "parent"),
+                   date_fields=("status_changed", "last_update", "last_change"),
+                   range_fields=("created", "started", "active_duration", "last_iteration"),
+                   regex_fields=("name",), docs=docs)
+
+
+@endpoint("tasks.get_all_ex")
+def get_all_ex(call: Call) -> dict:
+    """As ``get_all``."""
+    return get_all_tasks(call)
+
+
+@endpoint("tasks.get_types")
+def get_types(call: Call) -> dict:
+    """The task types in use."""
+    return {"types": sorted({t["type"] for t in call.store.all("tasks", call.company)})}
+
+
+# -- status changes -------------------------------------------------------------------------------
+def change_status(call: Call, doc: dict, new_status: str, *, force: bool = False, **extra) -> dict:
+    """Move a task along the real server's state machine (``force`` skips the check)."""
+    current = doc["status"]
+    if not force and new_status != current and new_status not in STATE_MACHINE.get(current, set()):
+        raise ApiError(400, 110, f"Invalid status change (current_status={current}, new_status={new_status})")
+    now = now_iso()
+    fields = {"status": new_status, "status_reason": call.data.get("status_reason") or "",
+              "status_message": call.data.get("status_message") or "", "status_changed": now, **extra}
+    doc.update(fields)
+    _save(call, doc)
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("tasks.started")
+def started(call: Call) -> dict:
+    """Mark a task started (``in_progress``)."""
+    doc = _task(call)
+    extra = {"started": now_iso()} if not doc.get("started") else {}
+    return {**change_status(call, doc, "in_progress", force=call.data.get("force", False), **extra), "started": 1}
+
+
+@endpoint("tasks.stopped")
+def stopped(call: Call) -> dict:
+    """Mark a task stopped."""
+    return change_status(call, _task(call), "stopped", force=call.data.get("force", False))
+
+
+@endpoint("tasks.failed")
+def failed(call: Call) -> dict:
+    """Mark a task failed."""
+    return change_status(call, _task(call), "failed", force=call.data.get("force", False))
+
+
+@endpoint("tasks.close")
+def close(call: Call) -> dict:
+    """Mark a stopped task closed."""
+    return change_status(call, _task(call), "closed", force=call.data.get("force", False))
+
+
+@endpoint("tasks.completed")
+def completed(call: Call) -> dict:
+    """Mark a task completed (and published with ``publish``)."""
+    doc = _task(call)
+    result = change_status(call, doc, "completed", force=call.data.get("force", False), completed=now_iso())
+    if call.data.get("publish"):
+        result = change_status(call, doc, "published", force=call.data.get("force", False), published=now_iso())
+        result["published"] = 1
+    return result
+
+
+@endpoint("tasks.publish")
+def publish(call: Call) -> dict:
+    """Publish a task (its output models become ready too)."""
+    doc = _task(call)
+    result = change_status(call, doc, "published", force=call.data.get("force", False), published=now_iso())
+    for entry in doc.get("models", {}).get("output", []):
+        model = call.store.get("models", entry.get("model"), call.company)
+        if model is not None and not model.get("ready"):
+            model["ready"] = True
+            call.store.save("models", model)
+    return result
+
+
+@endpoint("tasks.reset")
+def reset(call: Call) -> dict:
+    """Back to ``created``: output artifacts, output models, metrics and events are cleared."""
+    doc = _task(call)
+    if doc["status"] == "published" and not call.data.get("force"):
+        raise ApiError(400, 113, f"Task published (invalid task status) (task={doc['id']})")
+    execution = doc.setdefault("execution", {})
+    execution["artifacts"] = [a for a in execution.get("artifacts", []) if a.get("mode") == "input"]
+    doc["models"] = {"input": doc.get("models", {}).get("input", []), "output": []}
+    doc.update(last_iteration=0, last_metrics={}, started=None, completed=None, published=None,
+               active_duration=None)
+    if call.data.get("clear_all"):
+        doc["execution"] = {"artifacts": []}
+    delete_task_events(call, doc["id"])
+    result = change_status(call, doc, "created", force=True)
+    return {**result, "dequeued": {}, "deleted_models": 0, "urls": {}}
+
+
+def delete_task_events(call: Call, task_id: str) -> None:
+    """Remove every event of a task."""
+    with call.store.writing() as conn:
+        conn.execute("DELETE FROM events WHERE company=? AND task=?", (call.company, task_id))
+
+
+@endpoint("tasks.delete")
+def delete(call: Call) -> dict:
+    """Delete a task, its events and (by default) its output models."""
+    doc = _task(call)
+    if doc["status"] == "in_progress" and not call.data.get("force"):
+        raise ApiError(400, 112, f"Task in progress (invalid task status) (task={doc['id']})")
+    deleted_models = 0
+    if call.data.get("delete_output_models", True):
+        for entry in doc.get("models", {}).get("output", []):
+            if call.store.get("models", entry.get("model"), call.company) is not None:
+                call.store.delete("models", entry["model"])
+                deleted_models += 1
+    delete_task_events(call, doc["id"])
+    call.store.delete("tasks", doc["id"])
+    projects.touch(call, doc.get("project"))
+    return {"deleted": 1, "updated_children": 0, "updated_models": 0, "deleted_models": deleted_models,
+            "urls": {}}
+
+
+@endpoint("tasks.archive")
+def archive(call: Call) -> dict:
+    """Add the ``archived`` system tag to tasks."""
+    count = 0
+    for task_id in ids_of(call.require("tasks")):
+        doc = _task(call, task_id)
+        doc["system_tags"] = merge_tags(doc.get("system_tags"), ["archived"])
+        _save(call, doc)
+        count += 1
+    return {"archived": count}
+
+
+@endpoint("tasks.ping")
+def ping(call: Call) -> dict:
+    """Keep-alive: refresh last_update."""
+    doc = _task(call)
+    _save(call, doc, changed=False)
+    return {}
+
+
+# -- edits ----------------------------------------------------------------------------------------
+@endpoint("tasks.edit")
+def edit(call: Call) -> dict:
+    """Replace top-level fields of a task (only in ``created`` unless ``force``)."""
+    doc = _task(call)
+    if doc["status"] != "created" and not call.data.get("force"):
+        raise ApiError(400, 110, f"Invalid task status (expected=created, status={doc['status']})")
+    fields = {k: call.data[k] for k in EDITABLE if k in call.data}
+    if "output_dest" in call.data:
+        fields["output"] = {**doc.get("output", {}), "destination": call.data["output_dest"]}
+    if "type" in fields and fields["type"] not in TASK_TYPES:
+        raise bad_request(f"Invalid task type {fields['type']!r}")
+    if fields.get("project"):
+        get_or_raise(call, "projects", fields["project"], projects.INVALID)
+    if "execution" in fields:
+        fields["execution"] = {"artifacts": [], **(fields["execution"] or {})}
+    if "models" in fields:
+        fields["models"] = {"input": [], "output": [], **(fields["models"] or {})}
+    doc.update(fields)
+    _save(call, doc)
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("tasks.update")
+def update(call: Call) -> dict:
+    """Update name, comment, tags, system_tags or project (any status)."""
+    doc = _task(call)
+    fields = {k: call.data[k] for k in ("name", "comment", "tags", "system_tags", "project") if k in call.data}
+    doc.update(fields)
+    _save(call, doc)
+    return {"updated": 1, "fields": fields}
+
+
+@endpoint("tasks.set_requirements")
+def set_requirements(call: Call) -> dict:
+    """Store the script's requirements."""
+    doc = _task(call)
+    doc.setdefault("script", {})["requirements"] = call.require("requirements")
+    _save(call, doc)
+    return {"updated": 1, "fields": {"script.requirements": call.data["requirements"]}}
+
+
+@endpoint("tasks.edit_hyper_params")
+def edit_hyper_params(call: Call) -> dict:
+    """Add or replace hyperparameters (``replace_hyperparams``: none, section or all)."""
+    doc = _task(call)
+    params = call.require("hyperparams")
+    mode = call.data.get("replace_hyperparams") or "none"
+    current = doc.setdefault("hyperparams", {})
+    if mode == "all":
+        current.clear()
+    if mode == "section":
+        for section in {p.get("section") for p in params}:
+            current.pop(section, None)
+    for p in params:
+        if not p.get("section") or "name" not in p:
+            raise bad_request("hyperparams items need section and name")
+        item = {k: p[k] for k in ("section", "name", "value", "type", "description") if k in p}
+        current.setdefault(p["section"], {})[p["name"]] = item
+    _save(call, doc)
+    return {"updated": 1}
+
+
+@endpoint("tasks.get_hyper_params")
+def get_hyper_params(call: Call) -> dict:
+    """Hyperparameters of tasks, as lists."""
+    return {"params": [{"task": t, "hyperparams": [p for section in (_task(call, t).get("hyperparams") or {}).values()
+                                                   for p in section.values()]}
+                       for t in ids_of(call.require("tasks"))]}
+
+
+@endpoint("tasks.delete_hyper_params")
+def delete_hyper_params(call: Call) -> dict:
+    """Delete whole sections or single parameters."""
+    doc = _task(call)
+    current = doc.setdefault("hyperparams", {})
+    deleted = 0
+    for p in call.require("hyperparams"):
+        section = current.get(p.get("section"))
+        if section is None:
+            continue
+        if p.get("name") is None:
+            deleted += len(current.pop(p["section"]))
+        elif section.pop(p["name"], None) is not None:
+            deleted += 1
+    _save(call, doc)
+    return {"deleted": deleted}
+
+
+@endpoint("tasks.edit_configuration")
+def edit_configuration(call: Call) -> dict:
+    """Add or replace configuration items."""
+    doc = _task(call)
+    if call.data.get("replace_configuration"):
+        doc["configuration"] = {}
+    current = doc.setdefault("configuration", {})
+    for item in call.require("configuration"):
+        if not item.get("name"):
+            raise bad_request("configuration items need a name")
+        current[item["name"]] = {k: item[k] for k in ("name", "value", "type", "description") if k in item}
+    _save(call, doc)
+    return {"updated": 1}
+
+
+@endpoint("tasks.get_configurations")
+def get_configurations(call: Call) -> dict:
+    """Configuration items of tasks (optionally only some names)."""
+    names = call.data.get("names")
+    return {"configurations": [
+        {"task": t, "configuration": [v for k, v in (_task(call, t).get("configuration") or {}).items()
+                                      if not names or k in names]}
+        for t in ids_of(call.require("tasks"))]}
+
+
+@endpoint("tasks.get_configuration_names")
+def get_configuration_names(call: Call) -> dict:
+    """Configuration item names of tasks."""
+    return {"configurations": [{"task": t, "names": sorted(_task(call, t).get("configuration") or {})}
+                               for t in ids_of(call.require("tasks"))]}
+
+
+@endpoint("tasks.add_or_update_artifacts")
+def add_or_update_artifacts(call: Call) -> dict:
+    """Upsert artifacts by (key, mode)."""
+    doc = _task(call)
+    current = doc.setdefault("execution", {}).setdefault("artifacts", [])
+    for art in call.require("artifacts"):
+        if not art.get("key") or not art.get("type"):
+            raise bad_request("artifacts need key and type")
+        art = {"mode": "output", **art}
+        for i, old in enumerate(current):
+            if old.get("key") == art["key"] and old.get("mode", "output") == art["mode"]:
+                current[i] = art
+                break
+        else:
+            current.append(art)
+    _save(call, doc)
+    return {"updated": len(call.data["artifacts"])}
+
+
+@endpoint("tasks.delete_artifacts")
+def delete_artifacts(call: Call) -> dict:
+    """Delete artifacts by (key, mode)."""
+    doc = _task(call)
+    current = doc.setdefault("execution", {}).setdefault("artifacts", [])
+    gone = {(a.get("key"), a.get("mode", "output")) for a in call.require("artifacts")}
+    kept = [a for a in current if (a.get("key"), a.get("mode", "output")) not in gone]
+    doc["execution"]["artifacts"] = kept
+    _save(call, doc)
+    return {"deleted": len(current) - len(kept)}
+
+
+@endpoint("tasks.add_or_update_model")
+def add_or_update_model(call: Call) -> dict:
+    """Attach an input or output model by name."""
+    doc = _task(call)
+    kind = call.require("type")
+    if kind not in ("input", "output"):
+        raise bad_request("type must be input or output")
+    entry = {"name": call.require("name"), "model": call.require("model"), "updated": now_iso()}
+    models = doc.setdefault("models", {}).setdefault(kind, [])
+    for i, old in enumerate(models):
+        if old.get("name") == entry["name"]:
+            models[i] = entry
+            break
+    else:
+        models.append(entry)
+    if kind == "output" and call.data.get("iteration") is not None:
+        doc["last_iteration"] = max(doc.get("last_iteration") or 0, call.data["iteration"])
+    _save(call, doc)
+    return {"updated": 1}
+
+
+@endpoint("tasks.delete_models")
+def delete_models(call: Call) -> dict:
+    """Detach models by (name, type)."""
+    doc = _task(call)
+    deleted = 0
+    for item in call.require("models"):
+        lst = doc.setdefault("models", {}).setdefault(item.get("type", "output"), [])
+        before = len(lst)
+        lst[:] = [m for m in lst if m.get("name") != item.get("name")]
+        deleted += before - len(lst)
+    _save(call, doc)
+    return {"updated": deleted}

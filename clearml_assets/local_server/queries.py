@@ -1,0 +1,281 @@
+"""``*.get_all`` query semantics of the real ClearML server, over documents held in memory.
+
+Mirrors the real server's rules (``apiserver/database/model/base.py``): name fields are regex
+(``re.search``, unanchored), list fields (``id``, ``tags``, ``system_tags``, ``project``, ``status``...)
+take ``__$all``/``__$any``/``__$not``/``-value`` operators, datetime fields take ``[">=2024-..", "<.."]``
+or an inclusive ``[min, max]`` pair, ``order_by`` always ends with ``id`` for stable paging, and paging is
+``page``/``page_size`` or ``size``/``scroll_id``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import datetime, timezone
+from functools import cmp_to_key
+from typing import Any, Iterable, Sequence
+
+from .registry import ApiError, bad_request
+
+ACCESS_REGEX = re.compile(r"^(?P<prefix>>=|>|<=|<)?(?P<value>.*)$")
+OPS = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+       None: lambda a, b: a == b}
+
+
+def now_iso() -> str:
+    """The current UTC time as the real server renders datetimes."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse an ISO datetime (naive = UTC) or a unix timestamp; None when absent or unparseable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def get_path(doc: dict, path: str) -> Any:
+    """The value at a dotted path, or None."""
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+# -- filters ----------------------------------------------------------------------------------------
+def match_regex(pattern: str, value: Any) -> bool:
+    """Mongo ``$regex`` semantics: unanchored search."""
+    if value is None:
+        return False
+    try:
+        return re.search(pattern, str(value)) is not None
+    except re.error as exc:
+        raise ApiError(400, 21, f"Malformed regular expression {pattern!r}: {exc}") from None
+
+
+def match_list(doc_value: Any, data: Any, field: str) -> bool:
+    """List-field filter with the real server's operators (``__$all``, ``__$any``, ``__$not``, ``-x``)."""
+    if not isinstance(data, (list, tuple)):
+        data = [data]
+    values = doc_value if isinstance(doc_value, list) else ([] if doc_value is None else [doc_value])
+    have = set(values)
+    actions: dict[str, list] = {}
+    allow_empty = False
+    global_op: str | None = None
+    context = "or"
+    negate_next = False
+    legacy = True
+    for item in data:
+        if item is None:
+            allow_empty = True
+            negate_next = False
+            continue
+        if not isinstance(item, str):
+            raise ApiError(400, 16, f"Invalid value type for {field}: string expected")
+        if item == "__$nop":
+            context, legacy, negate_next = "or", True, False
+            continue
+        if item.startswith("__$"):
+            if item == "__$not":
+                negate_next = True
+                continue
+            op = {"__$all": "and", "__$and": "and", "__$any": "or", "__$or": "or"}.get(item)
+            if op is None:
+                raise ApiError(400, 16, f"Unsupported operator {item} for {field}")
+            context, legacy = op, False
+            global_op = global_op or op
+            continue
+        global_op = global_op or "and"
+        include = not negate_next
+        negate_next = False
+        if include and legacy and item.startswith("-"):
+            item, include = item[1:], False
+        modifier = {("and", True): "all", ("and", False): "nin",
+                    ("or", True): "in", ("or", False): "nin"}[(context, include)]
+        actions.setdefault(modifier, []).append(item)
+    results = []
+    for modifier, items in actions.items():
+        if modifier == "in":
+            results.append(bool(have & set(items)))
+        elif modifier == "all":
+            results.append(set(items) <= have)
+        else:
+            results.append(not (have & set(items)))
+    combined = (all(results) if (global_op or "and") == "and" else any(results)) if results else True
+    return combined or (allow_empty and not values)
+
+
+def _compare(a: Any, b: Any) -> Any:
+    """Make two values comparable: datetimes parse, numbers stay numbers."""
+    ta, tb = parse_time(a) if isinstance(a, str) else a, parse_time(b) if isinstance(b, str) else b
+    if isinstance(ta, datetime) and isinstance(tb, datetime):
+        return ta, tb
+    return a, b
+
+
+def match_range(doc_value: Any, data: Any, field: str) -> bool:
+    """An inclusive ``[min, max]`` pair (either may be None; None min also matches a missing value)."""
+    if not isinstance(data, (list, tuple)) or len(data) != 2:
+        raise bad_request(f"Min and max values should be specified for range field {field}")
+    low, high = data
+    if low is None and high is None:
+        raise bad_request(f"At least one of min or max values should be provided for field {field}")
+    if doc_value is None:
+        return low is None
+    try:
+        if low is not None:
+            a, b = _compare(doc_value, low)
+            if a < b:
+                return False
+        if high is not None:
+            a, b = _compare(doc_value, high)
+            if a > b:
+                return False
+    except TypeError:
+        return False
+    return True
+
+
+def match_dates(doc_value: Any, data: Any, field: str) -> bool:
+    """Datetime filter: ``[">=t1", "<t2"]`` conditions, or an inclusive ``[t1, t2]`` pair."""
+    if not isinstance(data, list):
+        data = [data]
+    if len(data) == 2 and not any(d.startswith(tuple(OPS_PREFIXES)) for d in data if d is not None):
+        return match_range(doc_value, data, field)
+    when = parse_time(doc_value)
+    for item in data:
+        m = ACCESS_REGEX.match(item or "")
+        bound = parse_time(m.group("value")) if m else None
+        if bound is None:
+            continue  # the real server ignores values it cannot parse
+        if when is None or not OPS[m.group("prefix")](when, bound):
+            return False
+    return True
+
+
+OPS_PREFIXES = (">=", ">", "<=", "<")
+
+
+def filter_docs(docs: Iterable[dict], data: dict, *, regex_fields: Sequence[str] = ("name",),
+                list_fields: Sequence[str] = (), date_fields: Sequence[str] = (),
+                range_fields: Sequence[str] = (), exact_fields: Sequence[str] = ()) -> list[dict]:
+    """Documents matching every filter present in ``data`` (request fields)."""
+    checks = []
+    for f in regex_fields:
+        if data.get(f):
+            checks.append(lambda d, f=f, p=data[f]: match_regex(p, get_path(d, f)))
+    for f in list_fields:
+        if data.get(f) is not None and data.get(f) != []:
+            checks.append(lambda d, f=f, v=data[f]: match_list(get_path(d, f), v, f))
+    for f in date_fields:
+        if data.get(f) is not None:
+            checks.append(lambda d, f=f, v=data[f]: match_dates(get_path(d, f), v, f))
+    for f in range_fields:
+        if data.get(f) is not None:
+            checks.append(lambda d, f=f, v=data[f]: match_range(get_path(d, f), v, f))
+    for f in exact_fields:
+        if data.get(f) is not None:
+            checks.append(lambda d, f=f, v=data[f]: get_path(d, f) == v)
+    for key in ("_any_", "_all_", "_or_", "_and_"):
+        spec = data.get(key)
+        if spec and spec.get("fields") and spec.get("pattern") is not None:
+            anyop = key in ("_any_", "_or_")
+            pattern = re.compile(spec["pattern"], re.IGNORECASE)
+            fields = spec["fields"]
+            checks.append(lambda d, fields=fields, anyop=anyop, pattern=pattern:
+                          (any if anyop else all)(pattern.search(str(get_path(d, f) or "")) for f in fields))
+    return [d for d in docs if all(c(d) for c in checks)]
+
+
+# -- ordering, projection, paging ----------------------------------------------------------------------
+def _sort_key_cmp(order: list[tuple[str, bool]]):
+    def cmp(a: dict, b: dict) -> int:
+        for field, desc in order:
+            va, vb = get_path(a, field), get_path(b, field)
+            if va == vb:
+                continue
+            if va is None:
+                r = -1
+            elif vb is None:
+                r = 1
+            else:
+                try:
+                    r = -1 if va < vb else 1
+                except TypeError:
+                    r = -1 if str(va) < str(vb) else 1
+            return -r if desc else r
+        return 0
+    return cmp
+
+
+def sort_docs(docs: list[dict], order_by: Any) -> list[dict]:
+    """Sort by ``order_by`` (``-field`` descending), always ending with ``id`` like the real server."""
+    if not order_by:
+        return docs
+    items = order_by if isinstance(order_by, list) else [order_by]
+    order = [(item.lstrip("-"), item.startswith("-")) for item in items if item and item != "@text_score"]
+    if not any(f == "id" for f, _ in order):
+        order.append(("id", False))
+    return sorted(docs, key=cmp_to_key(_sort_key_cmp(order)))
+
+
+def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
+    """Keep only the dotted ``only_fields`` (plus ``id``)."""
+    if not only_fields:
+        return doc
+    out: dict = {"id": doc.get("id")}
+    for path in only_fields:
+        value = get_path(doc, path)
+        if value is None and not _has_path(doc, path):
+            continue
+        parts = path.split(".")
+        target = out
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return out
+
+
+def _has_path(doc: dict, path: str) -> bool:
+    value: Any = doc
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
+
+
+def paginate(docs: list[dict], data: dict) -> tuple[list[dict], str | None]:
+    """Apply ``page``/``page_size`` or ``size``/``scroll_id``; returns the rows and the next scroll id."""
+    if data.get("scroll_id") is not None or data.get("size") is not None:
+        start = 0
+        if data.get("scroll_id") and not data.get("refresh_scroll"):
+            try:
+                start = int(json.loads(base64.urlsafe_b64decode(data["scroll_id"]))["start"])
+            except Exception:
+                raise bad_request("Invalid scroll id") from None
+        size = int(data.get("size") or 500)
+        if size <= 0:
+            raise bad_request("size should be a positive number")
+        rows = docs[start:start + size]
+        scroll = base64.urlsafe_b64encode(json.dumps({"start": start + len(rows)}).encode()).decode()
+        return rows, scroll
+    page, page_size = data.get("page"), data.get("page_size")
+    if page is None and page_size is None:
+        return docs, None
+    if page_size is None:
+        raise bad_request("page_size should be specified when page is specified")
+    page = int(page or 0)
+    page_size = int(page_size)
+    if page < 0 or page_size <= 0:
+        raise bad_request("page should be non-negative and page_size positive")
+    return docs[page * page_size:(page + 1) * page_size], None
