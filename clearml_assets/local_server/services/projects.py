@@ -75,7 +75,7 @@ def get_by_id(call: Call) -> dict:
 def get_all_projects(call: Call) -> dict:
     """Projects filtered like the real server; hidden ones only with ``search_hidden``."""
     docs = call.store.all("projects", call.company)
-    if not call.data.get("search_hidden"):
+    if not call.data.get("search_hidden") and not call.data.get("id"):
         docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
     return get_all(call, "projects", "projects", list_fields=("id", "tags", "system_tags", "user", "parent"),
                    regex_fields=("name", "basename", "description"), date_fields=("last_update", "created"),

@@ -88,7 +88,7 @@ def get_by_id(call: Call) -> dict:
 def get_all_tasks(call: Call) -> dict:
     """Tasks filtered, ordered and paged like the real server (hidden ones only with search_hidden)."""
     docs = call.store.all("tasks", call.company)
-    if not call.data.get("search_hidden"):
+    if not call.data.get("search_hidden") and not call.data.get("id"):
         docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
     return get_all(call, "tasks", "tasks",
                    list_fields=("id", "tags", "system_tags", "project", "status", "type", "user", "parent"),
