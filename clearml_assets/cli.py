@@ -44,6 +44,23 @@ def _make_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .errors import ClearMLAssetsError
+
+    try:
+        summary = run_demo(account=args.account, home=Path(args.home) if args.home else None,
+                           train_epochs=args.epochs)
+    except ClearMLAssetsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\nclearml-assets demo finished:")
+    for name, value in summary.items():
+        print(f"  {name}: {value}")
+    print(f"\nSee it in the Dagster UI: DAGSTER_HOME={summary['dagster_home']} dagster dev")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``clearml-assets``."""
     parser = argparse.ArgumentParser(
@@ -75,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     demo.add_argument("--size", type=int, default=160, help="image side in pixels (default: %(default)s)")
     demo.set_defaults(func=_make_demo_data)
+    run = sub.add_parser("demo", help="run the main job: dataset versions, YOLO model, task archive",
+                         description="Materialize the dataset versions (raw -> curated -> training view), train "
+                                     "and register the YOLO model, and archive its ClearML task, on the embedded "
+                                     "local server (started on demand) or the account given.")
+    run.add_argument("--account", help="ClearML account (default: CLEARML_ASSETS_DEFAULT_ACCOUNT or local)")
+    run.add_argument("--home", help="CLEARML_ASSETS_HOME for this run (default: $CLEARML_ASSETS_HOME or "
+                                    "~/.clearml_assets)")
+    run.add_argument("--epochs", type=int, help="training epochs (default: the training config's default)")
+    run.set_defaults(func=_demo)
     return parser
 
 

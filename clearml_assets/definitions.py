@@ -1,14 +1,38 @@
-"""The Dagster ``Definitions`` of clearml_assets (loaded by ``workspace.yaml`` and ``dagster -m``)."""
+"""The Dagster ``Definitions`` of clearml_assets (loaded by ``workspace.yaml`` and ``dagster -m``).
+
+Accounts come from the environment (and ``.env``, which Dagster loads): see
+:meth:`ClearMLResource.from_env`. The embedded local server is always the ``local`` account.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from .archives.defs import build_archive_defs
+from .datasets.defs import build_dataset_defs
+from .resource import ClearMLResource
+from .training.defs import build_training_defs
 
-def build_definitions() -> dg.Definitions:
-    """Merge the definitions of every capability into one code location."""
-    parts: list[dg.Definitions] = []
-    return dg.Definitions.merge(*parts) if parts else dg.Definitions()
+TRAINING_JOB = "clearml_training_job"
+
+
+def build_definitions(clearml: ClearMLResource | None = None) -> dg.Definitions:
+    """Merge the definitions of every capability into one code location.
+
+    Args:
+        clearml: The resource to bind as ``clearml``; default: accounts from the environment.
+    """
+    clearml = clearml or ClearMLResource.from_env()
+    datasets = build_dataset_defs()
+    training = build_training_defs()
+    archives = build_archive_defs(clearml.account_names())
+    training_job = dg.define_asset_job(
+        TRAINING_JOB,
+        selection=dg.AssetSelection.groups("datasets", "training"),
+        description="Dataset versions (raw -> curated -> training view) and the YOLO model trained on them.",
+    )
+    core = dg.Definitions(resources={"clearml": clearml}, jobs=[training_job])
+    return dg.Definitions.merge(core, datasets, training, archives)
 
 
 defs = build_definitions()
