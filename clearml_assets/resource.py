@@ -96,7 +96,8 @@ class ClearMLResource(dg.ConfigurableResource):
                 files_host=env.get(f"CLEARML_FILES_HOST_{suffix}", SAAS_FILES_HOST if f"CLEARML_API_HOST_{suffix}"
                                    not in env else ""),
                 access_key=dg.EnvVar(f"CLEARML_KEY_{suffix}"),
-                secret_key=dg.EnvVar(f"CLEARML_SECRET_{suffix}"),
+                # an unset secret must not break every run at resource init: resolve() names it instead
+                secret_key=dg.EnvVar(f"CLEARML_SECRET_{suffix}") if env.get(f"CLEARML_SECRET_{suffix}") else "",
             )
         if env.get("CLEARML_API_ACCESS_KEY"):
             accounts["default"] = ClearMLAccount(
@@ -104,7 +105,7 @@ class ClearMLResource(dg.ConfigurableResource):
                 web_host=env.get("CLEARML_WEB_HOST", ""),
                 files_host=env.get("CLEARML_FILES_HOST", ""),
                 access_key=dg.EnvVar("CLEARML_API_ACCESS_KEY"),
-                secret_key=dg.EnvVar("CLEARML_API_SECRET_KEY"),
+                secret_key=dg.EnvVar("CLEARML_API_SECRET_KEY") if env.get("CLEARML_API_SECRET_KEY") else "",
             )
         kwargs.setdefault("default_account", env.get("CLEARML_ASSETS_DEFAULT_ACCOUNT", LOCAL_ACCOUNT))
         return cls(accounts=accounts, **kwargs)
@@ -149,9 +150,15 @@ class ClearMLResource(dg.ConfigurableResource):
                           "access_key": info.access_key, "secret_key": info.secret_key}
         missing = [f for f in ("api_host", "access_key", "secret_key") if not getattr(acc, f)]
         if missing:
+            names = {"api_host": f"CLEARML_API_HOST_{name.upper()}", "access_key": f"CLEARML_KEY_{name.upper()}",
+                     "secret_key": f"CLEARML_SECRET_{name.upper()}"}
+            if name == "default":
+                names = {"api_host": "CLEARML_API_HOST", "access_key": "CLEARML_API_ACCESS_KEY",
+                         "secret_key": "CLEARML_API_SECRET_KEY"}
             raise ClearMLConfigError(
-                f"ClearML account '{name}' has no {', '.join(missing)}. Set CLEARML_KEY_{name.upper()} / "
-                f"CLEARML_SECRET_{name.upper()} (or the account's fields in the resource config).")
+                f"ClearML account '{name}' has no {', '.join(missing)}: set "
+                f"{', '.join(names[m] for m in missing)} in the environment or .env (or the account's fields "
+                "in the resource config).")
         if not _ACCOUNT_NAME.match(name):
             raise ClearMLConfigError(f"ClearML account name '{name}' must be lowercase letters, digits and "
                                      "underscores, starting with a letter.")
