@@ -1,0 +1,71 @@
+"""A raw REST helper for the local server tests: the exact envelope, no retries, no client logic."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import requests
+
+from clearml_assets.local_server import LocalServerInfo
+
+
+class RawApi:
+    """POSTs ``/v2.23/<endpoint>`` with a token from ``auth.login``; returns the whole envelope.
+
+    Args:
+        info: Where the server is and the key pair to log in with.
+        access_key: Override the key pair (e.g. a second company's).
+        secret_key: Secret of ``access_key``.
+    """
+
+    def __init__(self, info: LocalServerInfo, access_key: str | None = None, secret_key: str | None = None):
+        self.info = info
+        self.session = requests.Session()
+        resp = self.session.get(f"{info.api_host}/auth.login",
+                                auth=(access_key or info.access_key, secret_key or info.secret_key), timeout=10)
+        assert resp.status_code == 200, resp.text
+        self.token = resp.json()["data"]["token"]
+        self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    def raw(self, endpoint: str, body: Any = None, **fields: Any) -> requests.Response:
+        """The HTTP response of one call (JSON body ``body`` or ``fields``)."""
+        payload = body if body is not None else fields
+        return self.session.post(f"{self.info.api_host}/v2.23/{endpoint}", json=payload, timeout=60)
+
+    def call(self, endpoint: str, **fields: Any) -> dict:
+        """The ``data`` of a successful call (asserts HTTP 200 == result_code 200)."""
+        resp = self.raw(endpoint, **fields)
+        env = resp.json()
+        assert resp.status_code == 200 and env["meta"]["result_code"] == 200, (endpoint, resp.status_code,
+                                                                                env["meta"]["result_msg"])
+        return env["data"]
+
+    def error(self, endpoint: str, **fields: Any) -> tuple[int, int, str]:
+        """``(http status, result_subcode, result_msg)`` of a call expected to fail."""
+        resp = self.raw(endpoint, **fields)
+        meta = resp.json()["meta"]
+        assert meta["result_code"] == resp.status_code
+        return resp.status_code, meta["result_subcode"], meta["result_msg"]
+
+    def add_batch(self, events: list[dict]) -> dict:
+        """``events.add_batch`` as the SDK sends it (JSON lines)."""
+        body = "\n".join(json.dumps(e) for e in events)
+        resp = self.session.post(f"{self.info.api_host}/v2.23/events.add_batch", data=body.encode(),
+                                 headers={"Content-Type": "application/json-lines"}, timeout=60)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["data"]
+
+    def pages(self, endpoint: str, key: str, page_size: int = 500, **fields: Any) -> Iterator[list[dict]]:
+        """Every page of a ``page``/``page_size`` query until a short page."""
+        page = 0
+        while True:
+            rows = self.call(endpoint, page=page, page_size=page_size, **fields)[key]
+            yield rows
+            if len(rows) < page_size:
+                return
+            page += 1
+
+    def file(self, url: str) -> requests.Response:
+        """GET a fileserver URL with the token."""
+        return self.session.get(url, timeout=60)
