@@ -15,8 +15,6 @@ from clearml_assets.archives.assets import task_archive_key
 from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.archives.paths import account_slug
 
-pytest.importorskip("clearml_assets.resource")
-
 MODULE = """
 import json, os
 from pathlib import Path

@@ -14,10 +14,9 @@ from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.manifest import read_manifest, verify_folder
 from clearml_assets.archives.packing import extract_archive, verify_archive
+from clearml_assets.client import ClearMLClient
 from clearml_assets.errors import ArchiveError
 
-# ClearMLClient lands with the resource engineer's work; until then this module is skipped, not broken
-ClearMLClient = pytest.importorskip("clearml_assets.client").ClearMLClient
 
 SMALL = DemoSpec(scalar_series=3, points_per_series=40, log_lines=30, artifacts=2, artifact_bytes=2048,
                  plots=2, debug_images=2)
@@ -43,7 +42,8 @@ def test_full_fidelity_of_an_sdk_reported_task(clearml_server, sdk_runner, tmp_p
         import hashlib, json, os
         import numpy as np
         from clearml import Task, OutputModel
-        task = Task.init(project_name="arch/full", task_name="full fidelity", reuse_last_task_id=False)
+        task = Task.init(project_name="arch/full", task_name="full fidelity", reuse_last_task_id=False,
+                         output_uri=True)
         logger = task.get_logger()
         for i in range(5000):
             logger.report_scalar("val", "metrics/mAP50(B)", value=i / 5000, iteration=i)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ class DemoSpec:
     artifact_bytes: int = 1 << 20
     plots: int = 2
     debug_images: int = 2
+
+
+def _path_part(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name).strip(".")[:64] or "_"
 
 
 class RawSeeder:
@@ -80,8 +85,6 @@ class RawSeeder:
 
     def project(self, name: str) -> str:
         """Id of the project ``name`` (created if missing)."""
-        import re
-
         found = self.call("projects.get_all", name=f"^{re.escape(name)}$", only_fields=["id"]).get("projects")
         if found:
             return found[0]["id"]
@@ -111,7 +114,8 @@ class RawSeeder:
         extra = [{"type": "plot", "task": task_id, "timestamp": now, "iter": p, "metric": "confusion",
                   "variant": "matrix", "plot_str": json.dumps({"data": [{"z": [[p, 1], [2, 3]]}]})}
                  for p in range(spec.plots)]
-        prefix = f"/{project_name}/{name}.{task_id}"
+        # the fileserver path is only a place for the bytes; hostile names must not break seeding
+        prefix = f"/{_path_part(project_name)}/{_path_part(name)}.{task_id}"
         for d in range(spec.debug_images):
             url = self.upload(f"{prefix}/metrics/samples/batch/samples_batch_{d:08d}.png",
                               b"\x89PNG\r\n\x1a\n" + os.urandom(512))
