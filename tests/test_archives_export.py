@@ -218,3 +218,20 @@ def test_project_archive_pages_all_tasks_and_reuses(clearml_server, tmp_path: Pa
     assert again.manifest["archive"]["sha256"] == result.manifest["archive"]["sha256"]
     assert os.path.samefile(result.tasks[0].folder / "task.json",
                             result.folder / "tasks" / result.tasks[0].folder.name / "task.json")
+
+
+def test_project_archive_has_no_500_task_cap(clearml_server, tmp_path: Path):
+    seeder = make_seeder(clearml_server)
+    project = seeder.project("big")
+    ids = []
+    for i in range(501):
+        task_id = seeder.call("tasks.create", name=f"t{i:03d}", type="training", project=project)["id"]
+        seeder.call("tasks.completed", task=task_id, force=True)
+        ids.append(task_id)
+    seeder.call("tasks.create", name="draft", type="training", project=project)
+    client = make_client(clearml_server)
+    result = ClearMLTaskExporter(client, "personal", tmp_path / "x", max_workers=4).export_project(project)
+    assert sorted(r.task_id for r in result.tasks) == sorted(ids)
+    assert result.manifest["tasks"] == 501 and len(list((result.folder / "tasks").iterdir())) == 501
+    assert len((result.folder / "metrics.csv").read_text().splitlines()) == 502
+    assert verify_archive(result.archive, result.manifest) == []
