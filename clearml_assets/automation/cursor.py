@@ -1,0 +1,119 @@
+"""The completed-task sensor's cursor: the server's status-change time and the tasks already seen.
+
+Only timestamps written by the ClearML server are stored or compared, never the daemon's clock, so
+clock skew between Dagster and ClearML cannot lose a task. The cursor keeps ``time``, the newest
+``status_changed`` processed, and ``recent``, every processed task whose ``status_changed`` lies within
+``overlap_seconds`` of ``time``. The next query starts at ``time - overlap_seconds``: tasks sharing a
+timestamp, tasks committed late by a busy server, and tasks the server renders with less precision than
+it sorts are all seen again and skipped by ``recent``, not lost. A task that completes again later (reset
+and re-run, or published) has a new ``status_changed`` and counts as new.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from ..errors import ClearMLConfigError
+
+CURSOR_VERSION = 1
+
+
+def parse_server_time(value: Any) -> datetime | None:
+    """A ClearML datetime (ISO 8601, naive = UTC, or a unix timestamp) as an aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def format_server_time(when: datetime) -> str:
+    """An aware datetime in the ISO form both the real ClearML server and the local server parse."""
+    return when.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass
+class ClearMLTaskCursor:
+    """Where the completed-task sensor of one account stands.
+
+    Attributes:
+        time: ``status_changed`` of the newest processed task, as the server rendered it (None: never ran).
+        recent: Task id -> ``status_changed`` of processed tasks within the overlap of ``time``.
+    """
+
+    time: str | None = None
+    recent: dict[str, str] = field(default_factory=dict)
+
+    # -- serialization ---------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, text: str | None) -> "ClearMLTaskCursor":
+        """Parse a stored cursor; an empty one means "from the beginning".
+
+        Raises:
+            ClearMLConfigError: The text is not a cursor of this sensor (reset the cursor in the UI).
+        """
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+            if data.get("v") != CURSOR_VERSION:
+                raise ValueError(f"version {data.get('v')!r}")
+            time = data.get("time")
+            recent = {str(k): str(v) for k, v in (data.get("recent") or {}).items()}
+            if time is not None and parse_server_time(time) is None:
+                raise ValueError(f"unparseable time {time!r}")
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ClearMLConfigError(
+                f"The completed-task sensor's cursor is not valid ({exc}): {text[:200]!r}. Clear or set it in "
+                "the Dagster UI (Sensors > the sensor > Cursor), e.g. to "
+                '{"v": 1, "time": "2024-01-01T00:00:00+00:00", "recent": {}}.') from None
+        return cls(time=time, recent=recent)
+
+    def to_json(self) -> str:
+        """The cursor as compact JSON (what Dagster stores)."""
+        return json.dumps({"v": CURSOR_VERSION, "time": self.time, "recent": dict(sorted(self.recent.items()))},
+                          separators=(",", ":"))
+
+    @classmethod
+    def starting_at(cls, when: datetime | str) -> "ClearMLTaskCursor":
+        """A cursor that ignores every task whose status changed before ``when`` (server time)."""
+        parsed = parse_server_time(when) if isinstance(when, str) else when
+        if parsed is None:
+            raise ClearMLConfigError(f"Cannot parse the start time {when!r}: use ISO 8601, e.g. "
+                                     "2024-01-31T00:00:00+00:00.")
+        return cls(time=format_server_time(parsed))
+
+    # -- logic -----------------------------------------------------------------------------------
+    def lower_bound(self, overlap_seconds: float) -> str | None:
+        """The ``status_changed`` lower bound of the next query (``>=``), or None for all history."""
+        when = parse_server_time(self.time)
+        if when is None:
+            return None
+        return format_server_time(when - timedelta(seconds=overlap_seconds))
+
+    def is_new(self, task_id: str, status_changed: str) -> bool:
+        """Whether this status change of the task has not been processed yet."""
+        return self.recent.get(task_id) != status_changed
+
+    def advance(self, task_id: str, status_changed: str) -> None:
+        """Record a processed task (rows arrive ordered by ``status_changed``, ``id``)."""
+        self.recent[task_id] = status_changed
+        new, old = parse_server_time(status_changed), parse_server_time(self.time)
+        if new is not None and (old is None or new > old):
+            self.time = status_changed
+
+    def prune(self, overlap_seconds: float) -> None:
+        """Forget processed tasks older than the overlap window (the next query cannot return them)."""
+        when = parse_server_time(self.time)
+        if when is None:
+            return
+        floor = when - timedelta(seconds=overlap_seconds)
+        self.recent = {k: v for k, v in self.recent.items()
+                       if (t := parse_server_time(v)) is not None and t >= floor}

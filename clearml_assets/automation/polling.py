@@ -1,0 +1,136 @@
+"""Bounded polling of ClearML for tasks whose status became completed or published."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..client import ClearMLClient
+from .cursor import ClearMLTaskCursor, parse_server_time
+
+FINISHED_STATUSES = ("completed", "published")
+TASK_FIELDS = ("id", "name", "project", "status", "status_changed")
+_OBJECT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class ClearMLPollResult:
+    """What one bounded poll found.
+
+    Attributes:
+        tasks: New task rows (``id``, ``name``, ``project``, ``status``, ``status_changed``), oldest first.
+        cursor: The cursor after them (safe to store: every task before it was returned).
+        pages: ``tasks.get_all`` calls made.
+        more: True when the poll stopped at a bound with results possibly left for the next tick.
+        stop_reason: Why it stopped (``caught_up``, ``max_pages``, ``max_tasks``, ``time_budget``).
+    """
+
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    cursor: ClearMLTaskCursor = field(default_factory=ClearMLTaskCursor)
+    pages: int = 0
+    more: bool = False
+    stop_reason: str = "caught_up"
+
+
+def resolve_project_ids(client: ClearMLClient, projects: Sequence[str], include_subprojects: bool = True
+                        ) -> list[str]:
+    """Project ids of ``projects`` (ids are kept, names are looked up in one paged query).
+
+    Args:
+        client: The account's client.
+        projects: Project ids (32 hex digits) or full project names (``parent/child``).
+        include_subprojects: Also return the ids of every subproject of a named project.
+    """
+    ids = [p for p in projects if _OBJECT_ID.match(p)]
+    names = [p for p in projects if not _OBJECT_ID.match(p)]
+    if names:
+        suffix = "(?:/.*)?" if include_subprojects else ""
+        pattern = f"^(?:{'|'.join(re.escape(n) for n in names)}){suffix}$"
+        for row in client.iter_pages("projects.get_all", "projects", page_size=500, name=pattern,
+                                     only_fields=["id", "name"], order_by=["name"]):
+            ids.append(row["id"])
+    return sorted(set(ids))
+
+
+def poll_finished_tasks(
+    client: ClearMLClient,
+    cursor: ClearMLTaskCursor,
+    *,
+    project_ids: Sequence[str] | None = None,
+    statuses: Sequence[str] = FINISHED_STATUSES,
+    include_hidden: bool = False,
+    page_size: int = 500,
+    max_pages: int = 20,
+    max_tasks: int = 1000,
+    time_budget_seconds: float = 20.0,
+    overlap_seconds: float = 5.0,
+    request_timeout_seconds: float = 30.0,
+) -> ClearMLPollResult:
+    """Tasks whose status changed to one of ``statuses`` after ``cursor``, in bounded pages.
+
+    Pages are keyset pages: each query asks for ``status_changed >= <newest time seen>`` ordered by
+    ``status_changed, id``, so tasks that change while the poll runs cannot shift rows out of a page.
+
+    Args:
+        client: The account's client.
+        cursor: Where the previous poll stopped (not modified; the result holds the new one).
+        project_ids: Only these projects (None: all projects). An empty list finds nothing.
+        statuses: Task statuses that count as finished.
+        include_hidden: Also return hidden tasks (e.g. dataset tasks).
+        page_size: Rows per ``tasks.get_all`` call.
+        max_pages: Most calls per poll.
+        max_tasks: Most new tasks per poll.
+        time_budget_seconds: No new page is requested after this many seconds.
+        overlap_seconds: How far before the cursor's time each poll looks again (late commits).
+        request_timeout_seconds: Read timeout of one call.
+
+    Raises:
+        ClearMLConnectionError: The server could not be reached or refused the keys.
+        ClearMLRequestError: The server rejected the query.
+    """
+    state = ClearMLTaskCursor(time=cursor.time, recent=dict(cursor.recent))
+    result = ClearMLPollResult(cursor=state)
+    if project_ids is not None and not project_ids:
+        return result
+    deadline = time.monotonic() + time_budget_seconds
+    bound = state.lower_bound(overlap_seconds)
+    page = 0
+    while True:
+        if result.pages >= max_pages or (result.pages and time.monotonic() >= deadline):
+            result.more, result.stop_reason = True, "max_pages" if result.pages >= max_pages else "time_budget"
+            break
+        query: dict[str, Any] = {"status": list(statuses), "order_by": ["status_changed", "id"],
+                                 "only_fields": list(TASK_FIELDS), "page": page, "page_size": page_size}
+        if bound is not None:
+            query["status_changed"] = [f">={bound}"]
+        if project_ids is not None:
+            query["project"] = list(project_ids)
+        if include_hidden:
+            query["search_hidden"] = True
+        rows = client.call("tasks.get_all", _timeout=(3.0, request_timeout_seconds), **query).get("tasks") or []
+        result.pages += 1
+        for row in rows:
+            changed = row.get("status_changed")
+            if not changed or not state.is_new(row["id"], str(changed)):
+                continue
+            if len(result.tasks) >= max_tasks:
+                result.more, result.stop_reason = True, "max_tasks"
+                break
+            result.tasks.append(row)
+            state.advance(row["id"], str(changed))
+        if result.more or len(rows) < page_size:
+            break
+        last = rows[-1].get("status_changed")
+        if last and (bound is None or _after(last, bound)):
+            bound, page = str(last), 0
+        else:
+            page += 1  # a whole page shares one timestamp: step through it by offset
+    state.prune(overlap_seconds)
+    return result
+
+
+def _after(a: str, b: str) -> bool:
+    ta, tb = parse_server_time(a), parse_server_time(b)
+    return ta is not None and tb is not None and ta > tb

@@ -1,0 +1,127 @@
+"""``build_clearml_completed_tasks_sensor``: archive every ClearML task that completes, exactly once."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import dagster as dg
+
+from ..archives.assets import clearml_project_partitions, clearml_task_partitions
+from ..archives.paths import account_slug
+from ..errors import ClearMLAssetsError
+from .cursor import ClearMLTaskCursor
+from .jobs import build_clearml_archive_job
+from .polling import FINISHED_STATUSES, poll_finished_tasks, resolve_project_ids
+
+
+def clearml_completed_tasks_sensor_name(account: str) -> str:
+    """``clearml_completed_tasks_sensor_<account>``."""
+    return f"clearml_completed_tasks_sensor_{account_slug(account)}"
+
+
+def clearml_task_run_key(task_id: str, status_changed: str) -> str:
+    """``<task id>:<status_changed>``: a task completed again later gets a new archive run."""
+    return f"{task_id}:{status_changed}"
+
+
+def build_clearml_completed_tasks_sensor(
+    account: str,
+    *,
+    projects: Sequence[str] | None = None,
+    include_subprojects: bool = True,
+    statuses: Sequence[str] = FINISHED_STATUSES,
+    include_hidden: bool = False,
+    job: dg.UnresolvedAssetJobDefinition | None = None,
+    minimum_interval_seconds: int = 60,
+    page_size: int = 500,
+    max_pages_per_tick: int = 20,
+    max_tasks_per_tick: int = 1000,
+    time_budget_seconds: float = 20.0,
+    overlap_seconds: float = 5.0,
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+    name: str | None = None,
+) -> dg.SensorDefinition:
+    """A sensor that adds tasks of ``account`` reaching completed/published as task archive partitions
+    and requests their archive runs in the same tick.
+
+    The cursor holds the ClearML server's ``status_changed`` time and the ids seen at (or just before) it,
+    so tasks sharing a timestamp, completing during a tick, or seen before a daemon restart or a failed
+    tick are neither lost nor archived twice. Run keys are ``<task id>:<status_changed>``: a task that is
+    reset and completed again is archived again. Each tick stops after ``max_pages_per_tick`` pages,
+    ``max_tasks_per_tick`` tasks or ``time_budget_seconds``, and the next tick continues. If the server
+    is down or refuses the keys, the tick fails naming the account and host, and the cursor stays put.
+
+    Args:
+        account: ClearML account name (resource ``clearml``, a ``ClearMLResource``).
+        projects: Project ids or full names to watch (None: every project).
+        include_subprojects: Named projects include their subprojects.
+        statuses: Task statuses that count as finished.
+        include_hidden: Also archive hidden tasks (e.g. dataset tasks).
+        job: The task archive job to run (default: ``clearml_archive_job_<account>``).
+        minimum_interval_seconds: Seconds between ticks.
+        page_size: Tasks per ``tasks.get_all`` call.
+        max_pages_per_tick: Most ``tasks.get_all`` calls per tick.
+        max_tasks_per_tick: Most new tasks (runs) per tick.
+        time_budget_seconds: No new page is requested after this (well inside Dagster's 60 s timeout).
+        overlap_seconds: How far before the cursor each tick looks again, for tasks the server commits late.
+        default_status: STOPPED (default) or RUNNING when the code location loads.
+        name: Sensor name (default ``clearml_completed_tasks_sensor_<account>``).
+    """
+    sensor_name = name or clearml_completed_tasks_sensor_name(account)
+    task_parts, project_parts = clearml_task_partitions(account), clearml_project_partitions(account)
+    watched = list(projects) if projects else None
+
+    @dg.sensor(
+        name=sensor_name, job=job or build_clearml_archive_job(account),
+        minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+        required_resource_keys={"clearml"},
+        description=f"Archives every task of ClearML account {account!r} that reaches "
+                    f"{'/'.join(statuses)}"
+                    f"{' in ' + ', '.join(repr(p) for p in watched) if watched else ''}: adds its id as a "
+                    f"partition of {task_parts.name} and requests its archive run (run key "
+                    "<task id>:<status_changed>).")
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        cursor = ClearMLTaskCursor.from_json(context.cursor)
+        host = "?"
+        try:
+            client = context.resources.clearml.client(account)
+            host = client.api_host
+            project_ids = None
+            if watched:
+                project_ids = resolve_project_ids(client, watched, include_subprojects)
+                if not project_ids:
+                    return dg.SensorResult(skip_reason=f"None of the projects {watched} exist in ClearML "
+                                                       f"account {account!r} yet.")
+            polled = poll_finished_tasks(
+                client, cursor, project_ids=project_ids, statuses=statuses, include_hidden=include_hidden,
+                page_size=page_size, max_pages=max_pages_per_tick, max_tasks=max_tasks_per_tick,
+                time_budget_seconds=time_budget_seconds, overlap_seconds=overlap_seconds)
+        except ClearMLAssetsError as exc:
+            raise type(exc)(
+                f"Sensor {sensor_name} (ClearML account '{account}' at {host}): {exc} The cursor did not "
+                "move; the next tick retries from the same point.",
+                metadata={"account": account, "api_host": host}) from None
+        if not polled.tasks:
+            return dg.SensorResult(
+                skip_reason=f"No task of ClearML account {account!r} reached {'/'.join(statuses)} since "
+                            f"{cursor.time or 'the beginning'} ({polled.pages} page(s)).",
+                cursor=polled.cursor.to_json())
+        task_ids = list(dict.fromkeys(t["id"] for t in polled.tasks))
+        project_ids_found = sorted({t["project"] for t in polled.tasks if t.get("project")})
+        partition_requests = [task_parts.build_add_request(task_ids)]
+        if project_ids_found:
+            partition_requests.append(project_parts.build_add_request(project_ids_found))
+        run_requests = [
+            dg.RunRequest(
+                run_key=clearml_task_run_key(t["id"], str(t["status_changed"])), partition_key=t["id"],
+                tags={"clearml/account": account_slug(account), "clearml/task_status": str(t.get("status")),
+                      "clearml/status_changed": str(t["status_changed"])})
+            for t in polled.tasks]
+        context.log.info(
+            f"{len(polled.tasks)} task(s) of account {account!r} reached {'/'.join(statuses)} "
+            f"({polled.pages} page(s), stopped: {polled.stop_reason}"
+            f"{'; the next tick continues' if polled.more else ''}).")
+        return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=partition_requests,
+                               cursor=polled.cursor.to_json())
+
+    return _sensor
