@@ -236,6 +236,7 @@ def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
     for path in only_fields:
         value = get_path(doc, path)
         if value is None and not _has_path(doc, path):
+            _keep_parents(doc, path, out)  # Mongo keeps an existing parent: runtime.version -> runtime: {}
             continue
         parts = path.split(".")
         target = out
@@ -243,6 +244,17 @@ def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
             target = target.setdefault(part, {})
         target[parts[-1]] = value
     return out
+
+
+def _keep_parents(doc: dict, path: str, out: dict) -> None:
+    """Copy the existing embedded-document parents of a missing dotted path as empty dicts."""
+    value: Any = doc
+    target = out
+    for part in path.split(".")[:-1]:
+        value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, dict):
+            return
+        target = target.setdefault(part, {})
 
 
 def _has_path(doc: dict, path: str) -> bool:
