@@ -11,7 +11,11 @@ over 10 series, 2,000 log lines, 3 artifacts of 1 MB), then times in one run:
 
 Prints completeness of (a) and (b) and the ratios: target (a)/(b) >= 10 and (b) <= 2 x ((c) + (d)).
 
-Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8]
+With ``--memory`` it instead checks that memory stays flat: one task with N log lines and an N-point
+scalar series (default 1,000,000 each) is exported in a child process and its peak RSS is compared with
+the same export at N/10.
+
+Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8] [--memory [--memory-size 1000000]]
 """
 
 from __future__ import annotations
@@ -143,17 +147,86 @@ def bare_events(seeder: RawSeeder, ids: list[str], workers: int) -> float:
     return time.perf_counter() - t0
 
 
+MEMORY_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from clearml_assets.archives.exporter import ClearMLTaskExporter
+from clearml_assets.client import ClearMLClient
+info, task_id, root = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+client = ClearMLClient(info["api_host"], info["access_key"], info["secret_key"], account="mem",
+                       files_host=info["files_host"], read_timeout=600)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+result = ClearMLTaskExporter(client, "mem", root, max_workers=4).export_task(task_id)
+print(json.dumps({"seconds": time.perf_counter() - t0, "rss_before_kb": base,
+                  "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "lines": result.counts["log_lines"], "points": result.counts["scalar_points"],
+                  "server": result.manifest["server_counts"], "issues": result.issues,
+                  "archive_bytes": result.manifest["archive"]["size"]}))
+"""
+
+
+def seed_big_task(seeder: RawSeeder, project_id: str, name: str, size: int) -> str:
+    """A completed task with ``size`` log lines and a ``size``-point scalar series (sent in chunks)."""
+    task_id = seeder.call("tasks.create", name=name, type="training", project=project_id)["id"]
+    seeder.call("tasks.started", task=task_id, force=True)
+    now = int(time.time() * 1000)
+    chunk = 20_000
+    for start in range(0, size, chunk):
+        end = min(size, start + chunk)
+        seeder.add_events([{"type": "log", "task": task_id, "timestamp": now + i // 8, "level": "info",
+                            "worker": "bench", "msg": f"epoch line {i:08d} loss={i * 1e-6:.6f}"}
+                           for i in range(start, end)])
+        seeder.add_events([{"type": "training_stats_scalar", "task": task_id, "timestamp": now + i,
+                            "iter": i, "metric": "train", "variant": "loss", "value": 1.0 / (i + 1)}
+                           for i in range(start, end)])
+    seeder.call("tasks.completed", task=task_id, force=True)
+    return task_id
+
+
+def memory_check(info, seeder: RawSeeder, work: Path, size: int) -> None:
+    project_id = seeder.project("memory")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    host = {"api_host": info.api_host, "files_host": info.files_host, "access_key": info.access_key,
+            "secret_key": info.secret_key}
+    rows = []
+    for n in (size // 10, size):
+        t0 = time.perf_counter()
+        task_id = seed_big_task(seeder, project_id, f"big_{n}", n)
+        print(f"seeded a task with {n:,} log lines and {n:,} scalar points in {time.perf_counter() - t0:.1f}s")
+        proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, json.dumps(host), task_id,
+                               str(work / f"mem_{n}")], env=env, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise SystemExit(f"memory export failed:\n{proc.stderr[-3000:]}")
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append((n, row))
+        print(f"N={n:>9,}: export {row['seconds']:.1f}s  lines={row['lines']:,} points={row['points']:,} "
+              f"(server {row['server']})  peak RSS {row['peak_rss_kb'] / 1024:.0f} MiB "
+              f"(after imports {row['rss_before_kb'] / 1024:.0f} MiB)  issues={len(row['issues'])}")
+    (n1, small), (n2, big) = rows
+    growth = (big["peak_rss_kb"] - small["peak_rss_kb"]) / 1024
+    print(f"peak RSS growth from N={n1:,} to N={n2:,}: {growth:+.0f} MiB "
+          f"(flat if small; the data itself is {big['archive_bytes'] / 2**20:.0f} MiB packed)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200, help="tasks to seed (default 200)")
     parser.add_argument("--workers", type=int, default=8, help="parallel ClearML calls (default 8)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--memory", action="store_true",
+                        help="check flat memory on a huge log and scalar series instead")
+    parser.add_argument("--memory-size", type=int, default=1_000_000,
+                        help="log lines and scalar points of the --memory task (default 1,000,000)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench_export_"))
     server = start_local_server_process(work / "server", log_file=work / "server.log")
     try:
         info = server.info
         seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
+        if args.memory:
+            memory_check(info, seeder, work, args.memory_size)
+            return
         spec = DemoSpec()
         t0 = time.perf_counter()
         ids = seeder.seed_project("bench", args.tasks, spec, workers=4)

@@ -235,3 +235,21 @@ def test_project_archive_has_no_500_task_cap(clearml_server, tmp_path: Path):
     assert result.manifest["tasks"] == 501 and len(list((result.folder / "tasks").iterdir())) == 501
     assert len((result.folder / "metrics.csv").read_text().splitlines()) == 502
     assert verify_archive(result.archive, result.manifest) == []
+
+
+def test_odd_log_text_is_kept_and_flagged(clearml_server, tmp_path: Path):
+    # NaN/inf scalars never reach the server (the SDK reports them as 0, the server refuses them); the
+    # exporter's NaN handling is covered in test_archives_units.py
+    seeder = make_seeder(clearml_server)
+    task_id = seeder.seed_task(seeder.project("odd"), "odd", "odd", DemoSpec(1, 3, 2, 0, 0, 0, 0))
+    seeder.add_events([
+        {"type": "log", "task": task_id, "timestamp": 4_000_000_000_000, "msg": "bytes \udcff\udcfe here"},
+        {"type": "log", "task": task_id, "timestamp": 4_000_000_000_001, "msg": "ctl \x00\x1b[31m red"},
+    ])
+    result = ClearMLTaskExporter(make_client(clearml_server), "personal", tmp_path / "x").export_task(task_id)
+    log = (result.folder / "console.log").read_bytes().decode("utf-8")
+    assert "bytes \\udcff\\udcfe here\n" in log and "ctl \x00\x1b[31m red\n" in log
+    assert result.counts["log_lines"] == result.manifest["server_counts"]["log_events"] == 4
+    assert any("not valid UTF-8" in i.get("warning", "") for i in result.issues)
+    assert result.manifest["status"] == "ok" and result.counts["scalar_points"] == 3
+    assert verify_archive(result.archive, result.manifest) == []
