@@ -15,19 +15,25 @@ With ``--memory`` it instead checks that memory stays flat: one task with N log 
 scalar series (default 1,000,000 each) is exported in a child process and its peak RSS is compared with
 the same export at N/10.
 
-Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8] [--memory [--memory-size 1000000]]
+``--latency-ms R`` puts a proxy in front of the API server and the fileserver that delays every request
+by R milliseconds (one network round trip, as to a hosted ClearML server); seeding is not delayed.
+
+Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8] [--latency-ms 0]
+       python benchmarks/bench_export.py --memory [--memory-size 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,6 +61,52 @@ for task_id in ids:
             files += 1
 print(json.dumps({"seconds": time.perf_counter() - t0, "lines": lines, "points": points, "files": files}))
 """
+
+
+class LatencyProxy:
+    """A TCP proxy to ``port`` on loopback that delays each request (first bytes after a response)."""
+
+    def __init__(self, port: int):
+        self.target = port
+        self.latency = 0.0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            state = {"new_request": True}
+            threading.Thread(target=self._pump, args=(client, upstream, state, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, state, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, state: dict, request_side: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if request_side and state["new_request"]:
+                    state["new_request"] = False
+                    if self.latency:
+                        time.sleep(self.latency)
+                elif not request_side:
+                    state["new_request"] = True
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def url(self, original: str) -> str:
+        return original.replace(f":{self.target}", f":{self.port}")
 
 
 def sdk_env(info, home: Path) -> dict[str, str]:
@@ -96,7 +148,7 @@ def run_project_asset(info, project_id: str, root: Path, workers: int) -> dict:
     assert result.success
     meta = result.asset_materializations_for_node("bench__clearml_project_archive")[0].metadata
     return {"seconds": seconds, "tasks": meta["tasks"].value, "lines": meta["log_lines"].value,
-            "points": meta["scalar_points"].value, "archive_bytes": meta["archive_bytes"].value}
+            "points": meta["scalar_points"].value, "files": meta["artifact_files"].value, "archive_bytes": meta["archive_bytes"].value}
 
 
 def bare_downloads(info, token: str, urls: list[str], dest: Path, workers: int) -> float:
@@ -214,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=200, help="tasks to seed (default 200)")
     parser.add_argument("--workers", type=int, default=8, help="parallel ClearML calls (default 8)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="simulated network round trip per request, in ms (default 0: loopback)")
     parser.add_argument("--memory", action="store_true",
                         help="check flat memory on a huge log and scalar series instead")
     parser.add_argument("--memory-size", type=int, default=1_000_000,
@@ -227,6 +281,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.memory:
             memory_check(info, seeder, work, args.memory_size)
             return
+        api_proxy = LatencyProxy(int(info.api_host.rsplit(":", 1)[1]))
+        files_proxy = LatencyProxy(int(info.files_host.rsplit(":", 1)[1]))
+        info = dataclasses.replace(info, api_host=api_proxy.url(info.api_host),
+                                   files_host=files_proxy.url(info.files_host))
+        seeder.files_host = info.files_host  # artifact URIs name the proxied fileserver
         spec = DemoSpec()
         t0 = time.perf_counter()
         ids = seeder.seed_project("bench", args.tasks, spec, workers=4)
@@ -234,22 +293,25 @@ def main(argv: list[str] | None = None) -> None:
         print(f"seeded {len(ids)} tasks in {time.perf_counter() - t0:.1f}s "
               f"({spec.scalar_series * spec.points_per_series} points, {spec.log_lines} lines, "
               f"{spec.artifacts} x {spec.artifact_bytes >> 20} MB artifacts each)")
+        api_proxy.latency = files_proxy.latency = args.latency_ms / 1000
+        print(f"simulated round trip per request: {args.latency_ms:g} ms")
         expected = {"lines": len(ids) * spec.log_lines,
                     "points": len(ids) * spec.scalar_series * spec.points_per_series,
                     "files": len(ids) * spec.artifacts}
         a = run_seed_way(info, ids, work / "sdk_home")
         b = run_project_asset(info, project_id, work / "exports", args.workers)
+        reader = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
         urls = [art["uri"] for task_id in ids for art in
-                seeder.call("tasks.get_by_id", task=task_id)["task"]["execution"]["artifacts"]]
-        c = bare_downloads(info, seeder.token, urls, work / "bare", args.workers)
-        d = bare_events(seeder, ids, args.workers)
+                reader.call("tasks.get_by_id", task=task_id)["task"]["execution"]["artifacts"]]
+        c = bare_downloads(info, reader.token, urls, work / "bare", args.workers)
+        d = bare_events(reader, ids, args.workers)
         print(f"expected      : {expected}")
         print(f"(a) SDK way   : {a['seconds']:.2f}s  lines={a['lines']} points={a['points']} files={a['files']}"
               f"  missing: lines={expected['lines'] - a['lines']} points={expected['points'] - a['points']}"
               f" files={expected['files'] - a['files']}")
         print(f"(b) archive   : {b['seconds']:.2f}s  lines={b['lines']} points={b['points']} "
-              f"tasks={b['tasks']}  missing: lines={expected['lines'] - b['lines']} "
-              f"points={expected['points'] - b['points']}")
+              f"files={b['files']} tasks={b['tasks']}  missing: lines={expected['lines'] - b['lines']} "
+              f"points={expected['points'] - b['points']} files={expected['files'] - b['files']}")
         print(f"(c) bare files: {c:.2f}s   (d) bare events: {d:.2f}s")
         print(f"ratio (a)/(b) = {a['seconds'] / b['seconds']:.1f}x  (target >= 10x)")
         print(f"ratio (b)/((c)+(d)) = {b['seconds'] / (c + d):.2f}  (target <= 2)")

@@ -168,6 +168,7 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
         "archive_sha256": str(manifest.get("archive", {}).get("sha256")),
         "archive_bytes": int(manifest.get("archive", {}).get("size") or 0),
         "scalar_points": int(totals.get("scalar_points", 0)), "log_lines": int(totals.get("log_lines", 0)),
+        "artifact_files": int(totals.get("artifact_files", 0)),
         "files": int(manifest.get("counts", {}).get("files", 0)),
         "bytes": int(manifest.get("counts", {}).get("bytes", 0)),
         "metrics": dg.MetadataValue.table(rows, schema), "seconds": round(result.seconds, 3),
