@@ -120,7 +120,7 @@ got_parent = Dataset.get(dataset_name="twover", dataset_project="rt_ds", dataset
 got_child = Dataset.get(dataset_name="twover", dataset_project="rt_ds")
 print("RESULT " + json.dumps({{
     "parent": parent.id, "child": child.id, "got_parent": got_parent.id, "got_child": got_child.id,
-    "child_parents": got_child.get_parent_datasets() if hasattr(got_child, "get_parent_datasets") else None,
+    "graph": got_child.get_dependency_graph(),
     "parent_digest": parent_digest, "child_digest": child_digest,
     "parent_copy": digest(got_parent.get_local_copy()), "child_copy": digest(got_child.get_local_copy()),
     "listed": sorted((d["version"], d["id"]) for d in Dataset.list_datasets(dataset_project="rt_ds")),
@@ -334,6 +334,7 @@ def test_models_get_all_and_file_bytes(written, api):
 def test_two_version_dataset_child_stores_only_the_delta(server, env, api, tmp_path):
     out = result_of(run_sdk_script(DATASETS.format(), env, timeout=120, cwd=tmp_path))
     assert out["got_parent"] == out["parent"] and out["got_child"] == out["child"]
+    assert out["graph"] == {out["parent"]: [], out["child"]: [out["parent"]]}
     assert [v for v, _ in out["listed"]] == ["1.0.0", "2.0.0"]
     assert out["parent_copy"] == out["parent_digest"] and len(out["parent_copy"]) == 20
     assert out["child_copy"] == out["child_digest"] and "sub/f02.bin" not in out["child_copy"]

@@ -43,6 +43,7 @@ out["stats"] = t.artifacts["stats"].get()
 out["afile_ok"] = pathlib.Path(t.artifacts["afile"].get_local_copy()).read_bytes() == payload
 scalars = t.get_reported_scalars()
 out["loss_y"] = scalars["loss"]["train"]["y"]
+out["single_values"] = t.get_reported_single_values()
 out["console"] = "\n".join(t.get_reported_console_output(number_of_reports=50))
 out["plots"] = sorted(p["metric"] for p in t.get_reported_plots())
 models = t.models["output"]
@@ -64,6 +65,8 @@ ds2.sync_folder(str(root)); ds2.upload(); ds2.finalize()
 out["child_added"], out["child_modified"] = ds2.list_added_files(), ds2.list_modified_files()
 latest = Dataset.get(dataset_name="ds", dataset_project="smoke_ds")
 out["latest_is_child"] = latest.id == ds2.id
+out["graph"] = latest.get_dependency_graph()
+out["ids"] = [ds.id, ds2.id]
 out["v1_is_parent"] = Dataset.get(dataset_name="ds", dataset_project="smoke_ds", dataset_version="1.0.0").id == ds.id
 copy = pathlib.Path(latest.get_local_copy())
 out["copy"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in copy.iterdir()}
@@ -93,6 +96,9 @@ def test_sdk_flows_1_and_3_round_trip(sdk_runner):
     assert out["apiclient_ids"] == [out["task_id"]]
     assert out["child_added"] == ["new.txt"] and out["child_modified"] == ["f0.txt"]
     assert out["latest_is_child"] and out["v1_is_parent"]
+    parent, child = out["ids"]
+    assert out["graph"] == {parent: [], child: [parent]}
+    assert out["single_values"] == {"acc": 0.9}
     assert out["copy"] == out["source"] and len(out["copy"]) == 6
     assert out["copy"]["f0.txt"] == hashlib.sha256(b"changed\n").hexdigest()
     assert out["versions"] == ["1.0.0", "1.1.0"]
