@@ -1,0 +1,341 @@
+"""Event storage for the local server: validation on insert, task statistics, keyset paging.
+
+Follows the real server's ``bll/event/event_bll.py``: non-log events are identified by
+(task, iter, metric, variant, key) so a re-report overwrites; scalar values must be finite 32-bit
+floats (Elasticsearch rejects others and the real server answers 500); the task's ``last_metrics``,
+``last_iteration`` and ``last_update`` follow each batch. Pages never split a key value (iteration or
+timestamp) like the real ``events_iterator``, but the position also carries the row's sequence number so
+that no event is ever skipped, even when more than 10,000 events share one key value.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import sqlite3
+import struct
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+from .queries import now_iso
+from .registry import ApiError, Call, bad_request
+
+EVENT_TYPES = ("log", "training_stats_scalar", "training_stats_vector", "training_debug_image", "plot")
+LOCKED = ("publishing", "published")
+SINGLE_VALUE_ITER = -(2 ** 31)
+MIN_LONG, MAX_LONG = -(2 ** 63), 2 ** 63 - 1
+FLOAT32_MAX = 3.4028234663852886e38
+BULK_CHUNK = 500  # the real server indexes in chunks of 500 and stops at the first failing chunk
+BOUNDARY_ROWS = 10_000  # events of the boundary key value fetched with one page (as the real server)
+MAX_UNIQUE_METRICS = 2000
+INVALID_ITERATION = f"Iteration number should not exceed {MAX_LONG}"
+
+
+def field_hash(name: str) -> str:
+    """The real server's ``hash_field_name`` (keys of ``last_metrics``)."""
+    return hashlib.md5(name.encode("utf-8")).hexdigest()
+
+
+def encode_scroll(state: dict) -> str:
+    """An opaque scroll id carrying ``state``."""
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+
+def decode_scroll(scroll_id: Any) -> dict:
+    """The state of a scroll id made by :func:`encode_scroll` (400/1104 ``invalid_scroll_id`` if not)."""
+    try:
+        state = json.loads(base64.urlsafe_b64decode(str(scroll_id).encode()))
+        if not isinstance(state, dict):
+            raise ValueError
+        return state
+    except Exception:
+        raise ApiError(400, 1104, f"Invalid scroll id: scroll_id={scroll_id}") from None
+
+
+def float32(value: float) -> float:
+    """``value`` as Elasticsearch keeps a ``float`` field's doc value (aggregations use these)."""
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def _es_timestamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _scalar_error(value: Any) -> str | None:
+    """Why Elasticsearch would refuse ``value`` in the ``float`` field ``value`` (None if it accepts it)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return f"failed to parse field [value] of type [float]. Preview of field's value: '{value}'"
+    try:
+        number = float(value)
+    except ValueError:
+        return f"failed to parse field [value] of type [float]. Preview of field's value: '{value}'"
+    if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+        shown = "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+        return f"[float] supports only finite values, but got [{shown}]"
+    return None
+
+
+def _valid_entities(call: Call, ids: dict[str, bool], model: bool) -> set[str]:
+    valid = set()
+    for entity_id, allow_locked in ids.items():
+        doc = call.store.get("models" if model else "tasks", entity_id, call.company)
+        if doc is None:
+            continue
+        if allow_locked or not (doc.get("ready") if model else doc.get("status") in LOCKED):
+            valid.add(entity_id)
+    return valid
+
+
+def add_events(call: Call, events: list[dict]) -> dict:
+    """Validate, store and account for a batch of events exactly as the real ``add_events``."""
+    task_ids: dict[str, bool] = {}
+    model_ids: dict[str, bool] = {}
+    for event in events:
+        event.pop("method", None)  # the SDK's spurious key
+        if event.get("model_event", False):
+            model = event.pop("model", None)
+            if model is not None:
+                event["task"] = model
+            entity_ids = model_ids
+        else:
+            event["model_event"] = False
+            entity_ids = task_ids
+        entity = event.get("task")
+        allow_locked = bool(event.pop("allow_locked", False))
+        if not entity:
+            continue
+        if not isinstance(entity, str):
+            raise bad_request(f"Invalid task id {entity!r}")
+        if entity_ids.setdefault(entity, allow_locked) != allow_locked:
+            raise bad_request(f"Inconsistent allow_locked setting in the passed events for {entity}")
+    both = set(task_ids) & set(model_ids)
+    if both:
+        raise bad_request(f"Inconsistent model_event setting in the passed events: tasks=({', '.join(both)})")
+    with call.store.lock:
+        valid_models = _valid_entities(call, model_ids, True)
+        valid_tasks = _valid_entities(call, task_ids, False)
+
+    errors: dict[str, int] = defaultdict(int)
+    rows: list[tuple] = []
+    failure: tuple[int, str] | None = None  # (index in rows, Elasticsearch's reason)
+    task_iter: dict[str, int] = {}
+    scalars: dict[str, list[dict]] = defaultdict(list)
+    used: set[tuple[str, bool]] = set()
+    now_ms = int(time.time() * 1000)
+    es_now = _es_timestamp()
+    for event in events:
+        event.pop("x_axis_label", None)
+        etype = event.get("type")
+        if etype is None:
+            errors["Event must have a 'type' field"] += 1
+            continue
+        etype = str(etype).replace(" ", "_")
+        if etype not in EVENT_TYPES:
+            errors[f"Invalid event type {etype}"] += 1
+            continue
+        model = bool(event["model_event"])
+        if model and etype == "log":
+            errors["Task log events are not supported for models"] += 1
+            continue
+        entity = event.get("task")
+        if entity is None:
+            errors["Event must have a 'task' field"] += 1
+            continue
+        if entity not in (valid_models if model else valid_tasks):
+            errors[f"Invalid {'model' if model else 'task'} id {entity}"] += 1
+            continue
+        event["type"] = etype
+        event["@timestamp"] = es_now
+        if "ts" in event:
+            event["timestamp"] = event.pop("ts")
+        if "timestamp" not in event:
+            event["timestamp"] = now_ms
+        if "worker" not in event:
+            event["worker"] = call.extra.get("worker", "")
+        it = event.get("iter")
+        if it is not None:
+            try:
+                it = int(it)
+            except (TypeError, ValueError):
+                raise ApiError(500, 0, f"General error: invalid literal for int(): {it!r}") from None
+            if not MIN_LONG <= it <= MAX_LONG:
+                errors[INVALID_ITERATION] += 1
+                continue
+            event["iter"] = it
+        if "values" in event:
+            event["value"] = event.pop("values")
+        event["metric"] = event.get("metric") or ""
+        event["variant"] = event.get("variant") or ""
+        if etype == "plot":
+            plot_str = event.get("plot_str")
+            event["plot_len"] = len(plot_str) if isinstance(plot_str, str) else 0
+        value = event.get("value")
+        reason = _scalar_error(value) if etype == "training_stats_scalar" else None
+        try:
+            body = json.dumps(event, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            reason = reason or "[float] supports only finite values, but got [NaN]"
+            body = None
+        try:
+            timestamp = int(event["timestamp"])
+        except (TypeError, ValueError):
+            reason = reason or f"failed to parse field [timestamp] of type [date]: '{event['timestamp']}'"
+            timestamp = 0
+        if reason:
+            if failure is None:
+                failure = (len(rows), reason)
+            rows.append(None)
+            continue
+        ident = None
+        if etype != "log":
+            ident = field_hash("-".join(str(event[f]) for f in ("task", "iter", "metric", "variant", "key")
+                                        if f in event) + f"|{etype}|{int(model)}")
+        number = float(value) if etype == "training_stats_scalar" and value is not None else None
+        rows.append((call.company, entity, etype, timestamp, it if it is not None else 0, event["metric"],
+                     event["variant"], float32(number) if number is not None else None, int(model), ident, body))
+        if it is not None and not model and event["metric"] not in (":monitor:machine", ":monitor:gpu"):
+            task_iter[entity] = max(it, task_iter.get(entity, 0))
+        if not model:
+            used.add((entity, False))
+            if etype == "training_stats_scalar" and number is not None:
+                scalars[entity].append({**event, "value": number})
+
+    if failure is not None:
+        # Elasticsearch indexes the other documents of the failing chunk, then the bulk helper raises
+        end = (failure[0] // BULK_CHUNK + 1) * BULK_CHUNK
+        _insert(call, [r for r in rows[:end] if r is not None])
+        raise ApiError(500, 100, f"General data error: err=1 document(s) failed to index., "
+                                 f"extra_info={failure[1]}", {"extra_info": failure[1]})
+    added = len(rows)
+    if rows:
+        _insert(call, rows)
+        _update_tasks(call, {e for e, _ in used}, task_iter, scalars)
+    if errors.get(INVALID_ITERATION):
+        raise ApiError(500, 100, f"General data error: err={errors[INVALID_ITERATION]} document(s) failed to "
+                                 f"index., extra_info=None")
+    if not added:
+        detail = ", ".join(f"{k}={v}" for k, v in errors.items())
+        raise ApiError(400, 131, "Events not added" + (f": {detail}" if detail else ""), dict(errors))
+    return {"added": added, "errors": sum(errors.values()), "errors_info": dict(errors)}
+
+
+def _insert(call: Call, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    with call.store.writing() as conn:
+        conn.executemany(
+            "INSERT OR REPLACE INTO events (company, task, type, ts, iter, metric, variant, value, "
+            "model_event, ident, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+
+
+def _update_tasks(call: Call, task_ids: set[str], iters: dict[str, int], scalars: dict[str, list[dict]]) -> None:
+    """``last_iteration`` (max), ``last_metrics`` and ``last_update`` as ``TaskBLL.update_statistics``."""
+    with call.store.lock:
+        for task_id in task_ids:
+            doc = call.store.get("tasks", task_id, call.company)
+            if doc is None:
+                continue
+            if task_id in iters:
+                doc["last_iteration"] = max(doc.get("last_iteration") or 0, iters[task_id])
+            _merge_last_metrics(doc, _batch_last_scalars(scalars.get(task_id, [])))
+            doc["last_update"] = now_iso()
+            call.store.save("tasks", doc)
+
+
+def _batch_last_scalars(events: list[dict]) -> dict[tuple[str, str], dict]:
+    out: dict[tuple[str, str], dict] = {}
+    for ev in events:
+        last = out.setdefault((ev["metric"], ev["variant"]), {"metric": ev["metric"], "variant": ev["variant"]})
+        value, it, ts = ev["value"], ev.get("iter", 0), ev.get("timestamp", 0)
+        last["count"] = last.get("count", 0) + 1
+        last["total"] = last.get("total", 0) + value
+        if (it, ts) >= (last.get("iter", it), last.get("timestamp", ts)):
+            last.update(value=value, iter=it, timestamp=ts)
+        if last.get("first_value_iter") is None or it < last["first_value_iter"]:
+            last.update(first_value=value, first_value_iter=it)
+        if last.get("min_value") is None or value < last["min_value"]:
+            last.update(min_value=value, min_value_iter=it)
+        if last.get("max_value") is None or value > last["max_value"]:
+            last.update(max_value=value, max_value_iter=it)
+    return out
+
+
+def _merge_last_metrics(doc: dict, batch: dict[tuple[str, str], dict]) -> None:
+    if not batch:
+        return
+    metrics = doc.get("last_metrics") or {}
+    unique = list(doc.get("unique_metrics") or [])
+    for (metric, variant), data in batch.items():
+        name = f"{metric}/{variant}"
+        if name not in unique:
+            if len(unique) >= MAX_UNIQUE_METRICS:
+                continue
+            unique.append(name)
+        stored = metrics.setdefault(field_hash(metric), {}).setdefault(field_hash(variant), {})
+        stored.update(metric=metric, variant=variant, value=data["value"])
+        if stored.get("first_value") is None:
+            stored.update(first_value=data["first_value"], first_value_iteration=data["first_value_iter"])
+        if stored.get("min_value") is None or stored["min_value"] > data["min_value"]:
+            stored.update(min_value=data["min_value"], min_value_iteration=data["min_value_iter"])
+        if stored.get("max_value") is None or stored["max_value"] < data["max_value"]:
+            stored.update(max_value=data["max_value"], max_value_iteration=data["max_value_iter"])
+        count = stored.get("count") or 0
+        stored["mean_value"] = round(((stored.get("mean_value") or 0) * count + data["total"])
+                                     / (count + data["count"]), 2)
+        stored["count"] = count + data["count"]
+    doc["last_metrics"] = metrics
+    doc["unique_metrics"] = unique
+
+
+# -- reading -----------------------------------------------------------------------------------------
+def metric_clause(metrics: Any) -> tuple[str, list]:
+    """SQL for the real ``MetricVariants`` filter: ``[{metric, variants?}]`` or ``{metric: variants}``."""
+    if not metrics:
+        return "", []
+    if isinstance(metrics, dict):
+        metrics = [{"metric": m, "variants": v} for m, v in metrics.items()]
+    parts, args = [], []
+    for m in metrics:
+        if not isinstance(m, dict) or not isinstance(m.get("metric"), str):
+            raise bad_request("Validation error (metrics items need a metric string)")
+        variants = m.get("variants") or []
+        if variants:
+            parts.append(f"(metric=? AND variant IN ({','.join('?' * len(variants))}))")
+            args += [m["metric"], *variants]
+        else:
+            parts.append("metric=?")
+            args.append(m["metric"])
+    return " AND (" + " OR ".join(parts) + ")", args
+
+
+def key_page(conn: sqlite3.Connection, where: str, args: list, key: str, batch: int, desc: bool,
+             after: list | None) -> tuple[list[tuple], list | None]:
+    """Up to ``batch`` rows ``(body, key, seq)`` past ``after`` plus the rest of the last key value.
+
+    Returns the rows and the new position ``[key value, seq]`` (``after`` again when no row is left).
+    """
+    op, direction = ("<", "DESC") if desc else (">", "ASC")
+    sql = f"SELECT body, {key}, seq FROM events WHERE {where}"
+    qargs = list(args)
+    if after is not None:
+        sql += f" AND ({key}, seq) {op} (?, ?)"
+        qargs += list(after)
+    rows = conn.execute(sql + f" ORDER BY {key} {direction}, seq {direction} LIMIT ?", qargs + [batch]).fetchall()
+    if not rows:
+        return [], after
+    last_key, last_seq = rows[-1][1], rows[-1][2]
+    rows += conn.execute(f"SELECT body, {key}, seq FROM events WHERE {where} AND {key} = ? AND seq {op} ? "
+                         f"ORDER BY seq {direction} LIMIT ?", list(args) + [last_key, last_seq, BOUNDARY_ROWS]
+                         ).fetchall()
+    return rows, [rows[-1][1], rows[-1][2]]
+
+
+def count(conn: sqlite3.Connection, where: str, args: list) -> int:
+    """The number of events matching ``where``."""
+    return conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", args).fetchone()[0]
