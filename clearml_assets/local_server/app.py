@@ -94,7 +94,8 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
                 raise ApiError(400, 12, "Request body must be a JSON object")
             call = Call(endpoint=name, data=data, company=identity.get("company", ""),
                         user=identity.get("user", ""), store=store, requested_version=version,
-                        extra={"query": dict(request.query_params)})
+                        extra={"query": dict(request.query_params),
+                               "worker": request.headers.get("x-clearml-worker", "")})
             if name in UNLOCKED:
                 result = await run_in_threadpool(handler, call)
             else:
