@@ -91,12 +91,28 @@ class ClearMLTaskCursor:
         return cls(time=format_server_time(parsed))
 
     # -- logic -----------------------------------------------------------------------------------
-    def lower_bound(self, overlap_seconds: float) -> str | None:
-        """The ``status_changed`` lower bound of the next query (``>=``), or None for all history."""
+    def lower_bound(self, overlap_seconds: float, max_seen: int | None = None) -> str | None:
+        """The ``status_changed`` lower bound of the next query (``>=``), or None for all history.
+
+        Args:
+            overlap_seconds: Look this far before ``time`` again.
+            max_seen: Raise the bound so that at most this many already processed tasks lie at or after
+                it (tasks sharing ``time`` always do): the first page then always has room for new
+                tasks, however many completed within the overlap.
+        """
         when = parse_server_time(self.time)
         if when is None:
             return None
-        return format_server_time(when - timedelta(seconds=overlap_seconds))
+        bound = when - timedelta(seconds=overlap_seconds)
+        if max_seen is not None and max_seen > 0:
+            times = sorted((t for v in self.recent.values() if (t := parse_server_time(v)) and t >= bound),
+                           reverse=True)
+            if len(times) > max_seen:
+                nth = times[max_seen - 1]
+                # ties at the nth newest time would exceed max_seen: start just after them
+                bound = nth if len(times) == max_seen or times[max_seen] < nth else \
+                    min((t for t in times if t > nth), default=when)
+        return format_server_time(bound)
 
     def is_new(self, task_id: str, status_changed: str) -> bool:
         """Whether this status change of the task has not been processed yet."""

@@ -34,6 +34,14 @@ class ClearMLPollResult:
     stop_reason: str = "caught_up"
 
 
+def account_host(clearml: Any, account: str) -> str:
+    """The API host of ``account`` for messages, without connecting (the embedded server is named)."""
+    acc = getattr(clearml, "accounts", {}).get(account)
+    if acc is None:
+        return "an unconfigured account"
+    return "the embedded local server" if acc.embedded else (acc.api_host or "no api_host")
+
+
 def resolve_project_ids(client: ClearMLClient, projects: Sequence[str], include_subprojects: bool = True
                         ) -> list[str]:
     """Project ids of ``projects`` (ids are kept, names are looked up in one paged query).
@@ -80,7 +88,8 @@ def poll_finished_tasks(
         statuses: Task statuses that count as finished.
         include_hidden: Also return hidden tasks (e.g. dataset tasks).
         page_size: Rows per ``tasks.get_all`` call.
-        max_pages: Most calls per poll.
+        max_pages: Most calls that find new tasks per poll (calls re-reading known tasks are bounded
+            by the time budget only, so a tick always makes progress).
         max_tasks: Most new tasks per poll.
         time_budget_seconds: No new page is requested after this many seconds.
         overlap_seconds: How far before the cursor's time each poll looks again (late commits).
@@ -95,11 +104,12 @@ def poll_finished_tasks(
     if project_ids is not None and not project_ids:
         return result
     deadline = time.monotonic() + time_budget_seconds
-    bound = state.lower_bound(overlap_seconds)
+    bound = state.lower_bound(overlap_seconds, max_seen=max(1, page_size // 2))
     page = 0
+    counted = 0  # pages that found something new: re-reading known tasks must not stall progress
     while True:
-        if result.pages >= max_pages or (result.pages and time.monotonic() >= deadline):
-            result.more, result.stop_reason = True, "max_pages" if result.pages >= max_pages else "time_budget"
+        if counted >= max_pages or (result.pages and time.monotonic() >= deadline):
+            result.more, result.stop_reason = True, "max_pages" if counted >= max_pages else "time_budget"
             break
         query: dict[str, Any] = {"status": list(statuses), "order_by": ["status_changed", "id"],
                                  "only_fields": list(TASK_FIELDS), "page": page, "page_size": page_size}
@@ -111,6 +121,7 @@ def poll_finished_tasks(
             query["search_hidden"] = True
         rows = client.call("tasks.get_all", _timeout=(3.0, request_timeout_seconds), **query).get("tasks") or []
         result.pages += 1
+        found = len(result.tasks)
         for row in rows:
             changed = row.get("status_changed")
             if not changed or not state.is_new(row["id"], str(changed)):
@@ -120,6 +131,7 @@ def poll_finished_tasks(
                 break
             result.tasks.append(row)
             state.advance(row["id"], str(changed))
+        counted += 1 if len(result.tasks) > found else 0
         if result.more or len(rows) < page_size:
             break
         last = rows[-1].get("status_changed")

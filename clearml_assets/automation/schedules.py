@@ -10,7 +10,7 @@ from ..archives.assets import clearml_project_partitions
 from ..archives.paths import account_slug
 from ..errors import ClearMLAssetsError
 from .jobs import TRAINING_GROUP, build_clearml_project_archive_job
-from .polling import resolve_project_ids
+from .polling import account_host, resolve_project_ids
 
 DEFAULT_PROJECT_ARCHIVE_CRON = "0 2 * * *"
 DEFAULT_RETRAINING_CRON = "0 3 * * 0"
@@ -63,10 +63,9 @@ def build_clearml_project_archive_schedule(
         description=f"Refreshes the project archives of ClearML account {account!r} "
                     f"({', '.join(repr(p) for p in watched) if watched else 'every known project'}).")
     def _schedule(context: dg.ScheduleEvaluationContext):
-        host = "?"
+        host = account_host(context.resources.clearml, account)
         try:
             client = context.resources.clearml.client(account)
-            host = client.api_host
             if watched:
                 ids = resolve_project_ids(client, watched, include_subprojects)
             else:

@@ -11,7 +11,7 @@ from ..archives.paths import account_slug
 from ..errors import ClearMLAssetsError
 from .cursor import ClearMLTaskCursor
 from .jobs import build_clearml_archive_job
-from .polling import FINISHED_STATUSES, poll_finished_tasks, resolve_project_ids
+from .polling import FINISHED_STATUSES, account_host, poll_finished_tasks, resolve_project_ids
 
 
 def clearml_completed_tasks_sensor_name(account: str) -> str:
@@ -82,10 +82,9 @@ def build_clearml_completed_tasks_sensor(
                     "<task id>:<status_changed>).")
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         cursor = ClearMLTaskCursor.from_json(context.cursor)
-        host = "?"
+        host = account_host(context.resources.clearml, account)
         try:
             client = context.resources.clearml.client(account)
-            host = client.api_host
             project_ids = None
             if watched:
                 project_ids = resolve_project_ids(client, watched, include_subprojects)
