@@ -48,11 +48,15 @@ class RawApi:
         assert meta["result_code"] == resp.status_code
         return resp.status_code, meta["result_subcode"], meta["result_msg"]
 
-    def add_batch(self, events: list[dict]) -> dict:
+    def add_batch_raw(self, events: list[dict]) -> requests.Response:
         """``events.add_batch`` as the SDK sends it (JSON lines)."""
         body = "\n".join(json.dumps(e) for e in events)
-        resp = self.session.post(f"{self.info.api_host}/v2.23/events.add_batch", data=body.encode(),
+        return self.session.post(f"{self.info.api_host}/v2.23/events.add_batch", data=body.encode(),
                                  headers={"Content-Type": "application/json-lines"}, timeout=60)
+
+    def add_batch(self, events: list[dict]) -> dict:
+        """``events.add_batch`` expected to succeed; returns its ``data``."""
+        resp = self.add_batch_raw(events)
         assert resp.status_code == 200, resp.text
         return resp.json()["data"]
 

@@ -98,8 +98,9 @@ def test_companies_are_isolated(tmp_path):
             assert status == 400 and "Invalid task id" in msg, endpoint
         assert api_b.error("tasks.edit", task=task, name="stolen")[0] == 400
         assert api_b.error("tasks.delete", task=task)[0] == 400
-        written = api_b.add_batch([{"type": "log", "task": task, "msg": "b's log", "level": "info"}])
-        assert written["added"] == 0 and written["errors"] == 1
+        refused = api_b.add_batch_raw([{"type": "log", "task": task, "msg": "b's log", "level": "info"}])
+        meta = assert_envelope(refused, 400)  # the real server's events_not_added (400/131)
+        assert "Invalid task id" in meta["result_msg"]
         # B's own project of the same name is B's, A's is untouched
         api_b.call("projects.create", name="secret-project", description="")
         assert api_a.call("tasks.get_by_id", task=task)["task"]["name"] == "secret-task"
