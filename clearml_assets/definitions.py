@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from .archives.defs import build_archive_defs
+from .automation.defs import build_automation_defs
 from .datasets.defs import build_dataset_defs
 from .resource import ClearMLResource
 from .training.defs import build_training_defs
@@ -32,7 +33,8 @@ def build_definitions(clearml: ClearMLResource | None = None) -> dg.Definitions:
         description="Dataset versions (raw -> curated -> training view) and the YOLO model trained on them.",
     )
     core = dg.Definitions(resources={"clearml": clearml}, jobs=[training_job])
-    return dg.Definitions.merge(core, datasets, training, archives)
+    automation = build_automation_defs(clearml.account_names(), include_training_job=False)
+    return dg.Definitions.merge(core, datasets, training, archives, automation)
 
 
 defs = build_definitions()
