@@ -136,12 +136,12 @@ def test_project_filter_names_with_subprojects(api, resource, instance):
     sub = api.call("projects.create", name="alpha/runs", description="")["id"]
     other = api.call("projects.create", name="alphabet", description="")["id"]
     wanted = [new_task(api, "a", alpha), new_task(api, "s", sub)]
-    new_task(api, "o", other)
+    in_other = new_task(api, "o", other)
     new_task(api, "none")
     data = tick(build_clearml_completed_tasks_sensor(ACCOUNT, projects=["alpha"]), instance, resource, None)
     assert sorted(r.partition_key for r in data.run_requests) == sorted(wanted)
     by_id = tick(build_clearml_completed_tasks_sensor(ACCOUNT, projects=[other]), instance, resource, None)
-    assert [r.partition_key for r in by_id.run_requests] != [] and len(by_id.run_requests) == 1
+    assert [r.partition_key for r in by_id.run_requests] == [in_other]
 
     missing = tick(build_clearml_completed_tasks_sensor(ACCOUNT, projects=["nope"]), instance, resource, None)
     assert missing.run_requests == [] and "nope" in missing.skip_message and missing.cursor is None
