@@ -33,6 +33,7 @@ BULK_CHUNK = 500  # the real server indexes in chunks of 500 and stops at the fi
 BOUNDARY_ROWS = 10_000  # events of the boundary key value fetched with one page (as the real server)
 MAX_UNIQUE_METRICS = 2000
 INVALID_ITERATION = f"Iteration number should not exceed {MAX_LONG}"
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def field_hash(name: str) -> str:
@@ -178,7 +179,7 @@ def add_events(call: Call, events: list[dict]) -> dict:
         value = event.get("value")
         reason = _scalar_error(value) if etype == "training_stats_scalar" else None
         try:
-            body = json.dumps(event, separators=(",", ":"), allow_nan=False)
+            body = _encode(event)
         except ValueError:
             reason = reason or "[float] supports only finite values, but got [NaN]"
             body = None
