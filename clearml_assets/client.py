@@ -69,19 +69,24 @@ class ClearMLClient:
         retry = Retry(total=retries, connect=retries, read=0, status=retries, backoff_factor=0.2,
                       backoff_max=2.0, status_forcelist=(502, 503, 504), allowed_methods=None,
                       raise_on_status=False, respect_retry_after_header=False)
+        self._retries = retries
         self._http = requests.Session()
         adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=max_connections)
         self._http.mount("http://", adapter)
         self._http.mount("https://", adapter)
+        # check() paces its own attempts against a deadline, so its session never retries by itself
+        self._check_http = requests.Session()
+        self._check_http.mount("http://", HTTPAdapter(max_retries=0))
+        self._check_http.mount("https://", HTTPAdapter(max_retries=0))
 
     def __repr__(self) -> str:
         return f"ClearMLClient(account={self.account!r}, api_host={self.api_host!r})"
 
     # -- authentication --------------------------------------------------------------------------
-    def _login(self, timeout: tuple[float, float] | None = None) -> str:
+    def _login(self, timeout: tuple[float, float] | None = None, http: requests.Session | None = None) -> str:
         url = f"{self.api_host}/auth.login"
         try:
-            resp = self._http.get(url, auth=self._auth, timeout=timeout or self._timeout)
+            resp = (http or self._http).get(url, auth=self._auth, timeout=timeout or self._timeout)
         except requests.RequestException as exc:
             raise self._unreachable(exc) from None
         payload = _json(resp)
@@ -89,7 +94,7 @@ class ClearMLClient:
             raise ClearMLConnectionError(
                 f"ClearML account '{self.account}' at {self.api_host} refused its keys (401: "
                 f"{_result_msg(payload) or 'invalid credentials'}). Check the account's access/secret key "
-                "environment variables (see README, section Accounts) or create new credentials in the "
+                "environment variables (see docs/accounts.md) or create new credentials in the "
                 "ClearML web app (Settings > Workspace > Create new credentials).")
         if resp.status_code >= 500:
             raise self._server_error(resp.status_code, _result_msg(payload))
@@ -110,46 +115,69 @@ class ClearMLClient:
     def check(self, deadline: float = CHECK_DEADLINE_SEC) -> None:
         """Log in and make one cheap call, failing within ``deadline`` seconds with a clear error.
 
+        Each attempt gets a share of the time left, so an unreachable host, a server that accepts
+        connections but never answers, or one that answers 502/503 all fail before ``deadline``.
+
         Raises:
             ClearMLConnectionError: Unreachable host, 5xx, wrong keys, or not a ClearML server.
         """
-        started = time.monotonic()
-        timeout = (min(3.0, deadline / 3), min(5.0, deadline / 2))
-        with self._token_lock:
-            self._token = self._login(timeout)
-        remaining = deadline - (time.monotonic() - started)
-        if remaining <= 0.5:
-            raise ClearMLConnectionError(
-                f"ClearML account '{self.account}' at {self.api_host} is too slow: logging in took "
-                f"{time.monotonic() - started:.1f}s. Check the server's health and try again.")
-        self.call("projects.get_all", page=0, page_size=1, only_fields=["id"],
-                  _timeout=(min(3.0, remaining / 2), remaining), _retry_401=False)
+        end = time.monotonic() + max(deadline - 0.5, 0.5)
+        attempts = self._retries + 1
+        last: ClearMLConnectionError | None = None
+        for attempt in range(attempts):
+            budget = (end - time.monotonic()) / (attempts - attempt)
+            if budget < 0.2:
+                break
+            timeout = (min(self._timeout[0], budget * 0.4), budget * 0.6)
+            try:
+                token = self._login(timeout, http=self._check_http)
+                budget = end - time.monotonic()
+                self._call("projects.get_all", {"page": 0, "page_size": 1, "only_fields": ["id"]},
+                           timeout=(min(self._timeout[0], budget * 0.4), max(budget * 0.6, 0.1)),
+                           http=self._check_http, token=token)
+                with self._token_lock:
+                    self._token = token
+                return
+            except ClearMLConnectionError as exc:
+                if not getattr(exc, "retryable", False):
+                    raise
+                last = exc
+            pause = min(0.25 * 2 ** attempt, (end - time.monotonic()) / 4)
+            if attempt + 1 < attempts and pause > 0:
+                time.sleep(pause)
+        raise last or ClearMLConnectionError(
+            f"ClearML account '{self.account}': {self.api_host} did not answer within {deadline:.0f}s. "
+            "Check that the server is running and reachable from here.")
 
     # -- calls -------------------------------------------------------------------------------------
-    def call(self, endpoint: str, _timeout: tuple[float, float] | None = None, _retry_401: bool = True,
-             **fields: Any) -> dict:
+    def call(self, endpoint: str, _timeout: tuple[float, float] | None = None, **fields: Any) -> dict:
         """Send one API call and return the response's ``data``.
 
         Args:
             endpoint: ``service.action``, e.g. ``tasks.get_all``.
+            _timeout: ``(connect, read)`` seconds for this call instead of the client's.
             **fields: The request body, with the real server's field names.
 
         Raises:
             ClearMLRequestError: The server answered with an error result (4xx, or 500).
             ClearMLConnectionError: The server could not be reached or answered 502/503/504.
         """
+        return self._call(endpoint, fields, timeout=_timeout)
+
+    def _call(self, endpoint: str, fields: dict, timeout: tuple[float, float] | None = None,
+              http: requests.Session | None = None, token: str | None = None) -> dict:
         url = f"{self.api_host}/v{API_VERSION}/{endpoint}"
         for attempt in (0, 1):
-            token = self._bearer(refresh=attempt == 1)
+            bearer = token or self._bearer(refresh=attempt == 1)
             self.calls += 1
             try:
-                resp = self._http.post(url, json=fields, timeout=_timeout or self._timeout,
-                                       headers={"Authorization": f"Bearer {token}"})
+                resp = (http or self._http).post(url, json=fields, timeout=timeout or self._timeout,
+                                                 headers={"Authorization": f"Bearer {bearer}"})
             except requests.RequestException as exc:
                 raise self._unreachable(exc) from None
             payload = _json(resp)
             code = _result_code(payload) or resp.status_code
-            if code == 401 and attempt == 0 and _retry_401:
+            if code == 401 and attempt == 0 and token is None:
                 continue  # token expired or server restarted with a new signing key: log in again
             if code == 200 and isinstance(payload, dict):
                 return payload.get("data") or {}
@@ -249,7 +277,7 @@ class ClearMLClient:
     def _unreachable(self, exc: Exception, host: str | None = None) -> ClearMLConnectionError:
         host = host or self.api_host
         reason = type(exc).__name__
-        if isinstance(exc, requests.exceptions.RetryError):
+        if isinstance(exc, requests.exceptions.RetryError):  # urllib3 gave up on 502/503/504
             reason = "it kept answering 5xx"
         elif isinstance(exc, requests.ConnectTimeout):
             reason = "connection timed out"
@@ -257,16 +285,20 @@ class ClearMLClient:
             reason = "connection refused or dropped"
         elif isinstance(exc, requests.Timeout):
             reason = "no answer in time"
-        return ClearMLConnectionError(
+        error = ClearMLConnectionError(
             f"ClearML account '{self.account}': cannot reach {host} ({reason}). Check that the server "
-            "is running and the account's host settings are right; for the embedded server run "
-            "`clearml-assets local-server`.")
+            "is running and the account's host settings (api/files host) are right; the embedded "
+            "server (account 'local') can be started with `clearml-assets local-server`.")
+        error.retryable = True
+        return error
 
     def _server_error(self, status: int, msg: str | None) -> ClearMLConnectionError:
-        return ClearMLConnectionError(
+        error = ClearMLConnectionError(
             f"ClearML account '{self.account}': {self.api_host} answered HTTP {status}"
             f"{f' ({msg})' if msg else ''}: the server is unavailable or overloaded. Try again later "
             "or check the server's health.")
+        error.retryable = status in (502, 503, 504)
+        return error
 
 
 def _json(resp: requests.Response) -> Any:
