@@ -20,8 +20,6 @@ from clearml_assets.training.registry import CHAMPION_TAG
 
 from conftest import run_sdk_script, sdk_env
 
-# Runs as soon as the resource engineer's module lands (the local server's task/model endpoints with it).
-pytest.importorskip("clearml_assets.resource", reason="ClearMLResource not merged yet")
 
 PROJECT = "train_test"
 VIEW_KEY = dg.AssetKey(["datasets", "shapes_training_view"])
@@ -150,9 +148,12 @@ def test_training_logs_task_registers_model_and_first_model_becomes_champion(wor
         m = Model(model_id={meta["model_id"]!r})
         path = m.get_local_copy()
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        from clearml.backend_api.session.client import APIClient
+        plots = APIClient().events.get_task_plots(task=m.id, iters=1, model_events=True).plots
         print("JSON", json.dumps({{"labels": m.labels, "framework": m.framework, "tags": m.tags,
               "names": {{str(k): v for k, v in ckpt["model"].names.items()}}, "metric": m.get_metadata("mAP50-95"),
-              "dataset": m.get_metadata("dataset_id"), "uri": m.url}}))
+              "dataset": m.get_metadata("dataset_id"), "uri": m.url,
+              "tables": {{p["metric"]: p["plot_str"] for p in plots}}}}))
     """, timeout=180)
     model = json.loads(out.stdout.split("JSON ", 1)[1])
     assert model["labels"] == {"circle": 0, "square": 1, "triangle": 2}
@@ -160,6 +161,9 @@ def test_training_logs_task_registers_model_and_first_model_becomes_champion(wor
     assert model["framework"] == "PyTorch" and CHAMPION_TAG in model["tags"]
     assert float(model["metric"]) == pytest.approx(meta["main_metric_value"], rel=1e-4)
     assert model["dataset"] == world.dataset_id and not model["uri"].endswith("uploading_file")
+    # The per-class table is on the model too, with the same rows as on the task.
+    assert json.loads(model["tables"]["Per-class metrics"]) == json.loads(task["table"][0])
+    print(f"task.close() in the training child took {meta['task_close_seconds']:.2f} s")
 
     size = world.client.download(meta["model_uri"], world.tmp / "best.pt")
     assert size > 1_000_000
@@ -169,9 +173,35 @@ def test_training_logs_task_registers_model_and_first_model_becomes_champion(wor
     assert check.metadata["value"].value == pytest.approx(meta["main_metric_value"])
 
 
+def champion_ids(world) -> list[str]:
+    return [m["id"] for m in world.client.call("models.get_all", tags=[CHAMPION_TAG])["models"]]
+
+
+@pytest.fixture(scope="module")
+def not_promoted(world, trained):
+    """A second training that cannot beat the champion by the required margin (mAP is at most 1)."""
+    result = materialize(world, {**TINY, "dataset_id": world.dataset_id, "min_delta": 1.0})
+    return meta_of(result)
+
+
+@pytest.mark.timeout(300)
+def test_challenger_that_does_not_beat_the_champion_is_registered_but_not_promoted(world, trained, not_promoted):
+    first, meta = trained.meta, not_promoted
+    assert meta["model_id"] != first["model_id"]
+    assert meta["champion_decision"] == "not promoted" and "does not beat" in meta["champion_reason"]
+    assert meta["previous_champion_model_id"] == first["model_id"]
+    assert meta["previous_champion_value"] == pytest.approx(first["main_metric_value"], rel=1e-4)
+    assert meta["demoted_model_ids"] == "none"
+    assert champion_ids(world) == [first["model_id"]]
+    task = read_task(world, meta["task_id"])
+    assert task["status"] == "completed" and task["models"] == [meta["model_id"]]
+    assert task["props"]["champion_decision"] == "not promoted"
+    assert float(task["props"]["champion_mAP50-95"]) == pytest.approx(first["main_metric_value"], rel=1e-4)
+
+
 @pytest.mark.timeout(300)
 def test_bad_config_marks_task_failed_registers_nothing_keeps_champion(world, trained):
-    champion_before = [m["id"] for m in world.client.call("models.get_all", tags=[CHAMPION_TAG])["models"]]
+    champion_before = champion_ids(world)
     models_before = len(world.client.call("models.get_all")["models"])
     with pytest.raises(TrainingError) as err:
         materialize(world, {**TINY, "dataset_id": world.dataset_id, "model_yaml": "no_such_model.yaml"})
@@ -180,11 +210,12 @@ def test_bad_config_marks_task_failed_registers_nothing_keeps_champion(world, tr
     task = read_task(world, task_id)
     assert task["status"] == "failed" and task["models"] == []
     assert len(world.client.call("models.get_all")["models"]) == models_before
-    assert [m["id"] for m in world.client.call("models.get_all", tags=[CHAMPION_TAG])["models"]] == champion_before
+    assert champion_ids(world) == champion_before
 
 
 @pytest.mark.timeout(300)
 def test_interrupted_training_is_marked_failed_by_the_parent(world, trained):
+    champion_before = champion_ids(world)
     models_before = len(world.client.call("models.get_all")["models"])
     with pytest.raises(TrainingError) as err:
         materialize(world, {**TINY, "epochs": 500, "dataset_id": world.dataset_id, "timeout_seconds": 40})
@@ -193,6 +224,7 @@ def test_interrupted_training_is_marked_failed_by_the_parent(world, trained):
     (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["id", "status"])["tasks"]
     assert doc["status"] == "failed"
     assert len(world.client.call("models.get_all")["models"]) == models_before
+    assert champion_ids(world) == champion_before
 
 
 def test_missing_upstream_version_names_the_asset_to_materialize(world):
@@ -204,13 +236,18 @@ def test_missing_upstream_version_names_the_asset_to_materialize(world):
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_short_cpu_training_on_demo_shapes_learns(world):
-    """160 demo images, 15 epochs at 128 px from scratch: mAP50 well above chance (0.99 when measured)."""
+def test_short_cpu_training_on_demo_shapes_learns_and_takes_the_champion_tag(world, trained, not_promoted):
+    """160 demo images, 15 epochs at 128 px from scratch: mAP50 well above chance; it beats the
+    2-epoch champion of the same project, which loses the tag."""
     dataset_id = upload_dataset(world.env, write_view(world.tmp / "view160", train=160, val=40, size=160, seed=0),
                                 "view160", world.tmp)
-    result = materialize(world, {"dataset_id": dataset_id, "epochs": 15, "imgsz": 128, "batch": 16,
-                                 "project": PROJECT + "_quality"}, floor=0.3)
+    result = materialize(world, {"dataset_id": dataset_id, "epochs": 15, "imgsz": 128, "batch": 16}, floor=0.3)
     meta = meta_of(result)
+    print(f"15 epochs: mAP50={meta['metric_mAP50']:.3f} mAP50-95={meta['metric_mAP50-95']:.3f}")
     assert meta["metric_mAP50"] >= 0.5, meta
     (check,) = result.get_asset_check_evaluations()
     assert check.passed, check.metadata
+    assert meta["champion_decision"] == "promoted" and "beats" in meta["champion_reason"]
+    assert meta["previous_champion_model_id"] == trained.meta["model_id"]
+    assert meta["demoted_model_ids"] == trained.meta["model_id"]
+    assert champion_ids(world) == [meta["model_id"]]

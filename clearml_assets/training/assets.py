@@ -109,7 +109,7 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
 
     with tempfile.TemporaryDirectory(prefix="clearml_train_") as tmp:
         work = Path(tmp)
-        request = training_request(config, names, dataset_id=dataset_id, work_dir=work, run_id=context.run_id,
+        request = training_request(config, names, dataset_id=dataset_id, work_dir=work, run_id=context.run.run_id,
                                    champion=dataclasses.asdict(champion) if champion else None)
         try:
             result = run_in_sdk_process(TRAIN_TARGET, request, env=clearml.sdk_env(account),
@@ -145,7 +145,7 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         "per_class": dg.MetadataValue.md(_per_class_markdown(result["per_class"])),
         "labels": dg.MetadataValue.json(result["labels"]),
         "training_curves": dg.MetadataValue.md(png_markdown(png)),
-        "training_curves_file": dg.MetadataValue.path(str(_curves_file(context.run_id, png))),
+        "training_curves_file": dg.MetadataValue.path(str(_curves_file(context.run.run_id, png))),
         "epochs": result["epochs"], "train_seconds": round(result["train_seconds"], 2),
         "child_seconds": round(result["wall_seconds"], 2), "task_close_seconds": round(result["close_seconds"], 2),
         "wall_seconds": round(time.monotonic() - started, 2),
