@@ -270,7 +270,7 @@ class ClearMLClient:
         if kind == "dataset":
             return f"{self.web_host}/datasets/simple/{project}/experiments/{obj_id}"
         if kind == "model":
-            return f"{self.web_host}/projects/{project}/models/{obj_id}/general"
+            return f"{self.web_host}/projects/{project}/models/{obj_id}"
         raise ValueError(f"unknown ClearML page kind {kind!r}: use task, project, dataset or model")
 
     # -- errors ------------------------------------------------------------------------------------

@@ -10,52 +10,31 @@ because the SDK's credentials are process-global.
 from __future__ import annotations
 
 import os
-import re
+import threading
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from .accounts import (
+    ACCOUNT_NAME, LOCAL_ACCOUNT, SAAS_API_HOST, SAAS_FILES_HOST, SAAS_WEB_HOST, ClearMLAccount,
+    accounts_from_env, clearml_assets_home, key_env_names, keys_from_credentials_file, setting,
+)
 from .client import ClearMLClient
 from .errors import ClearMLConfigError
 from .sdk_process import fastfail_config_file
 
-LOCAL_ACCOUNT = "local"
-SAAS_API_HOST = "https://api.clear.ml"
-SAAS_WEB_HOST = "https://app.clear.ml"
-SAAS_FILES_HOST = "https://files.clear.ml"
-_ACCOUNT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-
-def clearml_assets_home() -> Path:
-    """``$CLEARML_ASSETS_HOME``, default ``~/.clearml_assets``: the local server, caches, exports."""
-    return Path(os.environ.get("CLEARML_ASSETS_HOME", "~/.clearml_assets")).expanduser()
-
-
-class ClearMLAccount(dg.Config):
-    """One ClearML account: where it is and its key pair."""
-
-    api_host: str = Field(default="", description="API server URL, e.g. https://api.clear.ml or "
-                                                  "http://clearml.example.com:8008. Empty for the embedded local server.")
-    web_host: str = Field(default="", description="Web app URL used for links, e.g. https://app.clear.ml.")
-    files_host: str = Field(default="", description="Fileserver URL, e.g. https://files.clear.ml; downloads "
-                                                    "from any other host are refused.")
-    access_key: str = Field(default="", description="Access key; give it as EnvVar('CLEARML_KEY_<ACCOUNT>').")
-    secret_key: str = Field(default="", description="Secret key; give it as EnvVar('CLEARML_SECRET_<ACCOUNT>'). "
-                                                    "Never written to logs, metadata or errors.")
-    embedded: bool = Field(default=False, description="Use the embedded local server of CLEARML_ASSETS_HOME "
-                                                      "(started on demand); hosts and keys are then ignored.")
-    max_connections: int = Field(default=8, ge=1, le=64, description="Most parallel API/file calls to this "
-                                                                     "account (bounds the server's load).")
+__all__ = ["ClearMLAccount", "ClearMLResource", "LOCAL_ACCOUNT", "SAAS_API_HOST", "SAAS_FILES_HOST",
+           "SAAS_WEB_HOST", "clearml_assets_home"]
 
 
 class ClearMLResource(dg.ConfigurableResource):
     """Named ClearML accounts; ``default_account`` is the one used when an asset names none.
 
     Examples:
-        ``ClearMLResource.from_env()`` builds the accounts found in the environment (see README,
-        section Accounts). Choose the account per run with run config
+        ``ClearMLResource.from_env()`` builds the accounts found in the environment (see
+        docs/accounts.md). Choose the account per run with run config
         ``{"resources": {"clearml": {"config": {"default_account": "original"}}}}``.
     """
 
@@ -68,12 +47,13 @@ class ClearMLResource(dg.ConfigurableResource):
                                               "= $CLEARML_ASSETS_HOME or ~/.clearml_assets.")
     check_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Bound on the connection "
                                                                                  "check of an account before use.")
-    _clients: dict[str, ClearMLClient] = PrivateAttr(default_factory=dict)
+    _clients: dict[str, tuple[ClearMLClient, dict[str, str]]] = PrivateAttr(default_factory=dict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **kwargs: Any) -> "ClearMLResource":
-        """Accounts found in the environment, plus ``local``.
+        """Accounts found in the environment, plus ``local`` (see :mod:`clearml_assets.accounts`).
 
         * ``CLEARML_KEY_<NAME>`` / ``CLEARML_SECRET_<NAME>`` make account ``<name>`` (e.g. ``personal``,
           ``original``), hosts from ``CLEARML_API_HOST_<NAME>``, ``CLEARML_WEB_HOST_<NAME>``,
@@ -81,42 +61,60 @@ class ClearMLResource(dg.ConfigurableResource):
         * ClearML's own ``CLEARML_API_ACCESS_KEY`` / ``CLEARML_API_SECRET_KEY`` (+ ``CLEARML_API_HOST``,
           ``CLEARML_WEB_HOST``, ``CLEARML_FILES_HOST``) make account ``default``.
         * ``CLEARML_ASSETS_DEFAULT_ACCOUNT`` picks the default account (else ``local``).
+
+        Args:
+            environ: Variables to read instead of ``os.environ``.
+            **kwargs: Other fields of the resource (``default_account``, ``home``, ...).
         """
         env = os.environ if environ is None else environ
-        accounts: dict[str, ClearMLAccount] = {LOCAL_ACCOUNT: ClearMLAccount(embedded=True)}
-        for var in sorted(env):
-            match = re.fullmatch(r"CLEARML_KEY_([A-Z][A-Z0-9_]*)", var)
-            if not match:
-                continue
-            suffix = match.group(1)
-            accounts[suffix.lower()] = ClearMLAccount(
-                api_host=env.get(f"CLEARML_API_HOST_{suffix}", SAAS_API_HOST),
-                web_host=env.get(f"CLEARML_WEB_HOST_{suffix}", SAAS_WEB_HOST if f"CLEARML_API_HOST_{suffix}"
-                                 not in env else ""),
-                files_host=env.get(f"CLEARML_FILES_HOST_{suffix}", SAAS_FILES_HOST if f"CLEARML_API_HOST_{suffix}"
-                                   not in env else ""),
-                access_key=dg.EnvVar(f"CLEARML_KEY_{suffix}"),
-                # an unset secret must not break every run at resource init: resolve() names it instead
-                secret_key=dg.EnvVar(f"CLEARML_SECRET_{suffix}") if env.get(f"CLEARML_SECRET_{suffix}") else "",
-            )
-        if env.get("CLEARML_API_ACCESS_KEY"):
-            accounts["default"] = ClearMLAccount(
-                api_host=env.get("CLEARML_API_HOST", SAAS_API_HOST),
-                web_host=env.get("CLEARML_WEB_HOST", ""),
-                files_host=env.get("CLEARML_FILES_HOST", ""),
-                access_key=dg.EnvVar("CLEARML_API_ACCESS_KEY"),
-                secret_key=dg.EnvVar("CLEARML_API_SECRET_KEY") if env.get("CLEARML_API_SECRET_KEY") else "",
-            )
-        kwargs.setdefault("default_account", env.get("CLEARML_ASSETS_DEFAULT_ACCOUNT", LOCAL_ACCOUNT))
-        return cls(accounts=accounts, **kwargs)
+        kwargs.setdefault("default_account", env.get("CLEARML_ASSETS_DEFAULT_ACCOUNT") or LOCAL_ACCOUNT)
+        return cls(accounts=accounts_from_env(env), **kwargs)
 
     @classmethod
     def for_local_server(cls, info: Any, home: str = "", account: str = LOCAL_ACCOUNT, **kwargs: Any
                          ) -> "ClearMLResource":
-        """One account pointing at a running local server (``LocalServerInfo``); for tests and scripts."""
+        """One account pointing at a running local server (``LocalServerInfo``); for tests and scripts.
+
+        The keys are read from the server's ``credentials.json`` when it holds them, so they do not
+        appear in the resource's config (which the Dagster UI shows).
+        """
         acc = ClearMLAccount(api_host=info.api_host, web_host=info.web_host, files_host=info.files_host,
                              access_key=info.access_key, secret_key=info.secret_key)
+        creds = Path(info.data_dir) / "credentials.json"
+        try:
+            if keys_from_credentials_file(account, str(creds)) == (info.access_key, info.secret_key):
+                acc = ClearMLAccount(api_host=info.api_host, web_host=info.web_host, files_host=info.files_host,
+                                     credentials_file=str(creds))
+        except ClearMLConfigError:
+            pass  # a server given explicit keys has no credentials file: keep them in the config
         return cls(accounts={account: acc}, default_account=account, home=home, **kwargs)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Validate the account names and the default account at resource initialisation (no network)."""
+        self.validate_accounts()
+
+    def validate_accounts(self) -> None:
+        """Check account names and that ``default_account`` is one of them.
+
+        Raises:
+            ClearMLConfigError: A bad account name or an unknown default account.
+        """
+        for name in self.accounts:
+            if not ACCOUNT_NAME.match(name):
+                raise ClearMLConfigError(
+                    f"ClearML account name '{name}' is invalid: use lowercase letters, digits and underscores, "
+                    "starting with a letter (e.g. personal, original, team_a).")
+        if self.default_account not in self.accounts:
+            raise self._unknown(self.default_account)
+
+    def _unknown(self, name: str) -> ClearMLConfigError:
+        known = ", ".join(sorted(self.accounts)) or "none"
+        var = key_env_names(name) if ACCOUNT_NAME.match(name) else key_env_names("name")
+        return ClearMLConfigError(
+            f"ClearML account '{name}' is not configured (known: {known}). Set {var['access_key']} and "
+            f"{var['secret_key']} (and {var['api_host']} for a self-hosted server) in the environment or .env, "
+            "or choose another account with run config "
+            '{"resources": {"clearml": {"config": {"default_account": "<account>"}}}}.')
 
     # -- accounts -----------------------------------------------------------------------------
     def account_names(self) -> list[str]:
@@ -128,19 +126,14 @@ class ClearMLResource(dg.ConfigurableResource):
         return Path(self.home).expanduser() if self.home else clearml_assets_home()
 
     def resolve(self, account: str | None = None) -> tuple[str, dict[str, str]]:
-        """The account's name and its hosts and keys (embedded server started if needed).
+        """The account's name and its hosts and keys (the embedded server is started if needed).
 
         Raises:
-            ClearMLConfigError: Unknown account, or a missing host/key.
+            ClearMLConfigError: Unknown account, a missing host/key, or an unset environment variable.
         """
         name = account or self.default_account
         if name not in self.accounts:
-            known = ", ".join(sorted(self.accounts)) or "none"
-            raise ClearMLConfigError(
-                f"ClearML account '{name}' is not configured (known: {known}). Set CLEARML_KEY_{name.upper()} "
-                f"and CLEARML_SECRET_{name.upper()} (and CLEARML_API_HOST_{name.upper()} for a self-hosted "
-                "server) in the environment or .env, or pick another account with "
-                "resources.clearml.config.default_account.")
+            raise self._unknown(name)
         acc = self.accounts[name]
         if acc.embedded:
             from .local_server.ensure import ensure_local_server
@@ -148,53 +141,48 @@ class ClearMLResource(dg.ConfigurableResource):
             info = ensure_local_server(self.home_dir())
             return name, {"api_host": info.api_host, "web_host": info.web_host, "files_host": info.files_host,
                           "access_key": info.access_key, "secret_key": info.secret_key}
-        missing = [f for f in ("api_host", "access_key", "secret_key") if not getattr(acc, f)]
-        if missing:
-            names = {"api_host": f"CLEARML_API_HOST_{name.upper()}", "access_key": f"CLEARML_KEY_{name.upper()}",
-                     "secret_key": f"CLEARML_SECRET_{name.upper()}"}
-            if name == "default":
-                names = {"api_host": "CLEARML_API_HOST", "access_key": "CLEARML_API_ACCESS_KEY",
-                         "secret_key": "CLEARML_API_SECRET_KEY"}
-            raise ClearMLConfigError(
-                f"ClearML account '{name}' has no {', '.join(missing)}: set "
-                f"{', '.join(names[m] for m in missing)} in the environment or .env (or the account's fields "
-                "in the resource config).")
-        if not _ACCOUNT_NAME.match(name):
-            raise ClearMLConfigError(f"ClearML account name '{name}' must be lowercase letters, digits and "
-                                     "underscores, starting with a letter.")
-        return name, {"api_host": acc.api_host, "web_host": acc.web_host, "files_host": acc.files_host,
-                      "access_key": acc.access_key, "secret_key": acc.secret_key}
+        where = {f: setting(name, f, getattr(acc, f)) for f in ("api_host", "web_host", "files_host")}
+        if acc.credentials_file:
+            where["access_key"], where["secret_key"] = keys_from_credentials_file(name, acc.credentials_file)
+        else:
+            where.update({f: setting(name, f, getattr(acc, f)) for f in ("access_key", "secret_key")})
+        return name, where
 
     def client(self, account: str | None = None) -> ClearMLClient:
         """A checked :class:`ClearMLClient` of the account (cached), failing within 10 s if unusable.
 
         Raises:
-            ClearMLConfigError: The account is not configured.
+            ClearMLConfigError: The account is not configured or an environment variable is missing.
             ClearMLConnectionError: Unreachable, 5xx, wrong keys, or not a ClearML server.
         """
+        return self._checked(account)[0]
+
+    def _checked(self, account: str | None) -> tuple[ClearMLClient, dict[str, str]]:
         name = account or self.default_account
-        cached = self._clients.get(name)
+        with self._lock:
+            cached = self._clients.get(name)
         if cached is not None:
             return cached
         name, where = self.resolve(name)
-        acc = self.accounts[name]
         client = ClearMLClient(where["api_host"], where["access_key"], where["secret_key"], account=name,
                                files_host=where["files_host"] or None, web_host=where["web_host"] or None,
-                               max_connections=acc.max_connections)
+                               max_connections=self.accounts[name].max_connections)
         client.check(self.check_timeout_seconds)
-        self._clients[name] = client
-        return client
+        with self._lock:
+            return self._clients.setdefault(name, (client, where))
 
     def sdk_env(self, account: str | None = None) -> dict[str, str]:
         """Environment for a child process that uses the ClearML SDK with this account only.
 
-        The account is checked first (fail fast). The child gets a bounded-retry clearml.conf, no task
-        reuse, and its own SDK cache folder per account.
+        The account is checked first (fail fast). The child gets a bounded-retry clearml.conf
+        (``CLEARML_CONFIG_FILE``), no task reuse, and an SDK cache folder of its own per account
+        (``CLEARML_CACHE_DIR``). ``HOME`` is left alone so other libraries keep their caches.
+        Pass it to :func:`clearml_assets.sdk_process.run_in_sdk_process` or
+        :func:`clearml_assets.tasks.configure_sdk_process`.
         """
-        client = self.client(account)
-        name, where = self.resolve(client.account)
-        sdk_home = self.home_dir() / "sdk" / name
-        sdk_home.mkdir(parents=True, exist_ok=True)
+        client, where = self._checked(account)
+        sdk_home = self.home_dir() / "sdk" / client.account
+        (sdk_home / "cache").mkdir(parents=True, exist_ok=True)
         return {
             "CLEARML_API_HOST": where["api_host"],
             "CLEARML_WEB_HOST": client.web_host,
@@ -205,6 +193,7 @@ class ClearMLResource(dg.ConfigurableResource):
             "CLEARML_CACHE_DIR": str(sdk_home / "cache"),
             "CLEARML_TASK_NO_REUSE": "1",
             "CLEARML_LOG_LEVEL": os.environ.get("CLEARML_LOG_LEVEL", "WARNING"),
+            "CLEARML_ASSETS_ACCOUNT": client.account,
         }
 
     def web_url(self, kind: str, obj_id: str, project_id: str | None = None, account: str | None = None) -> str:

@@ -60,19 +60,28 @@ def running_local_server(home: Path) -> LocalServerInfo | None:
     return info if _answers(info) else None
 
 
-def ensure_local_server(home: Path, timeout: float = 30.0) -> LocalServerInfo:
+def ensure_local_server(home: Path, timeout: float = 30.0, api_port: int = DEFAULT_API_PORT,
+                        files_port: int = DEFAULT_FILES_PORT) -> LocalServerInfo:
     """Return the running local server of ``home``, starting it in the background if needed.
 
-    The server keeps its data in ``<home>/server`` and its log in ``<home>/server.log``; it uses the
-    default ports 8008/8081 when they are free and other free ports otherwise.
+    The server keeps its data in ``<home>/server`` (where it records its address in ``server.json``)
+    and its log in ``<home>/server.log``. It outlives the caller and is reused by later runs. It uses
+    ``api_port``/``files_port`` (default 8008/8081) when they are free and other free ports otherwise,
+    e.g. when another program or another home's server holds them.
+
+    Args:
+        home: The ``CLEARML_ASSETS_HOME`` folder.
+        timeout: Seconds to wait for a new server to answer.
+        api_port: Preferred API port.
+        files_port: Preferred fileserver port.
     """
     home = Path(home).expanduser().resolve()
     with _locked(home / "server.lock"):
         info = running_local_server(home)
         if info is not None:
             return info
-        api_port = DEFAULT_API_PORT if _port_free(DEFAULT_API_PORT) else 0
-        files_port = DEFAULT_FILES_PORT if _port_free(DEFAULT_FILES_PORT) else 0
+        api_port = api_port if _port_free(api_port) else 0
+        files_port = files_port if _port_free(files_port) else 0
         proc = start_local_server_process(home / "server", api_port=api_port, files_port=files_port,
                                           timeout=timeout, log_file=home / "server.log", detach=True)
         info = proc.info
