@@ -1,0 +1,220 @@
+"""ClearMLClient against the local server and against broken servers: fail fast, paging, downloads, links."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from clearml_assets.client import ClearMLClient
+from clearml_assets.errors import ClearMLConnectionError, ClearMLRequestError
+from clearml_assets.local_server import LocalServer, free_port
+
+BOUND_SECONDS = 10.0
+SECRET = "client-test-secret-value-0042"
+
+
+def broken_server(login_status: int = 200, after_login_status: int = 503, login_token: bool = True):
+    """A loopback HTTP server: ``auth.login`` answers ``login_status``, every other call ``after_login_status``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            is_login = self.path.endswith("auth.login")
+            code = login_status if is_login else after_login_status
+            data = {"token": "a.b.c"} if is_login and login_token else {}
+            raw = json.dumps({"meta": {"result_code": code, "result_msg": "Service Unavailable"},
+                              "data": data}).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def timed_check(client: ClearMLClient, label: str) -> tuple[ClearMLConnectionError, float]:
+    started = time.monotonic()
+    with pytest.raises(ClearMLConnectionError) as info:
+        client.check()
+    elapsed = time.monotonic() - started
+    print(f"\ntime-to-error[client.check, {label}]: {elapsed:.2f}s: {info.value}")
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value.metadata)
+    return info.value, elapsed
+
+
+def test_unreachable_port_fails_fast_naming_account_and_host():
+    host = f"http://127.0.0.1:{free_port()}"
+    error, elapsed = timed_check(ClearMLClient(host, "AK", SECRET, account="original"), "connection refused")
+    assert "'original'" in str(error) and host in str(error) and "cannot reach" in str(error)
+    assert elapsed < BOUND_SECONDS
+
+
+def test_server_that_never_answers_fails_within_bound():
+    # accepted by the kernel's backlog, never read: connect succeeds, the answer never comes
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        host = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        error, elapsed = timed_check(ClearMLClient(host, "AK", SECRET, account="personal"), "no answer")
+        assert "'personal'" in str(error) and host in str(error)
+        assert 1.0 < elapsed < BOUND_SECONDS
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize("status", [502, 503])
+def test_5xx_after_login_fails_fast(status: int):
+    server = broken_server(after_login_status=status)
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        error, elapsed = timed_check(ClearMLClient(host, "AK", SECRET, account="personal"), f"{status} after login")
+        assert f"HTTP {status}" in str(error) and host in str(error) and "'personal'" in str(error)
+        assert elapsed < BOUND_SECONDS
+    finally:
+        server.shutdown()
+
+
+def test_5xx_at_login_fails_fast():
+    server = broken_server(login_status=502)
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        error, elapsed = timed_check(ClearMLClient(host, "AK", SECRET, account="team"), "502 at login")
+        assert "HTTP 502" in str(error) and host in str(error) and "'team'" in str(error)
+        assert elapsed < BOUND_SECONDS
+    finally:
+        server.shutdown()
+
+
+def test_not_a_clearml_server_is_named():
+    server = broken_server(login_token=False, after_login_status=200)
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        error, elapsed = timed_check(ClearMLClient(host, "AK", SECRET, account="web"), "no token")
+        assert "without a token" in str(error) and host in str(error) and elapsed < BOUND_SECONDS
+    finally:
+        server.shutdown()
+
+
+def test_wrong_keys_fail_fast(clearml_server: LocalServer):
+    info = clearml_server.info
+    error, elapsed = timed_check(ClearMLClient(info.api_host, info.access_key, SECRET, account="personal"),
+                                 "401 wrong secret")
+    assert "refused its keys" in str(error) and info.api_host in str(error) and "'personal'" in str(error)
+    assert info.access_key not in str(error) and elapsed < BOUND_SECONDS
+
+
+def test_server_dying_after_login_fails_fast(tmp_path: Path):
+    server = LocalServer(tmp_path / "dies", api_port=0, files_port=0).start()
+    info = server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal")
+    client.check()
+    assert client.call("projects.get_all", page=0, page_size=1)["projects"] == []
+    server.stop()
+    started = time.monotonic()
+    with pytest.raises(ClearMLConnectionError) as err:
+        client.call("tasks.get_all", page=0, page_size=1)
+    elapsed = time.monotonic() - started
+    print(f"\ntime-to-error[client.call, server died after login]: {elapsed:.2f}s: {err.value}")
+    assert "'personal'" in str(err.value) and info.api_host in str(err.value) and elapsed < BOUND_SECONDS
+
+
+def test_token_is_renewed_after_a_server_restart_with_a_new_signing_key(tmp_path: Path):
+    data = tmp_path / "srv"
+    first = LocalServer(data, api_port=0, files_port=0).start()
+    info = first.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
+    project = client.call("projects.create", name="survives")["id"]
+    first.stop()
+    (data / "jwt.key").unlink()  # old tokens no longer verify
+    second = LocalServer(data, api_port=first.api_port, files_port=first.files_port).start()
+    try:
+        logins_before = client.calls
+        rows = client.call("projects.get_all", id=[project], only_fields=["name"])["projects"]
+        assert [r["name"] for r in rows] == ["survives"]
+        assert client.calls == logins_before + 2  # the 401 and the retry after logging in again
+    finally:
+        second.stop()
+
+
+def test_request_errors_name_account_endpoint_and_server_message(clearml_server: LocalServer):
+    info = clearml_server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal")
+    with pytest.raises(ClearMLRequestError) as err:
+        client.call("tasks.get_by_id", task="0" * 32)
+    text = str(err.value)
+    assert "'personal'" in text and "tasks.get_by_id" in text and "400" in text
+    assert err.value.metadata["result_code"].value == 400
+
+
+def test_iter_pages_returns_every_row_once(clearml_server: LocalServer):
+    info = clearml_server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
+    project = client.call("projects.create", name="paging")["id"]
+    created = {client.call("tasks.create", name=f"t{i:03d}", type="training", project=project)["id"]
+               for i in range(105)}
+    before = client.calls
+    rows = list(client.iter_pages("tasks.get_all", "tasks", page_size=25, project=[project],
+                                  only_fields=["id"], order_by=["name"]))
+    assert [r["id"] for r in rows] == list(dict.fromkeys(r["id"] for r in rows))
+    assert {r["id"] for r in rows} == created
+    assert client.calls - before == 5  # 4 full pages and a short one
+
+
+def _upload(info, token: str, path: str, body: bytes) -> str:
+    resp = requests.post(f"{info.files_host}/", files={path: ("blob", body)},
+                         headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    return f"{info.files_host}/{path}"
+
+
+def test_download_streams_own_files_and_refuses_others(clearml_server: LocalServer, tmp_path: Path):
+    info = clearml_server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal",
+                           files_host=info.files_host)
+    client.check()
+    body = bytes(range(256)) * 4099
+    url = _upload(info, client._bearer(), "proj/task.abc/artifacts/blob.bin", body)
+    dest = tmp_path / "out" / "blob.bin"
+    assert client.download(url, dest) == len(body)
+    assert dest.read_bytes() == body
+    assert [p.name for p in dest.parent.iterdir()] == ["blob.bin"]  # no leftover temporary file
+
+    for foreign in ("http://example.com/proj/x.bin", f"{info.api_host}/proj/x.bin",
+                    f"{info.files_host}/proj/../../etc/passwd"):
+        with pytest.raises(ClearMLRequestError, match="refusing to download"):
+            client.download(foreign, tmp_path / "never")
+    with pytest.raises(ClearMLRequestError, match="HTTP 404"):
+        client.download(f"{info.files_host}/proj/missing.bin", tmp_path / "missing.bin")
+    assert not (tmp_path / "never").exists() and not (tmp_path / "missing.bin").exists()
+
+
+def test_web_urls_follow_the_clearml_web_app():
+    client = ClearMLClient("https://api.clear.ml", "AK", SECRET)
+    assert client.web_host == "https://app.clear.ml"
+    assert client.web_url("task", "t1", "p1") == "https://app.clear.ml/projects/p1/experiments/t1/output/execution"
+    assert client.web_url("task", "t1") == "https://app.clear.ml/projects/*/experiments/t1/output/execution"
+    assert client.web_url("project", "p1") == "https://app.clear.ml/projects/p1/experiments"
+    assert client.web_url("dataset", "t2", "p2") == "https://app.clear.ml/datasets/simple/p2/experiments/t2"
+    assert client.web_url("model", "m1") == "https://app.clear.ml/projects/*/models/m1"
+    self_hosted = ClearMLClient("http://clearml.example.com:8008", "AK", SECRET, web_host="http://web.example.com/")
+    assert self_hosted.web_url("project", "p") == "http://web.example.com/projects/p/experiments"
+    assert ClearMLClient("http://10.0.0.5:8008", "AK", SECRET).web_host == "http://10.0.0.5:8080"
+    with pytest.raises(ValueError, match="unknown ClearML page kind"):
+        client.web_url("queue", "q")
+    assert SECRET not in repr(client)
