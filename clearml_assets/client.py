@@ -210,7 +210,7 @@ class ClearMLClient:
         return (other.scheme, other.hostname, other.port) == (own.scheme, own.hostname, own.port) \
             and ".." not in other.path.split("/") and other.path.startswith(own.path or "/")
 
-    def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024) -> int:
+    def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024, _renewed: bool = False) -> int:
         """Stream a fileserver URL to ``dest`` (written to a temporary name, renamed when whole).
 
         Returns:
@@ -231,9 +231,10 @@ class ClearMLClient:
         try:
             with self._http.get(url, stream=True, timeout=self._timeout,
                                 headers={"Authorization": f"Bearer {self._bearer()}"}) as resp:
-                if resp.status_code == 401:
+                if resp.status_code == 401 and not _renewed:
                     resp.close()
-                    return self._download_again(url, dest)
+                    self._bearer(refresh=True)  # token expired or server restarted: once more, logged in again
+                    return self.download(url, dest, chunk_size, _renewed=True)
                 if resp.status_code != 200:
                     raise ClearMLRequestError(
                         f"ClearML account '{self.account}': download of {url} failed with HTTP "
@@ -254,10 +255,6 @@ class ClearMLClient:
             raise self._unreachable(exc, host=self.files_host) from None
         finally:
             tmp.unlink(missing_ok=True)
-
-    def _download_again(self, url: str, dest: Path) -> int:
-        self._bearer(refresh=True)
-        return self.download(url, dest)
 
     # -- links -------------------------------------------------------------------------------------
     def web_url(self, kind: str, obj_id: str, project_id: str | None = None) -> str:

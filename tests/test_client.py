@@ -218,3 +218,17 @@ def test_web_urls_follow_the_clearml_web_app():
     with pytest.raises(ValueError, match="unknown ClearML page kind"):
         client.web_url("queue", "q")
     assert SECRET not in repr(client)
+
+
+def test_download_refused_by_the_fileserver_fails_once_renewed(clearml_server: LocalServer, tmp_path: Path):
+    other = LocalServer(tmp_path / "other", api_port=0, files_port=0).start()
+    try:
+        info = clearml_server.info
+        # keys of one server, fileserver of another: its 401 stays 401 after logging in again
+        client = ClearMLClient(info.api_host, info.access_key, info.secret_key, files_host=other.info.files_host)
+        before = client.calls
+        with pytest.raises(ClearMLRequestError, match="HTTP 401"):
+            client.download(f"{other.info.files_host}/p/x.bin", tmp_path / "x.bin")
+        assert not (tmp_path / "x.bin").exists() and client.calls == before
+    finally:
+        other.stop()
