@@ -8,13 +8,13 @@ import dagster as dg
 
 from .assets import build_clearml_project_archive_asset, build_clearml_task_archive_asset
 from .checks import build_clearml_archive_checks
-from .sensors import build_clearml_archive_sensor
 
 
 def build_archive_defs(accounts: list[str], *, export_root: Path | str | None = None,
                        max_partitions_per_run: int = 25, resources: dict | None = None) -> dg.Definitions:
     """Archive assets (``[<account>, "clearml_task_archive"]``, ``[<account>, "clearml_project_archive"]``)
-    their checks and a (stopped by default) sensor adding finished tasks as partitions, one set per account.
+    and their checks, one set per account. The sensor that adds finished tasks as partitions is
+    ``clearml_assets.automation.build_clearml_completed_tasks_sensor``.
 
     Args:
         accounts: ClearML account names known to the ``clearml`` resource.
@@ -24,10 +24,8 @@ def build_archive_defs(accounts: list[str], *, export_root: Path | str | None = 
     """
     assets = []
     checks = []
-    sensors = []
     for account in accounts:
         assets.append(build_clearml_task_archive_asset(account, max_partitions_per_run=max_partitions_per_run))
         assets.append(build_clearml_project_archive_asset(account))
         checks.extend(build_clearml_archive_checks(account, export_root))
-        sensors.append(build_clearml_archive_sensor(account))
-    return dg.Definitions(assets=assets, asset_checks=checks, sensors=sensors, resources=resources or {})
+    return dg.Definitions(assets=assets, asset_checks=checks, resources=resources or {})
