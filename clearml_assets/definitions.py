@@ -10,11 +10,10 @@ import dagster as dg
 
 from .archives.defs import build_archive_defs
 from .automation.defs import build_automation_defs
+from .automation.jobs import CLEARML_TRAINING_JOB as TRAINING_JOB
 from .datasets.defs import build_dataset_defs
 from .resource import ClearMLResource
 from .training.defs import build_training_defs
-
-TRAINING_JOB = "clearml_training_job"
 
 
 def build_definitions(clearml: ClearMLResource | None = None) -> dg.Definitions:
@@ -27,13 +26,8 @@ def build_definitions(clearml: ClearMLResource | None = None) -> dg.Definitions:
     datasets = build_dataset_defs()
     training = build_training_defs()
     archives = build_archive_defs(clearml.account_names())
-    training_job = dg.define_asset_job(
-        TRAINING_JOB,
-        selection=dg.AssetSelection.groups("datasets", "training"),
-        description="Dataset versions (raw -> curated -> training view) and the YOLO model trained on them.",
-    )
-    core = dg.Definitions(resources={"clearml": clearml}, jobs=[training_job])
-    automation = build_automation_defs(clearml.account_names(), include_training_job=False)
+    automation = build_automation_defs(clearml.account_names())
+    core = dg.Definitions(resources={"clearml": clearml})
     return dg.Definitions.merge(core, datasets, training, archives, automation)
 
 
