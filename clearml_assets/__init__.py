@@ -1,5 +1,12 @@
-"""clearml_assets: Dagster assets for ClearML."""
+"""clearml_assets: Dagster assets for ClearML, with an embedded local ClearML-compatible server."""
 
+from .accounts import ClearMLAccount
+from .archives.defs import build_archive_defs
+from .automation.defs import build_automation_defs
+from .automation.schedules import build_clearml_project_archive_schedule, build_clearml_retraining_schedule
+from .automation.sensors import build_clearml_completed_tasks_sensor
+from .client import ClearMLClient
+from .datasets.defs import build_dataset_defs
 from .errors import (
     ArchiveError,
     ClearMLAssetsError,
@@ -9,8 +16,14 @@ from .errors import (
     DatasetValidationError,
     TrainingError,
 )
+from .resource import ClearMLResource
+from .training.defs import build_training_defs
 
 __all__ = [
+    "ClearMLAccount", "ClearMLClient", "ClearMLResource",
+    "build_archive_defs", "build_automation_defs", "build_dataset_defs", "build_training_defs",
+    "build_clearml_completed_tasks_sensor", "build_clearml_project_archive_schedule",
+    "build_clearml_retraining_schedule",
     "ArchiveError", "ClearMLAssetsError", "ClearMLConfigError", "ClearMLConnectionError",
     "ClearMLRequestError", "DatasetValidationError", "TrainingError",
 ]
