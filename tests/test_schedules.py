@@ -43,9 +43,10 @@ def instance():
 def evaluate(schedule, instance, resource, when=WHEN):
     defs = dg.Definitions.merge(build_archive_defs([ACCOUNT]),
                                 dg.Definitions(schedules=[schedule], resources={"clearml": resource}))
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                        resources={"clearml": resource}, repository_def=defs.get_repository_def())
-    return schedule.evaluate_tick(context)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                   resources={"clearml": resource},
+                                   repository_def=defs.get_repository_def()) as context:
+        return schedule.evaluate_tick(context)
 
 
 def test_project_archive_schedule_discovers_and_requests_every_project(clearml_server, resource, instance):
