@@ -87,18 +87,28 @@ def test_paging_returns_every_task_once_in_order(api, tasks):
     pages = [len(p) for p in api.pages("tasks.get_all", "tasks", page_size=500, project=[tasks["project"]],
                                        only_fields=["id"])]
     assert pages == [500, N_VISIBLE - 500]
-    # size/scroll_id paging yields the same set
+    # without paging, and with a bigger page_size, the real server returns at most 500
+    assert len(api.call("tasks.get_all", project=[tasks["project"]], only_fields=["id"])["tasks"]) == 500
+    big = api.call("tasks.get_all", project=[tasks["project"]], only_fields=["id"], order_by=["name"],
+                   page=1, page_size=1000)["tasks"]
+    assert [r["id"] for r in big] == ids[500:]
+    # scroll paging: the first call carries an empty scroll_id, each next one the id it got back
     scrolled, scroll = [], None
     while True:
-        body = {"project": [tasks["project"]], "size": 200, "only_fields": ["id"], "order_by": ["-name"]}
-        if scroll:
-            body["scroll_id"] = scroll
-        data = api.call("tasks.get_all", **body)
+        data = api.call("tasks.get_all", project=[tasks["project"]], size=200, only_fields=["id"],
+                        order_by=["-name"], scroll_id=scroll)
+        scroll = data["scroll_id"]
         if not data["tasks"]:
             break
         scrolled += [r["id"] for r in data["tasks"]]
-        scroll = data["scroll_id"]
     assert scrolled == ids[::-1]  # names are unique
+    first = api.call("tasks.get_all", project=[tasks["project"]], size=50, order_by=["name"], scroll_id="",
+                     only_fields=["id"])
+    again = api.call("tasks.get_all", project=[tasks["project"]], size=10, order_by=["name"], refresh_scroll=True,
+                     scroll_id=first["scroll_id"], only_fields=["id"])
+    assert [r["id"] for r in again["tasks"]] == ids[:50]  # refresh: everything up to the position again
+    status, subcode, _ = api.error("tasks.get_all", scroll_id="", project=[tasks["project"]])
+    assert (status, subcode) == (400, 12)  # scrolling needs an integer size
 
 
 def test_order_by_multiple_fields(api, tasks):
@@ -170,10 +180,18 @@ def test_dotted_only_fields(api, tasks):
 
 
 def test_invalid_queries_get_the_real_errors(api, tasks):
-    status, subcode, msg = api.error("tasks.get_all", page=0)
-    assert status == 400 and "page_size" in msg
+    assert len(api.call("tasks.get_all", page=0, only_fields=["id"])["tasks"]) == 500  # page_size defaults to 500
+    assert api.error("tasks.get_all", page=-1, page_size=5)[:2] == (400, 12)
+    assert api.error("tasks.get_all", page=0, page_size=0)[:2] == (400, 12)
     status, _, msg = api.error("tasks.get_by_id", task="0" * 32)
     assert status == 400 and "Invalid task id" in msg
+    assert api.error("tasks.get_all", name="(unclosed")[:2] == (400, 21)
+    assert api.error("tasks.get_all", system_tags=["alpha", "__$not"])[:2] == (400, 16)
+    assert api.error("tasks.get_all", system_tags=["__$bogus", "alpha"])[:2] == (400, 16)
+    assert api.error("tasks.get_all", system_tags=[1])[:2] == (400, 16)
+    assert api.error("tasks.get_all", created=["2024-01-01"])[:2] == (400, 12)  # a range needs [min, max]
+    assert api.error("tasks.get_all", created=[None, None])[:2] == (400, 12)
+    assert api.error("tasks.get_all", _any_={"fields": ["name"]})[:2] == (400, 12)
 
 
 def test_models_get_all_filters_and_paging(api, tasks):

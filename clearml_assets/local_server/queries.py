@@ -24,8 +24,9 @@ OPS = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a 
 
 
 def now_iso() -> str:
-    """The current UTC time as the real server renders datetimes."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    """The current UTC time as the real server renders datetimes (Mongo keeps milliseconds)."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000).isoformat(timespec="microseconds")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -64,10 +65,13 @@ def match_regex(pattern: str, value: Any) -> bool:
 
 def match_list(doc_value: Any, data: Any, field: str) -> bool:
     """List-field filter with the real server's operators (``__$all``, ``__$any``, ``__$not``, ``-x``)."""
+    return list_matcher(data, field)(doc_value)
+
+
+def list_matcher(data: Any, field: str):
+    """Parse a list-field query once; returns ``predicate(doc_value) -> bool``."""
     if not isinstance(data, (list, tuple)):
         data = [data]
-    values = doc_value if isinstance(doc_value, list) else ([] if doc_value is None else [doc_value])
-    have = set(values)
     actions: dict[str, list] = {}
     allow_empty = False
     global_op: str | None = None
@@ -76,15 +80,19 @@ def match_list(doc_value: Any, data: Any, field: str) -> bool:
     legacy = True
     for item in data:
         if item is None:
+            global_op = global_op or "and"
             allow_empty = True
             negate_next = False
             continue
         if not isinstance(item, str):
             raise ApiError(400, 16, f"Invalid value type for {field}: string expected")
         if item == "__$nop":
+            global_op = global_op or "and"
             context, legacy, negate_next = "or", True, False
             continue
         if item.startswith("__$"):
+            if negate_next:
+                raise ApiError(400, 16, f"Value is expected after __$not in {field}")
             if item == "__$not":
                 negate_next = True
                 continue
@@ -96,22 +104,27 @@ def match_list(doc_value: Any, data: Any, field: str) -> bool:
             continue
         global_op = global_op or "and"
         include = not negate_next
-        negate_next = False
         if include and legacy and item.startswith("-"):
             item, include = item[1:], False
+            if not item:
+                raise ApiError(400, 16, f"Missing value after the exclude prefix - in {field}")
+        negate_next = False
         modifier = {("and", True): "all", ("and", False): "nin",
                     ("or", True): "in", ("or", False): "nin"}[(context, include)]
         actions.setdefault(modifier, []).append(item)
-    results = []
-    for modifier, items in actions.items():
-        if modifier == "in":
-            results.append(bool(have & set(items)))
-        elif modifier == "all":
-            results.append(set(items) <= have)
-        else:
-            results.append(not (have & set(items)))
-    combined = (all(results) if (global_op or "and") == "and" else any(results)) if results else True
-    return combined or (allow_empty and not values)
+    if negate_next:
+        raise ApiError(400, 16, f"Value is expected after __$not in {field}")
+    sets = [(modifier, set(items)) for modifier, items in actions.items()]
+    combine = all if (global_op or "and") == "and" else any
+
+    def predicate(doc_value: Any) -> bool:
+        values = doc_value if isinstance(doc_value, list) else ([] if doc_value is None else [doc_value])
+        have = set(values)
+        results = [bool(have & items) if modifier == "in" else items <= have if modifier == "all"
+                   else not (have & items) for modifier, items in sets]
+        return (combine(results) if results else True) or (allow_empty and not values)
+
+    return predicate
 
 
 def _compare(a: Any, b: Any) -> Any:
@@ -149,6 +162,8 @@ def match_dates(doc_value: Any, data: Any, field: str) -> bool:
     """Datetime filter: ``[">=t1", "<t2"]`` conditions, or an inclusive ``[t1, t2]`` pair."""
     if not isinstance(data, list):
         data = [data]
+    if any(d is not None and not isinstance(d, str) for d in data):
+        raise bad_request(f"failed parsing query field {field}: datetime strings expected")
     if len(data) == 2 and not any(d.startswith(tuple(OPS_PREFIXES)) for d in data if d is not None):
         return match_range(doc_value, data, field)
     when = parse_time(doc_value)
@@ -167,15 +182,20 @@ OPS_PREFIXES = (">=", ">", "<=", "<")
 
 def filter_docs(docs: Iterable[dict], data: dict, *, regex_fields: Sequence[str] = ("name",),
                 list_fields: Sequence[str] = (), date_fields: Sequence[str] = (),
-                range_fields: Sequence[str] = (), exact_fields: Sequence[str] = ()) -> list[dict]:
-    """Documents matching every filter present in ``data`` (request fields)."""
+                range_fields: Sequence[str] = (), exact_fields: Sequence[str] = (),
+                exact_prefixes: Sequence[str] = ()) -> list[dict]:
+    """Documents matching every filter present in ``data`` (request fields).
+
+    ``exact_prefixes`` (e.g. ``"runtime."``) make any request field under that prefix an equality filter,
+    like the real server's ``fields=("runtime.*",)``.
+    """
     checks = []
     for f in regex_fields:
         if data.get(f):
             checks.append(lambda d, f=f, p=data[f]: match_regex(p, get_path(d, f)))
     for f in list_fields:
         if data.get(f) is not None and data.get(f) != []:
-            checks.append(lambda d, f=f, v=data[f]: match_list(get_path(d, f), v, f))
+            checks.append(lambda d, f=f, m=list_matcher(data[f], f): m(get_path(d, f)))
     for f in date_fields:
         if data.get(f) is not None:
             checks.append(lambda d, f=f, v=data[f]: match_dates(get_path(d, f), v, f))
@@ -185,18 +205,42 @@ def filter_docs(docs: Iterable[dict], data: dict, *, regex_fields: Sequence[str]
     for f in exact_fields:
         if data.get(f) is not None:
             checks.append(lambda d, f=f, v=data[f]: get_path(d, f) == v)
+    for prefix in exact_prefixes:
+        for f, v in data.items():
+            if f.startswith(prefix) and v is not None:
+                checks.append(lambda d, f=f, v=v: get_path(d, f) == v)
     for key in ("_any_", "_all_", "_or_", "_and_"):
         spec = data.get(key)
-        if spec and spec.get("fields") and spec.get("pattern") is not None:
-            anyop = key in ("_any_", "_or_")
-            pattern = re.compile(spec["pattern"], re.IGNORECASE)
-            fields = spec["fields"]
+        if spec is None:
+            continue
+        if not isinstance(spec, dict) or (spec.get("pattern") is None) == (spec.get("datetime") is None):
+            raise ApiError(400, 12, f"Incorrect field format: {key} needs fields and one of pattern or datetime")
+        fields = spec.get("fields") or []
+        anyop = key in ("_any_", "_or_")
+        if spec.get("pattern") is not None:
+            try:
+                pattern = re.compile(spec["pattern"], re.IGNORECASE)
+            except re.error as exc:
+                raise ApiError(400, 21, f"Malformed regular expression {spec['pattern']!r}: {exc}") from None
+        else:
+            fields = [f for f in fields if f in date_fields]
+            pattern = None
+        if not fields:
+            continue
+        if pattern is not None:
             checks.append(lambda d, fields=fields, anyop=anyop, pattern=pattern:
                           (any if anyop else all)(pattern.search(str(get_path(d, f) or "")) for f in fields))
+        else:
+            checks.append(lambda d, fields=fields, anyop=anyop, when=spec["datetime"]:
+                          (any if anyop else all)(match_dates(get_path(d, f), when, f) for f in fields))
     return [d for d in docs if all(c(d) for c in checks)]
 
 
 # -- ordering, projection, paging ----------------------------------------------------------------------
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
 def _sort_key_cmp(order: list[tuple[str, bool]]):
     def cmp(a: dict, b: dict) -> int:
         for field, desc in order:
@@ -218,14 +262,25 @@ def _sort_key_cmp(order: list[tuple[str, bool]]):
 
 
 def sort_docs(docs: list[dict], order_by: Any) -> list[dict]:
-    """Sort by ``order_by`` (``-field`` descending), always ending with ``id`` like the real server."""
+    """Sort by ``order_by`` (``-field`` descending), always ending with ``id`` like the real server.
+
+    As on the real server, documents whose first ascending order field is missing or empty come last
+    (Mongo puts them first; the server queries them separately after the others).
+    """
     if not order_by:
         return docs
     items = order_by if isinstance(order_by, list) else [order_by]
+    if any(not isinstance(item, str) for item in items):
+        raise bad_request("order_by must be a list of field names")
     order = [(item.lstrip("-"), item.startswith("-")) for item in items if item and item != "@text_score"]
     if not any(f == "id" for f, _ in order):
         order.append(("id", False))
-    return sorted(docs, key=cmp_to_key(_sort_key_cmp(order)))
+    ordered = sorted(docs, key=cmp_to_key(_sort_key_cmp(order)))
+    first, desc = order[0]
+    if desc:
+        return ordered
+    return ([d for d in ordered if not _is_empty(get_path(d, first))] +
+            [d for d in ordered if _is_empty(get_path(d, first))])
 
 
 def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
@@ -266,28 +321,46 @@ def _has_path(doc: dict, path: str) -> bool:
     return True
 
 
+MAX_PAGE_SIZE = 500  # the real server's mongo max_page_size
+
+
+def _scroll_position(scroll_id: Any) -> int:
+    if not scroll_id:
+        return 0
+    try:
+        return int(json.loads(base64.urlsafe_b64decode(str(scroll_id).encode())))
+    except Exception:
+        raise bad_request(f"Invalid scroll id {scroll_id!r}") from None
+
+
 def paginate(docs: list[dict], data: dict) -> tuple[list[dict], str | None]:
-    """Apply ``page``/``page_size`` or ``size``/``scroll_id``; returns the rows and the next scroll id."""
-    if data.get("scroll_id") is not None or data.get("size") is not None:
-        start = 0
-        if data.get("scroll_id") and not data.get("refresh_scroll"):
-            try:
-                start = int(json.loads(base64.urlsafe_b64decode(data["scroll_id"]))["start"])
-            except Exception:
-                raise bad_request("Invalid scroll id") from None
-        size = int(data.get("size") or 500)
-        if size <= 0:
-            raise bad_request("size should be a positive number")
+    """The real server's paging; returns the rows and the next scroll id (scroll mode only).
+
+    ``page``/``page_size`` default to 0/500 and page_size is capped at 500, so a query without paging
+    returns at most 500 documents. With a ``scroll_id`` key (empty for the first call) and an integer
+    ``size``, each call continues where the last one stopped; ``refresh_scroll`` returns everything
+    from the start up to the current position again. A raw ``start`` with ``size`` also works.
+    """
+    if "scroll_id" in data or data.get("start") is not None:
+        size = data.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise bad_request("Integer size parameter greater than 1 should be provided when working with scroll")
+        if "scroll_id" in data:
+            start = _scroll_position(data.get("scroll_id"))
+            if data.get("refresh_scroll"):
+                size, start = max(start, size), 0
+        else:
+            start = int(data["start"])
         rows = docs[start:start + size]
-        scroll = base64.urlsafe_b64encode(json.dumps({"start": start + len(rows)}).encode()).decode()
-        return rows, scroll
+        position = start + len(rows)
+        scroll = base64.urlsafe_b64encode(json.dumps(position).encode()).decode()
+        return rows, (scroll if "scroll_id" in data else None)
     page, page_size = data.get("page"), data.get("page_size")
-    if page is None and page_size is None:
-        return docs, None
-    if page_size is None:
-        raise bad_request("page_size should be specified when page is specified")
-    page = int(page or 0)
-    page_size = int(page_size)
-    if page < 0 or page_size <= 0:
-        raise bad_request("page should be non-negative and page_size positive")
+    page = 0 if page is None else page
+    page_size = MAX_PAGE_SIZE if page_size is None else page_size
+    if not isinstance(page, int) or page < 0:
+        raise bad_request("page must be >=0")
+    if not isinstance(page_size, int) or page_size < 1:
+        raise bad_request("page_size must be >0")
+    page_size = min(page_size, MAX_PAGE_SIZE)
     return docs[page * page_size:(page + 1) * page_size], None

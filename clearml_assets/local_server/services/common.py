@@ -34,12 +34,13 @@ def get_or_raise(call: Call, collection: str, obj_id: Any, code: tuple[int, str]
 def get_all(call: Call, collection: str, result_key: str, *, list_fields: Sequence[str],
             date_fields: Sequence[str] = (), range_fields: Sequence[str] = (),
             regex_fields: Sequence[str] = ("name",), exact_fields: Sequence[str] = (),
-            docs: list[dict] | None = None) -> dict:
+            exact_prefixes: Sequence[str] = (), docs: list[dict] | None = None) -> dict:
     """The shared body of ``*.get_all``: filter, order, page, project."""
     data = call.data
     rows = call.store.all(collection, call.company) if docs is None else docs
     rows = filter_docs(rows, data, regex_fields=regex_fields, list_fields=list_fields,
-                       date_fields=date_fields, range_fields=range_fields, exact_fields=exact_fields)
+                       date_fields=date_fields, range_fields=range_fields, exact_fields=exact_fields,
+                       exact_prefixes=exact_prefixes)
     rows = sort_docs(rows, data.get("order_by"))
     rows, scroll_id = paginate(rows, data)
     only = data.get("only_fields")

@@ -17,8 +17,28 @@ def _model(call: Call, model_id=None) -> dict:
 
 
 def _save(call: Call, doc: dict) -> None:
+    for key in ("tags", "system_tags"):
+        doc[key] = sorted(set(doc.get(key) or []))  # stored as sorted lists on the real server
+    doc.pop("iteration", None)  # not a model field: it moves the task's last_iteration instead
     doc["last_update"] = now_iso()
     call.store.save("models", doc)
+
+
+def _check_name(fields: dict) -> None:
+    name = fields.get("name")
+    if name is not None and (not isinstance(name, str) or len(name.strip()) < 3):
+        raise bad_request(f"Validation error: model name must be at least 3 characters (name={name!r})")
+
+
+def _bump_task_iteration(call: Call, task_id, iteration) -> None:
+    """Like the real server: a model write with ``iteration`` raises its task's last_iteration."""
+    if not task_id or not isinstance(iteration, int):
+        return
+    task = call.store.get("tasks", task_id, call.company)
+    if task is not None and iteration > (task.get("last_iteration") or 0):
+        task["last_iteration"] = iteration
+        task["last_update"] = now_iso()
+        call.store.save("tasks", task)
 
 
 def _check_refs(call: Call, fields: dict) -> None:
@@ -34,11 +54,13 @@ def create(call: Call) -> dict:
     call.require("uri")
     call.require("name")
     fields = {k: call.data[k] for k in EDITABLE if k in call.data}
+    _check_name(fields)
     _check_refs(call, fields)
     now = now_iso()
     doc = {"id": new_id(), "company": call.company, "user": call.user, "created": now, "last_update": now,
            "comment": "", "tags": [], "system_tags": [], "labels": {}, "design": {}, "framework": None,
-           "ready": False, "project": None, "task": None, "parent": None, "metadata": {}, **fields}
+           "ready": False, "project": None, "task": None, "parent": None, "metadata": {}, "last_iteration": 0,
+           **fields}
     if call.data.get("metadata"):
         doc["metadata"] = {m["key"]: m for m in call.data["metadata"] if m.get("key")}
     _save(call, doc)
@@ -59,8 +81,10 @@ def get_all_models(call: Call) -> dict:
     if data.get("ready") is not None:
         docs = [d for d in docs if bool(d.get("ready")) == bool(data["ready"])]
     return get_all(call, "models", "models",
-                   list_fields=("id", "tags", "system_tags", "project", "task", "user", "framework", "uri"),
-                   date_fields=("last_update",), range_fields=("created",), regex_fields=("name", "comment"),
+                   list_fields=("id", "tags", "system_tags", "project", "task", "user", "framework", "uri",
+                                "parent"),
+                   date_fields=("last_update", "last_change"), range_fields=("created", "last_iteration"),
+                   regex_fields=("name", "comment"),
                    docs=docs)
 
 
@@ -78,9 +102,11 @@ def edit(call: Call) -> dict:
     if doc.get("ready") and not call.data.get("force") and set(fields) - {"tags", "system_tags", "comment",
                                                                          "name", "ui_cache"}:
         raise ApiError(400, 203, f"Model is ready (model={doc['id']})")
+    _check_name(fields)
     _check_refs(call, fields)
     doc.update(fields)
     _save(call, doc)
+    _bump_task_iteration(call, doc.get("task"), call.data.get("iteration"))
     return {"updated": 1, "fields": fields}
 
 
@@ -90,39 +116,21 @@ def update(call: Call) -> dict:
     doc = _model(call)
     fields = {k: call.data[k] for k in ("name", "comment", "tags", "system_tags", "ready", "project",
                                         "iteration", "ui_cache") if k in call.data}
+    _check_name(fields)
     _check_refs(call, fields)
     doc.update(fields)
     if call.data.get("metadata") is not None:
         doc["metadata"] = {m["key"]: m for m in call.data["metadata"] if m.get("key")}
     _save(call, doc)
+    _bump_task_iteration(call, doc.get("task"), call.data.get("iteration"))
     return {"updated": 1, "fields": fields}
 
 
 @endpoint("models.update_for_task")
 def update_for_task(call: Call) -> dict:
-    """Create (or override) the output model of a task."""
-    task = get_or_raise(call, "tasks", call.require("task"), (101, "Invalid task id"))
-    model_id = call.data.get("override_model_id")
-    if model_id:
-        doc = _model(call, model_id)
-        created = False
-    else:
-        call.require("uri")
-        now = now_iso()
-        doc = {"id": new_id(), "company": call.company, "user": call.user, "created": now, "ready": False,
-               "name": call.data.get("name") or task["name"], "project": task.get("project"), "task": task["id"],
-               "tags": [], "system_tags": [], "labels": {}, "design": {}, "framework": None, "metadata": {}}
-        created = True
-    for key in ("uri", "name", "comment", "tags", "system_tags", "iteration"):
-        if key in call.data:
-            doc[key] = call.data[key]
-    _save(call, doc)
-    outputs = task.setdefault("models", {}).setdefault("output", [])
-    if not any(m.get("model") == doc["id"] for m in outputs):
-        outputs.append({"name": doc["name"], "model": doc["id"], "updated": now_iso()})
-        task["last_update"] = now_iso()
-        call.store.save("tasks", task)
-    return {"id": doc["id"], "created": created, "updated": 0 if created else 1}
+    """Gone since API 2.13 on the real server: 301/1, use ``tasks.add_or_update_model``."""
+    raise ApiError(301, 1, "This endpoint is no longer supported for the requested API version: "
+                           "use tasks.add_or_update_model")
 
 
 @endpoint("models.set_ready")

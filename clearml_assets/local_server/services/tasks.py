@@ -25,13 +25,24 @@ STATE_MACHINE = {
 }
 EDITABLE = ("name", "type", "comment", "parent", "project", "tags", "system_tags", "script", "hyperparams",
             "configuration", "execution", "models", "container", "runtime", "input", "output")
+# Embedded documents of the real Task: tasks.edit merges their top-level keys instead of replacing them.
+EMBEDDED = ("script", "execution", "output", "models")
 
 
 def _task(call: Call, task_id=None) -> dict:
     return get_or_raise(call, "tasks", task_id if task_id is not None else call.require("task"), INVALID)
 
 
+def _check_name(name) -> str:
+    """Task names are stripped strings of at least 3 characters on the real server."""
+    if not isinstance(name, str) or len(name.strip()) < 3:
+        raise bad_request(f"Validation error: task name must be a string of at least 3 characters (name={name!r})")
+    return name.strip()
+
+
 def _save(call: Call, doc: dict, changed: bool = True) -> None:
+    for key in ("tags", "system_tags"):
+        doc[key] = sorted(set(doc.get(key) or []))  # stored as sorted lists on the real server
     now = now_iso()
     doc["last_update"] = now
     if changed:
@@ -67,7 +78,7 @@ def new_task_doc(call: Call, data: dict) -> dict:
 @endpoint("tasks.create")
 def create(call: Call) -> dict:
     """Create a task in status ``created``."""
-    call.require("name")
+    call.data["name"] = _check_name(call.require("name"))
     ttype = call.require("type")
     if ttype not in TASK_TYPES:
         raise bad_request(f"Invalid task type {ttype!r}")
@@ -94,7 +105,7 @@ def get_all_tasks(call: Call) -> dict:
                    list_fields=("id", "tags", "system_tags", "project", "status", "type", "user", "parent"),
                    date_fields=("status_changed", "last_update", "last_change"),
                    range_fields=("created", "started", "active_duration", "last_iteration"),
-                   regex_fields=("name",), docs=docs)
+                   regex_fields=("name", "comment"), exact_prefixes=("runtime.",), docs=docs)
 
 
 @endpoint("tasks.get_all_ex")
@@ -133,8 +144,8 @@ def started(call: Call) -> dict:
 
 @endpoint("tasks.stopped")
 def stopped(call: Call) -> dict:
-    """Mark a task stopped."""
-    return change_status(call, _task(call), "stopped", force=call.data.get("force", False))
+    """Mark a task stopped (the real server also sets ``completed``)."""
+    return change_status(call, _task(call), "stopped", force=call.data.get("force", False), completed=now_iso())
 
 
 @endpoint("tasks.failed")
@@ -250,6 +261,11 @@ def edit(call: Call) -> dict:
         raise bad_request(f"Invalid task type {fields['type']!r}")
     if fields.get("project"):
         get_or_raise(call, "projects", fields["project"], projects.INVALID)
+    if "name" in fields:
+        fields["name"] = _check_name(fields["name"])
+    for key in EMBEDDED:
+        if isinstance(fields.get(key), dict) and isinstance(doc.get(key), dict):
+            fields[key] = {**doc[key], **fields[key]}
     if "execution" in fields:
         fields["execution"] = {"artifacts": [], **(fields["execution"] or {})}
     if "models" in fields:
@@ -263,7 +279,12 @@ def edit(call: Call) -> dict:
 def update(call: Call) -> dict:
     """Update name, comment, tags, system_tags or project (any status)."""
     doc = _task(call)
-    fields = {k: call.data[k] for k in ("name", "comment", "tags", "system_tags", "project") if k in call.data}
+    fields = {k: call.data[k] for k in ("name", "comment", "tags", "system_tags", "project", "status_message",
+                                        "created") if k in call.data}
+    if "name" in fields:
+        fields["name"] = _check_name(fields["name"])
+    if fields.get("project"):
+        get_or_raise(call, "projects", fields["project"], projects.INVALID)
     doc.update(fields)
     _save(call, doc)
     return {"updated": 1, "fields": fields}
