@@ -41,8 +41,18 @@ def bare_train(data_yaml: str, work_dir: str, settings: dict) -> dict:
             "mAP50-95": float(metrics.results_dict["metrics/mAP50-95(B)"])}
 
 
+def upload_view(folder: str) -> str:
+    """Upload ``folder`` as one finalized ClearML dataset version; runs in a spawned SDK child."""
+    from clearml import Dataset
+
+    dataset = Dataset.create(dataset_project="bench_training_data", dataset_name="bench_view")
+    dataset.add_files(folder)
+    dataset.upload(show_progress=False)
+    dataset.finalize()
+    return dataset.id
+
+
 def write_view(folder: Path, images: int, size: int, seed: int = 0) -> Path:
-    from clearml_assets.datasets.layout import data_yaml_text
     from clearml_assets.datasets.shapes import DEMO_CLASSES, format_yolo_label, render_demo_image
 
     val = max(8, images // 4)
@@ -53,7 +63,8 @@ def write_view(folder: Path, images: int, size: int, seed: int = 0) -> Path:
             image, boxes = render_demo_image(i, seed=seed, size=size)
             image.save(folder / "images" / split / f"shape_{i:05d}.png")
             (folder / "labels" / split / f"shape_{i:05d}.txt").write_text(format_yolo_label(boxes))
-    (folder / "data.yaml").write_text(data_yaml_text(DEMO_CLASSES))
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(DEMO_CLASSES))
+    (folder / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames:\n{names}")
     return folder
 
 
@@ -81,14 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         resource = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
         env = resource.sdk_env()
         view = write_view(tmp / "view", args.images, args.size, args.seed)
-        dataset = run_in_sdk_process(
-            "clearml_assets.datasets.sdk_ops:create_version",
-            {"name": "bench_view", "project": "bench_training_data", "version": "1.0.0", "folder": str(view)},
-            env=env, timeout=600, what="benchmark dataset upload")
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        dataset_id = run_in_sdk_process("bench_training:upload_view", str(view), env=env, timeout=600,
+                                        what="benchmark dataset upload")
         settings = {"model_yaml": "yolov8n.yaml", "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
                     "seed": args.seed, "close_mosaic": 10}
 
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         started = time.monotonic()
         bare = run_in_sdk_process("bench_training:bare_train", str(view / "data.yaml"), str(tmp / "bare"),
                                   settings, env=env, timeout=7200, what="bare YOLO.train")
@@ -96,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
         defs = build_training_defs(project="bench_training")
         config = {**{k: v for k, v in settings.items() if k != "close_mosaic"}, "close_mosaic": 10,
-                  "dataset_id": dataset["id"], "workers": 0, "device": "cpu"}
+                  "dataset_id": dataset_id, "workers": 0, "device": "cpu"}
         started = time.monotonic()
         result = dg.materialize(defs.assets, resources={"clearml": resource},
                                 run_config={"ops": {"training__shapes_yolo": {"config": config}}})
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model asset (materialize): {asset_seconds:7.1f} s  (training {meta['train_seconds']:.1f} s, "
           f"child {meta['child_seconds']:.1f} s, task.close {meta['task_close_seconds']:.2f} s)  "
           f"mAP50={meta['metric_mAP50']:.3f} mAP50-95={meta['metric_mAP50-95']:.3f}")
+    print(f"  asset child phases (s): {meta['child_phase_seconds']}")
     print(f"ratio asset / bare YOLO.train: {ratio:.3f} (target <= {TARGET_RATIO:.2f}) "
           f"{'OK' if ratio <= TARGET_RATIO else 'OVER TARGET'}")
     return 0 if ratio <= TARGET_RATIO else 1

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from clearml_assets.datasets.layout import data_yaml_text
 from clearml_assets.datasets.shapes import DEMO_CLASSES, format_yolo_label, render_demo_image
 from clearml_assets.errors import TrainingError
 from clearml_assets.local_server import LocalServer
@@ -27,8 +26,14 @@ MODEL_KEY = dg.AssetKey(["training", "shapes_yolo"])
 TINY = {"epochs": 2, "imgsz": 64, "batch": 8, "close_mosaic": 1}
 
 
+def yolo_yaml() -> str:
+    """data.yaml of a split-folder layout (no ``path:``: Ultralytics resolves against the yaml's folder)."""
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(DEMO_CLASSES))
+    return f"train: images/train\nval: images/val\nnames:\n{names}"
+
+
 def write_view(folder: Path, train: int, val: int, size: int = 96, seed: int = 3) -> Path:
-    """An Ultralytics layout like the training view asset's (images/labels per split, data.yaml)."""
+    """An Ultralytics layout (images/labels per split, data.yaml) as a training view version holds."""
     for split, indices in (("train", range(train)), ("val", range(train, train + val))):
         (folder / "images" / split).mkdir(parents=True, exist_ok=True)
         (folder / "labels" / split).mkdir(parents=True, exist_ok=True)
@@ -36,7 +41,7 @@ def write_view(folder: Path, train: int, val: int, size: int = 96, seed: int = 3
             image, boxes = render_demo_image(i, seed=seed, size=size)
             image.save(folder / "images" / split / f"shape_{i:05d}.png")
             (folder / "labels" / split / f"shape_{i:05d}.txt").write_text(format_yolo_label(boxes))
-    (folder / "data.yaml").write_text(data_yaml_text(DEMO_CLASSES))
+    (folder / "data.yaml").write_text(yolo_yaml())
     return folder
 
 
@@ -136,6 +141,7 @@ def test_training_logs_task_registers_model_and_first_model_becomes_champion(wor
     assert task["props"]["champion_decision"] == "promoted"
     assert float(task["props"]["challenger_mAP50-95"]) == pytest.approx(meta["main_metric_value"], rel=1e-4)
     assert abs(task["single"]["mAP50-95"] - meta["main_metric_value"]) < 1e-4 and "model/parameters" in task["single"]
+    assert {"metrics/mAP50(B)", "metrics/mAP50-95(B)", "fitness"} <= set(task["single"])  # as Ultralytics logs
     assert {"Per-class metrics", "results", "confusion_matrix"} <= set(task["plots"])
     assert "circle" in task["table"][0] or "square" in task["table"][0]
     assert task["samples"]["train.jpg"] >= 1  # Mosaic
@@ -200,15 +206,23 @@ def test_challenger_that_does_not_beat_the_champion_is_registered_but_not_promot
 
 
 @pytest.mark.timeout(300)
-def test_bad_config_marks_task_failed_registers_nothing_keeps_champion(world, trained):
+@pytest.mark.parametrize("case", ["bad model config", "empty validation split"])
+def test_failed_training_marks_task_failed_registers_nothing_keeps_champion(world, trained, case):
+    if case == "bad model config":
+        config, error = {"dataset_id": world.dataset_id, "model_yaml": "no_such_model.yaml"}, "no_such_model"
+    else:
+        view = write_view(world.tmp / "no_val", train=4, val=0)
+        config, error = {"dataset_id": upload_dataset(world.env, view, "no_val", world.tmp)}, "images/val"
     champion_before = champion_ids(world)
     models_before = len(world.client.call("models.get_all")["models"])
     with pytest.raises(TrainingError) as err:
-        materialize(world, {**TINY, "dataset_id": world.dataset_id, "model_yaml": "no_such_model.yaml"})
-    assert "No model was registered" in str(err.value)
+        materialize(world, {**TINY, **config})
+    assert "No model was registered" in str(err.value) and error in str(err.value)
     task_id = err.value.metadata["task_id"].value
     task = read_task(world, task_id)
     assert task["status"] == "failed" and task["models"] == []
+    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["status_reason"])["tasks"]
+    assert error in doc["status_reason"]
     assert len(world.client.call("models.get_all")["models"]) == models_before
     assert champion_ids(world) == champion_before
 
@@ -218,8 +232,8 @@ def test_interrupted_training_is_marked_failed_by_the_parent(world, trained):
     champion_before = champion_ids(world)
     models_before = len(world.client.call("models.get_all")["models"])
     with pytest.raises(TrainingError) as err:
-        materialize(world, {**TINY, "epochs": 500, "dataset_id": world.dataset_id, "timeout_seconds": 40})
-    assert "did not finish within 40s" in str(err.value)
+        materialize(world, {**TINY, "epochs": 500, "dataset_id": world.dataset_id, "timeout_seconds": 30})
+    assert "did not finish within 30s" in str(err.value)
     task_id = err.value.metadata["task_id"].value
     (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["id", "status"])["tasks"]
     assert doc["status"] == "failed"

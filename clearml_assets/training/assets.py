@@ -148,6 +148,7 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         "training_curves_file": dg.MetadataValue.path(str(_curves_file(context.run.run_id, png))),
         "epochs": result["epochs"], "train_seconds": round(result["train_seconds"], 2),
         "child_seconds": round(result["wall_seconds"], 2), "task_close_seconds": round(result["close_seconds"], 2),
+        "child_phase_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in result["phase_seconds"].items()}),
         "wall_seconds": round(time.monotonic() - started, 2),
         "champion_decision": "promoted" if decision["promote"] else "not promoted",
         "champion_reason": decision["reason"],
