@@ -261,3 +261,108 @@ def test_sdk_pages_more_than_500_tasks(server, api, tasks, tmp_path):
     assert sorted(out["apiclient"]) == sorted(visible)
     rows = all_rows(api, project=[tasks["project"]], order_by=["-last_update"], only_fields=["id"])
     assert out["apiclient"] == [r["id"] for r in rows]
+
+
+def test_empty_first_order_field_sorts_last_both_ways(api, tasks):
+    rows = all_rows(api, project=[tasks["project"]], only_fields=["id", "started"], order_by=["started"])
+    never = [r for r in rows if r.get("started") is None]
+    assert never and len(never) < len(rows)
+    assert rows[-len(never):] == never  # ascending: tasks never started come after all started ones
+    assert [r["id"] for r in never] == sorted(r["id"] for r in never)  # id tie-break
+    started = [r["started"] for r in rows[:-len(never)]]
+    assert started == sorted(started, key=when)
+    desc = all_rows(api, project=[tasks["project"]], only_fields=["id", "started"], order_by=["-started"])
+    assert [r["id"] for r in desc[-len(never):]] == [r["id"] for r in never]
+
+
+def test_range_and_any_datetime_filters(api, tasks):
+    rows = all_rows(api, project=[tasks["project"]], only_fields=["id", "created", "started", "status_changed"])
+    created = sorted({r["created"] for r in rows}, key=when)
+    lo, hi = created[50], created[150]
+    got = all_rows(api, project=[tasks["project"]], only_fields=["id"], created=[lo, hi])
+    assert {r["id"] for r in got} == {r["id"] for r in rows if when(lo) <= when(r["created"]) <= when(hi)}
+    # a None minimum also matches documents where the field is missing (never started)
+    got = all_rows(api, project=[tasks["project"]], only_fields=["id"], started=[None, hi])
+    assert {r["id"] for r in got} == {r["id"] for r in rows
+                                      if r.get("started") is None or when(r["started"]) <= when(hi)}
+    changed = sorted({r["status_changed"] for r in rows}, key=when)
+    cut = changed[len(changed) // 2]
+    got = all_rows(api, project=[tasks["project"]], only_fields=["id"],
+                   _any_={"fields": ["status_changed", "last_change"], "datetime": [f">{cut}"]})
+    full = {r["id"]: r for r in all_rows(api, project=[tasks["project"]],
+                                         only_fields=["id", "status_changed", "last_change"])}
+    assert {r["id"] for r in got} == {i for i, r in full.items() if when(r["status_changed"]) > when(cut)
+                                      or when(r["last_change"]) > when(cut)}
+    got = all_rows(api, project=[tasks["project"]], only_fields=["id"],
+                   _any_={"fields": ["name", "comment"], "pattern": "TASK-00[0-4]-"})  # case-insensitive
+    assert got and all(tasks["created"][r["id"]]["i"] * 37 % 1000 < 5 for r in got)
+
+
+def test_list_fields_take_operators_on_any_field(api, tasks):
+    rows = all_rows(api, project=[tasks["project"]], only_fields=["id"], status=["__$not", "created"],
+                    tags=["-t0"])
+    expected = {t for t, c in tasks["created"].items()
+                if not c["hidden"] and c["status"] != "created" and c["i"] % 2 == 1}
+    assert {r["id"] for r in rows} == expected
+    rows = all_rows(api, project=[tasks["project"]], only_fields=["id"], system_tags=["__$any", "alpha", "beta",
+                                                                                      "__$nop", None])
+    expected = {t for t, c in tasks["created"].items() if not c["hidden"]
+                and ({"alpha", "beta"} & set(c["system_tags"]) or not c["system_tags"])}
+    assert {r["id"] for r in rows} == expected
+    first = sorted(tasks["created"])[:2]
+    assert sorted(r["id"] for r in api.call("tasks.get_all", id=first, only_fields=["id"])["tasks"]) == first
+    runtime = api.call("tasks.get_all", **{"runtime.version": "9.9"})["tasks"]
+    assert runtime == []
+
+
+def test_status_changes_follow_the_real_state_machine(api, tasks):
+    tid = api.call("tasks.create", name="state-machine", type="testing", project=tasks["project"])["id"]
+    task = api.call("tasks.get_by_id", task=tid)["task"]
+    assert task["status"] == "created" and task["status_changed"] == task["created"]
+    assert datetime.fromisoformat(task["created"]).utcoffset().total_seconds() == 0
+    assert task["created"].endswith("000+00:00")  # milliseconds, like Mongo, in the real server's JSON
+    assert api.error("tasks.completed", task=tid)[:2] == (400, 110)  # created -> completed is not allowed
+    assert api.error("tasks.edit", task=tid, name="x")[:2] == (400, 12)  # names need 3 characters
+    api.call("tasks.edit", task=tid, script={"entry_point": "a.py", "branch": "main"})
+    api.call("tasks.edit", task=tid, script={"entry_point": "b.py"}, output_dest="file:///tmp/out")
+    task = api.call("tasks.get_by_id", task=tid)["task"]
+    assert task["script"] == {"entry_point": "b.py", "branch": "main"}  # embedded documents merge
+    assert task["output"]["destination"] == "file:///tmp/out"
+    api.call("tasks.started", task=tid)
+    assert api.error("tasks.edit", task=tid, comment="late")[:2] == (400, 110)  # only `created` without force
+    before = api.call("tasks.get_by_id", task=tid)["task"]
+    done = api.call("tasks.completed", task=tid, status_reason="completed")
+    assert done["updated"] == 1 and done["fields"]["status"] == "completed"
+    task = api.call("tasks.get_by_id", task=tid)["task"]
+    assert when(task["status_changed"]) >= when(before["status_changed"])
+    assert task["completed"] and task["last_update"] >= before["last_update"]
+    assert api.error("tasks.stopped", task=tid)[:2] == (400, 110)  # completed -> stopped is refused
+    api.call("tasks.stopped", task=tid, force=True)
+    assert api.call("tasks.get_by_id", task=tid)["task"]["status"] == "stopped"
+    api.call("tasks.publish", task=tid)
+    assert api.error("tasks.reset", task=tid)[:2] == (400, 113)
+    assert api.error("tasks.started", task=tid)[:2] == (400, 110)  # published is final
+
+
+def test_projects_nested_names_hidden_and_errors(api, tasks):
+    leaf = api.call("projects.create", name="deep/er/leaf", description="")["id"]
+    names = {p["name"]: p for p in api.call("projects.get_all", name="^deep", search_hidden=True)["projects"]}
+    assert set(names) == {"deep", "deep/er", "deep/er/leaf"}
+    assert names["deep/er/leaf"]["id"] == leaf and names["deep/er/leaf"]["parent"] == names["deep/er"]["id"]
+    status, subcode, _ = api.error("projects.create", name="deep/er", description="")
+    assert (status, subcode) == (400, 801)
+    api.call("projects.update", project=names["deep/er"]["id"], system_tags=["hidden"])
+    visible = {p["name"] for p in api.call("projects.get_all", name="^deep")["projects"]}
+    assert visible == {"deep", "deep/er/leaf"}
+    # APIClient sends names raw: an unanchored regex matches anywhere
+    assert {p["name"] for p in api.call("projects.get_all", name="er/le")["projects"]} == {"deep/er/leaf"}
+    paged = api.call("projects.get_all", name="^deep", search_hidden=True, order_by=["-name"], page=1,
+                     page_size=1, only_fields=["name"])["projects"]
+    assert paged == [{"id": names["deep/er"]["id"], "name": "deep/er"}]
+    assert api.error("projects.get_by_id", project="nope")[:2] == (400, 401)
+    assert api.error("projects.create")[:2] == (400, 11)
+    assert api.error("tasks.create", name="no-type")[:2] == (400, 12)  # schema-required: validation error
+    assert api.error("models.get_by_id", model="nope")[:2] == (400, 201)
+    assert api.error("tasks.create", name="bad-project", type="training", project="nope")[:2] == (400, 401)
+    status, subcode, _ = api.error("models.update_for_task", task=sorted(tasks["created"])[0], uri="x://y")
+    assert (status, subcode) == (301, 1)  # gone since API 2.13

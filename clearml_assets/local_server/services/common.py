@@ -57,3 +57,14 @@ def merge_tags(current: list | None, new: list | None) -> list:
         if t not in out:
             out.append(t)
     return out
+
+
+def required(call: Call, name: str) -> Any:
+    """A field the endpoint's JSON schema requires: missing is the real server's 400/12 validation error.
+
+    (Only endpoints registered with ``required_fields``, e.g. ``projects.create``, answer 400/11.)
+    """
+    value = call.data.get(name)
+    if value is None:
+        raise ApiError(400, 12, f"Validation error: data must contain ['{name}'] properties")
+    return value

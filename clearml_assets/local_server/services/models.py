@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
 from . import projects
-from .common import get_all, get_or_raise, ids_of, merge_tags, new_id
+from .common import get_all, get_or_raise, ids_of, merge_tags, new_id, required
 
 INVALID = (201, "Invalid model id")
 EDITABLE = ("uri", "name", "comment", "tags", "system_tags", "framework", "design", "labels", "project",
@@ -13,7 +13,7 @@ EDITABLE = ("uri", "name", "comment", "tags", "system_tags", "framework", "desig
 
 
 def _model(call: Call, model_id=None) -> dict:
-    return get_or_raise(call, "models", model_id if model_id is not None else call.require("model"), INVALID)
+    return get_or_raise(call, "models", model_id if model_id is not None else required(call, "model"), INVALID)
 
 
 def _save(call: Call, doc: dict) -> None:
@@ -51,8 +51,8 @@ def _check_refs(call: Call, fields: dict) -> None:
 @endpoint("models.create")
 def create(call: Call) -> dict:
     """Register a model."""
-    call.require("uri")
-    call.require("name")
+    required(call, "uri")
+    required(call, "name")
     fields = {k: call.data[k] for k in EDITABLE if k in call.data}
     _check_name(fields)
     _check_refs(call, fields)
@@ -146,7 +146,7 @@ def set_ready(call: Call) -> dict:
 def publish_many(call: Call) -> dict:
     """Mark several models ready."""
     succeeded = []
-    for model_id in ids_of(call.require("ids")):
+    for model_id in ids_of(required(call, "ids")):
         doc = _model(call, model_id)
         doc["ready"] = True
         _save(call, doc)
@@ -158,7 +158,7 @@ def publish_many(call: Call) -> dict:
 def archive_many(call: Call) -> dict:
     """Add the ``archived`` system tag to models."""
     succeeded = []
-    for model_id in ids_of(call.require("ids")):
+    for model_id in ids_of(required(call, "ids")):
         doc = _model(call, model_id)
         doc["system_tags"] = merge_tags(doc.get("system_tags"), ["archived"])
         _save(call, doc)
@@ -185,7 +185,7 @@ def delete(call: Call) -> dict:
 def add_or_update_metadata(call: Call) -> dict:
     """Upsert metadata items ``{key, type, value}``."""
     doc = _model(call)
-    items = call.require("metadata")
+    items = required(call, "metadata")
     if call.data.get("replace_metadata"):
         doc["metadata"] = {}
     meta = doc.setdefault("metadata", {})
@@ -202,7 +202,7 @@ def delete_metadata(call: Call) -> dict:
     """Delete metadata items by key."""
     doc = _model(call)
     meta = doc.setdefault("metadata", {})
-    for key in call.require("keys"):
+    for key in required(call, "keys"):
         meta.pop(key, None)
     _save(call, doc)
     return {"updated": 1}

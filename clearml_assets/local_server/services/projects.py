@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
-from .common import get_all, get_or_raise, ids_of, new_id
+from .common import get_all, get_or_raise, ids_of, new_id, required
 
 INVALID = (401, "Invalid project id")
 
@@ -37,7 +37,7 @@ def ensure_project(call: Call, name: str, **fields) -> dict:
     doc = {
         "id": new_id(), "company": call.company, "user": call.user, "name": name,
         "basename": name.split("/")[-1], "description": fields.get("description") or "",
-        "tags": fields.get("tags") or [], "system_tags": fields.get("system_tags") or [],
+        "tags": sorted(set(fields.get("tags") or [])), "system_tags": sorted(set(fields.get("system_tags") or [])),
         "default_output_destination": fields.get("default_output_destination"),
         "created": now, "last_update": now, "parent": parent["id"] if parent else None,
         "path": (parent.get("path", []) + [parent["id"]]) if parent else [],
@@ -58,7 +58,7 @@ def touch(call: Call, project_id: str | None) -> None:
 @endpoint("projects.create")
 def create(call: Call) -> dict:
     """Create a project (parents auto-created); a duplicate name is 400/801."""
-    name = _normalize_name(call.require("name"))
+    name = _normalize_name(call.require("name"))  # registered with required_fields: 400/11
     if find_by_name(call, name) is not None:
         raise ApiError(400, 801, f"Project with the same name already exists (name={name})")
     fields = {k: v for k, v in call.data.items() if k != "name"}
@@ -68,7 +68,7 @@ def create(call: Call) -> dict:
 @endpoint("projects.get_by_id")
 def get_by_id(call: Call) -> dict:
     """One project."""
-    return {"project": call.store.copy(get_or_raise(call, "projects", call.require("project"), INVALID))}
+    return {"project": call.store.copy(get_or_raise(call, "projects", required(call, "project"), INVALID))}
 
 
 @endpoint("projects.get_all")
@@ -91,9 +91,12 @@ def get_all_ex(call: Call) -> dict:
 @endpoint("projects.update")
 def update(call: Call) -> dict:
     """Update name, description, tags, system_tags or default output destination."""
-    doc = get_or_raise(call, "projects", call.require("project"), INVALID)
+    doc = get_or_raise(call, "projects", required(call, "project"), INVALID)
     fields = {k: call.data[k] for k in ("name", "description", "tags", "system_tags",
                                         "default_output_destination") if k in call.data}
+    for key in ("tags", "system_tags"):
+        if key in fields:
+            fields[key] = sorted(set(fields[key] or []))  # stored as sorted lists on the real server
     if "name" in fields:
         fields["name"] = _normalize_name(fields["name"])
         fields["basename"] = fields["name"].split("/")[-1]
@@ -106,7 +109,7 @@ def update(call: Call) -> dict:
 @endpoint("projects.delete")
 def delete(call: Call) -> dict:
     """Delete a project that has no tasks or models (or with ``force``)."""
-    doc = get_or_raise(call, "projects", call.require("project"), INVALID)
+    doc = get_or_raise(call, "projects", required(call, "project"), INVALID)
     ids = {doc["id"]} | {p["id"] for p in call.store.all("projects", call.company)
                          if doc["id"] in (p.get("path") or [])}
     tasks = [t for t in call.store.all("tasks", call.company) if t.get("project") in ids]
@@ -120,7 +123,7 @@ def delete(call: Call) -> dict:
 @endpoint("projects.get_hyper_parameters")
 def get_hyper_parameters(call: Call) -> dict:
     """Hyperparameter sections/names used by the project's tasks."""
-    pid = call.require("project")
+    pid = required(call, "project")
     seen = []
     for task in call.store.all("tasks", call.company):
         if task.get("project") in ids_of(pid):

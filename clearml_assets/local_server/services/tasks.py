@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
 from . import projects
-from .common import get_all, get_or_raise, ids_of, merge_tags, new_id
+from .common import get_all, get_or_raise, ids_of, merge_tags, new_id, required
 
 INVALID = (101, "Invalid task id")
 TASK_TYPES = ("training", "testing", "inference", "data_processing", "application", "monitor",
@@ -30,7 +30,7 @@ EMBEDDED = ("script", "execution", "output", "models")
 
 
 def _task(call: Call, task_id=None) -> dict:
-    return get_or_raise(call, "tasks", task_id if task_id is not None else call.require("task"), INVALID)
+    return get_or_raise(call, "tasks", task_id if task_id is not None else required(call, "task"), INVALID)
 
 
 def _check_name(name) -> str:
@@ -78,8 +78,8 @@ def new_task_doc(call: Call, data: dict) -> dict:
 @endpoint("tasks.create")
 def create(call: Call) -> dict:
     """Create a task in status ``created``."""
-    call.data["name"] = _check_name(call.require("name"))
-    ttype = call.require("type")
+    call.data["name"] = _check_name(required(call, "name"))
+    ttype = required(call, "type")
     if ttype not in TASK_TYPES:
         raise bad_request(f"Invalid task type {ttype!r}")
     if call.data.get("project"):
@@ -231,7 +231,7 @@ def delete(call: Call) -> dict:
 def archive(call: Call) -> dict:
     """Add the ``archived`` system tag to tasks."""
     count = 0
-    for task_id in ids_of(call.require("tasks")):
+    for task_id in ids_of(required(call, "tasks")):
         doc = _task(call, task_id)
         doc["system_tags"] = merge_tags(doc.get("system_tags"), ["archived"])
         _save(call, doc)
@@ -294,7 +294,7 @@ def update(call: Call) -> dict:
 def set_requirements(call: Call) -> dict:
     """Store the script's requirements."""
     doc = _task(call)
-    doc.setdefault("script", {})["requirements"] = call.require("requirements")
+    doc.setdefault("script", {})["requirements"] = required(call, "requirements")
     _save(call, doc)
     return {"updated": 1, "fields": {"script.requirements": call.data["requirements"]}}
 
@@ -303,7 +303,7 @@ def set_requirements(call: Call) -> dict:
 def edit_hyper_params(call: Call) -> dict:
     """Add or replace hyperparameters (``replace_hyperparams``: none, section or all)."""
     doc = _task(call)
-    params = call.require("hyperparams")
+    params = required(call, "hyperparams")
     mode = call.data.get("replace_hyperparams") or "none"
     current = doc.setdefault("hyperparams", {})
     if mode == "all":
@@ -325,7 +325,7 @@ def get_hyper_params(call: Call) -> dict:
     """Hyperparameters of tasks, as lists."""
     return {"params": [{"task": t, "hyperparams": [p for section in (_task(call, t).get("hyperparams") or {}).values()
                                                    for p in section.values()]}
-                       for t in ids_of(call.require("tasks"))]}
+                       for t in ids_of(required(call, "tasks"))]}
 
 
 @endpoint("tasks.delete_hyper_params")
@@ -334,7 +334,7 @@ def delete_hyper_params(call: Call) -> dict:
     doc = _task(call)
     current = doc.setdefault("hyperparams", {})
     deleted = 0
-    for p in call.require("hyperparams"):
+    for p in required(call, "hyperparams"):
         section = current.get(p.get("section"))
         if section is None:
             continue
@@ -353,7 +353,7 @@ def edit_configuration(call: Call) -> dict:
     if call.data.get("replace_configuration"):
         doc["configuration"] = {}
     current = doc.setdefault("configuration", {})
-    for item in call.require("configuration"):
+    for item in required(call, "configuration"):
         if not item.get("name"):
             raise bad_request("configuration items need a name")
         current[item["name"]] = {k: item[k] for k in ("name", "value", "type", "description") if k in item}
@@ -368,14 +368,14 @@ def get_configurations(call: Call) -> dict:
     return {"configurations": [
         {"task": t, "configuration": [v for k, v in (_task(call, t).get("configuration") or {}).items()
                                       if not names or k in names]}
-        for t in ids_of(call.require("tasks"))]}
+        for t in ids_of(required(call, "tasks"))]}
 
 
 @endpoint("tasks.get_configuration_names")
 def get_configuration_names(call: Call) -> dict:
     """Configuration item names of tasks."""
     return {"configurations": [{"task": t, "names": sorted(_task(call, t).get("configuration") or {})}
-                               for t in ids_of(call.require("tasks"))]}
+                               for t in ids_of(required(call, "tasks"))]}
 
 
 @endpoint("tasks.add_or_update_artifacts")
@@ -383,7 +383,7 @@ def add_or_update_artifacts(call: Call) -> dict:
     """Upsert artifacts by (key, mode)."""
     doc = _task(call)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
-    for art in call.require("artifacts"):
+    for art in required(call, "artifacts"):
         if not art.get("key") or not art.get("type"):
             raise bad_request("artifacts need key and type")
         art = {"mode": "output", **art}
@@ -402,7 +402,7 @@ def delete_artifacts(call: Call) -> dict:
     """Delete artifacts by (key, mode)."""
     doc = _task(call)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
-    gone = {(a.get("key"), a.get("mode", "output")) for a in call.require("artifacts")}
+    gone = {(a.get("key"), a.get("mode", "output")) for a in required(call, "artifacts")}
     kept = [a for a in current if (a.get("key"), a.get("mode", "output")) not in gone]
     doc["execution"]["artifacts"] = kept
     _save(call, doc)
@@ -413,10 +413,10 @@ def delete_artifacts(call: Call) -> dict:
 def add_or_update_model(call: Call) -> dict:
     """Attach an input or output model by name."""
     doc = _task(call)
-    kind = call.require("type")
+    kind = required(call, "type")
     if kind not in ("input", "output"):
         raise bad_request("type must be input or output")
-    entry = {"name": call.require("name"), "model": call.require("model"), "updated": now_iso()}
+    entry = {"name": required(call, "name"), "model": required(call, "model"), "updated": now_iso()}
     models = doc.setdefault("models", {}).setdefault(kind, [])
     for i, old in enumerate(models):
         if old.get("name") == entry["name"]:
@@ -435,7 +435,7 @@ def delete_models(call: Call) -> dict:
     """Detach models by (name, type)."""
     doc = _task(call)
     deleted = 0
-    for item in call.require("models"):
+    for item in required(call, "models"):
         lst = doc.setdefault("models", {}).setdefault(item.get("type", "output"), [])
         before = len(lst)
         lst[:] = [m for m in lst if m.get("name") != item.get("name")]
