@@ -87,13 +87,16 @@ def test_chain_versions_parents_dedup_and_training_copy(env):
         copy = view.get_local_copy()
         latest = Dataset.get(dataset_project="{PROJECT}", dataset_name="shapes_training_view")
         print(json.dumps({{"yaml": open(os.path.join(copy, "data.yaml")).read(),
-                          "train": len(os.listdir(os.path.join(copy, "images/train"))),
-                          "val_labels": len(os.listdir(os.path.join(copy, "labels/val"))),
+                          "train": sum(os.path.isfile(os.path.join(copy, line)) for line in
+                                       open(os.path.join(copy, "train.txt")).read().split()),
+                          "val_labels": sum(os.path.isfile(os.path.join(copy, line.replace("./images/", "labels/")
+                                                                          .rsplit(".", 1)[0] + ".txt"))
+                                            for line in open(os.path.join(copy, "val.txt")).read().split()),
                           "latest": latest.id, "graph": Dataset.get(dataset_id="{cur["dataset_id"]}").get_dependency_graph()}}))
     """).stdout
     got = json.loads(out.strip().splitlines()[-1])
     assert got["train"] == view["split_counts"]["train"] and got["val_labels"] == view["split_counts"]["val"]
-    assert "train: images/train" in got["yaml"] and got["latest"] == view["dataset_id"]
+    assert "train: train.txt" in got["yaml"] and got["latest"] == view["dataset_id"]
     assert got["graph"][cur["dataset_id"]] == [raw["dataset_id"]]
 
     # Unchanged source: every version reused, nothing uploaded, no new version.

@@ -178,11 +178,16 @@ def test_training_view_layout(demo, tmp_path):
     view = write_training_view(tmp_path / "c", manifest, train, val, DEMO_CLASSES, tmp_path / "v",
                                view_info={"train_query": "q"})
     out = tmp_path / "v"
-    assert len(list((out / "images/train").iterdir())) == int(train.sum())
-    assert len(list((out / "labels/val").iterdir())) == int(val.sum())
+    listed = {split: (out / f"{split}.txt").read_text().split() for split in ("train", "val")}
+    assert len(listed["train"]) == int(train.sum()) and len(listed["val"]) == int(val.sum())
+    for line in listed["train"] + listed["val"]:
+        assert (out / line).is_file() and line.startswith("./images/")
+    # the view keeps the curated paths, so ClearML can match its files to the parent's
+    assert set(view.manifest["image"]) <= set(manifest["image"])
+    assert not (out / "images" / manifest[~(train | val)]["image"].iloc[0].split("/")[-1]).exists()
     assert (view.manifest.query('split == "train"')["n_triangle"] == 0).all()
     text = (out / "data.yaml").read_text()
-    assert "train: images/train" in text and "val: images/val" in text and '2: "triangle"' in text
+    assert "train: train.txt" in text and "val: val.txt" in text and '2: "triangle"' in text
     with pytest.raises(DatasetValidationError, match="both train_query and val_query"):
         write_training_view(tmp_path / "c", manifest, train | val, val, DEMO_CLASSES, tmp_path / "v2",
                             view_info={})
@@ -197,8 +202,12 @@ def test_data_yaml_is_loadable_by_ultralytics(demo, tmp_path, monkeypatch):
                         tmp_path / "v", view_info={})
     monkeypatch.chdir(tmp_path)  # not the view folder: paths must resolve from data.yaml's folder
     data = check_det_dataset(str(tmp_path / "v/data.yaml"), autodownload=False)
-    assert Path(data["train"]) == (tmp_path / "v/images/train").resolve()
+    assert Path(data["train"]) == (tmp_path / "v/train.txt").resolve()
     assert data["names"] == dict(enumerate(DEMO_CLASSES))
+    from ultralytics.data.utils import img2label_paths
+
+    images = [str(Path(data["train"]).parent / line[2:]) for line in Path(data["train"]).read_text().split()]
+    assert images and all(Path(label).is_file() for label in img2label_paths(images))
 
 
 def test_cli_make_demo_data(tmp_path):
@@ -244,9 +253,12 @@ def test_training_view_checks_evaluate_files(demo, tmp_path):
                                                      "class_balance": True}
     bad = tmp_path / "bad"
     shutil.copytree(tmp_path / "v", bad)
-    label = next((bad / "labels/train").iterdir())
+    first_train = (bad / "train.txt").read_text().split()[0]
+    label = bad / first_train.replace("./images/", "labels/").rsplit(".", 1)[0]
+    label = label.with_suffix(".txt")
     label.write_text("9 0.5 0.5 0.1 0.1\n")
-    shutil.rmtree(bad / "images/val")
+    for line in (bad / "val.txt").read_text().split():
+        (bad / line).unlink()
     result = evaluate_training_view(bad, min_class_fraction=0.5)
     assert result["labels_valid"][0] is False and label.name in result["labels_valid"][1]["files_at_fault"].value
     assert result["splits_not_empty"][0] is False and result["splits_not_empty"][1]["empty_splits"] == "val"

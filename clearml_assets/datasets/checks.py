@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from ..sdk_process import run_in_sdk_process
-from .layout import DATA_YAML, SPLITS
+from .layout import DATA_YAML, SPLITS, split_list_name
 from .manifest import class_counts, read_manifest
 from .validation import read_class_names, scan_source
 
@@ -36,7 +36,7 @@ def evaluate_training_view(folder: Path, min_class_fraction: float = 0.05) -> di
         problems.append(f"{DATA_YAML}: missing")
     frames = 0
     if names:
-        scan = scan_source(folder, names) if any(folder.glob("images/*/*")) else None
+        scan = scan_source(folder, names) if any(folder.glob("images/*")) else None
         if scan is not None:
             problems += [str(i) for i in scan.issues]
             frames = len(scan.frames)
@@ -55,8 +55,7 @@ def evaluate_training_view(folder: Path, min_class_fraction: float = 0.05) -> di
         "files_at_fault": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:100]) or "none"),
         "problems": len(problems), "frames_checked": frames})
 
-    per_split = {s: len(list((folder / "images" / s).glob("*"))) if (folder / "images" / s).is_dir() else 0
-                 for s in SPLITS}
+    per_split = {s: _listed_images(folder, s) for s in SPLITS}
     empty = [s for s, n in per_split.items() if n == 0]
     results[SPLITS_NOT_EMPTY] = (not empty, {"split_counts": per_split, "empty_splits": ", ".join(empty) or "none"})
 
@@ -133,3 +132,12 @@ def build_training_view_checks(view_key: dg.AssetKey, *, min_class_fraction: flo
                 severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN)
 
     return _checks
+
+
+def _listed_images(folder: Path, split: str) -> int:
+    """Images of a split that its list file names and that exist."""
+    listing = folder / split_list_name(split)
+    if not listing.is_file():
+        return 0
+    lines = [ln.strip() for ln in listing.read_text().splitlines() if ln.strip()]
+    return sum(1 for ln in lines if (folder / ln.removeprefix("./")).is_file())

@@ -1,4 +1,10 @@
-"""The Ultralytics layout of a training view: ``images/{train,val}``, ``labels/{train,val}``, ``data.yaml``."""
+"""The Ultralytics layout of a training view: ``train.txt``/``val.txt`` image lists and ``data.yaml``.
+
+The view keeps the curated files at their curated paths (``images/<frame>.png`` with
+``labels/<frame>.txt``) and names each split in a list file. ClearML matches a child's files to its
+parent's by path and hash, so keeping the paths lets the view version store only what it adds
+(the lists, data.yaml, the manifest) and drop what the query leaves out.
+"""
 
 from __future__ import annotations
 
@@ -34,7 +40,12 @@ def data_yaml_text(class_names: tuple[str, ...]) -> str:
     ``data.yaml``, so the copy works from wherever it is downloaded.
     """
     names = "".join(f"  {i}: {json.dumps(n)}\n" for i, n in enumerate(class_names))
-    return f"train: images/train\nval: images/val\nnc: {len(class_names)}\nnames:\n{names}"
+    return f"train: train.txt\nval: val.txt\nnc: {len(class_names)}\nnames:\n{names}"
+
+
+def split_list_name(split: str) -> str:
+    """The list file of a split (``train.txt``); its lines are ``./images/<frame>.png``."""
+    return f"{split}.txt"
 
 
 def write_training_view(curated: Path, manifest: pd.DataFrame, train_mask: pd.Series, val_mask: pd.Series,
@@ -60,22 +71,19 @@ def write_training_view(curated: Path, manifest: pd.DataFrame, train_mask: pd.Se
             f"{', '.join(both['frame_id'].head(5))}); make the queries disjoint, e.g. add "
             "split == \"train\" / split == \"val\".")
     rows = []
+    lists: dict[str, list[str]] = {split: [] for split in SPLITS}
     for split, mask in (("train", train_mask), ("val", val_mask)):
         for row in manifest[mask].to_dict("records"):
-            image = PurePosixPath(row["image"])
-            new_image = f"images/{split}/{row['frame_id']}{image.suffix}"
-            new_label = f"labels/{split}/{row['frame_id']}.txt"
-            for src, dst in ((row["image"], new_image), (row["label"], new_label)):
-                if not (curated / src).is_file():
+            for rel in (row["image"], row["label"]):
+                if not (curated / rel).is_file():
                     raise DatasetValidationError(
-                        f"Curated copy {curated} lacks {src} named by its manifest; the curated "
+                        f"Curated copy {curated} lacks {rel} named by its manifest; the curated "
                         "version is incomplete, re-materialize it.")
-                link_or_copy(curated / src, out / dst)
-            rows.append({**row, "split": split, "image": new_image, "label": new_label,
-                         "curated_image": row["image"]})
+                link_or_copy(curated / rel, out / rel)
+            lists[split].append(f"./{PurePosixPath(row['image'])}")
+            rows.append({**row, "split": split, "curated_image": row["image"]})
     for split in SPLITS:
-        (out / "images" / split).mkdir(parents=True, exist_ok=True)
-        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        (out / split_list_name(split)).write_text("".join(f"{line}\n" for line in sorted(lists[split])))
     view = pd.DataFrame(rows, columns=[*manifest.columns, "curated_image"])
     view = view.sort_values(["split", "frame_id"], kind="stable").reset_index(drop=True)
     write_manifest(view, out)

@@ -56,7 +56,7 @@ def create_version(spec: dict) -> dict:
     try:
         if not folder.is_dir():
             raise FileNotFoundError(f"staging folder {folder} vanished before upload")
-        removed, _ = dataset.sync_folder(local_path=str(folder))
+        removed, _added, _modified = dataset.sync_folder(local_path=str(folder))
         dataset.upload(show_progress=False, verbose=False)
         if not dataset.finalize():
             raise RuntimeError(f"ClearML refused to finalize dataset version {dataset.id}")

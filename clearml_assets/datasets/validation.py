@@ -14,7 +14,8 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DatasetValidationError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
-CLASS_FILES = ("classes.txt",)
+# Text files that are not YOLO labels: the class list and a training view's split lists.
+CLASS_FILES = ("classes.txt", "train.txt", "val.txt")
 # Boxes may touch the border; rounding in label writers gives tiny overshoots.
 EDGE_TOLERANCE = 1e-4
 
