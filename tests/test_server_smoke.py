@@ -58,17 +58,17 @@ out["apiclient_ids"] = [x.id for x in APIClient().tasks.get_all(project=[t.proje
 root = pathlib.Path("dsdata"); root.mkdir()
 for i in range(5):
     (root / f"f{i}.txt").write_text(f"file {i}\n" * 100)
-ds = Dataset.create(dataset_name="ds", dataset_project="smoke_ds", dataset_version="1.0.0")
+ds = Dataset.create(dataset_name="ds1", dataset_project="smoke_ds", dataset_version="1.0.0")
 ds.add_files(str(root)); ds.upload(); ds.finalize(); ds.publish()
 (root / "f0.txt").write_text("changed\n"); (root / "new.txt").write_text("new\n")
-ds2 = Dataset.create(dataset_name="ds", dataset_project="smoke_ds", dataset_version="1.1.0", parent_datasets=[ds.id])
+ds2 = Dataset.create(dataset_name="ds1", dataset_project="smoke_ds", dataset_version="1.1.0", parent_datasets=[ds.id])
 ds2.sync_folder(str(root)); ds2.upload(); ds2.finalize()
 out["child_added"], out["child_modified"] = ds2.list_added_files(), ds2.list_modified_files()
-latest = Dataset.get(dataset_name="ds", dataset_project="smoke_ds")
+latest = Dataset.get(dataset_name="ds1", dataset_project="smoke_ds")
 out["latest_is_child"] = latest.id == ds2.id
 out["graph"] = latest.get_dependency_graph()
 out["ids"] = [ds.id, ds2.id]
-out["v1_is_parent"] = Dataset.get(dataset_name="ds", dataset_project="smoke_ds", dataset_version="1.0.0").id == ds.id
+out["v1_is_parent"] = Dataset.get(dataset_name="ds1", dataset_project="smoke_ds", dataset_version="1.0.0").id == ds.id
 copy = pathlib.Path(latest.get_local_copy())
 out["copy"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in copy.iterdir()}
 out["source"] = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.iterdir()}
