@@ -340,7 +340,7 @@ def test_status_changes_follow_the_real_state_machine(api, tasks):
     api.call("tasks.stopped", task=tid, force=True)
     assert api.call("tasks.get_by_id", task=tid)["task"]["status"] == "stopped"
     api.call("tasks.publish", task=tid)
-    assert api.error("tasks.reset", task=tid)[:2] == (400, 113)
+    assert api.error("tasks.reset", task=tid)[:2] == (400, 110)
     assert api.error("tasks.started", task=tid)[:2] == (400, 110)  # published is final
 
 
@@ -366,3 +366,32 @@ def test_projects_nested_names_hidden_and_errors(api, tasks):
     assert api.error("tasks.create", name="bad-project", type="training", project="nope")[:2] == (400, 401)
     status, subcode, _ = api.error("models.update_for_task", task=sorted(tasks["created"])[0], uri="x://y")
     assert (status, subcode) == (301, 1)  # gone since API 2.13
+
+
+def test_reset_and_delete_clean_outputs_like_the_real_server(api, tasks):
+    project = tasks["project"]
+    parent = api.call("tasks.create", name="cleanup-parent", type="training", project=project)["id"]
+    child = api.call("tasks.create", name="cleanup-child", type="training", project=project, parent=parent)["id"]
+    api.call("tasks.started", task=parent)
+    draft = api.call("models.create", name="draft-out", uri="http://x/d.pt", task=parent, project=project)["id"]
+    ready = api.call("models.create", name="ready-out", uri="http://x/r.pt", task=parent, project=project,
+                     ready=True)["id"]
+    api.call("tasks.add_or_update_model", task=parent, name="draft", model=draft, type="output")
+    api.call("tasks.add_or_update_artifacts", task=parent, artifacts=[
+        {"key": "out", "type": "custom", "uri": "http://x/o", "mode": "output"},
+        {"key": "in", "type": "custom", "uri": "http://x/i", "mode": "input"}])
+    api.call("tasks.edit", task=parent, force=True, runtime={"progress": "50"})
+    api.add_batch([{"type": "log", "task": parent, "msg": "before reset", "level": "info"}])
+    assert api.error("tasks.delete", task=parent)[:2] == (400, 123)  # in_progress needs force
+    assert api.error("tasks.reset", task=parent)[:2] == (400, 123)  # a published (ready) output model
+    api.call("tasks.reset", task=parent, force=True)
+    task = api.call("tasks.get_by_id", task=parent)["task"]
+    assert task["status"] == "created" and task["status_reason"] == "reset"
+    assert [a["key"] for a in task["execution"]["artifacts"]] == ["in"]
+    assert task["models"]["output"] == [] and task["runtime"] == {} and task.get("started") is None
+    assert api.error("models.get_by_id", model=draft)[:2] == (400, 201)  # draft output model deleted
+    assert api.call("models.get_by_id", model=ready)["model"].get("task") is None  # published: detached
+    assert api.call("events.get_task_log", task=parent)["events"] == []
+    api.call("tasks.delete", task=parent)  # `created` needs no force
+    assert api.error("tasks.get_by_id", task=parent)[:2] == (400, 101)
+    assert api.call("tasks.get_by_id", task=child)["task"]["parent"] == "__DELETED__" + parent

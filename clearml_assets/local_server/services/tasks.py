@@ -184,22 +184,84 @@ def publish(call: Call) -> dict:
     return result
 
 
+DELETED_PREFIX = "__DELETED__"
+
+
+def cleanup_outputs(call: Call, doc: dict, *, force: bool, delete_output_models: bool,
+                    update_children: bool) -> dict:
+    """The real server's task cleanup: draft output models go, published ones need ``force``.
+
+    Output models are the models whose ``task`` is this task plus those listed in ``models.output``.
+    Draft models used as input by another task are kept (detached). With ``update_children`` (delete),
+    children and kept models point at ``__DELETED__<id>``; otherwise (reset) kept models are detached.
+    """
+    task_id = doc["id"]
+    if not force and any(t.get("parent") == task_id and t.get("status") == "published"
+                         for t in call.store.all("tasks", call.company)):
+        raise ApiError(400, 123, f"Task cannot be deleted: has children, use force=True (task={task_id})")
+    outputs = {m["id"]: m for m in call.store.all("models", call.company) if m.get("task") == task_id}
+    for entry in (doc.get("models") or {}).get("output") or []:
+        model = call.store.get("models", entry.get("model"), call.company)
+        if model is not None:
+            outputs[model["id"]] = model
+    published = [m for m in outputs.values() if m.get("ready")]
+    drafts = [m for m in outputs.values() if not m.get("ready")]
+    if published and not force:
+        raise ApiError(400, 123, f"Task cannot be deleted: has output models, use force=True (task={task_id})")
+    in_use = {entry.get("model") for t in call.store.all("tasks", call.company) if t["id"] != task_id
+              for entry in (t.get("models") or {}).get("input") or []}
+    deleted = updated = 0
+    kept = list(published)
+    for model in drafts:
+        if delete_output_models and model["id"] not in in_use:
+            call.store.delete("models", model["id"])
+            deleted += 1
+        else:
+            kept.append(model)
+    for model in kept:
+        if update_children and model in published:
+            model["task"] = DELETED_PREFIX + task_id
+            updated += 1
+        else:
+            model["task"] = None
+        model["last_change"] = now_iso()
+        call.store.save("models", model)
+    children = 0
+    if update_children:
+        for child in call.store.all("tasks", call.company):
+            if child.get("parent") == task_id:
+                child["parent"] = DELETED_PREFIX + task_id
+                child["last_change"] = now_iso()
+                call.store.save("tasks", child)
+                children += 1
+    return {"deleted_models": deleted, "updated_models": updated, "updated_children": children}
+
+
 @endpoint("tasks.reset")
 def reset(call: Call) -> dict:
-    """Back to ``created``: output artifacts, output models, metrics and events are cleared."""
+    """Back to ``created``: output artifacts and models, runtime, metrics and events are cleared."""
     doc = _task(call)
-    if doc["status"] == "published" and not call.data.get("force"):
-        raise ApiError(400, 113, f"Task published (invalid task status) (task={doc['id']})")
-    execution = doc.setdefault("execution", {})
-    execution["artifacts"] = [a for a in execution.get("artifacts", []) if a.get("mode") == "input"]
-    doc["models"] = {"input": doc.get("models", {}).get("input", []), "output": []}
-    doc.update(last_iteration=0, last_metrics={}, started=None, completed=None, published=None,
-               active_duration=None)
+    force = bool(call.data.get("force"))
+    if doc["status"] == "published" and not force:
+        raise ApiError(400, 110, f"Invalid task status (task={doc['id']}, status=published)")
+    cleaned = cleanup_outputs(call, doc, force=force, update_children=False,
+                              delete_output_models=call.data.get("delete_output_models", True))
     if call.data.get("clear_all"):
         doc["execution"] = {"artifacts": []}
+        doc["script"] = {}
+    else:
+        execution = doc.setdefault("execution", {})
+        execution.pop("queue", None)
+        execution["artifacts"] = [a for a in execution.get("artifacts", []) if a.get("mode") == "input"]
+    doc["models"] = {"input": (doc.get("models") or {}).get("input", []), "output": []}
+    doc.update(last_iteration=0, last_metrics={}, runtime={}, started=None, completed=None, published=None,
+               active_duration=None)
+    doc.get("output", {}).pop("result", None)
+    doc.get("output", {}).pop("error", None)
     delete_task_events(call, doc["id"])
-    result = change_status(call, doc, "created", force=True)
-    return {**result, "dequeued": {}, "deleted_models": 0, "urls": {}}
+    call.data["status_reason"] = call.data["status_message"] = "reset"
+    result = change_status(call, doc, "created", force=force)
+    return {**result, "dequeued": {}, "deleted_models": cleaned["deleted_models"], "urls": {}}
 
 
 def delete_task_events(call: Call, task_id: str) -> None:
@@ -210,21 +272,18 @@ def delete_task_events(call: Call, task_id: str) -> None:
 
 @endpoint("tasks.delete")
 def delete(call: Call) -> dict:
-    """Delete a task, its events and (by default) its output models."""
+    """Delete a task (``created`` or archived unless ``force``), its events and its draft output models."""
     doc = _task(call)
-    if doc["status"] == "in_progress" and not call.data.get("force"):
-        raise ApiError(400, 112, f"Task in progress (invalid task status) (task={doc['id']})")
-    deleted_models = 0
-    if call.data.get("delete_output_models", True):
-        for entry in doc.get("models", {}).get("output", []):
-            if call.store.get("models", entry.get("model"), call.company) is not None:
-                call.store.delete("models", entry["model"])
-                deleted_models += 1
+    force = bool(call.data.get("force"))
+    if doc["status"] != "created" and "archived" not in (doc.get("system_tags") or []) and not force:
+        raise ApiError(400, 123, f"Task cannot be deleted due to status, use force=True "
+                                 f"(task={doc['id']}, expected=created, current={doc['status']})")
+    cleaned = cleanup_outputs(call, doc, force=force, update_children=True,
+                              delete_output_models=call.data.get("delete_output_models", True))
     delete_task_events(call, doc["id"])
     call.store.delete("tasks", doc["id"])
     projects.touch(call, doc.get("project"))
-    return {"deleted": 1, "updated_children": 0, "updated_models": 0, "deleted_models": deleted_models,
-            "urls": {}}
+    return {"deleted": 1, **cleaned, "urls": {}}
 
 
 @endpoint("tasks.archive")
