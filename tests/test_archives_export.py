@@ -96,7 +96,7 @@ def test_full_fidelity_of_an_sdk_reported_task(clearml_server, sdk_runner, tmp_p
 def test_incremental_skip_then_reexport_on_change(clearml_server, tmp_path: Path):
     seeder = make_seeder(clearml_server)
     project = seeder.project("inc")
-    task_id = seeder.seed_task(project, "inc", "t", SMALL)
+    task_id = seeder.seed_task(project, "inc", "inc-task", SMALL)
     calls = []
 
     def counting_download(url, dest):
@@ -121,7 +121,7 @@ def test_incremental_skip_then_reexport_on_change(clearml_server, tmp_path: Path
 def test_failure_mid_export_publishes_nothing(clearml_server, tmp_path: Path):
     seeder = make_seeder(clearml_server)
     project = seeder.project("atomic")
-    task_id = seeder.seed_task(project, "atomic", "t", SMALL)
+    task_id = seeder.seed_task(project, "atomic", "atomic-task", SMALL)
     client = make_client(clearml_server)
     root = tmp_path / "x"
 
@@ -144,7 +144,7 @@ def test_hostile_names_missing_and_foreign_uris(clearml_server, tmp_path: Path):
     project_name = "../../escape/\x01ctl/" + "p" * 300
     task_name = "/etc/passwd\\..\\..\n\u202e" + "é" * 150
     project = seeder.project(project_name)
-    task_id = seeder.seed_task(project, "safe", task_name, DemoSpec(3, 5, 5, 1, 1000, 0, 0))
+    task_id = seeder.seed_task(project, "safe", task_name, DemoSpec(3, 5, 5, 1, 1000, 0, 0), complete=False)
     artifacts = [
         {"key": "../../../../tmp/evil", "type": "custom", "mode": "output",
          "uri": f"{clearml_server.info.files_host}/never/uploaded.bin"},

@@ -377,7 +377,7 @@ def test_reset_and_delete_clean_outputs_like_the_real_server(api, tasks):
     ready = api.call("models.create", name="ready-out", uri="http://x/r.pt", task=parent, project=project,
                      ready=True)["id"]
     api.call("tasks.add_or_update_model", task=parent, name="draft", model=draft, type="output")
-    api.call("tasks.add_or_update_artifacts", task=parent, artifacts=[
+    api.call("tasks.add_or_update_artifacts", task=parent, force=True, artifacts=[
         {"key": "out", "type": "custom", "uri": "http://x/o", "mode": "output"},
         {"key": "in", "type": "custom", "uri": "http://x/i", "mode": "input"}])
     api.call("tasks.edit", task=parent, force=True, runtime={"progress": "50"})
@@ -395,3 +395,29 @@ def test_reset_and_delete_clean_outputs_like_the_real_server(api, tasks):
     api.call("tasks.delete", task=parent)  # `created` needs no force
     assert api.error("tasks.get_by_id", task=parent)[:2] == (400, 101)
     assert api.call("tasks.get_by_id", task=child)["task"]["parent"] == "__DELETED__" + parent
+
+
+def test_output_writes_need_an_updatable_task(api, tasks):
+    tid = api.call("tasks.create", name="updatable", type="training", project=tasks["project"])["id"]
+    art = [{"key": "a", "type": "custom", "uri": "http://x/a"}]
+    api.call("tasks.add_or_update_artifacts", task=tid, artifacts=art)  # created: fine
+    api.call("tasks.edit_configuration", task=tid, configuration=[{"name": "c1", "value": "1"},
+                                                                  {"name": "c2", "value": "2"}])
+    assert api.call("tasks.delete_configuration", task=tid, configuration=["c1", "nope"])["deleted"] == 1
+    api.call("tasks.started", task=tid)
+    assert api.error("tasks.add_or_update_artifacts", task=tid, artifacts=art)[:2] == (400, 110)
+    api.call("tasks.add_or_update_artifacts", task=tid, artifacts=art + [{**art[0], "key": "b"}], force=True)
+    assert api.error("tasks.edit_hyper_params", task=tid, hyperparams=[{"section": "Args", "name": "x"}]
+                     )[:2] == (400, 110)
+    api.call("tasks.completed", task=tid)
+    assert api.error("tasks.add_or_update_artifacts", task=tid, artifacts=art, force=True)[:2] == (400, 110)
+    # the "properties" section may change in any status (Dataset versions live there)
+    api.call("tasks.edit_hyper_params", task=tid, hyperparams=[{"section": "Properties", "name": "version",
+                                                                "value": "1.0.0"}])
+    params = api.call("tasks.get_hyper_params", tasks=[tid])["params"][0]["hyperparams"]
+    assert params == [{"section": "properties", "name": "version", "value": "1.0.0"}]
+    assert api.error("tasks.delete_hyper_params", task=tid, hyperparams=[{"section": "properties"},
+                     {"section": "properties", "name": "version"}])[:2] == (400, 15)
+    task = api.call("tasks.get_by_id", task=tid)["task"]
+    assert sorted(a["key"] for a in task["execution"]["artifacts"]) == ["a", "b"]
+    assert list(task["configuration"]) == ["c2"]

@@ -40,6 +40,24 @@ def _check_name(name) -> str:
     return name.strip()
 
 
+def _check_updatable(call: Call, doc: dict, *, force: bool | None = None, allow_all: bool = False) -> None:
+    """The real server's ``get_task_for_update``: ``created`` only, or also ``in_progress`` with force."""
+    if allow_all:
+        return
+    force = bool(call.data.get("force")) if force is None else force
+    allowed = ("created", "in_progress") if force else ("created",)
+    if doc["status"] not in allowed:
+        raise ApiError(400, 110, f"Invalid task status (expected=created, status={doc['status']})")
+
+
+def _properties_only(params: list) -> bool:
+    """Hyperparameters all in the ``properties`` section may change in any status."""
+    for p in params:
+        if isinstance(p, dict) and str(p.get("section", "")).lower() == "properties":
+            p["section"] = "properties"
+    return bool(params) and all(isinstance(p, dict) and p.get("section") == "properties" for p in params)
+
+
 def _save(call: Call, doc: dict, changed: bool = True) -> None:
     for key in ("tags", "system_tags"):
         doc[key] = sorted(set(doc.get(key) or []))  # stored as sorted lists on the real server
@@ -363,6 +381,7 @@ def edit_hyper_params(call: Call) -> dict:
     """Add or replace hyperparameters (``replace_hyperparams``: none, section or all)."""
     doc = _task(call)
     params = required(call, "hyperparams")
+    _check_updatable(call, doc, allow_all=_properties_only(params))
     mode = call.data.get("replace_hyperparams") or "none"
     current = doc.setdefault("hyperparams", {})
     if mode == "all":
@@ -389,16 +408,22 @@ def get_hyper_params(call: Call) -> dict:
 
 @endpoint("tasks.delete_hyper_params")
 def delete_hyper_params(call: Call) -> dict:
-    """Delete whole sections or single parameters."""
+    """Delete whole sections (no ``name``) or single parameters."""
     doc = _task(call)
+    params = required(call, "hyperparams")
+    _check_updatable(call, doc, allow_all=_properties_only(params))
     current = doc.setdefault("hyperparams", {})
+    whole = {p.get("section") for p in params if not p.get("name")}
+    if any(p.get("name") and p.get("section") in whole for p in params):
+        raise ApiError(400, 15, "Cannot delete section field if the whole section was scheduled for deletion")
     deleted = 0
-    for p in required(call, "hyperparams"):
+    for p in params:
         section = current.get(p.get("section"))
         if section is None:
             continue
-        if p.get("name") is None:
-            deleted += len(current.pop(p["section"]))
+        if not p.get("name"):
+            current.pop(p["section"])
+            deleted += 1
         elif section.pop(p["name"], None) is not None:
             deleted += 1
     _save(call, doc)
@@ -409,6 +434,7 @@ def delete_hyper_params(call: Call) -> dict:
 def edit_configuration(call: Call) -> dict:
     """Add or replace configuration items."""
     doc = _task(call)
+    _check_updatable(call, doc)
     if call.data.get("replace_configuration"):
         doc["configuration"] = {}
     current = doc.setdefault("configuration", {})
@@ -418,6 +444,17 @@ def edit_configuration(call: Call) -> dict:
         current[item["name"]] = {k: item[k] for k in ("name", "value", "type", "description") if k in item}
     _save(call, doc)
     return {"updated": 1}
+
+
+@endpoint("tasks.delete_configuration")
+def delete_configuration(call: Call) -> dict:
+    """Delete configuration items by name."""
+    doc = _task(call)
+    _check_updatable(call, doc)
+    current = doc.setdefault("configuration", {})
+    deleted = sum(current.pop(name, None) is not None for name in set(required(call, "configuration")))
+    _save(call, doc)
+    return {"deleted": deleted}
 
 
 @endpoint("tasks.get_configurations")
@@ -441,6 +478,7 @@ def get_configuration_names(call: Call) -> dict:
 def add_or_update_artifacts(call: Call) -> dict:
     """Upsert artifacts by (key, mode)."""
     doc = _task(call)
+    _check_updatable(call, doc)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
     for art in required(call, "artifacts"):
         if not art.get("key") or not art.get("type"):
@@ -460,6 +498,7 @@ def add_or_update_artifacts(call: Call) -> dict:
 def delete_artifacts(call: Call) -> dict:
     """Delete artifacts by (key, mode)."""
     doc = _task(call)
+    _check_updatable(call, doc)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
     gone = {(a.get("key"), a.get("mode", "output")) for a in required(call, "artifacts")}
     kept = [a for a in current if (a.get("key"), a.get("mode", "output")) not in gone]
@@ -472,6 +511,7 @@ def delete_artifacts(call: Call) -> dict:
 def add_or_update_model(call: Call) -> dict:
     """Attach an input or output model by name."""
     doc = _task(call)
+    _check_updatable(call, doc, force=True)
     kind = required(call, "type")
     if kind not in ("input", "output"):
         raise bad_request("type must be input or output")
@@ -493,6 +533,7 @@ def add_or_update_model(call: Call) -> dict:
 def delete_models(call: Call) -> dict:
     """Detach models by (name, type)."""
     doc = _task(call)
+    _check_updatable(call, doc, force=True)
     deleted = 0
     for item in required(call, "models"):
         lst = doc.setdefault("models", {}).setdefault(item.get("type", "output"), [])
