@@ -177,6 +177,12 @@ def test_dotted_only_fields(api, tasks):
     # like Mongo, an existing parent of a missing leaf comes back empty (Dataset.create relies on it)
     row = api.call("tasks.get_all", id=[rows[0]["id"]], only_fields=["runtime.version", "nope.x"])["tasks"][0]
     assert row == {"id": rows[0]["id"], "runtime": {}}
+    # a leading "-" leaves a field out and keeps the rest
+    full = api.call("tasks.get_by_id", task=rows[0]["id"])["task"]
+    row = api.call("tasks.get_all", id=[rows[0]["id"]], only_fields=["-script.entry_point", "-hyperparams"])
+    row = row["tasks"][0]
+    assert "hyperparams" not in row and row["script"] == {"repository": "https://example/repo"}
+    assert row["name"] == full["name"] and row["status"] == full["status"]
 
 
 def test_invalid_queries_get_the_real_errors(api, tasks):

@@ -10,6 +10,7 @@ or an inclusive ``[min, max]`` pair, ``order_by`` always ends with ``id`` for st
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 from datetime import datetime, timezone
@@ -284,11 +285,24 @@ def sort_docs(docs: list[dict], order_by: Any) -> list[dict]:
 
 
 def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
-    """Keep only the dotted ``only_fields`` (plus ``id``)."""
+    """Keep only the dotted ``only_fields`` (plus ``id``); ``-field`` entries are left out instead."""
     if not only_fields:
         return doc
+    include = [f for f in only_fields if not f.startswith("-")]
+    exclude = {f.lstrip("-") for f in only_fields if f.startswith("-")} - set(include)
+    if exclude:
+        doc = copy.deepcopy(doc)
+        for path in exclude:
+            *parents, leaf = path.split(".")
+            target: Any = doc
+            for part in parents:
+                target = target.get(part) if isinstance(target, dict) else None
+            if isinstance(target, dict):
+                target.pop(leaf, None)
+        if not include:
+            return doc
     out: dict = {"id": doc.get("id")}
-    for path in only_fields:
+    for path in include:
         value = get_path(doc, path)
         if value is None and not _has_path(doc, path):
             _keep_parents(doc, path, out)  # Mongo keeps an existing parent: runtime.version -> runtime: {}
