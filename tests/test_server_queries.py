@@ -427,3 +427,15 @@ def test_output_writes_need_an_updatable_task(api, tasks):
     task = api.call("tasks.get_by_id", task=tid)["task"]
     assert sorted(a["key"] for a in task["execution"]["artifacts"]) == ["a", "b"]
     assert list(task["configuration"]) == ["c2"]
+
+
+def test_projects_parent_and_shallow_search(api, tasks):
+    top = api.call("projects.create", name="tree", description="")["id"]
+    mid = api.call("projects.create", name="tree/mid", description="")["id"]
+    leaf = api.call("projects.create", name="tree/mid/leaf", description="")["id"]
+    under = api.call("projects.get_all", parent=[top], only_fields=["id"])["projects"]
+    assert {p["id"] for p in under} == {mid, leaf}  # any depth below the parent
+    direct = api.call("projects.get_all", parent=[top], shallow_search=True, only_fields=["id"])["projects"]
+    assert [p["id"] for p in direct] == [mid]
+    roots = {p["id"] for p in api.call("projects.get_all", shallow_search=True, only_fields=["id"])["projects"]}
+    assert top in roots and mid not in roots and leaf not in roots

@@ -123,7 +123,9 @@ def list_matcher(data: Any, field: str):
         have = set(values)
         results = [bool(have & items) if modifier == "in" else items <= have if modifier == "all"
                    else not (have & items) for modifier, items in sets]
-        return (combine(results) if results else True) or (allow_empty and not values)
+        if not results:  # only None given: Mongo's empty Q | "empty" is just "empty"
+            return not values if allow_empty else True
+        return combine(results) or (allow_empty and not values)
 
     return predicate
 

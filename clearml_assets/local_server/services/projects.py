@@ -73,13 +73,25 @@ def get_by_id(call: Call) -> dict:
 
 @endpoint("projects.get_all")
 def get_all_projects(call: Call) -> dict:
-    """Projects filtered like the real server; hidden ones only with ``search_hidden``."""
+    """Projects filtered like the real server; hidden ones only with ``search_hidden`` or explicit ids.
+
+    ``parent`` matches any ancestor (the project's ``path``) unless ``shallow_search``, which without a
+    ``parent`` lists top-level projects only.
+    """
+    data = dict(call.data)
+    data.pop("path", None)
+    if not data.get("shallow_search"):
+        if "parent" in data:
+            data["path"] = data.pop("parent")
+    elif "parent" not in data:
+        data["parent"] = [None]
     docs = call.store.all("projects", call.company)
-    if not call.data.get("search_hidden") and not call.data.get("id"):
+    if not data.get("search_hidden") and not data.get("id"):
         docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
-    return get_all(call, "projects", "projects", list_fields=("id", "tags", "system_tags", "user", "parent"),
-                   regex_fields=("name", "basename", "description"), date_fields=("last_update", "created"),
-                   docs=docs)
+    call = Call(endpoint=call.endpoint, data=data, company=call.company, user=call.user, store=call.store,
+                requested_version=call.requested_version, extra=call.extra)
+    return get_all(call, "projects", "projects", list_fields=("id", "tags", "system_tags", "parent", "path"),
+                   regex_fields=("name", "basename", "description"), range_fields=("last_update",), docs=docs)
 
 
 @endpoint("projects.get_all_ex")
