@@ -439,3 +439,14 @@ def test_projects_parent_and_shallow_search(api, tasks):
     assert [p["id"] for p in direct] == [mid]
     roots = {p["id"] for p in api.call("projects.get_all", shallow_search=True, only_fields=["id"])["projects"]}
     assert top in roots and mid not in roots and leaf not in roots
+
+
+def test_project_rename_renames_descendants(api, tasks):
+    top = api.call("projects.create", name="renamed-from", description="")["id"]
+    api.call("projects.create", name="renamed-from/child/grandchild", description="")
+    api.call("projects.create", name="taken", description="")
+    assert api.error("projects.update", project=top, name="taken")[:2] == (400, 801)
+    api.call("projects.update", project=top, name="renamed-to", description="d")
+    names = sorted(p["name"] for p in api.call("projects.get_all", name="^renamed-")["projects"])
+    assert names == ["renamed-to", "renamed-to/child", "renamed-to/child/grandchild"]
+    assert api.call("projects.get_by_id", project=top)["project"]["description"] == "d"

@@ -112,10 +112,27 @@ def update(call: Call) -> dict:
     if "name" in fields:
         fields["name"] = _normalize_name(fields["name"])
         fields["basename"] = fields["name"].split("/")[-1]
+        if fields["name"] != doc["name"]:
+            _rename(call, doc, fields["name"])
     doc.update(fields)
     doc["last_update"] = now_iso()
     call.store.save("projects", doc)
     return {"updated": 1, "fields": fields}
+
+
+def _rename(call: Call, doc: dict, new_name: str) -> None:
+    """Rename a project in place (same parent, like the real server) and every descendant's name."""
+    if find_by_name(call, new_name) is not None:
+        raise ApiError(400, 801, f"Project with the same name already exists (name={new_name})")
+    old_parent, new_parent = doc["name"].rpartition("/")[0], new_name.rpartition("/")[0]
+    if old_parent != new_parent:
+        raise bad_request(f"Project name {new_name!r} would move it: use projects.move")
+    old_prefix = doc["name"] + "/"
+    for child in call.store.all("projects", call.company):
+        if child["name"].startswith(old_prefix):
+            child["name"] = new_name + "/" + child["name"][len(old_prefix):]
+            child["last_update"] = now_iso()
+            call.store.save("projects", child)
 
 
 @endpoint("projects.delete")
