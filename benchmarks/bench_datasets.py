@@ -16,15 +16,23 @@ import time
 from pathlib import Path
 
 
-def _files_bytes(root: Path) -> tuple[int, int]:
-    data = meta = 0
+def _files_by_kind(root: Path) -> dict[str, int]:
+    """Bytes on the fileserver per kind: the artifact name after ``/artifacts/`` (``data``, ``state``, ...)."""
+    kinds: dict[str, int] = {}
     for path in root.rglob("*"):
         if path.is_file():
-            if "/artifacts/data/" in path.as_posix():
-                data += path.stat().st_size
-            else:
-                meta += path.stat().st_size
-    return data, meta
+            parts = path.relative_to(root).parts
+            kind = parts[parts.index("artifacts") + 1] if "artifacts" in parts[:-2] else "other"
+            kinds[kind] = kinds.get(kind, 0) + path.stat().st_size
+            if os.environ.get("BENCH_LIST_FILES"):
+                print("   ", path.relative_to(root), path.stat().st_size)
+    return kinds
+
+
+def _files_bytes(root: Path) -> tuple[int, int]:
+    kinds = _files_by_kind(root)
+    data = kinds.get("data", 0)
+    return data, sum(kinds.values()) - data
 
 
 def main() -> int:
@@ -53,7 +61,7 @@ def main() -> int:
             print(f"generated {args.images} images of {args.size}px in {time.perf_counter() - t0:.1f}s")
 
             def publish(label: str):
-                before = _files_bytes(files_root)
+                before, kinds_before = _files_bytes(files_root), _files_by_kind(files_root)
                 t = time.perf_counter()
                 out = publish_folder(clearml, None, project="bench", name="raw", folder=src, parents=None,
                                      reuse_any=False, description=label, timeout=1800)
@@ -62,6 +70,10 @@ def main() -> int:
                 print(f"{label}: version {out.version.version} reused={out.reused} in {time.perf_counter() - t:.1f}s; "
                       f"server data grew {grown[0]:,} B (+{grown[1]:,} B state/metadata), SDK delta "
                       f"{out.uploaded_files} files / {out.uploaded_bytes:,} B")
+                kinds = _files_by_kind(files_root)
+                growth = {k: v - kinds_before.get(k, 0) for k, v in sorted(kinds.items())}
+                grew = ", ".join(f"{k} {v:,} B" for k, v in growth.items() if v) or "nothing"
+                print(f"  fileserver growth by kind: {grew}")
                 return out, grown
 
             first, _ = publish("v1 (full)")

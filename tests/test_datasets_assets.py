@@ -14,20 +14,16 @@ from clearml_assets.datasets import build_dataset_defs
 from clearml_assets.datasets.shapes import generate_demo_dataset, render_demo_image
 from clearml_assets.datasets.versions import list_dataset_versions
 from clearml_assets.errors import DatasetValidationError
+from clearml_assets.resource import ClearMLResource
 from clearml_assets.sdk_process import SDKProcessError, run_in_sdk_process
 
 from conftest import run_sdk_script, sdk_env
-
-# Runs as soon as the resource engineer's module lands (the local server's task endpoints with it).
-pytest.importorskip("clearml_assets.resource", reason="ClearMLResource not merged yet")
 
 PROJECT = "ds_test"
 RAW, CURATED, VIEW = ("datasets", "shapes_raw"), ("datasets", "shapes_curated"), ("datasets", "shapes_training_view")
 
 
 def _resource(server, home: Path):
-    from clearml_assets.resource import ClearMLResource
-
     return ClearMLResource.for_local_server(server.info, home=str(home))
 
 
@@ -74,6 +70,8 @@ def test_chain_versions_parents_dedup_and_training_copy(env):
     assert raw["uploaded_files"] == raw["file_count"] == 24 * 2 + 1
     # Curated inherits the raw files and uploads only manifest, csv, rejected list and classes.txt.
     assert cur["uploaded_files"] <= 4 and cur["frames"] == 24
+    boxes = sum(1 for p in (env.src / "labels").glob("*.txt") for line in p.read_text().splitlines() if line.strip())
+    assert sum(raw["class_counts"].values()) == boxes and cur["class_counts"] == raw["class_counts"]
     assert sum(view["split_counts"].values()) == 24 and min(view["split_counts"].values()) > 0
     assert view["data_yaml"] == "data.yaml" and view["train_query"] == 'split == "train"'
     assert "frame_id" in view["manifest_preview"] and view["clearml_url"].startswith("http")

@@ -263,3 +263,21 @@ def test_training_view_checks_evaluate_files(demo, tmp_path):
     assert result["labels_valid"][0] is False and label.name in result["labels_valid"][1]["files_at_fault"].value
     assert result["splits_not_empty"][0] is False and result["splits_not_empty"][1]["empty_splits"] == "val"
     assert result["class_balance"][0] is False  # no class holds half of the objects
+
+
+def test_names_too_short_for_clearml_fail_before_any_work():
+    import dagster as dg
+
+    from clearml_assets.datasets import build_dataset_defs
+    from clearml_assets.errors import ClearMLConfigError
+
+    with pytest.raises(ClearMLConfigError, match="dataset_name 'ab' is too short"):
+        build_dataset_defs(raw_name="ab")
+    with pytest.raises(ClearMLConfigError, match="dataset_project 'p' is too short"):
+        build_dataset_defs(dataset_project="p")
+    defs = build_dataset_defs()
+    run_config = {"ops": {"datasets__shapes_raw": {"config": {"dataset_name": " x "}}}}
+    with pytest.raises(ClearMLConfigError, match="dataset_name ' x ' is too short"):
+        # The check runs before the resource is used, so no server is needed.
+        dg.materialize([*defs.assets], selection=[dg.AssetKey(["datasets", "shapes_raw"])], run_config=run_config,
+                       resources={"clearml": dg.ResourceDefinition.none_resource()})

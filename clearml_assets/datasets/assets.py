@@ -233,12 +233,34 @@ def _manifest_metadata(manifest, class_names: tuple[str, ...]) -> dict[str, Any]
     }
 
 
+def check_dataset_names(project: str, name: str) -> None:
+    """Fail before any work on names the ClearML server refuses (projects and tasks need 3+ characters).
+
+    Raises:
+        ClearMLConfigError: Naming the field to change.
+    """
+    for field, value in (("dataset_project", project), ("dataset_name", name)):
+        if len(value.strip()) < 3:
+            raise ClearMLConfigError(f"{field} {value!r} is too short: ClearML needs at least 3 characters; "
+                                     f"set a longer {field} in the asset's config.")
+
+
+def _scan_class_counts(scan) -> dict[str, int]:
+    """Objects per class over the valid frames of a scan (raw has no split yet)."""
+    counts = dict.fromkeys(scan.class_names, 0)
+    for frame in scan.frames:
+        for box in frame.boxes:
+            counts[scan.class_names[box[0]]] += 1
+    return counts
+
+
 def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets") -> list[dg.AssetsDefinition]:
     """The raw, curated and training view assets (see ``build_dataset_defs``)."""
 
     def target(config: _DatasetConfig, default_name: str) -> tuple[str, str, str | None]:
-        return (config.dataset_project or names.project, config.dataset_name or default_name,
-                config.account or names.account)
+        project, name = config.dataset_project or names.project, config.dataset_name or default_name
+        check_dataset_names(project, name)
+        return project, name, config.account or names.account
 
     @dg.asset(key=names.raw_key, group_name=group_name, required_resource_keys={"clearml"}, kinds={"clearml"},
               description="Images + YOLO labels ingested as-is from the source folder into a ClearML dataset "
@@ -256,10 +278,11 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
             published = publish_folder(
                 context.resources.clearml, account, project=project, name=name, folder=stage / "data",
                 parents=None, reuse_any=False, timeout=config.sdk_timeout_seconds, log=context.log,
-                description=f"Raw images and YOLO labels from {source} (Dagster run {context.run_id}).")
+                description=f"Raw images and YOLO labels from {source} (Dagster run {context.run.run_id}).")
         metadata = version_metadata(context.resources.clearml, account, project, published)
         metadata.update({"source_folder": str(source), "valid_frames": len(scan.frames),
-                         "invalid_files": len(scan.issues)})
+                         "invalid_files": len(scan.issues),
+                         "class_counts": dg.MetadataValue.json(_scan_class_counts(scan))})
         check = dg.AssetCheckResult(
             check_name="labels_valid", passed=not scan.issues, severity=dg.AssetCheckSeverity.WARN,
             metadata={"files_at_fault": dg.MetadataValue.md(
@@ -293,7 +316,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
                 clearml, account, project=project, name=name, folder=stage / "curated", parents=[raw_id],
                 reuse_any=True, timeout=config.sdk_timeout_seconds, log=context.log,
                 description=f"Curated from raw version {raw_id}: val_fraction={config.val_fraction}, "
-                            f"seed={config.seed} (Dagster run {context.run_id}).")
+                            f"seed={config.seed} (Dagster run {context.run.run_id}).")
         metadata = version_metadata(clearml, account, project, published)
         metadata.update(_manifest_metadata(result.manifest, scan.class_names))
         rejected = result.rejected
@@ -341,7 +364,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
                 clearml, account, project=project, name=name, folder=stage / "view", parents=[curated_id],
                 reuse_any=True, timeout=config.sdk_timeout_seconds, log=context.log,
                 description=f"Training view of curated version {curated_id}: train={config.train_query!r}, "
-                            f"val={config.val_query!r} (Dagster run {context.run_id}).")
+                            f"val={config.val_query!r} (Dagster run {context.run.run_id}).")
         metadata = version_metadata(clearml, account, project, published)
         metadata.update(_manifest_metadata(view.manifest, class_names))
         metadata.update({"curated_dataset_id": curated_id, "train_query": config.train_query,

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import dagster as dg
 
-from .assets import DEFAULT_PROJECT, ClearMLDatasetNames, build_dataset_assets
+from .assets import DEFAULT_PROJECT, ClearMLDatasetNames, build_dataset_assets, check_dataset_names
 from .checks import build_training_view_checks
 from .observe import build_dataset_observation
 
@@ -43,7 +43,12 @@ def build_dataset_defs(
         observe_interval_minutes: If set, a schedule observes the raw dataset that often.
         clearml: A ``ClearMLResource`` bound as resource ``clearml``; None leaves it to the merged
             Definitions.
+
+    Raises:
+        ClearMLConfigError: A project or dataset name is shorter than the 3 characters ClearML needs.
     """
+    for dataset_name in (raw_name, curated_name, training_view_name):
+        check_dataset_names(dataset_project, dataset_name)
     names = ClearMLDatasetNames(project=dataset_project, raw=raw_name, curated=curated_name,
                                 training_view=training_view_name, account=account, key_prefix=tuple(key_prefix))
     assets: list = build_dataset_assets(names, group_name=group_name)
