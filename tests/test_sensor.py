@@ -50,7 +50,7 @@ def instance():
 
 def new_task(api: RawApi, name: str, project: str | None = None, *, finish: str | None = "completed",
              system_tags: list[str] | None = None) -> str:
-    fields = {"name": name, "type": "training"}
+    fields = {"name": f"task-{name}", "type": "training"}  # the real server needs 3+ characters
     if project:
         fields["project"] = project
     if system_tags:
