@@ -450,3 +450,32 @@ def test_project_rename_renames_descendants(api, tasks):
     names = sorted(p["name"] for p in api.call("projects.get_all", name="^renamed-")["projects"])
     assert names == ["renamed-to", "renamed-to/child", "renamed-to/child/grandchild"]
     assert api.call("projects.get_by_id", project=top)["project"]["description"] == "d"
+
+
+def test_model_publish_and_delete_follow_the_real_server(api, tasks):
+    project = tasks["project"]
+    running = api.call("tasks.create", name="model-owner", type="training", project=project)["id"]
+    api.call("tasks.started", task=running)
+    mid = api.call("models.create", name="owned", uri="http://x/o.pt", task=running, project=project)["id"]
+    api.call("tasks.add_or_update_model", task=running, name="owned", model=mid, type="output")
+    api.call("models.edit", model=mid, comment="edited while draft")
+    # publishing the model publishes its task, which an in_progress task refuses without force
+    assert api.error("models.set_ready", model=mid)[:2] == (400, 110)
+    done = api.call("models.publish_many", ids=[mid, "nope"], publish_task=False)
+    assert [s["id"] for s in done["succeeded"]] == [mid] and [f["id"] for f in done["failed"]] == ["nope"]
+    assert api.error("models.set_ready", model=mid)[:2] == (400, 203)
+    api.call("models.edit", model=mid, comment="ready models stay editable")
+    api.call("tasks.completed", task=running)
+    second = api.call("models.create", name="second", uri="http://x/s.pt", task=running, project=project)["id"]
+    published = api.call("models.set_ready", model=second)
+    assert published["updated"] == 1 and published["published_task"]["id"] == running
+    assert api.call("tasks.get_by_id", task=running)["task"]["status"] == "published"
+    user = api.call("tasks.create", name="model-user", type="inference", project=project,
+                    models={"input": [{"name": "in", "model": mid}]})["id"]
+    assert api.error("models.delete", model=mid)[:2] == (400, 205)  # used as input
+    api.call("tasks.edit", task=user, models={"input": []})
+    assert api.error("models.delete", model=mid)[:2] == (400, 206)  # its task is published
+    api.call("models.delete", model=mid, force=True)
+    owner = api.call("tasks.get_by_id", task=running)["task"]
+    assert [m["model"] for m in owner["models"]["output"]] == ["__DELETED__" + mid]
+    assert owner["output"]["error"].startswith("model deleted on")

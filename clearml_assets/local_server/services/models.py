@@ -6,8 +6,10 @@ from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
 from . import projects
 from .common import get_all, get_or_raise, ids_of, merge_tags, new_id, required
+from .tasks import change_status
 
 INVALID = (201, "Invalid model id")
+DELETED_PREFIX = "__DELETED__"
 EDITABLE = ("uri", "name", "comment", "tags", "system_tags", "framework", "design", "labels", "project",
             "task", "parent", "ready", "iteration", "ui_cache")
 
@@ -96,12 +98,9 @@ def get_all_ex(call: Call) -> dict:
 
 @endpoint("models.edit")
 def edit(call: Call) -> dict:
-    """Change a model's fields (a ready model only with ``force``, except tags)."""
+    """Change a model's fields (the real server lets ready models change too)."""
     doc = _model(call)
     fields = {k: call.data[k] for k in EDITABLE if k in call.data}
-    if doc.get("ready") and not call.data.get("force") and set(fields) - {"tags", "system_tags", "comment",
-                                                                         "name", "ui_cache"}:
-        raise ApiError(400, 203, f"Model is ready (model={doc['id']})")
     _check_name(fields)
     _check_refs(call, fields)
     doc.update(fields)
@@ -133,25 +132,46 @@ def update_for_task(call: Call) -> dict:
                            "use tasks.add_or_update_model")
 
 
+def publish_model(call: Call, model_id: str, *, publish_task: bool, force_publish_task: bool) -> tuple[int, dict | None]:
+    """The real server's model publishing: 400/203 when already ready; publishes its task unless told not to."""
+    doc = _model(call, model_id)
+    if doc.get("ready"):
+        raise ApiError(400, 203, f"Model is ready (model={doc['id']})")
+    published_task = None
+    task = call.store.get("tasks", doc.get("task"), call.company) if doc.get("task") else None
+    if publish_task and task is not None and task["status"] != "published":
+        result = change_status(call, task, "published", force=force_publish_task, published=now_iso())
+        published_task = {"id": task["id"], "data": result}
+    doc["ready"] = True
+    doc["last_change"] = now_iso()
+    _save(call, doc)
+    return 1, published_task
+
+
 @endpoint("models.set_ready")
 def set_ready(call: Call) -> dict:
-    """Mark a model ready (published)."""
-    doc = _model(call)
-    doc["ready"] = True
-    _save(call, doc)
-    return {"updated": 1, "published_task": None}
+    """Mark a model ready (published), publishing its task by default."""
+    updated, published_task = publish_model(call, required(call, "model"),
+                                            publish_task=call.data.get("publish_task", True),
+                                            force_publish_task=bool(call.data.get("force_publish_task")))
+    return {"updated": updated, "published_task": published_task}
 
 
 @endpoint("models.publish_many")
 def publish_many(call: Call) -> dict:
-    """Mark several models ready."""
-    succeeded = []
+    """Publish several models; failures are reported per id like the real batch operations."""
+    succeeded, failed = [], []
     for model_id in ids_of(required(call, "ids")):
-        doc = _model(call, model_id)
-        doc["ready"] = True
-        _save(call, doc)
-        succeeded.append({"id": model_id, "updated": 1})
-    return {"succeeded": succeeded, "failed": []}
+        try:
+            updated, published_task = publish_model(
+                call, model_id, publish_task=call.data.get("publish_task", True),
+                force_publish_task=bool(call.data.get("force_publish_task")))
+        except ApiError as err:
+            failed.append({"id": model_id, "error": {"codes": [err.code, err.subcode], "msg": err.msg,
+                                                     "data": err.data}})
+            continue
+        succeeded.append({"id": model_id, "updated": bool(updated), "published_task": published_task})
+    return {"succeeded": succeeded, "failed": failed}
 
 
 @endpoint("models.archive_many")
@@ -168,15 +188,37 @@ def archive_many(call: Call) -> dict:
 
 @endpoint("models.delete")
 def delete(call: Call) -> dict:
-    """Delete a model (detached from tasks that use it)."""
+    """Delete a model; in use as input, or the output of a published task, it needs ``force``."""
     doc = _model(call)
-    for task in call.store.all("tasks", call.company):
-        for kind in ("input", "output"):
-            lst = (task.get("models") or {}).get(kind) or []
-            kept = [m for m in lst if m.get("model") != doc["id"]]
-            if len(kept) != len(lst):
-                task["models"][kind] = kept
-                call.store.save("tasks", task)
+    force = bool(call.data.get("force"))
+    gone = DELETED_PREFIX + doc["id"]
+    users = [t for t in call.store.all("tasks", call.company)
+             if any(m.get("model") == doc["id"] for m in (t.get("models") or {}).get("input") or [])]
+    if users and not force:
+        raise ApiError(400, 205, f"Model in use as execution model, use force=True to delete "
+                                 f"(model={doc['id']}, num_tasks={len(users)})")
+    now = now_iso()
+    for task in users:
+        for entry in task["models"]["input"]:
+            if entry.get("model") == doc["id"]:
+                entry["model"] = gone
+        task["last_change"] = now
+        call.store.save("tasks", task)
+    task = call.store.get("tasks", doc.get("task"), call.company) if doc.get("task") else None
+    if task is not None:
+        outputs = (task.get("models") or {}).get("output") or []
+        if task["status"] == "published":
+            if not force:
+                raise ApiError(400, 206, f"Task that created this model exists and published, use force=True "
+                                         f"to delete (task={task['id']})")
+            for entry in outputs:
+                if entry.get("model") == doc["id"]:
+                    entry["model"] = gone
+            task.setdefault("output", {})["error"] = f"model deleted on {now}"
+        else:
+            task.setdefault("models", {})["output"] = [m for m in outputs if m.get("model") != doc["id"]]
+        task["last_change"] = now
+        call.store.save("tasks", task)
     call.store.delete("models", doc["id"])
     return {"deleted": True, "url": doc.get("uri")}
 
