@@ -3,7 +3,9 @@
 Run: ``python benchmarks/bench_datasets.py [--images 2000] [--size 128]``. Starts a local server in a
 temporary folder, publishes a raw version of a generated source, changes 5% of the images, publishes
 again, then publishes the unchanged source once more. Uploaded bytes are measured as the growth of
-the server's files folder (data zips separately from the dataset's state/metadata JSON).
+the server's files folder, by kind: ``data`` (the version's zips), ``state`` (ClearML's state.json,
+one entry per file of the whole version, so it grows with the version's size, not with the change)
+and ``other`` (the preview images ClearML reports as debug samples of the version).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def main() -> int:
                 after = _files_bytes(files_root)
                 grown = (after[0] - before[0], after[1] - before[1])
                 print(f"{label}: version {out.version.version} reused={out.reused} in {time.perf_counter() - t:.1f}s; "
-                      f"server data grew {grown[0]:,} B (+{grown[1]:,} B state/metadata), SDK delta "
+                      f"server data grew {grown[0]:,} B (+{grown[1]:,} B state/previews), SDK delta "
                       f"{out.uploaded_files} files / {out.uploaded_bytes:,} B")
                 kinds = _files_by_kind(files_root)
                 growth = {k: v - kinds_before.get(k, 0) for k, v in sorted(kinds.items())}
@@ -90,7 +92,7 @@ def main() -> int:
             ratio = grown[0] / changed_bytes
             ratio_all = (grown[0] + grown[1]) / changed_bytes
             print(f"child version data upload / changed bytes = {ratio:.3f} (target <= 1.1) "
-                  f"{'OK' if ratio <= 1.1 else 'OVER'}; including state/metadata JSON: {ratio_all:.3f}")
+                  f"{'OK' if ratio <= 1.1 else 'OVER'}; including state.json and previews: {ratio_all:.3f}")
             third, grown3 = publish("v3 (unchanged)")
             nothing = third.reused and grown3 == (0, 0) and third.version.id == second.version.id
             print(f"unchanged source: uploaded {grown3[0] + grown3[1]} B, reused={third.reused} "

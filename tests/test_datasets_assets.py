@@ -196,6 +196,24 @@ def test_failed_upload_leaves_no_dataset(env):
     """)
 
 
+def test_unfinished_drafts_of_a_killed_child_are_deleted_and_others_kept(env):
+    from clearml_assets.datasets.assets import discard_unfinished_drafts
+
+    ids = env.sdk(f"""
+        from clearml import Dataset
+        ours = Dataset.create(dataset_name="drafty", dataset_project="{PROJECT}", dataset_version="1.0.0",
+                              dataset_tags=["dagster", "content-sha256:abc"])
+        theirs = Dataset.create(dataset_name="drafty", dataset_project="{PROJECT}", dataset_version="1.0.0")
+        print(ours.id, theirs.id)
+    """).stdout.strip().splitlines()[-1].split()
+    drafts = {v.id: v for v in list_dataset_versions(env.client, PROJECT, "drafty", finalized_only=False)}
+    assert set(drafts) == set(ids) and all(v.status not in ("completed", "published") for v in drafts.values())
+    assert discard_unfinished_drafts(env.client, PROJECT, "drafty", "1.1.0", "content-sha256:abc") == []
+    assert discard_unfinished_drafts(env.client, PROJECT, "drafty", "1.0.0", "content-sha256:abc") == [ids[0]]
+    left = list_dataset_versions(env.client, PROJECT, "drafty", finalized_only=False)
+    assert [v.id for v in left] == [ids[1]]
+
+
 def test_blocking_check_stops_downstream(env):
     ran = []
 

@@ -13,8 +13,8 @@ from typing import Any, Iterator
 import dagster as dg
 from pydantic import Field
 
-from ..errors import ClearMLConfigError, DatasetValidationError
-from ..sdk_process import run_in_sdk_process
+from ..errors import ClearMLAssetsError, ClearMLConfigError, DatasetValidationError
+from ..sdk_process import SDKProcessError, run_in_sdk_process
 from .checks import latest_dataset_id
 from .curation import link_or_copy, write_curated_folder
 from .frame_query import frame_query_mask
@@ -23,7 +23,8 @@ from .manifest import class_counts, folder_content_hash, preview_markdown, read_
 from .shapes import generate_demo_dataset
 from .validation import read_class_names, scan_source
 from .versions import (
-    ClearMLDatasetVersion, content_tag, get_dataset_version, list_dataset_versions, next_semver,
+    FINALIZED_STATUSES, ClearMLDatasetVersion, content_tag, get_dataset_version, list_dataset_versions,
+    next_semver,
 )
 
 DEFAULT_PROJECT = "clearml_assets_demo"
@@ -184,15 +185,46 @@ def publish_folder(clearml: Any, account: str | None, *, project: str, name: str
     version = next_semver(versions)
     spec = {"name": name, "project": project, "version": version, "parents": parents, "folder": str(folder),
             "tags": ["dagster", content_tag(content_hash)], "description": description}
-    result = run_in_sdk_process("clearml_assets.datasets.sdk_ops:create_version", spec,
-                                env=clearml.sdk_env(account), timeout=timeout,
-                                what=f"ClearML dataset version {project}/{name} {version}")
+    try:
+        result = run_in_sdk_process("clearml_assets.datasets.sdk_ops:create_version", spec,
+                                    env=clearml.sdk_env(account), timeout=timeout,
+                                    what=f"ClearML dataset version {project}/{name} {version}")
+    except SDKProcessError:
+        # A child killed on timeout (or by the OOM killer) cannot delete its own draft.
+        discard_unfinished_drafts(client, project, name, version, content_tag(content_hash), log)
+        raise
     created = get_dataset_version(client, result["id"])
     if log:
         log.info(f"{name}: created version {version} ({created.id}), uploaded {result['delta_files']} files "
                  f"/ {result['delta_bytes']} bytes, removed {result['removed_files']}")
     return PublishedVersion(created, content_hash, file_count, total_bytes, False, result["delta_bytes"],
                             result["delta_files"], parents)
+
+
+def discard_unfinished_drafts(client: Any, project: str, name: str, version: str, tag: str,
+                              log: Any = None) -> list[str]:
+    """Delete the unfinalized versions ``version`` of ``project/name`` that carry ``tag``.
+
+    Only drafts of this materialization match (the content tag is set when the draft is created),
+    so someone else's draft of the same version number is left alone.
+
+    Returns:
+        Ids of the deleted drafts.
+    """
+    deleted = []
+    for draft in list_dataset_versions(client, project, name, finalized_only=False):
+        if draft.version != version or draft.status in FINALIZED_STATUSES or tag not in draft.tags:
+            continue
+        try:
+            client.call("tasks.delete", task=draft.id, force=True)
+            deleted.append(draft.id)
+        except ClearMLAssetsError as exc:
+            if log:
+                log.warning(f"{name}: could not delete unfinished draft {draft.id} ({exc}); it was never "
+                            "finalized, delete it in the ClearML UI.")
+    if deleted and log:
+        log.info(f"{name}: deleted unfinished draft version(s) {', '.join(deleted)}")
+    return deleted
 
 
 def version_metadata(clearml: Any, account: str | None, project: str, published: PublishedVersion) -> dict[str, Any]:
