@@ -1,23 +1,51 @@
 """clearml_assets: Dagster assets for ClearML, with an embedded local ClearML-compatible server."""
 
-from .accounts import ClearMLAccount
-from .archives.defs import build_archive_defs
-from .automation.defs import build_automation_defs
-from .automation.schedules import build_clearml_project_archive_schedule, build_clearml_retraining_schedule
-from .automation.sensors import build_clearml_completed_tasks_sensor
-from .client import ClearMLClient
-from .datasets.defs import build_dataset_defs
-from .errors import (
-    ArchiveError,
-    ClearMLAssetsError,
-    ClearMLConfigError,
-    ClearMLConnectionError,
-    ClearMLRequestError,
-    DatasetValidationError,
-    TrainingError,
-)
-from .resource import ClearMLResource
-from .training.defs import build_training_defs
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .accounts import ClearMLAccount
+    from .archives.defs import build_archive_defs
+    from .automation.defs import build_automation_defs
+    from .automation.schedules import build_clearml_project_archive_schedule, build_clearml_retraining_schedule
+    from .automation.sensors import build_clearml_completed_tasks_sensor
+    from .client import ClearMLClient
+    from .datasets.defs import build_dataset_defs
+    from .errors import (
+        ArchiveError,
+        ClearMLAssetsError,
+        ClearMLConfigError,
+        ClearMLConnectionError,
+        ClearMLRequestError,
+        DatasetValidationError,
+        TrainingError,
+    )
+    from .resource import ClearMLResource
+    from .training.defs import build_training_defs
+
+# Public name -> defining module. Imported on first use: the spawned SDK children (training,
+# datasets) import this package and should not pay for dagster definitions, pandas and pyarrow
+# they never touch.
+_EXPORTS = {
+    "ClearMLAccount": ".accounts", "ClearMLClient": ".client", "ClearMLResource": ".resource",
+    "build_archive_defs": ".archives.defs", "build_automation_defs": ".automation.defs",
+    "build_dataset_defs": ".datasets.defs", "build_training_defs": ".training.defs",
+    "build_clearml_completed_tasks_sensor": ".automation.sensors",
+    "build_clearml_project_archive_schedule": ".automation.schedules",
+    "build_clearml_retraining_schedule": ".automation.schedules",
+    **{name: ".errors" for name in ("ArchiveError", "ClearMLAssetsError", "ClearMLConfigError",
+                                    "ClearMLConnectionError", "ClearMLRequestError", "DatasetValidationError",
+                                    "TrainingError")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ClearMLAccount", "ClearMLClient", "ClearMLResource",

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from clearml_assets.datasets.layout import data_yaml_text
 from clearml_assets.datasets.shapes import DEMO_CLASSES, format_yolo_label, render_demo_image
 from clearml_assets.training.config import short_metric_name
 from clearml_assets.training.curves import png_markdown, render_training_curves
@@ -27,7 +26,8 @@ def _view(folder: Path, train: int, val: int, size: int) -> Path:
             image, boxes = render_demo_image(i, seed=5, size=size)
             image.save(folder / "images" / split / f"s{i}.png")
             (folder / "labels" / split / f"s{i}.txt").write_text(format_yolo_label(boxes))
-    (folder / "data.yaml").write_text(data_yaml_text(DEMO_CLASSES))
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(DEMO_CLASSES))
+    (folder / "data.yaml").write_text(f"train: images/train\nval: images/val\nnames:\n{names}")
     return folder / "data.yaml"
 
 

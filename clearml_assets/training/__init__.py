@@ -1,17 +1,39 @@
 """Training capability: the YOLO model asset, its ClearML task and the champion/challenger registry."""
 
-from .assets import ClearMLTrainingNames, build_training_assets
-from .checks import build_model_checks
-from .config import ClearMLTrainingConfig
-from .defs import build_training_defs
-from .registry import (
-    CHAMPION_TAG,
-    ClearMLModelRecord,
-    ClearMLPromotionDecision,
-    decide_promotion,
-    find_champions,
-    promote_model,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .assets import ClearMLTrainingNames, build_training_assets
+    from .checks import build_model_checks
+    from .config import ClearMLTrainingConfig
+    from .defs import build_training_defs
+    from .registry import (
+        CHAMPION_TAG,
+        ClearMLModelRecord,
+        ClearMLPromotionDecision,
+        decide_promotion,
+        find_champions,
+        promote_model,
+    )
+
+# Imported on first use: the training child imports ``.yolo`` through this package and needs none
+# of the Dagster asset modules (nor the datasets package they pull in).
+_EXPORTS = {
+    "ClearMLTrainingNames": ".assets", "build_training_assets": ".assets", "build_model_checks": ".checks",
+    "ClearMLTrainingConfig": ".config", "build_training_defs": ".defs",
+    **{name: ".registry" for name in ("CHAMPION_TAG", "ClearMLModelRecord", "ClearMLPromotionDecision",
+                                      "decide_promotion", "find_champions", "promote_model")},
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHAMPION_TAG",

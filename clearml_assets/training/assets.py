@@ -1,6 +1,7 @@
 """The YOLO model asset: train on the training view's exact dataset version, register, promote."""
 
 
+import base64
 import dataclasses
 import os
 import tempfile
@@ -15,7 +16,7 @@ from ..datasets.checks import latest_dataset_id
 from ..errors import ClearMLConfigError, TrainingError
 from ..sdk_process import SDKProcessError, run_in_sdk_process
 from .config import ClearMLTrainingConfig, short_metric_name
-from .curves import png_markdown, render_training_curves
+from .curves import png_markdown
 from .registry import find_champions, find_project_id, promote_model
 from .yolo import TASK_ID_FILE  # yolo imports clearml/ultralytics only inside the child
 
@@ -111,6 +112,7 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         work = Path(tmp)
         request = training_request(config, names, dataset_id=dataset_id, work_dir=work, run_id=context.run.run_id,
                                    champion=dataclasses.asdict(champion) if champion else None)
+        before_child = time.monotonic() - started
         try:
             result = run_in_sdk_process(TRAIN_TARGET, request, env=clearml.sdk_env(account),
                                         timeout=config.timeout_seconds,
@@ -127,12 +129,13 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
                 f"{exc.description} No model was registered and the champion is unchanged"
                 + (f"; see ClearML task {task_id}." if task_id else "."), metadata=metadata) from exc
 
+    child_process = time.monotonic() - started - before_child
     decision = result["decision"]
     demoted: list[str] = []
     if decision["promote"]:
         demoted = promote_model(client, result["model_id"], result["project_id"])
     metrics = result["metrics"]
-    png = render_training_curves(result["results"], title=f"{result['model_name']} on {dataset_id[:8]}")
+    png = base64.b64decode(result["curves_png_b64"])
     metadata = {
         "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result["task_id"], result["project_id"])),
         "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result["model_id"], result["project_id"])),
@@ -150,6 +153,9 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         "child_seconds": round(result["wall_seconds"], 2), "task_close_seconds": round(result["close_seconds"], 2),
         "child_phase_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in result["phase_seconds"].items()}),
         "wall_seconds": round(time.monotonic() - started, 2),
+        "parent_phase_seconds": dg.MetadataValue.json({
+            "before_child": round(before_child, 2), "child_process": round(child_process, 2),
+            "after_child": round(time.monotonic() - started - before_child - child_process, 2)}),
         "champion_decision": "promoted" if decision["promote"] else "not promoted",
         "champion_reason": decision["reason"],
         "challenger_value": float(decision["challenger_value"]),
