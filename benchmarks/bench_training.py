@@ -7,7 +7,7 @@ task, downloads the dataset version, logs everything, uploads the weights and cl
 
 Target: asset wall time <= 1.10 x bare ``YOLO.train`` wall time. Also prints the mAP50 reached.
 
-    python benchmarks/bench_training.py [--images 160] [--epochs 40] [--imgsz 128] [--batch 16]
+    python benchmarks/bench_training.py [--images 160] [--epochs 30] [--imgsz 128] [--batch 16]
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=160, help="training images (val adds a quarter)")
     parser.add_argument("--size", type=int, default=160, help="generated image side in pixels")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--imgsz", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
