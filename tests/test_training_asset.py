@@ -232,8 +232,8 @@ def test_interrupted_training_is_marked_failed_by_the_parent(world, trained):
     champion_before = champion_ids(world)
     models_before = len(world.client.call("models.get_all")["models"])
     with pytest.raises(TrainingError) as err:
-        materialize(world, {**TINY, "epochs": 500, "dataset_id": world.dataset_id, "timeout_seconds": 30})
-    assert "did not finish within 30s" in str(err.value)
+        materialize(world, {**TINY, "epochs": 500, "dataset_id": world.dataset_id, "timeout_seconds": 20})
+    assert "did not finish within 20s" in str(err.value)
     task_id = err.value.metadata["task_id"].value
     (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["id", "status"])["tasks"]
     assert doc["status"] == "failed"
