@@ -1,7 +1,8 @@
 """clearml_assets: Dagster assets for ClearML, with an embedded local ClearML-compatible server."""
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .accounts import ClearMLAccount
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
     from .resource import ClearMLResource
     from .training.defs import build_training_defs
 
-# Public name -> defining module. Imported on first use: the spawned SDK children (training,
-# datasets) import this package and should not pay for dagster definitions, pandas and pyarrow
-# they never touch.
 _EXPORTS = {
     "ClearMLAccount": ".accounts", "ClearMLClient": ".client", "ClearMLResource": ".resource",
     "build_archive_defs": ".archives.defs", "build_automation_defs": ".automation.defs",
@@ -39,12 +37,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -10,7 +10,6 @@ import dagster as dg
 
 from .archives.defs import build_archive_defs
 from .automation.defs import build_automation_defs
-from .automation.jobs import CLEARML_TRAINING_JOB as TRAINING_JOB
 from .datasets.defs import build_dataset_defs
 from .resource import ClearMLResource
 from .training.defs import build_training_defs

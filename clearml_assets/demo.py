@@ -42,7 +42,8 @@ def run_demo(account: str | None = None, home: Path | None = None, train_epochs:
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
 
     from .archives.assets import clearml_task_partitions, task_archive_key
-    from .definitions import TRAINING_JOB, build_definitions
+    from .automation.jobs import CLEARML_TRAINING_JOB as TRAINING_JOB
+    from .definitions import build_definitions
 
     clearml = ClearMLResource.from_env()
     if account:

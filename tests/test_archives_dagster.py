@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from clearml_assets.archives.assets import task_archive_key
 from clearml_assets.archives.demo import DemoSpec, RawSeeder

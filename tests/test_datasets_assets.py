@@ -4,7 +4,6 @@ local server, read back with the real ClearML SDK."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import dagster as dg

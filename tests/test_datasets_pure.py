@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
 
 from clearml_assets.datasets.curation import split_for, write_curated_folder
 from clearml_assets.datasets.frame_query import FrameQueryError, frame_query_mask, select_frames

@@ -262,8 +262,9 @@ def test_late_commit_inside_overlap_is_not_lost(clearml_server, api, resource, i
     doc = clearml_server.store.get("tasks", late)  # committed after the tick, stamped 2 s before its end
     from datetime import timedelta
 
-    from clearml_assets.automation.cursor import format_server_time, parse_server_time
-    doc["status_changed"] = format_server_time(parse_server_time(cursor_time) - timedelta(seconds=2))
+    from clearml_assets.automation.cursor import format_server_time
+    from clearml_assets.timestamps import parse_clearml_time
+    doc["status_changed"] = format_server_time(parse_clearml_time(cursor_time) - timedelta(seconds=2))
     clearml_server.store.save("tasks", doc)
     data = tick(sensor, instance, resource, first.cursor)
     assert [r.partition_key for r in data.run_requests] == [late]

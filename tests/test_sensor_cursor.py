@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from clearml_assets.automation.cursor import ClearMLTaskCursor, format_server_time, parse_server_time
+from clearml_assets.automation.cursor import ClearMLTaskCursor, format_server_time
+from clearml_assets.timestamps import parse_clearml_time
 from clearml_assets.errors import ClearMLConfigError
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
@@ -38,8 +39,8 @@ def test_time_only_moves_forward_and_bound_has_overlap():
     cursor.advance("x", at(10))
     cursor.advance("late", at(8))  # a late commit seen in the overlap window
     assert cursor.time == at(10)
-    assert parse_server_time(cursor.lower_bound(5)) == T0 + timedelta(seconds=5)
-    assert parse_server_time(cursor.lower_bound(0)) == T0 + timedelta(seconds=10)
+    assert parse_clearml_time(cursor.lower_bound(5)) == T0 + timedelta(seconds=5)
+    assert parse_clearml_time(cursor.lower_bound(0)) == T0 + timedelta(seconds=10)
 
 
 def test_is_new_skips_seen_and_accepts_recompletion():
@@ -61,11 +62,11 @@ def test_prune_keeps_the_overlap_window_only():
 
 
 def test_server_time_forms():
-    assert parse_server_time("2024-05-01T12:00:00.123Z") == datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
-    assert parse_server_time("2024-05-01T12:00:00.123") == parse_server_time("2024-05-01T12:00:00.123+00:00")
-    assert parse_server_time("2024-05-01T14:00:00.123+02:00") == parse_server_time("2024-05-01T12:00:00.123Z")
-    assert parse_server_time(1714564800) == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    assert parse_server_time(None) is None and parse_server_time("garbage") is None
+    assert parse_clearml_time("2024-05-01T12:00:00.123Z") == datetime(2024, 5, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    assert parse_clearml_time("2024-05-01T12:00:00.123") == parse_clearml_time("2024-05-01T12:00:00.123+00:00")
+    assert parse_clearml_time("2024-05-01T14:00:00.123+02:00") == parse_clearml_time("2024-05-01T12:00:00.123Z")
+    assert parse_clearml_time(1714564800) == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert parse_clearml_time(None) is None and parse_clearml_time("garbage") is None
     start = ClearMLTaskCursor.starting_at("2024-05-01T12:00:00Z")
     assert start.time == "2024-05-01T12:00:00.000000+00:00" and start.recent == {}
     with pytest.raises(ClearMLConfigError, match="Cannot parse the start time"):
@@ -76,12 +77,12 @@ def test_bound_is_raised_so_known_tasks_never_fill_a_page():
     cursor = ClearMLTaskCursor()
     for i, second in enumerate([1, 2, 3, 3, 4, 5]):
         cursor.advance(f"t{i}", at(second))
-    assert parse_server_time(cursor.lower_bound(10, max_seen=100)) == T0 - timedelta(seconds=5)
-    assert parse_server_time(cursor.lower_bound(10, max_seen=2)) == T0 + timedelta(seconds=4)
+    assert parse_clearml_time(cursor.lower_bound(10, max_seen=100)) == T0 - timedelta(seconds=5)
+    assert parse_clearml_time(cursor.lower_bound(10, max_seen=2)) == T0 + timedelta(seconds=4)
     # the 3rd newest time (3 s) is shared by two tasks: starting there would re-read 4, so start at 4 s
-    assert parse_server_time(cursor.lower_bound(10, max_seen=3)) == T0 + timedelta(seconds=4)
-    assert parse_server_time(cursor.lower_bound(10, max_seen=4)) == T0 + timedelta(seconds=3)
+    assert parse_clearml_time(cursor.lower_bound(10, max_seen=3)) == T0 + timedelta(seconds=4)
+    assert parse_clearml_time(cursor.lower_bound(10, max_seen=4)) == T0 + timedelta(seconds=3)
     shared = ClearMLTaskCursor()
     for i in range(5):
         shared.advance(f"s{i}", at(7))
-    assert parse_server_time(shared.lower_bound(10, max_seen=2)) == T0 + timedelta(seconds=7)
+    assert parse_clearml_time(shared.lower_bound(10, max_seen=2)) == T0 + timedelta(seconds=7)

@@ -8,7 +8,6 @@ uploads only the delta. Company isolation as the SDK sees it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import zipfile

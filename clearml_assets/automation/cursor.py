@@ -14,24 +14,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from ..errors import ClearMLConfigError
+from ..timestamps import parse_clearml_time
 
 CURSOR_VERSION = 1
-
-
-def parse_server_time(value: Any) -> datetime | None:
-    """A ClearML datetime (ISO 8601, naive = UTC, or a unix timestamp) as an aware UTC datetime."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, timezone.utc)
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def format_server_time(when: datetime) -> str:
@@ -67,7 +54,7 @@ class ClearMLTaskCursor:
                 raise ValueError(f"version {data.get('v')!r}")
             time = data.get("time")
             recent = {str(k): str(v) for k, v in (data.get("recent") or {}).items()}
-            if time is not None and parse_server_time(time) is None:
+            if time is not None and parse_clearml_time(time) is None:
                 raise ValueError(f"unparseable time {time!r}")
         except (ValueError, TypeError, AttributeError) as exc:
             raise ClearMLConfigError(
@@ -84,7 +71,7 @@ class ClearMLTaskCursor:
     @classmethod
     def starting_at(cls, when: datetime | str) -> "ClearMLTaskCursor":
         """A cursor that ignores every task whose status changed before ``when`` (server time)."""
-        parsed = parse_server_time(when) if isinstance(when, str) else when
+        parsed = parse_clearml_time(when) if isinstance(when, str) else when
         if parsed is None:
             raise ClearMLConfigError(f"Cannot parse the start time {when!r}: use ISO 8601, e.g. "
                                      "2024-01-31T00:00:00+00:00.")
@@ -100,12 +87,12 @@ class ClearMLTaskCursor:
                 it (tasks sharing ``time`` always do): the first page then always has room for new
                 tasks, however many completed within the overlap.
         """
-        when = parse_server_time(self.time)
+        when = parse_clearml_time(self.time)
         if when is None:
             return None
         bound = when - timedelta(seconds=overlap_seconds)
         if max_seen is not None and max_seen > 0:
-            times = sorted((t for v in self.recent.values() if (t := parse_server_time(v)) and t >= bound),
+            times = sorted((t for v in self.recent.values() if (t := parse_clearml_time(v)) and t >= bound),
                            reverse=True)
             if len(times) > max_seen:
                 nth = times[max_seen - 1]
@@ -121,15 +108,15 @@ class ClearMLTaskCursor:
     def advance(self, task_id: str, status_changed: str) -> None:
         """Record a processed task (rows arrive ordered by ``status_changed``, ``id``)."""
         self.recent[task_id] = status_changed
-        new, old = parse_server_time(status_changed), parse_server_time(self.time)
+        new, old = parse_clearml_time(status_changed), parse_clearml_time(self.time)
         if new is not None and (old is None or new > old):
             self.time = status_changed
 
     def prune(self, overlap_seconds: float) -> None:
         """Forget processed tasks older than the overlap window (the next query cannot return them)."""
-        when = parse_server_time(self.time)
+        when = parse_clearml_time(self.time)
         if when is None:
             return
         floor = when - timedelta(seconds=overlap_seconds)
         self.recent = {k: v for k, v in self.recent.items()
-                       if (t := parse_server_time(v)) is not None and t >= floor}
+                       if (t := parse_clearml_time(v)) is not None and t >= floor}

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..client import ClearMLClient
-from .cursor import ClearMLTaskCursor, parse_server_time
+from ..timestamps import parse_clearml_time
+from .cursor import ClearMLTaskCursor
 
 FINISHED_STATUSES = ("completed", "published")
 TASK_FIELDS = ("id", "name", "project", "status", "status_changed")
@@ -144,5 +145,5 @@ def poll_finished_tasks(
 
 
 def _after(a: str, b: str) -> bool:
-    ta, tb = parse_server_time(a), parse_server_time(b)
+    ta, tb = parse_clearml_time(a), parse_clearml_time(b)
     return ta is not None and tb is not None and ta > tb

@@ -286,6 +286,27 @@ def _scan_class_counts(scan) -> dict[str, int]:
     return counts
 
 
+def newest_version_id(clearml: Any, account: str | None, project: str, name: str, key: dg.AssetKey) -> str:
+    """The id of the newest finalized version of dataset ``project/name``.
+
+    Raises:
+        ClearMLConfigError: There is none yet; names the asset to materialize first.
+    """
+    versions = list_dataset_versions(clearml.client(account), project, name)
+    if not versions:
+        raise ClearMLConfigError(f"No finalized version of dataset {project}/{name}: materialize "
+                                 f"{key.to_user_string()} first.")
+    return versions[0].id
+
+
+def download_version(clearml: Any, account: str | None, version_id: str, target: Path, config: _DatasetConfig,
+                     kind: str) -> Path:
+    """A local copy of a dataset version, fetched with the SDK in a child process for one account."""
+    return Path(run_in_sdk_process("clearml_assets.datasets.sdk_ops:local_copy", version_id, str(target),
+                                   env=clearml.sdk_env(account), timeout=config.sdk_timeout_seconds,
+                                   what=f"download of {kind} dataset version {version_id}"))
+
+
 def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets") -> list[dg.AssetsDefinition]:
     """The raw, curated and training view assets (see ``build_dataset_defs``)."""
 
@@ -330,18 +351,10 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
     def curated(context: dg.AssetExecutionContext, config: ClearMLCuratedDatasetConfig) -> dg.MaterializeResult:
         project, name, account = target(config, names.curated)
         clearml = context.resources.clearml
-        raw_id = config.raw_dataset_id
-        if not raw_id:
-            raw_versions = list_dataset_versions(clearml.client(account), project, names.raw)
-            if not raw_versions:
-                raise ClearMLConfigError(f"No finalized version of raw dataset {project}/{names.raw}: "
-                                         f"materialize {names.raw_key.to_user_string()} first.")
-            raw_id = raw_versions[0].id
+        raw_id = config.raw_dataset_id or newest_version_id(clearml, account, project, names.raw, names.raw_key)
         with _staging("curated_") as stage:
-            raw_copy = run_in_sdk_process("clearml_assets.datasets.sdk_ops:local_copy", raw_id, str(stage / "raw"),
-                                          env=clearml.sdk_env(account), timeout=config.sdk_timeout_seconds,
-                                          what=f"download of raw dataset version {raw_id}")
-            scan = scan_source(Path(raw_copy))
+            raw_copy = download_version(clearml, account, raw_id, stage / "raw", config, "raw")
+            scan = scan_source(raw_copy)
             result = write_curated_folder(scan, stage / "curated", val_fraction=config.val_fraction,
                                           seed=config.seed, source=raw_id, on_invalid=config.on_invalid)
             published = publish_folder(
@@ -369,18 +382,10 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
     def training_view(context: dg.AssetExecutionContext, config: ClearMLTrainingViewConfig) -> dg.MaterializeResult:
         project, name, account = target(config, names.training_view)
         clearml = context.resources.clearml
-        curated_id = config.curated_dataset_id or latest_dataset_id(context.instance, names.curated_key)
-        if not curated_id:
-            curated_versions = list_dataset_versions(clearml.client(account), project, names.curated)
-            if not curated_versions:
-                raise ClearMLConfigError(f"No curated dataset version to select from: materialize "
-                                         f"{names.curated_key.to_user_string()} first.")
-            curated_id = curated_versions[0].id
+        curated_id = (config.curated_dataset_id or latest_dataset_id(context.instance, names.curated_key)
+                      or newest_version_id(clearml, account, project, names.curated, names.curated_key))
         with _staging("view_") as stage:
-            copy = Path(run_in_sdk_process(
-                "clearml_assets.datasets.sdk_ops:local_copy", curated_id, str(stage / "curated"),
-                env=clearml.sdk_env(account), timeout=config.sdk_timeout_seconds,
-                what=f"download of curated dataset version {curated_id}"))
+            copy = download_version(clearml, account, curated_id, stage / "curated", config, "curated")
             manifest = read_manifest(copy)
             class_names = read_class_names(copy)
             if not class_names:

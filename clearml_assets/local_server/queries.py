@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from functools import cmp_to_key
 from typing import Any, Iterable, Sequence
 
+from ..timestamps import parse_clearml_time
 from .registry import ApiError, bad_request
 
 ACCESS_REGEX = re.compile(r"^(?P<prefix>>=|>|<=|<)?(?P<value>.*)$")
@@ -28,19 +29,6 @@ def now_iso() -> str:
     """The current UTC time as the real server renders datetimes (Mongo keeps milliseconds)."""
     now = datetime.now(timezone.utc)
     return now.replace(microsecond=now.microsecond // 1000 * 1000).isoformat(timespec="microseconds")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse an ISO datetime (naive = UTC) or a unix timestamp; None when absent or unparseable."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, timezone.utc)
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def get_path(doc: dict, path: str) -> Any:
@@ -132,7 +120,7 @@ def list_matcher(data: Any, field: str):
 
 def _compare(a: Any, b: Any) -> Any:
     """Make two values comparable: datetimes parse, numbers stay numbers."""
-    ta, tb = parse_time(a) if isinstance(a, str) else a, parse_time(b) if isinstance(b, str) else b
+    ta, tb = parse_clearml_time(a) if isinstance(a, str) else a, parse_clearml_time(b) if isinstance(b, str) else b
     if isinstance(ta, datetime) and isinstance(tb, datetime):
         return ta, tb
     return a, b
@@ -169,10 +157,10 @@ def match_dates(doc_value: Any, data: Any, field: str) -> bool:
         raise bad_request(f"failed parsing query field {field}: datetime strings expected")
     if len(data) == 2 and not any(d.startswith(tuple(OPS_PREFIXES)) for d in data if d is not None):
         return match_range(doc_value, data, field)
-    when = parse_time(doc_value)
+    when = parse_clearml_time(doc_value)
     for item in data:
         m = ACCESS_REGEX.match(item or "")
-        bound = parse_time(m.group("value")) if m else None
+        bound = parse_clearml_time(m.group("value")) if m else None
         if bound is None:
             continue  # the real server ignores values it cannot parse
         if when is None or not OPS[m.group("prefix")](when, bound):
