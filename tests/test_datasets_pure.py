@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -109,9 +111,9 @@ def test_scan_rejects_unusable_folder(tmp_path, case):
     elif case in ("unreadable", "no_classes"):
         generate_demo_dataset(folder, images=1, size=64)
         if case == "unreadable":
-            if os.geteuid() == 0:
-                pytest.skip("root reads everything")
             folder.chmod(0)
+            if os.geteuid() == 0:  # root reads everything: drop the capabilities that let it
+                return _assert_unreadable_without_dac_override(folder)
         else:
             (folder / "classes.txt").unlink()
     try:
@@ -280,3 +282,20 @@ def test_names_too_short_for_clearml_fail_before_any_work():
         # The check runs before the resource is used, so no server is needed.
         dg.materialize([*defs.assets], selection=[dg.AssetKey(["datasets", "shapes_raw"])], run_config=run_config,
                        resources={"clearml": dg.ResourceDefinition.none_resource()})
+
+
+def _assert_unreadable_without_dac_override(folder):
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "util-linux's setpriv is needed to test an unreadable folder as root"
+    caps = "-dac_override,-dac_read_search"
+    script = ("import sys\nfrom clearml_assets.datasets.validation import scan_source\n"
+              "from clearml_assets.errors import DatasetValidationError\n"
+              "try:\n    scan_source(sys.argv[1])\nexcept DatasetValidationError as exc:\n    print(exc)\n"
+              "else:\n    sys.exit('no error')\n")
+    try:
+        out = subprocess.run([setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", sys.executable, "-c", script,
+                              str(folder)], capture_output=True, text=True, timeout=120)
+    finally:
+        folder.chmod(0o755)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert str(folder) in out.stdout and "not readable" in out.stdout
