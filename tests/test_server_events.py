@@ -351,3 +351,42 @@ def test_nan_and_inf_scalars_are_refused_like_elasticsearch(api):
     ok = api.add_batch([{"type": "training_stats_scalar", "task": task, "iter": 5, "metric": "m", "variant": "v",
                          "value": 1e-3}])
     assert ok["added"] == 1
+
+
+def test_events_read_from_stored_json_match_decoded_events(api, monkeypatch):
+    """Scalar columns read straight from the stored JSON (when SQLite gives the text back verbatim) are
+    byte for byte what decoding every event gives, for odd values, both keys, and a paged scroll."""
+    import sqlite3
+
+    from clearml_assets.local_server import events_store
+
+    task = _new_task(api, "verbatim")
+    values = [0.1234567890123456789, 1e-07, 3, 10 ** 30, -0.0, "2.5", None, 1e+20, 5e-324]
+    api.add_batch([{"type": "training_stats_scalar", "task": task, "iter": i, "metric": "m",
+                    "variant": f"v{i % 2}\u00e9", "value": v, "timestamp": 1000 + i} for i, v in enumerate(values)])
+    api.add_batch([{"type": "training_stats_scalar", "task": task, "metric": "m", "variant": "no_iter",
+                    "value": 7}])
+    requests_ = [{"key": "iter"}, {"key": "timestamp"}, {"key": "iso_time", "batch_size": 4}]
+
+    def read_all() -> list[bytes]:
+        out = []
+        for extra in requests_:
+            body, scroll = {"task": task, "metric": {"metric": "m"}, "count_total": True, **extra}, None
+            while True:
+                resp = api.raw("events.scalar_metrics_iter_raw", {**body, "scroll_id": scroll} if scroll else body)
+                data = resp.json()["data"]
+                out.append(json.dumps(data["variants"]).encode())
+                if not data["returned"]:
+                    break
+                scroll = data["scroll_id"]
+        return out
+
+    fast = read_all()
+    assert events_store._VERBATIM[sqlite3.sqlite_version] or sqlite3.sqlite_version_info < (3, 38)
+    monkeypatch.setitem(events_store._VERBATIM, sqlite3.sqlite_version, False)
+    assert read_all() == fast
+    by_iter, by_time = json.loads(fast[0]), json.loads(fast[2])
+    assert repr(by_iter["v0\u00e9"]["y"]) == repr([0.1234567890123456789, 3, -0.0, None, 5e-324])
+    assert by_iter["v1\u00e9"] == {"y": [1e-07, 10 ** 30, "2.5", 1e+20], "iter": [1, 3, 5, 7]}
+    assert by_iter["no_iter"] == {"y": [7], "iter": [None]}
+    assert by_time["v1\u00e9"]["timestamp"] == [1001, 1003, 1005, 1007]

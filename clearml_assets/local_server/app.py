@@ -35,6 +35,40 @@ MAX_BODY_BYTES = 512 * 1024 * 1024
 UNLOCKED: set[str] = set()
 
 
+class RawJSON:
+    """JSON text placed as is in a response: events are stored as the JSON the client gets back, so
+    they are spliced in rather than decoded and encoded again."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def dumps(data: Any) -> str:
+    """Compact JSON of ``data``, with every :class:`RawJSON` inside written verbatim."""
+    raws: list[str] = []
+    token = f"\x00{uuid.uuid4().hex}:"
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, RawJSON):
+            raws.append(obj.text)
+            return f"{token}{len(raws) - 1}\x00"
+        return str(obj)
+
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=default)
+    if not raws:
+        return text
+    quoted = json.dumps(token)[:-1]  # '"\\u0000<nonce>:' as it appears in the output
+    parts = text.split(quoted)
+    out = [parts[0]]
+    for part in parts[1:]:
+        index, rest = part.split("\\u0000\"", 1)
+        out.append(raws[int(index)])
+        out.append(rest)
+    return "".join(out)
+
+
 def envelope(name: str, version: str, code: int, subcode: int, msg: str, data: Any) -> Response:
     """A ClearML response envelope with HTTP status == result_code."""
     trx = uuid.uuid4().hex
@@ -48,8 +82,7 @@ def envelope(name: str, version: str, code: int, subcode: int, msg: str, data: A
         "error_stack": None,
         "error_data": {},
     }
-    body = json.dumps({"meta": meta, "data": data}, separators=(",", ":"), allow_nan=False,
-                      default=str)
+    body = dumps({"meta": meta, "data": data})
     return Response(body, status_code=code, media_type="application/json")
 
 

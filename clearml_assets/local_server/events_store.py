@@ -316,13 +316,13 @@ def metric_clause(metrics: Any) -> tuple[str, list]:
 
 
 def key_page(conn: sqlite3.Connection, where: str, args: list, key: str, batch: int, desc: bool,
-             after: list | None) -> tuple[list[tuple], list | None]:
-    """Up to ``batch`` rows ``(body, key, seq)`` past ``after`` plus the rest of the last key value.
+             after: list | None, columns: str = "body") -> tuple[list[tuple], list | None]:
+    """Up to ``batch`` rows ``(*columns, key, seq)`` past ``after`` plus the rest of the last key value.
 
     Returns the rows and the new position ``[key value, seq]`` (``after`` again when no row is left).
     """
     op, direction = ("<", "DESC") if desc else (">", "ASC")
-    sql = f"SELECT body, {key}, seq FROM events WHERE {where}"
+    sql = f"SELECT {columns}, {key}, seq FROM events WHERE {where}"
     qargs = list(args)
     if after is not None:
         sql += f" AND ({key}, seq) {op} (?, ?)"
@@ -330,11 +330,33 @@ def key_page(conn: sqlite3.Connection, where: str, args: list, key: str, batch: 
     rows = conn.execute(sql + f" ORDER BY {key} {direction}, seq {direction} LIMIT ?", qargs + [batch]).fetchall()
     if not rows:
         return [], after
-    last_key, last_seq = rows[-1][1], rows[-1][2]
-    rows += conn.execute(f"SELECT body, {key}, seq FROM events WHERE {where} AND {key} = ? AND seq {op} ? "
+    last_key, last_seq = rows[-1][-2], rows[-1][-1]
+    rows += conn.execute(f"SELECT {columns}, {key}, seq FROM events WHERE {where} AND {key} = ? AND seq {op} ? "
                          f"ORDER BY seq {direction} LIMIT ?", list(args) + [last_key, last_seq, BOUNDARY_ROWS]
                          ).fetchall()
-    return rows, [rows[-1][1], rows[-1][2]]
+    return rows, [rows[-1][-2], rows[-1][-1]]
+
+
+_VERBATIM: dict[str, bool] = {}
+
+
+def json_fields_verbatim(conn: sqlite3.Connection) -> bool:
+    """Whether SQLite's ``body -> '$.field'`` returns a field's JSON text exactly as stored.
+
+    Checked once on values this module writes (floats, big integers, escaped text); when it holds,
+    scalar columns are read straight from the stored JSON instead of decoding every event.
+    """
+    version = sqlite3.sqlite_version
+    if version not in _VERBATIM:
+        samples = [0.12345678901234568, 1e-07, 1e+20, -0.0, 5e-324, 10 ** 30, -(2 ** 63), "\u00e9\ud800",
+                   None, True, 3]
+        try:
+            ok = all(conn.execute("SELECT ? -> '$.v'", (_encode({"v": v}),)).fetchone()[0] == _encode(v)
+                     for v in samples)
+        except sqlite3.Error:  # no JSON operators in this SQLite
+            ok = False
+        _VERBATIM[version] = ok
+    return _VERBATIM[version]
 
 
 def count(conn: sqlite3.Connection, where: str, args: list) -> int:

@@ -21,6 +21,11 @@ from .auth import Authenticator
 from .registry import ApiError
 
 
+class _FileResponse(FileResponse):
+    # 1 MiB reads instead of Starlette's 64 KiB: 16x fewer thread-pool hops per megabyte served
+    chunk_size = 1024 * 1024
+
+
 def safe_file_path(root: Path, url_path: str) -> Path:
     """Map a URL path to a file under ``root``, refusing anything that leaves it."""
     parts = [p for p in PurePosixPath("/" + url_path.lstrip("/")).parts[1:] if p not in ("", ".")]
@@ -83,7 +88,7 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None) -> Sta
             return JSONResponse({"error": str(exc)}, status_code=400)
         if not target.is_file():
             return JSONResponse({"error": f"file not found: {request.url.path}"}, status_code=404)
-        return FileResponse(target, media_type="application/octet-stream")
+        return _FileResponse(target, media_type="application/octet-stream")
 
     async def delete(request: Request) -> Response:
         if (denied := check(request)) is not None:

@@ -18,8 +18,9 @@ from typing import Any, Iterator
 from starlette.responses import StreamingResponse
 
 from .. import app
-from ..events_store import (LOCKED, SINGLE_VALUE_ITER, add_events, count, decode_scroll, encode_scroll, key_page,
-                            metric_clause)
+from ..app import RawJSON
+from ..events_store import (LOCKED, SINGLE_VALUE_ITER, add_events, count, decode_scroll, encode_scroll,
+                            json_fields_verbatim, key_page, metric_clause)
 from ..registry import ApiError, Call, bad_request, endpoint, missing_field
 from .common import ids_of
 from .events_iterators import register_iterators
@@ -49,6 +50,11 @@ def entity(call: Call, entity_id: Any, model_events: bool = False) -> dict:
 
 def _loads(rows) -> list[dict]:
     return [json.loads(r[0]) for r in rows]
+
+
+def _raw_events(bodies: list[str]) -> RawJSON:
+    """The stored event bodies as a JSON array, without decoding them."""
+    return RawJSON("[" + ",".join(bodies) + "]")
 
 
 def _int(data: dict, name: str, default: int | None) -> int | None:
@@ -97,11 +103,11 @@ def get_task_log(call: Call) -> dict:
     if from_ts:  # like the real server, 0 means "from the start"
         after = [from_ts, -1] if earlier else [from_ts, 2 ** 62]
     rows, _ = key_page(conn, where, args, "ts", max(batch, 1), earlier, after) if batch else ([], None)
-    events = _loads(rows)
+    bodies = [r[0] for r in rows]
     order = data.get("order")
     if order and ((earlier and order == "asc") or (not earlier and order == "desc")):
-        events.reverse()
-    return {"events": events, "returned": len(events), "total": count(conn, where, args)}
+        bodies.reverse()
+    return {"events": _raw_events(bodies), "returned": len(bodies), "total": count(conn, where, args)}
 
 
 def _line_format(data: dict) -> str:
@@ -240,9 +246,8 @@ def get_task_events(call: Call) -> dict:
         total = count(conn, where, args)
     batch = min(int(request["batch_size"]), 10_000)
     rows, position = key_page(conn, where, args, "iter", max(batch, 1), request["order"] == "desc", after)
-    events = _loads(rows)
     scroll = encode_scroll({"request": request, "total": total, "after": position if rows else None})
-    return {"returned": len(events), "total": total, "scroll_id": scroll, "events": events}
+    return {"returned": len(rows), "total": total, "scroll_id": scroll, "events": _raw_events([r[0] for r in rows])}
 
 
 @events_endpoint("events.scalar_metrics_iter_raw")
@@ -280,20 +285,32 @@ def scalar_metrics_iter_raw(call: Call) -> dict:
         total = count(conn, where, args)
     batch = min(int(request["batch_size"]), 200_000)
     column, field = ("iter", "iter") if key == "iter" else ("ts", "timestamp")
-    events: list[dict] = []
+    verbatim = json_fields_verbatim(conn)
+    # (variant, key JSON, value JSON) read from the stored JSON when SQLite gives its text back verbatim
+    columns = f"variant, body -> '$.{field}', body -> '$.value'" if verbatim else "body"
+    points: list[tuple] = []
     for _ in range(math.ceil(batch / 10_000)):
-        rows, position = key_page(conn, where, args, column, max(min(batch, 10_000), 1), False, after)
+        rows, position = key_page(conn, where, args, column, max(min(batch, 10_000), 1), False, after, columns)
         if not rows:
             break
-        events += _loads(rows)
+        if verbatim:
+            points += rows
+        else:
+            points += [(ev["variant"], _json(ev.get(field)), _json(ev.get("value"))) for ev in _loads(rows)]
         after = position
-    variants: dict[str, dict[str, list]] = {}
-    for ev in events:
-        series = variants.setdefault(ev["variant"], {"y": [], key: []})
-        series["y"].append(ev.get("value"))
-        series[key].append(ev.get(field))
-    scroll = encode_scroll({"request": request, "total": total, "after": after if events else None})
-    return {"returned": len(events), "total": total, "scroll_id": scroll, "variants": variants}
+    series: dict[str, tuple[list[str], list[str]]] = {}
+    for variant, key_text, value_text in (p[:3] for p in points):
+        ys, keys = series.setdefault(variant, ([], []))
+        ys.append(value_text or "null")
+        keys.append(key_text or "null")
+    variants = RawJSON("{" + ",".join(f'{_json(v)}:{{"y":[{",".join(ys)}],{_json(key)}:[{",".join(keys)}]}}'
+                                      for v, (ys, keys) in series.items()) + "}")
+    scroll = encode_scroll({"request": request, "total": total, "after": after if points else None})
+    return {"returned": len(points), "total": total, "scroll_id": scroll, "variants": variants}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
 @events_endpoint("events.get_scalar_metric_data")
