@@ -210,8 +210,16 @@ class ClearMLClient:
         return (other.scheme, other.hostname, other.port) == (own.scheme, own.hostname, own.port) \
             and ".." not in other.path.split("/") and other.path.startswith(own.path or "/")
 
-    def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024, _renewed: bool = False) -> int:
+    def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024, _renewed: bool = False, *,
+                 digest: Any = None) -> int:
         """Stream a fileserver URL to ``dest`` (written to a temporary name, renamed when whole).
+
+        Args:
+            url: A URL on this account's fileserver.
+            dest: Where the file goes.
+            chunk_size: Bytes per read.
+            digest: A ``hashlib`` object updated with the bytes as they are written (one pass over the
+                data instead of hashing the file again afterwards).
 
         Returns:
             The number of bytes written.
@@ -234,7 +242,7 @@ class ClearMLClient:
                 if resp.status_code == 401 and not _renewed:
                     resp.close()
                     self._bearer(refresh=True)  # token expired or server restarted: once more, logged in again
-                    return self.download(url, dest, chunk_size, _renewed=True)
+                    return self.download(url, dest, chunk_size, _renewed=True, digest=digest)
                 if resp.status_code != 200:
                     raise ClearMLRequestError(
                         f"ClearML account '{self.account}': download of {url} failed with HTTP "
@@ -244,6 +252,8 @@ class ClearMLClient:
                 with open(tmp, "wb") as out:
                     for chunk in resp.iter_content(chunk_size):
                         out.write(chunk)
+                        if digest is not None:
+                            digest.update(chunk)
                         written += len(chunk)
             if expected is not None and int(expected) != written:
                 raise ClearMLRequestError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -173,19 +174,23 @@ def test_hostile_names_missing_and_foreign_uris(clearml_server, tmp_path: Path):
 
 
 class _DeletingClient:
-    """The real client, but the task is deleted on the server right after its log is read."""
+    """The real client, but the task is deleted on the server right after its log is read; the scalars
+    (read concurrently with the log) are asked for only after that."""
 
     def __init__(self, client, task_id):
-        self._client, self._task_id, self._deleted = client, task_id, False
+        self._client, self._task_id, self._deleted = client, task_id, threading.Event()
 
     def __getattr__(self, name):
         return getattr(self._client, name)
 
     def call(self, endpoint, **fields):
-        if endpoint == "events.get_scalar_metrics_and_variants" and not self._deleted:
-            self._deleted = True
+        if endpoint == "events.get_scalar_metrics_and_variants":
+            assert self._deleted.wait(30)
+        result = self._client.call(endpoint, **fields)
+        if endpoint == "events.get_task_log" and not self._deleted.is_set():
             self._client.call("tasks.delete", task=self._task_id, force=True)
-        return self._client.call(endpoint, **fields)
+            self._deleted.set()
+        return result
 
 
 def test_task_deleted_mid_export_is_recorded(clearml_server, tmp_path: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import json
 import os
 import tarfile
@@ -127,3 +128,17 @@ def test_yolo_metrics_are_picked_and_f1_computed():
     assert picked["F1"]["source"].startswith("computed")
     assert picked["mAP50"]["last"] == "NaN" and picked["mAP50"]["max"] == 0.3
     assert picked["mAP50-95"]["max"] == 0.2
+
+
+def test_series_stats_by_page_equal_point_by_point():
+    nan, inf = float("nan"), float("inf")
+    pages = [([0, 1, 2, 2], [0.5, -0.0, 0.0, 3.0]), ([5, 3, 5], [nan, 7.0, -inf]), ([], []),
+             ([4, 5, 1], [7.0, 1.0, -2.0]), ([6], [nan])]
+    one, many = SeriesStats("m", "v"), SeriesStats("m", "v")
+    for iters, values in pages:
+        for i, v in zip(iters, values):
+            one.add(i, v)
+        many.add_many(iters, values)
+    assert repr(one.as_dict()) == repr(many.as_dict())
+    assert many.as_dict()["max_iter"] == 3 and many.count == 11 and many.non_finite == 3
+    assert many.last_iter == 6 and math.isnan(many.last)

@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 import uuid
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -263,39 +263,51 @@ class ClearMLTaskExporter:
         })
         downloads = media.Downloads(self.client, tmp, self.pool, self.download)
 
-        def section(name: str, fn: Callable[[], Any]) -> Any:
-            try:
-                return fn()
-            except ClearMLRequestError as exc:
-                issues.append({"section": name, "error": str(exc)})
-                return None
+        # The event streams run on the account's pool, beside the file downloads; this thread plans the
+        # artifact and model files meanwhile. Everything is settled before anything is read or rolled back.
+        streams = {
+            "console": lambda: logs.export_console_log(self.client, task_id, tmp),
+            "scalars": lambda: scalars.export_scalars(self.client, task_id, tmp),
+            "plots": lambda: media.export_event_stream(self.client, task_id, "plot",
+                                                       tmp / media.PLOTS_DIR / "plots.jsonl"),
+            "debug_images": lambda: media.export_event_stream(
+                self.client, task_id, "training_debug_image", tmp / media.DEBUG_DIR / "index.jsonl",
+                on_event=lambda ev: media.plan_debug_image(downloads, ev)),
+        }
+        futures = {name: self.pool.submit(fn) for name, fn in streams.items()}
+        try:
+            artifacts_index = _section(issues, "artifacts", lambda: media.plan_artifacts(downloads, task)) or []
+            model_records = _section(issues, "models", lambda: media.collect_models(self.client, task)) or []
+            media.plan_models(downloads, model_records)
+        except BaseException:
+            _settle(futures.values(), downloads)
+            raise
+        wait(futures.values())
+        failed = [f.exception() for f in futures.values()
+                  if f.exception() is not None and not isinstance(f.exception(), ClearMLRequestError)]
+        if failed:
+            _settle(futures.values(), downloads)
+            raise failed[0]
+        done = {name: _section(issues, name, future.result) for name, future in futures.items()}
 
-        # files first: they download in the background while the event streams are read
-        artifacts_index = section("artifacts", lambda: media.plan_artifacts(downloads, task)) or []
-        model_records = section("models", lambda: media.collect_models(self.client, task)) or []
-        media.plan_models(downloads, model_records)
-
-        log_result = section("console", lambda: logs.export_console_log(self.client, task_id, tmp))
+        log_result = done["console"]
         if log_result:
             counts.update(log_lines=log_result.lines, log_bytes=log_result.bytes)
             server["log_events"] = log_result.server_total
             issues.extend(log_result.errors)
-        scalar_result = section("scalars", lambda: scalars.export_scalars(self.client, task_id, tmp))
+        scalar_result = done["scalars"]
         picked: dict[str, Any] = {}
         if scalar_result:
             counts.update(scalar_points=scalar_result.points, scalar_series=len(scalar_result.series))
             server["scalar_points"] = scalar_result.server_total
             issues.extend(scalar_result.errors)
             picked = scalars.write_metrics_summary(tmp, scalar_result)["picked"]
-        plots = section("plots", lambda: media.export_event_stream(
-            self.client, task_id, "plot", tmp / media.PLOTS_DIR / "plots.jsonl"))
+        plots = done["plots"]
         if plots:
             counts["plots"] = plots.events
             server["plots"] = plots.server_total
             issues.extend(plots.errors)
-        images = section("debug_images", lambda: media.export_event_stream(
-            self.client, task_id, "training_debug_image", tmp / media.DEBUG_DIR / "index.jsonl",
-            on_event=lambda ev: media.plan_debug_image(downloads, ev)))
+        images = done["debug_images"]
         if images:
             counts["debug_image_events"] = images.events
             server["debug_image_events"] = images.server_total
@@ -333,7 +345,7 @@ class ClearMLTaskExporter:
             deleted = True
             issues.append({"section": "task", "error": f"the task was deleted during the export: {exc}"})
 
-        files = hash_folder(tmp)
+        files = hash_folder(tmp, downloads.known_hashes())
         counts["files"] = len(files)
         counts["bytes"] = sum(f["size"] for f in files.values())
         manifest = {
@@ -345,7 +357,7 @@ class ClearMLTaskExporter:
             "picked_metrics": picked, "web_url": web_url, "exported_at": _now(),
             "seconds": round(time.monotonic() - started, 3), "files": files,
         }
-        write_manifest(tmp, manifest)
+        write_manifest(tmp, manifest, sync=False)  # packed next; the final one is written durably
         return manifest
 
     # ---------------------------------------------------------------------------------------- project
@@ -484,6 +496,22 @@ class ClearMLTaskExporter:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+def _settle(futures: Iterable[Future], downloads: media.Downloads) -> None:
+    """Wait for the streams, then the downloads, so nothing writes into a folder about to be removed."""
+    wait(list(futures))
+    with contextlib.suppress(BaseException):
+        downloads.wait()
+
+
+def _section(issues: list[dict[str, Any]], name: str, fn: Callable[[], Any]) -> Any:
+    """``fn()``, or ``None`` with an issue recorded when the server refused the section's requests."""
+    try:
+        return fn()
+    except ClearMLRequestError as exc:
+        issues.append({"section": name, "error": str(exc)})
+        return None
+
+
 def _regex_escape(text: str) -> str:
     import re
 

@@ -14,6 +14,9 @@ from typing import Any
 
 LOG_NAME = "console.log"
 DEFAULT_BATCH = 10_000
+# Elasticsearch counts hits exactly up to 10,000 (track_total_hits); the real server's get_task_log
+# ``total`` is exact only below that, so only then does it end the paging and stand for the count.
+EXACT_TOTAL_BELOW = 10_000
 
 
 @dataclass
@@ -35,6 +38,11 @@ def count_log_events(client, task_id: str) -> int | None:
         return None
     total = data.get("total")
     return int(total) if total is not None else None
+
+
+def _complete(lines: int, total: int) -> bool:
+    """Whether ``lines`` received are every log event by the server's own exact count."""
+    return 0 < total < EXACT_TOTAL_BELOW and lines == total
 
 
 def _line(msg: Any) -> str:
@@ -76,10 +84,10 @@ def export_console_log(client, task_id: str, folder: Path, batch_size: int = DEF
             result.bytes += len(blob)
             result.lines += len(events)
             last = events[-1].get("timestamp")
-            if last is None or last == from_timestamp:
+            if last is None or last == from_timestamp or _complete(result.lines, max_total):
                 break
             from_timestamp = last
-    exact = count_log_events(client, task_id)
+    exact = max_total if _complete(result.lines, max_total) else count_log_events(client, task_id)
     result.server_total = exact if exact is not None else max_total
     if result.lines < result.server_total:
         result.errors.append({"section": "console", "error": f"received {result.lines} log events, "

@@ -60,15 +60,16 @@ def hash_folder(folder: Path, known: dict[str, dict] | None = None) -> dict[str,
     return files
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` atomically (temporary file, fsync, rename)."""
+def write_manifest(folder: Path, manifest: dict[str, Any], sync: bool = True) -> Path:
+    """Write ``manifest.json`` atomically (temporary file, fsync unless ``sync`` is false, rename)."""
     path = folder / MANIFEST_NAME
     tmp = folder / f".{MANIFEST_NAME}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False,
                   default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if sync:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
     return path
 

@@ -7,8 +7,10 @@ A file the server no longer has (404) is recorded too; the rest of the export go
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
+import threading
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,9 +127,17 @@ class Downloads:
     records: list[dict[str, Any]] = field(default_factory=list)
     _futures: list[tuple[dict, Future]] = field(default_factory=list)
     _paths: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, url: str | None, rel_path: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Schedule ``url`` into ``folder/rel_path``; the record is updated with the outcome."""
+        """Schedule ``url`` into ``folder/rel_path``; the record is updated with the outcome.
+
+        Thread-safe: the debug image stream adds files while the task's thread adds artifacts and models.
+        """
+        with self._lock:
+            return self._add(url, rel_path, record)
+
+    def _add(self, url: str | None, rel_path: str, record: dict[str, Any]) -> dict[str, Any]:
         record.update({"uri": url, "file": None, "status": "pending"})
         self.records.append(record)
         if not url:
@@ -144,17 +154,29 @@ class Downloads:
         self._paths.add(rel_path)
         dest = self.folder / rel_path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fetch = self.download or self.client.download
-        self._futures.append((record, self.pool.submit(fetch, url, dest)))
+        self._futures.append((record, self.pool.submit(self._fetch, url, dest)))
         record["file"] = rel_path
         return record
+
+    def _fetch(self, url: str, dest: Path) -> tuple[int, str | None]:
+        if self.download is not None:
+            return int(self.download(url, dest)), None
+        digest = hashlib.sha256()  # hashed as the bytes arrive: the manifest needs no second read
+        return int(self.client.download(url, dest, digest=digest)), digest.hexdigest()
+
+    def known_hashes(self) -> dict[str, dict[str, Any]]:
+        """``{relative path: {"size", "sha256"}}`` of the files hashed while downloading."""
+        return {r["file"]: {"size": r["bytes"], "sha256": r["sha256"]} for r in self.records
+                if r["status"] == "ok" and r.get("sha256")}
 
     def wait(self) -> list[dict[str, Any]]:
         """Wait for every download; 404/refused ones are recorded, other failures re-raised."""
         first_error: BaseException | None = None
         for record, future in self._futures:
             try:
-                record["bytes"] = int(future.result())
+                record["bytes"], sha256 = future.result()
+                if sha256:
+                    record["sha256"] = sha256
                 record["status"] = "ok"
             except ClearMLRequestError as exc:
                 record["status"] = "missing" if "404" in str(exc) else "failed"

@@ -56,6 +56,27 @@ class SeriesStats:
         if self.max is None or value > self.max:
             self.max, self.max_iter = value, iteration
 
+    def add_many(self, iterations: list[int], values: list[float]) -> None:
+        """The same as :meth:`add` for each point in order, done a page at a time."""
+        n = len(iterations)
+        if not n:
+            return
+        self.count += n
+        if self.first_iter is None:
+            self.first_iter = iterations[0]
+        top = max(iterations)
+        if self.last_iter is None or top >= self.last_iter:  # the last point of the highest iteration
+            self.last_iter, self.last = top, values[n - 1 - iterations[::-1].index(top)]
+        finite = values if _all_finite(values) else [v for v in values if math.isfinite(v)]
+        self.non_finite += n - len(finite)
+        if not finite:
+            return
+        low, high = min(finite), max(finite)  # the first of equal extremes, like add()
+        if self.min is None or low < self.min:
+            self.min = low
+        if self.max is None or high > self.max:
+            self.max, self.max_iter = high, iterations[values.index(high)]
+
     def as_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "variant": self.variant, "count": self.count,
                 "non_finite": self.non_finite, "first_iter": self.first_iter, "last_iter": self.last_iter,
@@ -77,6 +98,22 @@ def json_float(value: float | None) -> float | str | None:
     if value is None or math.isfinite(value):
         return value
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _all_finite(values: list[float]) -> bool:
+    # a NaN or an infinity makes the sum non-finite; a false alarm (overflow) only costs the slow path
+    try:
+        return math.isfinite(sum(values))
+    except OverflowError:
+        return False
+
+
+def to_floats(values: list[Any]) -> list[float]:
+    """:func:`to_float` of every value (one C-level pass when they are all numbers)."""
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return [to_float(v) for v in values]
 
 
 def to_float(value: Any) -> float:
@@ -142,7 +179,7 @@ def _export_metric(client, task_id: str, metric: str, batch_size: int, writer: p
         returned = 0
         for variant, columns in sorted(variants.items()):
             iters = columns.get("iter") or columns.get("x") or []
-            values = [to_float(v) for v in (columns.get("y") or [])]
+            values = to_floats(columns.get("y") or [])
             if len(iters) != len(values):
                 result.errors.append({"section": "scalars", "metric": metric, "variant": variant,
                                       "error": f"server returned {len(iters)} iterations for "
@@ -167,20 +204,18 @@ def _write_batch(metric: str, jmetric: str, variant: str, iters: list[int], valu
     if not iters:
         return
     n = len(iters)
-    writer.write_table(pa.table({"metric": pa.array([metric] * n, pa.string()),
-                                 "variant": pa.array([variant] * n, pa.string()),
+    writer.write_table(pa.table({"metric": pa.repeat(pa.scalar(metric, pa.string()), n),
+                                 "variant": pa.repeat(pa.scalar(variant, pa.string()), n),
                                  "iter": pa.array(iters, pa.int64()),
                                  "value": pa.array(values, pa.float64())}, schema=_SCHEMA))
     stats = result.series.get((metric, variant))
     if stats is None:
         stats = result.series[(metric, variant)] = SeriesStats(metric, variant)
+    stats.add_many(iters, values)
     prefix = f'{{"metric":{jmetric},"variant":{json.dumps(variant, ensure_ascii=False)},"iter":'
-    lines = []
-    for iteration, value in zip(iters, values):
-        stats.add(iteration, value)
-        text = repr(value) if math.isfinite(value) else json.dumps(json_float(value))
-        lines.append(f'{prefix}{iteration},"value":{text}}}\n')
-    jsonl.write("".join(lines))
+    texts = map(repr, values) if _all_finite(values) else \
+        (repr(v) if math.isfinite(v) else json.dumps(json_float(v)) for v in values)
+    jsonl.write("".join([f'{prefix}{i},"value":{t}}}\n' for i, t in zip(iters, texts)]))
 
 
 # The user's seed filters "mAP, Precision, Recall and F1-score"; YOLO reports e.g. val / metrics/mAP50(B).
