@@ -1,24 +1,29 @@
-"""Benchmark: project archive vs. the seed's SDK way vs. a bare parallel download.
+"""Benchmark: project archive vs. the seed's SDK way vs. the bare transfer of the same bytes.
 
 Starts a local server in a subprocess, seeds N tasks with raw HTTP (default 200; each 5,000 scalar points
-over 10 series, 2,000 log lines, 3 artifacts of 1 MB), then times in one run:
+over 10 series, 2,000 log lines, 3 artifacts of 1 MB, 2 plots, 2 debug images), then times in one run, for
+each simulated round trip (``--latency-ms``, default ``0,30,100``):
 
-(a) the seed's way, per task sequentially in an SDK process: ``Task.get_task``,
-    ``get_reported_console_output``, ``get_reported_scalars``, each artifact's ``get_local_copy``;
-(b) the project archive asset (Dagster materialization) for the same project;
-(c) a bare parallel download of the same artifact bytes, and (d) the bare transfer of the events
-    (log pages + raw scalars) in parallel.
+(a) the seed's way, per task sequentially in one SDK process with an empty SDK cache: ``Task.get_task``,
+    ``get_reported_console_output`` written to ``console.txt``, ``get_reported_scalars`` written to
+    ``scalars.json`` (with mAP / precision / recall / F1 picked out), each artifact's ``get_local_copy``
+    copied into ``artifacts/``;
+(b) the project archive asset (a Dagster materialization into a new export root);
+(c) a bare parallel download of the same files (artifacts and debug images) to disk, and
+(d) the bare parallel transfer of the same events (log pages, scalar metrics and raw scalars, plot and
+    debug image events), stopping on the server's totals as (b) does.
 
-Prints completeness of (a) and (b) and the ratios: target (a)/(b) >= 10 and (b) <= 2 x ((c) + (d)).
+Prints completeness of (a) and (b) and, side by side for every round trip, the ratios: target
+(a)/(b) >= 10 and (b) <= 2 x ((c) + (d)).
 
 With ``--memory`` it instead checks that memory stays flat: one task with N log lines and an N-point
 scalar series (default 1,000,000 each) is exported in a child process and its peak RSS is compared with
 the same export at N/10.
 
-``--latency-ms R`` puts a proxy in front of the API server and the fileserver that delays every request
-by R milliseconds (one network round trip, as to a hosted ClearML server); seeding is not delayed.
+The round trip is simulated by a proxy in front of the API server and the fileserver that delays every
+request by R milliseconds (as to a hosted ClearML server); seeding is not delayed.
 
-Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8] [--latency-ms 0]
+Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8] [--latency-ms 0,30,100]
        python benchmarks/bench_export.py --memory [--memory-size 1000000]
 """
 
@@ -45,19 +50,31 @@ from clearml_assets.local_server.runner import start_local_server_process
 from clearml_assets.sdk_process import fastfail_config_file
 
 SEED_WAY = """
-import json, sys, time
+import json, os, re, shutil, sys, time
+from pathlib import Path
 from clearml import Task
-ids = json.loads(sys.argv[1])
+ids, out = json.loads(sys.argv[1]), Path(sys.argv[2])
+cache = Path.home() / ".clearml" / "cache"
+assert not cache.exists(), f"the SDK cache {cache} is not empty: the SDK way would not download"
+picked = re.compile(r"map|precision|recall|f1", re.I)
 t0 = time.perf_counter()
 lines = points = files = 0
 for task_id in ids:
     task = Task.get_task(task_id=task_id)
+    folder = out / f"{task.name}.{task.id}"
+    (folder / "artifacts").mkdir(parents=True)
     log = task.get_reported_console_output()
+    (folder / "console.txt").write_text("".join(log), encoding="utf-8")
     lines += sum(len(chunk.splitlines()) for chunk in log)
     scalars = task.get_reported_scalars()
+    (folder / "scalars.json").write_text(json.dumps(scalars), encoding="utf-8")
+    (folder / "metrics.json").write_text(json.dumps({f"{m}/{v}": series["y"][-1] for m, vs in scalars.items()
+                                                     for v, series in vs.items() if picked.search(f"{m}/{v}")}))
     points += sum(len(series["x"]) for variants in scalars.values() for series in variants.values())
     for name, artifact in task.artifacts.items():
-        if artifact.get_local_copy():
+        local = artifact.get_local_copy()
+        if local:
+            shutil.copy(local, folder / "artifacts" / os.path.basename(local))
             files += 1
 print(json.dumps({"seconds": time.perf_counter() - t0, "lines": lines, "points": points, "files": files}))
 """
@@ -118,8 +135,8 @@ def sdk_env(info, home: Path) -> dict[str, str]:
     return env
 
 
-def run_seed_way(info, ids: list[str], home: Path) -> dict:
-    proc = subprocess.run([sys.executable, "-c", SEED_WAY, json.dumps(ids)], env=sdk_env(info, home),
+def run_seed_way(info, ids: list[str], home: Path, out: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", SEED_WAY, json.dumps(ids), str(out)], env=sdk_env(info, home),
                           capture_output=True, text=True, timeout=7200)
     if proc.returncode != 0:
         raise SystemExit(f"seed way failed:\n{proc.stderr[-3000:]}")
@@ -133,10 +150,7 @@ def run_project_asset(info, project_id: str, root: Path, workers: int) -> dict:
     from clearml_assets.resource import ClearMLResource
 
     asset = build_clearml_project_archive_asset("bench")
-    resource = ClearMLResource.for_local_server(info, account="bench") \
-        if hasattr(ClearMLResource, "for_local_server") else None
-    if resource is None:
-        raise SystemExit("ClearMLResource.for_local_server is missing; see clearml_assets/resource.py")
+    resource = ClearMLResource.for_local_server(info, account="bench")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("clearml_projects_bench", [project_id])
     t0 = time.perf_counter()
@@ -147,11 +161,22 @@ def run_project_asset(info, project_id: str, root: Path, workers: int) -> dict:
     seconds = time.perf_counter() - t0
     assert result.success
     meta = result.asset_materializations_for_node("bench__clearml_project_archive")[0].metadata
-    return {"seconds": seconds, "tasks": meta["tasks"].value, "lines": meta["log_lines"].value,
-            "points": meta["scalar_points"].value, "files": meta["artifact_files"].value, "archive_bytes": meta["archive_bytes"].value}
+    return {"seconds": seconds, "tasks": meta["tasks"].value, "tasks_reused": meta["tasks_reused"].value,
+            "lines": meta["log_lines"].value, "points": meta["scalar_points"].value,
+            "files": meta["artifact_files"].value, "archive_bytes": meta["archive_bytes"].value}
 
 
-def bare_downloads(info, token: str, urls: list[str], dest: Path, workers: int) -> float:
+def file_urls(reader: RawSeeder, ids: list[str]) -> list[str]:
+    """Every file the archive downloads: artifacts and debug images."""
+    urls = []
+    for task_id in ids:
+        urls += [a["uri"] for a in reader.call("tasks.get_by_id", task=task_id)["task"]["execution"]["artifacts"]]
+        urls += [e["url"] for e in reader.call("events.get_task_events", task=task_id, batch_size=10000,
+                                               event_type="training_debug_image")["events"]]
+    return urls
+
+
+def bare_downloads(token: str, urls: list[str], dest: Path, workers: int) -> float:
     dest.mkdir(parents=True, exist_ok=True)
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_maxsize=workers)
@@ -171,31 +196,50 @@ def bare_downloads(info, token: str, urls: list[str], dest: Path, workers: int) 
     return time.perf_counter() - t0
 
 
-def bare_events(seeder: RawSeeder, ids: list[str], workers: int) -> float:
-    def fetch(task_id):
-        ts = None
+def bare_events(reader: RawSeeder, ids: list[str], workers: int) -> float:
+    """Every event stream of every task, in parallel, each paged until the server's total is reached."""
+    def log(task_id):
+        ts, got = None, 0
         while True:
             req = {"task": task_id, "batch_size": 10000, "navigate_earlier": False, "order": "asc"}
             if ts is not None:
                 req["from_timestamp"] = ts
-            events = seeder.call("events.get_task_log", **req).get("events") or []
-            if not events:
-                break
+            data = reader.call("events.get_task_log", **req)
+            events = data.get("events") or []
+            got += len(events)
+            if not events or got >= data.get("total", 0):
+                return
             ts = events[-1]["timestamp"]
-        for metric in seeder.call("events.get_scalar_metrics_and_variants", task=task_id)["metrics"]:
-            scroll = None
-            while True:
-                req = {"task": task_id, "metric": {"metric": metric}, "batch_size": 100000}
-                if scroll:
-                    req["scroll_id"] = scroll
-                data = seeder.call("events.scalar_metrics_iter_raw", **req)
-                scroll = data.get("scroll_id")
-                if not data.get("returned"):
-                    break
 
+    def scalars(task_id):
+        for metric in reader.call("events.get_scalar_metrics_and_variants", task=task_id)["metrics"]:
+            scroll, got, total = None, 0, None
+            while total is None or got < total:
+                req = {"task": task_id, "metric": {"metric": metric}, "batch_size": 100000}
+                req.update({"scroll_id": scroll} if scroll else {"count_total": True})
+                data = reader.call("events.scalar_metrics_iter_raw", **req)
+                total = data["total"] if total is None else total
+                scroll, got = data.get("scroll_id"), got + data["returned"]
+                if not data["returned"]:
+                    return
+
+    def events(task_id, event_type):
+        scroll, got, total = None, 0, None
+        while total is None or got < total:
+            req = {"task": task_id, "event_type": event_type, "batch_size": 2000, "order": "asc"}
+            if scroll:
+                req["scroll_id"] = scroll
+            data = reader.call("events.get_task_events", **req)
+            total = data["total"] if total is None else total
+            scroll, got = data.get("scroll_id"), got + data["returned"]
+            if not data["returned"]:
+                return
+
+    jobs = [(fn, (task_id, *extra)) for task_id in ids
+            for fn, extra in ((log, ()), (scalars, ()), (events, ("plot",)), (events, ("training_debug_image",)))]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(fetch, ids))
+        list(pool.map(lambda job: job[0](*job[1]), jobs))
     return time.perf_counter() - t0
 
 
@@ -266,13 +310,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=200, help="tasks to seed (default 200)")
     parser.add_argument("--workers", type=int, default=8, help="parallel ClearML calls (default 8)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="simulated network round trip per request, in ms (default 0: loopback)")
+    parser.add_argument("--latency-ms", default="0,30,100",
+                        help="simulated network round trips per request, in ms, comma-separated; each is a "
+                             "separate measurement of (a)-(d) (default 0,30,100; 0 is loopback)")
     parser.add_argument("--memory", action="store_true",
                         help="check flat memory on a huge log and scalar series instead")
     parser.add_argument("--memory-size", type=int, default=1_000_000,
                         help="log lines and scalar points of the --memory task (default 1,000,000)")
     args = parser.parse_args(argv)
+    latencies = [float(x) for x in str(args.latency_ms).split(",") if x.strip()]
     work = Path(tempfile.mkdtemp(prefix="bench_export_"))
     server = start_local_server_process(work / "server", log_file=work / "server.log")
     try:
@@ -293,28 +339,38 @@ def main(argv: list[str] | None = None) -> None:
         print(f"seeded {len(ids)} tasks in {time.perf_counter() - t0:.1f}s "
               f"({spec.scalar_series * spec.points_per_series} points, {spec.log_lines} lines, "
               f"{spec.artifacts} x {spec.artifact_bytes >> 20} MB artifacts each)")
-        api_proxy.latency = files_proxy.latency = args.latency_ms / 1000
-        print(f"simulated round trip per request: {args.latency_ms:g} ms")
         expected = {"lines": len(ids) * spec.log_lines,
                     "points": len(ids) * spec.scalar_series * spec.points_per_series,
                     "files": len(ids) * spec.artifacts}
-        a = run_seed_way(info, ids, work / "sdk_home")
-        b = run_project_asset(info, project_id, work / "exports", args.workers)
         reader = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
-        urls = [art["uri"] for task_id in ids for art in
-                reader.call("tasks.get_by_id", task=task_id)["task"]["execution"]["artifacts"]]
-        c = bare_downloads(info, reader.token, urls, work / "bare", args.workers)
-        d = bare_events(reader, ids, args.workers)
-        print(f"expected      : {expected}")
-        print(f"(a) SDK way   : {a['seconds']:.2f}s  lines={a['lines']} points={a['points']} files={a['files']}"
-              f"  missing: lines={expected['lines'] - a['lines']} points={expected['points'] - a['points']}"
-              f" files={expected['files'] - a['files']}")
-        print(f"(b) archive   : {b['seconds']:.2f}s  lines={b['lines']} points={b['points']} "
-              f"files={b['files']} tasks={b['tasks']}  missing: lines={expected['lines'] - b['lines']} "
-              f"points={expected['points'] - b['points']} files={expected['files'] - b['files']}")
-        print(f"(c) bare files: {c:.2f}s   (d) bare events: {d:.2f}s")
-        print(f"ratio (a)/(b) = {a['seconds'] / b['seconds']:.1f}x  (target >= 10x)")
-        print(f"ratio (b)/((c)+(d)) = {b['seconds'] / (c + d):.2f}  (target <= 2)")
+        urls = file_urls(reader, ids)
+        print(f"expected      : {expected} (plus {len(urls) - expected['files']} debug image files)")
+        rows = []
+        for rtt in latencies:
+            api_proxy.latency = files_proxy.latency = rtt / 1000
+            run = work / f"rtt_{rtt:g}"
+            print(f"--- simulated round trip per request: {rtt:g} ms", flush=True)
+            a = run_seed_way(info, ids, run / "sdk_home", run / "sdk_out")
+            print(f"(a) SDK way   : {a['seconds']:.2f}s  lines={a['lines']} points={a['points']} files={a['files']}"
+                  f"  missing: lines={expected['lines'] - a['lines']} points={expected['points'] - a['points']}"
+                  f" files={expected['files'] - a['files']}", flush=True)
+            b = run_project_asset(info, project_id, run / "exports", args.workers)
+            print(f"(b) archive   : {b['seconds']:.2f}s  lines={b['lines']} points={b['points']} "
+                  f"files={b['files']} tasks={b['tasks']} (reused {b['tasks_reused']})  missing: "
+                  f"lines={expected['lines'] - b['lines']} points={expected['points'] - b['points']} "
+                  f"files={expected['files'] - b['files']}", flush=True)
+            c = bare_downloads(reader.token, urls, run / "bare", args.workers)
+            d = bare_events(reader, ids, args.workers)
+            print(f"(c) bare files: {c:.2f}s   (d) bare events: {d:.2f}s", flush=True)
+            rows.append((rtt, a["seconds"], b["seconds"], c, d))
+            if not args.keep:
+                shutil.rmtree(run, ignore_errors=True)
+        print(f"\n{len(ids)} tasks, {args.workers} workers; target (a)/(b) >= 10 and (b)/((c)+(d)) <= 2")
+        print(f"{'RTT ms':>7} {'(a) s':>8} {'(b) s':>8} {'(c) s':>8} {'(d) s':>8} {'(a)/(b)':>8} "
+              f"{'(b)/((c)+(d))':>14} {'(a)/((c)+(d))':>14}")
+        for rtt, a_s, b_s, c_s, d_s in rows:
+            print(f"{rtt:>7g} {a_s:>8.2f} {b_s:>8.2f} {c_s:>8.2f} {d_s:>8.2f} {a_s / b_s:>7.1f}x "
+                  f"{b_s / (c_s + d_s):>14.2f} {a_s / (c_s + d_s):>13.1f}x")
     finally:
         server.stop()
         if not args.keep:

@@ -177,6 +177,7 @@ def _export_metric(client, task_id: str, metric: str, batch_size: int, writer: p
         scroll_id = data.get("scroll_id")
         variants = data.get("variants") or {}
         returned = 0
+        tables = []
         for variant, columns in sorted(variants.items()):
             iters = columns.get("iter") or columns.get("x") or []
             values = to_floats(columns.get("y") or [])
@@ -188,7 +189,10 @@ def _export_metric(client, task_id: str, metric: str, batch_size: int, writer: p
                 iters, values = iters[:n], values[:n]
             iters = [int(i) for i in iters]
             returned += len(iters)
-            _write_batch(metric, jmetric, variant, iters, values, writer, jsonl, result)
+            if iters:
+                tables.append(_write_batch(metric, jmetric, variant, iters, values, jsonl, result))
+        if tables:  # one parquet row group per page
+            writer.write_table(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
         got += returned
         if returned == 0 or not scroll_id or (total is not None and got >= total):
             break
@@ -200,14 +204,9 @@ def _export_metric(client, task_id: str, metric: str, batch_size: int, writer: p
 
 
 def _write_batch(metric: str, jmetric: str, variant: str, iters: list[int], values: list[float],
-                 writer: pq.ParquetWriter, jsonl, result: ScalarsResult) -> None:
-    if not iters:
-        return
+                 jsonl, result: ScalarsResult) -> pa.Table:
+    """Append one variant's points of a page to the JSON lines and its summary; returns them as a table."""
     n = len(iters)
-    writer.write_table(pa.table({"metric": pa.repeat(pa.scalar(metric, pa.string()), n),
-                                 "variant": pa.repeat(pa.scalar(variant, pa.string()), n),
-                                 "iter": pa.array(iters, pa.int64()),
-                                 "value": pa.array(values, pa.float64())}, schema=_SCHEMA))
     stats = result.series.get((metric, variant))
     if stats is None:
         stats = result.series[(metric, variant)] = SeriesStats(metric, variant)
@@ -216,6 +215,10 @@ def _write_batch(metric: str, jmetric: str, variant: str, iters: list[int], valu
     texts = map(repr, values) if _all_finite(values) else \
         (repr(v) if math.isfinite(v) else json.dumps(json_float(v)) for v in values)
     jsonl.write("".join([f'{prefix}{i},"value":{t}}}\n' for i, t in zip(iters, texts)]))
+    return pa.table({"metric": pa.repeat(pa.scalar(metric, pa.string()), n),
+                     "variant": pa.repeat(pa.scalar(variant, pa.string()), n),
+                     "iter": pa.array(iters, pa.int64()), "value": pa.array(values, pa.float64())},
+                    schema=_SCHEMA)
 
 
 # The user's seed filters "mAP, Precision, Recall and F1-score"; YOLO reports e.g. val / metrics/mAP50(B).
