@@ -263,22 +263,26 @@ class ClearMLTaskExporter:
         })
         downloads = media.Downloads(self.client, tmp, self.pool, self.download)
 
-        # The event streams run on the account's pool, beside the file downloads; this thread plans the
-        # artifact and model files meanwhile. Everything is settled before anything is read or rolled back.
+        # The account's pool reads the scalars (the longest stream) and downloads the files while this
+        # thread reads the other streams: at most two of a task's streams are in flight, and the pool
+        # bounds the account's. Everything is settled before anything is read or rolled back.
+        futures = {"scalars": self.pool.submit(scalars.export_scalars, self.client, task_id, tmp)}
         streams = {
-            "console": lambda: logs.export_console_log(self.client, task_id, tmp),
-            "scalars": lambda: scalars.export_scalars(self.client, task_id, tmp),
-            "plots": lambda: media.export_event_stream(self.client, task_id, "plot",
-                                                       tmp / media.PLOTS_DIR / "plots.jsonl"),
+            "artifacts": lambda: media.plan_artifacts(downloads, task),
             "debug_images": lambda: media.export_event_stream(
                 self.client, task_id, "training_debug_image", tmp / media.DEBUG_DIR / "index.jsonl",
                 on_event=lambda ev: media.plan_debug_image(downloads, ev)),
+            "models": lambda: media.collect_models(self.client, task),
+            "console": lambda: logs.export_console_log(self.client, task_id, tmp),
+            "plots": lambda: media.export_event_stream(self.client, task_id, "plot",
+                                                       tmp / media.PLOTS_DIR / "plots.jsonl"),
         }
-        futures = {name: self.pool.submit(fn) for name, fn in streams.items()}
+        done: dict[str, Any] = {}
         try:
-            artifacts_index = _section(issues, "artifacts", lambda: media.plan_artifacts(downloads, task)) or []
-            model_records = _section(issues, "models", lambda: media.collect_models(self.client, task)) or []
-            media.plan_models(downloads, model_records)
+            for name, stream in streams.items():
+                done[name] = _section(issues, name, stream)
+                if name == "models":
+                    media.plan_models(downloads, done[name] or [])
         except BaseException:
             _settle(futures.values(), downloads)
             raise
@@ -288,7 +292,8 @@ class ClearMLTaskExporter:
         if failed:
             _settle(futures.values(), downloads)
             raise failed[0]
-        done = {name: _section(issues, name, future.result) for name, future in futures.items()}
+        done.update({name: _section(issues, name, future.result) for name, future in futures.items()})
+        artifacts_index, model_records = done["artifacts"] or [], done["models"] or []
 
         log_result = done["console"]
         if log_result:
