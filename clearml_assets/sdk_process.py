@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import signal
 import tempfile
 import traceback
 from pathlib import Path
@@ -54,6 +55,8 @@ class SDKProcessError(ClearMLAssetsError):
 
 
 def _child(env: dict[str, str], target: str, args: tuple, kwargs: dict, conn) -> None:
+    # Own process group: a stop reaches the SDK's reporter and the data loaders this child starts.
+    os.setpgrp()
     # Environment first: clearml reads CLEARML_CONFIG_FILE and hosts at import time.
     for name in [n for n in os.environ if n.startswith(("CLEARML_", "TRAINS_"))]:
         del os.environ[name]
@@ -69,6 +72,25 @@ def _child(env: dict[str, str], target: str, args: tuple, kwargs: dict, conn) ->
         conn.send(("error", (type(exc).__name__, str(description), traceback.format_exc())))
     finally:
         conn.close()
+
+
+def _signal_group(proc: Any, sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(proc: Any, grace: float = 2.0) -> None:
+    """End a child and its process group now: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if proc.is_alive():
+        _signal_group(proc, signal.SIGTERM)
+        proc.join(grace)
+    if proc.is_alive():
+        _signal_group(proc, signal.SIGKILL)
+        proc.join()
+    else:
+        _signal_group(proc, signal.SIGKILL)  # leftovers of a child that exited on its own
 
 
 def run_in_sdk_process(
@@ -100,11 +122,14 @@ def run_in_sdk_process(
     proc = ctx.Process(target=_child, args=(env, target, args, kwargs, child_conn), daemon=False)
     proc.start()
     child_conn.close()
+    answered = False
     try:
         if not parent_conn.poll(timeout):
+            _stop(proc)
             raise SDKProcessError(f"{what} did not finish within {timeout:.0f}s and was stopped.")
         try:
             status, payload = parent_conn.recv()
+            answered = True
         except EOFError:
             proc.join(5)
             raise SDKProcessError(
@@ -113,11 +138,9 @@ def run_in_sdk_process(
                 "status changed on the server)."
             ) from None
     finally:
-        if proc.is_alive():
-            proc.join(10)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+        if answered and proc.is_alive():
+            proc.join(10)  # finishing its own clean-up (the SDK's flush); an interrupt stops it at once
+        _stop(proc)
         parent_conn.close()
     if status == "error":
         name, message, tb = payload
