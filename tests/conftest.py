@@ -12,6 +12,29 @@ import pytest
 
 from clearml_assets.local_server import LocalServer, LocalServerInfo
 from clearml_assets.sdk_process import fastfail_config_file
+from secrets_scan import scan_text, scan_tree, secrets_in_credential_files
+
+_CAPTURED: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep each test's captured output and failure text for the session's secrets scan."""
+    text = report.longreprtext + "".join(content for _, content in report.sections)
+    if text:
+        _CAPTURED.append((f"output of {report.nodeid} ({report.when})", text))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_key_left_behind(tmp_path_factory: pytest.TempPathFactory):
+    """After the whole session: no key of any local server in files, run records, archives or output."""
+    yield
+    root = tmp_path_factory.getbasetemp()
+    secrets = secrets_in_credential_files(root)
+    findings = scan_tree(root, secrets)
+    findings += [f for where, text in _CAPTURED for f in scan_text(text, secrets, where)]
+    if findings:
+        pytest.fail(f"{len(findings)} place(s) hold a ClearML key:\n" + "\n".join(map(str, findings[:50])),
+                    pytrace=False)
 
 
 @pytest.fixture
