@@ -61,6 +61,36 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_partitions(args: argparse.Namespace) -> int:
+    from .errors import ClearMLAssetsError
+
+    if not os.environ.get("DAGSTER_HOME"):
+        print("error: DAGSTER_HOME is not set: partitions live in a persistent Dagster instance; set DAGSTER_HOME "
+              "to the folder `dagster dev` / `dagster asset materialize` use (e.g. export "
+              "DAGSTER_HOME=~/.clearml_assets/dagster_home)", file=sys.stderr)
+        return 2
+    import dagster as dg
+
+    from .automation.partitions import add_clearml_archive_partitions, materialize_command
+    from .resource import ClearMLResource
+
+    kind = "project" if args.projects else "task"
+    clearml = ClearMLResource.from_env()
+    try:
+        with dg.DagsterInstance.get() as instance:
+            new = add_clearml_archive_partitions(instance, clearml, args.ids, account=args.account, kind=kind)
+    except ClearMLAssetsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    account = args.account or clearml.default_account
+    print(f"added {len(new)} {kind} partition(s) of account {account!r}"
+          + (f" ({len(args.ids) - len(new)} already there)" if len(new) < len(args.ids) else ""))
+    print("archive one with:")
+    for partition in args.ids:
+        print(f"  {materialize_command(account, partition, kind)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``clearml-assets``."""
     parser = argparse.ArgumentParser(
@@ -101,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     "~/.clearml_assets)")
     run.add_argument("--epochs", type=int, help="training epochs (default: the training config's default)")
     run.set_defaults(func=_demo)
+
+    add = sub.add_parser("add-partitions", help="add ClearML task (or project) ids as archive partitions",
+                         description="Check that the ids exist on the account and add them as partitions of "
+                                     "<account>/clearml_task_archive (or clearml_project_archive with --projects) "
+                                     "in the Dagster instance of $DAGSTER_HOME, so `dagster asset materialize "
+                                     "--partition <id>` and the launchpad can archive them. The completed-task "
+                                     "sensor does this by itself for tasks that complete.")
+    add.add_argument("ids", nargs="+", metavar="ID", help="ClearML task ids (project ids with --projects)")
+    add.add_argument("--account", help="ClearML account (default: CLEARML_ASSETS_DEFAULT_ACCOUNT or local)")
+    add.add_argument("--projects", action="store_true", help="the ids are project ids (project archive)")
+    add.set_defaults(func=_add_partitions)
     return parser
 
 

@@ -1,0 +1,64 @@
+"""Add ClearML task/project ids as archive partitions by hand (what the sensor and schedule do by themselves).
+
+``dagster asset materialize --partition <id>`` only accepts partitions the Dagster instance already knows;
+:func:`add_clearml_archive_partitions` (the ``clearml-assets add-partitions`` command) checks the ids on the
+ClearML account and adds them, so the CLI and the launchpad can archive them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Sequence
+
+import dagster as dg
+
+from ..archives.assets import (clearml_project_partitions, clearml_task_partitions, project_archive_key,
+                               task_archive_key)
+from ..errors import ClearMLConfigError
+from ..resource import ClearMLResource
+
+PartitionKind = Literal["task", "project"]
+
+
+def materialize_command(account: str, partition: str, kind: PartitionKind = "task") -> str:
+    """The ``dagster asset materialize`` command archiving one partition of ``account``."""
+    key = task_archive_key(account) if kind == "task" else project_archive_key(account)
+    return (f"dagster asset materialize -m clearml_assets.definitions --select {key.to_user_string()} "
+            f"--partition {partition}")
+
+
+def add_clearml_archive_partitions(instance: dg.DagsterInstance, clearml: ClearMLResource, ids: Sequence[str], *,
+                                   account: str | None = None, kind: PartitionKind = "task") -> list[str]:
+    """Add ClearML task (or project) ids as partitions of the account's archive asset.
+
+    Every id is checked on the account first; nothing is added unless all exist.
+
+    Args:
+        instance: The Dagster instance (persistent: ``DAGSTER_HOME``) to add the partitions to.
+        clearml: The resource holding the account.
+        ids: ClearML task ids (``kind="task"``) or project ids (``kind="project"``).
+        account: Account name; default: the resource's default account.
+        kind: ``"task"`` for ``<account>/clearml_task_archive``, ``"project"`` for the project archive.
+
+    Returns:
+        The ids that were not partitions yet (and now are).
+
+    Raises:
+        ClearMLConfigError: No ids, or some id does not exist on the account.
+    """
+    wanted = list(dict.fromkeys(i.strip() for i in ids if i.strip()))
+    if not wanted:
+        raise ClearMLConfigError(f"no ClearML {kind} ids given: pass one or more {kind} ids")
+    client = clearml.client(account)
+    service = "tasks" if kind == "task" else "projects"
+    found = client.call(f"{service}.get_all", id=wanted, only_fields=["id"]).get(service) or []
+    missing = [i for i in wanted if i not in {row["id"] for row in found}]
+    if missing:
+        raise ClearMLConfigError(
+            f"ClearML account {client.account!r} has no {kind} with id {', '.join(map(repr, missing))}; "
+            f"check the id (nothing was added)")
+    parts = clearml_task_partitions(client.account) if kind == "task" else clearml_project_partitions(client.account)
+    known = set(instance.get_dynamic_partitions(parts.name))
+    new = [i for i in wanted if i not in known]
+    if new:
+        instance.add_dynamic_partitions(parts.name, new)
+    return new
