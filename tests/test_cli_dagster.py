@@ -133,7 +133,7 @@ def test_model_through_the_cli_trains_on_the_recorded_training_view(cli):
     assert "No dataset version to train on: materialize datasets/shapes_training_view first" in proc.stderr
 
     data = {"ops": {"datasets__shapes_raw": {"config": {"demo_images": 30, "demo_image_size": 64}}}}
-    proc = cli.run(*materialize("--select", "datasets/shapes_raw,datasets/shapes_curated,datasets/shapes_training_view",
+    proc = cli.run(*materialize("--select", "group:datasets",
                                 "--config-json", json.dumps(data)))
     assert proc.returncode == 0, proc.stderr[-4000:]
     with cli.instance() as instance:
