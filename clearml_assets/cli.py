@@ -84,9 +84,9 @@ def _add_partitions(args: argparse.Namespace) -> int:
         return 1
     account = args.account or clearml.default_account
     print(f"added {len(new)} {kind} partition(s) of account {account!r}"
-          + (f" ({len(args.ids) - len(new)} already there)" if len(new) < len(args.ids) else ""))
+          + (f" ({len(set(args.ids)) - len(new)} already there)" if len(new) < len(set(args.ids)) else ""))
     print("archive one with:")
-    for partition in args.ids:
+    for partition in dict.fromkeys(args.ids):
         print(f"  {materialize_command(account, partition, kind)}")
     return 0
 

@@ -73,10 +73,10 @@ def test_task_partition_missing_then_added_then_materialized(cli):
         for i in range(5):
             task.get_logger().report_scalar("loss", "train", value=1.0 / (i + 1), iteration=i)
         task.get_logger().report_text("hello from the CLI test")
-        print("ID", task.id)
+        print("ID", task.id, task.project)
         task.close()
     """, cli.sdk_env, timeout=120, cwd=cli.tmp)
-    task_id = out.stdout.split("ID ", 1)[1].split()[0]
+    task_id, project_id = out.stdout.split("ID ", 1)[1].split()[:2]
 
     # Not a partition yet: Dagster refuses before any run starts.
     proc = cli.run(*materialize("--select", TASK_ARCHIVE, "--partition", task_id))
@@ -115,6 +115,15 @@ def test_task_partition_missing_then_added_then_materialized(cli):
     # Adding it again is harmless and says so.
     proc = cli.run(str(BIN / "clearml-assets"), "add-partitions", task_id)
     assert proc.returncode == 0 and "added 0 task partition(s)" in proc.stdout and "1 already there" in proc.stdout
+
+    # Project ids go to the project archive (a task id is not a project id).
+    proc = cli.run(str(BIN / "clearml-assets"), "add-partitions", "--projects", task_id)
+    assert proc.returncode == 1 and f"has no project with id '{task_id}'" in proc.stderr
+    proc = cli.run(str(BIN / "clearml-assets"), "add-partitions", "--projects", project_id)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"--select local/clearml_project_archive --partition {project_id}" in proc.stdout
+    with cli.instance() as instance:
+        assert instance.get_dynamic_partitions("clearml_projects_local") == [project_id]
 
 
 def test_add_partitions_needs_a_persistent_dagster_home(cli):
