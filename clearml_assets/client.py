@@ -183,6 +183,11 @@ class ClearMLClient:
                 return payload.get("data") or {}
             if code in (502, 503, 504) or (payload is None and resp.status_code >= 500):
                 raise self._server_error(resp.status_code, _result_msg(payload))
+            if code == 401:
+                raise ClearMLConnectionError(
+                    f"ClearML account '{self.account}': {self.api_host} refused {endpoint} (401: "
+                    f"{_result_msg(payload) or 'unauthorized'}) even with a fresh login: the keys were revoked "
+                    "or lost their rights. Check the account's access/secret key.")
             raise ClearMLRequestError(
                 f"ClearML account '{self.account}': {endpoint} failed with {code}/"
                 f"{_result_subcode(payload)}: {_result_msg(payload) or resp.reason}",
@@ -284,6 +289,13 @@ class ClearMLClient:
     def _unreachable(self, exc: Exception, host: str | None = None) -> ClearMLConnectionError:
         host = host or self.api_host
         reason = type(exc).__name__
+        if isinstance(exc, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+            error = ClearMLConnectionError(
+                f"ClearML account '{self.account}': the connection to {host} broke in the middle of an answer "
+                f"({reason}); nothing partial was kept. Try again; if it repeats, check the network or a proxy "
+                "between here and the server.")
+            error.retryable = True
+            return error
         if isinstance(exc, requests.exceptions.RetryError):  # urllib3 gave up on 502/503/504
             reason = "it kept answering 5xx"
         elif isinstance(exc, requests.ConnectTimeout):

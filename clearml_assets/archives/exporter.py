@@ -142,6 +142,10 @@ class ClearMLTaskExporter:
         try:
             return self.client.call("tasks.get_by_id", task=task_id)["task"]
         except ClearMLRequestError as exc:
+            code = exc.metadata.get("result_code")
+            if getattr(code, "value", code) != 400:  # the server failed; the task may well exist
+                raise ArchiveError(f"task {task_id!r} could not be read from ClearML account {self.account!r} "
+                                   f"({exc}); nothing was published, try again") from exc
             raise ArchiveError(f"task {task_id!r} was not found on ClearML account {self.account!r} "
                                f"({exc}); check the id or remove this partition") from exc
 
