@@ -82,9 +82,17 @@ def _file_chunks(handle) -> Iterator[bytes]:
 
 def scan_file(path: Path, secrets: list[Secret]) -> list[Finding]:
     """Findings in one file: its bytes, and each member of a zip or tar, and the values of a parquet file."""
-    findings = []
     with path.open("rb") as handle:
-        findings += _scan_stream(_file_chunks(handle), secrets, str(path))
+        findings = _scan_stream(_file_chunks(handle), secrets, str(path))
+    try:
+        findings += _scan_members(path, secrets)
+    except (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, ValueError):
+        pass  # a damaged archive (some tests make them): its raw bytes were scanned above
+    return findings
+
+
+def _scan_members(path: Path, secrets: list[Secret]) -> list[Finding]:
+    findings: list[Finding] = []
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for member in archive.infolist():
@@ -114,6 +122,6 @@ def scan_tree(root: Path, secrets: list[Secret]) -> list[Finding]:
             continue
         try:
             findings += scan_file(path, secrets)
-        except (OSError, zipfile.BadZipFile, tarfile.TarError, ValueError):
+        except OSError:
             continue  # a file another process is still writing or removing
     return findings
