@@ -261,7 +261,8 @@ class ClearMLTaskExporter:
         server: dict[str, Any] = {}
         web_url = self._web_url("task", task_id, task.get("project"))
         _write_json(tmp / TASK_JSON, {
-            "task": task, "account": self.account, "web_url": web_url, "exported_at": _now(),
+            "task": media.redact_url_credentials(task), "account": self.account, "web_url": web_url,
+            "exported_at": _now(),
             "project": {"id": task.get("project"), "name": project_name},
             "names": {"task": task.get("name"), "project": project_name, "folder": folder.name},
         })

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 import threading
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -89,6 +90,20 @@ def export_event_stream(client, task_id: str, event_type: str, dest: Path,
     return result
 
 
+_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact_url_credentials(value: Any) -> Any:
+    """``value`` with the ``user:password@`` part of every URL string in it (nested lists/dicts) masked."""
+    if isinstance(value, str):
+        return _URL_USERINFO.sub(r"\1***@", value)
+    if isinstance(value, list):
+        return [redact_url_credentials(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_url_credentials(v) for k, v in value.items()}
+    return value
+
+
 def fileserver_path(url: str, files_host: str | None) -> str | None:
     """The path of ``url`` on the account's fileserver, or ``None`` if ``url`` points anywhere else."""
     if not url or not files_host:
@@ -138,7 +153,7 @@ class Downloads:
             return self._add(url, rel_path, record)
 
     def _add(self, url: str | None, rel_path: str, record: dict[str, Any]) -> dict[str, Any]:
-        record.update({"uri": url, "file": None, "status": "pending"})
+        record.update({"uri": redact_url_credentials(url), "file": None, "status": "pending"})
         self.records.append(record)
         if not url:
             record["status"] = "no_uri"
