@@ -106,6 +106,18 @@ def test_companies_are_isolated(tmp_path):
         assert api_a.call("tasks.get_by_id", task=task)["task"]["name"] == "secret-task"
         logs = api_a.call("events.get_task_log", task=task)["events"]
         assert [e["msg"] for e in logs] == ["a's log"]
+        # files: B can neither read, overwrite nor delete A's, nor reach them through the companies folder
+        files = server.info.files_host
+        path = "secret-project/secret-task.1/artifacts/w/weights.pt"
+        assert api_a.session.post(f"{files}/", files={path: ("w.pt", b"A's weights")}, timeout=10).ok
+        assert raw_get(files, f"/{path}", api_b.token)[0] == 404
+        assert api_b.session.post(f"{files}/", files={path: ("w.pt", b"B's")}, timeout=10).ok  # B's own copy
+        assert raw_get(files, f"/{path}", api_a.token) == (200, b"A's weights")
+        assert raw_get(files, f"/{path}", api_b.token) == (200, b"B's")
+        assert api_b.session.delete(f"{files}/{path}", timeout=10).ok
+        assert raw_get(files, f"/{path}", api_a.token) == (200, b"A's weights")
+        for sneaky in ("/.companies", "/.companies/x/secret-project"):
+            assert raw_get(files, sneaky, api_a.token)[0] == 400
 
 
 def raw_get(files_host: str, path: str, token: str | None) -> tuple[int, bytes]:

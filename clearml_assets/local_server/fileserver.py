@@ -7,6 +7,7 @@ files folder: a name that would leave it is refused with 400.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -37,28 +38,48 @@ def safe_file_path(root: Path, url_path: str) -> Path:
     return target
 
 
-def build_files_app(files_dir: Path, authenticator: Authenticator | None) -> Starlette:
+COMPANIES_DIR = ".companies"
+
+
+def build_files_app(files_dir: Path, authenticator: Authenticator | None, primary_company: str | None = None
+                    ) -> Starlette:
     """The fileserver application storing files under ``files_dir``.
 
     Args:
         files_dir: Where uploaded files live.
         authenticator: When given, every request needs a valid token of the API server.
+        primary_company: The company whose files live at the top of ``files_dir`` (the server's first
+            key pair); every other company's files live apart under ``.companies/<company>``, so one key
+            pair's token can neither read nor overwrite another's files.
     """
     files_dir = Path(files_dir)
     files_dir.mkdir(parents=True, exist_ok=True)
 
-    def check(request: Request) -> Response | None:
+    def company_root(request: Request) -> Path:
         if authenticator is None:
-            return None
-        try:
-            authenticator.identity(request.headers.get("authorization"))
-        except ApiError as err:
-            return JSONResponse({"error": err.msg}, status_code=401)
-        return None
+            return files_dir
+        company = str(authenticator.identity(request.headers.get("authorization")).get("company") or "")
+        if primary_company is None or company == primary_company:
+            return files_dir
+        return files_dir / COMPANIES_DIR / hashlib.sha256(company.encode()).hexdigest()[:32]
+
+    def resolve(request: Request, url_path: str) -> Path:
+        """The file a request may touch; ApiError 401 without a valid token, ValueError for a bad path."""
+        root = company_root(request)
+        if PurePosixPath("/" + url_path.lstrip("/")).parts[1:2] == (COMPANIES_DIR,):
+            raise ValueError(f"invalid file path {url_path!r}")
+        return safe_file_path(root, url_path)
+
+    def refused(exc: Exception) -> Response:
+        if isinstance(exc, ApiError):
+            return JSONResponse({"error": exc.msg}, status_code=401)
+        return JSONResponse({"error": str(exc)}, status_code=400)
 
     async def upload(request: Request) -> Response:
-        if (denied := check(request)) is not None:
-            return denied
+        try:
+            company_root(request)
+        except ApiError as exc:
+            return refused(exc)
         form = await request.form(max_files=10_000, max_fields=10_000, max_part_size=64 * 1024 * 1024)
         stored = []
         try:
@@ -66,9 +87,9 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None) -> Sta
                 if not hasattr(value, "read"):
                     continue
                 try:
-                    target = safe_file_path(files_dir, field_name or value.filename or "")
+                    target = resolve(request, field_name or value.filename or "")
                 except ValueError as exc:
-                    return JSONResponse({"error": str(exc)}, status_code=400)
+                    return refused(exc)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
                 with os.fdopen(fd, "wb") as out:
@@ -80,23 +101,19 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None) -> Sta
         return JSONResponse({"uploaded": stored})
 
     async def download(request: Request) -> Response:
-        if (denied := check(request)) is not None:
-            return denied
         try:
-            target = safe_file_path(files_dir, request.url.path)
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            target = resolve(request, request.url.path)
+        except (ApiError, ValueError) as exc:
+            return refused(exc)
         if not target.is_file():
             return JSONResponse({"error": f"file not found: {request.url.path}"}, status_code=404)
         return _FileResponse(target, media_type="application/octet-stream")
 
     async def delete(request: Request) -> Response:
-        if (denied := check(request)) is not None:
-            return denied
         try:
-            target = safe_file_path(files_dir, request.url.path)
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            target = resolve(request, request.url.path)
+        except (ApiError, ValueError) as exc:
+            return refused(exc)
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():

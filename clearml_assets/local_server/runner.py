@@ -109,7 +109,8 @@ class LocalServer:
         self.store = Store(self.data_dir)
         authenticator = Authenticator(self.credentials, load_or_create_signing_key(self.data_dir))
         api = build_api_app(self.store, authenticator)
-        files = build_files_app(self.data_dir / "files", authenticator if self.files_auth else None)
+        files = build_files_app(self.data_dir / "files", authenticator if self.files_auth else None,
+                                primary_company=self.credentials[0].company)
         common = dict(host=self.host, log_level="warning", access_log=False, lifespan="off",
                       timeout_keep_alive=30)
         return [
