@@ -27,8 +27,9 @@ class ClearMLArchiveConfig(dg.Config):
                                   "(~/.clearml_assets/exports).")
     archive_format: str = Field(default="zip", description="Archive file format: zip, tar.gz or tar.")
     force: bool = Field(default=False, description="Re-export even when the published export is current.")
-    max_workers: int = Field(default=8, description="Parallel ClearML downloads / task exports of the "
-                                                    "account (one bounded pool per account).")
+    max_workers: int = Field(default=8, description="Tasks exported at once, and the size of the account's "
+                                                    "one pool that reads their scalars and downloads their "
+                                                    "files (at most twice this many requests in flight).")
     statuses: list[str] = Field(default=list(DEFAULT_STATUSES),
                                 description="Project archive: task statuses to include.")
 

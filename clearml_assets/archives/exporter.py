@@ -111,7 +111,8 @@ class ClearMLTaskExporter:
         account: Account name (first folder under the export root).
         export_root: Root folder (default ``$CLEARML_ASSETS_HOME/exports``).
         archive_format: ``zip`` (default), ``tar.gz`` or ``tar``.
-        max_workers: Parallel downloads / parallel task exports (one bounded pool per account).
+        max_workers: Tasks exported at once, and the size of the account's one pool that reads their
+            scalars and downloads their files (at most twice this many requests in flight).
         compresslevel: zlib level for text entries (zip) or the whole stream (tar.gz).
         download: Replaces ``client.download`` (used by tests to inject failures).
         page_size: Page size of ``tasks.get_all`` / ``models.get_all``.
