@@ -147,7 +147,7 @@ class Downloads:
     def add(self, url: str | None, rel_path: str, record: dict[str, Any]) -> dict[str, Any]:
         """Schedule ``url`` into ``folder/rel_path``; the record is updated with the outcome.
 
-        Thread-safe: the debug image stream adds files while the task's thread adds artifacts and models.
+        Thread-safe: any thread of the task's export may plan files.
         """
         with self._lock:
             return self._add(url, rel_path, record)
