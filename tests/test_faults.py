@@ -28,6 +28,7 @@ from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.automation.sensors import build_clearml_completed_tasks_sensor
 from clearml_assets.datasets.defs import build_dataset_defs
 from clearml_assets.datasets.versions import list_dataset_versions
+from clearml_assets.local_server import LocalServerInfo
 from clearml_assets.resource import ClearMLResource
 from clearml_assets.sdk_process import run_in_sdk_process
 from fault_proxy import FaultProxy
@@ -57,6 +58,7 @@ class World:
     export_root: Path
     instance: dg.DagsterInstance
     tmp: Path
+    info: LocalServerInfo  # the server's, with the proxies as hosts
 
     def proxy(self, target: str) -> FaultProxy:
         return self.api if target == "api" else self.files
@@ -76,7 +78,8 @@ def world(clearml_server, tmp_path: Path):
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         instance.add_dynamic_partitions(clearml_task_partitions(ACCOUNT).name, task_ids)
         instance.add_dynamic_partitions(clearml_project_partitions(ACCOUNT).name, [project_id])
-        yield World(api, files, resource, seeder, project_id, task_ids, tmp_path / "exports", instance, tmp_path)
+        yield World(api, files, resource, seeder, project_id, task_ids, tmp_path / "exports", instance, tmp_path,
+                    proxied)
     TOTALS["faults injected"] += api.total_injected + files.total_injected
     api.close()
     files.close()
@@ -281,4 +284,45 @@ def test_dataset_version_under_fileserver_fault(world: World, case: str, fault: 
     TOTALS["data lost"] += len(missing)
     TOTALS["partial outputs marked done"] += int(bool(missing) and first.success)
     assert not missing, f"{case}: the finalized version lacks {sorted(missing)[:5]}"
+
+
+
+@pytest.mark.timeout(600)
+def test_training_when_the_weights_upload_fails(world: World):
+    from clearml_assets.training import build_training_defs
+    from clearml_assets.training.registry import CHAMPION_TAG
+    from conftest import sdk_env
+    from test_training_asset import TINY, upload_dataset, write_view
+
+    env = sdk_env(world.info, world.tmp / "sdkhome")
+    dataset_id = upload_dataset(env, write_view(world.tmp / "view", train=12, val=4, size=64), "view", world.tmp)
+    defs = build_training_defs(project="fault training", metric_floor=0.0)
+    client = world.resource.client(ACCOUNT)
+
+    def train() -> dg.ExecuteInProcessResult:
+        TOTALS["runs"] += 1
+        return dg.materialize([*defs.assets, *defs.asset_checks], raise_on_error=False,
+                              resources={"clearml": world.resource}, instance=world.instance,
+                              run_config={"ops": {"training__shapes_yolo": {"config": {
+                                  **TINY, "epochs": 1, "dataset_id": dataset_id, "timeout_seconds": 400}}}})
+
+    world.files.inject("status", code=503, match=r"^/$")  # every upload (multipart POST to /) refused
+    failed = train()
+    assert not failed.success and world.files.injected.get("status", 0) > 0
+    message = failure_text(failed)
+    assert "No model was registered and the champion is unchanged" in message, message[:800]
+    models = client.call("models.get_all", only_fields=["id", "ready", "uri", "tags"])["models"]
+    half_done = [m for m in models if m.get("ready") or CHAMPION_TAG in (m.get("tags") or [])]
+    TOTALS["partial outputs marked done"] += len(half_done)
+    assert not half_done, half_done
+    (project,) = client.call("projects.get_all", name="^fault training$", only_fields=["id"])["projects"]
+    tasks = client.call("tasks.get_all", project=[project["id"]], only_fields=["id", "status"])["tasks"]
+    assert [t["status"] for t in tasks] == ["failed"]
+
+    world.files.clear()
+    assert train().success
+    (champion,) = [m for m in client.call("models.get_all", only_fields=["id", "uri", "tags"])["models"]
+                   if CHAMPION_TAG in (m.get("tags") or [])]
+    weights = world.tmp / "weights.pt"
+    assert client.download(champion["uri"], weights) > 0
 

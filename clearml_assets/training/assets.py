@@ -66,6 +66,18 @@ def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> Non
         log.warning(f"Could not mark ClearML task {task_id} failed: {exc}")
 
 
+def _discard_models_of(client: Any, task_id: str, log: Any) -> list[str]:
+    """Delete the model records a failed training created: none may look registered without weights."""
+    try:
+        models = client.call("models.get_all", task=[task_id], only_fields=["id"]).get("models") or []
+        for model in models:
+            client.call("models.delete", model=model["id"], force=True)
+        return [m["id"] for m in models]
+    except Exception as exc:  # the training error is the one to report
+        log.warning(f"Could not delete the models of failed ClearML task {task_id}: {exc}")
+        return []
+
+
 def _per_class_markdown(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no per-class results (no validation objects)"
@@ -123,6 +135,7 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
             metadata: dict[str, Any] = {"dataset_id": dataset_id, "clearml_account": client.account}
             if task_id:
                 _ensure_task_failed(client, task_id, exc.description or str(exc), context.log)
+                metadata["discarded_models"] = ", ".join(_discard_models_of(client, task_id, context.log)) or "none"
                 metadata.update({"task_id": task_id, "clearml_task_url":
                                  dg.MetadataValue.url(client.web_url("task", task_id))})
             raise TrainingError(

@@ -203,7 +203,7 @@ def _results_rows(csv_path: Path) -> list[dict[str, float]]:
 def _train_and_register(task: Any, request: dict[str, Any], work: Path, phases: dict[str, float]
                         ) -> dict[str, Any]:
     import pandas as pd
-    from clearml import Dataset, OutputModel
+    from clearml import Dataset, OutputModel, StorageManager
     from ultralytics import YOLO
 
     mark = time.monotonic()
@@ -261,6 +261,11 @@ def _train_and_register(task: Any, request: dict[str, Any], work: Path, phases: 
     uri = output.url or ""
     if not uri or uri.rstrip("/").endswith("uploading_file"):
         raise RuntimeError(f"The weights upload of model {output.id} did not complete (uri {uri!r}).")
+    # The SDK logs a failed upload and goes on with the URL it meant to write: check the stored bytes.
+    stored = StorageManager.get_file_size_bytes(uri, silence_errors=True)
+    if stored != best.stat().st_size:
+        raise RuntimeError(f"The weights of model {output.id} are not on the fileserver ({uri} holds "
+                           f"{stored} of {best.stat().st_size} bytes); is the fileserver reachable?")
 
     phases["register"] = time.monotonic() - mark
     rows = _results_rows(Path(trainer.save_dir) / "results.csv")
