@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -87,3 +89,13 @@ def sdk_runner(clearml_server: LocalServer, tmp_path: Path):
 
     run.env = env
     return run
+
+
+def stop_embedded_server(home: Path) -> None:
+    """Stop the embedded server the ``local`` account started under ``home`` (``CLEARML_ASSETS_HOME``)."""
+    record = home / "server" / "server.json"
+    if record.exists():
+        try:
+            os.kill(json.loads(record.read_text())["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 from clearml_assets.local_server.ensure import ensure_local_server
 
-from conftest import run_sdk_script, sdk_env
+from conftest import run_sdk_script, sdk_env, stop_embedded_server
 
 BIN = Path(sys.executable).parent
 TASK_ARCHIVE = "local/clearml_task_archive"
@@ -47,12 +46,7 @@ def cli(tmp_path_factory):
         yield SimpleNamespace(tmp=tmp, home=home, info=info, run=run, instance=instance,
                               sdk_env=sdk_env(info, tmp / "sdkhome"))
     finally:
-        record = home / "server" / "server.json"
-        if record.exists():
-            try:
-                os.kill(json.loads(record.read_text())["pid"], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        stop_embedded_server(home)
 
 
 def materialize(*args: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from clearml_assets.errors import ClearMLConfigError, ClearMLConnectionError
 from clearml_assets.local_server import LocalServer, free_port
 from clearml_assets.local_server.ensure import ensure_local_server, running_local_server
 from clearml_assets.resource import ClearMLAccount, ClearMLResource
+from conftest import stop_embedded_server
 from test_client import broken_server
 
 BOUND_SECONDS = 10.0
@@ -251,15 +251,6 @@ def test_sdk_env_is_one_account_with_fast_fail_config(clearml_server: LocalServe
 
 
 # -- the embedded local server ---------------------------------------------------------------------------
-def _stop_recorded_server(home: Path) -> None:
-    record = home / "server" / "server.json"
-    if record.exists():
-        try:
-            os.kill(json.loads(record.read_text())["pid"], signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-
 def test_local_account_starts_the_embedded_server_and_reuses_it(tmp_path: Path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("CLEARML_ASSETS_HOME", str(home))
@@ -288,7 +279,7 @@ def test_local_account_starts_the_embedded_server_and_reuses_it(tmp_path: Path, 
         assert resource.sdk_env()["CLEARML_API_SECRET_KEY"] == info.secret_key
     finally:
         busy.close()
-        _stop_recorded_server(home)
+        stop_embedded_server(home)
     deadline = time.monotonic() + 10
     while running_local_server(home) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
