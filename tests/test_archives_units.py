@@ -40,8 +40,16 @@ def test_hostile_names_stay_inside_root_and_round_trip(tmp_path: Path, name: str
         assert path.is_dir() and root.resolve() in path.resolve().parents
 
 
+@pytest.mark.parametrize("name", ["CON", "con", "nul.txt", "Aux . tar.gz", "LPT1", "com9.x", "prn.log"])
+def test_windows_device_names_are_escaped_reversibly(name: str):
+    component = safe_component(name)
+    assert component.split(".")[0].rstrip(" ").upper() not in {"CON", "NUL", "AUX", "LPT1", "COM9", "PRN"}
+    assert component.startswith("%") and original_name(component) == name
+    assert safe_component("CONSOLE") == "CONSOLE" and safe_component("my con") == "my con"
+
+
 def test_safe_names_are_injective():
-    names = HOSTILE + ["a%2Fb", "a/b", "a~b", "%", "%25", "x" * 299, "x" * 301, ".hidden", "%2Ehidden"]
+    names = HOSTILE + ["a%2Fb", "a/b", "a~b", "%", "%25", "%43ON", "con", "Con", "x" * 299, "x" * 301, ".hidden", "%2Ehidden"]
     components = [safe_component(n) for n in names]
     assert len(set(components)) == len(set(names))
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from clearml_assets.archives import ClearMLTaskExporter, extract_archive
+from clearml_assets.archives import ClearMLTaskExporter, extract_archive, original_name
 from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.archives.media import redact_url_credentials
 from clearml_assets.client import ClearMLClient
@@ -34,9 +34,11 @@ NAMES = ["../../etc/passwd", "/etc/passwd", "a/b\\c/..", "nul\x00byte", "ctl\x01
 FOREIGN_URIS = ["file:///etc/passwd", "http://{other}/x.bin", "http://user:pass@{other}/x.bin",
                 "{files}/a/../../../etc/passwd", "ftp://{other}/x.bin"]
 MEMBERS = ["../escaped.txt", "/abs/escaped.txt", "a/../../escaped.txt", "symlink"]
+PAIRS = ["Model|model", "\u00e9|e\u0301", "CON|con", "a.|a", "x|x "]  # case, NFC/NFD, device, trailing dot/space
 OVERSIZED = ["10 MB log line", "100k-char metric name", "huge frame query", "deeply nested frame query"]
 TABLE = ([("name", v) for v in NAMES] + [("foreign uri", v) for v in FOREIGN_URIS]
-         + [("archive member", v) for v in MEMBERS] + [("oversized", v) for v in OVERSIZED])
+         + [("archive member", v) for v in MEMBERS]
+         + [("name pair", v) for v in PAIRS] + [("oversized", v) for v in OVERSIZED])
 
 
 class _Listener:
@@ -157,6 +159,35 @@ def _archive_member(world, value: str) -> None:
         assert not (target / "fine.txt").exists()  # every member is checked before anything is written
 
 
+def _name_pair(world, value: str) -> None:
+    """Two names that some file systems or users confuse stay two folders, each named reversibly."""
+    seeder, exporter, root, _ = world
+    pair = value.split("|")
+    task_id = seeder.seed_task(seeder.project("name pairs"), "name pairs", "pair " + value,
+                               DemoSpec(1, 1, 1, 0, 0, 0, 0), complete=False)
+    artifacts, events, now = [], [], int(time.time() * 1000)
+    for index, name in enumerate(pair):
+        url = seeder.upload(f"/pairs/{index}/same.bin", name.encode())
+        artifacts.append({"key": name, "type": "custom", "mode": "output", "uri": url,
+                          "content_size": len(name.encode())})
+        image = seeder.upload(f"/pairs/{index}/same.png", b"\x89PNG\r\n\x1a\n" + name.encode())
+        events.append({"type": "training_debug_image", "task": task_id, "timestamp": now, "iter": 0,
+                       "metric": name, "variant": "v", "url": image})
+    seeder.call("tasks.add_or_update_artifacts", task=task_id, force=True, artifacts=artifacts)
+    seeder.add_events(events)
+    result = exporter.export_task(task_id)
+    _assert_inside(root)
+    assert result.counts["artifact_files"] == 2 and result.counts["debug_image_files"] == 2
+    for kind, prefix in (("artifacts", "output."), ("debug_images", "")):
+        folders = sorted(p for p in (result.folder / kind).iterdir() if p.is_dir())
+        assert len(folders) == 2, folders
+        assert sorted(original_name(p.name[len(prefix):]) for p in folders) == sorted(pair)
+        contents = {f.read_bytes() for folder in folders for f in folder.rglob("*") if f.is_file()}
+        assert len(contents) == 2  # same file name inside, both kept
+    assert {a["key"] for a in json.loads((result.folder / "task.json").read_text())["task"]["execution"]
+            ["artifacts"]} == set(pair)
+
+
 def _oversized(world, value: str) -> None:
     seeder, exporter, root, _ = world
     if "frame query" in value:
@@ -186,6 +217,7 @@ def _oversized(world, value: str) -> None:
 
 
 RUN = {"name": _hostile_name, "foreign uri": _foreign_uri, "archive member": _archive_member,
+       "name pair": _name_pair,
        "oversized": _oversized}
 
 

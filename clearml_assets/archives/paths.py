@@ -21,6 +21,9 @@ _SAFE_PUNCT = frozenset(" _-.,+=@()[]{}#!$&'")
 _HASH_MARK = "~"
 _EMPTY = "%"
 _ACCOUNT_RE = re.compile(r"[^A-Za-z0-9_]")
+# Device names Windows refuses as a file or folder name, with or without an extension.
+_WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
+                               *(f"LPT{i}" for i in range(10))})
 
 
 def _char_is_safe(ch: str) -> bool:
@@ -44,7 +47,8 @@ def _encode(name: str) -> str:
 def safe_component(name: str, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
     """One safe path component for ``name`` (never ``.``/``..``, never a separator, bounded length).
 
-    Unsafe characters become ``%XX`` (UTF-8 bytes). Names whose encoding exceeds ``max_bytes`` are cut
+    Unsafe characters become ``%XX`` (UTF-8 bytes), and so does the first letter of a Windows device
+    name (``CON``, ``nul.txt``, ``LPT1``) so that an archive unpacks on Windows too. Names whose encoding exceeds ``max_bytes`` are cut
     and end with ``~`` plus 16 hex digits of the name's sha256.
 
     Args:
@@ -55,6 +59,8 @@ def safe_component(name: str, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
     if not name:
         return _EMPTY
     encoded = _encode(name)
+    if encoded.split(".")[0].rstrip(" ").upper() in _WINDOWS_RESERVED:  # "CON" -> "%43ON", still reversible
+        encoded = f"%{ord(encoded[0]):02X}{encoded[1:]}"
     if len(encoded.encode("utf-8")) <= max_bytes:
         return encoded
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
