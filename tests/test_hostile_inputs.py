@@ -33,7 +33,8 @@ NAMES = ["../../etc/passwd", "/etc/passwd", "a/b\\c/..", "nul\x00byte", "ctl\x01
          "\u202eRTL override", "C:\\Windows\\system32", "%2e%2e%2f", "ok\u200bzero-width"]
 FOREIGN_URIS = ["file:///etc/passwd", "http://{other}/x.bin", "http://user:pass@{other}/x.bin",
                 "{files}/a/../../../etc/passwd", "ftp://{other}/x.bin"]
-MEMBERS = ["../escaped.txt", "/abs/escaped.txt", "a/../../escaped.txt", "symlink"]
+MEMBERS = ["../escaped.txt", "/abs/escaped.txt", "a/../../escaped.txt", "symlink",
+           "linked/escaped.txt"]  # the last through a link already in the target folder
 PAIRS = ["Model|model", "\u00e9|e\u0301", "CON|con", "a.|a", "x|x "]  # case, NFC/NFD, device, trailing dot/space
 OVERSIZED = ["10 MB log line", "100k-char metric name", "huge frame query", "deeply nested frame query"]
 TABLE = ([("name", v) for v in NAMES] + [("foreign uri", v) for v in FOREIGN_URIS]
@@ -153,6 +154,10 @@ def _archive_member(world, value: str) -> None:
                         info.size = len(data)
                     tf.addfile(info, io.BytesIO(data) if info.isfile() else None)
         target = root.parent / f"unpack_{fmt}"
+        if value.startswith("linked/"):
+            (root.parent / "outside").mkdir(exist_ok=True)
+            target.mkdir()
+            (target / "linked").symlink_to(root.parent / "outside", target_is_directory=True)
         with pytest.raises(ArchiveError, match="refus|outside|escap"):
             extract_archive(path, target)
         assert not list(root.parent.rglob("escaped.txt")) and not (target / "link").exists()

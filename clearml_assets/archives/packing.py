@@ -229,6 +229,10 @@ def _safe_member(name: str, target: Path) -> Path:
     dest = Path(os.path.normpath(target.joinpath(*parts)))
     if target != dest and target not in dest.parents:
         raise ArchiveError(f"archive member {name!r} escapes {str(target)!r}; refusing to extract")
+    real = dest.resolve()  # a link already in the target folder must not lead a member out of it
+    if target != real and target not in real.parents:
+        raise ArchiveError(f"archive member {name!r} would be written through a link to {str(real)!r}, "
+                           f"outside {str(target)!r}; refusing to extract")
     return dest
 
 
