@@ -36,7 +36,8 @@ FOREIGN_URIS = ["file:///etc/passwd", "http://{other}/x.bin", "http://user:pass@
 MEMBERS = ["../escaped.txt", "/abs/escaped.txt", "a/../../escaped.txt", "symlink",
            "linked/escaped.txt"]  # the last through a link already in the target folder
 PAIRS = ["Model|model", "\u00e9|e\u0301", "CON|con", "a.|a", "x|x "]  # case, NFC/NFD, device, trailing dot/space
-OVERSIZED = ["10 MB log line", "100k-char metric name", "huge frame query", "deeply nested frame query"]
+OVERSIZED = ["10 MB log line", "100k-char metric name", "huge frame query", "deeply nested frame query",
+             "1 MB task name", "20,000 artifacts"]
 TABLE = ([("name", v) for v in NAMES] + [("foreign uri", v) for v in FOREIGN_URIS]
          + [("archive member", v) for v in MEMBERS]
          + [("name pair", v) for v in PAIRS] + [("oversized", v) for v in OVERSIZED])
@@ -202,8 +203,12 @@ def _oversized(world, value: str) -> None:
         with pytest.raises(FrameQueryError):
             select_frames(frames, query)
         return
-    task_id = seeder.seed_task(seeder.project("oversized"), "oversized", "oversized task",
+    task_name = "N" * 1_000_000 if value == "1 MB task name" else "oversized task"
+    task_id = seeder.seed_task(seeder.project("oversized"), "oversized", task_name,
                                DemoSpec(1, 1, 1, 0, 0, 0, 0), complete=False)
+    if value in ("1 MB task name", "20,000 artifacts"):
+        _many_artifacts_or_long_name(world, task_id, task_name, value)
+        return
     now = int(time.time() * 1000)
     if value == "10 MB log line":
         seeder.add_events([{"type": "log", "task": task_id, "timestamp": now + 10, "level": "info",
@@ -219,6 +224,24 @@ def _oversized(world, value: str) -> None:
         assert (result.folder / "console.log").stat().st_size > 10 << 20
     else:
         assert result.counts["scalar_points"] == 2
+
+
+def _many_artifacts_or_long_name(world, task_id: str, task_name: str, value: str) -> None:
+    seeder, exporter, root, _ = world
+    total, local = (20_000, 20) if value == "20,000 artifacts" else (0, 0)
+    if total:
+        url = seeder.upload("/many/a.bin", b"x")
+        seeder.call("tasks.add_or_update_artifacts", task=task_id, force=True, artifacts=[
+            {"key": f"a{i}", "type": "custom", "mode": "output", "content_size": 1,
+             "uri": url if i < local else f"http://elsewhere.invalid/{i}"} for i in range(total)])
+    result = exporter.export_task(task_id)
+    _assert_inside(root)
+    assert all(len(p.name.encode()) <= 255 for p in root.rglob("*"))
+    assert json.loads((result.folder / "task.json").read_text())["names"]["task"] == task_name
+    assert result.counts["artifacts"] == total and result.counts["artifact_files"] == local
+    skipped = [i for i in result.issues if i.get("status") == "skipped_not_on_fileserver"]
+    assert len(skipped) == total - local
+    assert result.counts["scalar_points"] == 1  # the rest of the task is whole
 
 
 RUN = {"name": _hostile_name, "foreign uri": _foreign_uri, "archive member": _archive_member,

@@ -480,14 +480,16 @@ def add_or_update_artifacts(call: Call) -> dict:
     doc = _task(call)
     _check_updatable(call, doc)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
+    position: dict[tuple, int] = {}  # (key, mode) -> index: linear in the number of artifacts, not quadratic
+    for i, old in enumerate(current):
+        position.setdefault((old.get("key"), old.get("mode", "output")), i)
     for art in required(call, "artifacts"):
         if not art.get("key") or not art.get("type"):
             raise bad_request("artifacts need key and type")
         art = {"mode": "output", **art}
-        for i, old in enumerate(current):
-            if old.get("key") == art["key"] and old.get("mode", "output") == art["mode"]:
-                current[i] = art
-                break
+        where = position.setdefault((art["key"], art["mode"]), len(current))
+        if where < len(current):
+            current[where] = art
         else:
             current.append(art)
     _save(call, doc)
