@@ -163,3 +163,25 @@ def test_another_company_can_neither_see_nor_change_anything(two_companies):
     assert all(t["name"] != "stolen" for t in api_a.call("tasks.get_all", search_hidden=True)["tasks"])
     # the sweep did reach the handlers: most endpoints answered something other than 401
     assert sum(code != 401 for code in answered.values()) == len(answered)
+
+
+def test_oversized_request_bodies_are_refused(two_companies, monkeypatch):
+    from clearml_assets.local_server import app
+
+    monkeypatch.setattr(app, "MAX_BODY_BYTES", 64 * 1024)
+    api = RawApi(two_companies.info, A.access_key, A.secret_key)
+    url = f"{two_companies.info.api_host}/v2.23/tasks.get_all"
+    def chunked():  # no Content-Length: the server must count what it reads
+        for _ in range(4096):
+            yield b" " * 1024
+
+    refused = 0
+    for body in (b" " * (65 * 1024), chunked()):
+        try:
+            resp = api.session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+        except requests.ConnectionError:  # the server may answer and close before the client finished sending
+            continue
+        assert resp.status_code == 413 and "too large" in resp.json()["meta"]["result_msg"]
+        refused += 1
+    assert refused >= 1
+    assert api.call("tasks.get_all", page_size=1) is not None  # the server is still serving

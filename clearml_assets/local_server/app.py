@@ -95,6 +95,19 @@ def _parse_body(raw: bytes, content_type: str) -> Any:
     return json.loads(text)
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds ``MAX_BODY_BYTES`` (never read whole first)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, 0, f"Request body too large ({declared} bytes; at most {MAX_BODY_BYTES})")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiError(413, 0, f"Request body too large (more than {MAX_BODY_BYTES} bytes)")
+    return bytes(raw)
+
+
 def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
     """The API application serving every registered endpoint."""
     from . import services  # noqa: F401  (registers the endpoints)
@@ -114,9 +127,7 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
             if name == "auth.login":
                 return envelope(name, version, 200, 0, "OK", authenticator.login(authorization))
             identity = {} if name in UNAUTHENTICATED else authenticator.identity(authorization)
-            raw = await request.body()
-            if len(raw) > MAX_BODY_BYTES:
-                raise ApiError(413, 0, "Request body too large")
+            raw = await _bounded_body(request)
             try:
                 data = _parse_body(raw, request.headers.get("content-type", ""))
             except (ValueError, UnicodeDecodeError) as exc:
