@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -208,12 +208,20 @@ class ClearMLClient:
 
     # -- files -------------------------------------------------------------------------------------
     def is_own_file_url(self, url: str) -> bool:
-        """Whether ``url`` is on this account's fileserver (scheme, host and port equal, no ``..``)."""
+        """Whether ``url`` is on this account's fileserver (scheme, host and port equal, under its path, no
+        ``..`` even percent-encoded, no credentials of its own)."""
         if not self.files_host:
             return False
-        own, other = urlsplit(self.files_host), urlsplit(url)
-        return (other.scheme, other.hostname, other.port) == (own.scheme, own.hostname, own.port) \
-            and ".." not in other.path.split("/") and other.path.startswith(own.path or "/")
+        try:
+            own, other = urlsplit(self.files_host), urlsplit(url)
+            other_port, own_port = other.port, own.port
+        except ValueError:  # e.g. a port that is not a number
+            return False
+        path = unquote(other.path)
+        return (other.scheme, other.hostname, other_port) == (own.scheme, own.hostname, own_port) \
+            and other.scheme in ("http", "https") and not (other.username or other.password) \
+            and "\0" not in path and ".." not in path.replace("\\", "/").split("/") \
+            and path.startswith(own.path.rstrip("/") + "/")
 
     def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024, _renewed: bool = False, *,
                  digest: Any = None) -> int:

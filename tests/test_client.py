@@ -232,3 +232,28 @@ def test_download_refused_by_the_fileserver_fails_once_renewed(clearml_server: L
         assert not (tmp_path / "x.bin").exists() and client.calls == before
     finally:
         other.stop()
+
+
+@pytest.mark.parametrize("url,own", [
+    ("http://127.0.0.1:8081/p/t.1/a.bin", True),
+    ("http://LOCALHOST:8081/files/x", False),
+    ("https://127.0.0.1:8081/p/a.bin", False),
+    ("http://127.0.0.1:8082/p/a.bin", False),
+    ("http://user:pass@127.0.0.1:8081/p/a.bin", False),
+    ("http://127.0.0.1:8081@evil.example/p/a.bin", False),
+    ("http://evil.example\\@127.0.0.1:8081/p/a.bin", False),
+    ("http://127.0.0.1:8081/p/../../etc/passwd", False),
+    ("http://127.0.0.1:8081/p/%2e%2e/%2E%2E/etc/passwd", False),
+    ("http://127.0.0.1:8081/p/..%5c..%5cetc", False),
+    ("http://127.0.0.1:8081/p/nul%00.bin", False),
+    ("http://127.0.0.1:notaport/p/a.bin", False),
+    ("file:///etc/passwd", False),
+])
+def test_only_the_accounts_own_fileserver_urls_are_downloadable(url: str, own: bool, tmp_path: Path):
+    client = ClearMLClient("http://127.0.0.1:8080", "KEY", "SECRET", account="acct",
+                           files_host="http://127.0.0.1:8081/")
+    assert client.is_own_file_url(url) is own
+    if not own:
+        with pytest.raises(ClearMLRequestError, match="refusing to download"):
+            client.download(url, tmp_path / "x.bin")
+        assert not list(tmp_path.iterdir())
