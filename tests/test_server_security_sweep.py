@@ -185,3 +185,12 @@ def test_oversized_request_bodies_are_refused(two_companies, monkeypatch):
         refused += 1
     assert refused >= 1
     assert api.call("tasks.get_all", page_size=1) is not None  # the server is still serving
+
+
+def test_a_new_data_folder_and_its_secrets_are_the_owners_only(tmp_path):
+    data_dir = tmp_path / "fresh" / "srv"
+    with LocalServer(data_dir, api_port=0, files_port=0) as server:
+        RawApi(server.info).call("projects.create", name="private", description="")
+        assert data_dir.stat().st_mode & 0o777 == 0o700
+        for secret in ("credentials.json", "jwt.key"):
+            assert (data_dir / secret).stat().st_mode & 0o777 == 0o600, secret

@@ -83,7 +83,8 @@ class LocalServer:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # a new data folder is the owner's only: it holds every task, log and file of the server
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if self.credentials is None:
             self.credentials = load_or_create_credentials(self.data_dir)
         if self.api_port == 0:
