@@ -34,7 +34,8 @@ NAMES = ["../../etc/passwd", "/etc/passwd", "a/b\\c/..", "nul\x00byte", "ctl\x01
 FOREIGN_URIS = ["file:///etc/passwd", "http://{other}/x.bin", "http://user:pass@{other}/x.bin",
                 "{files}/a/../../../etc/passwd", "ftp://{other}/x.bin"]
 MEMBERS = ["../escaped.txt", "/abs/escaped.txt", "a/../../escaped.txt", "symlink",
-           "linked/escaped.txt"]  # the last through a link already in the target folder
+           "linked/escaped.txt",  # through a link already in the target folder
+           "bomb"]  # 64 MiB of zeros in a small archive, over the size allowed
 PAIRS = ["Model|model", "\u00e9|e\u0301", "CON|con", "a.|a", "x|x "]  # case, NFC/NFD, device, trailing dot/space
 OVERSIZED = ["10 MB log line", "100k-char metric name", "huge frame query", "deeply nested frame query",
              "1 MB task name", "20,000 artifacts"]
@@ -139,7 +140,9 @@ def _archive_member(world, value: str) -> None:
         if fmt == "zip":
             with zipfile.ZipFile(path, "w") as zf:
                 zf.writestr("fine.txt", "fine")
-                if value == "symlink":
+                if value == "bomb":
+                    zf.writestr(zipfile.ZipInfo("escaped.txt"), bytes(64 << 20), zipfile.ZIP_DEFLATED)
+                elif value == "symlink":
                     info = zipfile.ZipInfo("link")
                     info.external_attr = (0o120777 << 16)
                     zf.writestr(info, "/etc/passwd")
@@ -147,7 +150,8 @@ def _archive_member(world, value: str) -> None:
                     zf.writestr(value, "escaped")
         else:
             with tarfile.open(path, "w:gz") as tf:
-                for name, data in (("fine.txt", b"fine"), (value, b"escaped")):
+                for name, data in (("fine.txt", b"fine"),
+                                   ("escaped.txt", bytes(64 << 20)) if value == "bomb" else (value, b"escaped")):
                     info = tarfile.TarInfo("link" if name == "symlink" else name)
                     if name == "symlink":
                         info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
@@ -160,7 +164,7 @@ def _archive_member(world, value: str) -> None:
             target.mkdir()
             (target / "linked").symlink_to(root.parent / "outside", target_is_directory=True)
         with pytest.raises(ArchiveError, match="refus|outside|escap"):
-            extract_archive(path, target)
+            extract_archive(path, target, max_bytes=(16 << 20) if value == "bomb" else None)
         assert not list(root.parent.rglob("escaped.txt")) and not (target / "link").exists()
         assert not (target / "fine.txt").exists()  # every member is checked before anything is written
 

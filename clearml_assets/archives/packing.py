@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import shutil
 import stat
 import tarfile
 import zipfile
@@ -236,11 +237,19 @@ def _safe_member(name: str, target: Path) -> Path:
     return dest
 
 
-def extract_archive(path: Path, target: Path) -> list[Path]:
+def _check_room(total: int, target: Path, max_bytes: int | None, path: Path) -> None:
+    limit = max_bytes if max_bytes is not None else shutil.disk_usage(target).free
+    if total > limit:
+        raise ArchiveError(f"archive {Path(path).name!r} unpacks to {total} bytes, more than the {limit} bytes "
+                           f"allowed in {str(target)!r}; refusing to extract (free space or pass max_bytes)")
+
+
+def extract_archive(path: Path, target: Path, max_bytes: int | None = None) -> list[Path]:
     """Extract a zip/tar archive into ``target``, refusing members that would land outside it.
 
-    Links, devices and other special members are refused too. Every member is checked before anything
-    is written.
+    Links, devices and other special members are refused too, and so is an archive whose members add up
+    to more than ``max_bytes`` (default: the free space under ``target``). Every member is checked before
+    anything is written.
 
     Returns:
         The extracted file paths.
@@ -257,6 +266,7 @@ def extract_archive(path: Path, target: Path) -> list[Path]:
                 if mode and stat.S_ISLNK(mode):
                     raise ArchiveError(f"archive member {info.filename!r} is a symlink; refusing to extract")
                 _safe_member(info.filename, target)
+            _check_room(sum(i.file_size for i in infos), target, max_bytes, path)  # reads stop at file_size
             for info in infos:
                 dest = _safe_member(info.filename, target)
                 if info.is_dir():
@@ -275,6 +285,7 @@ def extract_archive(path: Path, target: Path) -> list[Path]:
                     raise ArchiveError(f"archive member {member.name!r} is a link or special file; "
                                        "refusing to extract")
                 _safe_member(member.name, target)
+            _check_room(sum(m.size for m in members if m.isfile()), target, max_bytes, path)
             for member in members:
                 dest = _safe_member(member.name, target)
                 if member.isdir():
