@@ -10,6 +10,7 @@ account, the host and what to do.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ from .errors import ClearMLConnectionError, ClearMLRequestError
 
 API_VERSION = "2.23"
 CHECK_DEADLINE_SEC = 10.0
+
+_USERINFO = re.compile(r"(\w+://)[^/@\s]*@")
 
 
 class ClearMLClient:
@@ -243,9 +246,10 @@ class ClearMLClient:
             ClearMLConnectionError: The fileserver could not be reached.
         """
         if not self.is_own_file_url(url):
+            shown = _USERINFO.sub(r"\1***@", url)  # a password in the URL goes into no message or metadata
             raise ClearMLRequestError(
-                f"ClearML account '{self.account}': refusing to download {url!r}: it is not on the "
-                f"account's fileserver {self.files_host}.", metadata={"url": url})
+                f"ClearML account '{self.account}': refusing to download {shown!r}: it is not on the "
+                f"account's fileserver {self.files_host}.", metadata={"url": shown})
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")

@@ -254,6 +254,7 @@ def test_only_the_accounts_own_fileserver_urls_are_downloadable(url: str, own: b
                            files_host="http://127.0.0.1:8081/")
     assert client.is_own_file_url(url) is own
     if not own:
-        with pytest.raises(ClearMLRequestError, match="refusing to download"):
+        with pytest.raises(ClearMLRequestError, match="refusing to download") as caught:
             client.download(url, tmp_path / "x.bin")
+        assert "user:pass" not in str(caught.value) + str(caught.value.metadata)
         assert not list(tmp_path.iterdir())
