@@ -89,8 +89,6 @@ def _stop(proc: Any, grace: float = 2.0) -> None:
     if proc.is_alive():
         _signal_group(proc, signal.SIGKILL)
         proc.join()
-    else:
-        _signal_group(proc, signal.SIGKILL)  # leftovers of a child that exited on its own
 
 
 def run_in_sdk_process(
@@ -140,7 +138,8 @@ def run_in_sdk_process(
     finally:
         if answered and proc.is_alive():
             proc.join(10)  # finishing its own clean-up (the SDK's flush); an interrupt stops it at once
-        _stop(proc)
+        if not answered or proc.is_alive():
+            _stop(proc)
         parent_conn.close()
     if status == "error":
         name, message, tb = payload
