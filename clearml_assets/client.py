@@ -9,6 +9,7 @@ account, the host and what to do.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote, urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -333,8 +335,18 @@ class ClearMLClient:
 
 
 def _json(resp: requests.Response) -> Any:
+    """The response's JSON (``None`` if it is not JSON).
+
+    Event pages are most of an export's bytes and orjson reads them about 3x faster; what it refuses but
+    Python's parser reads (``NaN``, escaped lone surrogates in log text) goes to the standard parser.
+    """
+    body = resp.content
     try:
-        return resp.json()
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body)
     except ValueError:
         return None
 

@@ -258,3 +258,35 @@ def test_only_the_accounts_own_fileserver_urls_are_downloadable(url: str, own: b
             client.download(url, tmp_path / "x.bin")
         assert "user:pass" not in str(caught.value) + str(caught.value.metadata)
         assert not list(tmp_path.iterdir())
+
+
+def test_answers_only_pythons_json_parser_reads_are_still_read():
+    # NaN, an escaped lone surrogate (log text that was not UTF-8) and an integer past 64 bits: the fast
+    # parser refuses or rounds these, the client must return them as Python's json module reads them
+    body = (b'{"meta": {"result_code": 200}, "data": {"value": NaN, "msg": "bytes \\udcff here", '
+            b'"iter": 123456789012345678901234567890}}')
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raw = b'{"meta": {"result_code": 200}, "data": {"token": "a.b.c"}}' \
+                if self.path.endswith("auth.login") else body
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        data = ClearMLClient(f"http://127.0.0.1:{server.server_address[1]}", "AK", SECRET).call("tasks.get_all")
+    finally:
+        server.shutdown()
+    assert data["msg"] == "bytes \udcff here" and data["iter"] == 123456789012345678901234567890
+    assert data["value"] != data["value"]  # NaN

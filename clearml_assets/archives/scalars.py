@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -212,9 +213,15 @@ def _write_batch(metric: str, jmetric: str, variant: str, iters: list[int], valu
         stats = result.series[(metric, variant)] = SeriesStats(metric, variant)
     stats.add_many(iters, values)
     prefix = f'{{"metric":{jmetric},"variant":{json.dumps(variant, ensure_ascii=False)},"iter":'
-    texts = map(repr, values) if _all_finite(values) else \
-        (repr(v) if math.isfinite(v) else json.dumps(json_float(v)) for v in values)
-    jsonl.write("".join([f'{prefix}{i},"value":{t}}}\n' for i, t in zip(iters, texts)]))
+    if _all_finite(values):  # numbers hold no comma: one C-level encode each, then split
+        texts = orjson.dumps(values).decode()[1:-1].split(",")
+    else:
+        texts = [repr(v) if math.isfinite(v) else json.dumps(json_float(v)) for v in values]
+    try:
+        keys = orjson.dumps(iters).decode()[1:-1].split(",")
+    except TypeError:  # an iteration past 64 bits (only a foreign server sends one)
+        keys = [str(i) for i in iters]
+    jsonl.write("".join([f'{prefix}{i},"value":{t}}}\n' for i, t in zip(keys, texts)]))
     return pa.table({"metric": pa.repeat(pa.scalar(metric, pa.string()), n),
                      "variant": pa.repeat(pa.scalar(variant, pa.string()), n),
                      "iter": pa.array(iters, pa.int64()), "value": pa.array(values, pa.float64())},

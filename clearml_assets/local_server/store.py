@@ -43,6 +43,8 @@ CREATE INDEX IF NOT EXISTS events_by_task ON events (company, task, type, seq);
 CREATE INDEX IF NOT EXISTS events_by_ts ON events (company, task, type, ts, seq);
 CREATE INDEX IF NOT EXISTS events_by_metric ON events (company, task, type, metric, variant, iter, seq);
 CREATE INDEX IF NOT EXISTS events_by_iter ON events (company, task, type, iter, seq);
+-- one metric's scalars in iteration order (scalar_metrics_iter_raw) without visiting the other metrics' rows
+CREATE INDEX IF NOT EXISTS events_by_metric_iter ON events (company, task, type, metric, iter, seq);
 """
 
 
