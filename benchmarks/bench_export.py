@@ -20,10 +20,10 @@ With ``--memory`` it instead checks that memory stays flat: one task with N log 
 scalar series (default 1,000,000 each) is exported in a child process and its peak RSS is compared with
 the same export at N/10.
 
-The round trip is simulated by a proxy in front of the API server and the fileserver that delays every
-request by R milliseconds (as to a hosted ClearML server); seeding is not delayed.
+The round trip is simulated by a proxy (its own process) in front of the API server and the fileserver that
+delays every request by R milliseconds (as to a hosted ClearML server); seeding is not delayed.
 
-Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8] [--latency-ms 0,30,100]
+Usage: python benchmarks/bench_export.py [--tasks 200] [--workers 8,16] [--latency-ms 0,30,100]
        python benchmarks/bench_export.py --memory [--memory-size 1000000]
 """
 
@@ -81,35 +81,44 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "lines": lines, "points":
 
 
 class LatencyProxy:
-    """A TCP proxy to ``port`` on loopback that delays each request (first bytes after a response)."""
+    """A TCP proxy to ``port`` on loopback that delays each request (first bytes after a response).
+
+    It runs in its own process: pumping every byte through Python threads in the measuring process would
+    take that process's GIL from the export being measured.
+    """
 
     def __init__(self, port: int):
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")  # started before any measured thread exists
         self.target = port
-        self.latency = 0.0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._latency = context.Value("d", 0.0, lock=False)
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+        self._process = context.Process(target=_serve_proxy, args=(listener, port, self._latency), daemon=True)
+        self._process.start()
+        listener.close()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            for sock in (client, upstream):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            state = {"new_request": True}
-            threading.Thread(target=self._pump, args=(client, upstream, state, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, state, False), daemon=True).start()
+    @property
+    def latency(self) -> float:
+        return self._latency.value
 
-    def _pump(self, src: socket.socket, dst: socket.socket, state: dict, request_side: bool) -> None:
+    @latency.setter
+    def latency(self, seconds: float) -> None:
+        self._latency.value = seconds
+
+    def url(self, original: str) -> str:
+        return original.replace(f":{self.target}", f":{self.port}")
+
+
+def _serve_proxy(listener: socket.socket, target: int, latency) -> None:
+    def pump(src: socket.socket, dst: socket.socket, state: dict, request_side: bool) -> None:
         try:
             while data := src.recv(1 << 16):
                 if request_side and state["new_request"]:
                     state["new_request"] = False
-                    if self.latency:
-                        time.sleep(self.latency)
+                    if latency.value:
+                        time.sleep(latency.value)
                 elif not request_side:
                     state["new_request"] = True
                 dst.sendall(data)
@@ -122,8 +131,14 @@ class LatencyProxy:
                 except OSError:
                     pass
 
-    def url(self, original: str) -> str:
-        return original.replace(f":{self.target}", f":{self.port}")
+    while True:
+        client, _ = listener.accept()
+        upstream = socket.create_connection(("127.0.0.1", target))
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        state = {"new_request": True}
+        threading.Thread(target=pump, args=(client, upstream, state, True), daemon=True).start()
+        threading.Thread(target=pump, args=(upstream, client, state, False), daemon=True).start()
 
 
 def sdk_env(info, home: Path) -> dict[str, str]:
@@ -308,7 +323,10 @@ def memory_check(info, seeder: RawSeeder, work: Path, size: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200, help="tasks to seed (default 200)")
-    parser.add_argument("--workers", type=int, default=8, help="parallel ClearML calls (default 8)")
+    parser.add_argument("--workers", default="8,16",
+                        help="the archive's max_workers, comma-separated; each is a separate measurement of "
+                             "(b)-(d) against the same (a). The archive has up to twice this many requests in "
+                             "flight, and so do the bare transfers (default 8,16)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--latency-ms", default="0,30,100",
                         help="simulated network round trips per request, in ms, comma-separated; each is a "
@@ -319,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="log lines and scalar points of the --memory task (default 1,000,000)")
     args = parser.parse_args(argv)
     latencies = [float(x) for x in str(args.latency_ms).split(",") if x.strip()]
+    worker_counts = [int(x) for x in str(args.workers).split(",") if x.strip()]
     work = Path(tempfile.mkdtemp(prefix="bench_export_"))
     server = start_local_server_process(work / "server", log_file=work / "server.log")
     try:
@@ -348,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
         # one untimed materialization first, so no timed run pays the process's one-time imports
         warm_spec = DemoSpec(scalar_series=2, points_per_series=5, log_lines=5, artifacts=1, artifact_bytes=1024)
         seeder.seed_project("warmup", 1, warm_spec, workers=1)
-        run_project_asset(info, seeder.project("warmup"), work / "warmup", args.workers)
+        run_project_asset(info, seeder.project("warmup"), work / "warmup", worker_counts[0])
         rows = []
         for rtt in latencies:
             api_proxy.latency = files_proxy.latency = rtt / 1000
@@ -358,22 +377,23 @@ def main(argv: list[str] | None = None) -> None:
             print(f"(a) SDK way   : {a['seconds']:.2f}s  lines={a['lines']} points={a['points']} files={a['files']}"
                   f"  missing: lines={expected['lines'] - a['lines']} points={expected['points'] - a['points']}"
                   f" files={expected['files'] - a['files']}", flush=True)
-            b = run_project_asset(info, project_id, run / "exports", args.workers)
-            print(f"(b) archive   : {b['seconds']:.2f}s  lines={b['lines']} points={b['points']} "
-                  f"files={b['files']} tasks={b['tasks']} (reused {b['tasks_reused']})  missing: "
-                  f"lines={expected['lines'] - b['lines']} points={expected['points'] - b['points']} "
-                  f"files={expected['files'] - b['files']}", flush=True)
-            c = bare_downloads(reader.token, urls, run / "bare", args.workers)
-            d = bare_events(reader, ids, args.workers)
-            print(f"(c) bare files: {c:.2f}s   (d) bare events: {d:.2f}s", flush=True)
-            rows.append((rtt, a["seconds"], b["seconds"], c, d))
+            for workers in worker_counts:
+                b = run_project_asset(info, project_id, run / f"exports_{workers}", workers)
+                print(f"(b) archive, max_workers={workers}: {b['seconds']:.2f}s  lines={b['lines']} "
+                      f"points={b['points']} files={b['files']} tasks={b['tasks']} (reused {b['tasks_reused']})  "
+                      f"missing: lines={expected['lines'] - b['lines']} points={expected['points'] - b['points']} "
+                      f"files={expected['files'] - b['files']}", flush=True)
+                c = bare_downloads(reader.token, urls, run / f"bare_{workers}", 2 * workers)
+                d = bare_events(reader, ids, 2 * workers)
+                print(f"(c) bare files: {c:.2f}s   (d) bare events: {d:.2f}s  ({2 * workers} in flight)", flush=True)
+                rows.append((rtt, workers, a["seconds"], b["seconds"], c, d))
             if not args.keep:
                 shutil.rmtree(run, ignore_errors=True)
-        print(f"\n{len(ids)} tasks, {args.workers} workers; target (a)/(b) >= 10 and (b)/((c)+(d)) <= 2")
-        print(f"{'RTT ms':>7} {'(a) s':>8} {'(b) s':>8} {'(c) s':>8} {'(d) s':>8} {'(a)/(b)':>8} "
+        print(f"\n{len(ids)} tasks; target (a)/(b) >= 10 and (b)/((c)+(d)) <= 2")
+        print(f"{'RTT ms':>7} {'workers':>8} {'(a) s':>8} {'(b) s':>8} {'(c) s':>8} {'(d) s':>8} {'(a)/(b)':>8} "
               f"{'(b)/((c)+(d))':>14} {'(a)/((c)+(d))':>14}")
-        for rtt, a_s, b_s, c_s, d_s in rows:
-            print(f"{rtt:>7g} {a_s:>8.2f} {b_s:>8.2f} {c_s:>8.2f} {d_s:>8.2f} {a_s / b_s:>7.1f}x "
+        for rtt, workers, a_s, b_s, c_s, d_s in rows:
+            print(f"{rtt:>7g} {workers:>8} {a_s:>8.2f} {b_s:>8.2f} {c_s:>8.2f} {d_s:>8.2f} {a_s / b_s:>7.1f}x "
                   f"{b_s / (c_s + d_s):>14.2f} {a_s / (c_s + d_s):>13.1f}x")
     finally:
         server.stop()
