@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from clearml_assets.archives import ClearMLTaskExporter
 from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.client import ClearMLClient
 from clearml_assets.local_server import start_local_server_process
-from clearml_assets.sdk_process import fastfail_config_file
+from bench_export import sdk_env  # benchmarks/ is on the path: run as a script or from tests/test_load.py
 
 WRITER = """
 import json, sys, time
@@ -48,14 +47,6 @@ while time.monotonic() < deadline:
 task.close()
 print(json.dumps({"task_id": task.id, "points": points, "lines": lines}))
 """
-
-
-def _writer_env(info, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
-    env.update(info.env())
-    env.update({"HOME": str(home), "CLEARML_CONFIG_FILE": str(fastfail_config_file(home)),
-                "CLEARML_LOG_LEVEL": "ERROR"})
-    return env
 
 
 def run_load(seconds: float = 60, exporters: int = 8, writers: int = 2, seeded_tasks: int = 8,
@@ -104,7 +95,7 @@ def run_load(seconds: float = 60, exporters: int = 8, writers: int = 2, seeded_t
         started = time.monotonic()
         procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(WRITER), f"writer {w}", str(seconds),
                                    str(writer_pause)],
-                                  env=_writer_env(info, workdir / f"home_{w}"), stdout=subprocess.PIPE,
+                                  env=sdk_env(info, workdir / f"home_{w}"), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for w in range(writers)]
         threads = [threading.Thread(target=sample, daemon=True)]
         threads += [threading.Thread(target=export_loop, args=(n,), daemon=True) for n in range(exporters)]

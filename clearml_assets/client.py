@@ -28,7 +28,19 @@ from .errors import ClearMLConnectionError, ClearMLRequestError
 API_VERSION = "2.23"
 CHECK_DEADLINE_SEC = 10.0
 
-_USERINFO = re.compile(r"(\w+://)[^/@\s]*@")
+# the scheme is bounded so that a megabyte of letters is scanned in linear time, not quadratic
+_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/@\s]*@")
+
+
+def redact_url_credentials(value: Any) -> Any:
+    """``value`` with the ``user:password@`` part of every URL in it (strings, nested lists/dicts) masked."""
+    if isinstance(value, str):
+        return _URL_USERINFO.sub(r"\1***@", value)
+    if isinstance(value, list):
+        return [redact_url_credentials(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_url_credentials(v) for k, v in value.items()}
+    return value
 
 
 class ClearMLClient:
@@ -248,7 +260,7 @@ class ClearMLClient:
             ClearMLConnectionError: The fileserver could not be reached.
         """
         if not self.is_own_file_url(url):
-            shown = _USERINFO.sub(r"\1***@", url)  # a password in the URL goes into no message or metadata
+            shown = redact_url_credentials(url)  # a password in the URL goes into no message or metadata
             raise ClearMLRequestError(
                 f"ClearML account '{self.account}': refusing to download {shown!r}: it is not on the "
                 f"account's fileserver {self.files_host}.", metadata={"url": shown})
@@ -337,8 +349,10 @@ class ClearMLClient:
 def _json(resp: requests.Response) -> Any:
     """The response's JSON (``None`` if it is not JSON).
 
-    Event pages are most of an export's bytes and orjson reads them about 3x faster; what it refuses but
-    Python's parser reads (``NaN``, escaped lone surrogates in log text) goes to the standard parser.
+    Event pages are most of an export's bytes and orjson reads them about 3x faster; an answer it refuses but
+    Python's parser reads (``NaN``, escaped lone surrogates in log text) goes to the standard parser whole.
+    orjson reads an integer past 64 bits as a float; the server's integers (iterations, timestamps,
+    counts) are 64-bit.
     """
     body = resp.content
     try:

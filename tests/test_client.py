@@ -20,17 +20,13 @@ BOUND_SECONDS = 10.0
 SECRET = "client-test-secret-value-0042"
 
 
-def broken_server(login_status: int = 200, after_login_status: int = 503, login_token: bool = True):
-    """A loopback HTTP server: ``auth.login`` answers ``login_status``, every other call ``after_login_status``."""
+def answering_server(answer):
+    """A loopback HTTP server answering every request with ``answer(path) -> (status, JSON body bytes)``."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            is_login = self.path.endswith("auth.login")
-            code = login_status if is_login else after_login_status
-            data = {"token": "a.b.c"} if is_login and login_token else {}
-            raw = json.dumps({"meta": {"result_code": code, "result_msg": "Service Unavailable"},
-                              "data": data}).encode()
+            code, raw = answer(self.path)
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
@@ -45,6 +41,19 @@ def broken_server(login_status: int = 200, after_login_status: int = 503, login_
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def broken_server(login_status: int = 200, after_login_status: int = 503, login_token: bool = True):
+    """A loopback HTTP server: ``auth.login`` answers ``login_status``, every other call ``after_login_status``."""
+
+    def answer(path: str) -> tuple[int, bytes]:
+        is_login = path.endswith("auth.login")
+        code = login_status if is_login else after_login_status
+        data = {"token": "a.b.c"} if is_login and login_token else {}
+        return code, json.dumps({"meta": {"result_code": code, "result_msg": "Service Unavailable"},
+                                 "data": data}).encode()
+
+    return answering_server(answer)
 
 
 def timed_check(client: ClearMLClient, label: str) -> tuple[ClearMLConnectionError, float]:
@@ -261,29 +270,13 @@ def test_only_the_accounts_own_fileserver_urls_are_downloadable(url: str, own: b
 
 
 def test_answers_only_pythons_json_parser_reads_are_still_read():
-    # NaN, an escaped lone surrogate (log text that was not UTF-8) and an integer past 64 bits: the fast
-    # parser refuses or rounds these, the client must return them as Python's json module reads them
+    # orjson refuses NaN and an escaped lone surrogate (log text that was not UTF-8): the whole answer then
+    # goes to Python's parser, so nothing in it is read differently (the integer past 64 bits stays exact)
     body = (b'{"meta": {"result_code": 200}, "data": {"value": NaN, "msg": "bytes \\udcff here", '
             b'"iter": 123456789012345678901234567890}}')
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            raw = b'{"meta": {"result_code": 200}, "data": {"token": "a.b.c"}}' \
-                if self.path.endswith("auth.login") else body
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        do_GET = do_POST
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    login = b'{"meta": {"result_code": 200}, "data": {"token": "a.b.c"}}'
+    server = answering_server(lambda path: (200, login if path.endswith("auth.login") else body))
     try:
         data = ClearMLClient(f"http://127.0.0.1:{server.server_address[1]}", "AK", SECRET).call("tasks.get_all")
     finally:

@@ -23,8 +23,7 @@ import pytest
 
 from clearml_assets.archives import ClearMLTaskExporter, extract_archive, original_name
 from clearml_assets.archives.demo import DemoSpec, RawSeeder
-from clearml_assets.archives.media import redact_url_credentials
-from clearml_assets.client import ClearMLClient
+from clearml_assets.client import ClearMLClient, redact_url_credentials
 from clearml_assets.datasets.frame_query import FrameQueryError, select_frames
 from clearml_assets.errors import ArchiveError
 

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..client import redact_url_credentials
 from ..errors import ArchiveError, ClearMLRequestError
 from . import logs, media, scalars
 from .manifest import (MANIFEST_VERSION, archive_is_current, hash_folder, read_manifest, sha256_file,
@@ -262,7 +263,7 @@ class ClearMLTaskExporter:
         server: dict[str, Any] = {}
         web_url = self._web_url("task", task_id, task.get("project"))
         _write_json(tmp / TASK_JSON, {
-            "task": media.redact_url_credentials(task), "account": self.account, "web_url": web_url,
+            "task": redact_url_credentials(task), "account": self.account, "web_url": web_url,
             "exported_at": _now(),
             "project": {"id": task.get("project"), "name": project_name},
             "names": {"task": task.get("name"), "project": project_name, "folder": folder.name},

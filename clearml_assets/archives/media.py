@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
-import re
 import threading
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
+from ..client import redact_url_credentials
 from ..errors import ClearMLRequestError
 from .paths import safe_component
 
@@ -88,20 +88,6 @@ def export_event_stream(client, task_id: str, event_type: str, dest: Path,
         result.errors.append({"section": event_type, "error": f"received {result.events} events, server "
                                                               f"counted {result.server_total}"})
     return result
-
-
-_URL_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-
-
-def redact_url_credentials(value: Any) -> Any:
-    """``value`` with the ``user:password@`` part of every URL string in it (nested lists/dicts) masked."""
-    if isinstance(value, str):
-        return _URL_USERINFO.sub(r"\1***@", value)
-    if isinstance(value, list):
-        return [redact_url_credentials(v) for v in value]
-    if isinstance(value, dict):
-        return {k: redact_url_credentials(v) for k, v in value.items()}
-    return value
 
 
 def fileserver_path(url: str, files_host: str | None) -> str | None:

@@ -50,8 +50,8 @@ def add_clearml_archive_partitions(instance: dg.DagsterInstance, clearml: ClearM
         raise ClearMLConfigError(f"no ClearML {kind} ids given: pass one or more {kind} ids")
     client = clearml.client(account)
     service = "tasks" if kind == "task" else "projects"
-    found = client.call(f"{service}.get_all", id=wanted, only_fields=["id"]).get(service) or []
-    missing = [i for i in wanted if i not in {row["id"] for row in found}]
+    found = {row["id"] for row in client.iter_pages(f"{service}.get_all", service, id=wanted, only_fields=["id"])}
+    missing = [i for i in wanted if i not in found]
     if missing:
         raise ClearMLConfigError(
             f"ClearML account {client.account!r} has no {kind} with id {', '.join(map(repr, missing))}; "
