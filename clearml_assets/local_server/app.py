@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .auth import API_VERSION, Authenticator
-from .registry import ENDPOINTS, UNAUTHENTICATED, ApiError, Call
+from .registry import ENDPOINTS, UNAUTHENTICATED, ApiError, Call, parse_request
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,8 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
             call = Call(endpoint=name, data=data, company=identity.get("company", ""),
                         user=identity.get("user", ""), store=store, requested_version=version,
                         extra={"query": dict(request.query_params),
-                               "worker": request.headers.get("x-clearml-worker", "")})
+                               "worker": request.headers.get("x-clearml-worker", "")},
+                        model=parse_request(name, data))
             if name in UNLOCKED:
                 result = await run_in_threadpool(handler, call)
             else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 if TYPE_CHECKING:
     from .store import Store
 
@@ -49,6 +51,8 @@ class Call:
     store: "Store"
     requested_version: str = "2.23"
     extra: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+    """The request parsed into the endpoint's ``request_data_model`` (None for endpoints without one)."""
 
     def require(self, name: str) -> Any:
         """Return a required request field or raise ``missing_required_fields``."""
@@ -58,19 +62,49 @@ class Call:
         return value
 
 
+class RequestModel(BaseModel):
+    """Base of the typed request models (clearml-server's ``request_data_model``): unknown fields are kept
+    in ``model_extra`` rather than refused, as the real server's schema validation lets most through."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
 Handler = Callable[[Call], dict]
 
 ENDPOINTS: dict[str, Handler] = {}
+REQUEST_MODELS: dict[str, type[RequestModel]] = {}
 UNAUTHENTICATED: set[str] = set()
 
 
-def endpoint(name: str, authorize: bool = True) -> Callable[[Handler], Handler]:
-    """Register ``name`` (``service.action``) to the decorated handler."""
+def endpoint(name: str, authorize: bool = True,
+             request_data_model: type[RequestModel] | None = None) -> Callable[[Handler], Handler]:
+    """Register ``name`` (``service.action``) to the decorated handler.
+
+    With ``request_data_model`` the body is validated before the handler runs (a bad body is the real
+    server's 400/12 validation error) and handed to it as ``call.model``.
+    """
 
     def register(func: Handler) -> Handler:
         ENDPOINTS[name] = func
+        if request_data_model is not None:
+            REQUEST_MODELS[name] = request_data_model
         if not authorize:
             UNAUTHENTICATED.add(name)
         return func
 
     return register
+
+
+def parse_request(name: str, data: Any) -> Any:
+    """``data`` parsed into the endpoint's request model, or None when it has none."""
+    model = REQUEST_MODELS.get(name)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        if first.get("type") == "missing":
+            raise missing_field(where) from None
+        raise bad_request(f"Validation error (invalid value for {where}): {first.get('msg')}") from None
