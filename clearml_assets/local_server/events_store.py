@@ -109,31 +109,37 @@ def _valid_entities(call: Call, ids: dict[str, bool], model: bool) -> set[str]:
 def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> dict:
     """Validate, store and account for a batch of events exactly as the real ``add_events``.
 
-    ``model_event`` of the first event decides for the batch, as ``allow_locked`` does; a model event's
-    ``iter`` is always 0; plots get ``plot_len`` (and ``source_urls``) and are compressed from
+    ``model_event`` and ``allow_locked`` are per event (consistent per task/model, as the current server; the
+    2.23 server took the first event's for the whole batch); a model event's ``iter`` is always 0 (2.23); plots get ``plot_len`` (and ``source_urls``) and are compressed from
     ``PLOT_COMPRESSION_THRESHOLD`` characters on.
     """
-    model_events = bool(events[0].get("model_event", False)) if events else False
+    task_ids: dict[str, bool] = {}
+    model_ids: dict[str, bool] = {}
     for event in events:
         event.pop("method", None)  # the SDK's spurious key
-        if bool(event.get("model_event", model_events)) != model_events:
-            raise bad_request("Validation error (Inconsistent model_event setting in the passed events)")
-        if bool(event.pop("allow_locked", allow_locked)) != bool(allow_locked):
-            raise bad_request("Validation error (Inconsistent allow_locked setting in the passed events)")
-    ids = set()
-    for event in events:
-        if model_events:
+        if event.get("model_event", False):
             model = event.pop("model", None)
             if model is not None:
                 event["task"] = model
+            entity_ids = model_ids
+        else:
+            event["model_event"] = False
+            entity_ids = task_ids
         entity = event.get("task")
-        if entity is not None:
-            if not isinstance(entity, str):
-                raise bad_request(f"Validation error (invalid task id {entity!r})")
-            ids.add(entity)
+        entity_allow = bool(event.pop("allow_locked", allow_locked))
+        if entity is None:
+            continue
+        if not isinstance(entity, str):
+            raise bad_request(f"Validation error (invalid task id {entity!r})")
+        if entity_ids.setdefault(entity, entity_allow) != entity_allow:
+            raise bad_request(f"Validation error (Inconsistent allow_locked setting in the passed events for {entity})")
+    both = set(task_ids) & set(model_ids)
+    if both:
+        raise bad_request("Validation error (Inconsistent model_event setting in the passed events: "
+                          f"tasks=({', '.join(sorted(both))}))")
     with call.store.lock:
-        valid = _valid_entities(call, dict.fromkeys(ids, bool(allow_locked)), model_events)
-    valid_models, valid_tasks = (valid, set()) if model_events else (set(), valid)
+        valid_models = _valid_entities(call, model_ids, True)
+        valid_tasks = _valid_entities(call, task_ids, False)
 
     errors: dict[str, int] = defaultdict(int)
     rows: list[tuple] = []
@@ -154,7 +160,7 @@ def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> di
         if etype not in EVENT_TYPES:
             errors[f"Invalid event type {etype}"] += 1
             continue
-        model = model_events
+        model = bool(event["model_event"])
         if model and etype == "log":
             errors["Task log events are not supported for models"] += 1
             continue
