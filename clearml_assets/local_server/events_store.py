@@ -106,7 +106,7 @@ def _valid_entities(call: Call, ids: dict[str, bool], model: bool) -> set[str]:
     return valid
 
 
-def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> dict:
+def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> dict:  # noqa: C901
     """Validate, store and account for a batch of events exactly as the real ``add_events``.
 
     ``model_event`` and ``allow_locked`` are per event (consistent per task/model, as the current server; the
@@ -182,7 +182,7 @@ def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> di
         it = event.get("iter")
         if it is not None:
             if model:
-                it = 0
+                it = 0  # the 2.23 server keeps one iteration of model events (later servers keep them all)
             else:
                 try:
                     it = int(it)

@@ -62,6 +62,16 @@ def quirk(call: Call, name: str) -> bool:
     return name in names
 
 
+def version_at_least(call: Call, version: str) -> bool:
+    """Whether the request asks for API ``version`` or later (the real server picks endpoint versions so)."""
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(p) for p in str(text).split("."))
+        except ValueError:
+            return (0,)
+    return parse(call.requested_version) >= parse(version)
+
+
 # -- scroll ids ---------------------------------------------------------------------------------------
 def encode_scroll(state: dict) -> str:
     """The real ``Scroll.get_scroll_id``: a JWT of the state."""
@@ -172,6 +182,8 @@ def get_task_log(call: Call, req: LogEventsRequest) -> dict:
     ``total`` is Elasticsearch's hit count (at most 10,000); ``order`` only flips the page."""
     _, company = target(call, req.task)
     where, args = "company=? AND task=? AND type='log'", [company, req.task]
+    mclause, margs = metric_clause((req.model_extra or {}).get("metrics"))  # later APIs' filter
+    where, args = where + mclause, args + margs
     conn = call.store.reader()
     rows = key_events(conn, where, args, "ts", req.batch_size, req.navigate_earlier, req.from_timestamp or None)
     bodies = [r[0] for r in rows]
@@ -369,9 +381,11 @@ def get_task_plots(call: Call, task_id: str, iters: int, metrics: Any, model_eve
 
 
 def get_multi_task_plots(call: Call, task_ids: list[str], iters: int, scroll_id: str | None, no_scroll: bool,
-                         model_events: bool) -> dict:
+                         model_events: bool, per_metric: bool = False, metrics: Any = None) -> dict:
     """Plots of the last ``iters`` iterations of each task (the first 10 tasks Elasticsearch buckets), 500 a
-    page of an Elasticsearch scroll, as ``{metric: {variant: {task: {iter: {name, plots}}}}}``."""
+    page of an Elasticsearch scroll, as ``{metric: {variant: {task: {iter: {name, plots}}}}}``.
+
+    ``per_metric`` (API 2.26 ``last_iters_per_task_metric``): the last iterations of each task's metric."""
     if isinstance(task_ids, str):
         task_ids = [task_ids]
     docs = targets(call, list(task_ids), model_events)
@@ -385,10 +399,18 @@ def get_multi_task_plots(call: Call, task_ids: list[str], iters: int, scroll_id:
         where, args = state["where"], state["args"]
     else:
         marks = ",".join("?" * len(companies))
-        base = f"company IN ({marks}) AND type='plot' AND task IN ({','.join('?' * len(docs))})"
-        base_args = [*companies, *docs]
+        mclause, margs = metric_clause(_metric_variants(metrics))
+        base = f"company IN ({marks}) AND type='plot' AND task IN ({','.join('?' * len(docs))}){mclause}"
+        base_args = [*companies, *docs, *margs]
         if model_events:
             where, args = base, base_args
+        elif per_metric:
+            last_pm = _last_iters_per_metric(conn, base, base_args, iters, len(docs))
+            if not last_pm:
+                return {"plots": {}, "returned": 0, "total": 0, "scroll_id": None}
+            where = base + " AND (" + " OR ".join(
+                f"(task=? AND metric=? AND iter IN ({','.join('?' * len(its))}))" for its in last_pm.values()) + ")"
+            args = base_args + [v for (t, mt), its in last_pm.items() for v in (t, mt, *its)]
         else:
             last = _last_iters(conn, base, base_args, iters)
             if not last:
@@ -410,6 +432,20 @@ def _last_iters(conn: sqlite3.Connection, where: str, args: list, iters: int) ->
     return {t: [r[0] for r in conn.execute(f"SELECT DISTINCT iter FROM events WHERE {where} AND task=? "
                                            "AND iter IS NOT NULL ORDER BY iter DESC LIMIT ?", [*args, t, iters])]
             for t in tasks}
+
+
+def _last_iters_per_metric(conn: sqlite3.Connection, where: str, args: list, iters: int,
+                           tasks: int) -> dict[tuple[str, str], list[int]]:
+    """The later server's ``get_last_iters_per_metric``: the ``iters`` highest iterations of each task metric."""
+    max_metrics = max(1, 10_000 // (min(tasks, 1000) * max(iters, 1)))
+    out: dict[tuple[str, str], list[int]] = {}
+    for task, metric in conn.execute(
+            f"SELECT task, metric FROM (SELECT task, metric, ROW_NUMBER() OVER (PARTITION BY task ORDER BY COUNT(*) "
+            f"DESC, metric) n FROM events WHERE {where} GROUP BY task, metric) WHERE n <= ?", [*args, max_metrics]):
+        out[(task, metric)] = [r[0] for r in conn.execute(
+            f"SELECT DISTINCT iter FROM events WHERE {where} AND task=? AND metric=? AND iter IS NOT NULL "
+            "ORDER BY iter DESC LIMIT ?", [*args, task, metric, iters])]
+    return {k: v for k, v in out.items() if v}
 
 
 def top_iter_unique_events_per_task(events: list[dict], max_iters: int, names: dict[str, str]) -> dict:
@@ -482,12 +518,13 @@ def _interval_groups(intervals: list[tuple]) -> list[tuple[int, list[tuple[str, 
     return groups
 
 
-def multi_task_histogram(call: Call, task_ids: list[str], samples: int, key: str, model_events: bool) -> dict:
+def multi_task_histogram(call: Call, task_ids: list[str], samples: int, key: str, model_events: bool,
+                         metrics: Any = None) -> dict:
     """``{metric: {variant: {task: {name: task name, x, y}}}}`` over the tasks."""
     docs = targets(call, task_ids, model_events)
     out: dict[str, dict[str, dict]] = {}
     for task_id, (doc, company) in docs.items():
-        for metric, variants in scalar_histogram(call, task_id, company, samples, key, None).items():
+        for metric, variants in scalar_histogram(call, task_id, company, samples, key, metrics).items():
             for variant, data in variants.items():
                 out.setdefault(metric, {}).setdefault(variant, {})[task_id] = {**data, "name": doc.get("name")}
     return out
@@ -554,14 +591,15 @@ def multi_task_metrics(call: Call, task_ids: list[str], event_type: str | None, 
     return [{"metric": m, "variants": v} for m, v in metrics.items()]
 
 
-def single_value_metrics(call: Call, task_ids: list[str], model_events: bool) -> list[dict]:
-    """Single values (iteration -2^31) of the tasks that have any."""
+def single_value_metrics(call: Call, task_ids: list[str], model_events: bool, metrics: Any = None) -> list[dict]:
+    """Single values (iteration -2^31) of the tasks that have any (``metrics``: the later APIs' filter)."""
     docs = targets(call, task_ids, model_events)
+    mclause, margs = metric_clause(_metric_variants(metrics))
     out = []
     for task_id, (doc, company) in docs.items():
         rows = call.store.reader().execute(
-            "SELECT body FROM events WHERE company=? AND task=? AND type='training_stats_scalar' AND iter=? "
-            "ORDER BY seq LIMIT 10000", [company, task_id, SINGLE_VALUE_ITER])
+            "SELECT body FROM events WHERE company=? AND task=? AND type='training_stats_scalar' AND iter=?"
+            f"{mclause} ORDER BY seq LIMIT 10000", [company, task_id, SINGLE_VALUE_ITER, *margs])
         values = [{k: ev.get(k) for k in ("metric", "variant", "value", "timestamp")}
                   for ev in (json.loads(r[0]) for r in rows)]
         if values:

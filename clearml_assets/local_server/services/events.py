@@ -33,9 +33,7 @@ def add(call: Call) -> dict:
     """One event (JSON body); ``allow_locked`` is taken off the event first."""
     if not isinstance(call.data, dict):
         raise ApiError(400, 12, "Request body must be a JSON object")
-    data = dict(call.data)
-    allow_locked = bool(data.pop("allow_locked", False))
-    return add_events(call, [data], allow_locked)
+    return add_events(call, [dict(call.data)])
 
 
 @events_endpoint("events.add_batch")
@@ -46,8 +44,7 @@ def add_batch(call: Call) -> dict:
         raise ApiError(400, 17, "Batch request contains no items")
     if not all(isinstance(e, dict) for e in data):
         raise ApiError(400, 12, "json lines must contain objects")
-    events = [dict(e) for e in data]
-    return add_events(call, events, bool(events[0].get("allow_locked", False)))
+    return add_events(call, [dict(e) for e in data])
 
 
 # -- logs --------------------------------------------------------------------------------------------
@@ -168,7 +165,8 @@ def multi_task_scalar_metrics_iter_histogram(call: Call) -> dict:
     """``{metrics: {metric: {variant: {task: {name, x, y}}}}}`` over 1 to 100 tasks."""
     req: m.MultiTaskScalarMetricsIterHistogramRequest = call.model
     tasks = [s.strip() for s in req.tasks.split(",")] if isinstance(req.tasks, str) else req.tasks
-    return {"metrics": bll.multi_task_histogram(call, tasks, req.samples, req.key.value, req.model_events)}
+    return {"metrics": bll.multi_task_histogram(call, tasks, req.samples, req.key.value, req.model_events,
+                                                (req.model_extra or {}).get("metrics"))}
 
 
 @events_endpoint("events.get_scalar_metrics_and_variants", m.MetricsAndVariantsRequest)
@@ -210,7 +208,8 @@ def get_multi_task_metrics(call: Call) -> dict:
 @events_endpoint("events.get_task_single_value_metrics", m.SingleValueMetricsRequest)
 def get_task_single_value_metrics(call: Call) -> dict:
     """Single values (iteration -2^31) of the tasks that have any."""
-    return {"tasks": bll.single_value_metrics(call, call.model.tasks, call.model.model_events)}
+    return {"tasks": bll.single_value_metrics(call, call.model.tasks, call.model.model_events,
+                                              (call.model.model_extra or {}).get("metrics"))}
 
 
 @events_endpoint("events.get_task_latest_scalar_values", m.LatestScalarValuesRequest)

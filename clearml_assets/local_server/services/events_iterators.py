@@ -32,7 +32,10 @@ def get_task_plots(call: Call) -> dict:
 def get_multi_task_plots(call: Call) -> dict:
     """Latest plots of several tasks as ``{metric: {variant: {task: {iter: {name, plots}}}}}``."""
     req: m.MultiTaskPlotsRequest = call.model
-    return bll.get_multi_task_plots(call, req.tasks, req.iters, req.scroll_id, req.no_scroll, req.model_events)
+    extra = req.model_extra or {}
+    per_metric = extra.get("last_iters_per_task_metric", bll.version_at_least(call, "2.26"))
+    return bll.get_multi_task_plots(call, req.tasks, req.iters, req.scroll_id, req.no_scroll, req.model_events,
+                                    bool(per_metric), extra.get("metrics"))
 
 
 @events_endpoint("events.get_debug_image_sample", m.GetVariantSampleRequest)
