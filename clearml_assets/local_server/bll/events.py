@@ -27,6 +27,7 @@ import json
 import math
 import os
 import sqlite3
+import warnings
 from datetime import datetime, timezone
 from operator import itemgetter
 from typing import Any, Iterable
@@ -74,14 +75,18 @@ def version_at_least(call: Call, version: str) -> bool:
 
 # -- scroll ids ---------------------------------------------------------------------------------------
 def encode_scroll(state: dict) -> str:
-    """The real ``Scroll.get_scroll_id``: a JWT of the state."""
-    return jwt.encode(state, SCROLL_KEY, algorithm="HS256")
+    """The real ``Scroll.get_scroll_id``: a JWT of the state (signed with the real default key)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the real key is shorter than PyJWT recommends
+        return jwt.encode(state, SCROLL_KEY, algorithm="HS256")
 
 
 def decode_scroll(scroll_id: Any) -> dict:
     """The state of a scroll id (400/1104 ``invalid_scroll_id`` when it is not one)."""
     try:
-        state = jwt.decode(str(scroll_id), SCROLL_KEY, algorithms=["HS256"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = jwt.decode(str(scroll_id), SCROLL_KEY, algorithms=["HS256"])
     except jwt.PyJWTError:
         raise ApiError(400, 1104, f"Invalid scroll id: scroll_id={scroll_id}") from None
     return state
@@ -555,17 +560,18 @@ def vector_histogram(call: Call, task_id: str, metric: str, variant: str, model_
 
 
 def task_metrics(call: Call, task_ids: list[str], event_type: str, model_events: bool) -> list[dict]:
-    """Metric names (sorted) of each task for one event type (``*``: any)."""
+    """Metric names (sorted, at most 8,000) of each task for one event type (``*``: any)."""
     docs = targets(call, task_ids, model_events)
     out = []
     for task_id, (_, company) in docs.items():
-        sql = "SELECT DISTINCT metric FROM events WHERE company=? AND task=?"
+        # the real query: iteration above the single-value one (events without an iteration are left out too)
+        sql = f"SELECT DISTINCT metric FROM events WHERE company=? AND task=? AND iter > {SINGLE_VALUE_ITER}"
         args: list = [company, task_id]
         if event_type != "*":
             sql += " AND type=?"
             args.append(event_type)
-        out.append({"task": task_id, "metrics": [r[0] for r in call.store.reader().execute(sql + " ORDER BY metric",
-                                                                                           args)]})
+        rows = call.store.reader().execute(sql + " ORDER BY metric LIMIT 8000", args)
+        out.append({"task": task_id, "metrics": [r[0] for r in rows]})
     return out
 
 
