@@ -635,3 +635,21 @@ def latest_scalar_values(call: Call, task_id: str) -> dict:
                              (company, task_id)).fetchone()[0]
     return {"metrics": [{"name": m, "variants": v} for m, v in metrics.items()], "last_iter": last_iter or 0,
             "name": doc.get("name"), "status": doc.get("status"), "last_timestamp": last_ts}
+
+
+# -- for tasks.delete/reset(return_file_urls) ------------------------------------------------------------------
+def event_file_urls(call: Call, task_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``(debug image urls, plot image urls)`` of the tasks' events, as the real ``get_debug_image_urls`` and
+    ``get_plot_image_urls`` (plots name their images in ``source_urls``)."""
+    ids = list(task_ids)
+    if not ids:
+        return [], []
+    where = f"company=? AND task IN ({','.join('?' * len(ids))})"
+    conn = call.store.reader()
+    images = [r[0] for r in conn.execute(
+        f"SELECT DISTINCT json_extract(body, '$.url') u FROM events WHERE {where} AND type='training_debug_image' "
+        "AND u IS NOT NULL ORDER BY u", [call.company, *ids])]
+    plots = sorted({url for (urls,) in conn.execute(
+        f"SELECT json_extract(body, '$.source_urls') FROM events WHERE {where} AND type='plot' "
+        "AND json_extract(body, '$.source_urls') IS NOT NULL", [call.company, *ids]) for url in json.loads(urls)})
+    return images, plots
