@@ -117,7 +117,8 @@ def test_get_task_events_continuation_needs_the_task_and_a_real_scroll_id(api):
     header, payload, _ = data["scroll_id"].split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["from_key_value"] == "1" and claims["total"] == 5  # the real JWT scroll state
-    assert api.error("events.get_task_events", scroll_id=data["scroll_id"])[:2] == (400, 11)
+    status, _, msg = api.error("events.get_task_events", scroll_id=data["scroll_id"])
+    assert status == 400 and "task" in msg
     assert api.error("events.get_task_events", task=task, scroll_id="nope")[:2] == (400, 1104)
 
 

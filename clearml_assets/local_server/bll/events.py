@@ -36,6 +36,11 @@ import jwt
 
 from ..events_store import SINGLE_VALUE_ITER, count, json_fields_verbatim, metric_clause, uncompress_plot
 from ..registry import ApiError, Call, bad_request
+
+try:
+    from ..rawjson import RawJSON  # orjson.Fragment, once the server's response encoder is in
+except ImportError:  # the encoder of app.py
+    from ..app import RawJSON
 from .events_models import (EventType, LogEventsRequest, ScalarMetricsIterRawRequest, TaskEventsRequest)
 
 QUIRKS_ENV = "CLEARML_LOCAL_SERVER_QUIRKS"
@@ -132,8 +137,6 @@ def check_updatable(call: Call, entity_id: str, allow_locked: bool, model: bool 
 
 def raw_array(bodies: Iterable[str]):
     """Stored event bodies spliced into the response as a JSON array (they are JSON already)."""
-    from ..app import RawJSON  # noqa: PLC0415 - app imports the services that import this module
-
     return RawJSON("[" + ",".join(bodies) + "]")
 
 
@@ -271,8 +274,6 @@ def get_task_events(call: Call, req: TaskEventsRequest) -> dict:
 def scalar_metrics_iter_raw(call: Call, req: ScalarMetricsIterRawRequest) -> dict:
     """Every point of one metric's variants by ``key``: ``batch_size`` (10,000; at most 200,000) fetched in
     10,000-event steps, each with the rest of its last key value."""
-    from ..app import RawJSON  # noqa: PLC0415
-
     key = req.key or "iter"
     key = getattr(key, "value", key)
     if req.batch_size is not None and req.batch_size < 0:

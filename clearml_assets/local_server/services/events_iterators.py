@@ -28,7 +28,7 @@ def get_task_plots(call: Call) -> dict:
     return bll.get_task_plots(call, req.task, req.iters, req.metrics, req.model_events)
 
 
-@events_endpoint("events.get_multi_task_plots", m.MultiTaskPlotsRequest)
+@events_endpoint("events.get_multi_task_plots", m.MultiTaskPlotsRequest, ("tasks",))
 def get_multi_task_plots(call: Call) -> dict:
     """Latest plots of several tasks as ``{metric: {variant: {task: {iter: {name, plots}}}}}``."""
     req: m.MultiTaskPlotsRequest = call.model
