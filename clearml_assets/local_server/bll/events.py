@@ -151,19 +151,25 @@ def key_events(conn: sqlite3.Connection, where: str, args: list, key: str, batch
                after: Any, columns: str = "body") -> list[tuple]:
     """Rows ``(*columns, key, seq)`` of one page of the real ``EventsIterator._get_events``.
 
-    ``batch`` rows sorted by ``key`` only (ties in index order, events without the key last), strictly after
-    ``after`` (``search_after``; None starts at the end given by ``earlier``), plus the events sharing the
-    last key value (at most 10,000 of them in all, in index order).
+    ``batch`` rows sorted by ``key`` only (ties in insertion order of the direction, events without the key
+    last), strictly after ``after`` (``search_after``; None starts at the end given by ``earlier``), plus the
+    events sharing the last key value (at most 10,000 of them in all, in insertion order).
     """
     if batch <= 0:
         return []
     op, direction = ("<", "DESC") if earlier else (">", "ASC")
-    sql = f"SELECT {columns}, {key}, seq FROM events WHERE {where}"
+    select = f"SELECT {columns}, {key}, seq FROM events WHERE {where}"
     qargs = list(args)
+    position = ""
     if after is not None:
-        sql += f" AND ({key} IS NULL OR {key} {op} ?)"  # a missing key sorts as +/- Long.MAX: always after
+        position = f" AND {key} {op} ?"
         qargs.append(after)
-    rows = conn.execute(sql + f" ORDER BY {key} IS NULL, {key} {direction}, seq LIMIT ?", qargs + [batch]).fetchall()
+    # index order (key, seq) in one direction; events without the key after all others (+/- Long.MAX in ES)
+    rows = conn.execute(f"{select} AND {key} IS NOT NULL{position} ORDER BY {key} {direction}, seq {direction} "
+                        "LIMIT ?", qargs + [batch]).fetchall()
+    if len(rows) < batch:
+        rows += conn.execute(f"{select} AND {key} IS NULL ORDER BY seq LIMIT ?", list(args) + [batch - len(rows)]
+                             ).fetchall()
     if not rows:
         return rows
     last = rows[-1][-2]
