@@ -249,7 +249,8 @@ def delete_events(call: Call, entity_id: str, allow_locked: bool, model: bool) -
 # -- get_task_events / scalar_metrics_iter_raw ---------------------------------------------------------------
 def get_task_events(call: Call, req: TaskEventsRequest) -> dict:
     """Events by iteration, ``batch_size`` (at most 10,000) a page plus the rest of the last iteration."""
-    target(call, req.task, req.model_events)
+    task_id = req.task  # a continuation reads this call's task with the scroll's other fields, as the real code
+    _, company = target(call, task_id, req.model_events)
     if not req.scroll_id:
         from_key, total = None, None
     else:
@@ -260,8 +261,7 @@ def get_task_events(call: Call, req: TaskEventsRequest) -> dict:
         batch_size = req.batch_size
         req = TaskEventsRequest.model_validate(state.get("request") or {})
         req.batch_size = batch_size or req.batch_size
-    _, company = target(call, req.task, req.model_events)
-    where, args = "company=? AND task=?", [company, req.task]
+    where, args = "company=? AND task=?", [company, task_id]
     if req.event_type != EventType.all:
         where += " AND type=?"
         args.append(req.event_type.value)
