@@ -107,6 +107,8 @@ def test_get_task_log_total_is_capped_at_10000(api):
         got += len(page)
         from_ts = page[-1]["timestamp"]
     assert got == 10_005  # every line can be paged; only the count stops at 10,000
+    status, subcode, msg = api.error("events.get_task_log", task=task, batch_size=10_001)
+    assert (status, subcode) == (500, 100) and "Result window is too large" in msg
 
 
 def test_get_task_events_continuation_needs_the_task_and_a_real_scroll_id(api):

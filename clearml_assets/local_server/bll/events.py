@@ -195,6 +195,10 @@ def get_task_log(call: Call, req: LogEventsRequest) -> dict:
     """Up to ``batch_size`` log events before/after ``from_timestamp`` plus the rest of the last timestamp;
     ``total`` is Elasticsearch's hit count (at most 10,000); ``order`` only flips the page."""
     _, company = target(call, req.task)
+    if req.batch_size > ES_TOTAL_CAP:  # Elasticsearch's max_result_window, surfaced as the real DataError
+        raise ApiError(500, 100, "General data error (TransportError(400, 'search_phase_execution_exception', "
+                                 "'Result window is too large, from + size must be less than or equal to: [10000] "
+                                 f"but was [{req.batch_size}].'))")
     where, args = "company=? AND task=? AND type='log'", [company, req.task]
     mclause, margs = metric_clause((req.model_extra or {}).get("metrics"))  # later APIs' filter
     where, args = where + mclause, args + margs
