@@ -27,7 +27,9 @@ BIG = 100_000  # services.events.plot_compression_threshold
 def api(tmp_path_factory):
     srv = LocalServer(tmp_path_factory.mktemp("events_fidelity"), api_port=0, files_port=0)
     srv.start()
-    yield RawApi(srv.info)
+    api = RawApi(srv.info)
+    api.server = srv
+    yield api
     srv.stop()
 
 
@@ -144,8 +146,17 @@ def test_scroll_restart_at_iteration_0_only_when_switched_on(api, monkeypatch):
     monkeypatch.setenv(QUIRKS_ENV, SCROLL_RESTART_AT_ITER0)
     assert _pages(api, task, "plot", 3) == [[0, 0, 0]] * 3  # duplicates, iteration 1 never reached
     assert _pages(api, task, "plot", 3, "desc") == [[1, 1, 1], [0, 0, 0], [1, 1, 1]]
-    raw = api.call("events.scalar_metrics_iter_raw", task=task, metric={"metric": "x"})  # no scalars: no restart
-    assert raw["returned"] == 0
+    api.add_batch([{"type": "training_stats_scalar", "task": task, "iter": it, "metric": "s", "variant": "v",
+                    "value": it} for it in (0, 0, 1)])
+    first = api.call("events.scalar_metrics_iter_raw", task=task, metric={"metric": "s"}, batch_size=1)
+    again = api.call("events.scalar_metrics_iter_raw", task=task, metric={"metric": "s"}, scroll_id=first["scroll_id"])
+    assert first["variants"]["v"]["iter"] == again["variants"]["v"]["iter"] == [0]  # 2 events, one kept by id
+    # the same switch as a collection on the server's store (for a LocalServer argument)
+    monkeypatch.delenv(QUIRKS_ENV)
+    monkeypatch.setattr(api.server.store, "quirks", {SCROLL_RESTART_AT_ITER0}, raising=False)
+    assert _pages(api, task, "plot", 2) == [[0, 0, 0]] * 2
+    monkeypatch.setattr(api.server.store, "quirks", set(), raising=False)
+    assert _pages(api, task, "plot", 2) == [[0, 0, 0], [1, 1, 1]]
 
 
 # -- plots / debug images: the scroll state lives on the server -------------------------------------------

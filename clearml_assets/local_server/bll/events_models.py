@@ -82,10 +82,6 @@ class ModelEventsMixin(RequestModel):
     model_events: bool = Field(default=False, description="Model events instead of task events")
 
 
-class AddRequest(RequestModel):
-    """``events.add``: one event; validated per event by the bll, as the real server does."""
-
-
 class LogEventsRequest(TaskRequest):
     """``events.get_task_log`` (2.9+)."""
 
