@@ -3,9 +3,8 @@
 Follows the real server's ``bll/event/event_bll.py``: non-log events are identified by
 (task, iter, metric, variant, key) so a re-report overwrites; scalar values must be finite 32-bit
 floats (Elasticsearch rejects others and the real server answers 500); the task's ``last_metrics``,
-``last_iteration`` and ``last_update`` follow each batch. Pages never split a key value (iteration or
-timestamp) like the real ``events_iterator``, but the position also carries the row's sequence number so
-that no event is ever skipped, even when more than 10,000 events share one key value.
+``last_iteration``, ``metric_stats`` and ``last_update`` follow each batch; plots of 100,000 characters
+or more are stored compressed (``plot_data``). Reading is in :mod:`.bll.events`.
 """
 
 from __future__ import annotations
@@ -14,9 +13,11 @@ import base64
 import hashlib
 import json
 import math
+import re
 import sqlite3
 import struct
 import time
+import zlib
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
@@ -30,8 +31,9 @@ SINGLE_VALUE_ITER = -(2 ** 31)
 MIN_LONG, MAX_LONG = -(2 ** 63), 2 ** 63 - 1
 FLOAT32_MAX = 3.4028234663852886e38
 BULK_CHUNK = 500  # the real server indexes in chunks of 500 and stops at the first failing chunk
-BOUNDARY_ROWS = 10_000  # events of the boundary key value fetched with one page (as the real server)
 MAX_UNIQUE_METRICS = 2000
+PLOT_COMPRESSION_THRESHOLD = 100_000  # services.events.plot_compression_threshold
+IMG_SOURCE_RE = re.compile(r"['\"]source['\"]:\s?['\"]([a-z][a-z0-9+\-.]*://.*?)['\"]", flags=re.IGNORECASE)
 INVALID_ITERATION = f"Iteration number should not exceed {MAX_LONG}"
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -41,20 +43,31 @@ def field_hash(name: str) -> str:
     return hashlib.md5(name.encode("utf-8")).hexdigest()
 
 
-def encode_scroll(state: dict) -> str:
-    """An opaque scroll id carrying ``state``."""
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+def compress_plot(event: dict) -> None:
+    """``plot_len``, ``source_urls`` and, from ``PLOT_COMPRESSION_THRESHOLD`` characters, ``plot_data``
+    (base64 of zlib level 1, in ``base64.encodebytes`` lines) instead of ``plot_str``: the real
+    ``validate_and_compress_plots``."""
+    plot_str = event.get("plot_str")
+    if not plot_str:
+        event["plot_len"] = 0
+        return
+    plot_str = plot_str if isinstance(plot_str, str) else str(plot_str)
+    event["plot_len"] = len(plot_str)
+    urls = set(IMG_SOURCE_RE.findall(plot_str))
+    if urls:
+        event["source_urls"] = list(urls)
+    if len(plot_str) >= PLOT_COMPRESSION_THRESHOLD:
+        event["plot_data"] = base64.encodebytes(zlib.compress(plot_str.encode("utf-8", "surrogatepass"), level=1)
+                                                ).decode("ascii")
+        event.pop("plot_str", None)
 
 
-def decode_scroll(scroll_id: Any) -> dict:
-    """The state of a scroll id made by :func:`encode_scroll` (400/1104 ``invalid_scroll_id`` if not)."""
-    try:
-        state = json.loads(base64.urlsafe_b64decode(str(scroll_id).encode()))
-        if not isinstance(state, dict):
-            raise ValueError
-        return state
-    except Exception:
-        raise ApiError(400, 1104, f"Invalid scroll id: scroll_id={scroll_id}") from None
+def uncompress_plot(event: dict) -> dict:
+    """The real ``uncompress_plot``: ``plot_data`` back into ``plot_str`` (read paths that do so)."""
+    plot_data = event.pop("plot_data", None)
+    if plot_data and event.get("plot_str") is None:
+        event["plot_str"] = zlib.decompress(base64.b64decode(plot_data)).decode("utf-8", "surrogatepass")
+    return event
 
 
 def float32(value: float) -> float:
@@ -93,8 +106,13 @@ def _valid_entities(call: Call, ids: dict[str, bool], model: bool) -> set[str]:
     return valid
 
 
-def add_events(call: Call, events: list[dict]) -> dict:
-    """Validate, store and account for a batch of events exactly as the real ``add_events``."""
+def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> dict:  # noqa: C901
+    """Validate, store and account for a batch of events exactly as the real ``add_events``.
+
+    ``model_event`` and ``allow_locked`` are per event (consistent per task/model, as the current server; the
+    2.23 server took the first event's for the whole batch); a model event's ``iter`` is always 0 (2.23); plots get ``plot_len`` (and ``source_urls``) and are compressed from
+    ``PLOT_COMPRESSION_THRESHOLD`` characters on.
+    """
     task_ids: dict[str, bool] = {}
     model_ids: dict[str, bool] = {}
     for event in events:
@@ -108,16 +126,17 @@ def add_events(call: Call, events: list[dict]) -> dict:
             event["model_event"] = False
             entity_ids = task_ids
         entity = event.get("task")
-        allow_locked = bool(event.pop("allow_locked", False))
-        if not entity:
+        entity_allow = bool(event.pop("allow_locked", allow_locked))
+        if entity is None:
             continue
         if not isinstance(entity, str):
-            raise bad_request(f"Invalid task id {entity!r}")
-        if entity_ids.setdefault(entity, allow_locked) != allow_locked:
-            raise bad_request(f"Inconsistent allow_locked setting in the passed events for {entity}")
+            raise bad_request(f"Validation error (invalid task id {entity!r})")
+        if entity_ids.setdefault(entity, entity_allow) != entity_allow:
+            raise bad_request(f"Validation error (Inconsistent allow_locked setting in the passed events for {entity})")
     both = set(task_ids) & set(model_ids)
     if both:
-        raise bad_request(f"Inconsistent model_event setting in the passed events: tasks=({', '.join(both)})")
+        raise bad_request("Validation error (Inconsistent model_event setting in the passed events: "
+                          f"tasks=({', '.join(sorted(both))}))")
     with call.store.lock:
         valid_models = _valid_entities(call, model_ids, True)
         valid_tasks = _valid_entities(call, task_ids, False)
@@ -127,6 +146,7 @@ def add_events(call: Call, events: list[dict]) -> dict:
     failure: tuple[int, str] | None = None  # (index in rows, Elasticsearch's reason)
     task_iter: dict[str, int] = {}
     scalars: dict[str, list[dict]] = defaultdict(list)
+    stats: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)  # task -> metric -> type -> timestamp
     used: set[tuple[str, bool]] = set()
     now_ms = int(time.time() * 1000)
     es_now = _es_timestamp()
@@ -161,21 +181,24 @@ def add_events(call: Call, events: list[dict]) -> dict:
             event["worker"] = call.extra.get("worker", "")
         it = event.get("iter")
         if it is not None:
-            try:
-                it = int(it)
-            except (TypeError, ValueError):
-                raise ApiError(500, 0, f"General error: invalid literal for int(): {it!r}") from None
-            if not MIN_LONG <= it <= MAX_LONG:
-                errors[INVALID_ITERATION] += 1
-                continue
+            if model:
+                it = 0  # the 2.23 server keeps one iteration of model events (later servers keep them all)
+            else:
+                try:
+                    it = int(it)
+                except (TypeError, ValueError):
+                    raise ApiError(500, 0, f"invalid literal for int() with base 10: {it!r}") from None
+                if not MIN_LONG <= it <= MAX_LONG:
+                    errors[INVALID_ITERATION] += 1
+                    continue
             event["iter"] = it
         if "values" in event:
             event["value"] = event.pop("values")
         event["metric"] = event.get("metric") or ""
         event["variant"] = event.get("variant") or ""
+        event["model_event"] = model
         if etype == "plot":
-            plot_str = event.get("plot_str")
-            event["plot_len"] = len(plot_str) if isinstance(plot_str, str) else 0
+            compress_plot(event)
         value = event.get("value")
         reason = _scalar_error(value) if etype == "training_stats_scalar" else None
         try:
@@ -198,7 +221,7 @@ def add_events(call: Call, events: list[dict]) -> dict:
             ident = field_hash("-".join(str(event[f]) for f in ("task", "iter", "metric", "variant", "key")
                                         if f in event) + f"|{etype}|{int(model)}")
         number = float(value) if etype == "training_stats_scalar" and value is not None else None
-        rows.append((call.company, entity, etype, timestamp, it if it is not None else 0, event["metric"],
+        rows.append((call.company, entity, etype, timestamp, it, event["metric"],
                      event["variant"], float32(number) if number is not None else None, int(model), ident, body))
         if it is not None and not model and event["metric"] not in (":monitor:machine", ":monitor:gpu"):
             task_iter[entity] = max(it, task_iter.get(entity, 0))
@@ -206,6 +229,10 @@ def add_events(call: Call, events: list[dict]) -> dict:
             used.add((entity, False))
             if etype == "training_stats_scalar" and number is not None:
                 scalars[entity].append({**event, "value": number})
+            if event["metric"]:
+                last = stats[entity].setdefault(event["metric"], {})
+                if etype not in last or last[etype] < timestamp:
+                    last[etype] = timestamp
 
     if failure is not None:
         # Elasticsearch indexes the other documents of the failing chunk, then the bulk helper raises
@@ -216,7 +243,7 @@ def add_events(call: Call, events: list[dict]) -> dict:
     added = len(rows)
     if rows:
         _insert(call, rows)
-        _update_tasks(call, {e for e, _ in used}, task_iter, scalars)
+        _update_tasks(call, {e for e, _ in used}, task_iter, scalars, stats)
     if errors.get(INVALID_ITERATION):
         raise ApiError(500, 100, f"General data error: err={errors[INVALID_ITERATION]} document(s) failed to "
                                  f"index., extra_info=None")
@@ -235,8 +262,10 @@ def _insert(call: Call, rows: list[tuple]) -> None:
             "model_event, ident, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
 
 
-def _update_tasks(call: Call, task_ids: set[str], iters: dict[str, int], scalars: dict[str, list[dict]]) -> None:
-    """``last_iteration`` (max), ``last_metrics`` and ``last_update`` as ``TaskBLL.update_statistics``."""
+def _update_tasks(call: Call, task_ids: set[str], iters: dict[str, int], scalars: dict[str, list[dict]],
+                  stats: dict[str, dict[str, dict[str, int]]]) -> None:
+    """``last_iteration`` (max), ``last_metrics``, ``metric_stats`` and ``last_update`` as
+    ``TaskBLL.update_statistics`` (``metric_stats`` is replaced by the batch's, as the real update does)."""
     with call.store.lock:
         for task_id in task_ids:
             doc = call.store.get("tasks", task_id, call.company)
@@ -245,6 +274,11 @@ def _update_tasks(call: Call, task_ids: set[str], iters: dict[str, int], scalars
             if task_id in iters:
                 doc["last_iteration"] = max(doc.get("last_iteration") or 0, iters[task_id])
             _merge_last_metrics(doc, _batch_last_scalars(scalars.get(task_id, [])))
+            if stats.get(task_id):
+                doc["metric_stats"] = {
+                    field_hash(metric): {"metric": metric, "event_stats_by_type": {
+                        etype: {"last_update": ts} for etype, ts in types.items()}}
+                    for metric, types in stats[task_id].items()}
             doc["last_update"] = now_iso()
             call.store.save("tasks", doc)
 
@@ -313,28 +347,6 @@ def metric_clause(metrics: Any) -> tuple[str, list]:
             parts.append("metric=?")
             args.append(m["metric"])
     return " AND (" + " OR ".join(parts) + ")", args
-
-
-def key_page(conn: sqlite3.Connection, where: str, args: list, key: str, batch: int, desc: bool,
-             after: list | None, columns: str = "body") -> tuple[list[tuple], list | None]:
-    """Up to ``batch`` rows ``(*columns, key, seq)`` past ``after`` plus the rest of the last key value.
-
-    Returns the rows and the new position ``[key value, seq]`` (``after`` again when no row is left).
-    """
-    op, direction = ("<", "DESC") if desc else (">", "ASC")
-    sql = f"SELECT {columns}, {key}, seq FROM events WHERE {where}"
-    qargs = list(args)
-    if after is not None:
-        sql += f" AND ({key}, seq) {op} (?, ?)"
-        qargs += list(after)
-    rows = conn.execute(sql + f" ORDER BY {key} {direction}, seq {direction} LIMIT ?", qargs + [batch]).fetchall()
-    if not rows:
-        return [], after
-    last_key, last_seq = rows[-1][-2], rows[-1][-1]
-    rows += conn.execute(f"SELECT {columns}, {key}, seq FROM events WHERE {where} AND {key} = ? AND seq {op} ? "
-                         f"ORDER BY seq {direction} LIMIT ?", list(args) + [last_key, last_seq, BOUNDARY_ROWS]
-                         ).fetchall()
-    return rows, [rows[-1][-2], rows[-1][-1]]
 
 
 _VERBATIM: dict[str, bool] = {}
