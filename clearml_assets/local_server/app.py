@@ -22,7 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .auth import API_VERSION, Authenticator
+from .rawjson import RawJSON as _RawJSON
+from .rawjson import dumps
 from .registry import ENDPOINTS, UNAUTHENTICATED, ApiError, Call, parse_request
+from .registry import UNLOCKED as _UNLOCKED
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -30,43 +33,10 @@ log = logging.getLogger(__name__)
 PATH_RE = re.compile(r"^/?(v(?P<version>\d+\.\d+)/)?(?P<name>[a-zA-Z_]\w*\.[a-zA-Z_]\w*)/?$")
 MAX_BODY_BYTES = 512 * 1024 * 1024
 
-# Handlers that manage their own concurrency (events) are listed here; the rest run
-# under the store's document lock so that read-modify-write sequences stay atomic.
-UNLOCKED: set[str] = set()
-
-
-class RawJSON:
-    """JSON text placed as is in a response: events are stored as the JSON the client gets back, so
-    they are spliced in rather than decoded and encoded again."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str):
-        self.text = text
-
-
-def dumps(data: Any) -> str:
-    """Compact JSON of ``data``, with every :class:`RawJSON` inside written verbatim."""
-    raws: list[str] = []
-    token = f"\x00{uuid.uuid4().hex}:"
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, RawJSON):
-            raws.append(obj.text)
-            return f"{token}{len(raws) - 1}\x00"
-        return str(obj)
-
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=default)
-    if not raws:
-        return text
-    quoted = json.dumps(token)[:-1]  # '"\\u0000<nonce>:' as it appears in the output
-    parts = text.split(quoted)
-    out = [parts[0]]
-    for part in parts[1:]:
-        index, rest = part.split("\\u0000\"", 1)
-        out.append(raws[int(index)])
-        out.append(rest)
-    return "".join(out)
+# Kept for the events service until it registers with ``endpoint(..., locked=False)`` and imports RawJSON from
+# ``rawjson``: the same set and class as the registry's and the encoder's.
+UNLOCKED = _UNLOCKED
+RawJSON = _RawJSON
 
 
 def envelope(name: str, version: str, code: int, subcode: int, msg: str, data: Any) -> Response:

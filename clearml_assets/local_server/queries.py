@@ -232,12 +232,25 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def _sort_key_cmp(order: list[tuple[str, bool]]):
+_DIGITS = re.compile(r"(\d+)")
+
+
+def numeric_key(value: Any) -> Any:
+    """Mongo's ``numericOrdering`` collation: digit runs inside strings compare as numbers ("2" < "10")."""
+    if not isinstance(value, str):
+        return value
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in _DIGITS.split(value) if part)
+
+
+def _sort_key_cmp(order: list[tuple[str, bool]], numeric: Sequence[str] = ()):
     def cmp(a: dict, b: dict) -> int:
         for field, desc in order:
             va, vb = get_path(a, field), get_path(b, field)
             if va == vb:
                 continue
+            if numeric and field.startswith(tuple(numeric)):
+                va, vb = numeric_key(va), numeric_key(vb)
             if va is None:
                 r = -1
             elif vb is None:
@@ -252,11 +265,13 @@ def _sort_key_cmp(order: list[tuple[str, bool]]):
     return cmp
 
 
-def sort_docs(docs: list[dict], order_by: Any) -> list[dict]:
+def sort_docs(docs: list[dict], order_by: Any, numeric_prefixes: Sequence[str] = ()) -> list[dict]:
     """Sort by ``order_by`` (``-field`` descending), always ending with ``id`` like the real server.
 
     As on the real server, documents whose first ascending order field is missing or empty come last
-    (Mongo puts them first; the server queries them separately after the others).
+    (Mongo puts them first; the server queries them separately after the others). When the first order
+    field starts with one of ``numeric_prefixes`` (the real documents' ``_field_collation_overrides``, e.g.
+    ``hyperparams.``), strings compare with numeric ordering as Mongo's ``numericOrdering`` collation does.
     """
     if not order_by:
         return docs
@@ -266,8 +281,9 @@ def sort_docs(docs: list[dict], order_by: Any) -> list[dict]:
     order = [(item.lstrip("-"), item.startswith("-")) for item in items if item and item != "@text_score"]
     if not any(f == "id" for f, _ in order):
         order.append(("id", False))
-    ordered = sorted(docs, key=cmp_to_key(_sort_key_cmp(order)))
     first, desc = order[0]
+    numeric = numeric_prefixes if first.startswith(tuple(numeric_prefixes or ("\0",))) else ()
+    ordered = sorted(docs, key=cmp_to_key(_sort_key_cmp(order, numeric)))
     if desc:
         return ordered
     return ([d for d in ordered if not _is_empty(get_path(d, first))] +

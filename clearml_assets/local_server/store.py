@@ -75,18 +75,27 @@ class Store:
         return conn
 
     # -- documents -------------------------------------------------------------------------
-    def get(self, collection: str, doc_id: str, company: str | None = None) -> dict | None:
-        """Return the live document (mutate it, then call :meth:`save`) or None."""
-        doc = self._docs[collection].get(doc_id)
-        if doc is None or (company is not None and doc.get("company") != company):
-            return None
-        return doc
+    def get(self, collection: str, doc_id: str, company: str | None = None,
+            allow_public: bool = False) -> dict | None:
+        """Return the live document (mutate it, then call :meth:`save`) or None.
 
-    def all(self, collection: str, company: str | None = None) -> list[dict]:
-        """Every live document of a collection (of one company when given)."""
+        With ``allow_public`` a document of the public company (``company: ""``) is found too.
+        """
+        doc = self._docs[collection].get(doc_id)
+        if doc is None or company is None:
+            return doc
+        owner = doc.get("company")
+        if owner == company or (allow_public and not owner):
+            return doc
+        return None
+
+    def all(self, collection: str, company: str | None = None, allow_public: bool = False) -> list[dict]:
+        """Every live document of a collection (of one company when given, plus public ones if asked)."""
         docs = self._docs[collection].values()
         if company is None:
             return list(docs)
+        if allow_public:
+            return [d for d in docs if d.get("company") == company or not d.get("company")]
         return [d for d in docs if d.get("company") == company]
 
     def save(self, collection: str, doc: dict) -> None:

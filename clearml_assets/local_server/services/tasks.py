@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+from datetime import datetime, timezone
+
+from ...timestamps import parse_clearml_time
+
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
 from . import projects
-from .common import get_all, get_or_raise, ids_of, merge_tags, new_id, required
+from .common import (get_all, get_for_writing, get_or_raise, ids_of, merge_tags, new_id, required, run_batch,
+                     set_public)
 
 INVALID = (101, "Invalid task id")
 TASK_TYPES = ("training", "testing", "inference", "data_processing", "application", "monitor",
@@ -30,7 +37,23 @@ EMBEDDED = ("script", "execution", "output", "models")
 
 
 def _task(call: Call, task_id=None) -> dict:
-    return get_or_raise(call, "tasks", task_id if task_id is not None else required(call, "task"), INVALID)
+    """The task for writing: the company's own, a public one is 403/21 as on the real server."""
+    return get_for_writing(call, "tasks", task_id if task_id is not None else required(call, "task"), INVALID)
+
+
+def _task_read(call: Call, task_id=None) -> dict:
+    """The task for reading: the company's own or a public one."""
+    return get_or_raise(call, "tasks", task_id if task_id is not None else required(call, "task"), INVALID,
+                        allow_public=True)
+
+
+def requested_version(call: Call) -> tuple[int, int]:
+    """The API version in the request path as a comparable tuple (no version: the server's own)."""
+    try:
+        major, minor = str(call.requested_version).split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return 2, 23
 
 
 def _check_name(name) -> str:
@@ -61,6 +84,9 @@ def _properties_only(params: list) -> bool:
 def _save(call: Call, doc: dict, changed: bool = True) -> None:
     for key in ("tags", "system_tags"):
         doc[key] = sorted(set(doc.get(key) or []))  # stored as sorted lists on the real server
+    artifacts = (doc.get("execution") or {}).get("artifacts")
+    if artifacts:  # a map keyed by key/mode on the real server, returned in key order
+        artifacts.sort(key=lambda a: (str(a.get("key")), str(a.get("mode", "output"))))
     now = now_iso()
     doc["last_update"] = now
     if changed:
@@ -110,16 +136,17 @@ def create(call: Call) -> dict:
 @endpoint("tasks.get_by_id")
 def get_by_id(call: Call) -> dict:
     """One task."""
-    return {"task": call.store.copy(_task(call))}
+    return {"task": call.store.copy(_task_read(call))}
 
 
 @endpoint("tasks.get_all")
 def get_all_tasks(call: Call) -> dict:
     """Tasks filtered, ordered and paged like the real server (hidden ones only with search_hidden)."""
-    docs = call.store.all("tasks", call.company)
-    if not call.data.get("search_hidden") and not call.data.get("id"):
+    data = projects.with_subprojects(call, dict(call.data))
+    docs = call.store.all("tasks", call.company, allow_public=True)
+    if not data.get("search_hidden") and not data.get("id"):
         docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
-    return get_all(call, "tasks", "tasks",
+    return get_all(call, "tasks", "tasks", data=data,
                    list_fields=("id", "tags", "system_tags", "project", "status", "type", "user", "parent"),
                    date_fields=("status_changed", "last_update", "last_change"),
                    range_fields=("created", "started", "active_duration", "last_iteration"),
@@ -134,8 +161,10 @@ def get_all_ex(call: Call) -> dict:
 
 @endpoint("tasks.get_types")
 def get_types(call: Call) -> dict:
-    """The task types in use."""
-    return {"types": sorted({t["type"] for t in call.store.all("tasks", call.company)})}
+    """The task types in use (of the company and public tasks), optionally under some projects."""
+    wanted = set(ids_of(call.data.get("projects")))
+    return {"types": sorted({t["type"] for t in call.store.all("tasks", call.company, allow_public=True)
+                             if not wanted or t.get("project") in wanted})}
 
 
 # -- status changes -------------------------------------------------------------------------------
@@ -184,87 +213,166 @@ def completed(call: Call) -> dict:
     doc = _task(call)
     result = change_status(call, doc, "completed", force=call.data.get("force", False), completed=now_iso())
     if call.data.get("publish"):
-        result = change_status(call, doc, "published", force=call.data.get("force", False), published=now_iso())
-        result["published"] = 1
-    return result
+        result = publish_task(call, doc["id"], force=bool(call.data.get("force")), publish_models=True)
+        return {**result, "published": 1}
+    return {**result, "published": 0}
+
+
+def publish_task(call: Call, task_id: str, *, force: bool, publish_models: bool) -> dict:
+    """The real ``publish_task``: state machine checked unless forced; the last output model becomes ready."""
+    doc = _task(call, task_id)
+    if not force and "published" not in STATE_MACHINE.get(doc["status"], set()):
+        raise ApiError(400, 110, f"Invalid status change (current_status={doc['status']}, new_status=published)")
+    outputs = (doc.get("models") or {}).get("output") or []
+    if outputs and publish_models:
+        model = call.store.get("models", outputs[-1].get("model"), call.company)
+        if model is not None and not model.get("ready"):
+            model["ready"] = True
+            model["last_update"] = now_iso()
+            call.store.save("models", model)
+    return change_status(call, doc, "published", force=True, published=now_iso())
 
 
 @endpoint("tasks.publish")
 def publish(call: Call) -> dict:
-    """Publish a task (its output models become ready too)."""
-    doc = _task(call)
-    result = change_status(call, doc, "published", force=call.data.get("force", False), published=now_iso())
-    for entry in doc.get("models", {}).get("output", []):
-        model = call.store.get("models", entry.get("model"), call.company)
-        if model is not None and not model.get("ready"):
-            model["ready"] = True
-            call.store.save("models", model)
-    return result
+    """Publish a task (its output model becomes ready too unless ``publish_model`` is false)."""
+    return publish_task(call, required(call, "task"), force=bool(call.data.get("force")),
+                        publish_models=call.data.get("publish_model", True))
+
+
+@endpoint("tasks.publish_many")
+def publish_many(call: Call) -> dict:
+    """Publish several tasks (per-id results)."""
+    force, models = bool(call.data.get("force")), call.data.get("publish_model", True)
+    return run_batch(required(call, "ids"), lambda i: {
+        "updated": publish_task(call, i, force=force, publish_models=models)["updated"]})
+
+
+def stop_task(call: Call, task_id: str, force: bool) -> dict:
+    """The real ``stop_task``: stopped at once unless a worker reported it recently (then ``stopping``)."""
+    doc = _task(call, task_id)
+    updated = parse_clearml_time(doc.get("last_update"))
+    by_worker = (bool(doc.get("last_worker")) and "development" not in (doc.get("system_tags") or [])
+                 and updated is not None and (datetime.now(timezone.utc) - updated).total_seconds() < 600)
+    if doc["status"] == "queued" or not by_worker:
+        if doc["status"] == "queued":
+            doc.setdefault("execution", {}).pop("queue", None)
+        call.data["status_message"] = f"Stopped by {call.user}"
+        return change_status(call, doc, "stopped", force=force, completed=now_iso())
+    call.data["status_message"] = "stopping"
+    return change_status(call, doc, doc["status"], force=force)
+
+
+@endpoint("tasks.stop")
+def stop(call: Call) -> dict:
+    """Ask a running task to stop."""
+    return stop_task(call, required(call, "task"), bool(call.data.get("force")))
+
+
+@endpoint("tasks.stop_many")
+def stop_many(call: Call) -> dict:
+    """Stop several tasks (per-id results)."""
+    force = bool(call.data.get("force"))
+    return run_batch(required(call, "ids"), lambda i: {"updated": stop_task(call, i, force)["updated"]})
 
 
 DELETED_PREFIX = "__DELETED__"
 
 
-def cleanup_outputs(call: Call, doc: dict, *, force: bool, delete_output_models: bool,
-                    update_children: bool) -> dict:
-    """The real server's task cleanup: draft output models go, published ones need ``force``.
+SOURCE_URL = re.compile(r'"source"\s*:\s*"([^"]+)"')
 
-    Output models are the models whose ``task`` is this task plus those listed in ``models.output``.
-    Draft models used as input by another task are kept (detached). With ``update_children`` (delete),
-    children and kept models point at ``__DELETED__<id>``; otherwise (reset) kept models are detached.
+
+def event_urls(call: Call, task_or_model: str) -> set[str]:
+    """Debug image urls and plot image sources of a task's or model's events (the real cleanup's url scan)."""
+    urls: set[str] = set()
+    rows = call.store.reader().execute(
+        "SELECT type, body FROM events WHERE company=? AND task=? AND type IN ('training_debug_image', 'plot')",
+        (call.company, task_or_model)).fetchall()
+    for kind, body in rows:
+        event = json.loads(body)
+        if kind == "training_debug_image":
+            if event.get("url"):
+                urls.add(event["url"])
+            continue
+        plot = event.get("plot_str")
+        if plot is None and event.get("plot_data"):
+            import base64
+            import zlib
+            plot = zlib.decompress(base64.b64decode(event["plot_data"])).decode("utf-8", "replace")
+        urls.update(SOURCE_URL.findall(plot or ""))
+    return urls
+
+
+def cleanup_outputs(call: Call, doc: dict, *, force: bool, delete_output_models: bool,
+                    update_children: bool, return_file_urls: bool = False) -> dict:
+    """The real ``cleanup_task``: draft output models go, published ones need ``force``.
+
+    Output models are the models whose ``task`` is this task. Draft models used as input by another task are
+    kept (detached). With ``update_children`` (delete), children and published models point at
+    ``__DELETED__<id>``; otherwise (reset) published models are detached. ``urls`` lists the files left
+    behind (only with ``return_file_urls``).
     """
     task_id = doc["id"]
-    if not force and any(t.get("parent") == task_id and t.get("status") == "published"
-                         for t in call.store.all("tasks", call.company)):
+    tasks = call.store.all("tasks", call.company)
+    if not force and any(t.get("parent") == task_id and t.get("status") == "published" for t in tasks):
         raise ApiError(400, 123, f"Task cannot be deleted: has children, use force=True (task={task_id})")
-    outputs = {m["id"]: m for m in call.store.all("models", call.company) if m.get("task") == task_id}
-    for entry in (doc.get("models") or {}).get("output") or []:
-        model = call.store.get("models", entry.get("model"), call.company)
-        if model is not None:
-            outputs[model["id"]] = model
-    published = [m for m in outputs.values() if m.get("ready")]
-    drafts = [m for m in outputs.values() if not m.get("ready")]
+    outputs = [m for m in call.store.all("models", call.company) if m.get("task") == task_id]
+    published = [m for m in outputs if m.get("ready")]
+    drafts = [m for m in outputs if not m.get("ready")]
     if published and not force:
         raise ApiError(400, 123, f"Task cannot be deleted: has output models, use force=True (task={task_id})")
-    in_use = {entry.get("model") for t in call.store.all("tasks", call.company) if t["id"] != task_id
+    in_use = {entry.get("model") for t in tasks if t["id"] != task_id
               for entry in (t.get("models") or {}).get("input") or []}
+    urls = {"event_urls": set(), "artifact_urls": set(), "model_urls": set()}
+    if return_file_urls:
+        urls["event_urls"] = event_urls(call, task_id)
+        urls["artifact_urls"] = {a["uri"] for a in (doc.get("execution") or {}).get("artifacts") or []
+                                 if a.get("mode", "output") == "output" and a.get("uri")}
+        urls["model_urls"] = {m["uri"] for m in drafts if m.get("uri") and m["id"] not in in_use}
+    children = 0
+    if update_children:
+        for child in tasks:
+            if child.get("parent") == task_id:
+                child["parent"] = DELETED_PREFIX + task_id
+                call.store.save("tasks", child)
+                children += 1
     deleted = updated = 0
-    kept = list(published)
-    for model in drafts:
-        if delete_output_models and model["id"] not in in_use:
+    if drafts and delete_output_models:
+        for model in drafts:
+            if model["id"] in in_use:
+                model["task"] = None
+                call.store.save("models", model)
+                continue
+            if return_file_urls:
+                urls["event_urls"] |= event_urls(call, model["id"])
+            delete_task_events(call, model["id"])
             call.store.delete("models", model["id"])
             deleted += 1
-        else:
-            kept.append(model)
-    for model in kept:
-        if update_children and model in published:
+    elif drafts:
+        published = published + drafts
+    for model in published:
+        if update_children:
             model["task"] = DELETED_PREFIX + task_id
             updated += 1
         else:
             model["task"] = None
-        model["last_change"] = now_iso()
         call.store.save("models", model)
-    children = 0
-    if update_children:
-        for child in call.store.all("tasks", call.company):
-            if child.get("parent") == task_id:
-                child["parent"] = DELETED_PREFIX + task_id
-                child["last_change"] = now_iso()
-                call.store.save("tasks", child)
-                children += 1
-    return {"deleted_models": deleted, "updated_models": updated, "updated_children": children}
+    return {"deleted_models": deleted, "updated_models": updated, "updated_children": children,
+            "urls": {k: sorted(v) for k, v in urls.items()} if return_file_urls else None}
 
 
-@endpoint("tasks.reset")
-def reset(call: Call) -> dict:
+def reset_task(call: Call, task_id: str, *, force: bool, clear_all: bool, delete_output_models: bool,
+               return_file_urls: bool) -> dict:
     """Back to ``created``: output artifacts and models, runtime, metrics and events are cleared."""
-    doc = _task(call)
-    force = bool(call.data.get("force"))
+    doc = _task(call, task_id)
     if doc["status"] == "published" and not force:
         raise ApiError(400, 110, f"Invalid task status (task={doc['id']}, status=published)")
     cleaned = cleanup_outputs(call, doc, force=force, update_children=False,
-                              delete_output_models=call.data.get("delete_output_models", True))
-    if call.data.get("clear_all"):
+                              delete_output_models=delete_output_models, return_file_urls=return_file_urls)
+    dequeued = {}
+    if doc["status"] == "queued" and (doc.get("execution") or {}).get("queue"):
+        dequeued = {"removed": 1}
+    if clear_all:
         doc["execution"] = {"artifacts": []}
         doc["script"] = {}
     else:
@@ -278,42 +386,188 @@ def reset(call: Call) -> dict:
     doc.get("output", {}).pop("error", None)
     delete_task_events(call, doc["id"])
     call.data["status_reason"] = call.data["status_message"] = "reset"
-    result = change_status(call, doc, "created", force=force)
-    return {**result, "dequeued": {}, "deleted_models": cleaned["deleted_models"], "urls": {}}
+    result = change_status(call, doc, "created", force=True)
+    return {**result, "dequeued": dequeued, **cleaned}
+
+
+def _reset_args(call: Call) -> dict:
+    return dict(force=bool(call.data.get("force")), clear_all=bool(call.data.get("clear_all")),
+                delete_output_models=call.data.get("delete_output_models", True),
+                return_file_urls=bool(call.data.get("return_file_urls")))
+
+
+@endpoint("tasks.reset")
+def reset(call: Call) -> dict:
+    """Reset one task (see :func:`reset_task`)."""
+    result = reset_task(call, required(call, "task"), **_reset_args(call))
+    if result["urls"] is None:
+        result.pop("urls")
+    return result
+
+
+@endpoint("tasks.reset_many")
+def reset_many(call: Call) -> dict:
+    """Reset several tasks (per-id results)."""
+    args = _reset_args(call)
+
+    def one(task_id: str) -> dict:
+        res = reset_task(call, task_id, **args)
+        res["dequeued"] = bool(res["dequeued"].get("removed"))
+        if res["urls"] is None:
+            res.pop("urls")
+        return res
+    return run_batch(required(call, "ids"), one)
 
 
 def delete_task_events(call: Call, task_id: str) -> None:
-    """Remove every event of a task."""
+    """Remove every event of a task (or model)."""
     with call.store.writing() as conn:
         conn.execute("DELETE FROM events WHERE company=? AND task=?", (call.company, task_id))
+
+
+def delete_task(call: Call, task_id: str, *, force: bool, delete_output_models: bool,
+                return_file_urls: bool) -> dict:
+    """The real ``delete_task``: ``created`` or archived unless ``force``; events and draft outputs go."""
+    doc = _task(call, task_id)
+    if doc["status"] != "created" and "archived" not in (doc.get("system_tags") or []) and not force:
+        raise ApiError(400, 123, f"Task cannot be deleted due to status, use force=True "
+                                 f"(task={doc['id']}, expected=created, current={doc['status']})")
+    cleaned = cleanup_outputs(call, doc, force=force, update_children=True,
+                              delete_output_models=delete_output_models, return_file_urls=return_file_urls)
+    delete_task_events(call, doc["id"])
+    call.store.delete("tasks", doc["id"])
+    projects.touch(call, doc.get("project"))
+    return {"deleted": True, **cleaned}
+
+
+def _delete_args(call: Call) -> dict:
+    return dict(force=bool(call.data.get("force")), delete_output_models=call.data.get("delete_output_models", True),
+                return_file_urls=bool(call.data.get("return_file_urls")))
 
 
 @endpoint("tasks.delete")
 def delete(call: Call) -> dict:
     """Delete a task (``created`` or archived unless ``force``), its events and its draft output models."""
-    doc = _task(call)
-    force = bool(call.data.get("force"))
-    if doc["status"] != "created" and "archived" not in (doc.get("system_tags") or []) and not force:
-        raise ApiError(400, 123, f"Task cannot be deleted due to status, use force=True "
-                                 f"(task={doc['id']}, expected=created, current={doc['status']})")
-    cleaned = cleanup_outputs(call, doc, force=force, update_children=True,
-                              delete_output_models=call.data.get("delete_output_models", True))
-    delete_task_events(call, doc["id"])
-    call.store.delete("tasks", doc["id"])
-    projects.touch(call, doc.get("project"))
-    return {"deleted": 1, **cleaned, "urls": {}}
+    return delete_task(call, required(call, "task"), **_delete_args(call))
+
+
+@endpoint("tasks.delete_many")
+def delete_many(call: Call) -> dict:
+    """Delete several tasks (per-id results)."""
+    args = _delete_args(call)
+    return run_batch(required(call, "ids"), lambda i: delete_task(call, i, **args))
+
+
+def _set_archived(call: Call, task_id: str, archived: bool) -> bool:
+    doc = _task(call, task_id)
+    tags = doc.get("system_tags") or []
+    if archived == ("archived" in tags):
+        return False
+    if archived and doc["status"] == "queued":
+        doc.setdefault("execution", {}).pop("queue", None)
+        change_status(call, doc, "created", force=True)
+    doc["system_tags"] = merge_tags(tags, ["archived"]) if archived else [t for t in tags if t != "archived"]
+    _save(call, doc)
+    return True
 
 
 @endpoint("tasks.archive")
 def archive(call: Call) -> dict:
-    """Add the ``archived`` system tag to tasks."""
-    count = 0
-    for task_id in ids_of(required(call, "tasks")):
+    """Add the ``archived`` system tag to tasks (every id must exist)."""
+    ids = ids_of(required(call, "tasks"))
+    for task_id in ids:
+        _task(call, task_id)
+    return {"archived": sum(_set_archived(call, task_id, True) for task_id in ids)}
+
+
+@endpoint("tasks.archive_many")
+def archive_many(call: Call) -> dict:
+    """Archive several tasks (per-id results)."""
+    return run_batch(required(call, "ids"), lambda i: {"archived": _set_archived(call, i, True)})
+
+
+@endpoint("tasks.unarchive_many")
+def unarchive_many(call: Call) -> dict:
+    """Unarchive several tasks (per-id results)."""
+    return run_batch(required(call, "ids"), lambda i: {"unarchived": _set_archived(call, i, False)})
+
+
+@endpoint("tasks.make_public")
+def make_public(call: Call) -> dict:
+    """Move tasks to the public company (readable by every company, writable by none)."""
+    return set_public(call, "tasks", required(call, "ids"), INVALID, True)
+
+
+@endpoint("tasks.make_private")
+def make_private(call: Call) -> dict:
+    """Bring this company's public tasks back."""
+    return set_public(call, "tasks", required(call, "ids"), INVALID, False)
+
+
+@endpoint("tasks.move")
+def move(call: Call) -> dict:
+    """Move tasks to a project given by id or name (created if missing), or to the root."""
+    project_id = projects.target_project(call)
+    for task_id in ids_of(required(call, "ids")):
         doc = _task(call, task_id)
-        doc["system_tags"] = merge_tags(doc.get("system_tags"), ["archived"])
+        old = doc.get("project")
+        doc["project"] = project_id
         _save(call, doc)
-        count += 1
-    return {"archived": count}
+        projects.touch(call, old)
+    return {"project_id": project_id}
+
+
+CLONE_SKIP = ("id", "status", "status_reason", "status_message", "status_changed", "created", "started",
+              "completed", "published", "last_update", "last_change", "last_iteration", "last_metrics",
+              "last_worker", "runtime", "active_duration", "output", "company", "user", "company_origin")
+
+
+@endpoint("tasks.clone")
+def clone(call: Call) -> dict:
+    """A new draft from a task: definition copied, outputs not; ``execution_overrides`` etc. applied."""
+    source = _task_read(call)
+    data = call.data
+    new_project = None
+    project_id = data.get("new_project") if "new_project" in data else source.get("project")
+    if data.get("new_project_name"):
+        existing = projects.find_by_name(call, data["new_project_name"])
+        proj = existing or projects.ensure_project(call, data["new_project_name"])
+        project_id = proj["id"]
+        if existing is None:
+            new_project = {"id": proj["id"], "name": proj["name"]}
+    elif project_id:
+        get_or_raise(call, "projects", project_id, projects.INVALID, allow_public=True)
+    doc = new_task_doc(call, {"name": source["name"], "type": source["type"]})
+    for key, value in source.items():
+        if key not in CLONE_SKIP:
+            doc[key] = json.loads(json.dumps(value))
+    execution = doc.setdefault("execution", {})
+    execution["artifacts"] = [a for a in execution.get("artifacts", []) if a.get("mode") == "input"]
+    execution.pop("queue", None)
+    doc["models"] = {"input": (source.get("models") or {}).get("input", []), "output": []}
+    overrides = {"name": data.get("new_task_name"), "comment": data.get("new_task_comment"),
+                 "tags": data.get("new_task_tags"), "system_tags": data.get("new_task_system_tags"),
+                 "parent": data.get("new_task_parent"), "hyperparams": data.get("new_hyperparams"),
+                 "configuration": data.get("new_configuration"), "container": data.get("new_task_container"),
+                 "input_models": data.get("new_task_input_models")}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key == "input_models":
+            doc["models"]["input"] = value
+        else:
+            doc[key] = value
+    if not data.get("new_task_parent"):
+        doc["parent"] = source["id"]
+    if data.get("execution_overrides"):
+        execution.update(data["execution_overrides"])
+    doc["project"] = project_id
+    doc["system_tags"] = [t for t in doc.get("system_tags") or [] if t != "archived"]
+    _save(call, doc)
+    result = {"id": doc["id"]}
+    if new_project:
+        result["new_project"] = new_project
+    return result
 
 
 @endpoint("tasks.ping")
@@ -401,7 +655,7 @@ def edit_hyper_params(call: Call) -> dict:
 @endpoint("tasks.get_hyper_params")
 def get_hyper_params(call: Call) -> dict:
     """Hyperparameters of tasks, as lists."""
-    return {"params": [{"task": t, "hyperparams": [p for section in (_task(call, t).get("hyperparams") or {}).values()
+    return {"params": [{"task": t, "hyperparams": [p for section in (_task_read(call, t).get("hyperparams") or {}).values()
                                                    for p in section.values()]}
                        for t in ids_of(required(call, "tasks"))]}
 
@@ -462,7 +716,7 @@ def get_configurations(call: Call) -> dict:
     """Configuration items of tasks (optionally only some names)."""
     names = call.data.get("names")
     return {"configurations": [
-        {"task": t, "configuration": [v for k, v in (_task(call, t).get("configuration") or {}).items()
+        {"task": t, "configuration": [v for k, v in (_task_read(call, t).get("configuration") or {}).items()
                                       if not names or k in names]}
         for t in ids_of(required(call, "tasks"))]}
 
@@ -470,7 +724,7 @@ def get_configurations(call: Call) -> dict:
 @endpoint("tasks.get_configuration_names")
 def get_configuration_names(call: Call) -> dict:
     """Configuration item names of tasks."""
-    return {"configurations": [{"task": t, "names": sorted(_task(call, t).get("configuration") or {})}
+    return {"configurations": [{"task": t, "names": sorted(_task_read(call, t).get("configuration") or {})}
                                for t in ids_of(required(call, "tasks"))]}
 
 
@@ -478,7 +732,7 @@ def get_configuration_names(call: Call) -> dict:
 def add_or_update_artifacts(call: Call) -> dict:
     """Upsert artifacts by (key, mode)."""
     doc = _task(call)
-    _check_updatable(call, doc)
+    _check_updatable(call, doc, force=True)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
     position: dict[tuple, int] = {}  # (key, mode) -> index: linear in the number of artifacts, not quadratic
     for i, old in enumerate(current):
@@ -500,7 +754,7 @@ def add_or_update_artifacts(call: Call) -> dict:
 def delete_artifacts(call: Call) -> dict:
     """Delete artifacts by (key, mode)."""
     doc = _task(call)
-    _check_updatable(call, doc)
+    _check_updatable(call, doc, force=True)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
     gone = {(a.get("key"), a.get("mode", "output")) for a in required(call, "artifacts")}
     kept = [a for a in current if (a.get("key"), a.get("mode", "output")) not in gone]
