@@ -105,3 +105,56 @@ class ProjectOrNoneRequest(RequestModel):
 class GetParamsRequest(ProjectOrNoneRequest):
     page: int = Field(default=0, ge=0)
     page_size: int = Field(default=500, ge=1)
+
+
+# -- organization ----------------------------------------------------------------------------------------
+class EntitiesCountRequest(RequestModel):
+    """Each of projects/tasks/models/pipelines/datasets/reports is a get_all-style query (counted if given)."""
+
+    projects: Optional[dict[str, Any]] = None
+    tasks: Optional[dict[str, Any]] = None
+    models: Optional[dict[str, Any]] = None
+    pipelines: Optional[dict[str, Any]] = None
+    datasets: Optional[dict[str, Any]] = None
+    reports: Optional[dict[str, Any]] = None
+    active_users: Optional[list[str]] = None
+    search_hidden: bool = False
+    allow_public: bool = True
+
+
+# -- tasks -----------------------------------------------------------------------------------------------
+class CreateTaskRequest(RequestModel):
+    """``tasks.create``/``tasks.validate``: the schema's field types (extra fields kept)."""
+
+    name: str
+    type: str
+    comment: Optional[str] = None
+    tags: Optional[list[str]] = None
+    system_tags: Optional[list[str]] = None
+    project: Optional[str] = None
+    parent: Optional[str] = None
+    output_dest: Optional[str] = None
+    script: Optional[dict[str, Any]] = None
+    execution: Optional[dict[str, Any]] = None
+    hyperparams: Optional[dict[str, dict[str, Any]]] = None
+    configuration: Optional[dict[str, Any]] = None
+    models: Optional[dict[str, Optional[list[dict[str, Any]]]]] = None
+    container: Optional[dict[str, Any]] = None
+    runtime: Optional[dict[str, Any]] = None
+
+
+class CloneRequest(RequestModel):
+    task: str
+    new_task_name: Optional[str] = None
+    new_task_comment: Optional[str] = None
+    new_task_tags: Optional[list[str]] = None
+    new_task_system_tags: Optional[list[str]] = None
+    new_task_parent: Optional[str] = None
+    new_task_project: Optional[str] = None
+    new_task_hyperparams: Optional[dict[str, dict[str, Any]]] = None
+    new_task_configuration: Optional[dict[str, Any]] = None
+    new_task_container: Optional[dict[str, Any]] = None
+    new_task_input_models: Optional[list[dict[str, Any]]] = None
+    execution_overrides: Optional[dict[str, Any]] = None
+    validate_references: bool = False
+    new_project_name: Optional[str] = None

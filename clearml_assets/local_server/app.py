@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .auth import API_VERSION, Authenticator
+from .bll import tags
 from .rawjson import RawJSON as _RawJSON
 from .rawjson import dumps
 from .registry import ENDPOINTS, UNAUTHENTICATED, ApiError, Call, parse_request
@@ -97,6 +98,8 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
             if name == "auth.login":
                 return envelope(name, version, 200, 0, "OK", authenticator.login(authorization))
             identity = {} if name in UNAUTHENTICATED else authenticator.identity(authorization)
+            if identity:
+                store.ensure_user(identity.get("company", ""), identity.get("user", ""), identity.get("user_name"))
             raw = await _bounded_body(request)
             try:
                 data = _parse_body(raw, request.headers.get("content-type", ""))
@@ -106,6 +109,8 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
                 data.pop("method", None)  # the SDK sends a spurious "method" key
             elif not isinstance(data, list):
                 raise ApiError(400, 12, "Request body must be a JSON object")
+            api_version = _version_tuple(version)
+            data = tags.conform_request(name, api_version, data)
             call = Call(endpoint=name, data=data, company=identity.get("company", ""),
                         user=identity.get("user", ""), store=store, requested_version=version,
                         extra={"query": dict(request.query_params),
@@ -117,6 +122,7 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
                 result = await run_in_threadpool(_locked, store, handler, call)
             if isinstance(result, Response):  # raw endpoints such as events.download_task_log
                 return result
+            result = tags.conform_result(api_version, result)
             return envelope(name, version, 200, 0, "OK", result if result is not None else {})
         except ApiError as err:
             return envelope(name, version, err.code, err.subcode, err.msg, err.data)
@@ -127,6 +133,11 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
             log.debug("%s took %.1f ms", name, (time.monotonic() - started) * 1000)
 
     return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT"])])
+
+
+def _version_tuple(version: str) -> tuple[int, int]:
+    major, _, minor = version.partition(".")
+    return int(major), int(minor or 0)
 
 
 def _locked(store: Store, handler, call: Call) -> dict:

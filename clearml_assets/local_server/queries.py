@@ -31,10 +31,31 @@ def now_iso() -> str:
     return now.replace(microsecond=now.microsecond // 1000 * 1000).isoformat(timespec="microseconds")
 
 
+_ESCAPES = (("%2E", "."), ("%24", "$"), ("%_%_", "__"))
+
+
+def unescape_key(part: str) -> str:
+    """A path component as the real server's ParameterKeyEscaper writes it (``sec%2Etion``) back to the key."""
+    if "%" not in part:
+        return part
+    pieces = []
+    for piece in part.split("%%"):
+        for code, char in _ESCAPES:
+            piece = piece.replace(code, char)
+        pieces.append(piece)
+    value = "%".join(pieces)
+    return "_" + value[2:] if value.startswith("%_") else value
+
+
+def split_path(path: str) -> list[str]:
+    """A dotted field path as keys (components may be escaped: ``hyperparams.sec%2Etion1``)."""
+    return [unescape_key(p) for p in path.split(".")]
+
+
 def get_path(doc: dict, path: str) -> Any:
     """The value at a dotted path, or None."""
     value: Any = doc
-    for part in path.split("."):
+    for part in split_path(path):
         if not isinstance(value, dict):
             return None
         value = value.get(part)
@@ -299,7 +320,7 @@ def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
     if exclude:
         doc = copy.deepcopy(doc)
         for path in exclude:
-            *parents, leaf = path.split(".")
+            *parents, leaf = split_path(path)
             target: Any = doc
             for part in parents:
                 target = target.get(part) if isinstance(target, dict) else None
@@ -313,7 +334,7 @@ def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
         if value is None and not _has_path(doc, path):
             _keep_parents(doc, path, out)  # Mongo keeps an existing parent: runtime.version -> runtime: {}
             continue
-        parts = path.split(".")
+        parts = split_path(path)
         target = out
         for part in parts[:-1]:
             target = target.setdefault(part, {})
@@ -325,7 +346,7 @@ def _keep_parents(doc: dict, path: str, out: dict) -> None:
     """Copy the existing embedded-document parents of a missing dotted path as empty dicts."""
     value: Any = doc
     target = out
-    for part in path.split(".")[:-1]:
+    for part in split_path(path)[:-1]:
         value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, dict):
             return
@@ -334,7 +355,7 @@ def _keep_parents(doc: dict, path: str, out: dict) -> None:
 
 def _has_path(doc: dict, path: str) -> bool:
     value: Any = doc
-    for part in path.split("."):
+    for part in split_path(path):
         if not isinstance(value, dict) or part not in value:
             return False
         value = value[part]

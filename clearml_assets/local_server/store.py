@@ -114,6 +114,15 @@ class Store:
         with self._write_lock:
             self._conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (collection, doc_id))
 
+    def ensure_user(self, company: str, user: str, name: str | None = None) -> None:
+        """Record a user the first time one of its key pairs calls (``users.*`` list them)."""
+        if not user or user in self._docs["users"]:
+            return
+        with self.lock:
+            if user not in self._docs["users"]:
+                self.save("users", {"id": user, "company": company, "name": name or user, "given_name": "",
+                                    "family_name": "", "avatar": None, "created": None})
+
     @staticmethod
     def copy(doc: dict) -> dict:
         """A deep copy of a document, safe to hand out in a response."""

@@ -7,7 +7,8 @@ only:
 
 * redirects the host: the tests build ``http://localhost:8008/v<version>``; a ``conftest.py`` in the scratch
   folder swaps scheme/host/port for the local server's (the version path is kept);
-* hands over the key pair: ``apiserver.config_repo.config.get("apiclient.api_key"/"secret_key")``;
+* hands over the key pairs: ``apiserver.config_repo.config.get("apiclient.api_key"/"secret_key")`` and the
+  second user's ``apiclient.user_auth_only``/``user_auth_only_secret`` (same company, another user);
 * stubs the server modules the tests import to load (``apiserver.config_repo``, ``apiserver.apierrors`` generated
   from that revision's ``errors.conf``, ``apiserver.database.utils``, ``apiserver.database.model``,
   ``apiserver.es_factory``, ``apiserver.utilities.dicts``) with minimal stand-ins written into the scratch folder.
@@ -71,6 +72,9 @@ class _Config:
     _values = {
         "apiclient.api_key": os.environ.get("CONFORMANCE_ACCESS_KEY"),
         "apiclient.secret_key": os.environ.get("CONFORMANCE_SECRET_KEY"),
+        # a second key pair of the same company acting as another user (test_subprojects aggregations)
+        "apiclient.user_auth_only": os.environ.get("CONFORMANCE_ACCESS_KEY2"),
+        "apiclient.user_auth_only_secret": os.environ.get("CONFORMANCE_SECRET_KEY2"),
     }
 
     def get(self, key, default=None):
@@ -195,7 +199,7 @@ def error_modules(errors_conf: str) -> dict[str, str]:
     code = group = None
     for line in errors_conf.splitlines():
         line = line.split("#", 1)[0].strip()
-        if m := re.match(r"^(\d+)\s*\{", line):
+        if m := re.match(r"^(\d+)\s*:?\s*\{", line):
             code, group = int(m.group(1)), None
         elif (m := re.match(r'^_\s*:\s*"([^"]+)"', line)) and code is not None:
             group = m.group(1)
@@ -233,20 +237,20 @@ SERVER_SCRIPT = """
 import sys
 from pathlib import Path
 from clearml_assets.local_server import LocalServer, Credential
-server = LocalServer(Path(sys.argv[1]), api_port=int(sys.argv[2]), files_port=int(sys.argv[3]),
-                     credentials=[Credential(sys.argv[4], sys.argv[5])])
+creds = [Credential(sys.argv[4], sys.argv[5]), Credential(sys.argv[6], sys.argv[7], user="conformance-user2")]
+server = LocalServer(Path(sys.argv[1]), api_port=int(sys.argv[2]), files_port=int(sys.argv[3]), credentials=creds)
 server.serve_forever()
 """
 
 
-def start_server(repo: Path, data_dir: Path, key: str, secret: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+def start_server(repo: Path, data_dir: Path, keys: list[str], log_path: Path) -> tuple[subprocess.Popen, str]:
     """The repo's local server in a child process; returns it and its API URL once it answers."""
     api_port, files_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
     env["PYTHONPATH"] = str(repo)
     log = open(log_path, "wb")
     proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(data_dir), str(api_port), str(files_port),
-                             key, secret], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=repo)
+                             *keys], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=repo)
     log.close()
     url = f"http://127.0.0.1:{api_port}"
     deadline = time.monotonic() + 60
@@ -328,10 +332,11 @@ def main(argv: list[str] | None = None) -> int:
         missing = [f for f in chosen if f not in present]
         if missing:
             parser.error(f"not in {args.rev}: {', '.join(missing)}")
-        key, secret = "CONF" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)
-        proc, url = start_server(repo, scratch / "data", key, secret, scratch / "server.log")
-        env = {**os.environ, "CONFORMANCE_API_HOST": url, "CONFORMANCE_ACCESS_KEY": key,
-               "CONFORMANCE_SECRET_KEY": secret, "PYTHONPATH": str(scratch)}
+        keys = [("CONF" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)) for _ in range(2)]
+        proc, url = start_server(repo, scratch / "data", [k for pair in keys for k in pair], scratch / "server.log")
+        env = {**os.environ, "CONFORMANCE_API_HOST": url, "CONFORMANCE_ACCESS_KEY": keys[0][0],
+               "CONFORMANCE_SECRET_KEY": keys[0][1], "CONFORMANCE_ACCESS_KEY2": keys[1][0],
+               "CONFORMANCE_SECRET_KEY2": keys[1][1], "PYTHONPATH": str(scratch)}
         junit = scratch / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", "-rN", "--tb=line" if args.quiet else "--tb=short",
                f"--junitxml={junit}", "-o", "junit_family=xunit1", *options,

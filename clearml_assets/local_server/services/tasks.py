@@ -10,6 +10,8 @@ from ...timestamps import parse_clearml_time
 
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
+from .. import apimodels as req
+from ..bll import task as task_bll
 from . import projects
 from .common import (get_all, get_for_writing, get_or_raise, ids_of, merge_tags, new_id, required, run_batch,
                      set_public)
@@ -119,7 +121,7 @@ def new_task_doc(call: Call, data: dict) -> dict:
     return doc
 
 
-@endpoint("tasks.create")
+@endpoint("tasks.create", request_data_model=req.CreateTaskRequest)
 def create(call: Call) -> dict:
     """Create a task in status ``created``."""
     call.data["name"] = _check_name(required(call, "name"))
@@ -128,15 +130,41 @@ def create(call: Call) -> dict:
         raise bad_request(f"Invalid task type {ttype!r}")
     if call.data.get("project"):
         get_or_raise(call, "projects", call.data["project"], projects.INVALID)
+    task_bll.models_prepare_for_save(requested_version(call), call.data)
+    task_bll.params_prepare_for_save(call.data)
     doc = new_task_doc(call, call.data)
+    task_bll.validate_references(call, doc, models=True, parent=True, project=True)
     _save(call, doc)
     return {"id": doc["id"]}
 
 
+@endpoint("tasks.validate", request_data_model=req.CreateTaskRequest)
+def validate(call: Call) -> dict:
+    """Check a task definition as ``tasks.create`` would, without creating it."""
+    call.data["name"] = _check_name(required(call, "name"))
+    if required(call, "type") not in TASK_TYPES:
+        raise bad_request(f"Invalid task type {call.data['type']!r}")
+    data = {k: v for k, v in call.data.items() if k not in ("id", "company", "user")}
+    task_bll.models_prepare_for_save(requested_version(call), data)
+    task_bll.params_prepare_for_save(data)
+    task_bll.validate_references(call, new_task_doc(call, data), models=True, parent=True, project=True)
+    return {}
+
+
+def _for_client(call: Call, row: dict) -> dict:
+    return task_bll.unprepare_for_version(requested_version(call), row)
+
+
 @endpoint("tasks.get_by_id")
 def get_by_id(call: Call) -> dict:
-    """One task."""
-    return {"task": call.store.copy(_task_read(call))}
+    """One task (public ones too)."""
+    return {"task": _for_client(call, call.store.copy(_task_read(call)))}
+
+
+TASK_QUERY = dict(list_fields=("id", "tags", "system_tags", "project", "status", "type", "user", "parent"),
+                  date_fields=("status_changed", "last_update", "last_change"),
+                  range_fields=("created", "started", "active_duration", "last_iteration"),
+                  regex_fields=("name", "comment"), exact_prefixes=("runtime.",))
 
 
 @endpoint("tasks.get_all")
@@ -146,11 +174,10 @@ def get_all_tasks(call: Call) -> dict:
     docs = call.store.all("tasks", call.company, allow_public=True)
     if not data.get("search_hidden") and not data.get("id"):
         docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
-    return get_all(call, "tasks", "tasks", data=data,
-                   list_fields=("id", "tags", "system_tags", "project", "status", "type", "user", "parent"),
-                   date_fields=("status_changed", "last_update", "last_change"),
-                   range_fields=("created", "started", "active_duration", "last_iteration"),
-                   regex_fields=("name", "comment"), exact_prefixes=("runtime.",), docs=docs)
+    result = get_all(call, "tasks", "tasks", data=data, docs=docs, **TASK_QUERY)
+    if requested_version(call) < task_bll.MODELS_COMPAT_MAX:
+        result["tasks"] = [_for_client(call, row) for row in result["tasks"]]
+    return result
 
 
 @endpoint("tasks.get_all_ex")
@@ -374,7 +401,7 @@ def reset_task(call: Call, task_id: str, *, force: bool, clear_all: bool, delete
         dequeued = {"removed": 1}
     if clear_all:
         doc["execution"] = {"artifacts": []}
-        doc["script"] = {}
+        doc.pop("script", None)
     else:
         execution = doc.setdefault("execution", {})
         execution.pop("queue", None)
@@ -517,57 +544,14 @@ def move(call: Call) -> dict:
     return {"project_id": project_id}
 
 
-CLONE_SKIP = ("id", "status", "status_reason", "status_message", "status_changed", "created", "started",
-              "completed", "published", "last_update", "last_change", "last_iteration", "last_metrics",
-              "last_worker", "runtime", "active_duration", "output", "company", "user", "company_origin")
-
-
-@endpoint("tasks.clone")
+@endpoint("tasks.clone", request_data_model=req.CloneRequest)
 def clone(call: Call) -> dict:
-    """A new draft from a task: definition copied, outputs not; ``execution_overrides`` etc. applied."""
+    """A new draft from a task: definition copied, outputs not; ``new_task_*``/``execution_overrides`` applied."""
     source = _task_read(call)
-    data = call.data
-    new_project = None
-    project_id = data.get("new_project") if "new_project" in data else source.get("project")
-    if data.get("new_project_name"):
-        existing = projects.find_by_name(call, data["new_project_name"])
-        proj = existing or projects.ensure_project(call, data["new_project_name"])
-        project_id = proj["id"]
-        if existing is None:
-            new_project = {"id": proj["id"], "name": proj["name"]}
-    elif project_id:
-        get_or_raise(call, "projects", project_id, projects.INVALID, allow_public=True)
     doc = new_task_doc(call, {"name": source["name"], "type": source["type"]})
-    for key, value in source.items():
-        if key not in CLONE_SKIP:
-            doc[key] = json.loads(json.dumps(value))
-    execution = doc.setdefault("execution", {})
-    execution["artifacts"] = [a for a in execution.get("artifacts", []) if a.get("mode") == "input"]
-    execution.pop("queue", None)
-    doc["models"] = {"input": (source.get("models") or {}).get("input", []), "output": []}
-    overrides = {"name": data.get("new_task_name"), "comment": data.get("new_task_comment"),
-                 "tags": data.get("new_task_tags"), "system_tags": data.get("new_task_system_tags"),
-                 "parent": data.get("new_task_parent"), "hyperparams": data.get("new_hyperparams"),
-                 "configuration": data.get("new_configuration"), "container": data.get("new_task_container"),
-                 "input_models": data.get("new_task_input_models")}
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key == "input_models":
-            doc["models"]["input"] = value
-        else:
-            doc[key] = value
-    if not data.get("new_task_parent"):
-        doc["parent"] = source["id"]
-    if data.get("execution_overrides"):
-        execution.update(data["execution_overrides"])
-    doc["project"] = project_id
-    doc["system_tags"] = [t for t in doc.get("system_tags") or [] if t != "archived"]
+    doc, new_project = task_bll.clone_task(call, source, doc, call.model.model_dump(exclude_unset=True))
     _save(call, doc)
-    result = {"id": doc["id"]}
-    if new_project:
-        result["new_project"] = new_project
-    return result
+    return {"id": doc["id"], **({"new_project": new_project} if new_project else {})}
 
 
 @endpoint("tasks.ping")
@@ -585,7 +569,10 @@ def edit(call: Call) -> dict:
     doc = _task(call)
     if doc["status"] != "created" and not call.data.get("force"):
         raise ApiError(400, 110, f"Invalid task status (expected=created, status={doc['status']})")
-    fields = {k: call.data[k] for k in EDITABLE if k in call.data}
+    data = dict(call.data)
+    task_bll.models_prepare_for_save(requested_version(call), data)
+    fields = {k: data[k] for k in EDITABLE if k in data}
+    task_bll.params_prepare_for_save(fields, previous=doc)
     if "output_dest" in call.data:
         fields["output"] = {**doc.get("output", {}), "destination": call.data["output_dest"]}
     if "type" in fields and fields["type"] not in TASK_TYPES:
@@ -655,9 +642,11 @@ def edit_hyper_params(call: Call) -> dict:
 @endpoint("tasks.get_hyper_params")
 def get_hyper_params(call: Call) -> dict:
     """Hyperparameters of tasks, as lists."""
-    return {"params": [{"task": t, "hyperparams": [p for section in (_task_read(call, t).get("hyperparams") or {}).values()
-                                                   for p in section.values()]}
-                       for t in ids_of(required(call, "tasks"))]}
+    def params(task_id: str) -> list[dict]:
+        sections = (_task_read(call, task_id).get("hyperparams") or {}).values()
+        return sorted((p for section in sections for p in section.values()),
+                      key=lambda p: (str(p.get("section")), str(p.get("name"))))
+    return {"params": [{"task": t, "hyperparams": params(t)} for t in ids_of(required(call, "tasks"))]}
 
 
 @endpoint("tasks.delete_hyper_params")
@@ -716,16 +705,20 @@ def get_configurations(call: Call) -> dict:
     """Configuration items of tasks (optionally only some names)."""
     names = call.data.get("names")
     return {"configurations": [
-        {"task": t, "configuration": [v for k, v in (_task_read(call, t).get("configuration") or {}).items()
-                                      if not names or k in names]}
+        {"task": t, "configuration": sorted((v for k, v in (_task_read(call, t).get("configuration") or {}).items()
+                                             if not names or k in names), key=lambda c: str(c.get("name")))}
         for t in ids_of(required(call, "tasks"))]}
 
 
 @endpoint("tasks.get_configuration_names")
 def get_configuration_names(call: Call) -> dict:
-    """Configuration item names of tasks."""
-    return {"configurations": [{"task": t, "names": sorted(_task_read(call, t).get("configuration") or {})}
-                               for t in ids_of(required(call, "tasks"))]}
+    """Configuration item names of tasks (items with an empty value skipped unless ``skip_empty`` is false)."""
+    skip_empty = call.data.get("skip_empty", True)
+
+    def names(task_id: str) -> list[str]:
+        items = (_task_read(call, task_id).get("configuration") or {}).items()
+        return sorted(k for k, v in items if not skip_empty or (v or {}).get("value"))
+    return {"configurations": [{"task": t, "names": names(t)} for t in ids_of(required(call, "tasks"))]}
 
 
 @endpoint("tasks.add_or_update_artifacts")
@@ -797,4 +790,4 @@ def delete_models(call: Call) -> dict:
         lst[:] = [m for m in lst if m.get("name") != item.get("name")]
         deleted += before - len(lst)
     _save(call, doc)
-    return {"updated": deleted}
+    return {"updated": 1 if deleted else 0}
