@@ -28,6 +28,7 @@ from .rawjson import dumps
 from .registry import ENDPOINTS, UNAUTHENTICATED, ApiError, Call, parse_request
 from .registry import UNLOCKED as _UNLOCKED
 from .store import Store
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,16 @@ async def _bounded_body(request: Request) -> bytes:
     return bytes(raw)
 
 
-def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
-    """The API application serving every registered endpoint."""
+def build_api_app(store: Store, authenticator: Authenticator, throttle: Throttle | None = None) -> Starlette:
+    """The API application serving every registered endpoint.
+
+    ``throttle`` (default: from ``CLEARML_ASSETS_SERVER_429``, off when unset) makes chosen calls answer 429 with
+    ``Retry-After``; it is reachable as ``store.throttle`` so in-process tests can arm it (see :mod:`.throttle`).
+    """
     from . import services  # noqa: F401  (registers the endpoints)
+
+    throttle = throttle if throttle is not None else Throttle.from_env()
+    store.throttle = throttle
 
     async def handle(request: Request) -> Response:
         match = PATH_RE.match(request.url.path)
@@ -90,6 +98,11 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
                             f"Invalid request path {request.url.path}", {})
         name, version = match.group("name"), match.group("version") or API_VERSION
         started = time.monotonic()
+        retry_after = throttle.check(name)
+        if retry_after is not None:
+            response = envelope(name, version, 429, 0, "Too Many Requests (local server 429 switch)", {})
+            response.headers["Retry-After"] = str(retry_after)
+            return response
         try:
             handler = ENDPOINTS.get(name)
             if handler is None:

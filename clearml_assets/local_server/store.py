@@ -65,6 +65,8 @@ class Store:
         self._conn = self.connect()
         self._conn.executescript(SCHEMA)
         self._docs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.throttle: Any = None
+        """The API app's 429 switch (:class:`..throttle.Throttle`), set when the app is built."""
         for collection, doc_id, body in self._conn.execute("SELECT collection, id, body FROM docs"):
             self._docs[collection][doc_id] = json.loads(body)
 
