@@ -65,6 +65,9 @@ class Store:
         self._conn = self.connect()
         self._conn.executescript(SCHEMA)
         self._docs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.quirks: frozenset[str] = frozenset()
+        """Real-server bugs to reproduce (names read by the services, e.g. ``scroll_restart_at_iter0``), besides
+        the per-request ``CLEARML_LOCAL_SERVER_QUIRKS`` environment variable."""
         self.throttle: Any = None
         """The API app's 429 switch (:class:`..throttle.Throttle`), set when the app is built."""
         for collection, doc_id, body in self._conn.execute("SELECT collection, id, body FROM docs"):

@@ -202,4 +202,26 @@ def make_private(call: Call) -> dict:
     return set_public(call, "projects", call.model.ids, INVALID, False)
 
 
+
+@endpoint("projects.get_unique_metric_variants", request_data_model=req.ProjectOrNoneRequest)
+def get_unique_metric_variants(call: Call) -> dict:
+    """Metric/variant pairs reported by the tasks (of a project and its sub-projects; no project: all), from
+    the tasks' ``last_metrics`` as the real ``project_queries.get_unique_metric_variants``."""
+    m: req.ProjectOrNoneRequest = call.model
+    tasks = call.store.all("tasks", call.company, allow_public=True)
+    if m.project:
+        scope = set(bll.ids_with_children(call, [m.project]) if m.include_subprojects else [m.project])
+        tasks = [t for t in tasks if t.get("project") in scope]
+    elif not m.include_subprojects:
+        tasks = [t for t in tasks if not t.get("project")]
+    found: dict[tuple, dict] = {}
+    for task in tasks:
+        for metric_hash, variants in (task.get("last_metrics") or {}).items():
+            for variant_hash, value in (variants or {}).items():
+                key = (value.get("metric"), value.get("variant"))
+                found.setdefault(key, {"metric": key[0], "metric_hash": metric_hash, "variant": key[1],
+                                       "variant_hash": variant_hash})
+    return {"metrics": [found[k] for k in sorted(found, key=lambda k: (str(k[0]), str(k[1])))]}
+
+
 __all__ = ["ensure_project", "find_by_name", "target_project", "touch", "with_subprojects", "required"]

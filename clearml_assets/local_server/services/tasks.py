@@ -224,8 +224,10 @@ def stopped(call: Call) -> dict:
 
 @endpoint("tasks.failed")
 def failed(call: Call) -> dict:
-    """Mark a task failed."""
-    return change_status(call, _task(call), "failed", force=call.data.get("force", False))
+    """Mark a task failed (a queued one leaves its queue)."""
+    doc = _task(call)
+    dequeue(call, doc)
+    return change_status(call, doc, "failed", force=call.data.get("force", False))
 
 
 @endpoint("tasks.close")
@@ -275,6 +277,25 @@ def publish_many(call: Call) -> dict:
         "updated": publish_task(call, i, force=force, publish_models=models)["updated"]})
 
 
+def dequeue(call: Call, doc: dict) -> dict:
+    """Take a queued task off its queue (the real ``TaskBLL.dequeue``): ``{"removed": n}``; the queue service
+    (``services/queues.py``) keeps the entries, so without it there is nothing to remove."""
+    queue_id = (doc.get("execution") or {}).get("queue")
+    removed = 0
+    if doc.get("status") == "queued" and queue_id:
+        try:
+            from . import queues  # optional: the queue service lives in its own module
+        except ImportError:
+            queues = None
+        if queues is not None and hasattr(queues, "remove_entry"):
+            try:
+                removed = queues.remove_entry(call, queue_id, doc["id"])
+            except ApiError:
+                removed = 0
+    doc.pop("enqueue_status", None)
+    return {"removed": removed} if queue_id and doc.get("status") == "queued" else {}
+
+
 def stop_task(call: Call, task_id: str, force: bool) -> dict:
     """The real ``stop_task``: stopped at once unless a worker reported it recently (then ``stopping``)."""
     doc = _task(call, task_id)
@@ -283,7 +304,7 @@ def stop_task(call: Call, task_id: str, force: bool) -> dict:
                  and updated is not None and (datetime.now(timezone.utc) - updated).total_seconds() < 600)
     if doc["status"] == "queued" or not by_worker:
         if doc["status"] == "queued":
-            doc.setdefault("execution", {}).pop("queue", None)
+            dequeue(call, doc)
         call.data["status_message"] = f"Stopped by {call.user}"
         return change_status(call, doc, "stopped", force=force, completed=now_iso())
     call.data["status_message"] = "stopping"
@@ -310,7 +331,18 @@ SOURCE_URL = re.compile(r'"source"\s*:\s*"([^"]+)"')
 
 
 def event_urls(call: Call, task_or_model: str) -> set[str]:
-    """Debug image urls and plot image sources of a task's or model's events (the real cleanup's url scan)."""
+    """Debug image urls and plot image sources of a task's or model's events (the real cleanup's url scan).
+
+    The events layer's ``bll.events.event_file_urls`` answers when present (it knows how plots are stored);
+    otherwise the event rows are read here.
+    """
+    try:
+        from ..bll.events import event_file_urls
+    except ImportError:
+        event_file_urls = None
+    if event_file_urls is not None:
+        images, plots = event_file_urls(call, [task_or_model])
+        return set(images) | set(plots)
     urls: set[str] = set()
     rows = call.store.reader().execute(
         "SELECT type, body FROM events WHERE company=? AND task=? AND type IN ('training_debug_image', 'plot')",
@@ -396,9 +428,7 @@ def reset_task(call: Call, task_id: str, *, force: bool, clear_all: bool, delete
         raise ApiError(400, 110, f"Invalid task status (task={doc['id']}, status=published)")
     cleaned = cleanup_outputs(call, doc, force=force, update_children=False,
                               delete_output_models=delete_output_models, return_file_urls=return_file_urls)
-    dequeued = {}
-    if doc["status"] == "queued" and (doc.get("execution") or {}).get("queue"):
-        dequeued = {"removed": 1}
+    dequeued = dequeue(call, doc)
     if clear_all:
         doc["execution"] = {"artifacts": []}
         doc.pop("script", None)
@@ -461,6 +491,7 @@ def delete_task(call: Call, task_id: str, *, force: bool, delete_output_models: 
                                  f"(task={doc['id']}, expected=created, current={doc['status']})")
     cleaned = cleanup_outputs(call, doc, force=force, update_children=True,
                               delete_output_models=delete_output_models, return_file_urls=return_file_urls)
+    dequeue(call, doc)
     delete_task_events(call, doc["id"])
     call.store.delete("tasks", doc["id"])
     projects.touch(call, doc.get("project"))
@@ -491,6 +522,7 @@ def _set_archived(call: Call, task_id: str, archived: bool) -> bool:
     if archived == ("archived" in tags):
         return False
     if archived and doc["status"] == "queued":
+        dequeue(call, doc)
         doc.setdefault("execution", {}).pop("queue", None)
         change_status(call, doc, "created", force=True)
     doc["system_tags"] = merge_tags(tags, ["archived"]) if archived else [t for t in tags if t != "archived"]
