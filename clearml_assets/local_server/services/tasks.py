@@ -517,15 +517,18 @@ def delete_many(call: Call) -> dict:
 
 
 def _set_archived(call: Call, task_id: str, archived: bool) -> bool:
+    """The real ``archive_task``/``unarchive_task``: a queued task is dequeued back to the status it was
+    enqueued from; the request's status_message/status_reason are recorded."""
     doc = _task(call, task_id)
     tags = doc.get("system_tags") or []
-    if archived == ("archived" in tags):
-        return False
     if archived and doc["status"] == "queued":
+        previous = doc.get("enqueue_status") or "created"
         dequeue(call, doc)
         doc.setdefault("execution", {}).pop("queue", None)
-        change_status(call, doc, "created", force=True)
+        change_status(call, doc, previous, force=True)
     doc["system_tags"] = merge_tags(tags, ["archived"]) if archived else [t for t in tags if t != "archived"]
+    doc["status_message"] = call.data.get("status_message") or ""
+    doc["status_reason"] = call.data.get("status_reason") or ""
     _save(call, doc)
     return True
 
