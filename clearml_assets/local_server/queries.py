@@ -264,13 +264,25 @@ def numeric_key(value: Any) -> Any:
                  for part in _DIGITS.split(value) if part)
 
 
+def _document_key(value: Any, numeric: bool) -> Any:
+    """An embedded document as a comparable tuple of (key, value) pairs in stored order."""
+    if not isinstance(value, dict):
+        return ((numeric_key(value) if numeric else value),)
+    return tuple((k, _document_key(v, numeric) if isinstance(v, dict) else (numeric_key(v) if numeric else v))
+                 for k, v in value.items())
+
+
 def _sort_key_cmp(order: list[tuple[str, bool]], numeric: Sequence[str] = ()):
     def cmp(a: dict, b: dict) -> int:
         for field, desc in order:
             va, vb = get_path(a, field), get_path(b, field)
             if va == vb:
                 continue
-            if numeric and field.startswith(tuple(numeric)):
+            numeric_field = bool(numeric) and field.startswith(tuple(numeric))
+            if va is not None and vb is not None and (isinstance(va, dict) or isinstance(vb, dict)):
+                # Mongo compares embedded documents field by field
+                va, vb = _document_key(va, numeric_field), _document_key(vb, numeric_field)
+            elif numeric_field:
                 va, vb = numeric_key(va), numeric_key(vb)
             if va is None:
                 r = -1

@@ -5,6 +5,8 @@ Behaviour follows clearml-server 1.9.2 (API 2.23) ``services/models.py`` and ``b
 
 from __future__ import annotations
 
+from .. import apimodels as req
+from ..bll import project as project_bll
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
 from . import projects
@@ -88,21 +90,21 @@ def new_model_doc(call: Call, company: str, fields: dict) -> dict:
             "ready": True, "project": None, "task": None, "parent": None, "metadata": {}, "uri": "", **fields}
 
 
-@endpoint("models.create")
+@endpoint("models.create", request_data_model=req.CreateModelRequest)
 def create(call: Call) -> dict:
     """Register a model (``ready`` defaults to true, as the real CreateModelRequest; ``public`` makes it public)."""
-    required(call, "uri")
-    required(call, "name")
-    fields = _check_fields(call, {k: call.data[k] for k in CREATE_FIELDS if k in call.data})
-    doc = new_model_doc(call, "" if call.data.get("public") else call.company, fields)
+    m: req.CreateModelRequest = call.model
+    given = m.model_dump(exclude_unset=True, exclude={"public"})
+    fields = _check_fields(call, {"ready": m.ready, **{k: given[k] for k in CREATE_FIELDS if k in given}})
+    doc = new_model_doc(call, "" if m.public else call.company, fields)
     _save(call, doc)
     return {"id": doc["id"], "created": True}
 
 
-@endpoint("models.get_by_id")
+@endpoint("models.get_by_id", required_fields=("model",))
 def get_by_id(call: Call) -> dict:
     """One model (public models too)."""
-    doc = get_or_raise(call, "models", required(call, "model"), INVALID, allow_public=True)
+    doc = get_or_raise(call, "models", call.data["model"], INVALID, allow_public=True)
     return {"model": call.store.copy(doc)}
 
 
@@ -137,16 +139,17 @@ def get_all_ex(call: Call) -> dict:
     return result
 
 
-@endpoint("models.get_frameworks")
+@endpoint("models.get_frameworks", request_data_model=req.GetFrameworksRequest)
 def get_frameworks(call: Call) -> dict:
-    """Frameworks of the company's models (optionally under some projects), sorted."""
-    wanted = set(ids_of(call.data.get("projects")))
+    """Frameworks of the company's models (optionally under some projects and their sub-projects), sorted."""
+    projects_ = call.model.projects
+    wanted = set(project_bll.ids_with_children(call, projects_)) if projects_ else set()
     docs = call.store.all("models", call.company, allow_public=True)
     return {"frameworks": sorted({d["framework"] for d in docs if d.get("framework")
                                   and (not wanted or d.get("project") in wanted)})}
 
 
-@endpoint("models.edit")
+@endpoint("models.edit", required_fields=("model",))
 def edit(call: Call) -> dict:
     """Change a model's fields; embedded dicts merge; ``iteration`` raises its task's last_iteration."""
     doc = _model(call)
@@ -181,19 +184,19 @@ def update_model(call: Call, model_id: str, data: dict) -> dict:
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("models.update")
+@endpoint("models.update", required_fields=("model",))
 def update(call: Call) -> dict:
     """Update name, comment, tags, system_tags, created, uri, ui_cache, project or metadata."""
-    return update_model(call, required(call, "model"), call.data)
+    return update_model(call, call.data["model"], call.data)
 
 
-@endpoint("models.update_for_task")
+@endpoint("models.update_for_task", required_fields=("task",))
 def update_for_task(call: Call) -> dict:
     """The pre-2.13 way to set a task's output model; from API 2.14 on the real 301/1."""
     if requested_version(call) > COMPAT_MAX_VERSION:
         raise ApiError(301, 1, "This endpoint is no longer supported for the requested API version: "
                                "use tasks.add_or_update_model")
-    task_id = call.require("task")
+    task_id = call.data["task"]
     uri, override = call.data.get("uri"), call.data.get("override_model_id")
     if not (uri or override) or (uri and override):
         raise ApiError(400, 11, "Validation error (missing required fields): exactly one field is required: "
@@ -241,24 +244,25 @@ def publish_model(call: Call, model_id: str, *, publish_task_too: bool, force_pu
     return 1, published_task
 
 
-@endpoint("models.set_ready")
+@endpoint("models.set_ready", request_data_model=req.PublishModelRequest)
 def set_ready(call: Call) -> dict:
     """Mark a model ready (published), publishing its task by default."""
-    updated, published_task = publish_model(call, required(call, "model"),
-                                            publish_task_too=call.data.get("publish_task", True),
-                                            force_publish_task=bool(call.data.get("force_publish_task")))
+    m: req.PublishModelRequest = call.model
+    updated, published_task = publish_model(call, m.model, publish_task_too=m.publish_task,
+                                            force_publish_task=m.force_publish_task)
     return {"updated": updated, "published_task": published_task}
 
 
-@endpoint("models.publish_many")
+@endpoint("models.publish_many", request_data_model=req.ModelsPublishManyRequest)
 def publish_many(call: Call) -> dict:
     """Publish several models; failures are reported per id like the real batch operations."""
+    m: req.ModelsPublishManyRequest = call.model
+
     def one(model_id: str) -> dict:
-        updated, published_task = publish_model(
-            call, model_id, publish_task_too=call.data.get("publish_task", True),
-            force_publish_task=bool(call.data.get("force_publish_task")))
+        updated, published_task = publish_model(call, model_id, publish_task_too=m.publish_task,
+                                                force_publish_task=m.force_publish_task)
         return {"updated": bool(updated), "published_task": published_task}
-    return run_batch(required(call, "ids"), one)
+    return run_batch(m.ids, one)
 
 
 def _set_archived(call: Call, model_id: str, archived: bool) -> bool:
@@ -272,16 +276,16 @@ def _set_archived(call: Call, model_id: str, archived: bool) -> bool:
     return True
 
 
-@endpoint("models.archive_many")
+@endpoint("models.archive_many", request_data_model=req.BatchRequest)
 def archive_many(call: Call) -> dict:
     """Add the ``archived`` system tag to models."""
-    return run_batch(required(call, "ids"), lambda i: {"archived": _set_archived(call, i, True)})
+    return run_batch(call.model.ids, lambda i: {"archived": _set_archived(call, i, True)})
 
 
-@endpoint("models.unarchive_many")
+@endpoint("models.unarchive_many", request_data_model=req.BatchRequest)
 def unarchive_many(call: Call) -> dict:
     """Remove the ``archived`` system tag from models."""
-    return run_batch(required(call, "ids"), lambda i: {"unarchived": _set_archived(call, i, False)})
+    return run_batch(call.model.ids, lambda i: {"unarchived": _set_archived(call, i, False)})
 
 
 def delete_model(call: Call, model_id: str, force: bool) -> dict:
@@ -319,36 +323,35 @@ def delete_model(call: Call, model_id: str, force: bool) -> dict:
     return {"deleted": True, "url": doc.get("uri")}
 
 
-@endpoint("models.delete")
+@endpoint("models.delete", request_data_model=req.DeleteModelRequest)
 def delete(call: Call) -> dict:
     """Delete a model; in use as input, or the output of a published task, it needs ``force``."""
-    return delete_model(call, required(call, "model"), bool(call.data.get("force")))
+    return delete_model(call, call.model.model, call.model.force)
 
 
-@endpoint("models.delete_many")
+@endpoint("models.delete_many", request_data_model=req.ModelsDeleteManyRequest)
 def delete_many(call: Call) -> dict:
     """Delete several models (per-id results)."""
-    force = bool(call.data.get("force"))
-    return run_batch(required(call, "ids"), lambda i: delete_model(call, i, force))
+    return run_batch(call.model.ids, lambda i: delete_model(call, i, call.model.force))
 
 
-@endpoint("models.make_public")
+@endpoint("models.make_public", request_data_model=req.MakePublicRequest)
 def make_public(call: Call) -> dict:
     """Move models to the public company (readable by every company, writable by none)."""
-    return set_public(call, "models", required(call, "ids"), INVALID, True)
+    return set_public(call, "models", call.model.ids, INVALID, True)
 
 
-@endpoint("models.make_private")
+@endpoint("models.make_private", request_data_model=req.MakePublicRequest)
 def make_private(call: Call) -> dict:
     """Bring this company's public models back."""
-    return set_public(call, "models", required(call, "ids"), INVALID, False)
+    return set_public(call, "models", call.model.ids, INVALID, False)
 
 
-@endpoint("models.move")
+@endpoint("models.move", request_data_model=req.MoveRequest)
 def move(call: Call) -> dict:
     """Move models to a project given by id or name (created if missing), or to the root."""
     project_id = projects.target_project(call)
-    for model_id in ids_of(required(call, "ids")):
+    for model_id in call.model.ids:
         doc = _model(call, model_id)
         doc["project"] = project_id
         doc["last_update"] = now_iso()
@@ -356,12 +359,13 @@ def move(call: Call) -> dict:
     return {"project_id": project_id}
 
 
-@endpoint("models.add_or_update_metadata")
+@endpoint("models.add_or_update_metadata", request_data_model=req.AddOrUpdateMetadataRequest)
 def add_or_update_metadata(call: Call) -> dict:
     """Upsert metadata items ``{key, type, value}``."""
-    doc = _model(call)
-    items = _metadata(required(call, "metadata"))
-    if call.data.get("replace_metadata"):
+    m: req.AddOrUpdateMetadataRequest = call.model
+    doc = _model(call, m.model)
+    items = _metadata([i.model_dump(exclude_unset=True) for i in m.metadata])
+    if m.replace_metadata:
         doc["metadata"] = {}
     doc.setdefault("metadata", {}).update(items)
     doc["last_update"] = now_iso()
@@ -369,12 +373,12 @@ def add_or_update_metadata(call: Call) -> dict:
     return {"updated": 1}
 
 
-@endpoint("models.delete_metadata")
+@endpoint("models.delete_metadata", request_data_model=req.DeleteMetadataRequest)
 def delete_metadata(call: Call) -> dict:
     """Delete metadata items by key."""
-    doc = _model(call)
+    doc = _model(call, call.model.model)
     meta = doc.setdefault("metadata", {})
-    for key in required(call, "keys"):
+    for key in call.model.keys:
         meta.pop(key, None)
     doc["last_update"] = now_iso()
     _save(call, doc)
