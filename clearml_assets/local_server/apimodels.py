@@ -221,3 +221,69 @@ class AddOrUpdateMetadataRequest(ModelRequest):
 
 class DeleteMetadataRequest(ModelRequest):
     keys: list[str] = Field(min_length=1)
+
+
+class TaskRequest(RequestModel):
+    task: str
+
+
+class TaskUpdateRequest(TaskRequest):
+    """Status changes (``tasks.started``/``stopped``/``failed``/``close``/``stop``...)."""
+
+    force: bool = False
+    status_reason: Optional[str] = None
+    status_message: Optional[str] = None
+
+
+class CompletedRequest(TaskUpdateRequest):
+    publish: bool = False
+
+
+class PublishRequest(TaskUpdateRequest):
+    publish_model: bool = True
+
+
+class ResetRequest(TaskUpdateRequest):
+    clear_all: bool = False
+    return_file_urls: bool = False
+    delete_output_models: bool = True
+    delete_external_artifacts: bool = True
+
+
+class DeleteRequest(TaskUpdateRequest):
+    move_to_trash: bool = False
+    return_file_urls: bool = False
+    delete_output_models: bool = True
+    delete_external_artifacts: bool = True
+
+
+class TaskBatchRequest(BatchRequest):
+    status_reason: Optional[str] = None
+    status_message: Optional[str] = None
+
+
+class StopManyRequest(TaskBatchRequest):
+    force: bool = False
+
+
+class PublishManyRequest(TaskBatchRequest):
+    force: bool = False
+    publish_model: bool = True
+
+
+class ResetManyRequest(TaskBatchRequest):
+    force: bool = False
+    clear_all: bool = False
+    return_file_urls: bool = False
+    delete_output_models: bool = True
+    delete_external_artifacts: bool = True
+
+
+class DeleteManyRequest(ResetManyRequest):
+    move_to_trash: bool = False
+
+
+class ArchiveRequest(RequestModel):
+    tasks: list[str]
+    status_reason: Optional[str] = None
+    status_message: Optional[str] = None

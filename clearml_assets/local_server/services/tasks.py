@@ -208,41 +208,41 @@ def change_status(call: Call, doc: dict, new_status: str, *, force: bool = False
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.started")
+@endpoint("tasks.started", request_data_model=req.TaskUpdateRequest)
 def started(call: Call) -> dict:
     """Mark a task started (``in_progress``)."""
     doc = _task(call)
     extra = {"started": now_iso()} if not doc.get("started") else {}
-    return {**change_status(call, doc, "in_progress", force=call.data.get("force", False), **extra), "started": 1}
+    return {**change_status(call, doc, "in_progress", force=call.model.force, **extra), "started": 1}
 
 
-@endpoint("tasks.stopped")
+@endpoint("tasks.stopped", request_data_model=req.TaskUpdateRequest)
 def stopped(call: Call) -> dict:
     """Mark a task stopped (the real server also sets ``completed``)."""
-    return change_status(call, _task(call), "stopped", force=call.data.get("force", False), completed=now_iso())
+    return change_status(call, _task(call), "stopped", force=call.model.force, completed=now_iso())
 
 
-@endpoint("tasks.failed")
+@endpoint("tasks.failed", request_data_model=req.TaskUpdateRequest)
 def failed(call: Call) -> dict:
     """Mark a task failed (a queued one leaves its queue)."""
     doc = _task(call)
     dequeue(call, doc)
-    return change_status(call, doc, "failed", force=call.data.get("force", False))
+    return change_status(call, doc, "failed", force=call.model.force)
 
 
-@endpoint("tasks.close")
+@endpoint("tasks.close", request_data_model=req.TaskUpdateRequest)
 def close(call: Call) -> dict:
     """Mark a stopped task closed."""
-    return change_status(call, _task(call), "closed", force=call.data.get("force", False))
+    return change_status(call, _task(call), "closed", force=call.model.force)
 
 
-@endpoint("tasks.completed")
+@endpoint("tasks.completed", request_data_model=req.CompletedRequest)
 def completed(call: Call) -> dict:
     """Mark a task completed (and published with ``publish``)."""
     doc = _task(call)
-    result = change_status(call, doc, "completed", force=call.data.get("force", False), completed=now_iso())
-    if call.data.get("publish"):
-        result = publish_task(call, doc["id"], force=bool(call.data.get("force")), publish_models=True)
+    result = change_status(call, doc, "completed", force=call.model.force, completed=now_iso())
+    if call.model.publish:
+        result = publish_task(call, doc["id"], force=call.model.force, publish_models=True)
         return {**result, "published": 1}
     return {**result, "published": 0}
 
@@ -262,18 +262,17 @@ def publish_task(call: Call, task_id: str, *, force: bool, publish_models: bool)
     return change_status(call, doc, "published", force=True, published=now_iso())
 
 
-@endpoint("tasks.publish")
+@endpoint("tasks.publish", request_data_model=req.PublishRequest)
 def publish(call: Call) -> dict:
     """Publish a task (its output model becomes ready too unless ``publish_model`` is false)."""
-    return publish_task(call, required(call, "task"), force=bool(call.data.get("force")),
-                        publish_models=call.data.get("publish_model", True))
+    return publish_task(call, call.model.task, force=call.model.force, publish_models=call.model.publish_model)
 
 
-@endpoint("tasks.publish_many")
+@endpoint("tasks.publish_many", request_data_model=req.PublishManyRequest)
 def publish_many(call: Call) -> dict:
     """Publish several tasks (per-id results)."""
-    force, models = bool(call.data.get("force")), call.data.get("publish_model", True)
-    return run_batch(required(call, "ids"), lambda i: {
+    force, models = call.model.force, call.model.publish_model
+    return run_batch(call.model.ids, lambda i: {
         "updated": publish_task(call, i, force=force, publish_models=models)["updated"]})
 
 
@@ -311,17 +310,16 @@ def stop_task(call: Call, task_id: str, force: bool) -> dict:
     return change_status(call, doc, doc["status"], force=force)
 
 
-@endpoint("tasks.stop")
+@endpoint("tasks.stop", request_data_model=req.TaskUpdateRequest)
 def stop(call: Call) -> dict:
     """Ask a running task to stop."""
-    return stop_task(call, required(call, "task"), bool(call.data.get("force")))
+    return stop_task(call, call.model.task, call.model.force)
 
 
-@endpoint("tasks.stop_many")
+@endpoint("tasks.stop_many", request_data_model=req.StopManyRequest)
 def stop_many(call: Call) -> dict:
     """Stop several tasks (per-id results)."""
-    force = bool(call.data.get("force"))
-    return run_batch(required(call, "ids"), lambda i: {"updated": stop_task(call, i, force)["updated"]})
+    return run_batch(call.model.ids, lambda i: {"updated": stop_task(call, i, call.model.force)["updated"]})
 
 
 DELETED_PREFIX = "__DELETED__"
@@ -448,21 +446,21 @@ def reset_task(call: Call, task_id: str, *, force: bool, clear_all: bool, delete
 
 
 def _reset_args(call: Call) -> dict:
-    return dict(force=bool(call.data.get("force")), clear_all=bool(call.data.get("clear_all")),
-                delete_output_models=call.data.get("delete_output_models", True),
-                return_file_urls=bool(call.data.get("return_file_urls")))
+    m = call.model
+    return dict(force=m.force, clear_all=m.clear_all, delete_output_models=m.delete_output_models,
+                return_file_urls=m.return_file_urls)
 
 
-@endpoint("tasks.reset")
+@endpoint("tasks.reset", request_data_model=req.ResetRequest)
 def reset(call: Call) -> dict:
     """Reset one task (see :func:`reset_task`)."""
-    result = reset_task(call, required(call, "task"), **_reset_args(call))
+    result = reset_task(call, call.model.task, **_reset_args(call))
     if result["urls"] is None:
         result.pop("urls")
     return result
 
 
-@endpoint("tasks.reset_many")
+@endpoint("tasks.reset_many", request_data_model=req.ResetManyRequest)
 def reset_many(call: Call) -> dict:
     """Reset several tasks (per-id results)."""
     args = _reset_args(call)
@@ -473,7 +471,7 @@ def reset_many(call: Call) -> dict:
         if res["urls"] is None:
             res.pop("urls")
         return res
-    return run_batch(required(call, "ids"), one)
+    return run_batch(call.model.ids, one)
 
 
 def delete_task_events(call: Call, task_id: str) -> None:
@@ -499,21 +497,21 @@ def delete_task(call: Call, task_id: str, *, force: bool, delete_output_models: 
 
 
 def _delete_args(call: Call) -> dict:
-    return dict(force=bool(call.data.get("force")), delete_output_models=call.data.get("delete_output_models", True),
-                return_file_urls=bool(call.data.get("return_file_urls")))
+    m = call.model
+    return dict(force=m.force, delete_output_models=m.delete_output_models, return_file_urls=m.return_file_urls)
 
 
-@endpoint("tasks.delete")
+@endpoint("tasks.delete", request_data_model=req.DeleteRequest)
 def delete(call: Call) -> dict:
     """Delete a task (``created`` or archived unless ``force``), its events and its draft output models."""
-    return delete_task(call, required(call, "task"), **_delete_args(call))
+    return delete_task(call, call.model.task, **_delete_args(call))
 
 
-@endpoint("tasks.delete_many")
+@endpoint("tasks.delete_many", request_data_model=req.DeleteManyRequest)
 def delete_many(call: Call) -> dict:
     """Delete several tasks (per-id results)."""
     args = _delete_args(call)
-    return run_batch(required(call, "ids"), lambda i: delete_task(call, i, **args))
+    return run_batch(call.model.ids, lambda i: delete_task(call, i, **args))
 
 
 def _set_archived(call: Call, task_id: str, archived: bool) -> bool:
@@ -533,44 +531,44 @@ def _set_archived(call: Call, task_id: str, archived: bool) -> bool:
     return True
 
 
-@endpoint("tasks.archive")
+@endpoint("tasks.archive", request_data_model=req.ArchiveRequest)
 def archive(call: Call) -> dict:
     """Add the ``archived`` system tag to tasks (every id must exist)."""
-    ids = ids_of(required(call, "tasks"))
+    ids = call.model.tasks
     for task_id in ids:
         _task(call, task_id)
     return {"archived": sum(_set_archived(call, task_id, True) for task_id in ids)}
 
 
-@endpoint("tasks.archive_many")
+@endpoint("tasks.archive_many", request_data_model=req.TaskBatchRequest)
 def archive_many(call: Call) -> dict:
     """Archive several tasks (per-id results)."""
-    return run_batch(required(call, "ids"), lambda i: {"archived": _set_archived(call, i, True)})
+    return run_batch(call.model.ids, lambda i: {"archived": _set_archived(call, i, True)})
 
 
-@endpoint("tasks.unarchive_many")
+@endpoint("tasks.unarchive_many", request_data_model=req.TaskBatchRequest)
 def unarchive_many(call: Call) -> dict:
     """Unarchive several tasks (per-id results)."""
-    return run_batch(required(call, "ids"), lambda i: {"unarchived": _set_archived(call, i, False)})
+    return run_batch(call.model.ids, lambda i: {"unarchived": _set_archived(call, i, False)})
 
 
-@endpoint("tasks.make_public")
+@endpoint("tasks.make_public", request_data_model=req.MakePublicRequest)
 def make_public(call: Call) -> dict:
     """Move tasks to the public company (readable by every company, writable by none)."""
-    return set_public(call, "tasks", required(call, "ids"), INVALID, True)
+    return set_public(call, "tasks", call.model.ids, INVALID, True)
 
 
-@endpoint("tasks.make_private")
+@endpoint("tasks.make_private", request_data_model=req.MakePublicRequest)
 def make_private(call: Call) -> dict:
     """Bring this company's public tasks back."""
-    return set_public(call, "tasks", required(call, "ids"), INVALID, False)
+    return set_public(call, "tasks", call.model.ids, INVALID, False)
 
 
-@endpoint("tasks.move")
+@endpoint("tasks.move", request_data_model=req.MoveRequest)
 def move(call: Call) -> dict:
     """Move tasks to a project given by id or name (created if missing), or to the root."""
     project_id = projects.target_project(call)
-    for task_id in ids_of(required(call, "ids")):
+    for task_id in call.model.ids:
         doc = _task(call, task_id)
         old = doc.get("project")
         doc["project"] = project_id
@@ -589,7 +587,7 @@ def clone(call: Call) -> dict:
     return {"id": doc["id"], **({"new_project": new_project} if new_project else {})}
 
 
-@endpoint("tasks.ping")
+@endpoint("tasks.ping", request_data_model=req.TaskRequest)
 def ping(call: Call) -> dict:
     """Keep-alive: refresh last_update."""
     doc = _task(call)
