@@ -287,3 +287,105 @@ class ArchiveRequest(RequestModel):
     tasks: list[str]
     status_reason: Optional[str] = None
     status_message: Optional[str] = None
+
+
+class TaskForceRequest(TaskRequest):
+    force: bool = False
+
+
+class TaskUpdateFieldsRequest(TaskRequest):
+    """``tasks.update``: the few fields that may change in any status."""
+
+    name: Optional[str] = None
+    comment: Optional[str] = None
+    tags: Optional[list[str]] = None
+    system_tags: Optional[list[str]] = None
+    project: Optional[str] = None
+    status_message: Optional[str] = None
+    created: Optional[str] = None
+
+
+class SetRequirementsRequest(TaskRequest):
+    requirements: dict[str, Any]
+
+
+class HyperParamItem(RequestModel):
+    section: str
+    name: Optional[str] = None
+    value: Optional[str] = None
+    type: Optional[str] = None
+    description: Optional[str] = None
+
+
+class EditHyperParamsRequest(TaskForceRequest):
+    hyperparams: list[HyperParamItem]
+    replace_hyperparams: Literal["none", "section", "all"] = "none"
+
+
+class DeleteHyperParamsRequest(TaskForceRequest):
+    hyperparams: list[HyperParamItem]
+
+
+class ConfigurationItem(RequestModel):
+    name: str
+    value: Optional[str] = None
+    type: Optional[str] = None
+    description: Optional[str] = None
+
+
+class EditConfigurationRequest(TaskForceRequest):
+    configuration: list[ConfigurationItem]
+    replace_configuration: bool = False
+
+
+class DeleteConfigurationRequest(TaskForceRequest):
+    configuration: list[str]
+
+
+class GetHyperParamsRequest(RequestModel):
+    tasks: list[str]
+
+
+class GetConfigurationsRequest(RequestModel):
+    tasks: list[str]
+    names: Optional[list[str]] = None
+
+
+class GetConfigurationNamesRequest(RequestModel):
+    tasks: list[str]
+    skip_empty: bool = True
+
+
+class Artifact(RequestModel):
+    key: str
+    type: str
+    mode: Literal["input", "output"] = "output"
+
+
+class ArtifactId(RequestModel):
+    key: str
+    mode: Literal["input", "output"] = "output"
+
+
+class AddOrUpdateArtifactsRequest(TaskForceRequest):
+    artifacts: list[Artifact] = Field(min_length=1)
+
+
+class DeleteArtifactsRequest(TaskForceRequest):
+    artifacts: list[ArtifactId] = Field(min_length=1)
+
+
+class AddOrUpdateModelRequest(TaskRequest):
+    name: str
+    model: str
+    type: Literal["input", "output"]
+    iteration: Optional[int] = None
+
+
+class ModelItemKey(RequestModel):
+    name: str
+    type: Literal["input", "output"]
+
+
+class DeleteModelsRequest(TaskRequest):
+    models: list[ModelItemKey]

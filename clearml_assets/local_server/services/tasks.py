@@ -626,12 +626,12 @@ def edit(call: Call) -> dict:
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.update")
+@endpoint("tasks.update", request_data_model=req.TaskUpdateFieldsRequest)
 def update(call: Call) -> dict:
     """Update name, comment, tags, system_tags or project (any status)."""
-    doc = _task(call)
-    fields = {k: call.data[k] for k in ("name", "comment", "tags", "system_tags", "project", "status_message",
-                                        "created") if k in call.data}
+    doc = _task(call, call.model.task)
+    fields = call.model.model_dump(exclude_unset=True, include={"name", "comment", "tags", "system_tags", "project",
+                                                                 "status_message", "created"})
     if "name" in fields:
         fields["name"] = _check_name(fields["name"])
     if fields.get("project"):
@@ -641,60 +641,65 @@ def update(call: Call) -> dict:
     return {"updated": 1, "fields": fields}
 
 
-@endpoint("tasks.set_requirements")
+@endpoint("tasks.set_requirements", request_data_model=req.SetRequirementsRequest)
 def set_requirements(call: Call) -> dict:
     """Store the script's requirements."""
-    doc = _task(call)
-    doc.setdefault("script", {})["requirements"] = required(call, "requirements")
+    doc = _task(call, call.model.task)
+    doc.setdefault("script", {})["requirements"] = call.model.requirements
     _save(call, doc)
-    return {"updated": 1, "fields": {"script.requirements": call.data["requirements"]}}
+    return {"updated": 1, "fields": {"script.requirements": call.model.requirements}}
 
 
-@endpoint("tasks.edit_hyper_params")
+def _items(models: list) -> list[dict]:
+    return [m.model_dump(exclude_none=True) for m in models]
+
+
+@endpoint("tasks.edit_hyper_params", request_data_model=req.EditHyperParamsRequest)
 def edit_hyper_params(call: Call) -> dict:
     """Add or replace hyperparameters (``replace_hyperparams``: none, section or all)."""
-    doc = _task(call)
-    params = required(call, "hyperparams")
-    _check_updatable(call, doc, allow_all=_properties_only(params))
-    mode = call.data.get("replace_hyperparams") or "none"
+    m: req.EditHyperParamsRequest = call.model
+    doc = _task(call, m.task)
+    params = _items(m.hyperparams)
+    _check_updatable(call, doc, force=m.force, allow_all=_properties_only(params))
     current = doc.setdefault("hyperparams", {})
-    if mode == "all":
+    if m.replace_hyperparams == "all":
         current.clear()
-    if mode == "section":
-        for section in {p.get("section") for p in params}:
+    if m.replace_hyperparams == "section":
+        for section in {p["section"] for p in params}:
             current.pop(section, None)
     for p in params:
-        if not p.get("section") or "name" not in p:
-            raise bad_request("hyperparams items need section and name")
+        if "name" not in p:
+            raise bad_request("Validation error: hyperparams items need section and name")
         item = {k: p[k] for k in ("section", "name", "value", "type", "description") if k in p}
         current.setdefault(p["section"], {})[p["name"]] = item
     _save(call, doc)
     return {"updated": 1}
 
 
-@endpoint("tasks.get_hyper_params")
+@endpoint("tasks.get_hyper_params", request_data_model=req.GetHyperParamsRequest)
 def get_hyper_params(call: Call) -> dict:
-    """Hyperparameters of tasks, as lists."""
+    """Hyperparameters of tasks, as lists sorted by section and name."""
     def params(task_id: str) -> list[dict]:
         sections = (_task_read(call, task_id).get("hyperparams") or {}).values()
         return sorted((p for section in sections for p in section.values()),
                       key=lambda p: (str(p.get("section")), str(p.get("name"))))
-    return {"params": [{"task": t, "hyperparams": params(t)} for t in ids_of(required(call, "tasks"))]}
+    return {"params": [{"task": t, "hyperparams": params(t)} for t in call.model.tasks]}
 
 
-@endpoint("tasks.delete_hyper_params")
+@endpoint("tasks.delete_hyper_params", request_data_model=req.DeleteHyperParamsRequest)
 def delete_hyper_params(call: Call) -> dict:
     """Delete whole sections (no ``name``) or single parameters."""
-    doc = _task(call)
-    params = required(call, "hyperparams")
-    _check_updatable(call, doc, allow_all=_properties_only(params))
+    m: req.DeleteHyperParamsRequest = call.model
+    doc = _task(call, m.task)
+    params = _items(m.hyperparams)
+    _check_updatable(call, doc, force=m.force, allow_all=_properties_only(params))
     current = doc.setdefault("hyperparams", {})
-    whole = {p.get("section") for p in params if not p.get("name")}
-    if any(p.get("name") and p.get("section") in whole for p in params):
+    whole = {p["section"] for p in params if not p.get("name")}
+    if any(p.get("name") and p["section"] in whole for p in params):
         raise ApiError(400, 15, "Cannot delete section field if the whole section was scheduled for deletion")
     deleted = 0
     for p in params:
-        section = current.get(p.get("section"))
+        section = current.get(p["section"])
         if section is None:
             continue
         if not p.get("name"):
@@ -706,121 +711,122 @@ def delete_hyper_params(call: Call) -> dict:
     return {"deleted": deleted}
 
 
-@endpoint("tasks.edit_configuration")
+@endpoint("tasks.edit_configuration", request_data_model=req.EditConfigurationRequest)
 def edit_configuration(call: Call) -> dict:
     """Add or replace configuration items."""
-    doc = _task(call)
-    _check_updatable(call, doc)
-    if call.data.get("replace_configuration"):
+    m: req.EditConfigurationRequest = call.model
+    doc = _task(call, m.task)
+    _check_updatable(call, doc, force=m.force)
+    if m.replace_configuration:
         doc["configuration"] = {}
     current = doc.setdefault("configuration", {})
-    for item in required(call, "configuration"):
-        if not item.get("name"):
-            raise bad_request("configuration items need a name")
+    for item in _items(m.configuration):
+        if not item["name"]:
+            raise bad_request("Validation error: Empty configuration name is not allowed")
         current[item["name"]] = {k: item[k] for k in ("name", "value", "type", "description") if k in item}
     _save(call, doc)
     return {"updated": 1}
 
 
-@endpoint("tasks.delete_configuration")
+@endpoint("tasks.delete_configuration", request_data_model=req.DeleteConfigurationRequest)
 def delete_configuration(call: Call) -> dict:
     """Delete configuration items by name."""
-    doc = _task(call)
-    _check_updatable(call, doc)
+    m: req.DeleteConfigurationRequest = call.model
+    doc = _task(call, m.task)
+    _check_updatable(call, doc, force=m.force)
     current = doc.setdefault("configuration", {})
-    deleted = sum(current.pop(name, None) is not None for name in set(required(call, "configuration")))
+    deleted = sum(current.pop(name, None) is not None for name in set(m.configuration))
     _save(call, doc)
     return {"deleted": deleted}
 
 
-@endpoint("tasks.get_configurations")
+@endpoint("tasks.get_configurations", request_data_model=req.GetConfigurationsRequest)
 def get_configurations(call: Call) -> dict:
-    """Configuration items of tasks (optionally only some names)."""
-    names = call.data.get("names")
+    """Configuration items of tasks (optionally only some names), sorted by name."""
+    names = call.model.names
     return {"configurations": [
         {"task": t, "configuration": sorted((v for k, v in (_task_read(call, t).get("configuration") or {}).items()
                                              if not names or k in names), key=lambda c: str(c.get("name")))}
-        for t in ids_of(required(call, "tasks"))]}
+        for t in call.model.tasks]}
 
 
-@endpoint("tasks.get_configuration_names")
+@endpoint("tasks.get_configuration_names", request_data_model=req.GetConfigurationNamesRequest)
 def get_configuration_names(call: Call) -> dict:
     """Configuration item names of tasks (items with an empty value skipped unless ``skip_empty`` is false)."""
-    skip_empty = call.data.get("skip_empty", True)
+    skip_empty = call.model.skip_empty
 
     def names(task_id: str) -> list[str]:
         items = (_task_read(call, task_id).get("configuration") or {}).items()
         return sorted(k for k, v in items if not skip_empty or (v or {}).get("value"))
-    return {"configurations": [{"task": t, "names": names(t)} for t in ids_of(required(call, "tasks"))]}
+    return {"configurations": [{"task": t, "names": names(t)} for t in call.model.tasks]}
 
 
-@endpoint("tasks.add_or_update_artifacts")
+@endpoint("tasks.add_or_update_artifacts", request_data_model=req.AddOrUpdateArtifactsRequest)
 def add_or_update_artifacts(call: Call) -> dict:
-    """Upsert artifacts by (key, mode)."""
-    doc = _task(call)
+    """Upsert artifacts by (key, mode); the real service always forces (created or in_progress)."""
+    m: req.AddOrUpdateArtifactsRequest = call.model
+    doc = _task(call, m.task)
     _check_updatable(call, doc, force=True)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
     position: dict[tuple, int] = {}  # (key, mode) -> index: linear in the number of artifacts, not quadratic
     for i, old in enumerate(current):
         position.setdefault((old.get("key"), old.get("mode", "output")), i)
-    for art in required(call, "artifacts"):
-        if not art.get("key") or not art.get("type"):
-            raise bad_request("artifacts need key and type")
-        art = {"mode": "output", **art}
+    for art in m.artifacts:
+        art = art.model_dump(exclude_none=True)
         where = position.setdefault((art["key"], art["mode"]), len(current))
         if where < len(current):
             current[where] = art
         else:
             current.append(art)
     _save(call, doc)
-    return {"updated": len(call.data["artifacts"])}
+    return {"updated": len(m.artifacts)}
 
 
-@endpoint("tasks.delete_artifacts")
+@endpoint("tasks.delete_artifacts", request_data_model=req.DeleteArtifactsRequest)
 def delete_artifacts(call: Call) -> dict:
     """Delete artifacts by (key, mode)."""
-    doc = _task(call)
+    m: req.DeleteArtifactsRequest = call.model
+    doc = _task(call, m.task)
     _check_updatable(call, doc, force=True)
     current = doc.setdefault("execution", {}).setdefault("artifacts", [])
-    gone = {(a.get("key"), a.get("mode", "output")) for a in required(call, "artifacts")}
+    gone = {(a.key, a.mode) for a in m.artifacts}
     kept = [a for a in current if (a.get("key"), a.get("mode", "output")) not in gone]
     doc["execution"]["artifacts"] = kept
     _save(call, doc)
     return {"deleted": len(current) - len(kept)}
 
 
-@endpoint("tasks.add_or_update_model")
+@endpoint("tasks.add_or_update_model", request_data_model=req.AddOrUpdateModelRequest)
 def add_or_update_model(call: Call) -> dict:
-    """Attach an input or output model by name."""
-    doc = _task(call)
+    """Attach an input or output model by name (an output with ``iteration`` raises last_iteration)."""
+    m: req.AddOrUpdateModelRequest = call.model
+    doc = _task(call, m.task)
     _check_updatable(call, doc, force=True)
-    kind = required(call, "type")
-    if kind not in ("input", "output"):
-        raise bad_request("type must be input or output")
-    entry = {"name": required(call, "name"), "model": required(call, "model"), "updated": now_iso()}
-    models = doc.setdefault("models", {}).setdefault(kind, [])
+    entry = {"name": m.name, "model": m.model, "updated": now_iso()}
+    models = doc.setdefault("models", {}).setdefault(m.type, [])
     for i, old in enumerate(models):
         if old.get("name") == entry["name"]:
             models[i] = entry
             break
     else:
         models.append(entry)
-    if kind == "output" and call.data.get("iteration") is not None:
-        doc["last_iteration"] = max(doc.get("last_iteration") or 0, call.data["iteration"])
+    if m.type == "output" and m.iteration is not None:
+        doc["last_iteration"] = max(doc.get("last_iteration") or 0, m.iteration)
     _save(call, doc)
     return {"updated": 1}
 
 
-@endpoint("tasks.delete_models")
+@endpoint("tasks.delete_models", request_data_model=req.DeleteModelsRequest)
 def delete_models(call: Call) -> dict:
     """Detach models by (name, type)."""
-    doc = _task(call)
+    m: req.DeleteModelsRequest = call.model
+    doc = _task(call, m.task)
     _check_updatable(call, doc, force=True)
     deleted = 0
-    for item in required(call, "models"):
-        lst = doc.setdefault("models", {}).setdefault(item.get("type", "output"), [])
+    for item in m.models:
+        lst = doc.setdefault("models", {}).setdefault(item.type, [])
         before = len(lst)
-        lst[:] = [m for m in lst if m.get("name") != item.get("name")]
+        lst[:] = [e for e in lst if e.get("name") != item.name]
         deleted += before - len(lst)
     _save(call, doc)
     return {"updated": 1 if deleted else 0}
