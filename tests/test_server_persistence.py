@@ -66,14 +66,19 @@ def snapshot(api: RawApi) -> dict:
     snap = {"tasks": tasks, "projects": api.call("projects.get_all", search_hidden=True, order_by=["id"])["projects"],
             "models": api.call("models.get_all", order_by=["id"])["models"], "events": {}, "files": {}}
     for task in tasks:
-        events, scroll = [], None
-        while True:
-            body = {"task": task["id"], "batch_size": 1000, **({"scroll_id": scroll} if scroll else {})}
-            data = api.call("events.get_task_events", **body)
-            if not data["events"]:
-                break
-            events += data["events"]
-            scroll = data["scroll_id"]
+        # per event type, as on the real server a mixed page reaching log events (no iter) answers 500
+        events = []
+        for event_type in ("training_stats_scalar", "training_stats_vector", "training_debug_image", "plot"):
+            scroll = None
+            while True:
+                body = {"task": task["id"], "event_type": event_type, "batch_size": 1000,
+                        **({"scroll_id": scroll} if scroll else {})}
+                data = api.call("events.get_task_events", **body)
+                if not data["events"]:
+                    break
+                events += data["events"]
+                scroll = data["scroll_id"]
+        events += api.call("events.get_task_log", task=task["id"], batch_size=10000)["events"]
         snap["events"][task["id"]] = events
         for art in task.get("execution", {}).get("artifacts", []):
             if art.get("uri", "").startswith(api.info.files_host):

@@ -379,7 +379,8 @@ def test_reset_and_delete_clean_outputs_like_the_real_server(api, tasks):
     parent = api.call("tasks.create", name="cleanup-parent", type="training", project=project)["id"]
     child = api.call("tasks.create", name="cleanup-child", type="training", project=project, parent=parent)["id"]
     api.call("tasks.started", task=parent)
-    draft = api.call("models.create", name="draft-out", uri="http://x/d.pt", task=parent, project=project)["id"]
+    draft = api.call("models.create", name="draft-out", uri="http://x/d.pt", task=parent, project=project,
+                      ready=False)["id"]
     ready = api.call("models.create", name="ready-out", uri="http://x/r.pt", task=parent, project=project,
                      ready=True)["id"]
     api.call("tasks.add_or_update_model", task=parent, name="draft", model=draft, type="output")
@@ -411,8 +412,8 @@ def test_output_writes_need_an_updatable_task(api, tasks):
                                                                   {"name": "c2", "value": "2"}])
     assert api.call("tasks.delete_configuration", task=tid, configuration=["c1", "nope"])["deleted"] == 1
     api.call("tasks.started", task=tid)
-    assert api.error("tasks.add_or_update_artifacts", task=tid, artifacts=art)[:2] == (400, 110)
-    api.call("tasks.add_or_update_artifacts", task=tid, artifacts=art + [{**art[0], "key": "b"}], force=True)
+    # the real tasks.add_or_update_artifacts always forces: in_progress is fine, later states are not
+    api.call("tasks.add_or_update_artifacts", task=tid, artifacts=art + [{**art[0], "key": "b"}])
     assert api.error("tasks.edit_hyper_params", task=tid, hyperparams=[{"section": "Args", "name": "x"}]
                      )[:2] == (400, 110)
     api.call("tasks.completed", task=tid)
@@ -456,7 +457,8 @@ def test_model_publish_and_delete_follow_the_real_server(api, tasks):
     project = tasks["project"]
     running = api.call("tasks.create", name="model-owner", type="training", project=project)["id"]
     api.call("tasks.started", task=running)
-    mid = api.call("models.create", name="owned", uri="http://x/o.pt", task=running, project=project)["id"]
+    mid = api.call("models.create", name="owned", uri="http://x/o.pt", task=running, project=project,
+                   ready=False)["id"]
     api.call("tasks.add_or_update_model", task=running, name="owned", model=mid, type="output")
     api.call("models.edit", model=mid, comment="edited while draft")
     # publishing the model publishes its task, which an in_progress task refuses without force
@@ -466,7 +468,8 @@ def test_model_publish_and_delete_follow_the_real_server(api, tasks):
     assert api.error("models.set_ready", model=mid)[:2] == (400, 203)
     api.call("models.edit", model=mid, comment="ready models stay editable")
     api.call("tasks.completed", task=running)
-    second = api.call("models.create", name="second", uri="http://x/s.pt", task=running, project=project)["id"]
+    second = api.call("models.create", name="second", uri="http://x/s.pt", task=running, project=project,
+                      ready=False)["id"]
     published = api.call("models.set_ready", model=second)
     assert published["updated"] == 1 and published["published_task"]["id"] == running
     assert api.call("tasks.get_by_id", task=running)["task"]["status"] == "published"

@@ -90,7 +90,8 @@ def _view_of_a(api: RawApi, ids: dict[str, str]) -> str:
         "tasks": api.call("tasks.get_all", search_hidden=True)["tasks"],
         "models": api.call("models.get_all")["models"],
         "log": api.call("events.get_task_log", task=task)["events"],
-        "events": api.call("events.get_task_events", task=task)["events"],
+        # per type: a mixed page reaching log events (no iter) is a 500 on the real server
+        "events": api.call("events.get_task_events", task=task, event_type="training_stats_scalar")["events"],
         "plots": api.call("events.get_task_plots", task=task)["plots"],
         "hyper": api.call("tasks.get_hyper_params", tasks=[task]),
         "config": api.call("tasks.get_configurations", tasks=[task]),

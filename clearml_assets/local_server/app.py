@@ -22,51 +22,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .auth import API_VERSION, Authenticator
+from .bll import tags
+from .rawjson import RawJSON as _RawJSON
+from .rawjson import dumps
 from .registry import ENDPOINTS, UNAUTHENTICATED, ApiError, Call, parse_request
+from .registry import UNLOCKED as _UNLOCKED
 from .store import Store
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 PATH_RE = re.compile(r"^/?(v(?P<version>\d+\.\d+)/)?(?P<name>[a-zA-Z_]\w*\.[a-zA-Z_]\w*)/?$")
 MAX_BODY_BYTES = 512 * 1024 * 1024
 
-# Handlers that manage their own concurrency (events) are listed here; the rest run
-# under the store's document lock so that read-modify-write sequences stay atomic.
-UNLOCKED: set[str] = set()
-
-
-class RawJSON:
-    """JSON text placed as is in a response: events are stored as the JSON the client gets back, so
-    they are spliced in rather than decoded and encoded again."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str):
-        self.text = text
-
-
-def dumps(data: Any) -> str:
-    """Compact JSON of ``data``, with every :class:`RawJSON` inside written verbatim."""
-    raws: list[str] = []
-    token = f"\x00{uuid.uuid4().hex}:"
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, RawJSON):
-            raws.append(obj.text)
-            return f"{token}{len(raws) - 1}\x00"
-        return str(obj)
-
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=default)
-    if not raws:
-        return text
-    quoted = json.dumps(token)[:-1]  # '"\\u0000<nonce>:' as it appears in the output
-    parts = text.split(quoted)
-    out = [parts[0]]
-    for part in parts[1:]:
-        index, rest = part.split("\\u0000\"", 1)
-        out.append(raws[int(index)])
-        out.append(rest)
-    return "".join(out)
+# Kept for the events service until it registers with ``endpoint(..., locked=False)`` and imports RawJSON from
+# ``rawjson``: the same set and class as the registry's and the encoder's.
+UNLOCKED = _UNLOCKED
+RawJSON = _RawJSON
 
 
 def envelope(name: str, version: str, code: int, subcode: int, msg: str, data: Any) -> Response:
@@ -108,9 +80,16 @@ async def _bounded_body(request: Request) -> bytes:
     return bytes(raw)
 
 
-def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
-    """The API application serving every registered endpoint."""
+def build_api_app(store: Store, authenticator: Authenticator, throttle: Throttle | None = None) -> Starlette:
+    """The API application serving every registered endpoint.
+
+    ``throttle`` (default: from ``CLEARML_ASSETS_SERVER_429``, off when unset) makes chosen calls answer 429 with
+    ``Retry-After``; it is reachable as ``store.throttle`` so in-process tests can arm it (see :mod:`.throttle`).
+    """
     from . import services  # noqa: F401  (registers the endpoints)
+
+    throttle = throttle if throttle is not None else Throttle.from_env()
+    store.throttle = throttle
 
     async def handle(request: Request) -> Response:
         match = PATH_RE.match(request.url.path)
@@ -119,6 +98,11 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
                             f"Invalid request path {request.url.path}", {})
         name, version = match.group("name"), match.group("version") or API_VERSION
         started = time.monotonic()
+        retry_after = throttle.check(name)
+        if retry_after is not None:
+            response = envelope(name, version, 429, 0, "Too Many Requests (local server 429 switch)", {})
+            response.headers["Retry-After"] = str(retry_after)
+            return response
         try:
             handler = ENDPOINTS.get(name)
             if handler is None:
@@ -127,6 +111,8 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
             if name == "auth.login":
                 return envelope(name, version, 200, 0, "OK", authenticator.login(authorization))
             identity = {} if name in UNAUTHENTICATED else authenticator.identity(authorization)
+            if identity:
+                store.ensure_user(identity.get("company", ""), identity.get("user", ""), identity.get("user_name"))
             raw = await _bounded_body(request)
             try:
                 data = _parse_body(raw, request.headers.get("content-type", ""))
@@ -136,6 +122,8 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
                 data.pop("method", None)  # the SDK sends a spurious "method" key
             elif not isinstance(data, list):
                 raise ApiError(400, 12, "Request body must be a JSON object")
+            api_version = _version_tuple(version)
+            data = tags.conform_request(name, api_version, data)
             call = Call(endpoint=name, data=data, company=identity.get("company", ""),
                         user=identity.get("user", ""), store=store, requested_version=version,
                         extra={"query": dict(request.query_params),
@@ -147,6 +135,7 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
                 result = await run_in_threadpool(_locked, store, handler, call)
             if isinstance(result, Response):  # raw endpoints such as events.download_task_log
                 return result
+            result = tags.conform_result(api_version, result)
             return envelope(name, version, 200, 0, "OK", result if result is not None else {})
         except ApiError as err:
             return envelope(name, version, err.code, err.subcode, err.msg, err.data)
@@ -157,6 +146,11 @@ def build_api_app(store: Store, authenticator: Authenticator) -> Starlette:
             log.debug("%s took %.1f ms", name, (time.monotonic() - started) * 1000)
 
     return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT"])])
+
+
+def _version_tuple(version: str) -> tuple[int, int]:
+    major, _, minor = version.partition(".")
+    return int(major), int(minor or 0)
 
 
 def _locked(store: Store, handler, call: Call) -> dict:

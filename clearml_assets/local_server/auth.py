@@ -20,7 +20,7 @@ import jwt
 from .registry import ApiError
 
 API_VERSION = "2.23"
-SERVER_VERSION = "1.16.0"
+SERVER_VERSION = "1.9.2"  # the last clearml-server release serving API 2.23
 TOKEN_LIFETIME_SEC = 30 * 24 * 3600
 
 

@@ -31,10 +31,31 @@ def now_iso() -> str:
     return now.replace(microsecond=now.microsecond // 1000 * 1000).isoformat(timespec="microseconds")
 
 
+_ESCAPES = (("%2E", "."), ("%24", "$"), ("%_%_", "__"))
+
+
+def unescape_key(part: str) -> str:
+    """A path component as the real server's ParameterKeyEscaper writes it (``sec%2Etion``) back to the key."""
+    if "%" not in part:
+        return part
+    pieces = []
+    for piece in part.split("%%"):
+        for code, char in _ESCAPES:
+            piece = piece.replace(code, char)
+        pieces.append(piece)
+    value = "%".join(pieces)
+    return "_" + value[2:] if value.startswith("%_") else value
+
+
+def split_path(path: str) -> list[str]:
+    """A dotted field path as keys (components may be escaped: ``hyperparams.sec%2Etion1``)."""
+    return [unescape_key(p) for p in path.split(".")]
+
+
 def get_path(doc: dict, path: str) -> Any:
     """The value at a dotted path, or None."""
     value: Any = doc
-    for part in path.split("."):
+    for part in split_path(path):
         if not isinstance(value, dict):
             return None
         value = value.get(part)
@@ -232,12 +253,37 @@ def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
-def _sort_key_cmp(order: list[tuple[str, bool]]):
+_DIGITS = re.compile(r"(\d+)")
+
+
+def numeric_key(value: Any) -> Any:
+    """Mongo's ``numericOrdering`` collation: digit runs inside strings compare as numbers ("2" < "10")."""
+    if not isinstance(value, str):
+        return value
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in _DIGITS.split(value) if part)
+
+
+def _document_key(value: Any, numeric: bool) -> Any:
+    """An embedded document as a comparable tuple of (key, value) pairs in stored order."""
+    if not isinstance(value, dict):
+        return ((numeric_key(value) if numeric else value),)
+    return tuple((k, _document_key(v, numeric) if isinstance(v, dict) else (numeric_key(v) if numeric else v))
+                 for k, v in value.items())
+
+
+def _sort_key_cmp(order: list[tuple[str, bool]], numeric: Sequence[str] = ()):
     def cmp(a: dict, b: dict) -> int:
         for field, desc in order:
             va, vb = get_path(a, field), get_path(b, field)
             if va == vb:
                 continue
+            numeric_field = bool(numeric) and field.startswith(tuple(numeric))
+            if va is not None and vb is not None and (isinstance(va, dict) or isinstance(vb, dict)):
+                # Mongo compares embedded documents field by field
+                va, vb = _document_key(va, numeric_field), _document_key(vb, numeric_field)
+            elif numeric_field:
+                va, vb = numeric_key(va), numeric_key(vb)
             if va is None:
                 r = -1
             elif vb is None:
@@ -252,11 +298,13 @@ def _sort_key_cmp(order: list[tuple[str, bool]]):
     return cmp
 
 
-def sort_docs(docs: list[dict], order_by: Any) -> list[dict]:
+def sort_docs(docs: list[dict], order_by: Any, numeric_prefixes: Sequence[str] = ()) -> list[dict]:
     """Sort by ``order_by`` (``-field`` descending), always ending with ``id`` like the real server.
 
     As on the real server, documents whose first ascending order field is missing or empty come last
-    (Mongo puts them first; the server queries them separately after the others).
+    (Mongo puts them first; the server queries them separately after the others). When the first order
+    field starts with one of ``numeric_prefixes`` (the real documents' ``_field_collation_overrides``, e.g.
+    ``hyperparams.``), strings compare with numeric ordering as Mongo's ``numericOrdering`` collation does.
     """
     if not order_by:
         return docs
@@ -266,8 +314,9 @@ def sort_docs(docs: list[dict], order_by: Any) -> list[dict]:
     order = [(item.lstrip("-"), item.startswith("-")) for item in items if item and item != "@text_score"]
     if not any(f == "id" for f, _ in order):
         order.append(("id", False))
-    ordered = sorted(docs, key=cmp_to_key(_sort_key_cmp(order)))
     first, desc = order[0]
+    numeric = numeric_prefixes if first.startswith(tuple(numeric_prefixes or ("\0",))) else ()
+    ordered = sorted(docs, key=cmp_to_key(_sort_key_cmp(order, numeric)))
     if desc:
         return ordered
     return ([d for d in ordered if not _is_empty(get_path(d, first))] +
@@ -283,7 +332,7 @@ def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
     if exclude:
         doc = copy.deepcopy(doc)
         for path in exclude:
-            *parents, leaf = path.split(".")
+            *parents, leaf = split_path(path)
             target: Any = doc
             for part in parents:
                 target = target.get(part) if isinstance(target, dict) else None
@@ -297,7 +346,7 @@ def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
         if value is None and not _has_path(doc, path):
             _keep_parents(doc, path, out)  # Mongo keeps an existing parent: runtime.version -> runtime: {}
             continue
-        parts = path.split(".")
+        parts = split_path(path)
         target = out
         for part in parts[:-1]:
             target = target.setdefault(part, {})
@@ -309,7 +358,7 @@ def _keep_parents(doc: dict, path: str, out: dict) -> None:
     """Copy the existing embedded-document parents of a missing dotted path as empty dicts."""
     value: Any = doc
     target = out
-    for part in path.split(".")[:-1]:
+    for part in split_path(path)[:-1]:
         value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, dict):
             return
@@ -318,7 +367,7 @@ def _keep_parents(doc: dict, path: str, out: dict) -> None:
 
 def _has_path(doc: dict, path: str) -> bool:
     value: Any = doc
-    for part in path.split("."):
+    for part in split_path(path):
         if not isinstance(value, dict) or part not in value:
             return False
         value = value[part]

@@ -73,30 +73,53 @@ Handler = Callable[[Call], dict]
 
 ENDPOINTS: dict[str, Handler] = {}
 REQUEST_MODELS: dict[str, type[RequestModel]] = {}
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {}
 UNAUTHENTICATED: set[str] = set()
+UNLOCKED: set[str] = set()
+"""Endpoints registered with ``locked=False``: they manage their own concurrency (events) and run outside
+the store's document lock; every other handler runs under it so read-modify-write sequences stay atomic."""
 
 
-def endpoint(name: str, authorize: bool = True,
-             request_data_model: type[RequestModel] | None = None) -> Callable[[Handler], Handler]:
+def endpoint(name: str, authorize: bool = True, request_data_model: type[RequestModel] | None = None,
+             *, locked: bool = True, required_fields: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
     """Register ``name`` (``service.action``) to the decorated handler.
 
-    With ``request_data_model`` the body is validated before the handler runs (a bad body is the real
-    server's 400/12 validation error) and handed to it as ``call.model``.
+    Args:
+        name: ``service.action``.
+        authorize: False for the few calls answered without a token (``debug.ping``, ``auth.login``).
+        request_data_model: The body is validated into it before the handler runs and handed over as
+            ``call.model``; a bad or missing field is the real server's 400/12 validation error.
+        locked: False runs the handler outside the store's document lock (it must lock what it touches).
+        required_fields: As the real ``@endpoint(required_fields=...)``: these missing are 400/11
+            (missing required fields) instead of 400/12.
     """
 
     def register(func: Handler) -> Handler:
         ENDPOINTS[name] = func
         if request_data_model is not None:
             REQUEST_MODELS[name] = request_data_model
+        if required_fields:
+            REQUIRED_FIELDS[name] = tuple(required_fields)
         if not authorize:
             UNAUTHENTICATED.add(name)
+        if not locked:
+            UNLOCKED.add(name)
         return func
 
     return register
 
 
 def parse_request(name: str, data: Any) -> Any:
-    """``data`` parsed into the endpoint's request model, or None when it has none."""
+    """``data`` parsed into the endpoint's request model, or None when it has none.
+
+    As on the real server, an endpoint's ``required_fields`` missing is 400/11; any other problem with the
+    body (a schema-required field missing, a wrong type) is 400/12.
+    """
+    required = REQUIRED_FIELDS.get(name, ())
+    if required and isinstance(data, dict):
+        missing = [f for f in required if data.get(f) is None]
+        if missing:
+            raise missing_field(", ".join(missing))
     model = REQUEST_MODELS.get(name)
     if model is None:
         return None
@@ -106,5 +129,5 @@ def parse_request(name: str, data: Any) -> Any:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
         if first.get("type") == "missing":
-            raise missing_field(where) from None
+            raise bad_request(f"Validation error: data must contain ['{where}'] properties") from None
         raise bad_request(f"Validation error (invalid value for {where}): {first.get('msg')}") from None

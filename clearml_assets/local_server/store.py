@@ -65,6 +65,11 @@ class Store:
         self._conn = self.connect()
         self._conn.executescript(SCHEMA)
         self._docs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.quirks: frozenset[str] = frozenset()
+        """Real-server bugs to reproduce (names read by the services, e.g. ``scroll_restart_at_iter0``), besides
+        the per-request ``CLEARML_LOCAL_SERVER_QUIRKS`` environment variable."""
+        self.throttle: Any = None
+        """The API app's 429 switch (:class:`..throttle.Throttle`), set when the app is built."""
         for collection, doc_id, body in self._conn.execute("SELECT collection, id, body FROM docs"):
             self._docs[collection][doc_id] = json.loads(body)
 
@@ -75,18 +80,27 @@ class Store:
         return conn
 
     # -- documents -------------------------------------------------------------------------
-    def get(self, collection: str, doc_id: str, company: str | None = None) -> dict | None:
-        """Return the live document (mutate it, then call :meth:`save`) or None."""
-        doc = self._docs[collection].get(doc_id)
-        if doc is None or (company is not None and doc.get("company") != company):
-            return None
-        return doc
+    def get(self, collection: str, doc_id: str, company: str | None = None,
+            allow_public: bool = False) -> dict | None:
+        """Return the live document (mutate it, then call :meth:`save`) or None.
 
-    def all(self, collection: str, company: str | None = None) -> list[dict]:
-        """Every live document of a collection (of one company when given)."""
+        With ``allow_public`` a document of the public company (``company: ""``) is found too.
+        """
+        doc = self._docs[collection].get(doc_id)
+        if doc is None or company is None:
+            return doc
+        owner = doc.get("company")
+        if owner == company or (allow_public and not owner):
+            return doc
+        return None
+
+    def all(self, collection: str, company: str | None = None, allow_public: bool = False) -> list[dict]:
+        """Every live document of a collection (of one company when given, plus public ones if asked)."""
         docs = self._docs[collection].values()
         if company is None:
             return list(docs)
+        if allow_public:
+            return [d for d in docs if d.get("company") == company or not d.get("company")]
         return [d for d in docs if d.get("company") == company]
 
     def save(self, collection: str, doc: dict) -> None:
@@ -104,6 +118,15 @@ class Store:
         self._docs[collection].pop(doc_id, None)
         with self._write_lock:
             self._conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (collection, doc_id))
+
+    def ensure_user(self, company: str, user: str, name: str | None = None) -> None:
+        """Record a user the first time one of its key pairs calls (``users.*`` list them)."""
+        if not user or user in self._docs["users"]:
+            return
+        with self.lock:
+            if user not in self._docs["users"]:
+                self.save("users", {"id": user, "company": company, "name": name or user, "given_name": "",
+                                    "family_name": "", "avatar": None, "created": None})
 
     @staticmethod
     def copy(doc: dict) -> dict:

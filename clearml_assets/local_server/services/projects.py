@@ -1,74 +1,51 @@
-"""``projects.*`` endpoints: nested names (``a/b/c``) with auto-created parents, hidden projects."""
+"""``projects.*`` endpoints: nested names (``a/b/c``) with auto-created parents, hidden and public projects.
+
+Handlers parse the request (``apimodels``) and call :mod:`..bll.project`, as clearml-server 1.9.2 does.
+"""
 
 from __future__ import annotations
 
+from .. import apimodels as req
+from ..bll import project as bll
+from ..bll.project import (INVALID, ensure_project, find_by_name, target_project, touch,  # noqa: F401
+                           with_subprojects)
 from ..queries import now_iso
-from ..registry import ApiError, Call, bad_request, endpoint
-from .common import get_all, get_or_raise, ids_of, new_id, required
-
-INVALID = (401, "Invalid project id")
+from ..registry import ApiError, Call, endpoint
+from .common import get_all, get_for_writing, required, set_public
 
 
-def _normalize_name(name: str) -> str:
-    parts = [p.strip() for p in str(name).split("/")]
-    if not name or any(not p for p in parts):
-        raise bad_request(f"Invalid project name {name!r}: empty path component")
-    return "/".join(parts)
-
-
-def find_by_name(call: Call, name: str) -> dict | None:
-    """The company's project of exactly this name."""
-    for doc in call.store.all("projects", call.company):
-        if doc["name"] == name:
-            return doc
-    return None
-
-
-def ensure_project(call: Call, name: str, **fields) -> dict:
-    """Find a project by name or create it, creating every missing parent like the real server."""
-    name = _normalize_name(name)
-    existing = find_by_name(call, name)
-    if existing is not None:
-        return existing
-    parent = None
-    if "/" in name:
-        parent = ensure_project(call, name.rsplit("/", 1)[0])
-    now = now_iso()
-    doc = {
-        "id": new_id(), "company": call.company, "user": call.user, "name": name,
-        "basename": name.split("/")[-1], "description": fields.get("description") or "",
-        "tags": sorted(set(fields.get("tags") or [])), "system_tags": sorted(set(fields.get("system_tags") or [])),
-        "default_output_destination": fields.get("default_output_destination"),
-        "created": now, "last_update": now, "parent": parent["id"] if parent else None,
-        "path": (parent.get("path", []) + [parent["id"]]) if parent else [],
-    }
-    call.store.save("projects", doc)
-    return doc
-
-
-def touch(call: Call, project_id: str | None) -> None:
-    """Update a project's last_update (the real server does it when its tasks change)."""
-    if project_id:
-        doc = call.store.get("projects", project_id, call.company)
-        if doc is not None:
-            doc["last_update"] = now_iso()
-            call.store.save("projects", doc)
-
-
-@endpoint("projects.create")
+@endpoint("projects.create", request_data_model=req.ProjectCreateRequest, required_fields=("name",))
 def create(call: Call) -> dict:
-    """Create a project (parents auto-created); a duplicate name is 400/801."""
-    name = _normalize_name(call.require("name"))  # registered with required_fields: 400/11
+    """Create a project (parents auto-created); a duplicate name is 400/801, an empty one 400/407."""
+    name = bll.validate_name(call.model.name)
     if find_by_name(call, name) is not None:
         raise ApiError(400, 801, f"Project with the same name already exists (name={name})")
     fields = {k: v for k, v in call.data.items() if k != "name"}
     return {"id": ensure_project(call, name, **fields)["id"]}
 
 
-@endpoint("projects.get_by_id")
+@endpoint("projects.get_by_id", required_fields=("project",))
 def get_by_id(call: Call) -> dict:
-    """One project."""
-    return {"project": call.store.copy(get_or_raise(call, "projects", required(call, "project"), INVALID))}
+    """One project (public ones too)."""
+    return {"project": call.store.copy(bll.get_readable(call, call.data["project"]))}
+
+
+PROJECT_QUERY = dict(list_fields=("id", "tags", "system_tags", "parent", "path"),
+                     regex_fields=("name", "basename", "description"), range_fields=("last_update",))
+
+
+def _search(call: Call, data: dict, shallow: bool, search_hidden: bool, allow_public: bool = True) -> list[dict]:
+    """The real ``_adjust_search_parameters`` and ``_hidden_query``; returns the candidate documents."""
+    data.pop("path", None)
+    if not shallow:
+        if "parent" in data:
+            data["path"] = data.pop("parent")
+    elif "parent" not in data:
+        data["parent"] = [None]
+    docs = call.store.all("projects", call.company, allow_public=allow_public)
+    if not search_hidden and not data.get("id"):
+        docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
+    return docs
 
 
 @endpoint("projects.get_all")
@@ -79,86 +56,172 @@ def get_all_projects(call: Call) -> dict:
     ``parent`` lists top-level projects only.
     """
     data = dict(call.data)
-    data.pop("path", None)
-    if not data.get("shallow_search"):
-        if "parent" in data:
-            data["path"] = data.pop("parent")
-    elif "parent" not in data:
-        data["parent"] = [None]
-    docs = call.store.all("projects", call.company)
-    if not data.get("search_hidden") and not data.get("id"):
-        docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
-    call = Call(endpoint=call.endpoint, data=data, company=call.company, user=call.user, store=call.store,
-                requested_version=call.requested_version, extra=call.extra)
-    return get_all(call, "projects", "projects", list_fields=("id", "tags", "system_tags", "parent", "path"),
-                   regex_fields=("name", "basename", "description"), range_fields=("last_update",), docs=docs)
+    docs = _search(call, data, bool(data.get("shallow_search")), bool(data.get("search_hidden")))
+    return get_all(call, "projects", "projects", docs=docs, data=data, **PROJECT_QUERY)
 
 
-@endpoint("projects.get_all_ex")
+@endpoint("projects.get_all_ex", request_data_model=req.ProjectsGetRequest)
 def get_all_ex(call: Call) -> dict:
-    """As ``get_all`` (no statistics)."""
-    return get_all_projects(call)
+    """As ``get_all`` plus references joined, and on request statistics, own contents, dataset stats."""
+    model: req.ProjectsGetRequest = call.model
+    data = dict(call.data)
+    allow_public = data["allow_public"] if "allow_public" in data else not data.get("non_public", False)
+    docs = _search(call, data, model.shallow_search, model.search_hidden, bool(allow_public))
+    if model.active_users:
+        active = bll.active_user_projects(call, data.get("id") or [], model.active_users)
+        docs = [d for d in docs if d["id"] in active]
+    result = get_all(call, "projects", "projects", docs=docs, data=data, **PROJECT_QUERY)
+    projects = result["projects"]
+    ids = [p["id"] for p in projects]
+    if not ids:
+        return result
+    if model.check_own_contents:
+        contents = bll.own_contents(call, ids, model.include_stats_filter, model.active_users)
+        for p in projects:
+            p.update(contents.get(p["id"], {}))
+    if model.include_stats:
+        stats, subs = bll.project_stats(call, ids, state=model.stats_for_state,
+                                        include_children=model.stats_with_children,
+                                        search_hidden=model.search_hidden, filter_=model.include_stats_filter,
+                                        users=model.active_users)
+        for p in projects:
+            p["stats"], p["sub_projects"] = stats[p["id"]], subs[p["id"]]
+    if model.include_dataset_stats:
+        ds = bll.dataset_stats(call, ids)
+        for p in projects:
+            p["dataset_stats"] = ds.get(p["id"])
+    return result
 
 
-@endpoint("projects.update")
+@endpoint("projects.update", required_fields=("project",))
 def update(call: Call) -> dict:
-    """Update name, description, tags, system_tags or default output destination."""
-    doc = get_or_raise(call, "projects", required(call, "project"), INVALID)
+    """Update name (same location only), description, tags, system_tags or default output destination."""
+    doc = get_for_writing(call, "projects", call.data["project"], INVALID)
     fields = {k: call.data[k] for k in ("name", "description", "tags", "system_tags",
                                         "default_output_destination") if k in call.data}
     for key in ("tags", "system_tags"):
         if key in fields:
             fields[key] = sorted(set(fields[key] or []))  # stored as sorted lists on the real server
     if "name" in fields:
-        fields["name"] = _normalize_name(fields["name"])
-        fields["basename"] = fields["name"].split("/")[-1]
+        fields["name"] = bll.validate_name(fields["name"])
         if fields["name"] != doc["name"]:
-            _rename(call, doc, fields["name"])
+            bll.rename(call, doc, fields["name"])
+        fields["basename"] = fields["name"].split("/")[-1]
     doc.update(fields)
     doc["last_update"] = now_iso()
     call.store.save("projects", doc)
     return {"updated": 1, "fields": fields}
 
 
-def _rename(call: Call, doc: dict, new_name: str) -> None:
-    """Rename a project in place (same parent, like the real server) and every descendant's name."""
-    if find_by_name(call, new_name) is not None:
-        raise ApiError(400, 801, f"Project with the same name already exists (name={new_name})")
-    old_parent, new_parent = doc["name"].rpartition("/")[0], new_name.rpartition("/")[0]
-    if old_parent != new_parent:
-        raise bad_request(f"Project name {new_name!r} would move it: use projects.move")
-    old_prefix = doc["name"] + "/"
-    for child in call.store.all("projects", call.company):
-        if child["name"].startswith(old_prefix):
-            child["name"] = new_name + "/" + child["name"][len(old_prefix):]
-            child["last_update"] = now_iso()
-            call.store.save("projects", child)
+@endpoint("projects.move", request_data_model=req.ProjectMoveRequest)
+def move(call: Call) -> dict:
+    """Move a project (with its sub-projects) under ``new_location``, or to the top."""
+    return {"moved": bll.move_project(call, call.model.project, call.model.new_location)}
 
 
-@endpoint("projects.delete")
+@endpoint("projects.merge", request_data_model=req.ProjectMergeRequest)
+def merge(call: Call) -> dict:
+    """Merge a project's contents and sub-projects into another; the source is deleted."""
+    entities, moved = bll.merge_project(call, call.model.project, call.model.destination_project)
+    return {"moved_entities": entities, "moved_projects": moved}
+
+
+@endpoint("projects.validate_delete", request_data_model=req.ProjectRequest)
+def validate_delete(call: Call) -> dict:
+    """What a delete would touch: tasks, models, and those not archived."""
+    return bll.validate_delete(call, call.model.project)
+
+
+@endpoint("projects.delete", request_data_model=req.ProjectDeleteRequest)
 def delete(call: Call) -> dict:
-    """Delete a project that has no tasks or models (or with ``force``)."""
-    doc = get_or_raise(call, "projects", required(call, "project"), INVALID)
-    ids = {doc["id"]} | {p["id"] for p in call.store.all("projects", call.company)
-                         if doc["id"] in (p.get("path") or [])}
-    tasks = [t for t in call.store.all("tasks", call.company) if t.get("project") in ids]
-    if tasks and not call.data.get("force"):
-        raise ApiError(400, 402, f"project has associated tasks (project={doc['id']}, tasks={len(tasks)})")
-    for pid in ids:
-        call.store.delete("projects", pid)
-    return {"deleted": len(ids), "disassociated_tasks": 0}
+    """Delete a project and its sub-projects: non-archived contents need ``force``; with
+    ``delete_contents`` its tasks and models are deleted, otherwise detached (project None)."""
+    m: req.ProjectDeleteRequest = call.model
+    return bll.delete_project(call, m.project, force=m.force, delete_contents=m.delete_contents)
 
 
-@endpoint("projects.get_hyper_parameters")
+@endpoint("projects.get_hyper_parameters", request_data_model=req.GetParamsRequest)
 def get_hyper_parameters(call: Call) -> dict:
-    """Hyperparameter sections/names used by the project's tasks."""
-    pid = required(call, "project")
-    seen = []
-    for task in call.store.all("tasks", call.company):
-        if task.get("project") in ids_of(pid):
-            for section, params in (task.get("hyperparams") or {}).items():
-                for name in params:
-                    item = {"section": section, "name": name}
-                    if item not in seen:
-                        seen.append(item)
-    return {"parameters": seen, "remaining": 0, "total": len(seen)}
+    """Hyperparameter sections/names used by the tasks (of a project and, by default, its sub-projects)."""
+    m: req.GetParamsRequest = call.model
+    tasks = call.store.all("tasks", call.company, allow_public=True)
+    if m.project:
+        scope = set(bll.ids_with_children(call, [m.project]) if m.include_subprojects else [m.project])
+        tasks = [t for t in tasks if t.get("project") in scope]
+    seen = sorted({(section, name) for t in tasks for section, params in (t.get("hyperparams") or {}).items()
+                   for name in params})
+    page = seen[m.page * m.page_size:(m.page + 1) * m.page_size]
+    return {"parameters": [{"section": s, "name": n} for s, n in page],
+            "remaining": max(0, len(seen) - (m.page + 1) * m.page_size), "total": len(seen)}
+
+
+@endpoint("projects.get_hyperparam_values", request_data_model=req.ProjectHyperparamValuesRequest)
+def get_hyperparam_values(call: Call) -> dict:
+    """Distinct values of one hyperparameter over the projects' tasks."""
+    m: req.ProjectHyperparamValuesRequest = call.model
+    return bll.hyperparam_values(call, m.projects, m.section, m.name, m.include_subprojects, m.allow_public)
+
+
+@endpoint("projects.get_task_tags", request_data_model=req.ProjectTagsRequest)
+def get_task_tags(call: Call) -> dict:
+    """Tags of the tasks under the projects (all the company's without ``projects``)."""
+    m: req.ProjectTagsRequest = call.model
+    return bll.entity_tags(call, "tasks", m.projects, m.include_system, m.filter)
+
+
+@endpoint("projects.get_model_tags", request_data_model=req.ProjectTagsRequest)
+def get_model_tags(call: Call) -> dict:
+    """Tags of the models under the projects."""
+    m: req.ProjectTagsRequest = call.model
+    return bll.entity_tags(call, "models", m.projects, m.include_system, m.filter)
+
+
+@endpoint("projects.get_project_tags", request_data_model=req.ProjectTagsRequest)
+def get_project_tags(call: Call) -> dict:
+    """The projects' own tags."""
+    m: req.ProjectTagsRequest = call.model
+    return bll.project_tags(call, m.projects, m.include_system, m.filter)
+
+
+@endpoint("projects.get_task_parents", request_data_model=req.ProjectTaskParentsRequest)
+def get_task_parents(call: Call) -> dict:
+    """Distinct parents of the tasks under the projects, by name."""
+    m: req.ProjectTaskParentsRequest = call.model
+    return {"parents": bll.task_parents(call, m.projects, m.include_subprojects, m.tasks_state)}
+
+
+@endpoint("projects.make_public", request_data_model=req.MakePublicRequest)
+def make_public(call: Call) -> dict:
+    """Move projects to the public company (readable by every company, writable by none)."""
+    return set_public(call, "projects", call.model.ids, INVALID, True)
+
+
+@endpoint("projects.make_private", request_data_model=req.MakePublicRequest)
+def make_private(call: Call) -> dict:
+    """Bring this company's public projects back."""
+    return set_public(call, "projects", call.model.ids, INVALID, False)
+
+
+
+@endpoint("projects.get_unique_metric_variants", request_data_model=req.ProjectOrNoneRequest)
+def get_unique_metric_variants(call: Call) -> dict:
+    """Metric/variant pairs reported by the tasks (of a project and its sub-projects; no project: all), from
+    the tasks' ``last_metrics`` as the real ``project_queries.get_unique_metric_variants``."""
+    m: req.ProjectOrNoneRequest = call.model
+    tasks = call.store.all("tasks", call.company, allow_public=True)
+    if m.project:
+        scope = set(bll.ids_with_children(call, [m.project]) if m.include_subprojects else [m.project])
+        tasks = [t for t in tasks if t.get("project") in scope]
+    elif not m.include_subprojects:
+        tasks = [t for t in tasks if not t.get("project")]
+    found: dict[tuple, dict] = {}
+    for task in tasks:
+        for metric_hash, variants in (task.get("last_metrics") or {}).items():
+            for variant_hash, value in (variants or {}).items():
+                key = (value.get("metric"), value.get("variant"))
+                found.setdefault(key, {"metric": key[0], "metric_hash": metric_hash, "variant": key[1],
+                                       "variant_hash": variant_hash})
+    return {"metrics": [found[k] for k in sorted(found, key=lambda k: (str(k[0]), str(k[1])))]}
+
+
+__all__ = ["ensure_project", "find_by_name", "target_project", "touch", "with_subprojects", "required"]
