@@ -90,7 +90,7 @@ def task_metadata(result: TaskExportResult) -> dict[str, Any]:
         "archive_bytes": int(result.manifest.get("archive", {}).get("size") or 0),
         "folder": dg.MetadataValue.path(str(result.folder)),
         "scalar_points": int(counts.get("scalar_points", 0)), "log_lines": int(counts.get("log_lines", 0)),
-        "plots": int(counts.get("plots", 0)), "files": int(counts.get("files", 0)),
+        "log_events": int(counts.get("log_events", 0)), "plots": int(counts.get("plots", 0)), "files": int(counts.get("files", 0)),
         "bytes": int(counts.get("bytes", 0)), "issues": len(result.issues),
         "server_counts": dg.MetadataValue.json(result.manifest.get("server_counts", {})),
         "seconds": round(result.seconds, 3),
@@ -123,31 +123,37 @@ def build_clearml_task_archive_asset(account: str, *, max_partitions_per_run: in
                     "images, artifacts, models, manifest.json, and one verified archive file.",
     )
     def _task_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig) -> dg.MaterializeResult:
-        exporter = make_exporter(context, config, account)
-        keys = list(context.partition_keys)
-        failures: list[str] = []
-        done = 0
-
-        def run(key: str) -> TaskExportResult:
-            return exporter.export_task(key, force=config.force)
-
-        with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers // 2)) or 1) as pool:
-            for key, future in [(k, pool.submit(run, k)) for k in keys]:
-                try:
-                    result = future.result()
-                except ArchiveError as exc:
-                    failures.append(f"{key}: {exc}")
-                    continue
-                done += 1
-                context.add_asset_metadata(task_metadata(result), partition_key=key)
-                context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
-                                 f"-> {result.archive}")
-        if failures:
-            raise ArchiveError(f"{len(failures)} of {len(keys)} task archives of account {account!r} failed "
-                               f"({done} done): " + "; ".join(failures)[:3000])
-        return dg.MaterializeResult()
+        with make_exporter(context, config, account) as exporter:
+            return _materialize_tasks(context, config, exporter, account)
 
     return _task_archive
+
+
+def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLTaskExporter,
+                       account: str) -> dg.MaterializeResult:
+    """Export every task partition of the run (one key, or a whole backfill range)."""
+    keys = list(context.partition_keys)
+    failures: list[str] = []
+    done = 0
+
+    def run(key: str) -> TaskExportResult:
+        return exporter.export_task(key, force=config.force)
+
+    with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers // 2)) or 1) as pool:
+        for key, future in [(k, pool.submit(run, k)) for k in keys]:
+            try:
+                result = future.result()
+            except ArchiveError as exc:
+                failures.append(f"{key}: {exc}")
+                continue
+            done += 1
+            context.add_asset_metadata(task_metadata(result), partition_key=key)
+            context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
+                             f"-> {result.archive}")
+    if failures:
+        raise ArchiveError(f"{len(failures)} of {len(keys)} task archives of account {account!r} failed "
+                           f"({done} done): " + "; ".join(failures)[:3000])
+    return dg.MaterializeResult()
 
 
 def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
@@ -192,11 +198,11 @@ def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run:
                     "projects/<project>/ with a metrics table, plus one verified archive file.",
     )
     def _project_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig) -> dg.MaterializeResult:
-        exporter = make_exporter(context, config, account)
-        for key in context.partition_keys:
-            result = exporter.export_project(key, force=config.force, statuses=config.statuses)
-            context.add_asset_metadata(project_metadata(result), partition_key=key)
-            context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")
+        with make_exporter(context, config, account) as exporter:
+            for key in context.partition_keys:
+                result = exporter.export_project(key, force=config.force, statuses=config.statuses)
+                context.add_asset_metadata(project_metadata(result), partition_key=key)
+                context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")
         return dg.MaterializeResult()
 
     return _project_archive

@@ -128,10 +128,9 @@ def to_float(value: Any) -> float:
 
 
 def list_scalar_metrics(client, task_id: str) -> dict[str, list[str]]:
-    """``{metric: [variant, ...]}`` from ``events.get_scalar_metrics_and_variants``."""
-    data = client.call("events.get_scalar_metrics_and_variants", task=task_id)
+    """``{metric: [variant, ...]}`` from the server's scalar metrics listing."""
     out: dict[str, list[str]] = {}
-    for metric, variants in (data.get("metrics") or {}).items():
+    for metric, variants in client.scalar_metrics_and_variants(task_id).items():
         out[metric] = sorted(variants) if isinstance(variants, (list, dict)) else []
     return out
 
@@ -166,13 +165,7 @@ def _export_metric(client, task_id: str, metric: str, batch_size: int, writer: p
     total = None
     jmetric = json.dumps(metric, ensure_ascii=False)
     while True:
-        request: dict[str, Any] = {"task": task_id, "metric": {"metric": metric}, "key": "iter",
-                                   "batch_size": batch_size}
-        if scroll_id:
-            request["scroll_id"] = scroll_id
-        else:
-            request["count_total"] = True
-        data = client.call("events.scalar_metrics_iter_raw", **request)
+        data = client.scalar_iter_raw_page(task_id, metric, batch_size=batch_size, scroll_id=scroll_id)
         if total is None and data.get("total") is not None:
             total = int(data["total"])
         scroll_id = data.get("scroll_id")
