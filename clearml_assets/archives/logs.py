@@ -62,17 +62,20 @@ class ConsoleText:
     def __init__(self, out: BinaryIO):
         self._out = out
         self._pending: str | None = None
+        self._open = False  # the pending line was not ended by a newline: a "\r" may still rewrite it
         self.lines = 0
 
     def add(self, msg: str) -> None:
         text = strip_ansi(msg)
-        if text.startswith("\r") and self._pending is not None:
-            self._pending = None  # a progress update replaces the line before it
+        if text.startswith("\r") and self._open:
+            self._pending = None  # a progress update replaces the unfinished line before it
         pieces = text.split("\n")
-        if pieces and pieces[-1] == "" and len(pieces) > 1:
+        ended = len(pieces) > 1 and pieces[-1] == ""
+        if ended:
             pieces.pop()  # a trailing newline ends the event's last line
         for piece in pieces:
             self._emit(_collapse(piece))
+        self._open = not ended
 
     def _emit(self, line: str) -> None:
         if self._pending is not None:

@@ -229,7 +229,8 @@ def collect_models(client, task: dict) -> list[dict[str, Any]]:
     ids = sorted({r[2] for r in refs})
     if ids:
         for model in client.list_models(ids=ids):
-            by_id[model["id"]] = model
+            if model.get("id") in ids:
+                by_id[model["id"]] = model
     for model in client.list_models(task=task["id"]):
         by_id.setdefault(model["id"], model)
     records = []
