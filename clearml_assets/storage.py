@@ -106,10 +106,15 @@ def options_for(url: str, storage_options: Mapping[str, Mapping[str, Any]]) -> d
     return best
 
 
-def _fsspec_url(url: str) -> tuple[str, str]:
+def _fsspec_url(url: str) -> tuple[str, str, str | None]:
+    """``(fsspec protocol, bucket/key path, host)``; ClearML writes a non-AWS S3 endpoint into the URI
+    (``s3://host:port/bucket/key``), a segment no bucket name can be (bucket names hold no ``:``)."""
     scheme, rest = url.split("://", 1)
     protocol = OBJECT_SCHEMES[scheme.lower()]
-    return protocol, rest
+    first, _, tail = rest.partition("/")
+    if protocol == "s3" and ":" in first and tail:
+        return protocol, tail, first
+    return protocol, rest, None
 
 
 def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str, Any]], *,
@@ -122,9 +127,15 @@ def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str
     """
     import fsspec
 
-    protocol, path = _fsspec_url(url)
+    protocol, path, host = _fsspec_url(url)
+    options = options_for(url, storage_options)
+    if host and not (options.get("client_kwargs") or {}).get("endpoint_url") and not options.get("endpoint_url"):
+        secure = options.pop("secure", True)
+        options["client_kwargs"] = {**(options.get("client_kwargs") or {}),
+                                    "endpoint_url": f"{'https' if secure else 'http'}://{host}"}
+    options.pop("secure", None)
     try:
-        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options_for(url, storage_options))
+        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
     except ImportError as exc:
         raise ImportError(f"reading {url.split('://')[0]}:// needs the fsspec backend for {protocol!r} "
                           f"(pip install 'clearml_assets[{'s3' if protocol == 's3' else protocol}]'): {exc}"
