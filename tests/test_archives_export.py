@@ -75,6 +75,7 @@ def test_full_fidelity_of_an_sdk_reported_task(clearml_server, sdk_runner, tmp_p
     assert counts["scalar_points"] == server["scalar_points"] == 10_000
     table = pq.read_table(result.folder / "scalars" / "scalars.parquet")
     assert table.num_rows == 10_000
+    assert table.column("timestamp").null_count == 0  # every point keeps its wall-clock time
     assert sum(1 for _ in open(result.folder / "scalars" / "scalars.jsonl")) == 10_000
     marks = [ln for ln in (result.folder / "console.log").read_text().splitlines() if ln.startswith("MARK ")]
     assert marks == [f"MARK {i:05d}" for i in range(5000)]

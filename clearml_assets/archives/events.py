@@ -3,9 +3,10 @@
 The real server pages by iteration: each page holds whole iterations, and the scroll id remembers the
 last iteration sent. When a page ends at iteration 0 the remembered value is falsy and the next page
 starts again from the beginning (``if from_key_value:`` in ``events_iterator``), so a client that trusts
-the scroll receives the first page twice and never sees the later iterations. Here every event is keyed
-by its content; a page of nothing new means the scroll restarted, and the rest is then read newest-first
-(``order: desc``) down to what was already received. The restart and the recovery are recorded.
+the scroll receives the first page twice and never sees the later iterations. Here a page of nothing
+new (by iteration, and by content within the last iteration received) means the scroll restarted, and the
+rest is then read newest-first (``order: desc``) down to what was already received. The restart and the
+recovery are recorded.
 
 Plots over 100,000 characters come back compressed (``plot_data``: base64 of zlib, no ``plot_str``);
 :func:`decode_plot` restores ``plot_str`` so an archive always holds the plot itself.
@@ -67,22 +68,58 @@ def plot_image_urls(event: dict) -> list[str]:
     return sorted(set(u for u in urls if isinstance(u, str)))
 
 
+class _Seen:
+    """Which events were received, in memory bounded by one iteration.
+
+    Pages hold whole iterations in key order, so an event before the last iteration received is a repeat,
+    one after it is new, and only events of that last iteration need their content compared.
+    """
+
+    def __init__(self, descending: bool = False):
+        self.sign = -1 if descending else 1
+        self.last: int | None = None
+        self.tail: set[bytes] = set()
+
+    def is_new(self, event: dict) -> bool:
+        it = self.sign * _iteration(event)
+        if self.last is None or it > self.last:
+            return True
+        return it == self.last and event_key(event) not in self.tail
+
+    def close_page(self, accepted: list[dict]) -> None:
+        """Remember the page's last iteration and the content of its events there."""
+        if not accepted:
+            return
+        last = self.sign * _iteration(accepted[-1])
+        if self.last is None or last > self.last:
+            self.last, self.tail = last, set()
+        self.tail.update(event_key(e) for e in accepted if self.sign * _iteration(e) == last)
+
+
+def _iteration(event: dict) -> int:
+    try:
+        return int(event.get("iter") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def iter_task_events(client, task_id: str, event_type: str | None, report: PagingReport, *,
-                     batch_size: int = EVENTS_BATCH, model_events: bool = False) -> Iterator[list[dict]]:
+                     batch_size: int = EVENTS_BATCH, model_events: bool = False,
+                     metrics: list[dict] | None = None) -> Iterator[list[dict]]:
     """Yield pages of every event of ``event_type`` (``None``: all types), oldest iteration first.
 
-    Duplicates are dropped; a scroll restart is survived by reading the rest newest-first; ``report``
-    gets the server's total and what happened.
+    Repeats are dropped; a scroll restart is survived by reading the rest newest-first; ``report`` gets
+    the server's total and what happened.
     """
-    seen: set[bytes] = set()
+    seen = _Seen()
     scroll_id = None
+    request = {"batch_size": batch_size, "model_events": model_events, "metrics": metrics}
     while True:
-        data = client.task_events_page(task_id, event_type, batch_size=batch_size, scroll_id=scroll_id,
-                                       model_events=model_events)
+        data = client.task_events_page(task_id, event_type, scroll_id=scroll_id, **request)
         if report.total is None and data.get("total") is not None:
             report.total = int(data["total"])
         events = data.get("events") or []
-        fresh = _fresh(events, seen, report)
+        fresh = _accept(events, seen, report)
         if events and not fresh:
             report.restarts += 1
             break
@@ -91,7 +128,7 @@ def iter_task_events(client, task_id: str, event_type: str | None, report: Pagin
         scroll_id = data.get("scroll_id")
         if not events or not scroll_id or _all_received(report):
             return
-    recovered = list(_newest_first(client, task_id, event_type, batch_size, model_events, seen, report))
+    recovered = list(_newest_first(client, task_id, event_type, request, seen, report))
     if recovered:
         yield recovered[::-1]
     report.issues.append({"section": event_type or "model_events", "warning":
@@ -100,16 +137,11 @@ def iter_task_events(client, task_id: str, event_type: str | None, report: Pagin
                           f"{report.duplicates} repeated events dropped"})
 
 
-def _fresh(events: list[dict], seen: set[bytes], report: PagingReport) -> list[dict]:
-    fresh = []
-    for event in events:
-        key = event_key(event)
-        if key in seen:
-            report.duplicates += 1
-            continue
-        seen.add(key)
-        fresh.append(event)
+def _accept(events: list[dict], seen: _Seen, report: PagingReport, floor: _Seen | None = None) -> list[dict]:
+    fresh = [e for e in events if seen.is_new(e) and (floor is None or floor.is_new(e))]
+    report.duplicates += len(events) - len(fresh)
     report.received += len(fresh)
+    seen.close_page(fresh)
     return fresh
 
 
@@ -117,14 +149,14 @@ def _all_received(report: PagingReport) -> bool:
     return report.total is not None and report.received >= report.total
 
 
-def _newest_first(client, task_id: str, event_type: str | None, batch_size: int, model_events: bool,
-                  seen: set[bytes], report: PagingReport) -> Iterator[dict]:
+def _newest_first(client, task_id: str, event_type: str | None, request: dict, floor: _Seen,
+                  report: PagingReport) -> Iterator[dict]:
+    seen = _Seen(descending=True)
     scroll_id = None
     while not _all_received(report):
-        data = client.task_events_page(task_id, event_type, batch_size=batch_size, order="desc",
-                                       scroll_id=scroll_id, model_events=model_events)
+        data = client.task_events_page(task_id, event_type, order="desc", scroll_id=scroll_id, **request)
         events = data.get("events") or []
-        fresh = _fresh(events, seen, report)
+        fresh = _accept(events, seen, report, floor)
         yield from fresh
         scroll_id = data.get("scroll_id")
         if not events or not fresh or not scroll_id:
