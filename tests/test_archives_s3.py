@@ -12,35 +12,32 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
-
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.packing import verify_archive
 from clearml_assets.client import ClearMLClient
 from clearml_assets.sdk_process import FASTFAIL_CONF
 from conftest import run_sdk_script
-from seaweedfs import SeaweedS3
 
-BUCKET = "clearml-out"
-
-
-@pytest.fixture
-def s3(tmp_path: Path):
-    server = SeaweedS3(tmp_path / "seaweed").start()
-    try:
-        import s3fs
-
-        s3fs.S3FileSystem(skip_instance_cache=True, **server.storage_options()).mkdir(BUCKET)
-        yield server
-    finally:
-        server.stop()
+# The ``seaweedfs`` (session) and ``s3_bucket`` (a fresh bucket per test) fixtures come from tests/seaweedfs.py,
+# registered in conftest.py: a real ``weed server -s3`` on loopback whose S3 API requires the key pair.
 
 
-def _sdk_conf(path: Path, s3: SeaweedS3) -> Path:
+def _host(bucket) -> str:
+    """``127.0.0.1:<port>``: the S3 endpoint as the SDK's ``sdk.aws.s3.credentials[].host`` names it."""
+    return bucket.server.endpoint_url.split("://", 1)[1]
+
+
+def _options(bucket, **overrides) -> dict:
+    """The account's storage options for the endpoint (what the resource fills from clearml.conf)."""
+    return {f"s3://{_host(bucket)}": bucket.server.storage_options(**overrides)}
+
+
+def _sdk_conf(path: Path, bucket) -> Path:
+    server = bucket.server
     path.write_text(FASTFAIL_CONF + "\nsdk.aws.s3 {\n  key: \"\"\n  secret: \"\"\n  region: \"us-east-1\"\n"
                     "  credentials: [{\n"
-                    f"    host: \"{s3.host}\"\n    key: \"{s3.access_key}\"\n"
-                    f"    secret: \"{s3.secret_key}\"\n    multipart: false\n    secure: false\n"
+                    f"    host: \"{_host(bucket)}\"\n    key: \"{server.access_key}\"\n"
+                    f"    secret: \"{server.secret_key}\"\n    multipart: false\n    secure: false\n"
                     "  }]\n}\n", encoding="utf-8")
     return path
 
@@ -71,27 +68,22 @@ SCRIPT = """
 """
 
 
-def test_sdk_s3_outputs_are_archived_byte_for_byte(clearml_server, sdk_runner, s3, tmp_path: Path):
-    import s3fs
-
+def test_sdk_s3_outputs_are_archived_byte_for_byte(clearml_server, sdk_runner, s3_bucket, tmp_path: Path):
     env = dict(sdk_runner.env)
-    env["CLEARML_CONFIG_FILE"] = str(_sdk_conf(tmp_path / "clearml-s3.conf", s3))
-    env["S3_DEST"] = f"s3://{s3.host}/{BUCKET}/runs"
+    env["CLEARML_CONFIG_FILE"] = str(_sdk_conf(tmp_path / "clearml-s3.conf", s3_bucket))
+    env["S3_DEST"] = f"s3://{_host(s3_bucket)}/{s3_bucket.name}/runs"
     out = run_sdk_script(SCRIPT, env, timeout=300, cwd=tmp_path)
     facts = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
 
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3.storage_options())
-    objects = [p for p in fs.find(BUCKET) if not p.endswith("/")]
+    fs = s3_bucket.filesystem()
+    objects = [f"{s3_bucket.name}/{key}" for key in s3_bucket.keys()]
     bucket_hashes = {hashlib.sha256(fs.cat(p)).hexdigest() for p in objects}
     assert facts["blob"] in bucket_hashes and facts["w"] in bucket_hashes and len(objects) >= 5
 
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="s3",
                            files_host=info.files_host)
-    # the account's storage credentials (filled from accounts/clearml.conf by the resource)
-    client.storage_options = {f"s3://{s3.host}": {"key": s3.access_key, "secret": s3.secret_key,
-                                                  "client_kwargs": {"endpoint_url": s3.endpoint,
-                                                                    "region_name": "us-east-1"}}}
+    client.storage_options = _options(s3_bucket)  # what the resource fills from the account's clearml.conf
     result = ClearMLTaskExporter(client, "s3", tmp_path / "exports").export_task(facts["id"])
     manifest = result.manifest
     assert manifest["status"] == "ok", manifest["issues"]
@@ -103,31 +95,28 @@ def test_sdk_s3_outputs_are_archived_byte_for_byte(clearml_server, sdk_runner, s
     recorded = counts["artifact_files"] + counts["model_files"] + counts["debug_image_files"]
     assert recorded == len(objects)
     assert verify_archive(result.archive, manifest) == []
-    assert s3.secret_key not in (result.folder / "task.json").read_text()
-    assert s3.secret_key not in json.dumps(manifest)
+    secret = s3_bucket.server.secret_key
+    assert secret not in (result.folder / "task.json").read_text() and secret not in json.dumps(manifest)
 
 
-def test_s3_without_credentials_is_incomplete_not_ok(clearml_server, s3, tmp_path: Path):
-    import s3fs
-
+def test_s3_with_wrong_keys_is_incomplete_then_completed(clearml_server, s3_bucket, tmp_path: Path):
     from clearml_assets.archives.demo import DemoSpec, RawSeeder
 
-    fs = s3fs.S3FileSystem(skip_instance_cache=True, **s3.storage_options())
-    fs.pipe(f"{BUCKET}/direct/a.bin", b"a" * 1000)
+    s3_bucket.filesystem().pipe(f"{s3_bucket.name}/direct/a.bin", b"a" * 1000)
     info = clearml_server.info
     seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
     task_id = seeder.seed_task(seeder.project("s3/nocreds"), "s3/nocreds", "no creds",
                                DemoSpec(1, 2, 0, 0, 0, 0, 0), complete=False)
     seeder.call("tasks.add_or_update_artifacts", task=task_id, force=True, artifacts=[
-        {"key": "a", "type": "custom", "mode": "output", "uri": f"s3://{s3.host}/{BUCKET}/direct/a.bin"}])
+        {"key": "a", "type": "custom", "mode": "output",
+         "uri": f"s3://{_host(s3_bucket)}/{s3_bucket.name}/direct/a.bin"}])
     seeder.call("tasks.completed", task=task_id, force=True)
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="s3",
                            files_host=info.files_host)
-    client.storage_options = {f"s3://{s3.host}": {"key": "wrong", "secret": "wrong", "secure": False}}
+    client.storage_options = _options(s3_bucket, key="wrong", secret="wrong")
     result = ClearMLTaskExporter(client, "s3", tmp_path / "x").export_task(task_id)
     assert result.manifest["status"] == "incomplete"  # the bucket holds it; the archive does not
-    client.storage_options = {f"s3://{s3.host}": {"key": s3.access_key, "secret": s3.secret_key,
-                                                  "secure": False}}
+    client.storage_options = _options(s3_bucket)
     again = ClearMLTaskExporter(client, "s3", tmp_path / "x").export_task(task_id)
     assert not again.skipped and again.manifest["status"] == "ok"
     assert (again.folder / "artifacts" / "output.a" / "a.bin").read_bytes() == b"a" * 1000

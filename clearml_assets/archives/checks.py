@@ -6,8 +6,8 @@ from typing import Any
 
 import dagster as dg
 
-from .assets import (clearml_project_partitions, clearml_task_partitions, project_archive_key,
-                     task_archive_key)
+from .assets import (clearml_project_partitions, clearml_task_partitions, is_remote_root, project_archive_key,
+                     resource_export_root, task_archive_key)
 from .publish import find_export
 from .manifest import read_manifest
 from .packing import verify_archive
@@ -39,18 +39,43 @@ def verify_export(root: Path, account: str, kind: str, obj_id: str) -> tuple[boo
                           "problems": dg.MetadataValue.json(problems[:50])}
 
 
-def run_export_root(context, asset_key: dg.AssetKey, default: Path | str | None) -> Path:
-    """The export root the asset used in this run: its run config ``export_root``, else ``default``,
+def run_export_root(context, asset_key: dg.AssetKey, default: Path | str | None) -> Path | str:
+    """The export root the asset used in this run, by the asset's own rule: its run config ``export_root``
+    (else ``default``), resolved by the ``clearml`` resource (its ``export_root``, else ``<home>/exports``),
     else ``$CLEARML_ASSETS_HOME/exports``."""
     ops = (context.run.run_config or {}).get("ops") or {}
     op_config = (ops.get(asset_key.to_python_identifier()) or {}).get("config") or {}
-    root = op_config.get("export_root") or default
-    return Path(root).expanduser() if root else default_export_root()
+    root = op_config.get("export_root") or (str(default) if default else None)
+    if is_remote_root(root):
+        return str(root)
+    resource = getattr(context.resources, "clearml", None)
+    return resource_export_root(resource, root) or default_export_root()
 
 
-def verify_partitions(root: Path, account: str, kind: str, keys: list[str]) -> dg.AssetCheckResult:
+def verify_remote(store: Any, account: str, kind: str, obj_id: str) -> tuple[bool, dict[str, Any]]:
+    """``verify_export`` on an object store (every file and the archive re-read from the store)."""
+    from ..objectstore import check_remote_export
+
+    passed, meta = check_remote_export(store, account, kind, obj_id)
+    meta = {k: v for k, v in meta.items() if v is not None}
+    if "archive_url" in meta:
+        meta["archive_url"] = dg.MetadataValue.url(meta["archive_url"])
+    for name in ("problems", "issues"):
+        if name in meta:
+            meta[name] = dg.MetadataValue.json(meta[name])
+    return passed, meta
+
+
+def verify_partitions(root: Path | str, account: str, kind: str, keys: list[str],
+                      storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
     """One check result over every partition of the run (a backfill runs a range in one run)."""
-    results = {key: verify_export(root, account, kind, key) for key in keys}
+    if is_remote_root(root):
+        from ..objectstore import ArchiveStore
+
+        store = ArchiveStore(str(root), storage_options)
+        results = {key: verify_remote(store, account, kind, key) for key in keys}
+    else:
+        results = {key: verify_export(Path(root), account, kind, key) for key in keys}
     if len(keys) == 1:
         passed, meta = results[keys[0]]
         return dg.AssetCheckResult(passed=passed, metadata=meta)
@@ -81,12 +106,18 @@ def build_clearml_archive_checks(account: str, export_root: Path | str | None = 
                                    clearml_project_partitions(account))):
         def make(kind: str = kind, key: dg.AssetKey = key, partitions=partitions):
             @dg.asset_check(asset=key, name="archive_matches_manifest", partitions_def=partitions,
+                            required_resource_keys={"clearml"},
                             description="Re-reads the published archive: every member's size and sha256 "
                                         "match manifest.json, the archive's own sha256 matches, and the "
                                         "manifest says nothing the server holds is missing.")
             def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
                 root = run_export_root(context, key, export_root)
-                return verify_partitions(root, account, kind, list(context.partition_keys))
+                options = None
+                if is_remote_root(root):
+                    from .assets import store_options
+
+                    options = store_options(context.resources.clearml.client(account), str(root))
+                return verify_partitions(root, account, kind, list(context.partition_keys), options)
 
             return _check
 
