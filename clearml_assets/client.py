@@ -421,19 +421,6 @@ class ClearMLClient:
         fields: dict[str, Any] = {"model_events": True} if model_events else {}
         return self.call("events.get_scalar_metrics_and_variants", task=task_id, **fields).get("metrics") or {}
 
-    def scalar_iter_raw_page(self, task_id: str, metric: str, *, batch_size: int, scroll_id: str | None = None,
-                             model_events: bool = False) -> dict:
-        """One page of ``events.scalar_metrics_iter_raw`` for one metric (``variants``, ``total``)."""
-        request: dict[str, Any] = {"task": task_id, "metric": {"metric": metric}, "key": "iter",
-                                   "batch_size": batch_size}
-        if model_events:
-            request["model_events"] = True
-        if scroll_id:
-            request["scroll_id"] = scroll_id
-        else:
-            request["count_total"] = True
-        return self.call("events.scalar_metrics_iter_raw", **request)
-
 
 def _json(resp: requests.Response) -> Any:
     """The response's JSON (``None`` if it is not JSON).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import shutil
 import threading
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ PLOTS_DIR = "plots"
 DEBUG_DIR = "debug_images"
 ARTIFACTS_DIR = "artifacts"
 MODELS_DIR = "models"
+MODEL_EVENT_TYPES = ("training_stats_scalar", "plot", "training_debug_image")
 
 
 @dataclass
@@ -105,8 +107,7 @@ class Downloads:
         if not url:
             record["status"] = "no_uri"
             return record
-        where = storage.classify(url, getattr(self.client, "files_host", None),
-                                 tuple(getattr(self.client, "files_host_aliases", ()) or ()))
+        where = storage.locate(self.client, url)
         if where.kind == "external":
             record["status"] = "external"
             record["reason"] = where.reason
@@ -128,8 +129,8 @@ class Downloads:
             return int(self.download(where.url, dest)), None
         digest = hashlib.sha256()  # hashed as the bytes arrive: the manifest needs no second read
         if where.kind == "object_store":
-            options = getattr(self.client, "storage_options", None) or {}
-            return storage.fetch_object(where.url, dest, options, digest=digest), digest.hexdigest()
+            options = storage.client_storage_options(self.client, where.url)
+            return storage.fetch_object(where.url, dest, {where.url: options}, digest=digest), digest.hexdigest()
         return int(self.client.download(where.url, dest, digest=digest)), digest.hexdigest()
 
     def known_hashes(self) -> dict[str, dict[str, Any]]:
@@ -252,20 +253,35 @@ def model_folder(record: dict[str, Any]) -> str:
 
 
 def export_model_events(client, records: list[dict[str, Any]], folder: Path) -> EventsResult:
-    """Every event reported on the task's models (``model_events``) to ``<model folder>/events.jsonl``."""
+    """Every event reported on the task's output models (``model_events``: scalars, plots, debug images,
+    read one type at a time) to ``<model folder>/events.jsonl``."""
     total = EventsResult()
     for record in records:
         if record.get("missing") or record.get("role") != "output":
             continue
-        dest = folder / model_folder(record) / "events.jsonl"
-        result = export_event_stream(client, record["id"], None, dest, model_events=True)
-        record["events"] = result.events
-        total.events += result.events
-        total.server_total += result.server_total
-        total.errors.extend({**e, "model_id": record["id"]} for e in result.errors)
-        if not result.events:
-            dest.unlink(missing_ok=True)
+        events, parts = 0, []
+        for event_type in MODEL_EVENT_TYPES:  # one type at a time: "all types" reaches log events, which
+            part = folder / model_folder(record) / f".events.{event_type}.jsonl"  # fail on a real server
+            result = export_event_stream(client, record["id"], event_type, part, model_events=True)
+            events += result.events
+            total.server_total += result.server_total
+            total.errors.extend({**e, "model_id": record["id"]} for e in result.errors)
+            parts.append(part)
+        _concatenate(parts, folder / model_folder(record) / "events.jsonl" if events else None)
+        record["events"] = events
+        total.events += events
     return total
+
+
+def _concatenate(parts: list[Path], dest: Path | None) -> None:
+    """Join ``parts`` into ``dest`` (none: nothing to keep) and remove them."""
+    if dest is not None:
+        with open(dest, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out)
+    for part in parts:
+        part.unlink(missing_ok=True)
 
 
 def plan_plot_images(downloads: Downloads, event: dict) -> dict | None:
