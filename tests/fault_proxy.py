@@ -294,7 +294,8 @@ class RealServerQuirks:
             if isinstance(text, str) and len(text) >= self.plot_threshold:
                 event["plot_data"] = base64.encodebytes(zlib.compress(text.encode(), level=1)).decode("ascii")
                 event.pop("plot_str")
-                self._count("plots_compressed")
+            if event.get("plot_data"):  # compressed here or already by the server
+                self._count("compressed_plots_sent")
 
     def _public_row(self, raw_request: bytes, data: dict) -> None:
         request = self._body(raw_request)
