@@ -186,3 +186,21 @@ def test_a_transient_error_leaves_an_incomplete_archive_that_is_retried(clearml_
         assert ClearMLTaskExporter(client, "t", root).export_task(task_id).skipped
     finally:
         proxy.close()
+
+
+def test_local_server_scroll_restart_switch(clearml_server, monkeypatch, tmp_path: Path):
+    """The same bug reproduced by the local server itself (its documented quirk switch)."""
+    monkeypatch.setenv("CLEARML_LOCAL_SERVER_QUIRKS", "scroll_restart_at_iter0")
+    info = clearml_server.info
+    seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
+    task_id = seeder.seed_task(seeder.project("real/switch"), "real/switch", "switch", NONE)
+    now = int(time.time() * 1000)
+    seeder.add_events([{"type": "plot", "task": task_id, "timestamp": now, "iter": 0 if i < 600 else i,
+                        "metric": "p", "variant": f"v{i}", "plot_str": "{}"} for i in range(605)])
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="switch",
+                           files_host=info.files_host)
+    result = ClearMLTaskExporter(client, "switch", tmp_path / "x").export_task(task_id)
+    variants = [p["variant"] for p in _lines(result.folder / "plots" / "plots.jsonl")]
+    assert sorted(variants) == sorted(f"v{i}" for i in range(605))
+    assert result.counts["plots"] == result.manifest["server_counts"]["plots"] == 605
+    assert result.manifest["status"] == "ok", result.issues
