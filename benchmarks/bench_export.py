@@ -10,8 +10,9 @@ each simulated round trip (``--latency-ms``, default ``0,30,100``):
     copied into ``artifacts/``;
 (b) the project archive asset (a Dagster materialization into a new export root);
 (c) a bare parallel download of the same files (artifacts and debug images) to disk, and
-(d) the bare parallel transfer of the same events (log pages, scalar metrics and raw scalars, plot and
-    debug image events), stopping on the server's totals as (b) does.
+(d) the bare parallel transfer of the same events (log pages, scalar events with their timestamps, plot
+    and debug image events) within the real server's page limits, stopping on the server's totals as (b)
+    does.
 
 Prints completeness of (a) and (b) and, side by side for every round trip, the ratios: target
 (a)/(b) >= 10 and (b) <= 2 x ((c) + (d)).
@@ -213,10 +214,12 @@ def bare_downloads(token: str, urls: list[str], dest: Path, workers: int) -> flo
 
 def bare_events(reader: RawSeeder, ids: list[str], workers: int) -> float:
     """Every event stream of every task, in parallel, each paged until the server's total is reached."""
+    # the real server's limits: log pages of 5,000 (its default), events pages of at most 10,000 (scalars,
+    # with their timestamps, as the archive reads them) and 500 (plots, debug images)
     def log(task_id):
         ts, got = None, 0
         while True:
-            req = {"task": task_id, "batch_size": 10000, "navigate_earlier": False, "order": "asc"}
+            req = {"task": task_id, "batch_size": 5000, "navigate_earlier": False, "order": "asc"}
             if ts is not None:
                 req["from_timestamp"] = ts
             data = reader.call("events.get_task_log", **req)
@@ -228,20 +231,14 @@ def bare_events(reader: RawSeeder, ids: list[str], workers: int) -> float:
 
     def scalars(task_id):
         for metric in reader.call("events.get_scalar_metrics_and_variants", task=task_id)["metrics"]:
-            scroll, got, total = None, 0, None
-            while total is None or got < total:
-                req = {"task": task_id, "metric": {"metric": metric}, "batch_size": 100000}
-                req.update({"scroll_id": scroll} if scroll else {"count_total": True})
-                data = reader.call("events.scalar_metrics_iter_raw", **req)
-                total = data["total"] if total is None else total
-                scroll, got = data.get("scroll_id"), got + data["returned"]
-                if not data["returned"]:
-                    return
+            events(task_id, "training_stats_scalar", 10_000, [{"metric": metric}])
 
-    def events(task_id, event_type):
+    def events(task_id, event_type, batch=500, metrics=None):
         scroll, got, total = None, 0, None
         while total is None or got < total:
-            req = {"task": task_id, "event_type": event_type, "batch_size": 2000, "order": "asc"}
+            req = {"task": task_id, "event_type": event_type, "batch_size": batch, "order": "asc"}
+            if metrics:
+                req["metrics"] = metrics
             if scroll:
                 req["scroll_id"] = scroll
             data = reader.call("events.get_task_events", **req)

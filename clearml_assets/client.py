@@ -345,6 +345,82 @@ class ClearMLClient:
         error.retryable = status in (502, 503, 504)
         return error
 
+    # -- archive reads (exporter) ------------------------------------------------------------------
+    # Typed reads the archives use. Pages are clamped to the real server's 500 (a larger get_all page
+    # is cut to 500 without an error) and paging ends on an empty page only, never on a short one.
+    ARCHIVE_PAGE_MAX = 500
+
+    def archive_rows(self, endpoint: str, result_key: str, *, page_size: int = 500,
+                     include_public: bool = False, **fields: Any) -> Iterator[dict]:
+        """Every row of a paged ``get_all``; rows of the public company (``company: ""``) are left out
+        unless ``include_public``."""
+        size = max(1, min(int(page_size), self.ARCHIVE_PAGE_MAX))
+        only = fields.get("only_fields")
+        if only is not None and "company" not in only:
+            fields["only_fields"] = [*only, "company"]
+        page = 0
+        while True:
+            rows = self.call(endpoint, page=page, page_size=size, **fields).get(result_key) or []
+            if not rows:
+                return
+            yield from (r for r in rows if include_public or r.get("company", None) != "")
+            page += 1
+
+    def get_task_record(self, task_id: str) -> dict:
+        """The full task document (``tasks.get_by_id``)."""
+        return self.call("tasks.get_by_id", task=task_id)["task"]
+
+    def get_project_record(self, project_id: str) -> dict:
+        """The project document (``projects.get_by_id``)."""
+        return self.call("projects.get_by_id", project=project_id)["project"]
+
+    def find_projects_named(self, name: str, include_public: bool = False) -> list[dict]:
+        """Projects whose name is exactly ``name`` (id, name, company)."""
+        return list(self.archive_rows("projects.get_all", "projects", include_public=include_public,
+                                      name=f"^{re.escape(name)}$", only_fields=["id", "name"]))
+
+    def list_tasks(self, *, project: str, statuses: list[str], only_fields: list[str],
+                   page_size: int = 500, include_public: bool = False) -> Iterator[dict]:
+        """Tasks of ``project`` with one of ``statuses``, oldest first, every page."""
+        return self.archive_rows("tasks.get_all", "tasks", page_size=page_size, include_public=include_public,
+                                 project=[project], status=list(statuses), only_fields=only_fields,
+                                 order_by=["created"])
+
+    def list_models(self, *, ids: list[str] | None = None, task: str | None = None) -> Iterator[dict]:
+        """Models by id or by creating task, every page (public rows only when asked for by id)."""
+        if ids is not None:
+            return self.archive_rows("models.get_all", "models", id=list(ids), include_public=True)
+        return self.archive_rows("models.get_all", "models", task=[task])
+
+    def task_log_page(self, task_id: str, *, batch_size: int, from_timestamp: int | None = None) -> dict:
+        """One page of ``events.get_task_log``, oldest first after ``from_timestamp`` (``events``,
+        ``total``; the real total is capped at 10,000)."""
+        request: dict[str, Any] = {"task": task_id, "batch_size": batch_size, "navigate_earlier": False,
+                                   "order": "asc"}
+        if from_timestamp is not None:
+            request["from_timestamp"] = from_timestamp
+        return self.call("events.get_task_log", **request)
+
+    def task_events_page(self, task_id: str, event_type: str | None, *, batch_size: int, order: str = "asc",
+                         scroll_id: str | None = None, model_events: bool = False,
+                         metrics: list[dict] | None = None) -> dict:
+        """One page of ``events.get_task_events`` (by iteration; ``events``, ``total``, ``scroll_id``)."""
+        request: dict[str, Any] = {"task": task_id, "batch_size": batch_size, "order": order}
+        if event_type:  # omitted: every type (the real server's "*", the local server's "all")
+            request["event_type"] = event_type
+        if model_events:
+            request["model_events"] = True
+        if metrics:
+            request["metrics"] = metrics
+        if scroll_id:
+            request["scroll_id"] = scroll_id
+        return self.call("events.get_task_events", **request)
+
+    def scalar_metrics_and_variants(self, task_id: str, model_events: bool = False) -> dict:
+        """``{metric: {variant: ...}}`` of the task's (or model's) scalars."""
+        fields: dict[str, Any] = {"model_events": True} if model_events else {}
+        return self.call("events.get_scalar_metrics_and_variants", task=task_id, **fields).get("metrics") or {}
+
 
 def _json(resp: requests.Response) -> Any:
     """The response's JSON (``None`` if it is not JSON).

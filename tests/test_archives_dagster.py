@@ -73,3 +73,33 @@ def test_cli_materializes_a_task_partition_and_the_check_passes(clearml_server, 
     assert meta["archive_sha256"].value == manifest["archive"]["sha256"]
     assert meta["scalar_points"].value == 100 and meta["log_lines"].value == 20
     assert checks and all(c.status.value == "SUCCEEDED" for c in checks)
+
+
+def test_range_backfill_and_run_config_export_root_pass_the_check(clearml_server, tmp_path: Path):
+    from clearml_assets.archives.assets import build_clearml_task_archive_asset, clearml_task_partitions
+    from clearml_assets.archives.checks import build_clearml_archive_checks
+    from clearml_assets.resource import ClearMLResource
+
+    info = clearml_server.info
+    seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
+    project = seeder.project("range")
+    ids = sorted(seeder.seed_task(project, "range", f"range task {i}", DemoSpec(1, 5, 3, 0, 0, 0, 0))
+                 for i in range(3))
+    resource = ClearMLResource.for_local_server(info, home=str(tmp_path / "res"))
+    account = resource.default_account
+    asset = build_clearml_task_archive_asset(account)
+    checks = build_clearml_archive_checks(account)  # built without a root: the run's config decides
+    export_root = tmp_path / "chosen root"
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        instance.add_dynamic_partitions(clearml_task_partitions(account).name, ids)
+        result = dg.materialize(
+            [asset, *checks], instance=instance, resources={"clearml": resource},
+            run_config={"ops": {task_archive_key(account).to_python_identifier():
+                                {"config": {"export_root": str(export_root)}}}},
+            tags={"dagster/asset_partition_range_start": ids[0], "dagster/asset_partition_range_end": ids[-1]})
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 1 and evaluations[0].passed, evaluations[0].metadata
+    assert evaluations[0].metadata["partitions_checked"].value == 3
+    assert len(list((export_root / account_slug(account) / "index" / "tasks").glob("*.json"))) == 3

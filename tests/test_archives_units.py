@@ -150,3 +150,62 @@ def test_series_stats_by_page_equal_point_by_point():
     assert repr(one.as_dict()) == repr(many.as_dict())
     assert many.as_dict()["max_iter"] == 3 and many.count == 11 and many.non_finite == 3
     assert many.last_iter == 6 and math.isnan(many.last)
+
+
+def test_console_text_is_what_the_ui_shows():
+    from clearml_assets.archives.logs import ConsoleText
+
+    out = io.BytesIO()
+    console = ConsoleText(out)
+    for msg in ["\x1b[1;32mready\x1b[0m", "loss 1\rloss 2\rloss 3", "\rloss 4\n", "done\nnext", "\r\x1b[2Kfinal\n",
+                "kept\n", "\rnot a rewrite\n"]:
+        console.add(msg)
+    console.close()
+    assert out.getvalue().decode().splitlines() == ["ready", "loss 4", "done", "final", "kept", "not a rewrite"]
+    assert console.lines == 6
+
+
+def test_file_locations_aliases_object_stores_and_external():
+    from clearml_assets.storage import _fsspec_url, classify, options_for
+
+    files = "http://127.0.0.1:8081"
+    assert classify("http://localhost:8081/p/a.bin", files).url == "http://127.0.0.1:8081/p/a.bin"
+    assert classify("http://localhost:8082/p/a.bin", files).kind == "external"  # another port
+    assert classify("https://files.example.com/p/a.bin", files, ["https://files.example.com"]).url \
+        == "http://127.0.0.1:8081/p/a.bin"  # a configured alias, rewritten onto the account's host
+    assert classify("http://127.0.0.1:8081/a/../../etc/passwd", files).kind == "external"
+    assert classify("http://user:pw@127.0.0.1:8081/p/a.bin", files).kind == "external"
+    for uri in ("s3://bucket/k", "gs://bucket/k", "azure://acct.blob.core.windows.net/c/k"):
+        assert classify(uri, files).kind == "object_store"
+    for uri in ("file:///etc/passwd", "https://example.org/a.png", "ftp://h/x", "/abs/path", ""):
+        where = classify(uri, files)
+        assert where.kind == "external" and where.reason
+    assert _fsspec_url("s3://127.0.0.1:9000/bucket/a/b") == ("s3", "bucket/a/b", "127.0.0.1:9000")
+    assert _fsspec_url("s3://my.bucket/a/b") == ("s3", "my.bucket/a/b", None)
+    options = {"s3://": {"key": "generic"}, "s3://bucket": {"key": "specific"}}
+    assert options_for("s3://bucket/x", options) == {"key": "specific"}
+    assert options_for("s3://other/x", options) == {"key": "generic"} and options_for("gs://b/x", options) == {}
+
+
+def test_event_paging_survives_a_restart_at_iteration_0():
+    from clearml_assets.archives.events import PagingReport, iter_task_events
+
+    stored = [{"iter": 0, "n": i} for i in range(4)] + [{"iter": i, "n": 10 + i} for i in (1, 2, 2, 3)]
+
+    class RealScroll:
+        """clearml-server's get_task_events: whole iterations a page, restart when a page ends at 0."""
+
+        def task_events_page(self, task_id, event_type, *, batch_size, order="asc", scroll_id=None, **_):
+            rows = stored if order == "asc" else sorted(stored, key=lambda e: -e["iter"])
+            start = 0 if not scroll_id or not scroll_id[1] else \
+                next(i for i, e in enumerate(rows) if (e["iter"] > scroll_id[1] if order == "asc"
+                                                       else e["iter"] < scroll_id[1]))
+            page = rows[start:start + batch_size]
+            if page:
+                page += [e for e in rows[start + batch_size:] if e["iter"] == page[-1]["iter"]]
+            return {"events": page, "total": len(stored), "scroll_id": ("s", page[-1]["iter"] if page else None)}
+
+    report = PagingReport()
+    got = [e for page in iter_task_events(RealScroll(), "t", "plot", report, batch_size=2) for e in page]
+    assert sorted(e["n"] for e in got) == sorted(e["n"] for e in stored)
+    assert report.restarts == 1 and report.received == len(stored) and report.issues

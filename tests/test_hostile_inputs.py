@@ -124,8 +124,11 @@ def _foreign_uri(world, value: str) -> None:
     result = exporter.export_task(task_id)
     _assert_inside(root)
     assert listener.connections == 0
-    issues = [i for i in result.issues if i.get("uri") == redact_url_credentials(uri)]
-    assert issues and issues[0]["status"] == "skipped_not_on_fileserver"
+    index = json.loads((result.folder / "artifacts" / "index.json").read_text())
+    records = [a["download"] for a in index if a["download"]["uri"] == redact_url_credentials(uri)]
+    # recorded as an external reference with its reason, never fetched, not a failure
+    assert records and records[0]["status"] == "external" and records[0]["reason"]
+    assert not [i for i in result.issues if i.get("uri") == redact_url_credentials(uri)]
     assert result.counts["artifact_files"] == 1 and result.counts["scalar_points"] == 2  # the rest is whole
     archived = json.dumps(result.manifest) + (result.folder / "task.json").read_text()
     assert "user:pass" not in archived  # a URL's credentials are masked, the rest of it kept
@@ -242,8 +245,7 @@ def _many_artifacts_or_long_name(world, task_id: str, task_name: str, value: str
     assert all(len(p.name.encode()) <= 255 for p in root.rglob("*"))
     assert json.loads((result.folder / "task.json").read_text())["names"]["task"] == task_name
     assert result.counts["artifacts"] == total and result.counts["artifact_files"] == local
-    skipped = [i for i in result.issues if i.get("status") == "skipped_not_on_fileserver"]
-    assert len(skipped) == total - local
+    assert result.counts["external_references"] == total - local
     assert result.counts["scalar_points"] == 1  # the rest of the task is whole
 
 

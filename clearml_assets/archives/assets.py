@@ -4,7 +4,7 @@
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
@@ -13,6 +13,9 @@ from ..errors import ArchiveError
 from .exporter import DEFAULT_STATUSES, ClearMLTaskExporter, ProjectExportResult, TaskExportResult
 from .packing import ARCHIVE_FORMATS
 from .paths import account_slug, default_export_root
+
+if TYPE_CHECKING:
+    from ..objectstore import RemoteExports
 
 TASK_ASSET_NAME = "clearml_task_archive"
 PROJECT_ASSET_NAME = "clearml_project_archive"
@@ -23,8 +26,9 @@ class ClearMLArchiveConfig(dg.Config):
     """Run configuration of the archive assets."""
 
     export_root: str | None = Field(
-        default=None, description="Folder the exports go under; default $CLEARML_ASSETS_HOME/exports "
-                                  "(~/.clearml_assets/exports).")
+        default=None, description="Folder the exports go under, or an object store URL (s3://bucket/prefix, "
+                                  "gs://, az://: built in a local staging folder, uploaded verified, "
+                                  "manifest last); default $CLEARML_ASSETS_HOME/exports (~/.clearml_assets/exports).")
     archive_format: str = Field(default="zip", description="Archive file format: zip, tar.gz or tar.")
     force: bool = Field(default=False, description="Re-export even when the published export is current.")
     max_workers: int = Field(default=8, description="Tasks exported at once, and the size of the account's "
@@ -54,14 +58,53 @@ def project_archive_key(account: str) -> dg.AssetKey:
     return dg.AssetKey([account_slug(account), PROJECT_ASSET_NAME])
 
 
-def make_exporter(context, config: ClearMLArchiveConfig, account: str) -> ClearMLTaskExporter:
-    """The exporter of ``account`` from the run's ``clearml`` resource and config."""
+def make_exporter(context, config: ClearMLArchiveConfig, account: str
+                  ) -> "tuple[ClearMLTaskExporter, RemoteExports | None]":
+    """The exporter of ``account`` from the run's ``clearml`` resource and config, and the object store
+    it publishes to when ``export_root`` is a URL (the exporter then writes to the local staging folder)."""
     if config.archive_format not in ARCHIVE_FORMATS:
         raise ArchiveError(f"archive_format {config.archive_format!r} is not supported; use one of "
                            f"{', '.join(ARCHIVE_FORMATS)}")
     client = context.resources.clearml.client(account)
-    return ClearMLTaskExporter(client, account, Path(config.export_root) if config.export_root else None,
-                               archive_format=config.archive_format, max_workers=config.max_workers)
+    remote = None
+    root = resource_export_root(context.resources.clearml, config.export_root)
+    if is_remote_root(config.export_root):
+        from ..objectstore import RemoteExports  # object-store publishing (only when the root is a URL)
+
+        remote = RemoteExports(config.export_root, store_options(client, config.export_root))
+        root = remote.staging
+    return ClearMLTaskExporter(client, account, root, archive_format=config.archive_format,
+                               max_workers=config.max_workers), remote
+
+
+def is_remote_root(root: Any) -> bool:
+    """Whether an export root is an object-store URL (``s3://``, ``gs://``, ``az://``...)."""
+    return isinstance(root, str) and "://" in root and not root.startswith("file://")
+
+
+def resource_export_root(resource, export_root: str | None) -> Path | None:
+    """The local export root: the resource's one rule (run config value, else its ``export_root``, else
+    ``<home>/exports``) when it offers ``export_root_dir``, else the run config value (None: default)."""
+    if is_remote_root(export_root):
+        return None
+    derive = getattr(resource, "export_root_dir", None)
+    if callable(derive):
+        return Path(derive(export_root or None))
+    return Path(export_root).expanduser() if export_root else None
+
+
+def store_options(client, url: str) -> dict[str, Any]:
+    """fsspec options for ``url`` from the account (``storage_options`` by URL prefix); empty: environment."""
+    lookup = getattr(client, "storage_options_for", None)
+    if lookup is not None:
+        return dict(lookup(url))
+    matches = [p for p in (getattr(client, "storage_options", None) or {}) if url.startswith(p)]
+    return dict(client.storage_options[max(matches, key=len)]) if matches else {}
+
+
+def remote_metadata(remote: "RemoteExports | None", archive: Path) -> dict[str, Any]:
+    """``archive_url`` of the published archive on the object store (nothing for a local export root)."""
+    return {"archive_url": remote.store.url_of(remote.rel(archive))} if remote else {}
 
 
 def _picked_table(picked: dict[str, Any]) -> dg.TableMetadataValue:
@@ -90,7 +133,8 @@ def task_metadata(result: TaskExportResult) -> dict[str, Any]:
         "archive_bytes": int(result.manifest.get("archive", {}).get("size") or 0),
         "folder": dg.MetadataValue.path(str(result.folder)),
         "scalar_points": int(counts.get("scalar_points", 0)), "log_lines": int(counts.get("log_lines", 0)),
-        "plots": int(counts.get("plots", 0)), "files": int(counts.get("files", 0)),
+        "log_events": int(counts.get("log_events", 0)), "plots": int(counts.get("plots", 0)),
+        "files": int(counts.get("files", 0)),
         "bytes": int(counts.get("bytes", 0)), "issues": len(result.issues),
         "server_counts": dg.MetadataValue.json(result.manifest.get("server_counts", {})),
         "seconds": round(result.seconds, 3),
@@ -123,31 +167,41 @@ def build_clearml_task_archive_asset(account: str, *, max_partitions_per_run: in
                     "images, artifacts, models, manifest.json, and one verified archive file.",
     )
     def _task_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig) -> dg.MaterializeResult:
-        exporter = make_exporter(context, config, account)
-        keys = list(context.partition_keys)
-        failures: list[str] = []
-        done = 0
-
-        def run(key: str) -> TaskExportResult:
-            return exporter.export_task(key, force=config.force)
-
-        with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers // 2)) or 1) as pool:
-            for key, future in [(k, pool.submit(run, k)) for k in keys]:
-                try:
-                    result = future.result()
-                except ArchiveError as exc:
-                    failures.append(f"{key}: {exc}")
-                    continue
-                done += 1
-                context.add_asset_metadata(task_metadata(result), partition_key=key)
-                context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
-                                 f"-> {result.archive}")
-        if failures:
-            raise ArchiveError(f"{len(failures)} of {len(keys)} task archives of account {account!r} failed "
-                               f"({done} done): " + "; ".join(failures)[:3000])
-        return dg.MaterializeResult()
+        exporter, remote = make_exporter(context, config, account)
+        with exporter:
+            return _materialize_tasks(context, config, exporter, account, remote)
 
     return _task_archive
+
+
+def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLTaskExporter,
+                       account: str, remote: "RemoteExports | None" = None) -> dg.MaterializeResult:
+    """Export every task partition of the run (one key, or a whole backfill range)."""
+    keys = list(context.partition_keys)
+    failures: list[str] = []
+    done = 0
+
+    def run(key: str) -> TaskExportResult:
+        if remote is not None:
+            return remote.export_task(exporter, key, force=config.force)
+        return exporter.export_task(key, force=config.force)
+
+    with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers // 2)) or 1) as pool:
+        for key, future in [(k, pool.submit(run, k)) for k in keys]:
+            try:
+                result = future.result()
+            except ArchiveError as exc:
+                failures.append(f"{key}: {exc}")
+                continue
+            done += 1
+            context.add_asset_metadata({**task_metadata(result), **remote_metadata(remote, result.archive)},
+                                       partition_key=key)
+            context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
+                             f"-> {result.archive}")
+    if failures:
+        raise ArchiveError(f"{len(failures)} of {len(keys)} task archives of account {account!r} failed "
+                           f"({done} done): " + "; ".join(failures)[:3000])
+    return dg.MaterializeResult()
 
 
 def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
@@ -192,11 +246,16 @@ def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run:
                     "projects/<project>/ with a metrics table, plus one verified archive file.",
     )
     def _project_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig) -> dg.MaterializeResult:
-        exporter = make_exporter(context, config, account)
-        for key in context.partition_keys:
-            result = exporter.export_project(key, force=config.force, statuses=config.statuses)
-            context.add_asset_metadata(project_metadata(result), partition_key=key)
-            context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")
+        exporter, remote = make_exporter(context, config, account)
+        with exporter:
+            for key in context.partition_keys:
+                if remote is not None:
+                    result = remote.export_project(exporter, key, force=config.force, statuses=config.statuses)
+                else:
+                    result = exporter.export_project(key, force=config.force, statuses=config.statuses)
+                context.add_asset_metadata({**project_metadata(result), **remote_metadata(remote, result.archive)},
+                                           partition_key=key)
+                context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")
         return dg.MaterializeResult()
 
     return _project_archive

@@ -6,9 +6,9 @@ from typing import Any
 
 import dagster as dg
 
-from .assets import (clearml_project_partitions, clearml_task_partitions, project_archive_key,
-                     task_archive_key)
-from .exporter import find_export
+from .assets import (clearml_project_partitions, clearml_task_partitions, is_remote_root, project_archive_key,
+                     resource_export_root, task_archive_key)
+from .publish import find_export
 from .manifest import read_manifest
 from .packing import verify_archive
 from .paths import default_export_root
@@ -26,6 +26,11 @@ def verify_export(root: Path, account: str, kind: str, obj_id: str) -> tuple[boo
     manifest = read_manifest(folder)
     if not manifest or not manifest.get("complete") or not manifest.get("archive"):
         return False, {"problem": f"{folder} has no complete manifest", "folder": str(folder)}
+    if manifest.get("status") == "incomplete":
+        lacking = [i for i in manifest.get("issues", []) if "error" in i][:20]
+        return False, {"problem": "the archive lacks data the server holds (status incomplete); the next "
+                                  "materialization exports it again", "folder": str(folder),
+                       "issues": dg.MetadataValue.json(lacking)}
     archive = folder.parent / manifest["archive"]["file"]
     problems = verify_archive(archive, manifest)
     return not problems, {"archive_path": dg.MetadataValue.path(str(archive)),
@@ -34,13 +39,66 @@ def verify_export(root: Path, account: str, kind: str, obj_id: str) -> tuple[boo
                           "problems": dg.MetadataValue.json(problems[:50])}
 
 
+def run_export_root(context, asset_key: dg.AssetKey, default: Path | str | None) -> Path | str:
+    """The export root the asset used in this run, by the asset's own rule: its run config ``export_root``
+    (else ``default``), resolved by the ``clearml`` resource (its ``export_root``, else ``<home>/exports``),
+    else ``$CLEARML_ASSETS_HOME/exports``."""
+    ops = (context.run.run_config or {}).get("ops") or {}
+    op_config = (ops.get(asset_key.to_python_identifier()) or {}).get("config") or {}
+    root = op_config.get("export_root") or (str(default) if default else None)
+    if is_remote_root(root):
+        return str(root)
+    resource = getattr(context.resources, "clearml", None)
+    return resource_export_root(resource, root) or default_export_root()
+
+
+def verify_remote(store: Any, account: str, kind: str, obj_id: str) -> tuple[bool, dict[str, Any]]:
+    """``verify_export`` on an object store (every file and the archive re-read from the store)."""
+    from ..objectstore import check_remote_export
+
+    passed, meta = check_remote_export(store, account, kind, obj_id)
+    meta = {k: v for k, v in meta.items() if v is not None}
+    if "archive_url" in meta:
+        meta["archive_url"] = dg.MetadataValue.url(meta["archive_url"])
+    for name in ("problems", "issues"):
+        if name in meta:
+            meta[name] = dg.MetadataValue.json(meta[name])
+    return passed, meta
+
+
+def verify_partitions(root: Path | str, account: str, kind: str, keys: list[str],
+                      storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
+    """One check result over every partition of the run (a backfill runs a range in one run)."""
+    if is_remote_root(root):
+        from ..objectstore import ArchiveStore
+
+        store = ArchiveStore(str(root), storage_options)
+        results = {key: verify_remote(store, account, kind, key) for key in keys}
+    else:
+        results = {key: verify_export(Path(root), account, kind, key) for key in keys}
+    if len(keys) == 1:
+        passed, meta = results[keys[0]]
+        return dg.AssetCheckResult(passed=passed, metadata=meta)
+    failed = {k: m for k, (ok, m) in results.items() if not ok}
+    summary = {k: {"passed": ok, "problem": m.get("problem") or (m.get("problems").value[:3]
+                                                                 if m.get("problems") else None)}
+               for k, (ok, m) in results.items()}
+    return dg.AssetCheckResult(passed=not failed, metadata={
+        "partitions_checked": len(keys), "partitions_failed": len(failed),
+        "partitions": dg.MetadataValue.json(dict(list(summary.items())[:200]))})
+
+
 def build_clearml_archive_checks(account: str, export_root: Path | str | None = None
                                  ) -> list[dg.AssetChecksDefinition]:
     """Checks ``archive_matches_manifest`` on the task and project archive assets of ``account``.
 
+    The check reads the export root the asset used in the same run (its run config ``export_root``),
+    falling back to ``export_root`` and then ``$CLEARML_ASSETS_HOME/exports``; over a partition range it
+    checks every partition of the range.
+
     Args:
         account: ClearML account name.
-        export_root: The export root the assets use (default ``$CLEARML_ASSETS_HOME/exports``).
+        export_root: The export root the assets use by default.
     """
     checks = []
     for kind, key, partitions in (("tasks", task_archive_key(account), clearml_task_partitions(account)),
@@ -48,12 +106,18 @@ def build_clearml_archive_checks(account: str, export_root: Path | str | None = 
                                    clearml_project_partitions(account))):
         def make(kind: str = kind, key: dg.AssetKey = key, partitions=partitions):
             @dg.asset_check(asset=key, name="archive_matches_manifest", partitions_def=partitions,
+                            required_resource_keys={"clearml"},
                             description="Re-reads the published archive: every member's size and sha256 "
-                                        "match manifest.json, and the archive's own sha256 matches.")
+                                        "match manifest.json, the archive's own sha256 matches, and the "
+                                        "manifest says nothing the server holds is missing.")
             def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-                root = Path(export_root).expanduser() if export_root else default_export_root()
-                passed, meta = verify_export(root, account, kind, context.partition_key)
-                return dg.AssetCheckResult(passed=passed, metadata=meta)
+                root = run_export_root(context, key, export_root)
+                options = None
+                if is_remote_root(root):
+                    from .assets import store_options
+
+                    options = store_options(context.resources.clearml.client(account), str(root))
+                return verify_partitions(root, account, kind, list(context.partition_keys), options)
 
             return _check
 

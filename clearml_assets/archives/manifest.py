@@ -14,18 +14,13 @@ from typing import Any
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-_CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
     """``(sha256 hex, size in bytes)`` of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    size = 0
     with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+        digest = hashlib.file_digest(handle, "sha256")
+        return digest.hexdigest(), handle.tell()
 
 
 def list_files(folder: Path) -> list[str]:

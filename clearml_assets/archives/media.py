@@ -1,8 +1,10 @@
 """Plots, debug images, artifacts and models of a task: event streams and fileserver downloads.
 
-Only URLs on the account's own fileserver are fetched (through ``ClearMLClient.download``); any other
-URI (another host, ``file://``, ``s3://``...) is recorded in the index with the reason, never fetched.
-A file the server no longer has (404) is recorded too; the rest of the export goes on.
+Files on the account's fileserver (or an alias of it) are fetched with ``ClearMLClient.download``,
+``s3://``/``gs://``/``azure://`` objects with fsspec and the account's storage options
+(:mod:`clearml_assets.storage`); anything else (``file://``, a public web URL) is recorded as an
+external reference with its reason. A file the server no longer has (404) is recorded too; the rest of
+the export goes on.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import shutil
 import threading
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -17,15 +20,17 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
+from .. import storage
 from ..client import redact_url_credentials
 from ..errors import ClearMLRequestError
+from .events import PagingReport, count_issue, decode_plot, iter_task_events, plot_image_urls
 from .paths import safe_component
 
 PLOTS_DIR = "plots"
 DEBUG_DIR = "debug_images"
 ARTIFACTS_DIR = "artifacts"
 MODELS_DIR = "models"
-EVENTS_BATCH = 2_000
+MODEL_EVENT_TYPES = ("training_stats_scalar", "plot", "training_debug_image")
 
 
 @dataclass
@@ -37,78 +42,36 @@ class EventsResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def page_task_events(client, task_id: str, event_type: str, batch_size: int = EVENTS_BATCH):
-    """Yield ``(events page, server total)`` for every event of ``event_type``, oldest iteration first.
+def export_event_stream(client, task_id: str, event_type: str | None, dest: Path,
+                        on_event: Callable[[dict], dict | None] | None = None, *,
+                        model_events: bool = False) -> EventsResult:
+    """Write every ``event_type`` event of the task (or model) to ``dest`` (JSON lines, one per line).
 
-    Uses ``events.get_task_events`` with ``scroll_id`` (the real server counts the total on the first call).
-    """
-    scroll_id = None
-    total = None
-    got = 0
-    while True:
-        request: dict[str, Any] = {"task": task_id, "event_type": event_type, "batch_size": batch_size,
-                                   "order": "asc"}
-        if scroll_id:
-            request["scroll_id"] = scroll_id
-        data = client.call("events.get_task_events", **request)
-        if total is None and data.get("total") is not None:
-            total = int(data["total"])
-        events = data.get("events") or []
-        scroll_id = data.get("scroll_id")
-        if not events:
-            return
-        got += len(events)
-        yield events, total
-        if not scroll_id or (total is not None and got >= total):
-            return
-
-
-def export_event_stream(client, task_id: str, event_type: str, dest: Path,
-                        on_event: Callable[[dict], dict | None] | None = None) -> EventsResult:
-    """Write every ``event_type`` event of the task to ``dest`` (JSON lines), one event per line.
+    Compressed plots are written decoded (``plot_str``). Duplicates from a restarted scroll are dropped.
 
     Args:
         on_event: Called per event; its return value (if any) is merged into the written line.
+        model_events: ``task_id`` is a model id (``model_events: true``).
     """
     result = EventsResult()
+    report = PagingReport()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    total = 0
     with open(dest, "w", encoding="utf-8", newline="\n") as out:
-        for events, page_total in page_task_events(client, task_id, event_type):
-            total = page_total if page_total is not None else total
+        for events in iter_task_events(client, task_id, event_type, report, model_events=model_events):
             lines = []
             for event in events:
+                event = decode_plot(event)
                 extra = on_event(event) if on_event else None
                 line = {**event, **extra} if extra else event
                 lines.append(json.dumps(line, ensure_ascii=False, default=str) + "\n")
             out.write("".join(lines))
             result.events += len(events)
-    result.server_total = max(total, result.events) if total is None else total
-    if result.events < result.server_total:
-        result.errors.append({"section": event_type, "error": f"received {result.events} events, server "
-                                                              f"counted {result.server_total}"})
+    result.server_total = report.total if report.total is not None else result.events
+    result.errors.extend(report.issues)
+    issue = count_issue(event_type or "model_events", result.events, report.total)
+    if issue:
+        result.errors.append(issue)
     return result
-
-
-def fileserver_path(url: str, files_host: str | None) -> str | None:
-    """The path of ``url`` on the account's fileserver, or ``None`` if ``url`` points anywhere else."""
-    if not url or not files_host:
-        return None
-    try:
-        parts, base = urlsplit(url), urlsplit(files_host)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or parts.scheme != base.scheme:
-        return None
-    if (parts.hostname or "").lower() != (base.hostname or "").lower() or parts.port != base.port:
-        return None
-    if parts.username or parts.password:
-        return None
-    path = unquote(parts.path)
-    prefix = base.path.rstrip("/")
-    if "\0" in path or ".." in path.split("/") or not path.startswith(prefix + "/"):
-        return None
-    return path
 
 
 def local_file_name(url: str, fallback: str) -> str:
@@ -144,9 +107,10 @@ class Downloads:
         if not url:
             record["status"] = "no_uri"
             return record
-        if fileserver_path(url, getattr(self.client, "files_host", None)) is None:
-            record["status"] = "skipped_not_on_fileserver"
-            record["reason"] = ("the URI is not on this account's fileserver; it was recorded, not fetched")
+        where = storage.locate(self.client, url)
+        if where.kind == "external":
+            record["status"] = "external"
+            record["reason"] = where.reason
             return record
         base, n = rel_path, 1
         while rel_path in self._paths:
@@ -155,15 +119,19 @@ class Downloads:
         self._paths.add(rel_path)
         dest = self.folder / rel_path
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self._futures.append((record, self.pool.submit(self._fetch, url, dest)))
+        record["source"] = where.kind
+        self._futures.append((record, self.pool.submit(self._fetch, where, dest)))
         record["file"] = rel_path
         return record
 
-    def _fetch(self, url: str, dest: Path) -> tuple[int, str | None]:
+    def _fetch(self, where: storage.Location, dest: Path) -> tuple[int, str | None]:
         if self.download is not None:
-            return int(self.download(url, dest)), None
+            return int(self.download(where.url, dest)), None
         digest = hashlib.sha256()  # hashed as the bytes arrive: the manifest needs no second read
-        return int(self.client.download(url, dest, digest=digest)), digest.hexdigest()
+        if where.kind == "object_store":
+            options = storage.client_storage_options(self.client, where.url)
+            return storage.fetch_object(where.url, dest, {where.url: options}, digest=digest), digest.hexdigest()
+        return int(self.client.download(where.url, dest, digest=digest)), digest.hexdigest()
 
     def known_hashes(self) -> dict[str, dict[str, Any]]:
         """``{relative path: {"size", "sha256"}}`` of the files hashed while downloading."""
@@ -179,11 +147,20 @@ class Downloads:
                 if sha256:
                     record["sha256"] = sha256
                 record["status"] = "ok"
-            except ClearMLRequestError as exc:
-                record["status"] = "missing" if "404" in str(exc) else "failed"
+            except (ClearMLRequestError, FileNotFoundError) as exc:
+                missing = isinstance(exc, FileNotFoundError) or "404" in str(exc)
+                record["status"] = "missing" if missing else "failed"
                 record["error"] = str(exc)
                 record["file"] = None
                 _remove(self.folder, record)
+            except Exception as exc:  # noqa: BLE001 - object storage refused or unreachable: recorded
+                if record.get("source") != "object_store":
+                    first_error = first_error or exc
+                record["status"] = "failed"
+                record["error"] = str(exc)[:500]
+                if record.get("source") == "object_store":
+                    record["file"] = None
+                    _remove(self.folder, record)
             except BaseException as exc:  # noqa: BLE001 - re-raised after every future is settled
                 record["status"] = "failed"
                 record["error"] = str(exc)
@@ -242,7 +219,7 @@ def plan_artifacts(downloads: Downloads, task: dict) -> list[dict[str, Any]]:
 
 
 def collect_models(client, task: dict) -> list[dict[str, Any]]:
-    """Input and output model records of the task (``models.get_all`` by id and by task, paged)."""
+    """Input and output model records of the task (models by id and by creating task, every page)."""
     refs = []
     models = task.get("models") or {}
     for kind in ("input", "output"):
@@ -252,9 +229,10 @@ def collect_models(client, task: dict) -> list[dict[str, Any]]:
     by_id: dict[str, dict] = {}
     ids = sorted({r[2] for r in refs})
     if ids:
-        for model in client.iter_pages("models.get_all", "models", id=ids):
-            by_id[model["id"]] = model
-    for model in client.iter_pages("models.get_all", "models", task=[task["id"]]):
+        for model in client.list_models(ids=ids):
+            if model.get("id") in ids:
+                by_id[model["id"]] = model
+    for model in client.list_models(task=task["id"]):
         by_id.setdefault(model["id"], model)
     records = []
     seen = set()
@@ -268,12 +246,66 @@ def collect_models(client, task: dict) -> list[dict[str, Any]]:
     return records
 
 
+def model_folder(record: dict[str, Any]) -> str:
+    """``models/<role>.<name>.<id>``: where a model's weights and events go."""
+    return f"{MODELS_DIR}/{safe_component(record['role'])}.{safe_component(str(record['name'] or ''))}" \
+           f".{safe_component(record['id'], 40)}"
+
+
+def export_model_events(client, records: list[dict[str, Any]], folder: Path) -> EventsResult:
+    """Every event reported on the task's output models (``model_events``: scalars, plots, debug images,
+    read one type at a time) to ``<model folder>/events.jsonl``."""
+    total = EventsResult()
+    for record in records:
+        if record.get("missing") or record.get("role") != "output":
+            continue
+        events, parts = 0, []
+        for event_type in MODEL_EVENT_TYPES:  # one type at a time: "all types" reaches log events, which
+            part = folder / model_folder(record) / f".events.{event_type}.jsonl"  # fail on a real server
+            result = export_event_stream(client, record["id"], event_type, part, model_events=True)
+            events += result.events
+            total.server_total += result.server_total
+            total.errors.extend({**e, "model_id": record["id"]} for e in result.errors)
+            parts.append(part)
+        _concatenate(parts, folder / model_folder(record) / "events.jsonl" if events else None)
+        record["events"] = events
+        total.events += events
+    return total
+
+
+def _concatenate(parts: list[Path], dest: Path | None) -> None:
+    """Join ``parts`` into ``dest`` (none: nothing to keep) and remove them."""
+    if dest is not None:
+        with open(dest, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out)
+    for part in parts:
+        part.unlink(missing_ok=True)
+
+
+def plan_plot_images(downloads: Downloads, event: dict) -> dict | None:
+    """Schedule the images a plot references (e.g. a matplotlib figure reported as an image)."""
+    urls = plot_image_urls(event)
+    if not urls:
+        return None
+    metric = safe_component(str(event.get("metric", "")))
+    variant = safe_component(str(event.get("variant", "")))
+    files = []
+    for url in urls:
+        rel = f"{PLOTS_DIR}/images/{metric}/{variant}/{safe_component(str(event.get('iter', 0)))}_" \
+              f"{local_file_name(url, 'image')}"
+        record = downloads.add(url, rel, {"kind": "plot_image", "metric": event.get("metric"),
+                                          "variant": event.get("variant"), "iter": event.get("iter")})
+        files.append(record["file"])
+    return {"local_image_files": files}
+
+
 def plan_models(downloads: Downloads, records: list[dict[str, Any]]) -> None:
     """Schedule the weight file of every model record (``model.uri``)."""
     for record in records:
         model = record.get("model") or {}
         uri = model.get("uri")
-        folder = f"{MODELS_DIR}/{safe_component(record['role'])}.{safe_component(str(record['name'] or ''))}" \
-                 f".{safe_component(record['id'], 40)}"
+        folder = model_folder(record)
         rel = f"{folder}/{local_file_name(uri or '', 'weights')}"
         record["download"] = downloads.add(uri, rel, {"kind": "model", "id": record["id"]})

@@ -256,45 +256,49 @@ def extract_archive(path: Path, target: Path, max_bytes: int | None = None) -> l
     """
     target = Path(target).resolve()
     target.mkdir(parents=True, exist_ok=True)
-    fmt = archive_format_of(path)
+    if archive_format_of(path) == "zip":
+        return _extract_zip(path, target, max_bytes)
+    return _extract_tar(path, target, max_bytes)
+
+
+def _extract_zip(path: Path, target: Path, max_bytes: int | None) -> list[Path]:
     written: list[Path] = []
-    if fmt == "zip":
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            for info in infos:
-                mode = info.external_attr >> 16
-                if mode and stat.S_ISLNK(mode):
-                    raise ArchiveError(f"archive member {info.filename!r} is a symlink; refusing to extract")
-                _safe_member(info.filename, target)
-            _check_room(sum(i.file_size for i in infos), target, max_bytes, path)  # reads stop at file_size
-            for info in infos:
-                dest = _safe_member(info.filename, target)
-                if info.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(dest, "wb") as dst:
-                    while chunk := src.read(_CHUNK):
-                        dst.write(chunk)
-                written.append(dest)
-    else:
-        with tarfile.open(path, "r:*") as tf:
-            members = tf.getmembers()
-            for member in members:
-                if not (member.isfile() or member.isdir()):
-                    raise ArchiveError(f"archive member {member.name!r} is a link or special file; "
-                                       "refusing to extract")
-                _safe_member(member.name, target)
-            _check_room(sum(m.size for m in members if m.isfile()), target, max_bytes, path)
-            for member in members:
-                dest = _safe_member(member.name, target)
-                if member.isdir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(member)
-                with open(dest, "wb") as dst:
-                    while chunk := src.read(_CHUNK):
-                        dst.write(chunk)
-                written.append(dest)
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        for info in infos:
+            mode = info.external_attr >> 16
+            if mode and stat.S_ISLNK(mode):
+                raise ArchiveError(f"archive member {info.filename!r} is a symlink; refusing to extract")
+            _safe_member(info.filename, target)
+        _check_room(sum(i.file_size for i in infos), target, max_bytes, path)  # reads stop at file_size
+        for info in infos:
+            dest = _safe_member(info.filename, target)
+            if info.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    dst.write(chunk)
+            written.append(dest)
     return written
+
+
+def _extract_tar(path: Path, target: Path, max_bytes: int | None) -> list[Path]:
+    """Every member checked first (links refused, then the standard library's ``data`` filter: no
+    absolute path, nothing outside ``target``, no special file), then extracted with that filter."""
+    with tarfile.open(path, "r:*") as tf:
+        members = tf.getmembers()
+        for member in members:
+            if not (member.isfile() or member.isdir()):
+                raise ArchiveError(f"archive member {member.name!r} is a link or special file; "
+                                   "refusing to extract")
+            try:
+                tarfile.data_filter(member, str(target))
+            except tarfile.FilterError as exc:
+                raise ArchiveError(f"archive member {member.name!r} escapes {str(target)!r} or is unsafe "
+                                   f"({exc}); refusing to extract") from exc
+            _safe_member(member.name, target)  # also refuses writing through a link already in target
+        _check_room(sum(m.size for m in members if m.isfile()), target, max_bytes, path)
+        tf.extractall(target, members=members, filter="data")
+    return [Path(os.path.normpath(target / m.name)) for m in members if m.isfile()]

@@ -126,12 +126,23 @@ def task_dir_name(task_name: str, task_id: str) -> str:
     return f"{safe_component(task_name, MAX_COMPONENT_BYTES - 40)}.{safe_component(task_id, 40)}"
 
 
+def project_components(project_name: str) -> list[str]:
+    """A project's full name (``a/b/c``) as one safe folder per level."""
+    return [safe_component(part) for part in str(project_name).split("/")]
+
+
 def task_export_dir(root: Path, account: str, project_name: str, task_name: str, task_id: str) -> Path:
-    """``<root>/<account>/tasks/<project>/<task name>.<task id>``."""
-    return safe_join(Path(root), safe_component(account), "tasks", safe_component(project_name),
+    """``<root>/<account>/tasks/<project>/<subproject>.../<task name>.<task id>``."""
+    return safe_join(Path(root), safe_component(account), "tasks", *project_components(project_name),
                      task_dir_name(task_name, task_id))
 
 
+# The project's own export sits inside its folder under a name no ClearML name maps to ("%" is always
+# escaped as %25), so a subproject's folder beside it is never replaced when the project is re-published.
+PROJECT_LEAF = "%project"
+
+
 def project_export_dir(root: Path, account: str, project_name: str) -> Path:
-    """``<root>/<account>/projects/<project>``."""
-    return safe_join(Path(root), safe_component(account), "projects", safe_component(project_name))
+    """``<root>/<account>/projects/<project>/<subproject>.../%project``."""
+    return safe_join(Path(root), safe_component(account), "projects", *project_components(project_name),
+                     PROJECT_LEAF)

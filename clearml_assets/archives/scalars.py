@@ -1,7 +1,8 @@
 """Every scalar point of a task, streamed to ``scalars/scalars.parquet`` and ``scalars/scalars.jsonl``.
 
-Points come from ``events.scalar_metrics_iter_raw`` (one metric at a time, all its variants, paged with
-``scroll_id``; the server counts the total with ``count_total``), never from the SDK's
+Points come from the task's scalar events (one metric at a time, all its variants, paged by iteration
+with the scroll-restart recovery of :mod:`.events`; the server counts the total), with each point's
+iteration, value and timestamp (``scalar_metrics_iter_raw`` returns no timestamps), never from the SDK's
 ``get_reported_scalars`` which averages down to ~2000 points per series. Memory stays flat: each page is
 written as one parquet row group and appended to the JSON lines file, then dropped.
 """
@@ -19,13 +20,16 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .events import PagingReport, iter_task_events
+
 SCALARS_DIR = "scalars"
 PARQUET_NAME = "scalars.parquet"
 JSONL_NAME = "scalars.jsonl"
 METRICS_NAME = "metrics.json"
-DEFAULT_BATCH = 100_000
+DEFAULT_BATCH = 10_000
+SCALAR_EVENT = "training_stats_scalar"
 _SCHEMA = pa.schema([("metric", pa.string()), ("variant", pa.string()), ("iter", pa.int64()),
-                     ("value", pa.float64())])
+                     ("value", pa.float64()), ("timestamp", pa.int64())])
 
 
 @dataclass
@@ -128,22 +132,21 @@ def to_float(value: Any) -> float:
 
 
 def list_scalar_metrics(client, task_id: str) -> dict[str, list[str]]:
-    """``{metric: [variant, ...]}`` from ``events.get_scalar_metrics_and_variants``."""
-    data = client.call("events.get_scalar_metrics_and_variants", task=task_id)
+    """``{metric: [variant, ...]}`` from the server's scalar metrics listing."""
     out: dict[str, list[str]] = {}
-    for metric, variants in (data.get("metrics") or {}).items():
+    for metric, variants in client.scalar_metrics_and_variants(task_id).items():
         out[metric] = sorted(variants) if isinstance(variants, (list, dict)) else []
     return out
 
 
 def export_scalars(client, task_id: str, folder: Path, batch_size: int = DEFAULT_BATCH) -> ScalarsResult:
-    """Write every scalar point of ``task_id`` under ``folder/scalars/``.
+    """Write every scalar point of ``task_id`` (iteration, value and timestamp) under ``folder/scalars/``.
 
     Args:
         client: A ``ClearMLClient``.
         task_id: The task.
         folder: The task's export folder.
-        batch_size: Points per request (the real server allows up to 200,000).
+        batch_size: Events per request (the real server's ``get_task_events`` serves up to 10,000).
     """
     result = ScalarsResult()
     out_dir = folder / SCALARS_DIR
@@ -161,51 +164,32 @@ def export_scalars(client, task_id: str, folder: Path, batch_size: int = DEFAULT
 
 def _export_metric(client, task_id: str, metric: str, batch_size: int, writer: pq.ParquetWriter,
                    jsonl, result: ScalarsResult) -> None:
-    scroll_id = None
-    got = 0
-    total = None
+    report = PagingReport()
     jmetric = json.dumps(metric, ensure_ascii=False)
-    while True:
-        request: dict[str, Any] = {"task": task_id, "metric": {"metric": metric}, "key": "iter",
-                                   "batch_size": batch_size}
-        if scroll_id:
-            request["scroll_id"] = scroll_id
-        else:
-            request["count_total"] = True
-        data = client.call("events.scalar_metrics_iter_raw", **request)
-        if total is None and data.get("total") is not None:
-            total = int(data["total"])
-        scroll_id = data.get("scroll_id")
-        variants = data.get("variants") or {}
-        returned = 0
-        tables = []
-        for variant, columns in sorted(variants.items()):
-            iters = columns.get("iter") or columns.get("x") or []
-            values = to_floats(columns.get("y") or [])
-            if len(iters) != len(values):
-                result.errors.append({"section": "scalars", "metric": metric, "variant": variant,
-                                      "error": f"server returned {len(iters)} iterations for "
-                                               f"{len(values)} values"})
-                n = min(len(iters), len(values))
-                iters, values = iters[:n], values[:n]
-            iters = [int(i) for i in iters]
-            returned += len(iters)
-            if iters:
-                tables.append(_write_batch(metric, jmetric, variant, iters, values, jsonl, result))
+    got = 0
+    for events in iter_task_events(client, task_id, SCALAR_EVENT, report, batch_size=batch_size,
+                                   metrics=[{"metric": metric}]):
+        by_variant: dict[str, tuple[list, list, list]] = {}
+        for event in events:
+            columns = by_variant.setdefault(str(event.get("variant", "")), ([], [], []))
+            columns[0].append(int(event.get("iter") or 0))
+            columns[1].append(event.get("value"))
+            columns[2].append(event.get("timestamp"))
+        tables = [_write_batch(metric, jmetric, variant, iters, to_floats(values), stamps, jsonl, result)
+                  for variant, (iters, values, stamps) in sorted(by_variant.items())]
         if tables:  # one parquet row group per page
             writer.write_table(pa.concat_tables(tables) if len(tables) > 1 else tables[0])
-        got += returned
-        if returned == 0 or not scroll_id or (total is not None and got >= total):
-            break
+        got += len(events)
     result.points += got
-    result.server_total += total if total is not None else got
-    if total is not None and got != total:
+    result.server_total += report.total if report.total is not None else got
+    result.errors.extend({**issue, "metric": metric} for issue in report.issues)
+    if report.total is not None and got != report.total:
         result.errors.append({"section": "scalars", "metric": metric,
-                              "error": f"received {got} points, server counted {total}"})
+                              "error": f"received {got} points, server counted {report.total}"})
 
 
 def _write_batch(metric: str, jmetric: str, variant: str, iters: list[int], values: list[float],
-                 jsonl, result: ScalarsResult) -> pa.Table:
+                 stamps: list[Any], jsonl, result: ScalarsResult) -> pa.Table:
     """Append one variant's points of a page to the JSON lines and its summary; returns them as a table."""
     n = len(iters)
     stats = result.series.get((metric, variant))
@@ -219,12 +203,14 @@ def _write_batch(metric: str, jmetric: str, variant: str, iters: list[int], valu
         texts = [repr(v) if math.isfinite(v) else json.dumps(json_float(v)) for v in values]
     try:
         keys = orjson.dumps(iters).decode()[1:-1].split(",")
+        times = orjson.dumps(stamps).decode()[1:-1].split(",")
     except TypeError:  # an iteration past 64 bits (only a foreign server sends one)
-        keys = [str(i) for i in iters]
-    jsonl.write("".join([f'{prefix}{i},"value":{t}}}\n' for i, t in zip(keys, texts)]))
+        keys, times = [str(i) for i in iters], [json.dumps(t) for t in stamps]
+    jsonl.write("".join([f'{prefix}{i},"value":{v},"timestamp":{t}}}\n' for i, v, t in zip(keys, texts, times)]))
     return pa.table({"metric": pa.repeat(pa.scalar(metric, pa.string()), n),
                      "variant": pa.repeat(pa.scalar(variant, pa.string()), n),
-                     "iter": pa.array(iters, pa.int64()), "value": pa.array(values, pa.float64())},
+                     "iter": pa.array(iters, pa.int64()), "value": pa.array(values, pa.float64()),
+                     "timestamp": pa.array([t if isinstance(t, int) else None for t in stamps], pa.int64())},
                     schema=_SCHEMA)
 
 

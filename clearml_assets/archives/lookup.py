@@ -1,0 +1,82 @@
+"""Finding what to export: tasks, projects (cached names) and the folders they go to."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import ArchiveError, ClearMLRequestError
+from .paths import task_export_dir
+from .task_writer import FINGERPRINT_FIELDS
+
+
+class ArchiveLookup:
+    """Reads tasks and projects of one account through the client's typed archive reads.
+
+    Args:
+        client: The account's ``ClearMLClient``.
+        account: Account name (for messages and folders).
+        root: Export root.
+        page_size: ``get_all`` page size (clamped to the real server's 500 by the client).
+        include_public: Also list rows of the public company (``company: ""``).
+    """
+
+    def __init__(self, client, account: str, root: Path, page_size: int = 500, include_public: bool = False):
+        self.client, self.account, self.root = client, account, root
+        self.page_size, self.include_public = page_size, include_public
+        self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        """The full task document; :class:`ArchiveError` if it does not exist or cannot be read."""
+        try:
+            return self.client.get_task_record(task_id)
+        except ClearMLRequestError as exc:
+            code = exc.metadata.get("result_code")
+            if getattr(code, "value", code) != 400:  # the server failed; the task may well exist
+                raise ArchiveError(f"task {task_id!r} could not be read from ClearML account {self.account!r} "
+                                   f"({exc}); nothing was published, try again") from exc
+            raise ArchiveError(f"task {task_id!r} was not found on ClearML account {self.account!r} "
+                               f"({exc}); check the id or remove this partition") from exc
+
+    def remember(self, project_id: str, name: str) -> None:
+        with self._lock:
+            self._names[project_id] = name
+
+    def project_name(self, project_id: str | None) -> str:
+        """The project's full name (``a/b/c`` for nested projects; cached); its id if unreadable."""
+        if not project_id:
+            return "(no project)"
+        with self._lock:
+            if project_id in self._names:
+                return self._names[project_id]
+        try:
+            name = self.client.get_project_record(project_id).get("name")
+        except ClearMLRequestError:
+            name = None
+        self.remember(project_id, name or project_id)
+        return name or project_id
+
+    def task_folder(self, task: dict[str, Any]) -> Path:
+        """Where the task's export folder goes (nested projects as nested folders)."""
+        return task_export_dir(self.root, self.account, self.project_name(task.get("project")),
+                               str(task.get("name") or ""), str(task["id"]))
+
+    def resolve_project(self, key: str) -> dict[str, Any]:
+        """The project whose id (or else exact name) is ``key``."""
+        try:
+            return self.client.get_project_record(key)
+        except ClearMLRequestError:
+            pass
+        found = self.client.find_projects_named(key, include_public=self.include_public)
+        if not found:
+            raise ArchiveError(f"project {key!r} was not found on ClearML account {self.account!r}; "
+                               "use a project id (or exact name) that exists")
+        return found[0]
+
+    def project_tasks(self, project_id: str, statuses: Iterable[str]) -> list[dict[str, Any]]:
+        """Every task of the project with one of ``statuses`` (every page, public rows left out)."""
+        fields = ["id", "name", "project", *FINGERPRINT_FIELDS]
+        return list(self.client.list_tasks(project=project_id, statuses=list(statuses), only_fields=fields,
+                                           page_size=self.page_size, include_public=self.include_public))
