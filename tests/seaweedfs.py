@@ -351,6 +351,26 @@ def _reset(sock: socket.socket) -> None:
         sock.close()
 
 
+class SeaweedS3(SeaweedFS):
+    """The exporter branch's first spelling of the same server: ``SeaweedS3(workdir).start()`` returns the
+    server; ``host`` is ``127.0.0.1:<s3 port>`` (an SDK ``s3://host:port/bucket`` URI), ``endpoint`` the URL."""
+
+    def __init__(self, workdir: Path):
+        super().__init__(Path(workdir))
+
+    def start(self, timeout: float = _START_TIMEOUT) -> "SeaweedS3":  # type: ignore[override]
+        super().start(timeout)
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return self.endpoint_url
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.ports['s3.port']}"
+
+
 @contextlib.contextmanager
 def running_seaweedfs(data_dir: Path | None = None) -> Iterator[SeaweedFS]:
     """Start a SeaweedFS server for the duration of the block (its folder removed after unless given)."""
