@@ -476,17 +476,8 @@ class RemoteExports:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def check(self, account: str, kind: str, obj_id: str) -> tuple[bool, dict[str, Any]]:
-        """The archive check on the store: ``(passed, metadata)`` for a task/project id (``kind``:
-        ``"tasks"`` or ``"projects"``), re-reading every file and the archive from the store."""
-        rel = self.store.find_export(account, kind, obj_id)
-        if rel is None:
-            return False, {"problem": f"no published export of {kind[:-1]} {obj_id!r} under {self.store.url}"}
-        problems, manifest = self.store.verify_export(rel)
-        info = (manifest or {}).get("archive") or {}
-        return not problems, {"archive_url": self.store.url_of(_join(posixpath.dirname(rel), str(info.get("file")))),
-                              "archive_sha256": info.get("sha256"),
-                              "files_checked": len((manifest or {}).get("files", {})) + 1,
-                              "problems": problems[:50]}
+        """:func:`check_remote_export` on this store."""
+        return check_remote_export(self.store, account, kind, obj_id)
 
     # ------------------------------------------------------------- orchestration around an exporter
     def export_task(self, exporter, task_id: str, *, force: bool = False,
@@ -551,6 +542,34 @@ class RemoteExports:
         if manifest and (manifest.get("archive") or {}).get("format") == exporter.archive_format \
                 and self.is_current(folder, manifest):
             self.download(folder, folder.parent / str(manifest["archive"].get("file")), manifest)
+
+
+def check_remote_export(store: ArchiveStore, account: str, kind: str, obj_id: str
+                        ) -> tuple[bool, dict[str, Any]]:
+    """The archive check on an object store: re-read the published export of a task/project id (``kind``:
+    ``"tasks"`` or ``"projects"``) from the store, every listed file and the archive against the manifest.
+
+    Returns:
+        ``(passed, metadata)`` with plain JSON values (``problems`` a list, ``archive_url`` a string).
+
+    Raises:
+        ArchiveError: the store cannot be reached or refuses the credentials.
+    """
+    rel = store.find_export(account, kind, obj_id)
+    if rel is None:
+        return False, {"problem": f"no published export of {kind[:-1]} {obj_id!r} under {store.url}"}
+    problems, manifest = store.verify_export(rel)
+    manifest = manifest or {}
+    info = manifest.get("archive") or {}
+    meta: dict[str, Any] = {"archive_url": store.url_of(_join(posixpath.dirname(rel), str(info.get("file")))),
+                            "archive_sha256": info.get("sha256"),
+                            "files_checked": len(manifest.get("files", {})) + 1, "problems": problems[:50]}
+    if not problems and manifest.get("status") == "incomplete":
+        meta["problem"] = ("the archive lacks data the server holds (status incomplete); the next "
+                           "materialization exports it again")
+        meta["issues"] = [i for i in manifest.get("issues", []) if "error" in i][:20]
+        return False, meta
+    return not problems, meta
 
 
 def _task_fingerprint(task: dict[str, Any]) -> dict[str, Any]:
@@ -665,4 +684,4 @@ def _batches(items: Iterable[tuple[str, int | None, str | None]], limit: int):
         yield batch
 
 
-__all__ = ["ArchiveStore", "PublishReport", "RemoteExports", "default_staging_root", "index_relpath", "is_remote_root"]
+__all__ = ["ArchiveStore", "PublishReport", "RemoteExports", "check_remote_export", "default_staging_root", "index_relpath", "is_remote_root"]

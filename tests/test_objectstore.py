@@ -172,3 +172,24 @@ def test_a_local_fsspec_root_gets_the_same_layout(tmp_path, staged_export):
     assert sorted(p.name for p in (tmp_path / "fetched").rglob("*")) == \
         sorted(p.name for p in result.folder.rglob("*"))
     shutil.rmtree(tmp_path / "fetched")
+
+
+def test_remote_check_fails_an_incomplete_or_missing_export(s3_bucket, staged_export, tmp_path):
+    from clearml_assets.objectstore import check_remote_export
+
+    root, result, index = staged_export
+    store = ArchiveStore(s3_bucket.url, s3_bucket.server.storage_options())
+    passed, meta = check_remote_export(store, "personal", "tasks", result.task_id)
+    assert not passed and "no published export" in meta["problem"]
+    _publish(store, staged_export)
+    passed, meta = check_remote_export(store, "personal", "tasks", result.task_id)
+    assert passed and meta["problems"] == [] and meta["archive_url"].startswith(s3_bucket.url)
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    folder = copy / _rel(root, result.folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["status"] = "incomplete"
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    store.publish(copy, folder, copy / _rel(root, result.archive), index=copy / _rel(root, index))
+    passed, meta = check_remote_export(store, "personal", "tasks", result.task_id)
+    assert not passed and "status incomplete" in meta["problem"]
