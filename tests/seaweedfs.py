@@ -117,9 +117,11 @@ class SeaweedFS:
 
     def _command(self) -> list[str]:
         ports = [f"-{name}={port}" for name, port in self.ports.items()]
+        # every bucket is a collection that grows its own volumes: volume.max=0 sizes the count from the free
+        # disk (a fixed small count fills up at ~1 GB); 64 MB volumes keep each one small
         return [str(weed_binary()), "server", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-dir={self.data_dir / 'data'}", *ports, "-master.electionTimeout=1s", "-s3.port.iceberg=0", "-s3.port.lance=0",
-                f"-s3.config={self.data_dir / 'identities.json'}", "-volume.max=20",
+                f"-s3.config={self.data_dir / 'identities.json'}", "-volume.max=0",
                 "-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0", "-master.telemetry=false"]
 
     def start(self, timeout: float = _START_TIMEOUT) -> None:
