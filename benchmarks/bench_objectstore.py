@@ -134,7 +134,8 @@ def run(args, work: Path, info, s3) -> None:
     figures = {"tasks": len(ids), "workers": args.workers, "mib_uploaded": round(size / 2**20, 1),
                "files_uploaded": len(staged), "a_local_s": round(a, 2), "b_s3_s": round(b, 2),
                "c_bare_upload_s": round(c, 2), "d_upload_step_s": round(d, 2), "e_fresh_machine_s": round(e, 2),
-               "b_over_a": round(b / a, 2), "b_minus_a_over_c": round((b - a) / c, 2), "d_over_c": round(d / c, 2)}
+               "b_over_a": round(b / a, 2), "b_minus_a_over_c": round((b - a) / c, 2),
+               "d_over_c": round(d / c, 2)}
     print(json.dumps(figures))
 
 

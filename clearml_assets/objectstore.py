@@ -72,6 +72,10 @@ def index_relpath(account: str, kind: str, obj_id: str) -> str:
     return f"{safe_component(account)}/index/{kind}/{safe_component(obj_id, 80)}.json"
 
 
+class RemoteMismatch(ArchiveError):
+    """A remote export does not match its own manifest (damaged or half-replaced by hand)."""
+
+
 @dataclass
 class PublishReport:
     """What one :meth:`ArchiveStore.publish` did.
@@ -293,8 +297,8 @@ class ArchiveStore:
         for rel, entry in files.items():
             sha, size = _digest_local(dest / rel)
             if size != entry["size"] or sha != entry["sha256"]:
-                raise ArchiveError(f"{self.url_of(rel_folder)}/{rel} does not match its manifest; "
-                                   "export it again")
+                raise RemoteMismatch(f"{self.url_of(rel_folder)}/{rel} does not match its manifest; "
+                                     "export it again")
         (dest / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False),
                                           encoding="utf-8")
         return manifest
@@ -465,7 +469,8 @@ class RemoteExports:
             info = manifest.get("archive") or {}
             if _digest_local(archive_tmp) != (info.get("sha256"), info.get("size")):
                 archive_tmp.unlink(missing_ok=True)
-                raise ArchiveError(f"{self.store.url_of(rel_archive)} does not match its manifest; export again")
+                raise RemoteMismatch(f"{self.store.url_of(rel_archive)} does not match its manifest; "
+                                     "export it again")
             os.replace(archive_tmp, archive)
             sidecar = archive.parent / f"{archive.name}.sha256"
             sidecar.write_text(f"{info.get('sha256')}  {archive.name}\n", encoding="utf-8")
@@ -493,7 +498,8 @@ class RemoteExports:
         if not force:
             self._bring_current_task(exporter, task)
         result = exporter.export_task(task_id, force=force, summary=summary)
-        self.upload(result.folder, result.archive, self.staging / index_relpath(exporter.account, "tasks", task_id))
+        self.upload(result.folder, result.archive,
+                    self.staging / index_relpath(exporter.account, "tasks", task_id))
         return result
 
     def export_project(self, exporter, project_key: str, *, force: bool = False, statuses=None):
@@ -532,7 +538,10 @@ class RemoteExports:
             return
         archive = folder.parent / str(manifest["archive"].get("file"))
         if self.is_current(folder, manifest):
-            self.download(folder, archive, manifest)
+            try:
+                self.download(folder, archive, manifest)
+            except RemoteMismatch:  # a damaged remote copy: export again, the upload replaces it
+                return
 
     def _bring_current_project(self, exporter, project: dict[str, Any]) -> None:
         from .archives.paths import project_export_dir
@@ -541,7 +550,10 @@ class RemoteExports:
         manifest = self.manifest_of(folder)
         if manifest and (manifest.get("archive") or {}).get("format") == exporter.archive_format \
                 and self.is_current(folder, manifest):
-            self.download(folder, folder.parent / str(manifest["archive"].get("file")), manifest)
+            try:
+                self.download(folder, folder.parent / str(manifest["archive"].get("file")), manifest)
+            except RemoteMismatch:
+                return
 
 
 def check_remote_export(store: ArchiveStore, account: str, kind: str, obj_id: str
@@ -684,4 +696,5 @@ def _batches(items: Iterable[tuple[str, int | None, str | None]], limit: int):
         yield batch
 
 
-__all__ = ["ArchiveStore", "PublishReport", "RemoteExports", "check_remote_export", "default_staging_root", "index_relpath", "is_remote_root"]
+__all__ = ["ArchiveStore", "PublishReport", "RemoteExports", "RemoteMismatch", "check_remote_export",
+           "default_staging_root", "index_relpath", "is_remote_root"]

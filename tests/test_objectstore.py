@@ -59,7 +59,8 @@ def test_upload_is_verified_mirrors_the_layout_and_the_skip_reads_the_remote_man
     report = _publish(store, staged_export)
     local = sorted(_rel(root, p) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".lock."))
     assert s3_bucket.keys() == [f"exports/{rel}" for rel in local]
-    assert report.files == len(local) and report.archive_url == f"{s3_bucket.url}/exports/{_rel(root, result.archive)}"
+    assert report.files == len(local)
+    assert report.archive_url == f"{s3_bucket.url}/exports/{_rel(root, result.archive)}"
     remote = store.read_manifest(rel_folder)
     assert remote == json.loads((result.folder / "manifest.json").read_text())
     assert store.archive_is_current(rel_folder, remote)

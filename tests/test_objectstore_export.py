@@ -90,3 +90,20 @@ def test_project_archive_to_s3_reuses_task_exports_from_the_store(clearml_server
     project_json = json.loads((again.folder / "project.json").read_text())
     assert sorted(t["task_id"] for t in project_json["tasks"]) == sorted(ids)
 
+
+
+def test_a_damaged_remote_copy_is_exported_again_and_replaced(clearml_server, s3_bucket, tmp_path):
+    seeder = _seeder(clearml_server)
+    task_id = seeder.seed_task(seeder.project("dmg"), "dmg", "dmg-task", SMALL)
+    client = _client(clearml_server)
+    downloads: list[str] = []
+    remote, exporter = _machine(s3_bucket, client, tmp_path / "a", downloads)
+    first = remote.export_task(exporter, task_id)
+    rel = first.folder.relative_to(remote.staging).as_posix()
+    s3_bucket.filesystem().pipe(f"{s3_bucket.name}/exports/{rel}/task.json", b"{}")
+    assert not remote.check("personal", "tasks", task_id)[0]
+    fresh, exporter2 = _machine(s3_bucket, client, tmp_path / "b", downloads)
+    again = fresh.export_task(exporter2, task_id)
+    assert not again.skipped and len(downloads) == 8  # fetched from ClearML again, not from the bad copy
+    passed, meta = fresh.check("personal", "tasks", task_id)
+    assert passed, meta["problems"]

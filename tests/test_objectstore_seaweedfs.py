@@ -14,7 +14,8 @@ def test_bucket_is_fresh_and_strangers_are_refused(s3_bucket):
     assert s3_bucket.keys() == ["a/b.txt"]
     endpoint = {"endpoint_url": s3_bucket.server.endpoint_url, "region_name": "us-east-1"}
     anonymous = s3fs.S3FileSystem(anon=True, skip_instance_cache=True, client_kwargs=endpoint)
-    wrong = s3fs.S3FileSystem(key=s3_bucket.server.access_key, secret="not-the-secret", skip_instance_cache=True,
+    wrong = s3fs.S3FileSystem(key=s3_bucket.server.access_key, secret="not-the-secret",
+                              skip_instance_cache=True,
                               client_kwargs=endpoint)
     for stranger in (anonymous, wrong):
         with pytest.raises(PermissionError):
