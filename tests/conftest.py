@@ -142,3 +142,7 @@ def dagster_instance(dagster_storage):
 
     with dg.instance_for_test(overrides=dagster_storage or None) as instance:
         yield instance
+
+
+# -- SeaweedFS (objectstore): a real S3 server for the session, a fresh bucket per test (see seaweedfs.py)
+from seaweedfs import s3_bucket, seaweedfs  # noqa: E402,F401
