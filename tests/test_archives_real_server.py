@@ -128,7 +128,7 @@ def test_public_rows_are_left_out_and_pages_clamped(real, tmp_path: Path):
 def test_model_events_are_archived_under_the_model(real, tmp_path: Path):
     seeder, client, _ = real
     task_id = seeder.seed_task(seeder.project("real/model"), "real/model", "model", NONE, complete=False)
-    model_id = seeder.call("models.create", name="best", uri="https://example.org/w.pt", task=task_id,
+    model_id = seeder.call("models.create", name="best", uri="https://example.org/w.pt", task=task_id, ready=False,
                            project=seeder.project("real/model"))["id"]
     now = int(time.time() * 1000)
     # the real server stores model events at iteration 0 (one value per metric/variant)
