@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from clearml_assets.client import ClearMLClient
+from clearml_assets.client import ClearMLClient, loopback_aliases
 from clearml_assets.errors import ClearMLConnectionError, ClearMLRequestError
 from clearml_assets.local_server import LocalServer, free_port
 
@@ -182,7 +182,9 @@ def test_iter_pages_returns_every_row_once(clearml_server: LocalServer):
                                   only_fields=["id"], order_by=["name"]))
     assert [r["id"] for r in rows] == list(dict.fromkeys(r["id"] for r in rows))
     assert {r["id"] for r in rows} == created
-    assert client.calls - before == 5  # 4 full pages and a short one
+    # 4 full pages, a short one and the empty page that ends paging: a real server may cap a page below the
+    # size asked for, so a short page is not the end (issue 13)
+    assert client.calls - before == 6
 
 
 def _upload(info, token: str, path: str, body: bytes) -> str:
@@ -283,3 +285,192 @@ def test_answers_only_pythons_json_parser_reads_are_still_read():
         server.shutdown()
     assert data["msg"] == "bytes \udcff here" and data["iter"] == 123456789012345678901234567890
     assert data["value"] != data["value"]  # NaN
+
+
+# -- retries, paging caps, files hosts (issue 13) ---------------------------------------------------------
+
+
+def scripted_server(answer):
+    """A loopback server: ``answer(path, body) -> (status, JSON-able body, headers)``; records each request."""
+    seen: list[tuple[str, dict]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = json.loads(raw) if raw else {}
+            seen.append((self.path, body))
+            if self.path.endswith("auth.login"):
+                code, data, headers = 200, {"meta": {"result_code": 200}, "data": {"token": "a.b.c"}}, {}
+            else:
+                code, data, headers = answer(self.path, body)
+            out = json.dumps(data).encode()
+            self.send_response(code)
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+def _busy(code: int, retry_after: str | None):
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return code, {"meta": {"result_code": code, "result_msg": "busy"}, "data": {}}, headers
+
+
+def _api_calls(seen: list, endpoint: str) -> int:
+    return sum(1 for path, _ in seen if path.endswith(endpoint))
+
+
+@pytest.mark.parametrize("code", [429, 503])
+def test_reads_answered_busy_are_sent_again_after_retry_after(code: int):
+    answers = iter([_busy(code, "1"), _busy(code, "1")])
+
+    def answer(path, body):
+        return next(answers, (200, {"meta": {"result_code": 200}, "data": {"tasks": [{"id": "t1"}]}}, {}))
+
+    server, seen = scripted_server(answer)
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET, retries=2)
+    started = time.monotonic()
+    assert client.call("tasks.get_all", id=["t1"]) == {"tasks": [{"id": "t1"}]}
+    assert _api_calls(seen, "tasks.get_all") == 3
+    assert time.monotonic() - started >= 2.0  # both waits the server asked for were honoured
+    server.shutdown()
+
+
+def test_reads_give_up_after_bounded_retries_naming_the_status():
+    server, seen = scripted_server(lambda path, body: _busy(429, "0"))
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET, account="original", retries=2)
+    with pytest.raises(ClearMLConnectionError) as err:
+        client.call("tasks.get_all")
+    assert _api_calls(seen, "tasks.get_all") == 3
+    assert "429" in str(err.value) and "'original'" in str(err.value) and "3 times" in str(err.value)
+    server.shutdown()
+
+
+def test_retry_after_longer_than_the_bound_fails_at_once_naming_the_wait():
+    server, seen = scripted_server(lambda path, body: _busy(503, "3600"))
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET, retry_after_max_seconds=5)
+    with pytest.raises(ClearMLConnectionError) as err:
+        client.call("tasks.get_all")
+    assert _api_calls(seen, "tasks.get_all") == 1
+    assert "3600s" in str(err.value)
+    server.shutdown()
+
+
+@pytest.mark.parametrize("code", [429, 502, 503, 504])
+def test_calls_that_change_data_are_never_sent_twice(code: int):
+    server, seen = scripted_server(lambda path, body: _busy(code, "0"))
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET, retries=3)
+    for endpoint in ("tasks.create", "events.add_batch", "models.update", "tasks.delete"):
+        with pytest.raises(ClearMLConnectionError) as err:
+            client.call(endpoint, name="x")
+        assert _api_calls(seen, endpoint) == 1, endpoint
+        assert "not sent again" in str(err.value)
+    server.shutdown()
+
+
+def test_iter_pages_clamps_the_page_size_and_reads_past_short_pages():
+    rows = [{"id": f"r{i:04d}"} for i in range(1234)]
+    cap = 300  # a server capping below what was asked: short pages that are not the end
+
+    def answer(path, body):
+        size = min(body["page_size"], 500, cap)  # the real server cuts pages to 500 without an error
+        start = body["page"] * body["page_size"]
+        page = rows[start:start + body["page_size"]][:size]
+        return 200, {"meta": {"result_code": 200}, "data": {"tasks": page}}, {}
+
+    server, seen = scripted_server(answer)
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
+    got = list(client.iter_pages("tasks.get_all", "tasks", page_size=2000))
+    assert {body["page_size"] for path, body in seen if path.endswith("tasks.get_all")} == {500}
+    # with offset paging each short page skips the rows past the cap: the client cannot see them, but it
+    # must never stop early on a short page, so it reads every page the server has
+    assert got == [row for p in range(3) for row in rows[p * 500:p * 500 + cap]]
+    server.shutdown()
+
+
+def test_iter_pages_reads_every_row_when_the_server_caps_at_500():
+    rows = [{"id": f"r{i:04d}"} for i in range(1234)]
+
+    def answer(path, body):
+        size = min(body["page_size"], 500)
+        start = body["page"] * size
+        return 200, {"meta": {"result_code": 200}, "data": {"tasks": rows[start:start + size]}}, {}
+
+    server, _ = scripted_server(answer)
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
+    assert list(client.iter_pages("tasks.get_all", "tasks", page_size=1000)) == rows
+    server.shutdown()
+
+
+def test_iter_pages_fails_on_a_server_that_ignores_paging():
+    server, _ = scripted_server(lambda path, body: (
+        200, {"meta": {"result_code": 200}, "data": {"tasks": [{"id": "a"}, {"id": "b"}]}}, {}))
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
+    with pytest.raises(ClearMLRequestError, match="ignores paging"):
+        list(client.iter_pages("tasks.get_all", "tasks", page_size=2))
+    server.shutdown()
+
+
+@pytest.mark.parametrize("api_host,web_host,files_host", [
+    ("https://api.clear.ml", None, "https://files.clear.ml"),
+    ("http://clearml.example.com:8008", None, "http://clearml.example.com:8081"),
+    ("https://api.example.com", None, "https://files.example.com"),
+    ("https://demoapi.demo.clear.ml", None, "https://demofiles.demo.clear.ml"),
+    ("https://clearml.example.com/api", "https://clearml.example.com", "https://clearml.example.com:8081"),
+    ("http://10.0.0.5:9000", "http://10.0.0.5:9080", "http://10.0.0.5:8081"),
+])
+def test_files_host_is_derived_from_the_api_host_as_the_sdk_does(api_host, web_host, files_host):
+    client = ClearMLClient(api_host, "AK", SECRET, web_host=web_host)
+    assert client.files_host == files_host
+    assert client.is_own_file_url(f"{files_host}/project/task/artifacts/a.bin")
+
+
+def test_files_host_not_derivable_downloads_nothing():
+    client = ClearMLClient("http://10.0.0.5:9000", "AK", SECRET)
+    assert client.files_host is None and not client.is_own_file_url("http://10.0.0.5:8081/a/b")
+
+
+def test_files_host_aliases_are_downloaded_from_the_files_host(clearml_server: LocalServer, tmp_path: Path):
+    info = clearml_server.info
+    port = info.files_host.rsplit(":", 1)[1]
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key, files_host=info.files_host,
+                           files_host_aliases=[*loopback_aliases(info.files_host),
+                                               "https://files.old-name.example.com/"])
+    token = client._bearer()
+    url = _upload(info, token, "proj/t1/artifacts/a/a.bin", b"alias bytes")
+    rest = url.split(info.files_host, 1)[1]
+    # the SDK writes the spelling it was configured with: localhost for an account that says 127.0.0.1
+    for spelled in (f"http://localhost:{port}{rest}", f"https://files.old-name.example.com{rest}"):
+        assert client.own_file_url(spelled) == info.files_host + rest
+        assert client.download(spelled, tmp_path / "a.bin") == len(b"alias bytes")
+        assert (tmp_path / "a.bin").read_bytes() == b"alias bytes"
+    for foreign in (f"http://localhost:{int(port) + 1}{rest}", f"http://files.old-name.example.com{rest}",
+                    f"https://files.old-name.example.com/../x", f"https://u:p@files.old-name.example.com{rest}"):
+        assert client.own_file_url(foreign) is None
+        with pytest.raises(ClearMLRequestError, match="refusing to download"):
+            client.download(foreign, tmp_path / "b.bin")
+
+
+def test_saas_account_accepts_the_legacy_files_host():
+    client = ClearMLClient("https://api.clear.ml", "AK", SECRET)
+    assert client.own_file_url("https://files.community.clear.ml/p/t/a.pkl") == "https://files.clear.ml/p/t/a.pkl"
+    self_hosted = ClearMLClient("https://api.example.com", "AK", SECRET)
+    assert self_hosted.own_file_url("https://files.community.clear.ml/p/t/a.pkl") is None
+
+
+def test_storage_options_by_longest_prefix():
+    options = {"s3://": {"key": "A"}, "s3://bucket-b": {"key": "B"}, "gs://": {"token": "anon"}}
+    client = ClearMLClient("http://127.0.0.1:8008", "AK", SECRET, storage_options=options)
+    assert client.storage_options_for("s3://bucket-b/x/y") == {"key": "B"}
+    assert client.storage_options_for("s3://bucket-a/x") == {"key": "A"}
+    assert client.storage_options_for("azure://c/x") == {}
