@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .errors import ClearMLConnectionError, ClearMLRequestError
+from .types import Model, Project, Task
 
 API_VERSION = "2.23"
 CHECK_DEADLINE_SEC = 10.0
@@ -305,6 +306,124 @@ class ClearMLClient:
             if isinstance(total, int) and seen >= total:
                 return
             previous, page = ids, page + 1
+
+    # -- projects ----------------------------------------------------------------------------------
+    def get_project(self, project_id: str) -> Project:
+        """One project by id.
+
+        Raises:
+            ClearMLRequestError: No such project (the server's 400/101).
+        """
+        return Project.from_api(self.call("projects.get_by_id", project=project_id)["project"])
+
+    def find_project(self, name: str, *, search_hidden: bool = False) -> Project | None:
+        """The project named exactly ``name`` (full path, ``parent/child``), or None.
+
+        Args:
+            name: The project's full name.
+            search_hidden: Also find hidden projects (a dataset's ``<project>/.datasets/<name>``).
+        """
+        for project in self.find_projects([name], search_hidden=search_hidden):
+            if project.name == name:
+                return project
+        return None
+
+    def find_projects(self, names: Sequence[str], *, include_subprojects: bool = False,
+                      search_hidden: bool = False, only_fields: Sequence[str] = ("id", "name")
+                      ) -> list[Project]:
+        """The projects named exactly one of ``names`` (and their subprojects), in one paged query."""
+        if not names:
+            return []
+        suffix = "(?:/.*)?" if include_subprojects else ""
+        pattern = f"^(?:{'|'.join(re.escape(n) for n in names)}){suffix}$"
+        fields: dict[str, Any] = {"name": pattern, "only_fields": list(only_fields), "order_by": ["name"]}
+        if search_hidden:
+            fields["search_hidden"] = True
+        return [Project.from_api(row) for row in self.iter_pages("projects.get_all", "projects", **fields)]
+
+    def iter_projects(self, *, only_fields: Sequence[str] = ("id", "name"), **filters: Any) -> Iterator[Project]:
+        """Every project matching ``filters`` (``projects.get_all`` field names), paged to the end."""
+        for row in self.iter_pages("projects.get_all", "projects", only_fields=list(only_fields),
+                                   order_by=filters.pop("order_by", ["id"]), **filters):
+            yield Project.from_api(row)
+
+    def create_project(self, name: str, description: str = "") -> str:
+        """Create a project and return its id (never sent twice: see :meth:`call`)."""
+        return self.call("projects.create", name=name, description=description)["id"]
+
+    # -- tasks -------------------------------------------------------------------------------------
+    def get_task(self, task_id: str) -> Task:
+        """One task by id, every field (``Task.raw`` holds the whole row).
+
+        Raises:
+            ClearMLRequestError: No such task (the server's 400/101).
+        """
+        return Task.from_api(self.call("tasks.get_by_id", task=task_id)["task"])
+
+    def get_tasks(self, ids: Sequence[str], *, only_fields: Sequence[str] | None = None,
+                  search_hidden: bool = True) -> list[Task]:
+        """The tasks of ``ids`` that exist (hidden ones included by default: dataset versions are hidden)."""
+        if not ids:
+            return []
+        return list(self.iter_tasks(id=list(ids), only_fields=only_fields, search_hidden=search_hidden))
+
+    def iter_tasks(self, *, only_fields: Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,
+                   **filters: Any) -> Iterator[Task]:
+        """Every task matching ``filters`` (``tasks.get_all`` field names: ``project``, ``status``,
+        ``type``, ``system_tags``, ``order_by``, ``search_hidden``, ...), paged to the end."""
+        if only_fields is not None:
+            filters["only_fields"] = list(only_fields)
+        for row in self.iter_pages("tasks.get_all", "tasks", page_size=page_size, **filters):
+            yield Task.from_api(row)
+
+    def tasks_page(self, page: int, page_size: int, *, read_timeout: float | None = None, **filters: Any
+                   ) -> list[Task]:
+        """One page of ``tasks.get_all`` (for keyset polling that moves its own bound between pages).
+
+        The page size is clamped to the real server's cap of 500.
+        """
+        timeout = (self._timeout[0], read_timeout) if read_timeout else None
+        rows = self.call("tasks.get_all", _timeout=timeout, page=page,
+                         page_size=max(1, min(page_size, MAX_PAGE_SIZE)), **filters).get("tasks") or []
+        return [Task.from_api(row) for row in rows]
+
+    def mark_task_failed(self, task_id: str, reason: str, message: str = "") -> None:
+        """Set a task's status to failed (forced), with ``reason`` (cut to the server's 900 characters)."""
+        self.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
+                  status_message=message or "failed")
+
+    def delete_task(self, task_id: str, *, force: bool = True) -> None:
+        """Delete a task (a draft or a failed one; ``force`` also deletes a non-draft)."""
+        self.call("tasks.delete", task=task_id, force=force)
+
+    # -- models ------------------------------------------------------------------------------------
+    def iter_models(self, *, only_fields: Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,
+                    **filters: Any) -> Iterator[Model]:
+        """Every model matching ``filters`` (``models.get_all`` field names: ``id``, ``task``,
+        ``project``, ``tags``, ``order_by``, ...), paged to the end."""
+        if only_fields is not None:
+            filters["only_fields"] = list(only_fields)
+        for row in self.iter_pages("models.get_all", "models", page_size=page_size, **filters):
+            yield Model.from_api(row)
+
+    def get_model(self, model_id: str, *, only_fields: Sequence[str] | None = None) -> Model:
+        """One model by id.
+
+        Raises:
+            ClearMLRequestError: No such model on this account.
+        """
+        for model in self.iter_models(id=[model_id], only_fields=only_fields):
+            return model
+        raise ClearMLRequestError(f"ClearML account '{self.account}': model {model_id} was not found.",
+                                  metadata={"model_id": model_id})
+
+    def set_model_tags(self, model_id: str, tags: Sequence[str]) -> None:
+        """Replace a model's tags (setting the same tags twice is harmless, so it is retried as a read)."""
+        self.call("models.update", _idempotent=True, model=model_id, tags=list(tags))
+
+    def delete_model(self, model_id: str, *, force: bool = True) -> None:
+        """Delete a model record (``force``: even if a task still uses it)."""
+        self.call("models.delete", model=model_id, force=force)
 
     # -- files -------------------------------------------------------------------------------------
     def is_own_file_url(self, url: str) -> bool:
