@@ -65,6 +65,10 @@ def test_chain_versions_parents_dedup_and_training_copy(env):
     first = _run(env, everything, _raw_cfg(env.src), instance=instance)
     raw, cur, view = (_meta(first, k) for k in (RAW, CURATED, VIEW))
     assert (raw["dataset_version"], cur["dataset_version"], view["dataset_version"]) == ("1.0.0",) * 3
+    # one account rule, recorded: no account in run config or build_dataset_defs -> the resource's default
+    for meta in (raw, cur, view):
+        assert meta["clearml_account_source"] == "resource default_account"
+        assert meta["clearml_account"] == env.client.account
     assert cur["parent_dataset_ids"] == raw["dataset_id"] and view["parent_dataset_ids"] == cur["dataset_id"]
     assert raw["uploaded_files"] == raw["file_count"] == 24 * 2 + 1
     # Curated inherits the raw files and uploads only manifest, csv, rejected list and classes.txt.

@@ -299,3 +299,22 @@ def _assert_unreadable_without_dac_override(folder):
         folder.chmod(0o755)
     assert out.returncode == 0, out.stderr[-2000:]
     assert str(folder) in out.stdout and "not readable" in out.stdout
+
+
+def test_a_dataset_id_made_on_another_account_is_refused():
+    import dagster as dg
+
+    from clearml_assets.datasets.checks import dataset_id_for_account
+    from clearml_assets.errors import ClearMLConfigError
+
+    key = dg.AssetKey(["datasets", "shapes_training_view"])
+    instance = dg.DagsterInstance.ephemeral()
+    assert dataset_id_for_account(instance, key, "local") is None
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        key, metadata={"dataset_id": "a" * 32, "clearml_account": "original"}))
+    assert dataset_id_for_account(instance, key, "original") == "a" * 32
+    with pytest.raises(ClearMLConfigError) as err:
+        dataset_id_for_account(instance, key, "personal")
+    assert "'original'" in str(err.value) and "'personal'" in str(err.value) and "a" * 32 in str(err.value)
+    # an id given in run config is the user's explicit choice
+    assert dataset_id_for_account(instance, key, "personal", "b" * 32) == "b" * 32

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import dagster as dg
 
+from ..resource import ClearMLResource
 from .assets import DEFAULT_PROJECT, ClearMLDatasetNames, build_dataset_assets, check_dataset_names
 from .checks import build_training_view_checks
 from .observe import build_dataset_observation
@@ -22,7 +23,7 @@ def build_dataset_defs(
     group_name: str = "datasets",
     min_class_fraction: float = 0.05,
     observe_interval_minutes: int | None = None,
-    clearml: Any = None,
+    clearml: ClearMLResource | None = None,
 ) -> dg.Definitions:
     """Assets raw -> curated -> training view, the raw observation, and the training view checks.
 
