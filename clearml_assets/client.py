@@ -228,16 +228,20 @@ class ClearMLClient:
         idempotent = is_read_endpoint(endpoint) if _idempotent is None else _idempotent
         return self._call(endpoint, fields, timeout=_timeout, retries=self._retries if idempotent else 0)
 
-    def _call(self, endpoint: str, fields: dict, timeout: tuple[float, float] | None = None,
-              http: requests.Session | None = None, token: str | None = None, retries: int = 0) -> dict:
+    def _call(self, endpoint: str, fields: dict | None, timeout: tuple[float, float] | None = None,
+              http: requests.Session | None = None, token: str | None = None, retries: int = 0,
+              lines: bytes | None = None) -> dict:
         url = f"{self.api_host}/v{API_VERSION}/{endpoint}"
         renewed = busy = 0
         while True:
             bearer = token or self._bearer(refresh=renewed > 0)
+            headers = {"Authorization": f"Bearer {bearer}"}
+            if lines is not None:  # events.add_batch: one JSON event per line, as the SDK sends it
+                headers["Content-Type"] = "application/json-lines"
             self.calls += 1
             try:
-                resp = (http or self._http).post(url, json=fields, timeout=timeout or self._timeout,
-                                                 headers={"Authorization": f"Bearer {bearer}"})
+                resp = (http or self._http).post(url, json=fields if lines is None else None, data=lines,
+                                                 timeout=timeout or self._timeout, headers=headers)
             except requests.RequestException as exc:
                 raise self._unreachable(exc) from None
             payload = _json(resp)
@@ -395,6 +399,34 @@ class ClearMLClient:
     def delete_task(self, task_id: str, *, force: bool = True) -> None:
         """Delete a task (a draft or a failed one; ``force`` also deletes a non-draft)."""
         self.call("tasks.delete", task=task_id, force=force)
+
+    def create_task(self, name: str, project_id: str, task_type: str = "training", **fields: Any) -> str:
+        """Create a task (draft) and return its id (never sent twice)."""
+        return self.call("tasks.create", name=name, type=task_type, project=project_id, **fields)["id"]
+
+    def mark_task_started(self, task_id: str, *, force: bool = False) -> None:
+        """Set a task's status to in_progress."""
+        self.call("tasks.started", task=task_id, force=force)
+
+    def mark_task_completed(self, task_id: str, *, force: bool = False) -> None:
+        """Set a task's status to completed."""
+        self.call("tasks.completed", task=task_id, force=force)
+
+    def add_task_artifacts(self, task_id: str, artifacts: Sequence[Mapping[str, Any]], *, force: bool = True
+                           ) -> None:
+        """Add or replace artifacts of a task (by key and mode); the same artifacts twice change nothing."""
+        self.call("tasks.add_or_update_artifacts", _idempotent=True, task=task_id,
+                  artifacts=[dict(a) for a in artifacts], force=force)
+
+    def add_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Report events (``events.add_batch``, JSON lines as the SDK sends them; never sent twice: a
+        repeated batch would duplicate its events).
+
+        Raises:
+            ClearMLRequestError: The server refused the batch (its message names the bad event).
+        """
+        body = b"\n".join(orjson.dumps(event) for event in events)
+        self._call("events.add_batch", None, lines=body, timeout=(self._timeout[0], max(self._timeout[1], 300.0)))
 
     # -- models ------------------------------------------------------------------------------------
     def iter_models(self, *, only_fields: Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,

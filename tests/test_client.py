@@ -474,3 +474,47 @@ def test_storage_options_by_longest_prefix():
     assert client.storage_options_for("s3://bucket-b/x/y") == {"key": "B"}
     assert client.storage_options_for("s3://bucket-a/x") == {"key": "A"}
     assert client.storage_options_for("azure://c/x") == {}
+
+
+def test_typed_methods_return_parsed_records(clearml_server: LocalServer):
+    from clearml_assets.types import Project, Task
+
+    info = clearml_server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
+    name = "typed (1.x) [a+b]"  # regex characters: the lookup is by exact name
+    project_id = client.create_project(name, "typed")
+    client.create_project("typed (1.x) [a+b]/child")
+    client.create_project("typed (1.x) [a+b]x")
+    found = client.find_project(name)
+    assert isinstance(found, Project) and (found.id, found.name) == (project_id, name)
+    assert client.find_project("typed (1.x)") is None
+    assert client.get_project(project_id).name == name
+    with_children = client.find_projects([name], include_subprojects=True)
+    assert sorted(p.name for p in with_children) == [name, f"{name}/child"]
+    task_id = client.create_task("t-typed", project_id)
+    client.mark_task_started(task_id, force=True)
+    client.add_events([{"type": "training_stats_scalar", "task": task_id, "timestamp": 1, "iter": i,
+                        "metric": "m", "variant": "v", "value": float(i)} for i in range(3)])
+    client.add_task_artifacts(task_id, [{"key": "a", "type": "custom", "mode": "output", "uri": "s3://b/a"}])
+    client.mark_task_completed(task_id, force=True)
+    task = client.get_task(task_id)
+    assert isinstance(task, Task) and (task.name, task.status, task.project) == ("t-typed", "completed", project_id)
+    assert task.raw["execution"]["artifacts"][0]["uri"] == "s3://b/a"
+    assert [t.id for t in client.iter_tasks(project=[project_id], only_fields=["id"])] == [task_id]
+    assert [t.id for t in client.get_tasks([task_id])] == [task_id]
+    assert list(client.iter_models(task=[task_id])) == []
+    with pytest.raises(ClearMLRequestError, match="was not found"):
+        client.get_model("f" * 32)
+    client.delete_task(task_id)
+    assert client.get_tasks([task_id]) == []
+
+
+def test_records_parse_what_the_server_sends():
+    from clearml_assets.types import Model, Task
+
+    model = Model.from_api({"id": "m", "tags": ["champion"], "metadata": {"mAP50": {"key": "mAP50", "value": "0.5",
+                                                                                   "type": "float"}}})
+    assert model.metadata == {"mAP50": "0.5"} and model.tags == ("champion",)
+    assert Model.from_api({"id": "m", "metadata": [{"key": "k", "value": 1}]}).metadata == {"k": 1}
+    task = Task.from_api({"id": "t", "project": {"id": "p", "name": "P"}, "last_iteration": 7})
+    assert (task.project, task.last_iteration, task.finished) == ("p", 7, False)
