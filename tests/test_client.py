@@ -20,15 +20,15 @@ BOUND_SECONDS = 10.0
 SECRET = "client-test-secret-value-0042"
 
 
-def answering_server(answer):
-    """A loopback HTTP server answering every request with ``answer(path) -> (status, JSON body bytes)``."""
+def loopback_server(reply):
+    """A threaded loopback HTTP server: ``reply(path, raw body) -> (status, body bytes, extra headers)``."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self):
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            code, raw = answer(self.path)
+            code, raw, headers = reply(self.path, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            for name, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
             self.wfile.write(raw)
@@ -41,6 +41,11 @@ def answering_server(answer):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def answering_server(answer):
+    """A loopback HTTP server answering every request with ``answer(path) -> (status, JSON body bytes)``."""
+    return loopback_server(lambda path, raw: (*answer(path), {}))
 
 
 def broken_server(login_status: int = 200, after_login_status: int = 503, login_token: bool = True):
@@ -294,31 +299,16 @@ def scripted_server(answer):
     """A loopback server: ``answer(path, body) -> (status, JSON-able body, headers)``; records each request."""
     seen: list[tuple[str, dict]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self):
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            body = json.loads(raw) if raw else {}
-            seen.append((self.path, body))
-            if self.path.endswith("auth.login"):
-                code, data, headers = 200, {"meta": {"result_code": 200}, "data": {"token": "a.b.c"}}, {}
-            else:
-                code, data, headers = answer(self.path, body)
-            out = json.dumps(data).encode()
-            self.send_response(code)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
+    def reply(path: str, raw: bytes):
+        body = json.loads(raw) if raw else {}
+        seen.append((path, body))
+        if path.endswith("auth.login"):
+            code, data, headers = 200, {"meta": {"result_code": 200}, "data": {"token": "a.b.c"}}, {}
+        else:
+            code, data, headers = answer(path, body)
+        return code, json.dumps(data).encode(), headers
 
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, seen
+    return loopback_server(reply), seen
 
 
 def _busy(code: int, retry_after: str | None):
