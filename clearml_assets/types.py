@@ -103,3 +103,43 @@ class Model:
                    task=row.get("task") or None, project=_str(row.get("project")), uri=_str(row.get("uri")),
                    created=_str(row.get("created")), ready=ready if isinstance(ready, bool) else None,
                    metadata=metadata, raw=dict(row))
+
+
+@dataclass(frozen=True)
+class DatasetVersionSpec:
+    """What an SDK child creates as one dataset version (sent to ``datasets.sdk_ops.create_version``).
+
+    ``folder`` becomes the version's full content: files missing from it are removed relative to the
+    parents, changed or new ones uploaded.
+    """
+
+    name: str
+    project: str
+    version: str
+    folder: str
+    parents: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    output_uri: str = ""
+
+    @classmethod
+    def of(cls, spec: "DatasetVersionSpec | Mapping[str, Any]") -> "DatasetVersionSpec":
+        """The spec itself, or one built from a mapping with the same keys."""
+        if isinstance(spec, cls):
+            return spec
+        return cls(name=spec["name"], project=spec["project"], version=spec["version"], folder=str(spec["folder"]),
+                   parents=tuple(spec.get("parents") or ()), tags=tuple(spec.get("tags") or ()),
+                   description=spec.get("description") or "", output_uri=spec.get("output_uri") or "")
+
+
+@dataclass(frozen=True)
+class DatasetVersionUpload:
+    """What an SDK child reports after finalizing a dataset version."""
+
+    id: str
+    version: str
+    delta_files: int
+    delta_bytes: int
+    removed_files: int
+    file_count: int
+    total_bytes: int

@@ -318,3 +318,19 @@ def test_a_dataset_id_made_on_another_account_is_refused():
     assert "'original'" in str(err.value) and "'personal'" in str(err.value) and "a" * 32 in str(err.value)
     # an id given in run config is the user's explicit choice
     assert dataset_id_for_account(instance, key, "personal", "b" * 32) == "b" * 32
+
+
+def test_dataset_sdk_child_records_are_typed_and_load_no_dagster():
+    import pickle
+
+    from clearml_assets.types import DatasetVersionSpec, DatasetVersionUpload
+
+    spec = DatasetVersionSpec.of({"name": "n", "project": "p", "version": "1.0.0", "folder": "/f",
+                                  "parents": ["a"], "tags": ["dagster"]})
+    assert spec == DatasetVersionSpec("n", "p", "1.0.0", "/f", ("a",), ("dagster",))
+    assert DatasetVersionSpec.of(spec) is spec
+    upload = DatasetVersionUpload("id", "1.0.0", 1, 2, 0, 3, 4)
+    assert pickle.loads(pickle.dumps((spec, upload))) == (spec, upload)  # crosses the process boundary as is
+    code = ("import sys, clearml_assets.datasets.sdk_ops, clearml_assets.types; "
+            "assert 'dagster' not in sys.modules, 'dagster loaded in the SDK child'")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})

@@ -16,6 +16,7 @@ from ..client import ClearMLClient
 from ..errors import ClearMLAssetsError, ClearMLConfigError, DatasetValidationError
 from ..resource import AccountChoice, ClearMLResource
 from ..sdk_process import SDKProcessError, run_in_sdk_process
+from ..types import DatasetVersionSpec
 from .checks import dataset_id_for_account
 from .curation import link_or_copy, write_curated_folder
 from .frame_query import frame_query_mask
@@ -179,8 +180,8 @@ def publish_folder(clearml: ClearMLResource, account: str | None, *, project: st
     if parents is None:
         parents = [versions[0].id] if versions else []
     version = next_semver(versions)
-    spec = {"name": name, "project": project, "version": version, "parents": parents, "folder": str(folder),
-            "tags": ["dagster", content_tag(content_hash)], "description": description}
+    spec = DatasetVersionSpec(name=name, project=project, version=version, parents=tuple(parents),
+                              folder=str(folder), tags=("dagster", content_tag(content_hash)), description=description)
     try:
         result = run_in_sdk_process("clearml_assets.datasets.sdk_ops:create_version", spec,
                                     env=clearml.sdk_env(account), timeout=timeout,
@@ -189,12 +190,12 @@ def publish_folder(clearml: ClearMLResource, account: str | None, *, project: st
         # A child killed on timeout (or by the OOM killer) cannot delete its own draft.
         discard_unfinished_drafts(client, project, name, version, content_tag(content_hash), log)
         raise
-    created = get_dataset_version(client, result["id"])
+    created = get_dataset_version(client, result.id)
     if log:
-        log.info(f"{name}: created version {version} ({created.id}), uploaded {result['delta_files']} files "
-                 f"/ {result['delta_bytes']} bytes, removed {result['removed_files']}")
-    return PublishedVersion(created, content_hash, file_count, total_bytes, False, result["delta_bytes"],
-                            result["delta_files"], parents)
+        log.info(f"{name}: created version {version} ({created.id}), uploaded {result.delta_files} files "
+                 f"/ {result.delta_bytes} bytes, removed {result.removed_files}")
+    return PublishedVersion(created, content_hash, file_count, total_bytes, False, result.delta_bytes,
+                            result.delta_files, parents)
 
 
 def discard_unfinished_drafts(client: ClearMLClient, project: str, name: str, version: str, tag: str,
