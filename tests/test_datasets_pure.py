@@ -334,3 +334,30 @@ def test_dataset_sdk_child_records_are_typed_and_load_no_dagster():
     code = ("import sys, clearml_assets.datasets.sdk_ops, clearml_assets.types; "
             "assert 'dagster' not in sys.modules, 'dagster loaded in the SDK child'")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def test_a_translator_maps_clearml_datasets_to_the_users_keys_and_groups():
+    import dagster as dg
+
+    from clearml_assets.datasets import build_dataset_defs
+    from clearml_assets.resource import ClearMLResource
+    from clearml_assets.translator import DagsterClearMLTranslator
+
+    class TeamTranslator(DagsterClearMLTranslator):
+        def get_dataset_asset_key(self, dataset):
+            return dg.AssetKey(["vision", dataset.project.replace("/", "_"), dataset.stage])
+
+        def get_dataset_group_name(self, dataset):
+            return f"vision_{dataset.stage}"
+
+    defs = build_dataset_defs(dataset_project="Team/Detect", translator=TeamTranslator(), clearml=ClearMLResource())
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {f"vision/Team_Detect/{s}" for s in ("raw", "raw_external", "curated", "training_view")}
+    curated = graph.get(dg.AssetKey(["vision", "Team_Detect", "curated"]))
+    assert curated.group_name == "vision_curated"
+    assert dg.AssetKey(["vision", "Team_Detect", "raw"]) in curated.parent_keys
+    # the default translator keeps today's keys
+    default = {k.to_user_string() for k in build_dataset_defs(clearml=ClearMLResource()).resolve_asset_graph().get_all_asset_keys()}
+    assert default == {"datasets/shapes_raw", "datasets/shapes_raw_clearml_latest", "datasets/shapes_curated",
+                       "datasets/shapes_training_view"}

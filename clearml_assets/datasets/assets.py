@@ -5,7 +5,7 @@ import json
 import shutil
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +15,7 @@ from pydantic import Field
 from ..client import ClearMLClient
 from ..errors import ClearMLAssetsError, ClearMLConfigError, DatasetValidationError
 from ..resource import AccountChoice, ClearMLResource
+from ..translator import ClearMLDatasetRef, DagsterClearMLTranslator, DatasetStage
 from ..sdk_process import SDKProcessError, run_in_sdk_process
 from ..types import DatasetVersionSpec
 from .checks import dataset_id_for_account
@@ -47,26 +48,44 @@ class ClearMLDatasetNames:
     training_view: str = "shapes_training_view"
     account: str | None = None
     key_prefix: tuple[str, ...] = ("datasets",)
+    translator: DagsterClearMLTranslator | None = field(default=None, compare=False)
 
     def key(self, name: str) -> dg.AssetKey:
         """Asset key ``<key_prefix>/<name>``."""
         return dg.AssetKey([*self.key_prefix, name])
 
+    def ref(self, stage: DatasetStage) -> ClearMLDatasetRef:
+        """The ClearML dataset behind a stage."""
+        name = {"raw": self.raw, "raw_external": self.raw, "curated": self.curated,
+                "training_view": self.training_view}[stage]
+        return ClearMLDatasetRef(self.project, name, stage)
+
+    def _translated(self) -> DagsterClearMLTranslator:
+        return self.translator or DagsterClearMLTranslator(self.key_prefix)
+
+    def stage_key(self, stage: DatasetStage) -> dg.AssetKey:
+        """The asset key of a stage, as the translator maps it."""
+        return self._translated().get_dataset_asset_key(self.ref(stage))
+
+    def group(self, stage: DatasetStage, default: str) -> str:
+        """The asset group of a stage: the translator's if one was given, else ``default``."""
+        return self.translator.get_dataset_group_name(self.ref(stage)) if self.translator else default
+
     @property
     def raw_key(self) -> dg.AssetKey:
-        return self.key(self.raw)
+        return self.stage_key("raw")
 
     @property
     def raw_external_key(self) -> dg.AssetKey:
-        return self.key(f"{self.raw}_clearml_latest")
+        return self.stage_key("raw_external")
 
     @property
     def curated_key(self) -> dg.AssetKey:
-        return self.key(self.curated)
+        return self.stage_key("curated")
 
     @property
     def training_view_key(self) -> dg.AssetKey:
-        return self.key(self.training_view)
+        return self.stage_key("training_view")
 
 
 class _DatasetConfig(dg.Config):
@@ -316,7 +335,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         check_dataset_names(project, name)
         return project, name, clearml.choose_account(config.account, names.account)
 
-    @dg.asset(key=names.raw_key, group_name=group_name, kinds={"clearml"},
+    @dg.asset(key=names.raw_key, group_name=names.group("raw", group_name), kinds={"clearml"},
               description="Images + YOLO labels ingested as-is from the source folder into a ClearML dataset "
                           "version (child of the previous version, so only changed files are uploaded).",
               check_specs=[dg.AssetCheckSpec("labels_valid", asset=names.raw_key,
@@ -346,7 +365,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash),
                                     check_results=[check])
 
-    @dg.asset(key=names.curated_key, group_name=group_name, kinds={"clearml"}, deps=[names.raw_key, names.raw_external_key],
+    @dg.asset(key=names.curated_key, group_name=names.group("curated", group_name), kinds={"clearml"}, deps=[names.raw_key, names.raw_external_key],
               description="The raw version validated and cleaned (bad files reported and left out), split "
                           "train/val by content hash, with a frames manifest (manifest.parquet + csv). A "
                           "ClearML child version of the raw version.")
@@ -377,7 +396,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         })
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash))
 
-    @dg.asset(key=names.training_view_key, group_name=group_name, kinds={"clearml"}, deps=[names.curated_key],
+    @dg.asset(key=names.training_view_key, group_name=names.group("training_view", group_name), kinds={"clearml"}, deps=[names.curated_key],
               description="Frames of the curated version selected by frame queries on the manifest, laid out "
                           "for Ultralytics (images/{train,val}, labels/{train,val}, data.yaml). Train with "
                           "Dataset.get(dataset_id=<metadata dataset_id>).get_local_copy() + '/data.yaml'.")
