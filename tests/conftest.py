@@ -99,3 +99,46 @@ def stop_embedded_server(home: Path) -> None:
             os.kill(json.loads(record.read_text())["pid"], signal.SIGTERM)
         except ProcessLookupError:
             pass
+
+
+def _require_or_skip(missing: str | None) -> None:
+    """Skip a test whose system component is missing, except in CI (``CI=true``), where it must run."""
+    if missing:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{missing} (CI must provide it: see .ci/run)", pytrace=False)
+        pytest.skip(missing)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on a free loopback port for the whole session (see ``pgserver.py``)."""
+    from pgserver import postgres_bin_dir, start_postgres
+
+    _require_or_skip(None if postgres_bin_dir() else "PostgreSQL is not installed: apt-get install -y postgresql")
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dagster_storage(request, monkeypatch) -> dict:
+    """Dagster instance ``overrides`` for SQLite (the default) or a fresh database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return {}
+    server = request.getfixturevalue("postgres_server")
+    db = server.create_database(f"dagster_{os.getpid()}_{len(request.node.nodeid)}_{id(request.node)}")
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", server.password)
+    return {"storage": {"postgres": {"postgres_db": {
+        "username": "dagster", "password": {"env": "DAGSTER_PG_PASSWORD"}, "hostname": server.host,
+        "db_name": db, "port": server.port, "scheme": "postgresql+psycopg2"}}}}
+
+
+@pytest.fixture
+def dagster_instance(dagster_storage):
+    """A Dagster test instance on SQLite and, as a second run of the test, on PostgreSQL."""
+    import dagster as dg
+
+    with dg.instance_for_test(overrides=dagster_storage or None) as instance:
+        yield instance
