@@ -25,7 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .errors import ClearMLConnectionError, ClearMLRequestError
-from .types import Model, Project, Task
+from .types import Model, Project, Queue, Task, Worker
 
 API_VERSION = "2.23"
 CHECK_DEADLINE_SEC = 10.0
@@ -355,6 +355,11 @@ class ClearMLClient:
         """Create a project and return its id (never sent twice: see :meth:`call`)."""
         return self.call("projects.create", name=name, description=description)["id"]
 
+    def find_or_create_project(self, name: str, description: str = "") -> str:
+        """The id of the project named exactly ``name`` (hidden ones included), created if missing."""
+        found = self.find_project(name, search_hidden=True)
+        return found.id if found else self.create_project(name, description)
+
     # -- tasks -------------------------------------------------------------------------------------
     def get_task(self, task_id: str) -> Task:
         """One task by id, every field (``Task.raw`` holds the whole row).
@@ -404,13 +409,65 @@ class ClearMLClient:
         """Create a task (draft) and return its id (never sent twice)."""
         return self.call("tasks.create", name=name, type=task_type, project=project_id, **fields)["id"]
 
+    def get_task_status(self, task_id: str) -> Task:
+        """A task's status fields (status, reason, message, last worker, ``execution`` for its queue).
+
+        Raises:
+            ClearMLRequestError: No such task on this account.
+        """
+        fields = ["id", "status", "status_reason", "status_message", "execution", "last_worker", "last_update",
+                  "last_worker_report", "project"]
+        for task in self.get_tasks([task_id], only_fields=fields):
+            return task
+        raise ClearMLRequestError(f"ClearML account '{self.account}': task {task_id} was not found.",
+                                  metadata={"task_id": task_id})
+
     def mark_task_started(self, task_id: str, *, force: bool = False) -> None:
         """Set a task's status to in_progress."""
         self.call("tasks.started", task=task_id, force=force)
 
-    def mark_task_completed(self, task_id: str, *, force: bool = False) -> None:
+    def mark_task_completed(self, task_id: str, *, force: bool = False, reason: str = "") -> None:
         """Set a task's status to completed."""
-        self.call("tasks.completed", task=task_id, force=force)
+        self.call("tasks.completed", task=task_id, force=force, **({"status_reason": reason[:900]} if reason else {}))
+
+    def mark_task_stopped(self, task_id: str, reason: str = "", *, force: bool = True) -> None:
+        """Set a task's status to stopped (``tasks.stopped``: no agent involved)."""
+        self.call("tasks.stopped", task=task_id, force=force, status_reason=reason[:900])
+
+    def stop_task(self, task_id: str, reason: str = "", *, force: bool = True) -> None:
+        """Ask the agent running a task to stop it (``tasks.stop``)."""
+        self.call("tasks.stop", task=task_id, force=force, status_reason=reason[:900])
+
+    def enqueue_task(self, task_id: str, queue_id: str, reason: str = "") -> None:
+        """Put a task in a queue for an agent (never sent twice: a second enqueue would fail or requeue)."""
+        self.call("tasks.enqueue", task=task_id, queue=queue_id, status_reason=reason[:900])
+
+    def dequeue_task(self, task_id: str, reason: str = "") -> None:
+        """Take a queued task out of its queue."""
+        self.call("tasks.dequeue", task=task_id, status_reason=reason[:900])
+
+    def task_log_page(self, task_id: str, *, from_timestamp: int = 0, batch_size: int = 5000) -> list[dict]:
+        """Log events of a task from ``from_timestamp`` (ms) on, oldest first, one page
+        (``events.get_task_log``)."""
+        return self.call("events.get_task_log", task=task_id, navigate_earlier=False, from_timestamp=from_timestamp,
+                         batch_size=batch_size, order="asc").get("events") or []
+
+    def add_log(self, task_id: str, text: str, *, worker: str = "", level: str = "info",
+                timestamp_ms: int | None = None) -> None:
+        """Report one console log line of a task (as an agent does for a script's output)."""
+        self.add_events([{"type": "log", "task": task_id, "level": level, "worker": worker, "msg": text,
+                          "timestamp": int(time.time() * 1000) if timestamp_ms is None else timestamp_ms}])
+
+    # -- queues and workers ------------------------------------------------------------------------
+    def find_queue(self, name: str) -> Queue | None:
+        """The queue named exactly ``name``, or None."""
+        rows = self.call("queues.get_all", name=f"^{re.escape(name)}$", only_fields=["id", "name"],
+                         search_hidden=True).get("queues") or []
+        return next((Queue.from_api(q) for q in rows if q.get("name") == name), None)
+
+    def live_workers(self) -> list[Worker]:
+        """Every registered (not expired) worker with the queues it serves."""
+        return [Worker.from_api(w) for w in self.call("workers.get_all").get("workers") or []]
 
     def add_task_artifacts(self, task_id: str, artifacts: Sequence[Mapping[str, Any]], *, force: bool = True
                            ) -> None:

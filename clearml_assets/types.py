@@ -52,6 +52,9 @@ class Task:
     last_update: str = ""
     status_changed: str = ""
     last_iteration: int | None = None
+    status_reason: str = ""
+    status_message: str = ""
+    last_worker: str = ""
     runtime: Mapping[str, Any] = field(default_factory=dict, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -67,7 +70,13 @@ class Task:
                    system_tags=_tuple(row.get("system_tags")), last_update=_str(row.get("last_update")),
                    status_changed=_str(row.get("status_changed")),
                    last_iteration=iteration if isinstance(iteration, int) else None,
-                   runtime=dict(row.get("runtime") or {}), raw=dict(row))
+                   status_reason=_str(row.get("status_reason")), status_message=_str(row.get("status_message")),
+                   last_worker=_str(row.get("last_worker")), runtime=dict(row.get("runtime") or {}), raw=dict(row))
+
+    @property
+    def queue(self) -> str:
+        """The queue the task is enqueued in (``execution.queue``), or ''."""
+        return _str((self.raw.get("execution") or {}).get("queue"))
 
     @property
     def finished(self) -> bool:
@@ -103,6 +112,38 @@ class Model:
                    task=row.get("task") or None, project=_str(row.get("project")), uri=_str(row.get("uri")),
                    created=_str(row.get("created")), ready=ready if isinstance(ready, bool) else None,
                    metadata=metadata, raw=dict(row))
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A ClearML queue (``queues.get_all`` row)."""
+
+    id: str
+    name: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, row: Mapping[str, Any]) -> "Queue":
+        """The record of one API row."""
+        return cls(id=_str(row.get("id")), name=_str(row.get("name")), raw=dict(row))
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A registered (not expired) ClearML worker (``workers.get_all`` row)."""
+
+    id: str
+    queues: tuple[str, ...] = ()
+    task: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, row: Mapping[str, Any]) -> "Worker":
+        """The record of one API row (queues given as ids or as ``{id, name}`` entries)."""
+        queues = tuple(_str(q.get("id") if isinstance(q, Mapping) else q) for q in row.get("queues") or ())
+        task = row.get("task")
+        return cls(id=_str(row.get("id")), queues=queues,
+                   task=_str(task.get("id") if isinstance(task, Mapping) else task), raw=dict(row))
 
 
 @dataclass(frozen=True)

@@ -508,3 +508,38 @@ def test_records_parse_what_the_server_sends():
     assert Model.from_api({"id": "m", "metadata": [{"key": "k", "value": 1}]}).metadata == {"k": 1}
     task = Task.from_api({"id": "t", "project": {"id": "p", "name": "P"}, "last_iteration": 7})
     assert (task.project, task.last_iteration, task.finished) == ("p", 7, False)
+
+
+def test_typed_task_control_methods(clearml_server: LocalServer):
+    info = clearml_server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
+    project_id = client.find_or_create_project("control")
+    assert client.find_or_create_project("control") == project_id
+    task_id = client.create_task("ctl", project_id, "training", tags=["dagster"])
+    client.mark_task_started(task_id)
+    client.add_log(task_id, "hello", worker="w1", timestamp_ms=1000)
+    client.add_log(task_id, "world", worker="w1", level="error", timestamp_ms=2000)
+    assert [e["msg"] for e in client.task_log_page(task_id)] == ["hello", "world"]
+    assert [e["msg"] for e in client.task_log_page(task_id, from_timestamp=1000)] == ["world"]
+    client.mark_task_stopped(task_id, "stopped by the test")
+    status = client.get_task_status(task_id)
+    assert (status.status, status.status_reason) == ("stopped", "stopped by the test")
+    with pytest.raises(ClearMLRequestError, match="was not found"):
+        client.get_task_status("0" * 32)
+
+
+def test_queue_and_worker_records():
+    def answer(path, body):
+        if path.endswith("queues.get_all"):
+            data = {"queues": [{"id": "q2", "name": "defaultx"}, {"id": "q1", "name": "default"}]}
+        else:
+            data = {"workers": [{"id": "w1", "queues": [{"id": "q1", "name": "default"}], "task": {"id": "t1"}},
+                                {"id": "w2", "queues": ["q2"]}]}
+        return 200, {"meta": {"result_code": 200}, "data": data}, {}
+
+    server, seen = scripted_server(answer)
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
+    assert client.find_queue("default").id == "q1" and client.find_queue("nope") is None
+    assert [(w.id, w.queues, w.task) for w in client.live_workers()] == [("w1", ("q1",), "t1"), ("w2", ("q2",), "")]
+    assert next(body for path, body in seen if path.endswith("queues.get_all"))["name"] == "^default$"
+    server.shutdown()
