@@ -543,3 +543,24 @@ def test_queue_and_worker_records():
     assert [(w.id, w.queues, w.task) for w in client.live_workers()] == [("w1", ("q1",), "t1"), ("w2", ("q2",), "")]
     assert next(body for path, body in seen if path.endswith("queues.get_all"))["name"] == "^default$"
     server.shutdown()
+
+
+def test_reads_survive_the_local_servers_429_switch(clearml_server: LocalServer):
+    """Against the local server's 429 switch (the real status, envelope and Retry-After header)."""
+    pytest.importorskip("clearml_assets.local_server.throttle")  # the server's switch (branch `server`)
+    info = clearml_server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key, retries=2)
+    project_id = client.create_project("throttled reads")
+    throttle = clearml_server.store.throttle
+    try:
+        throttle.arm(next=2, retry_after=1)
+        assert client.find_project("throttled reads").id == project_id
+        assert throttle.throttled == 2
+        throttle.arm(next=1, retry_after=1)
+        with pytest.raises(ClearMLConnectionError, match="not sent again") as err:
+            client.create_project("throttled write")
+        assert "429" in str(err.value)
+        assert throttle.throttled == 3
+    finally:
+        throttle.disarm()
+    assert client.find_project("throttled write") is None  # refused once, never re-sent
