@@ -258,8 +258,8 @@ class ClearMLClient:
                     busy += 1
                     time.sleep(wait)
                     continue
-                raise self._server_error(resp.status_code, _result_msg(payload), endpoint=endpoint,
-                                         retried=busy, read=retries > 0, wait=_retry_after(resp))
+                raise self._server_error(resp.status_code, _result_msg(payload), endpoint=endpoint, retried=busy,
+                                         read=retries > 0 or is_read_endpoint(endpoint), wait=_retry_after(resp))
             if code == 401:
                 raise ClearMLConnectionError(
                     f"ClearML account '{self.account}': {self.api_host} refused {endpoint} (401: "
@@ -299,6 +299,8 @@ class ClearMLClient:
             if not rows:
                 return
             ids = [row.get("id") for row in rows if isinstance(row, dict)]
+            if None in ids:
+                ids = []  # rows without ids cannot be told apart: no repeat check
             if previous is not None and ids and ids == previous:
                 raise ClearMLRequestError(
                     f"ClearML account '{self.account}': {endpoint} answered page {page} with the same rows as "
