@@ -539,7 +539,7 @@ class ClearMLClient:
         return dict(self.storage_options[max(matches, key=len)]) if matches else {}
 
     def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024, _renewed: bool = False, *,
-                 digest: Any = None) -> int:
+                 digest: Any = None, _busy: int = 0) -> int:
         """Stream a fileserver URL to ``dest`` (written to a temporary name, renamed when whole).
 
         Args:
@@ -548,6 +548,8 @@ class ClearMLClient:
             chunk_size: Bytes per read.
             digest: A ``hashlib`` object updated with the bytes as they are written (one pass over the
                 data instead of hashing the file again afterwards).
+
+        A fileserver answering 429/502/503/504 is asked again (``retries`` times, honouring ``Retry-After``).
 
         Returns:
             The number of bytes written.
@@ -572,7 +574,12 @@ class ClearMLClient:
                 if resp.status_code == 401 and not _renewed:
                     resp.close()
                     self._bearer(refresh=True)  # token expired or server restarted: once more, logged in again
-                    return self.download(url, dest, chunk_size, _renewed=True, digest=digest)
+                    return self.download(url, dest, chunk_size, _renewed=True, digest=digest, _busy=_busy)
+                wait = self._retry_wait(resp, _busy) if resp.status_code in RETRY_STATUSES else None
+                if wait is not None and _busy < self._retries:
+                    resp.close()  # nothing of this answer was written: a fresh attempt starts from byte 0
+                    time.sleep(wait)
+                    return self.download(url, dest, chunk_size, _renewed=_renewed, digest=digest, _busy=_busy + 1)
                 if resp.status_code != 200:
                     raise ClearMLRequestError(
                         f"ClearML account '{self.account}': download of {url} failed with HTTP "

@@ -83,6 +83,10 @@ class ClearMLResource(dg.ConfigurableResource):
           ``CLEARML_FILES_HOST_<NAME>`` (default: ClearML SaaS).
         * ClearML's own ``CLEARML_API_ACCESS_KEY`` / ``CLEARML_API_SECRET_KEY`` (+ ``CLEARML_API_HOST``,
           ``CLEARML_WEB_HOST``, ``CLEARML_FILES_HOST``) make account ``default``.
+        * ``CLEARML_CONFIG_FILE_<NAME>`` (a ``clearml.conf``) makes account ``<name>`` from the file: hosts,
+          keys and storage credentials; the variables above override it.
+        * ``CLEARML_S3_KEY_<NAME>`` ... (see docs/accounts.md): the account's object storage credentials;
+          ``CLEARML_FILES_HOST_ALIASES_<NAME>``: other spellings of its files host.
         * ``CLEARML_ASSETS_DEFAULT_ACCOUNT`` picks the default account (else ``local``).
 
         Args:

@@ -564,3 +564,22 @@ def test_reads_survive_the_local_servers_429_switch(clearml_server: LocalServer)
     finally:
         throttle.disarm()
     assert client.find_project("throttled write") is None  # refused once, never re-sent
+
+
+def test_downloads_answered_busy_are_fetched_again_after_retry_after(tmp_path: Path):
+    answers = iter([(503, b"{}", {"Retry-After": "1"}), (429, b"{}", {"Retry-After": "0"})])
+    hits: list[str] = []
+
+    def reply(path, raw):
+        hits.append(path)
+        if path.endswith("auth.login"):
+            return 200, json.dumps({"meta": {"result_code": 200}, "data": {"token": "a.b.c"}}).encode(), {}
+        return next(answers, (200, b"file bytes", {}))
+
+    server = loopback_server(reply)
+    host = f"http://127.0.0.1:{server.server_port}"
+    client = ClearMLClient(host, "AK", SECRET, files_host=host, retries=2)
+    assert client.download(f"{host}/p/t/a.bin", tmp_path / "a.bin") == len(b"file bytes")
+    assert (tmp_path / "a.bin").read_bytes() == b"file bytes"
+    assert sum(1 for h in hits if h == "/p/t/a.bin") == 3
+    server.shutdown()
