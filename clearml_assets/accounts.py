@@ -82,7 +82,8 @@ class ClearMLAccount(dg.Config):
                                           "http://127.0.0.1:8081, or a former host name); fetched from files_host.")
     s3_access_key: str = Field(default="", description="S3 access key for s3:// files; give it as "
                                                        "EnvVar('CLEARML_S3_KEY_<ACCOUNT>').")
-    s3_secret_key: str = Field(default="", description="S3 secret key; give it as EnvVar('CLEARML_S3_SECRET_<ACCOUNT>').")
+    s3_secret_key: str = Field(default="", description="S3 secret key; give it as "
+                                                       "EnvVar('CLEARML_S3_SECRET_<ACCOUNT>').")
     s3_endpoint_url: str = Field(default="", description="S3-compatible endpoint, e.g. http://127.0.0.1:8333 "
                                                          "(empty: AWS).")
     s3_region: str = Field(default="", description="S3 region, e.g. us-east-1.")

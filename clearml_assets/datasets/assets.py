@@ -318,8 +318,8 @@ def newest_version_id(clearml: ClearMLResource, account: str | None, project: st
     return versions[0].id
 
 
-def download_version(clearml: ClearMLResource, account: str | None, version_id: str, target: Path, config: _DatasetConfig,
-                     kind: str) -> Path:
+def download_version(clearml: ClearMLResource, account: str | None, version_id: str, target: Path,
+                     config: _DatasetConfig, kind: str) -> Path:
     """A local copy of a dataset version, fetched with the SDK in a child process for one account."""
     return Path(run_in_sdk_process("clearml_assets.datasets.sdk_ops:local_copy", version_id, str(target),
                                    env=clearml.sdk_env(account), timeout=config.sdk_timeout_seconds,
@@ -365,7 +365,8 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash),
                                     check_results=[check])
 
-    @dg.asset(key=names.curated_key, group_name=names.group("curated", group_name), kinds={"clearml"}, deps=[names.raw_key, names.raw_external_key],
+    @dg.asset(key=names.curated_key, group_name=names.group("curated", group_name), kinds={"clearml"},
+              deps=[names.raw_key, names.raw_external_key],
               description="The raw version validated and cleaned (bad files reported and left out), split "
                           "train/val by content hash, with a frames manifest (manifest.parquet + csv). A "
                           "ClearML child version of the raw version.")
@@ -396,7 +397,8 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         })
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash))
 
-    @dg.asset(key=names.training_view_key, group_name=names.group("training_view", group_name), kinds={"clearml"}, deps=[names.curated_key],
+    @dg.asset(key=names.training_view_key, group_name=names.group("training_view", group_name),
+              kinds={"clearml"}, deps=[names.curated_key],
               description="Frames of the curated version selected by frame queries on the manifest, laid out "
                           "for Ultralytics (images/{train,val}, labels/{train,val}, data.yaml). Train with "
                           "Dataset.get(dataset_id=<metadata dataset_id>).get_local_copy() + '/data.yaml'.")
