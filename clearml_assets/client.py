@@ -335,23 +335,38 @@ class ClearMLClient:
         return None
 
     def find_projects(self, names: Sequence[str], *, include_subprojects: bool = False,
-                      search_hidden: bool = False, only_fields: Sequence[str] = ("id", "name")
-                      ) -> list[Project]:
+                      search_hidden: bool = False, only_fields: Sequence[str] = ("id", "name"),
+                      include_public: bool = False) -> list[Project]:
         """The projects named exactly one of ``names`` (and their subprojects), in one paged query."""
         if not names:
             return []
         suffix = "(?:/.*)?" if include_subprojects else ""
         pattern = f"^(?:{'|'.join(re.escape(n) for n in names)}){suffix}$"
-        fields: dict[str, Any] = {"name": pattern, "only_fields": list(only_fields), "order_by": ["name"]}
+        fields: dict[str, Any] = {"name": pattern, "order_by": ["name"]}
         if search_hidden:
             fields["search_hidden"] = True
-        return [Project.from_api(row) for row in self.iter_pages("projects.get_all", "projects", **fields)]
+        return list(self._listing("projects", Project, only_fields, include_public, MAX_PAGE_SIZE, fields))
 
-    def iter_projects(self, *, only_fields: Sequence[str] = ("id", "name"), **filters: Any) -> Iterator[Project]:
-        """Every project matching ``filters`` (``projects.get_all`` field names), paged to the end."""
-        for row in self.iter_pages("projects.get_all", "projects", only_fields=list(only_fields),
-                                   order_by=filters.pop("order_by", ["id"]), **filters):
-            yield Project.from_api(row)
+    def iter_projects(self, *, only_fields: Sequence[str] = ("id", "name"), include_public: bool = False,
+                      **filters: Any) -> Iterator[Project]:
+        """Every project matching ``filters`` (``projects.get_all`` field names), paged to the end; the
+        public rows every company sees (ClearML's examples, ``company: ""``) only with ``include_public``."""
+        filters.setdefault("order_by", ["id"])
+        return self._listing("projects", Project, only_fields, include_public, MAX_PAGE_SIZE, filters)
+
+    def _listing(self, service: str, record: Any, only_fields: Sequence[str] | None, include_public: bool,
+                 page_size: int, filters: dict[str, Any]) -> Iterator[Any]:
+        """Records of ``<service>.get_all`` paged to the end, public rows left out unless asked for.
+
+        The real server's ``get_all`` always adds the public company's rows (``company: ""``); they are
+        not the account's own, so listings drop them (an id asked for by the caller is kept).
+        """
+        if only_fields is not None:
+            wanted = list(only_fields)
+            filters["only_fields"] = wanted if include_public or "company" in wanted else [*wanted, "company"]
+        for row in self.iter_pages(f"{service}.get_all", service, page_size=page_size, **filters):
+            if include_public or row.get("company") != "" or "id" in filters:
+                yield record.from_api(row)
 
     def create_project(self, name: str, description: str = "") -> str:
         """Create a project and return its id (never sent twice: see :meth:`call`)."""
@@ -379,21 +394,22 @@ class ClearMLClient:
         return list(self.iter_tasks(id=list(ids), only_fields=only_fields, search_hidden=search_hidden))
 
     def iter_tasks(self, *, only_fields: Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,
-                   **filters: Any) -> Iterator[Task]:
+                   include_public: bool = False, **filters: Any) -> Iterator[Task]:
         """Every task matching ``filters`` (``tasks.get_all`` field names: ``project``, ``status``,
-        ``type``, ``system_tags``, ``order_by``, ``search_hidden``, ...), paged to the end."""
-        if only_fields is not None:
-            filters["only_fields"] = list(only_fields)
-        for row in self.iter_pages("tasks.get_all", "tasks", page_size=page_size, **filters):
-            yield Task.from_api(row)
+        ``type``, ``system_tags``, ``order_by``, ``search_hidden``, ...), paged to the end; public rows
+        (``company: ""``) only with ``include_public`` or when asked for by ``id``."""
+        return self._listing("tasks", Task, only_fields, include_public, page_size, filters)
 
     def tasks_page(self, page: int, page_size: int, *, read_timeout: float | None = None, **filters: Any
                    ) -> list[Task]:
         """One page of ``tasks.get_all`` (for keyset polling that moves its own bound between pages).
 
-        The page size is clamped to the real server's cap of 500.
+        The page size is clamped to the real server's cap of 500. Public rows are kept (``Task.public``
+        tells them), so a page the caller filters still says where the next page starts.
         """
         timeout = (self._timeout[0], read_timeout) if read_timeout else None
+        if "only_fields" in filters and "company" not in filters["only_fields"]:
+            filters["only_fields"] = [*filters["only_fields"], "company"]
         rows = self.call("tasks.get_all", _timeout=timeout, page=page,
                          page_size=max(1, min(page_size, MAX_PAGE_SIZE)), **filters).get("tasks") or []
         return [Task.from_api(row) for row in rows]
@@ -489,13 +505,11 @@ class ClearMLClient:
 
     # -- models ------------------------------------------------------------------------------------
     def iter_models(self, *, only_fields: Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,
-                    **filters: Any) -> Iterator[Model]:
+                    include_public: bool = False, **filters: Any) -> Iterator[Model]:
         """Every model matching ``filters`` (``models.get_all`` field names: ``id``, ``task``,
-        ``project``, ``tags``, ``order_by``, ...), paged to the end."""
-        if only_fields is not None:
-            filters["only_fields"] = list(only_fields)
-        for row in self.iter_pages("models.get_all", "models", page_size=page_size, **filters):
-            yield Model.from_api(row)
+        ``project``, ``tags``, ``order_by``, ...), paged to the end; public rows (``company: ""``) only
+        with ``include_public`` or when asked for by ``id``."""
+        return self._listing("models", Model, only_fields, include_public, page_size, filters)
 
     def get_model(self, model_id: str, *, only_fields: Sequence[str] | None = None) -> Model:
         """One model by id.

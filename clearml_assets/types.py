@@ -22,6 +22,11 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _is_public(row: Mapping[str, Any]) -> bool:
+    """A row of the public company (``company: ""``: e.g. ClearML's examples every account sees)."""
+    return row.get("company") == ""
+
+
 @dataclass(frozen=True)
 class Project:
     """A ClearML project (``projects.get_all`` / ``projects.get_by_id`` row)."""
@@ -30,6 +35,11 @@ class Project:
     name: str = ""
     system_tags: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def public(self) -> bool:
+        """Whether the row belongs to the public company (not the account's own)."""
+        return _is_public(self.raw)
 
     @classmethod
     def from_api(cls, row: Mapping[str, Any]) -> "Project":
@@ -79,6 +89,11 @@ class Task:
         return _str((self.raw.get("execution") or {}).get("queue"))
 
     @property
+    def public(self) -> bool:
+        """Whether the row belongs to the public company (not the account's own)."""
+        return _is_public(self.raw)
+
+    @property
     def finished(self) -> bool:
         """Whether the task reached a status it does not leave by itself."""
         return self.status in TERMINAL_STATUSES
@@ -98,6 +113,11 @@ class Model:
     ready: bool | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def public(self) -> bool:
+        """Whether the row belongs to the public company (not the account's own)."""
+        return _is_public(self.raw)
 
     @classmethod
     def from_api(cls, row: Mapping[str, Any]) -> "Model":

@@ -328,3 +328,30 @@ def test_poll_reads_past_pages_a_server_cuts_short():
     assert [t.id for t in result.tasks] == [t["id"] for t in tasks]
     assert set(asked) == {500}  # clamped to the real cap
     server.shutdown()
+
+
+def test_poll_leaves_out_the_public_companys_tasks():
+    """ClearML's public examples (``company: ""``) come back from every get_all on a real server: the sensor
+    must not archive them as the account's tasks, yet its cursor moves past them."""
+    from test_client import scripted_server
+
+    from clearml_assets.automation.polling import poll_finished_tasks
+
+    tasks = [{"id": f"{i:032x}", "name": f"t{i}", "project": "p" * 32, "status": "completed",
+              "company": "" if i % 2 else "c1", "status_changed": f"2026-01-01T00:00:{i:02d}.000+00:00"}
+             for i in range(6)]
+
+    def answer(path, body):
+        assert "company" in body["only_fields"]
+        bound = (body.get("status_changed") or [">="])[0][2:]
+        rows = [t for t in tasks if t["status_changed"] >= bound]
+        start = body["page"] * body["page_size"]
+        return 200, {"meta": {"result_code": 200}, "data": {"tasks": rows[start:start + body["page_size"]]}}, {}
+
+    server, _ = scripted_server(answer)
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", "client-secret-not-real-01")
+    result = poll_finished_tasks(client, ClearMLTaskCursor(), page_size=4)
+    assert [t.id for t in result.tasks] == [t["id"] for t in tasks if t["company"]]
+    again = poll_finished_tasks(client, result.cursor, page_size=4)
+    assert again.tasks == []
+    server.shutdown()

@@ -128,8 +128,8 @@ def poll_finished_tasks(
         found = len(result.tasks)
         for row in rows:
             changed = row.status_changed
-            if not changed or not state.is_new(row.id, changed):
-                continue
+            if not changed or row.public or not state.is_new(row.id, changed):
+                continue  # a public row (ClearML's examples, company "") is not the account's task
             if len(result.tasks) >= max_tasks:
                 result.more, result.stop_reason = True, "max_tasks"
                 break
