@@ -54,6 +54,9 @@ def create_version(spec: DatasetVersionSpec | Mapping[str, Any]) -> DatasetVersi
         parent_datasets=list(spec.parents) or None, dataset_tags=list(spec.tags) or None,
         description=spec.description or None, output_uri=spec.output_uri or None)
     try:
+        # Dataset.create edits the new task's configuration through a detached copy; without a reload
+        # the SDK reads that stale copy and warns "Could not repair dependency graph" for a child version
+        dataset._task.reload()
         if not folder.is_dir():
             raise FileNotFoundError(f"staging folder {folder} vanished before upload")
         removed, _added, _modified = dataset.sync_folder(local_path=str(folder))
