@@ -9,14 +9,15 @@ account, the host and what to do.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
 import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import unquote, urlsplit
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -24,9 +25,27 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from .errors import ClearMLConnectionError, ClearMLRequestError
+from .types import Model, Project, Queue, Task, Worker
 
 API_VERSION = "2.23"
 CHECK_DEADLINE_SEC = 10.0
+#: The most rows a real clearml-server returns per ``get_all`` page; it cuts larger pages without an error.
+MAX_PAGE_SIZE = 500
+#: Statuses that mean "not now, try again" (rate limit, maintenance/overload), honouring ``Retry-After``.
+RETRY_STATUSES = (429, 502, 503, 504)
+SAAS_API_HOST = "https://api.clear.ml"
+SAAS_WEB_HOST = "https://app.clear.ml"
+SAAS_FILES_HOST = "https://files.clear.ml"
+#: Older names of the SaaS fileserver that stored URIs still carry (the SDK's ``Session.legacy_file_servers``).
+SAAS_LEGACY_FILES_HOSTS = ("https://files.community.clear.ml",)
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Actions that only read: safe to send again after a 429/5xx. Anything else (create, edit, add_batch,
+# status changes, delete) may have taken effect before the error, so it is never repeated blindly.
+_READ_ACTIONS = frozenset({
+    "debug_images", "plots", "scalar_metrics_iter_raw", "scalar_metrics_iter_histogram",
+    "vector_metrics_iter_histogram", "multi_task_scalar_metrics_iter_histogram", "download_task_log",
+    "next_debug_image_sample", "next_plot_sample", "validate_delete", "login", "ping", "info",
+})
 
 # the scheme is bounded so that a megabyte of letters is scanned in linear time, not quadratic
 _URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/@\s]*@")
@@ -55,8 +74,18 @@ class ClearMLClient:
         web_host: Web app URL, used for links.
         connect_timeout: Seconds to connect.
         read_timeout: Seconds to wait for a response.
-        retries: Retries on connection errors and 502/503/504 before giving up.
+        retries: Retries of a read answered 429/502/503/504 (and of any call whose connection could
+            not be made) before giving up. Calls that change data are never repeated after an answer.
         max_connections: Size of the connection pool (the most parallel calls this account gets).
+        retry_after_max_seconds: The longest single wait a ``Retry-After`` header may ask for; a longer
+            one fails at once, naming the wait (a run is never parked for an unbounded time).
+        files_host_aliases: Other spellings of the files host that stored URIs carry (e.g. the host the
+            SDK saw, ``http://localhost:8081`` for ``http://127.0.0.1:8081``, or a former name); URLs on
+            them count as the account's own and are fetched from ``files_host``. For ClearML SaaS,
+            ``files.community.clear.ml`` is added automatically (see also :func:`loopback_aliases`).
+        storage_options: fsspec options per URL prefix (``"s3://bucket"``, ``"s3://"``, ``"gs://"``,
+            ``"azure://"``), e.g. ``{"s3://": {"key": ..., "secret": ..., "client_kwargs":
+            {"endpoint_url": ...}}}``; read by object-storage downloads (never sent to the API server).
     """
 
     def __init__(
@@ -72,20 +101,30 @@ class ClearMLClient:
         read_timeout: float = 120.0,
         retries: int = 2,
         max_connections: int = 8,
+        retry_after_max_seconds: float = 30.0,
+        files_host_aliases: Sequence[str] = (),
+        storage_options: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         self.account = account
         self.api_host = api_host.rstrip("/")
-        self.files_host = files_host.rstrip("/") if files_host else None
-        self.web_host = (web_host or _guess_web_host(self.api_host)).rstrip("/")
+        self.web_host = (web_host or derive_web_host(self.api_host) or self.api_host).rstrip("/")
+        derived = files_host or derive_files_host(self.api_host, web_host)
+        self.files_host = derived.rstrip("/") if derived else None
+        self.files_host_aliases = _aliases(self.files_host, files_host_aliases)
+        self.storage_options: dict[str, dict[str, Any]] = {
+            prefix: dict(options) for prefix, options in (storage_options or {}).items()}
         self.max_connections = max_connections
+        self.retry_after_max_seconds = retry_after_max_seconds
         self._auth = (access_key, secret_key)
         self._timeout = (connect_timeout, read_timeout)
         self._token: str | None = None
         self._token_lock = threading.Lock()
         self.calls = 0  # number of API calls sent (benchmarks and tests read it)
-        retry = Retry(total=retries, connect=retries, read=0, status=retries, backoff_factor=0.2,
-                      backoff_max=2.0, status_forcelist=(502, 503, 504), allowed_methods=None,
-                      raise_on_status=False, respect_retry_after_header=False)
+        # urllib3 only retries connections that were never made (the request was not sent); answers are
+        # retried by _call, which knows whether the call is a read
+        retry = Retry(total=retries, connect=retries, read=0, status=0, other=0, backoff_factor=0.2,
+                      backoff_max=2.0, allowed_methods=None, raise_on_status=False,
+                      respect_retry_after_header=False)
         self._retries = retries
         self._http = requests.Session()
         adapter = HTTPAdapter(max_retries=retry, pool_connections=2, pool_maxsize=max_connections)
@@ -167,39 +206,60 @@ class ClearMLClient:
             "Check that the server is running and reachable from here.")
 
     # -- calls -------------------------------------------------------------------------------------
-    def call(self, endpoint: str, _timeout: tuple[float, float] | None = None, **fields: Any) -> dict:
+    def call(self, endpoint: str, _timeout: tuple[float, float] | None = None, _idempotent: bool | None = None,
+             **fields: Any) -> dict:
         """Send one API call and return the response's ``data``.
+
+        A read answered 429/502/503/504 is sent again (``retries`` times, waiting what ``Retry-After``
+        asks, bounded by ``retry_after_max_seconds``, else a short backoff). A call that changes data is
+        never sent again after an answer: the error says it may or may not have taken effect.
 
         Args:
             endpoint: ``service.action``, e.g. ``tasks.get_all``.
             _timeout: ``(connect, read)`` seconds for this call instead of the client's.
+            _idempotent: Whether sending the call twice is harmless; default: only reads
+                (``get*`` actions and the event iterators).
             **fields: The request body, with the real server's field names.
 
         Raises:
             ClearMLRequestError: The server answered with an error result (4xx, or 500).
-            ClearMLConnectionError: The server could not be reached or answered 502/503/504.
+            ClearMLConnectionError: The server could not be reached or kept answering 429/502/503/504.
         """
-        return self._call(endpoint, fields, timeout=_timeout)
+        idempotent = is_read_endpoint(endpoint) if _idempotent is None else _idempotent
+        return self._call(endpoint, fields, timeout=_timeout, retries=self._retries if idempotent else 0)
 
-    def _call(self, endpoint: str, fields: dict, timeout: tuple[float, float] | None = None,
-              http: requests.Session | None = None, token: str | None = None) -> dict:
+    def _call(self, endpoint: str, fields: dict | None, timeout: tuple[float, float] | None = None,
+              http: requests.Session | None = None, token: str | None = None, retries: int = 0,
+              lines: bytes | None = None) -> dict:
         url = f"{self.api_host}/v{API_VERSION}/{endpoint}"
-        for attempt in (0, 1):
-            bearer = token or self._bearer(refresh=attempt == 1)
+        renewed = busy = 0
+        while True:
+            bearer = token or self._bearer(refresh=renewed > 0)
+            headers = {"Authorization": f"Bearer {bearer}"}
+            if lines is not None:  # events.add_batch: one JSON event per line, as the SDK sends it
+                headers["Content-Type"] = "application/json-lines"
             self.calls += 1
             try:
-                resp = (http or self._http).post(url, json=fields, timeout=timeout or self._timeout,
-                                                 headers={"Authorization": f"Bearer {bearer}"})
+                resp = (http or self._http).post(url, json=fields if lines is None else None, data=lines,
+                                                 timeout=timeout or self._timeout, headers=headers)
             except requests.RequestException as exc:
                 raise self._unreachable(exc) from None
             payload = _json(resp)
             code = _result_code(payload) or resp.status_code
-            if code == 401 and attempt == 0 and token is None:
-                continue  # token expired or server restarted with a new signing key: log in again
+            if code == 401 and renewed == 0 and token is None:
+                renewed += 1  # token expired or server restarted with a new signing key: log in again
+                continue
             if code == 200 and isinstance(payload, dict):
                 return payload.get("data") or {}
-            if code in (502, 503, 504) or (payload is None and resp.status_code >= 500):
-                raise self._server_error(resp.status_code, _result_msg(payload))
+            status = resp.status_code if resp.status_code in RETRY_STATUSES else code
+            if status in RETRY_STATUSES or (payload is None and resp.status_code >= 500):
+                wait = self._retry_wait(resp, busy)
+                if busy < retries and status in RETRY_STATUSES and wait is not None:
+                    busy += 1
+                    time.sleep(wait)
+                    continue
+                raise self._server_error(resp.status_code, _result_msg(payload), endpoint=endpoint, retried=busy,
+                                         read=retries > 0 or is_read_endpoint(endpoint), wait=_retry_after(resp))
             if code == 401:
                 raise ClearMLConnectionError(
                     f"ClearML account '{self.account}': {self.api_host} refused {endpoint} (401: "
@@ -210,38 +270,290 @@ class ClearMLClient:
                 f"{_result_subcode(payload)}: {_result_msg(payload) or resp.reason}",
                 metadata={"endpoint": endpoint, "result_code": code,
                           "result_subcode": _result_subcode(payload)})
-        raise AssertionError("unreachable")
 
-    def iter_pages(self, endpoint: str, result_key: str, page_size: int = 500, **fields: Any
+    def _retry_wait(self, resp: requests.Response, attempt: int) -> float | None:
+        """Seconds to wait before sending a read again: ``Retry-After`` if given, else a short backoff;
+        None when the server asks for longer than ``retry_after_max_seconds``."""
+        asked = _retry_after(resp)
+        if asked is None:
+            return min(0.2 * 2 ** attempt, 2.0)
+        return asked if asked <= self.retry_after_max_seconds else None
+
+    def iter_pages(self, endpoint: str, result_key: str, page_size: int = MAX_PAGE_SIZE, **fields: Any
                    ) -> Iterator[dict]:
-        """Yield every row of a paged ``get_all`` endpoint (``page``/``page_size`` until a short page)."""
-        page = 0
+        """Yield every row of a paged ``get_all`` endpoint.
+
+        The page size is clamped to the real server's cap (500: it cuts larger pages silently), and
+        paging stops on an empty page or when the answer's ``total`` is reached, never on a short page
+        (a server may cap pages below the size asked for).
+
+        Raises:
+            ClearMLRequestError: The server answered the same rows for the next page (it ignores
+                ``page``), which would otherwise never end.
+        """
+        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+        page, seen, previous = 0, 0, None
         while True:
-            rows = self.call(endpoint, page=page, page_size=page_size, **fields).get(result_key) or []
-            yield from rows
-            if len(rows) < page_size:
+            data = self.call(endpoint, page=page, page_size=page_size, **fields)
+            rows = data.get(result_key) or []
+            if not rows:
                 return
-            page += 1
+            ids = [row.get("id") for row in rows if isinstance(row, dict)]
+            if None in ids:
+                ids = []  # rows without ids cannot be told apart: no repeat check
+            if previous is not None and ids and ids == previous:
+                raise ClearMLRequestError(
+                    f"ClearML account '{self.account}': {endpoint} answered page {page} with the same rows as "
+                    f"page {page - 1}; the server ignores paging, so not every row can be read.",
+                    metadata={"endpoint": endpoint, "page": page})
+            yield from rows
+            seen += len(rows)
+            total = data.get("total")
+            if isinstance(total, int) and seen >= total:
+                return
+            previous, page = ids, page + 1
+
+    # -- projects ----------------------------------------------------------------------------------
+    def get_project(self, project_id: str) -> Project:
+        """One project by id.
+
+        Raises:
+            ClearMLRequestError: No such project (the server's 400/101).
+        """
+        return Project.from_api(self.call("projects.get_by_id", project=project_id)["project"])
+
+    def find_project(self, name: str, *, search_hidden: bool = False) -> Project | None:
+        """The project named exactly ``name`` (full path, ``parent/child``), or None.
+
+        Args:
+            name: The project's full name.
+            search_hidden: Also find hidden projects (a dataset's ``<project>/.datasets/<name>``).
+        """
+        for project in self.find_projects([name], search_hidden=search_hidden):
+            if project.name == name:
+                return project
+        return None
+
+    def find_projects(self, names: Sequence[str], *, include_subprojects: bool = False,
+                      search_hidden: bool = False, only_fields: Sequence[str] = ("id", "name"),
+                      include_public: bool = False) -> list[Project]:
+        """The projects named exactly one of ``names`` (and their subprojects), in one paged query."""
+        if not names:
+            return []
+        suffix = "(?:/.*)?" if include_subprojects else ""
+        pattern = f"^(?:{'|'.join(re.escape(n) for n in names)}){suffix}$"
+        fields: dict[str, Any] = {"name": pattern, "order_by": ["name"]}
+        if search_hidden:
+            fields["search_hidden"] = True
+        return list(self._listing("projects", Project, only_fields, include_public, MAX_PAGE_SIZE, fields))
+
+    def iter_projects(self, *, only_fields: Sequence[str] = ("id", "name"), include_public: bool = False,
+                      **filters: Any) -> Iterator[Project]:
+        """Every project matching ``filters`` (``projects.get_all`` field names), paged to the end; the
+        public rows every company sees (ClearML's examples, ``company: ""``) only with ``include_public``."""
+        filters.setdefault("order_by", ["id"])
+        return self._listing("projects", Project, only_fields, include_public, MAX_PAGE_SIZE, filters)
+
+    def _listing(self, service: str, record: Any, only_fields: Sequence[str] | None, include_public: bool,
+                 page_size: int, filters: dict[str, Any]) -> Iterator[Any]:
+        """Records of ``<service>.get_all`` paged to the end, public rows left out unless asked for.
+
+        The real server's ``get_all`` always adds the public company's rows (``company: ""``); they are
+        not the account's own, so listings drop them (an id asked for by the caller is kept).
+        """
+        if only_fields is not None:
+            wanted = list(only_fields)
+            filters["only_fields"] = wanted if include_public or "company" in wanted else [*wanted, "company"]
+        for row in self.iter_pages(f"{service}.get_all", service, page_size=page_size, **filters):
+            if include_public or row.get("company") != "" or "id" in filters:
+                yield record.from_api(row)
+
+    def create_project(self, name: str, description: str = "") -> str:
+        """Create a project and return its id (never sent twice: see :meth:`call`)."""
+        return self.call("projects.create", name=name, description=description)["id"]
+
+    def find_or_create_project(self, name: str, description: str = "") -> str:
+        """The id of the project named exactly ``name`` (hidden ones included), created if missing."""
+        found = self.find_project(name, search_hidden=True)
+        return found.id if found else self.create_project(name, description)
+
+    # -- tasks -------------------------------------------------------------------------------------
+    def get_task(self, task_id: str) -> Task:
+        """One task by id, every field (``Task.raw`` holds the whole row).
+
+        Raises:
+            ClearMLRequestError: No such task (the server's 400/101).
+        """
+        return Task.from_api(self.call("tasks.get_by_id", task=task_id)["task"])
+
+    def get_tasks(self, ids: Sequence[str], *, only_fields: Sequence[str] | None = None,
+                  search_hidden: bool = True) -> list[Task]:
+        """The tasks of ``ids`` that exist (hidden ones included by default: dataset versions are hidden)."""
+        if not ids:
+            return []
+        return list(self.iter_tasks(id=list(ids), only_fields=only_fields, search_hidden=search_hidden))
+
+    def iter_tasks(self, *, only_fields: Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,
+                   include_public: bool = False, **filters: Any) -> Iterator[Task]:
+        """Every task matching ``filters`` (``tasks.get_all`` field names: ``project``, ``status``,
+        ``type``, ``system_tags``, ``order_by``, ``search_hidden``, ...), paged to the end; public rows
+        (``company: ""``) only with ``include_public`` or when asked for by ``id``."""
+        return self._listing("tasks", Task, only_fields, include_public, page_size, filters)
+
+    def tasks_page(self, page: int, page_size: int, *, read_timeout: float | None = None, **filters: Any
+                   ) -> list[Task]:
+        """One page of ``tasks.get_all`` (for keyset polling that moves its own bound between pages).
+
+        The page size is clamped to the real server's cap of 500. Public rows are kept (``Task.public``
+        tells them), so a page the caller filters still says where the next page starts.
+        """
+        timeout = (self._timeout[0], read_timeout) if read_timeout else None
+        if "only_fields" in filters and "company" not in filters["only_fields"]:
+            filters["only_fields"] = [*filters["only_fields"], "company"]
+        rows = self.call("tasks.get_all", _timeout=timeout, page=page,
+                         page_size=max(1, min(page_size, MAX_PAGE_SIZE)), **filters).get("tasks") or []
+        return [Task.from_api(row) for row in rows]
+
+    def mark_task_failed(self, task_id: str, reason: str, message: str = "") -> None:
+        """Set a task's status to failed (forced), with ``reason`` (cut to the server's 900 characters)."""
+        self.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
+                  status_message=message or "failed")
+
+    def delete_task(self, task_id: str, *, force: bool = True) -> None:
+        """Delete a task (a draft or a failed one; ``force`` also deletes a non-draft)."""
+        self.call("tasks.delete", task=task_id, force=force)
+
+    def create_task(self, name: str, project_id: str, task_type: str = "training", **fields: Any) -> str:
+        """Create a task (draft) and return its id (never sent twice)."""
+        return self.call("tasks.create", name=name, type=task_type, project=project_id, **fields)["id"]
+
+    def get_task_status(self, task_id: str) -> Task:
+        """A task's status fields (status, reason, message, last worker, ``execution`` for its queue).
+
+        Raises:
+            ClearMLRequestError: No such task on this account.
+        """
+        fields = ["id", "status", "status_reason", "status_message", "execution", "last_worker", "last_update",
+                  "last_worker_report", "project"]
+        for task in self.get_tasks([task_id], only_fields=fields):
+            return task
+        raise ClearMLRequestError(f"ClearML account '{self.account}': task {task_id} was not found.",
+                                  metadata={"task_id": task_id})
+
+    def mark_task_started(self, task_id: str, *, force: bool = False) -> None:
+        """Set a task's status to in_progress."""
+        self.call("tasks.started", task=task_id, force=force)
+
+    def mark_task_completed(self, task_id: str, *, force: bool = False, reason: str = "") -> None:
+        """Set a task's status to completed."""
+        self.call("tasks.completed", task=task_id, force=force, **({"status_reason": reason[:900]} if reason else {}))
+
+    def mark_task_stopped(self, task_id: str, reason: str = "", *, force: bool = True) -> None:
+        """Set a task's status to stopped (``tasks.stopped``: no agent involved)."""
+        self.call("tasks.stopped", task=task_id, force=force, status_reason=reason[:900])
+
+    def stop_task(self, task_id: str, reason: str = "", *, force: bool = True) -> None:
+        """Ask the agent running a task to stop it (``tasks.stop``)."""
+        self.call("tasks.stop", task=task_id, force=force, status_reason=reason[:900])
+
+    def enqueue_task(self, task_id: str, queue_id: str, reason: str = "") -> None:
+        """Put a task in a queue for an agent (never sent twice: a second enqueue would fail or requeue)."""
+        self.call("tasks.enqueue", task=task_id, queue=queue_id, status_reason=reason[:900])
+
+    def dequeue_task(self, task_id: str, reason: str = "") -> None:
+        """Take a queued task out of its queue."""
+        self.call("tasks.dequeue", task=task_id, status_reason=reason[:900])
+
+    def task_log_page(self, task_id: str, *, from_timestamp: int = 0, batch_size: int = 5000) -> list[dict]:
+        """Log events of a task from ``from_timestamp`` (ms) on, oldest first, one page
+        (``events.get_task_log``)."""
+        return self.call("events.get_task_log", task=task_id, navigate_earlier=False, from_timestamp=from_timestamp,
+                         batch_size=batch_size, order="asc").get("events") or []
+
+    def add_log(self, task_id: str, text: str, *, worker: str = "", level: str = "info",
+                timestamp_ms: int | None = None) -> None:
+        """Report one console log line of a task (as an agent does for a script's output)."""
+        self.add_events([{"type": "log", "task": task_id, "level": level, "worker": worker, "msg": text,
+                          "timestamp": int(time.time() * 1000) if timestamp_ms is None else timestamp_ms}])
+
+    # -- queues and workers ------------------------------------------------------------------------
+    def find_queue(self, name: str) -> Queue | None:
+        """The queue named exactly ``name``, or None."""
+        rows = self.call("queues.get_all", name=f"^{re.escape(name)}$", only_fields=["id", "name"],
+                         search_hidden=True).get("queues") or []
+        return next((Queue.from_api(q) for q in rows if q.get("name") == name), None)
+
+    def live_workers(self) -> list[Worker]:
+        """Every registered (not expired) worker with the queues it serves."""
+        return [Worker.from_api(w) for w in self.call("workers.get_all").get("workers") or []]
+
+    def add_task_artifacts(self, task_id: str, artifacts: Sequence[Mapping[str, Any]], *, force: bool = True
+                           ) -> None:
+        """Add or replace artifacts of a task (by key and mode); the same artifacts twice change nothing."""
+        self.call("tasks.add_or_update_artifacts", _idempotent=True, task=task_id,
+                  artifacts=[dict(a) for a in artifacts], force=force)
+
+    def add_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Report events (``events.add_batch``, JSON lines as the SDK sends them; never sent twice: a
+        repeated batch would duplicate its events).
+
+        Raises:
+            ClearMLRequestError: The server refused the batch (its message names the bad event).
+        """
+        body = b"\n".join(orjson.dumps(event) for event in events)
+        self._call("events.add_batch", None, lines=body, timeout=(self._timeout[0], max(self._timeout[1], 300.0)))
+
+    # -- models ------------------------------------------------------------------------------------
+    def iter_models(self, *, only_fields: Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,
+                    include_public: bool = False, **filters: Any) -> Iterator[Model]:
+        """Every model matching ``filters`` (``models.get_all`` field names: ``id``, ``task``,
+        ``project``, ``tags``, ``order_by``, ...), paged to the end; public rows (``company: ""``) only
+        with ``include_public`` or when asked for by ``id``."""
+        return self._listing("models", Model, only_fields, include_public, page_size, filters)
+
+    def get_model(self, model_id: str, *, only_fields: Sequence[str] | None = None) -> Model:
+        """One model by id.
+
+        Raises:
+            ClearMLRequestError: No such model on this account.
+        """
+        for model in self.iter_models(id=[model_id], only_fields=only_fields):
+            return model
+        raise ClearMLRequestError(f"ClearML account '{self.account}': model {model_id} was not found.",
+                                  metadata={"model_id": model_id})
+
+    def set_model_tags(self, model_id: str, tags: Sequence[str]) -> None:
+        """Replace a model's tags (setting the same tags twice is harmless, so it is retried as a read)."""
+        self.call("models.update", _idempotent=True, model=model_id, tags=list(tags))
+
+    def delete_model(self, model_id: str, *, force: bool = True) -> None:
+        """Delete a model record (``force``: even if a task still uses it)."""
+        self.call("models.delete", model=model_id, force=force)
 
     # -- files -------------------------------------------------------------------------------------
     def is_own_file_url(self, url: str) -> bool:
-        """Whether ``url`` is on this account's fileserver (scheme, host and port equal, under its path, no
-        ``..`` even percent-encoded, no credentials of its own)."""
+        """Whether ``url`` is on this account's fileserver or one of its aliases (scheme, host and port
+        equal, under its path, no ``..`` even percent-encoded, no credentials of its own)."""
+        return self.own_file_url(url) is not None
+
+    def own_file_url(self, url: str) -> str | None:
+        """``url`` on the account's files host (an alias spelling rewritten onto it), or None if it is not
+        a file of this account's fileserver (then no ClearML token may be sent with it)."""
         if not self.files_host:
-            return False
-        try:
-            own, other = urlsplit(self.files_host), urlsplit(url)
-            other_port, own_port = other.port, own.port
-        except ValueError:  # e.g. a port that is not a number
-            return False
-        path = unquote(other.path)
-        return (other.scheme, other.hostname, other_port) == (own.scheme, own.hostname, own_port) \
-            and other.scheme in ("http", "https") and not (other.username or other.password) \
-            and "\0" not in path and ".." not in path.replace("\\", "/").split("/") \
-            and path.startswith(own.path.rstrip("/") + "/")
+            return None
+        for host in (self.files_host, *self.files_host_aliases):
+            rest = _under(host, url)
+            if rest is not None:
+                return self.files_host + rest
+        return None
+
+    def storage_options_for(self, url: str) -> dict[str, Any]:
+        """The fsspec options of the longest ``storage_options`` prefix ``url`` starts with ({} if none)."""
+        matches = [p for p in self.storage_options if url.startswith(p)]
+        return dict(self.storage_options[max(matches, key=len)]) if matches else {}
 
     def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024, _renewed: bool = False, *,
-                 digest: Any = None) -> int:
+                 digest: Any = None, _busy: int = 0) -> int:
         """Stream a fileserver URL to ``dest`` (written to a temporary name, renamed when whole).
 
         Args:
@@ -251,6 +563,8 @@ class ClearMLClient:
             digest: A ``hashlib`` object updated with the bytes as they are written (one pass over the
                 data instead of hashing the file again afterwards).
 
+        A fileserver answering 429/502/503/504 is asked again (``retries`` times, honouring ``Retry-After``).
+
         Returns:
             The number of bytes written.
 
@@ -259,7 +573,8 @@ class ClearMLClient:
                 or fewer bytes arrived than ``Content-Length`` announced.
             ClearMLConnectionError: The fileserver could not be reached.
         """
-        if not self.is_own_file_url(url):
+        own = self.own_file_url(url)
+        if own is None:
             shown = redact_url_credentials(url)  # a password in the URL goes into no message or metadata
             raise ClearMLRequestError(
                 f"ClearML account '{self.account}': refusing to download {shown!r}: it is not on the "
@@ -268,12 +583,17 @@ class ClearMLClient:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part")
         try:
-            with self._http.get(url, stream=True, timeout=self._timeout,
+            with self._http.get(own, stream=True, timeout=self._timeout,
                                 headers={"Authorization": f"Bearer {self._bearer()}"}) as resp:
                 if resp.status_code == 401 and not _renewed:
                     resp.close()
                     self._bearer(refresh=True)  # token expired or server restarted: once more, logged in again
-                    return self.download(url, dest, chunk_size, _renewed=True, digest=digest)
+                    return self.download(url, dest, chunk_size, _renewed=True, digest=digest, _busy=_busy)
+                wait = self._retry_wait(resp, _busy) if resp.status_code in RETRY_STATUSES else None
+                if wait is not None and _busy < self._retries:
+                    resp.close()  # nothing of this answer was written: a fresh attempt starts from byte 0
+                    time.sleep(wait)
+                    return self.download(url, dest, chunk_size, _renewed=_renewed, digest=digest, _busy=_busy + 1)
                 if resp.status_code != 200:
                     raise ClearMLRequestError(
                         f"ClearML account '{self.account}': download of {url} failed with HTTP "
@@ -337,12 +657,25 @@ class ClearMLClient:
         error.retryable = True
         return error
 
-    def _server_error(self, status: int, msg: str | None) -> ClearMLConnectionError:
-        error = ClearMLConnectionError(
-            f"ClearML account '{self.account}': {self.api_host} answered HTTP {status}"
-            f"{f' ({msg})' if msg else ''}: the server is unavailable or overloaded. Try again later "
-            "or check the server's health.")
-        error.retryable = status in (502, 503, 504)
+    def _server_error(self, status: int, msg: str | None, *, endpoint: str = "", retried: int = 0,
+                      read: bool = True, wait: float | None = None) -> ClearMLConnectionError:
+        what = f"{endpoint} to " if endpoint else ""
+        if status == 429:
+            head = f"{what}{self.api_host} answered HTTP 429 (too many requests)"
+        else:
+            head = f"{what}{self.api_host} answered HTTP {status}{f' ({msg})' if msg else ''}"
+        if wait is not None and wait > self.retry_after_max_seconds:
+            tail = (f" and asked to wait {wait:.0f}s, longer than the {self.retry_after_max_seconds:.0f}s this "
+                    "client waits; try again later.")
+        elif not read:
+            tail = (": the server is unavailable or overloaded. This call changes data, so it was not sent "
+                    "again; it may or may not have taken effect: check in ClearML before running again.")
+        else:
+            tail = (f"{f' {retried + 1} times' if retried else ''}: the server is unavailable or overloaded. "
+                    "Try again later or check the server's health.")
+        error = ClearMLConnectionError(f"ClearML account '{self.account}': {head}{tail}",
+                                       metadata={"endpoint": endpoint, "http_status": status, "retried": retried})
+        error.retryable = status in RETRY_STATUSES
         return error
 
     # -- archive reads (exporter) ------------------------------------------------------------------
@@ -422,6 +755,44 @@ class ClearMLClient:
         return self.call("events.get_scalar_metrics_and_variants", task=task_id, **fields).get("metrics") or {}
 
 
+def _under(host: str, url: str) -> str | None:
+    """The part of ``url`` after ``host`` (path, query), or None if ``url`` is not a safe URL under it."""
+    try:
+        own, other = urlsplit(host), urlsplit(url)
+        other_port, own_port = other.port, own.port
+    except ValueError:  # e.g. a port that is not a number
+        return None
+    path = unquote(other.path)
+    base = own.path.rstrip("/")
+    same = (other.scheme, other.hostname, other_port) == (own.scheme, own.hostname, own_port)
+    if not same or other.scheme not in ("http", "https") or other.username or other.password \
+            or "\0" in path or ".." in path.replace("\\", "/").split("/") or not path.startswith(base + "/"):
+        return None
+    if not other.path.startswith(base + "/"):
+        return None
+    return other.path[len(base):] + (f"?{other.query}" if other.query else "")
+
+
+def is_read_endpoint(endpoint: str) -> bool:
+    """Whether ``service.action`` only reads (safe to send again after a 429/5xx answer)."""
+    action = endpoint.rpartition(".")[2]
+    return action.startswith("get") or action in _READ_ACTIONS
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), None if absent or unreadable."""
+    value = (resp.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
 def _json(resp: requests.Response) -> Any:
     """The response's JSON (``None`` if it is not JSON).
 
@@ -457,11 +828,76 @@ def _result_msg(payload: Any) -> str | None:
     return _meta(payload).get("result_msg")
 
 
-def _guess_web_host(api_host: str) -> str:
-    parts = urlsplit(api_host)
-    host = parts.hostname or "localhost"
-    if host.startswith("api."):
-        return f"{parts.scheme}://app.{host[4:]}"
-    if parts.port == 8008:
-        return f"{parts.scheme}://{host}:8080"
-    return api_host
+def derive_web_host(api_host: str) -> str | None:
+    """The web app host the ClearML SDK derives from an API host (``Session.get_app_server_host``).
+
+    ``https://api.clear.ml`` -> ``https://app.clear.ml``, ``https://api.<domain>`` -> ``https://app.<domain>``,
+    ``http://<host>:8008`` -> ``http://<host>:8080``; None when the SDK could not derive one either.
+    """
+    host = api_host.rstrip("/")
+    if host == SAAS_API_HOST:
+        return SAAS_WEB_HOST
+    if "://demoapi." in host:
+        return host.replace("://demoapi.", "://demoapp.", 1)
+    if "://api." in host:
+        return host.replace("://api.", "://app.", 1)
+    try:
+        port = urlsplit(host).port
+    except ValueError:
+        return None
+    return host.replace(":8008", ":8080", 1) if port == 8008 else None
+
+
+def derive_files_host(api_host: str, web_host: str | None = None) -> str | None:
+    """The files host the ClearML SDK derives when none is configured (``Session.get_files_server_host``).
+
+    From the web host (given, or derived from the API host): its port becomes 8081, ``app.`` becomes
+    ``files.`` (``demoapp.`` -> ``demofiles.``), else ``:8081`` is appended; SaaS is ``https://files.clear.ml``.
+    None when no web host can be derived (the SDK fails there too).
+    """
+    if api_host.rstrip("/") == SAAS_API_HOST:
+        return SAAS_FILES_HOST
+    app = (web_host or derive_web_host(api_host) or "").rstrip("/")
+    if not app:
+        return None
+    parts = urlsplit(app)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    netloc = parts.netloc
+    if port:
+        netloc = netloc.replace(f":{port}", ":8081", 1)
+    elif netloc.startswith("demoapp."):
+        netloc = netloc.replace("demoapp.", "demofiles.", 1)
+    elif netloc.startswith("app."):
+        netloc = netloc.replace("app.", "files.", 1)
+    else:
+        netloc += ":8081"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def loopback_aliases(files_host: str | None) -> tuple[str, ...]:
+    """The other loopback spellings of a loopback files host (``localhost`` for ``127.0.0.1``, ...).
+
+    The SDK stores URIs under the files host it was configured with, so one local server's files carry
+    whichever spelling each script used. The resource accepts them for its accounts; the client alone
+    compares hosts exactly.
+    """
+    if not files_host:
+        return ()
+    parts = urlsplit(files_host.rstrip("/"))
+    if parts.hostname not in _LOOPBACK:
+        return ()
+    port = f":{parts.port}" if parts.port else ""
+    spelled = [urlunsplit(parts._replace(netloc=f"[{name}]{port}" if ":" in name else f"{name}{port}"))
+               for name in _LOOPBACK if name != parts.hostname]
+    return tuple(spelled)
+
+
+def _aliases(files_host: str | None, configured: Sequence[str]) -> tuple[str, ...]:
+    """Configured aliases plus, for ClearML SaaS, the fileserver's former name the SDK still accepts."""
+    found = [a.strip().rstrip("/") for a in configured if a and a.strip()]
+    if files_host == SAAS_FILES_HOST:
+        found.extend(SAAS_LEGACY_FILES_HOSTS)
+    return tuple(dict.fromkeys(a for a in found if a != files_host))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,35 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from .accounts import (
-    ACCOUNT_NAME, LOCAL_ACCOUNT, SAAS_API_HOST, SAAS_FILES_HOST, SAAS_WEB_HOST, ClearMLAccount,
-    accounts_from_env, clearml_assets_home, key_env_names, keys_from_credentials_file, setting,
+    ACCOUNT_NAME, EXPORTS_DIR, LOCAL_ACCOUNT, SAAS_API_HOST, SAAS_FILES_HOST, SAAS_WEB_HOST, ClearMLAccount,
+    accounts_from_env, clearml_assets_home, key_env_names, keys_from_credentials_file, setting, storage_options_of,
 )
-from .client import ClearMLClient
+from .clearml_conf import ClearMLConf, read_clearml_conf
+from .client import ClearMLClient, derive_files_host, loopback_aliases
 from .errors import ClearMLConfigError
 from .sdk_process import fastfail_config_file
 
-__all__ = ["ClearMLAccount", "ClearMLResource", "LOCAL_ACCOUNT", "SAAS_API_HOST", "SAAS_FILES_HOST",
-           "SAAS_WEB_HOST", "clearml_assets_home"]
+__all__ = ["AccountChoice", "ClearMLAccount", "ClearMLResource", "LOCAL_ACCOUNT", "SAAS_API_HOST",
+           "SAAS_FILES_HOST", "SAAS_WEB_HOST", "clearml_assets_home"]
+
+ACCOUNT_SOURCES = ("asset config", "definitions", "resource default_account")
+
+
+@dataclass(frozen=True)
+class AccountChoice:
+    """The account an asset run uses and which setting chose it (recorded in the run's metadata).
+
+    One rule everywhere: the asset's run config ``account``, else the account given when the
+    definitions were built (e.g. ``build_dataset_defs(account=...)``), else the resource's
+    ``default_account``.
+    """
+
+    name: str
+    source: str
+
+    def metadata(self) -> dict[str, str]:
+        """``clearml_account`` and ``clearml_account_source`` for a materialization's metadata."""
+        return {"clearml_account": self.name, "clearml_account_source": self.source}
 
 
 class ClearMLResource(dg.ConfigurableResource):
@@ -43,12 +64,14 @@ class ClearMLResource(dg.ConfigurableResource):
         description="Accounts by name (lowercase letters, digits, underscores), e.g. personal, original, local.")
     default_account: str = Field(default=LOCAL_ACCOUNT, description="Account used when an asset or run "
                                                                      "does not name one.")
-    home: str = Field(default="", description="Folder for the embedded server, SDK caches and exports; empty "
-                                              "= $CLEARML_ASSETS_HOME or ~/.clearml_assets.")
+    home: str = Field(default="", description="Folder for the embedded server, SDK caches, staging and exports; "
+                                              "empty = $CLEARML_ASSETS_HOME or ~/.clearml_assets.")
+    export_root: str = Field(default="", description="Folder archives are written under; empty = <home>/exports.")
     check_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Bound on the connection "
                                                                                  "check of an account before use.")
-    _clients: dict[str, tuple[ClearMLClient, dict[str, str]]] = PrivateAttr(default_factory=dict)
+    _clients: dict[str, tuple[ClearMLClient, dict[str, Any]]] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _home: Path | None = PrivateAttr(default=None)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -60,6 +83,10 @@ class ClearMLResource(dg.ConfigurableResource):
           ``CLEARML_FILES_HOST_<NAME>`` (default: ClearML SaaS).
         * ClearML's own ``CLEARML_API_ACCESS_KEY`` / ``CLEARML_API_SECRET_KEY`` (+ ``CLEARML_API_HOST``,
           ``CLEARML_WEB_HOST``, ``CLEARML_FILES_HOST``) make account ``default``.
+        * ``CLEARML_CONFIG_FILE_<NAME>`` (a ``clearml.conf``) makes account ``<name>`` from the file: hosts,
+          keys and storage credentials; the variables above override it.
+        * ``CLEARML_S3_KEY_<NAME>`` ... (see docs/accounts.md): the account's object storage credentials;
+          ``CLEARML_FILES_HOST_ALIASES_<NAME>``: other spellings of its files host.
         * ``CLEARML_ASSETS_DEFAULT_ACCOUNT`` picks the default account (else ``local``).
 
         Args:
@@ -90,8 +117,22 @@ class ClearMLResource(dg.ConfigurableResource):
         return cls(accounts={account: acc}, default_account=account, home=home, **kwargs)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Validate the account names and the default account at resource initialisation (no network)."""
+        """Validate the account names, the default account and the folders at resource initialisation
+        (no network)."""
         self.validate_accounts()
+        self.validate_folders()
+
+    def validate_folders(self) -> None:
+        """Check that the home and the export root are folders (or can become folders).
+
+        Raises:
+            ClearMLConfigError: Naming the setting whose path is a file.
+        """
+        for field, path in (("home", self.home_dir()), ("export_root", self.export_root_dir())):
+            if path.exists() and not path.is_dir():
+                raise ClearMLConfigError(
+                    f"ClearMLResource {field} {str(path)!r} is a file, not a folder: set the resource's {field} "
+                    f"(or $CLEARML_ASSETS_HOME) to a folder.", metadata={"field": field})
 
     def validate_accounts(self) -> None:
         """Check account names and that ``default_account`` is one of them.
@@ -122,14 +163,48 @@ class ClearMLResource(dg.ConfigurableResource):
         return list(self.accounts)
 
     def home_dir(self) -> Path:
-        """The resource's home folder (local server, SDK caches, exports)."""
-        return Path(self.home).expanduser() if self.home else clearml_assets_home()
+        """The home folder (local server, SDK caches, staging, demo data), resolved once: the ``home``
+        field, else ``$CLEARML_ASSETS_HOME``, else ``~/.clearml_assets``. Every asset uses this."""
+        if self._home is None:
+            self._home = clearml_assets_home(self.home or None)
+        return self._home
 
-    def resolve(self, account: str | None = None) -> tuple[str, dict[str, str]]:
-        """The account's name and its hosts and keys (the embedded server is started if needed).
+    def export_root_dir(self, override: str | None = None) -> Path:
+        """Where archives go: ``override`` (an asset's run config) if given, else the ``export_root``
+        field, else ``<home>/exports``."""
+        chosen = override or self.export_root
+        return Path(chosen).expanduser().absolute() if chosen else self.home_dir() / EXPORTS_DIR
+
+    def choose_account(self, configured: str | None = None, built: str | None = None) -> AccountChoice:
+        """The one account rule (see :class:`AccountChoice`).
+
+        Args:
+            configured: The asset's run config ``account`` (empty = not set).
+            built: The account given when the definitions were built (None = not set).
 
         Raises:
-            ClearMLConfigError: Unknown account, a missing host/key, or an unset environment variable.
+            ClearMLConfigError: The chosen account is not configured.
+        """
+        if configured:
+            choice = AccountChoice(configured, ACCOUNT_SOURCES[0])
+        elif built:
+            choice = AccountChoice(built, ACCOUNT_SOURCES[1])
+        else:
+            choice = AccountChoice(self.default_account, ACCOUNT_SOURCES[2])
+        if choice.name not in self.accounts:
+            raise self._unknown(choice.name)
+        return choice
+
+    def resolve(self, account: str | None = None) -> tuple[str, dict[str, Any]]:
+        """The account's name and its hosts, keys, files-host aliases and storage options (the embedded
+        server is started if needed).
+
+        Each setting comes from the account's field (an environment variable), else its ``clearml.conf``;
+        a files host left out is derived from the API host as the SDK does.
+
+        Raises:
+            ClearMLConfigError: Unknown account, a missing host/key, an unset environment variable, or an
+                unreadable clearml.conf.
         """
         name = account or self.default_account
         if name not in self.accounts:
@@ -140,13 +215,30 @@ class ClearMLResource(dg.ConfigurableResource):
 
             info = ensure_local_server(self.home_dir())
             return name, {"api_host": info.api_host, "web_host": info.web_host, "files_host": info.files_host,
-                          "access_key": info.access_key, "secret_key": info.secret_key}
-        where = {f: setting(name, f, getattr(acc, f)) for f in ("api_host", "web_host", "files_host")}
+                          "access_key": info.access_key, "secret_key": info.secret_key,
+                          "files_host_aliases": loopback_aliases(info.files_host), "storage_options": {}}
+        conf = read_clearml_conf(acc.config_file, name) if acc.config_file else ClearMLConf()
+        where: dict[str, Any] = {f: self._setting(name, acc, conf, f)
+                                 for f in ("api_host", "web_host", "files_host")}
         if acc.credentials_file:
             where["access_key"], where["secret_key"] = keys_from_credentials_file(name, acc.credentials_file)
         else:
-            where.update({f: setting(name, f, getattr(acc, f)) for f in ("access_key", "secret_key")})
+            where.update({f: self._setting(name, acc, conf, f) for f in ("access_key", "secret_key")})
+        files = where["files_host"] or derive_files_host(where["api_host"], where["web_host"] or None)
+        where["files_host_aliases"] = tuple(dict.fromkeys(
+            [*acc.files_host_aliases, *conf.files_host_aliases, *loopback_aliases(files)]))
+        where["storage_options"] = {**conf.storage_options, **storage_options_of(name, acc)}
         return name, where
+
+    @staticmethod
+    def _setting(name: str, acc: ClearMLAccount, conf: ClearMLConf, field: str) -> str:
+        value = getattr(acc, field)
+        if value or isinstance(value, dg.EnvVar) or not acc.config_file:
+            return setting(name, field, value)
+        from_conf = getattr(conf, field)
+        if field == "api_host" and not from_conf:
+            return SAAS_API_HOST  # the SDK's default when clearml.conf names no server
+        return from_conf or setting(name, field, "")
 
     def client(self, account: str | None = None) -> ClearMLClient:
         """A checked :class:`ClearMLClient` of the account (cached), failing within 10 s if unusable.
@@ -157,7 +249,7 @@ class ClearMLResource(dg.ConfigurableResource):
         """
         return self._checked(account)[0]
 
-    def _checked(self, account: str | None) -> tuple[ClearMLClient, dict[str, str]]:
+    def _checked(self, account: str | None) -> tuple[ClearMLClient, dict[str, Any]]:
         name = account or self.default_account
         with self._lock:
             cached = self._clients.get(name)
@@ -166,7 +258,9 @@ class ClearMLResource(dg.ConfigurableResource):
         name, where = self.resolve(name)
         client = ClearMLClient(where["api_host"], where["access_key"], where["secret_key"], account=name,
                                files_host=where["files_host"] or None, web_host=where["web_host"] or None,
-                               max_connections=self.accounts[name].max_connections)
+                               max_connections=self.accounts[name].max_connections,
+                               files_host_aliases=where["files_host_aliases"],
+                               storage_options=where["storage_options"])
         client.check(self.check_timeout_seconds)
         with self._lock:
             return self._clients.setdefault(name, (client, where))
@@ -186,7 +280,7 @@ class ClearMLResource(dg.ConfigurableResource):
         return {
             "CLEARML_API_HOST": where["api_host"],
             "CLEARML_WEB_HOST": client.web_host,
-            "CLEARML_FILES_HOST": where["files_host"] or "",
+            "CLEARML_FILES_HOST": client.files_host or "",
             "CLEARML_API_ACCESS_KEY": where["access_key"],
             "CLEARML_API_SECRET_KEY": where["secret_key"],
             "CLEARML_CONFIG_FILE": str(fastfail_config_file(sdk_home)),
@@ -194,6 +288,7 @@ class ClearMLResource(dg.ConfigurableResource):
             "CLEARML_TASK_NO_REUSE": "1",
             "CLEARML_LOG_LEVEL": os.environ.get("CLEARML_LOG_LEVEL", "WARNING"),
             "CLEARML_ASSETS_ACCOUNT": client.account,
+            "CLEARML_ASSETS_HOME": str(self.home_dir()),
         }
 
     def web_url(self, kind: str, obj_id: str, project_id: str | None = None, account: str | None = None) -> str:

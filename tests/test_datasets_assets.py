@@ -59,12 +59,18 @@ def _raw_cfg(src: Path) -> dict:
     return {"datasets__shapes_raw": {"config": {"source_folder": str(src), "demo": False}}}
 
 
-def test_chain_versions_parents_dedup_and_training_copy(env):
+def test_chain_versions_parents_dedup_and_training_copy(env, capfd):
     instance = dg.DagsterInstance.ephemeral()
     everything = [dg.AssetKey(list(k)) for k in (RAW, CURATED, VIEW)]
     first = _run(env, everything, _raw_cfg(env.src), instance=instance)
     raw, cur, view = (_meta(first, k) for k in (RAW, CURATED, VIEW))
     assert (raw["dataset_version"], cur["dataset_version"], view["dataset_version"]) == ("1.0.0",) * 3
+    # the SDK children read the new version's own configuration, not a stale copy (it warned on every child)
+    assert "Could not repair dependency graph" not in "".join(capfd.readouterr())
+    # one account rule, recorded: no account in run config or build_dataset_defs -> the resource's default
+    for meta in (raw, cur, view):
+        assert meta["clearml_account_source"] == "resource default_account"
+        assert meta["clearml_account"] == env.client.account
     assert cur["parent_dataset_ids"] == raw["dataset_id"] and view["parent_dataset_ids"] == cur["dataset_id"]
     assert raw["uploaded_files"] == raw["file_count"] == 24 * 2 + 1
     # Curated inherits the raw files and uploads only manifest, csv, rejected list and classes.txt.

@@ -299,3 +299,65 @@ def _assert_unreadable_without_dac_override(folder):
         folder.chmod(0o755)
     assert out.returncode == 0, out.stderr[-2000:]
     assert str(folder) in out.stdout and "not readable" in out.stdout
+
+
+def test_a_dataset_id_made_on_another_account_is_refused():
+    import dagster as dg
+
+    from clearml_assets.datasets.checks import dataset_id_for_account
+    from clearml_assets.errors import ClearMLConfigError
+
+    key = dg.AssetKey(["datasets", "shapes_training_view"])
+    instance = dg.DagsterInstance.ephemeral()
+    assert dataset_id_for_account(instance, key, "local") is None
+    instance.report_runless_asset_event(dg.AssetMaterialization(
+        key, metadata={"dataset_id": "a" * 32, "clearml_account": "original"}))
+    assert dataset_id_for_account(instance, key, "original") == "a" * 32
+    with pytest.raises(ClearMLConfigError) as err:
+        dataset_id_for_account(instance, key, "personal")
+    assert "'original'" in str(err.value) and "'personal'" in str(err.value) and "a" * 32 in str(err.value)
+    # an id given in run config is the user's explicit choice
+    assert dataset_id_for_account(instance, key, "personal", "b" * 32) == "b" * 32
+
+
+def test_dataset_sdk_child_records_are_typed_and_load_no_dagster():
+    import pickle
+
+    from clearml_assets.types import DatasetVersionSpec, DatasetVersionUpload
+
+    spec = DatasetVersionSpec.of({"name": "n", "project": "p", "version": "1.0.0", "folder": "/f",
+                                  "parents": ["a"], "tags": ["dagster"]})
+    assert spec == DatasetVersionSpec("n", "p", "1.0.0", "/f", ("a",), ("dagster",))
+    assert DatasetVersionSpec.of(spec) is spec
+    upload = DatasetVersionUpload("id", "1.0.0", 1, 2, 0, 3, 4)
+    assert pickle.loads(pickle.dumps((spec, upload))) == (spec, upload)  # crosses the process boundary as is
+    code = ("import sys, clearml_assets.datasets.sdk_ops, clearml_assets.types; "
+            "assert 'dagster' not in sys.modules, 'dagster loaded in the SDK child'")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+
+def test_a_translator_maps_clearml_datasets_to_the_users_keys_and_groups():
+    import dagster as dg
+
+    from clearml_assets.datasets import build_dataset_defs
+    from clearml_assets.resource import ClearMLResource
+    from clearml_assets.translator import DagsterClearMLTranslator
+
+    class TeamTranslator(DagsterClearMLTranslator):
+        def get_dataset_asset_key(self, dataset):
+            return dg.AssetKey(["vision", dataset.project.replace("/", "_"), dataset.stage])
+
+        def get_dataset_group_name(self, dataset):
+            return f"vision_{dataset.stage}"
+
+    defs = build_dataset_defs(dataset_project="Team/Detect", translator=TeamTranslator(), clearml=ClearMLResource())
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {f"vision/Team_Detect/{s}" for s in ("raw", "raw_external", "curated", "training_view")}
+    curated = graph.get(dg.AssetKey(["vision", "Team_Detect", "curated"]))
+    assert curated.group_name == "vision_curated"
+    assert dg.AssetKey(["vision", "Team_Detect", "raw"]) in curated.parent_keys
+    # the default translator keeps today's keys
+    default = {k.to_user_string() for k in build_dataset_defs(clearml=ClearMLResource()).resolve_asset_graph().get_all_asset_keys()}
+    assert default == {"datasets/shapes_raw", "datasets/shapes_raw_clearml_latest", "datasets/shapes_curated",
+                       "datasets/shapes_training_view"}

@@ -329,3 +329,162 @@ def test_dotenv_and_config_json_through_dagster_asset_materialize(clearml_server
     assert proc.returncode != 0
     assert f"ClearML account 'original': cannot reach {dead}" in output
     assert SECRET not in output and info.secret_key not in output
+
+
+# -- accounts from clearml.conf, derived files hosts, storage credentials, home, account rule (issues 13, 15) --
+
+CONF = """
+api {{
+    web_server: {web}
+    api_server: {api}
+    credentials {{
+        "access_key" = "{key}"
+        "secret_key" = "{secret}"
+    }}
+}}
+sdk {{
+    aws {{
+        s3 {{
+            key: "GLOBALKEY"
+            secret: "{secret}-s3"
+            region: "eu-west-1"
+            credentials: [
+                {{ host: "127.0.0.1:8333", bucket: "weights", key: "SWKEY", secret: "{secret}-sw", secure: false }}
+                {{ bucket: "aws-bucket", key: "AWSKEY", secret: "{secret}-aws" }}
+            ]
+        }}
+    }}
+    google.storage {{ project: "proj", credentials_json: "/keys/gcs.json" }}
+    azure.storage.containers: [{{ account_name: "acct1", account_key: "{secret}-az", container_name: "models" }}]
+    storage.path_substitution: [{{ registered_prefix: "http://old-files:8081", local_prefix: "{files}" }}]
+}}
+"""
+
+
+def test_account_from_an_existing_clearml_conf(clearml_server: LocalServer, tmp_path: Path):
+    info = clearml_server.info
+    conf = tmp_path / "clearml.conf"
+    conf.write_text(CONF.format(web=info.web_host, api=info.api_host, key=info.access_key, secret=info.secret_key,
+                                files=info.files_host.replace("127.0.0.1", "localhost")))
+    try:  # the file holds the local server's key: it goes away before the session's secret scan
+        resource = ClearMLResource.from_env({"CLEARML_CONFIG_FILE_MINE": str(conf)})
+        assert resource.accounts["mine"].config_file == str(conf)
+        assert SECRET not in json.dumps(resource.accounts["mine"].model_dump(), default=str)
+        client = resource.client("mine")  # logs in with the file's key pair
+        assert client.api_host == info.api_host
+        # files_server absent from the file: derived from the web host as the SDK does (port -> 8081)
+        assert client.files_host == info.web_host.rsplit(":", 1)[0] + ":8081"
+        options = client.storage_options
+        assert options["s3://"] == {"key": "GLOBALKEY", "secret": f"{info.secret_key}-s3",
+                                    "client_kwargs": {"region_name": "eu-west-1"}}
+        assert options["s3://127.0.0.1:8333/weights"] == {
+            "key": "SWKEY", "secret": f"{info.secret_key}-sw",
+            "client_kwargs": {"endpoint_url": "http://127.0.0.1:8333", "region_name": "eu-west-1"}}
+        assert options["s3://aws-bucket"]["key"] == "AWSKEY"
+        assert options["gs://"] == {"token": "/keys/gcs.json", "project": "proj"}
+        assert options["azure://acct1.blob.core.windows.net/models"] == {
+            "account_name": "acct1", "account_key": f"{info.secret_key}-az"}
+        assert client.storage_options_for("s3://127.0.0.1:8333/weights/a/b.pt")["key"] == "SWKEY"
+    finally:
+        conf.unlink()
+
+
+def test_clearml_conf_substitution_is_a_files_host_alias(tmp_path: Path):
+    conf = tmp_path / "clearml.conf"
+    conf.write_text(CONF.format(web="https://app.example.com", api="https://api.example.com", key="K", secret=SECRET,
+                                files="https://files.example.com"))
+    resource = ClearMLResource.from_env({"CLEARML_CONFIG_FILE_TEAM": str(conf)})
+    name, where = resource.resolve("team")
+    assert where["api_host"] == "https://api.example.com" and where["files_host"] == ""
+    assert "http://old-files:8081" not in where["files_host_aliases"]  # it stands for another files host
+    conf.write_text(CONF.format(web="https://app.example.com", api="https://api.example.com", key="K", secret=SECRET,
+                                files="https://files.example.com") + 'api.files_server: "https://files.example.com"\n')
+    _, where = resource.resolve("team")
+    assert where["files_host"] == "https://files.example.com"
+    assert where["files_host_aliases"] == ("http://old-files:8081",)
+
+
+def test_environment_overrides_clearml_conf_and_a_broken_conf_is_named(tmp_path: Path):
+    conf = tmp_path / "clearml.conf"
+    conf.write_text(CONF.format(web="https://app.example.com", api="https://api.example.com", key="K", secret=SECRET,
+                                files="x"))
+    env = {"CLEARML_CONFIG_FILE_TEAM": str(conf), "CLEARML_API_HOST_TEAM": "http://clearml.internal:8008",
+           "CLEARML_KEY_TEAM": "ENVKEY", "CLEARML_SECRET_TEAM": SECRET}
+    os.environ.update({k: v for k, v in env.items() if k.startswith("CLEARML_KEY") or "SECRET" in k})
+    try:
+        _, where = ClearMLResource.from_env(env).resolve("team")
+    finally:
+        for k in ("CLEARML_KEY_TEAM", "CLEARML_SECRET_TEAM"):
+            os.environ.pop(k, None)
+    assert where["api_host"] == "http://clearml.internal:8008" and where["access_key"] == "ENVKEY"
+    assert where["web_host"] == "https://app.example.com"
+    conf.write_text("api { credentials { access_key: ")
+    with pytest.raises(ClearMLConfigError) as err:
+        ClearMLResource.from_env(env).resolve("team")
+    assert str(conf) in str(err.value) and "'team'" in str(err.value) and SECRET not in str(err.value)
+
+
+def test_self_hosted_account_with_only_an_api_host_gets_the_derived_files_host(monkeypatch):
+    monkeypatch.setenv("CLEARML_KEY_SELF", "K")
+    monkeypatch.setenv("CLEARML_SECRET_SELF", SECRET)
+    env = {"CLEARML_KEY_SELF": "K", "CLEARML_SECRET_SELF": SECRET, "CLEARML_API_HOST_SELF": "https://api.corp.example"}
+    resource = ClearMLResource.from_env(env)
+    _, where = resource.resolve("self")
+    assert where["files_host"] == ""  # nothing configured ...
+    client = ClearMLClient(where["api_host"], "K", SECRET, files_host=where["files_host"] or None)
+    assert client.files_host == "https://files.corp.example"  # ... derived as the SDK does
+
+
+def test_storage_credentials_per_account_from_the_environment(monkeypatch):
+    env = {"CLEARML_KEY_A": "K", "CLEARML_SECRET_A": SECRET, "CLEARML_S3_KEY_A": "S3K",
+           "CLEARML_S3_SECRET_A": f"{SECRET}-s3", "CLEARML_S3_ENDPOINT_A": "http://127.0.0.1:8333",
+           "CLEARML_FILES_HOST_ALIASES_A": "http://localhost:8081, https://files.old.example",
+           "CLEARML_KEY_B": "K2", "CLEARML_SECRET_B": SECRET}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    resource = ClearMLResource.from_env(env)
+    assert SECRET not in json.dumps({n: a.model_dump() for n, a in resource.accounts.items()}, default=str)
+    _, a = resource.resolve("a")
+    _, b = resource.resolve("b")
+    assert a["storage_options"] == {"s3://": {"key": "S3K", "secret": f"{SECRET}-s3",
+                                              "client_kwargs": {"endpoint_url": "http://127.0.0.1:8333"}}}
+    assert b["storage_options"] == {}  # one account's storage keys never reach another
+    assert a["files_host_aliases"][:2] == ("http://localhost:8081", "https://files.old.example")
+
+
+def test_local_account_accepts_the_loopback_spellings_of_its_files_host(clearml_server: LocalServer):
+    resource = ClearMLResource.for_local_server(clearml_server.info)
+    client = resource.client()
+    port = clearml_server.info.files_host.rsplit(":", 1)[1]
+    assert client.own_file_url(f"http://localhost:{port}/p/t/a.bin") == f"{clearml_server.info.files_host}/p/t/a.bin"
+
+
+def test_home_and_export_root_are_resolved_once_on_the_resource(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("CLEARML_ASSETS_HOME", str(tmp_path / "env_home"))
+    assert ClearMLResource().home_dir() == tmp_path / "env_home"
+    assert ClearMLResource().export_root_dir() == tmp_path / "env_home" / "exports"
+    resource = ClearMLResource(home=str(tmp_path / "field_home"))
+    assert resource.home_dir() == tmp_path / "field_home"  # the field wins over the variable
+    assert resource.export_root_dir() == tmp_path / "field_home" / "exports"
+    assert resource.export_root_dir(str(tmp_path / "run")) == tmp_path / "run"
+    assert ClearMLResource(export_root=str(tmp_path / "ex")).export_root_dir() == tmp_path / "ex"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ClearMLConfigError, match="home"):
+        ClearMLResource(home=str(tmp_path / "afile")).validate_folders()
+
+
+def test_home_field_reaches_sdk_children(clearml_server: LocalServer, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("CLEARML_ASSETS_HOME", str(tmp_path / "elsewhere"))
+    env = ClearMLResource.for_local_server(clearml_server.info, home=str(tmp_path / "h")).sdk_env()
+    assert env["CLEARML_ASSETS_HOME"] == str(tmp_path / "h")
+
+
+def test_one_account_rule_with_its_source():
+    resource = ClearMLResource(accounts={"local": ClearMLAccount(embedded=True),
+                                         "team": ClearMLAccount(embedded=True)}, default_account="local")
+    assert resource.choose_account("team", "local").metadata() == {
+        "clearml_account": "team", "clearml_account_source": "asset config"}
+    assert resource.choose_account("", "team").source == "definitions"
+    assert resource.choose_account(None, None).metadata()["clearml_account_source"] == "resource default_account"
+    with pytest.raises(ClearMLConfigError, match="'nope' is not configured"):
+        resource.choose_account("nope")

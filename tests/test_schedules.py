@@ -35,9 +35,9 @@ def resource(clearml_server, tmp_path) -> ClearMLResource:
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
+def instance(dagster_instance):
+    """Every sensor/schedule test runs on SQLite and on PostgreSQL storage (conftest's dagster_instance)."""
+    return dagster_instance
 
 
 def evaluate(schedule, instance, resource, when=WHEN):

@@ -43,9 +43,9 @@ def resource(clearml_server, tmp_path) -> ClearMLResource:
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as inst:
-        yield inst
+def instance(dagster_instance):
+    """Every sensor/schedule test runs on SQLite and on PostgreSQL storage (conftest's dagster_instance)."""
+    return dagster_instance
 
 
 def new_task(api: RawApi, name: str, project: str | None = None, *, finish: str | None = "completed",
@@ -302,3 +302,56 @@ def test_wrong_keys_fail_with_401(clearml_server, api, instance):
         sensor.evaluate_tick(context_for(sensor, instance, bad))
     message = error_text(err.value)
     assert "refused its keys (401" in message and info.api_host in message and "wrong-secret" not in message
+
+
+def test_poll_reads_past_pages_a_server_cuts_short():
+    """A server may cap ``tasks.get_all`` pages below the size asked for (the real one cuts at 500 without an
+    error): a short page is not the end, only an empty one is."""
+    from test_client import scripted_server
+
+    from clearml_assets.automation.polling import poll_finished_tasks
+
+    tasks = [{"id": f"{i:032x}", "name": f"t{i}", "project": "p" * 32, "status": "completed",
+              "status_changed": f"2026-01-01T00:00:{i:02d}.000+00:00"} for i in range(10)]
+    asked: list[int] = []
+
+    def answer(path, body):
+        asked.append(body["page_size"])
+        bound = (body.get("status_changed") or [">="])[0][2:]
+        rows = sorted((t for t in tasks if t["status_changed"] >= bound), key=lambda t: (t["status_changed"], t["id"]))
+        start = body["page"] * body["page_size"]
+        return 200, {"meta": {"result_code": 200}, "data": {"tasks": rows[start:start + 3]}}, {}  # cap of 3
+
+    server, _ = scripted_server(answer)
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", "client-secret-not-real-01")
+    result = poll_finished_tasks(client, ClearMLTaskCursor(), page_size=2000, max_pages=50)
+    assert [t.id for t in result.tasks] == [t["id"] for t in tasks]
+    assert set(asked) == {500}  # clamped to the real cap
+    server.shutdown()
+
+
+def test_poll_leaves_out_the_public_companys_tasks():
+    """ClearML's public examples (``company: ""``) come back from every get_all on a real server: the sensor
+    must not archive them as the account's tasks, yet its cursor moves past them."""
+    from test_client import scripted_server
+
+    from clearml_assets.automation.polling import poll_finished_tasks
+
+    tasks = [{"id": f"{i:032x}", "name": f"t{i}", "project": "p" * 32, "status": "completed",
+              "company": "" if i % 2 else "c1", "status_changed": f"2026-01-01T00:00:{i:02d}.000+00:00"}
+             for i in range(6)]
+
+    def answer(path, body):
+        assert "company" in body["only_fields"]
+        bound = (body.get("status_changed") or [">="])[0][2:]
+        rows = [t for t in tasks if t["status_changed"] >= bound]
+        start = body["page"] * body["page_size"]
+        return 200, {"meta": {"result_code": 200}, "data": {"tasks": rows[start:start + body["page_size"]]}}, {}
+
+    server, _ = scripted_server(answer)
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", "client-secret-not-real-01")
+    result = poll_finished_tasks(client, ClearMLTaskCursor(), page_size=4)
+    assert [t.id for t in result.tasks] == [t["id"] for t in tasks if t["company"]]
+    again = poll_finished_tasks(client, result.cursor, page_size=4)
+    assert again.tasks == []
+    server.shutdown()

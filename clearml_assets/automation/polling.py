@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ..client import ClearMLClient
+from ..client import MAX_PAGE_SIZE, ClearMLClient
 from ..timestamps import parse_clearml_time
+from ..types import Task
 from .cursor import ClearMLTaskCursor
+
+if TYPE_CHECKING:
+    from ..resource import ClearMLResource
 
 FINISHED_STATUSES = ("completed", "published")
 TASK_FIELDS = ("id", "name", "project", "status", "status_changed")
-_OBJECT_ID = re.compile(r"^[0-9a-f]{32}$")
+_OBJECT_ID_CHARS = frozenset("0123456789abcdef")
 
 
 @dataclass
@@ -21,21 +24,21 @@ class ClearMLPollResult:
     """What one bounded poll found.
 
     Attributes:
-        tasks: New task rows (``id``, ``name``, ``project``, ``status``, ``status_changed``), oldest first.
+        tasks: New tasks (``id``, ``name``, ``project``, ``status``, ``status_changed`` read), oldest first.
         cursor: The cursor after them (safe to store: every task before it was returned).
         pages: ``tasks.get_all`` calls made.
         more: True when the poll stopped at a bound with results possibly left for the next tick.
         stop_reason: Why it stopped (``caught_up``, ``max_pages``, ``max_tasks``, ``time_budget``).
     """
 
-    tasks: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
     cursor: ClearMLTaskCursor = field(default_factory=ClearMLTaskCursor)
     pages: int = 0
     more: bool = False
     stop_reason: str = "caught_up"
 
 
-def account_host(clearml: Any, account: str) -> str:
+def account_host(clearml: "ClearMLResource", account: str) -> str:
     """The API host of ``account`` for messages, without connecting (the embedded server is named)."""
     acc = getattr(clearml, "accounts", {}).get(account)
     if acc is None:
@@ -52,15 +55,14 @@ def resolve_project_ids(client: ClearMLClient, projects: Sequence[str], include_
         projects: Project ids (32 hex digits) or full project names (``parent/child``).
         include_subprojects: Also return the ids of every subproject of a named project.
     """
-    ids = [p for p in projects if _OBJECT_ID.match(p)]
-    names = [p for p in projects if not _OBJECT_ID.match(p)]
-    if names:
-        suffix = "(?:/.*)?" if include_subprojects else ""
-        pattern = f"^(?:{'|'.join(re.escape(n) for n in names)}){suffix}$"
-        for row in client.iter_pages("projects.get_all", "projects", page_size=500, name=pattern,
-                                     only_fields=["id", "name"], order_by=["name"]):
-            ids.append(row["id"])
+    ids = [p for p in projects if _is_object_id(p)]
+    names = [p for p in projects if not _is_object_id(p)]
+    ids += [p.id for p in client.find_projects(names, include_subprojects=include_subprojects)]
     return sorted(set(ids))
+
+
+def _is_object_id(value: str) -> bool:
+    return len(value) == 32 and set(value) <= _OBJECT_ID_CHARS
 
 
 def poll_finished_tasks(
@@ -88,7 +90,7 @@ def poll_finished_tasks(
         project_ids: Only these projects (None: all projects). An empty list finds nothing.
         statuses: Task statuses that count as finished.
         include_hidden: Also return hidden tasks (e.g. dataset tasks).
-        page_size: Rows per ``tasks.get_all`` call.
+        page_size: Rows per ``tasks.get_all`` call (at most 500, the real server's cap).
         max_pages: Most calls that find new tasks per poll (calls re-reading known tasks are bounded
             by the time budget only, so a tick always makes progress).
         max_tasks: Most new tasks per poll.
@@ -100,6 +102,7 @@ def poll_finished_tasks(
         ClearMLConnectionError: The server could not be reached or refused the keys.
         ClearMLRequestError: The server rejected the query.
     """
+    page_size = max(1, min(page_size, MAX_PAGE_SIZE))
     state = ClearMLTaskCursor(time=cursor.time, recent=dict(cursor.recent))
     result = ClearMLPollResult(cursor=state)
     if project_ids is not None and not project_ids:
@@ -113,29 +116,30 @@ def poll_finished_tasks(
             result.more, result.stop_reason = True, "max_pages" if counted >= max_pages else "time_budget"
             break
         query: dict[str, Any] = {"status": list(statuses), "order_by": ["status_changed", "id"],
-                                 "only_fields": list(TASK_FIELDS), "page": page, "page_size": page_size}
+                                 "only_fields": list(TASK_FIELDS)}
         if bound is not None:
             query["status_changed"] = [f">={bound}"]
         if project_ids is not None:
             query["project"] = list(project_ids)
         if include_hidden:
             query["search_hidden"] = True
-        rows = client.call("tasks.get_all", _timeout=(3.0, request_timeout_seconds), **query).get("tasks") or []
+        rows = client.tasks_page(page, page_size, read_timeout=request_timeout_seconds, **query)
         result.pages += 1
         found = len(result.tasks)
         for row in rows:
-            changed = row.get("status_changed")
-            if not changed or not state.is_new(row["id"], str(changed)):
-                continue
+            changed = row.status_changed
+            if not changed or row.public or not state.is_new(row.id, changed):
+                continue  # a public row (ClearML's examples, company "") is not the account's task
             if len(result.tasks) >= max_tasks:
                 result.more, result.stop_reason = True, "max_tasks"
                 break
             result.tasks.append(row)
-            state.advance(row["id"], str(changed))
+            state.advance(row.id, changed)
         counted += 1 if len(result.tasks) > found else 0
-        if result.more or len(rows) < page_size:
+        # only an empty page ends the poll: a server may cap a page below the size asked for
+        if result.more or not rows:
             break
-        last = rows[-1].get("status_changed")
+        last = rows[-1].status_changed
         if last and (bound is None or _after(last, bound)):
             bound, page = str(last), 0
         else:

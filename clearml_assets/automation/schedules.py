@@ -9,6 +9,7 @@ import dagster as dg
 from ..archives.assets import clearml_project_partitions
 from ..archives.paths import account_slug
 from ..errors import ClearMLAssetsError
+from ..resource import ClearMLResource
 from .jobs import TRAINING_GROUP, build_clearml_project_archive_job
 from .polling import account_host, resolve_project_ids
 
@@ -59,20 +60,19 @@ def build_clearml_project_archive_schedule(
 
     @dg.schedule(
         name=schedule_name, cron_schedule=cron_schedule, job=job or build_clearml_project_archive_job(account),
-        execution_timezone=execution_timezone, default_status=default_status, required_resource_keys={"clearml"},
+        execution_timezone=execution_timezone, default_status=default_status,
         description=f"Refreshes the project archives of ClearML account {account!r} "
                     f"({', '.join(repr(p) for p in watched) if watched else 'every known project'}).")
-    def _schedule(context: dg.ScheduleEvaluationContext):
-        host = account_host(context.resources.clearml, account)
+    def _schedule(context: dg.ScheduleEvaluationContext, clearml: ClearMLResource):
+        host = account_host(clearml, account)
         try:
-            client = context.resources.clearml.client(account)
+            client = clearml.client(account)
             if watched:
                 ids = resolve_project_ids(client, watched, include_subprojects)
             else:
                 ids = list(context.instance.get_dynamic_partitions(parts.name))
                 if discover_projects:
-                    ids += [row["id"] for row in client.iter_pages(
-                        "projects.get_all", "projects", page_size=500, only_fields=["id"], order_by=["id"])]
+                    ids += [project.id for project in client.iter_projects(only_fields=["id"])]
         except ClearMLAssetsError as exc:
             raise type(exc)(f"Schedule {schedule_name} (ClearML account '{account}' at {host}): {exc}",
                             metadata={"account": account, "api_host": host}) from None

@@ -9,6 +9,7 @@ import dagster as dg
 from ..archives.assets import clearml_project_partitions, clearml_task_partitions
 from ..archives.paths import account_slug
 from ..errors import ClearMLAssetsError
+from ..resource import ClearMLResource
 from .cursor import ClearMLTaskCursor
 from .jobs import build_clearml_archive_job
 from .polling import FINISHED_STATUSES, account_host, poll_finished_tasks, resolve_project_ids
@@ -74,17 +75,16 @@ def build_clearml_completed_tasks_sensor(
     @dg.sensor(
         name=sensor_name, job=job or build_clearml_archive_job(account),
         minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
-        required_resource_keys={"clearml"},
         description=f"Archives every task of ClearML account {account!r} that reaches "
                     f"{'/'.join(statuses)}"
                     f"{' in ' + ', '.join(repr(p) for p in watched) if watched else ''}: adds its id as a "
                     f"partition of {task_parts.name} and requests its archive run (run key "
                     "<task id>:<status_changed>).")
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    def _sensor(context: dg.SensorEvaluationContext, clearml: ClearMLResource) -> dg.SensorResult:
         cursor = ClearMLTaskCursor.from_json(context.cursor)
-        host = account_host(context.resources.clearml, account)
+        host = account_host(clearml, account)
         try:
-            client = context.resources.clearml.client(account)
+            client = clearml.client(account)
             project_ids = None
             if watched:
                 project_ids = resolve_project_ids(client, watched, include_subprojects)
@@ -105,16 +105,16 @@ def build_clearml_completed_tasks_sensor(
                 skip_reason=f"No task of ClearML account {account!r} reached {'/'.join(statuses)} since "
                             f"{cursor.time or 'the beginning'} ({polled.pages} page(s)).",
                 cursor=polled.cursor.to_json())
-        task_ids = list(dict.fromkeys(t["id"] for t in polled.tasks))
-        project_ids_found = sorted({t["project"] for t in polled.tasks if t.get("project")})
+        task_ids = list(dict.fromkeys(t.id for t in polled.tasks))
+        project_ids_found = sorted({t.project for t in polled.tasks if t.project})
         partition_requests = [task_parts.build_add_request(task_ids)]
         if project_ids_found:
             partition_requests.append(project_parts.build_add_request(project_ids_found))
         run_requests = [
             dg.RunRequest(
-                run_key=clearml_task_run_key(t["id"], str(t["status_changed"])), partition_key=t["id"],
-                tags={"clearml/account": account_slug(account), "clearml/task_status": str(t.get("status")),
-                      "clearml/status_changed": str(t["status_changed"])})
+                run_key=clearml_task_run_key(t.id, t.status_changed), partition_key=t.id,
+                tags={"clearml/account": account_slug(account), "clearml/task_status": t.status,
+                      "clearml/status_changed": t.status_changed})
             for t in polled.tasks]
         context.log.info(
             f"{len(polled.tasks)} task(s) of account {account!r} reached {'/'.join(statuses)} "

@@ -1,17 +1,14 @@
-"""Dataset versions as Dagster assets: raw -> curated -> training view, each a ClearML dataset version."""
+"""Dataset versions as Dagster assets: raw -> curated -> training view, each a ClearML dataset version.
 
-from .assets import (
-    ClearMLCuratedDatasetConfig,
-    ClearMLDatasetNames,
-    ClearMLRawDatasetConfig,
-    ClearMLTrainingViewConfig,
-)
-from .checks import latest_dataset_id
-from .defs import build_dataset_defs
-from .frame_query import FrameQueryError, select_frames
-from .shapes import generate_demo_dataset
+Names are imported on first use, so the SDK child that runs ``datasets.sdk_ops`` never loads Dagster.
+"""
 
-__all__ = [
-    "ClearMLCuratedDatasetConfig", "ClearMLDatasetNames", "ClearMLRawDatasetConfig", "ClearMLTrainingViewConfig",
-    "FrameQueryError", "build_dataset_defs", "generate_demo_dataset", "latest_dataset_id", "select_frames",
-]
+from ..lazy_exports import lazy_exports
+
+_EXPORTS = {
+    "ClearMLCuratedDatasetConfig": ".assets", "ClearMLDatasetNames": ".assets", "ClearMLRawDatasetConfig": ".assets",
+    "ClearMLTrainingViewConfig": ".assets", "latest_dataset_id": ".checks", "build_dataset_defs": ".defs",
+    "FrameQueryError": ".frame_query", "select_frames": ".frame_query", "generate_demo_dataset": ".shapes",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -2,20 +2,23 @@
 
 
 import json
-import os
 import shutil
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import dagster as dg
 from pydantic import Field
 
+from ..client import ClearMLClient
 from ..errors import ClearMLAssetsError, ClearMLConfigError, DatasetValidationError
+from ..resource import AccountChoice, ClearMLResource
+from ..translator import ClearMLDatasetRef, DagsterClearMLTranslator, DatasetStage
 from ..sdk_process import SDKProcessError, run_in_sdk_process
-from .checks import latest_dataset_id
+from ..types import DatasetVersionSpec
+from .checks import dataset_id_for_account
 from .curation import link_or_copy, write_curated_folder
 from .frame_query import frame_query_mask
 from .layout import DATA_YAML, write_training_view
@@ -30,14 +33,9 @@ from .versions import (
 DEFAULT_PROJECT = "clearml_assets_demo"
 
 
-def clearml_assets_home() -> Path:
-    """``$CLEARML_ASSETS_HOME`` (default ``~/.clearml_assets``)."""
-    return Path(os.environ.get("CLEARML_ASSETS_HOME", "~/.clearml_assets")).expanduser()
-
-
-def default_demo_folder() -> Path:
-    """Where the raw asset writes the demo data when no source folder is configured."""
-    return clearml_assets_home() / "demo_data"
+def default_demo_folder(clearml: ClearMLResource) -> Path:
+    """Where the raw asset writes the demo data when no source folder is configured (``<home>/demo_data``)."""
+    return clearml.home_dir() / "demo_data"
 
 
 @dataclass(frozen=True)
@@ -50,26 +48,44 @@ class ClearMLDatasetNames:
     training_view: str = "shapes_training_view"
     account: str | None = None
     key_prefix: tuple[str, ...] = ("datasets",)
+    translator: DagsterClearMLTranslator | None = field(default=None, compare=False)
 
     def key(self, name: str) -> dg.AssetKey:
         """Asset key ``<key_prefix>/<name>``."""
         return dg.AssetKey([*self.key_prefix, name])
 
+    def ref(self, stage: DatasetStage) -> ClearMLDatasetRef:
+        """The ClearML dataset behind a stage."""
+        name = {"raw": self.raw, "raw_external": self.raw, "curated": self.curated,
+                "training_view": self.training_view}[stage]
+        return ClearMLDatasetRef(self.project, name, stage)
+
+    def _translated(self) -> DagsterClearMLTranslator:
+        return self.translator or DagsterClearMLTranslator(self.key_prefix)
+
+    def stage_key(self, stage: DatasetStage) -> dg.AssetKey:
+        """The asset key of a stage, as the translator maps it."""
+        return self._translated().get_dataset_asset_key(self.ref(stage))
+
+    def group(self, stage: DatasetStage, default: str) -> str:
+        """The asset group of a stage: the translator's if one was given, else ``default``."""
+        return self.translator.get_dataset_group_name(self.ref(stage)) if self.translator else default
+
     @property
     def raw_key(self) -> dg.AssetKey:
-        return self.key(self.raw)
+        return self.stage_key("raw")
 
     @property
     def raw_external_key(self) -> dg.AssetKey:
-        return self.key(f"{self.raw}_clearml_latest")
+        return self.stage_key("raw_external")
 
     @property
     def curated_key(self) -> dg.AssetKey:
-        return self.key(self.curated)
+        return self.stage_key("curated")
 
     @property
     def training_view_key(self) -> dg.AssetKey:
-        return self.key(self.training_view)
+        return self.stage_key("training_view")
 
 
 class _DatasetConfig(dg.Config):
@@ -128,8 +144,8 @@ class ClearMLTrainingViewConfig(_DatasetConfig):
 
 
 @contextmanager
-def _staging(prefix: str) -> Iterator[Path]:
-    base = clearml_assets_home() / "tmp"
+def _staging(clearml: ClearMLResource, prefix: str) -> Iterator[Path]:
+    base = clearml.home_dir() / "tmp"
     base.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     try:
@@ -152,7 +168,7 @@ class PublishedVersion:
     parents: list[str]
 
 
-def publish_folder(clearml: Any, account: str | None, *, project: str, name: str, folder: Path,
+def publish_folder(clearml: ClearMLResource, account: str | None, *, project: str, name: str, folder: Path,
                    parents: list[str] | None, reuse_any: bool, description: str, timeout: float,
                    log: Any = None) -> PublishedVersion:
     """Make ``folder`` the content of a dataset version, reusing an existing one with the same content.
@@ -183,8 +199,8 @@ def publish_folder(clearml: Any, account: str | None, *, project: str, name: str
     if parents is None:
         parents = [versions[0].id] if versions else []
     version = next_semver(versions)
-    spec = {"name": name, "project": project, "version": version, "parents": parents, "folder": str(folder),
-            "tags": ["dagster", content_tag(content_hash)], "description": description}
+    spec = DatasetVersionSpec(name=name, project=project, version=version, parents=tuple(parents),
+                              folder=str(folder), tags=("dagster", content_tag(content_hash)), description=description)
     try:
         result = run_in_sdk_process("clearml_assets.datasets.sdk_ops:create_version", spec,
                                     env=clearml.sdk_env(account), timeout=timeout,
@@ -193,15 +209,15 @@ def publish_folder(clearml: Any, account: str | None, *, project: str, name: str
         # A child killed on timeout (or by the OOM killer) cannot delete its own draft.
         discard_unfinished_drafts(client, project, name, version, content_tag(content_hash), log)
         raise
-    created = get_dataset_version(client, result["id"])
+    created = get_dataset_version(client, result.id)
     if log:
-        log.info(f"{name}: created version {version} ({created.id}), uploaded {result['delta_files']} files "
-                 f"/ {result['delta_bytes']} bytes, removed {result['removed_files']}")
-    return PublishedVersion(created, content_hash, file_count, total_bytes, False, result["delta_bytes"],
-                            result["delta_files"], parents)
+        log.info(f"{name}: created version {version} ({created.id}), uploaded {result.delta_files} files "
+                 f"/ {result.delta_bytes} bytes, removed {result.removed_files}")
+    return PublishedVersion(created, content_hash, file_count, total_bytes, False, result.delta_bytes,
+                            result.delta_files, parents)
 
 
-def discard_unfinished_drafts(client: Any, project: str, name: str, version: str, tag: str,
+def discard_unfinished_drafts(client: ClearMLClient, project: str, name: str, version: str, tag: str,
                               log: Any = None) -> list[str]:
     """Delete the unfinalized versions ``version`` of ``project/name`` that carry ``tag``.
 
@@ -216,7 +232,7 @@ def discard_unfinished_drafts(client: Any, project: str, name: str, version: str
         if draft.version != version or draft.status in FINALIZED_STATUSES or tag not in draft.tags:
             continue
         try:
-            client.call("tasks.delete", task=draft.id, force=True)
+            client.delete_task(draft.id)
             deleted.append(draft.id)
         except ClearMLAssetsError as exc:
             if log:
@@ -227,10 +243,12 @@ def discard_unfinished_drafts(client: Any, project: str, name: str, version: str
     return deleted
 
 
-def version_metadata(clearml: Any, account: str | None, project: str, published: PublishedVersion) -> dict[str, Any]:
-    """Metadata common to every dataset asset materialization."""
+def version_metadata(clearml: ClearMLResource, account: str | AccountChoice | None, project: str,
+                     published: PublishedVersion) -> dict[str, Any]:
+    """Metadata common to every dataset asset materialization (with the account and what chose it)."""
     version = published.version
-    client = clearml.client(account)
+    choice = account if isinstance(account, AccountChoice) else None
+    client = clearml.client(choice.name if choice else account)
     return {
         "dataset_id": version.id,
         "dataset_project": project,
@@ -245,11 +263,12 @@ def version_metadata(clearml: Any, account: str | None, project: str, published:
         "uploaded_files": published.uploaded_files,
         "reused_existing_version": published.reused,
         "parent_dataset_ids": ", ".join(published.parents) or "none",
+        **(choice.metadata() if choice else {}),
     }
 
 
-def _resolve_source(config: ClearMLRawDatasetConfig, log: Any) -> Path:
-    folder = Path(config.source_folder).expanduser() if config.source_folder else default_demo_folder()
+def _resolve_source(clearml: ClearMLResource, config: ClearMLRawDatasetConfig, log: Any) -> Path:
+    folder = Path(config.source_folder).expanduser() if config.source_folder else default_demo_folder(clearml)
     if not folder.exists() and config.demo:
         log.info(f"Source folder {folder} missing: writing the demo shapes set ({config.demo_images} images)")
         generate_demo_dataset(folder, images=config.demo_images, seed=config.demo_seed, size=config.demo_image_size)
@@ -286,7 +305,7 @@ def _scan_class_counts(scan) -> dict[str, int]:
     return counts
 
 
-def newest_version_id(clearml: Any, account: str | None, project: str, name: str, key: dg.AssetKey) -> str:
+def newest_version_id(clearml: ClearMLResource, account: str | None, project: str, name: str, key: dg.AssetKey) -> str:
     """The id of the newest finalized version of dataset ``project/name``.
 
     Raises:
@@ -299,8 +318,8 @@ def newest_version_id(clearml: Any, account: str | None, project: str, name: str
     return versions[0].id
 
 
-def download_version(clearml: Any, account: str | None, version_id: str, target: Path, config: _DatasetConfig,
-                     kind: str) -> Path:
+def download_version(clearml: ClearMLResource, account: str | None, version_id: str, target: Path,
+                     config: _DatasetConfig, kind: str) -> Path:
     """A local copy of a dataset version, fetched with the SDK in a child process for one account."""
     return Path(run_in_sdk_process("clearml_assets.datasets.sdk_ops:local_copy", version_id, str(target),
                                    env=clearml.sdk_env(account), timeout=config.sdk_timeout_seconds,
@@ -310,29 +329,32 @@ def download_version(clearml: Any, account: str | None, version_id: str, target:
 def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets") -> list[dg.AssetsDefinition]:
     """The raw, curated and training view assets (see ``build_dataset_defs``)."""
 
-    def target(config: _DatasetConfig, default_name: str) -> tuple[str, str, str | None]:
+    def target(clearml: ClearMLResource, config: _DatasetConfig, default_name: str
+               ) -> tuple[str, str, AccountChoice]:
         project, name = config.dataset_project or names.project, config.dataset_name or default_name
         check_dataset_names(project, name)
-        return project, name, config.account or names.account
+        return project, name, clearml.choose_account(config.account, names.account)
 
-    @dg.asset(key=names.raw_key, group_name=group_name, required_resource_keys={"clearml"}, kinds={"clearml"},
+    @dg.asset(key=names.raw_key, group_name=names.group("raw", group_name), kinds={"clearml"},
               description="Images + YOLO labels ingested as-is from the source folder into a ClearML dataset "
                           "version (child of the previous version, so only changed files are uploaded).",
               check_specs=[dg.AssetCheckSpec("labels_valid", asset=names.raw_key,
                                              description="Files that curation will leave out (warning).")])
-    def raw(context: dg.AssetExecutionContext, config: ClearMLRawDatasetConfig) -> dg.MaterializeResult:
-        project, name, account = target(config, names.raw)
-        source = _resolve_source(config, context.log)
+    def raw(context: dg.AssetExecutionContext, config: ClearMLRawDatasetConfig, clearml: ClearMLResource
+            ) -> dg.MaterializeResult:
+        project, name, choice = target(clearml, config, names.raw)
+        account = choice.name
+        source = _resolve_source(clearml, config, context.log)
         scan = scan_source(source, tuple(config.class_names) or None)
-        with _staging("raw_") as stage:
+        with _staging(clearml, "raw_") as stage:
             shutil.copytree(source, stage / "data", copy_function=lambda s, d: link_or_copy(Path(s), Path(d)))
             if config.class_names and not read_class_names(stage / "data"):
                 (stage / "data" / "classes.txt").write_text("".join(f"{n}\n" for n in config.class_names))
             published = publish_folder(
-                context.resources.clearml, account, project=project, name=name, folder=stage / "data",
+                clearml, account, project=project, name=name, folder=stage / "data",
                 parents=None, reuse_any=False, timeout=config.sdk_timeout_seconds, log=context.log,
                 description=f"Raw images and YOLO labels from {source} (Dagster run {context.run.run_id}).")
-        metadata = version_metadata(context.resources.clearml, account, project, published)
+        metadata = version_metadata(clearml, choice, project, published)
         metadata.update({"source_folder": str(source), "valid_frames": len(scan.frames),
                          "invalid_files": len(scan.issues),
                          "class_counts": dg.MetadataValue.json(_scan_class_counts(scan))})
@@ -343,16 +365,17 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash),
                                     check_results=[check])
 
-    @dg.asset(key=names.curated_key, group_name=group_name, required_resource_keys={"clearml"},
-              kinds={"clearml"}, deps=[names.raw_key, names.raw_external_key],
+    @dg.asset(key=names.curated_key, group_name=names.group("curated", group_name), kinds={"clearml"},
+              deps=[names.raw_key, names.raw_external_key],
               description="The raw version validated and cleaned (bad files reported and left out), split "
                           "train/val by content hash, with a frames manifest (manifest.parquet + csv). A "
                           "ClearML child version of the raw version.")
-    def curated(context: dg.AssetExecutionContext, config: ClearMLCuratedDatasetConfig) -> dg.MaterializeResult:
-        project, name, account = target(config, names.curated)
-        clearml = context.resources.clearml
+    def curated(context: dg.AssetExecutionContext, config: ClearMLCuratedDatasetConfig, clearml: ClearMLResource
+                ) -> dg.MaterializeResult:
+        project, name, choice = target(clearml, config, names.curated)
+        account = choice.name
         raw_id = config.raw_dataset_id or newest_version_id(clearml, account, project, names.raw, names.raw_key)
-        with _staging("curated_") as stage:
+        with _staging(clearml, "curated_") as stage:
             raw_copy = download_version(clearml, account, raw_id, stage / "raw", config, "raw")
             scan = scan_source(raw_copy)
             result = write_curated_folder(scan, stage / "curated", val_fraction=config.val_fraction,
@@ -362,7 +385,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
                 reuse_any=True, timeout=config.sdk_timeout_seconds, log=context.log,
                 description=f"Curated from raw version {raw_id}: val_fraction={config.val_fraction}, "
                             f"seed={config.seed} (Dagster run {context.run.run_id}).")
-        metadata = version_metadata(clearml, account, project, published)
+        metadata = version_metadata(clearml, choice, project, published)
         metadata.update(_manifest_metadata(result.manifest, scan.class_names))
         rejected = result.rejected
         metadata.update({
@@ -374,17 +397,18 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         })
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash))
 
-    @dg.asset(key=names.training_view_key, group_name=group_name, required_resource_keys={"clearml"},
+    @dg.asset(key=names.training_view_key, group_name=names.group("training_view", group_name),
               kinds={"clearml"}, deps=[names.curated_key],
               description="Frames of the curated version selected by frame queries on the manifest, laid out "
                           "for Ultralytics (images/{train,val}, labels/{train,val}, data.yaml). Train with "
                           "Dataset.get(dataset_id=<metadata dataset_id>).get_local_copy() + '/data.yaml'.")
-    def training_view(context: dg.AssetExecutionContext, config: ClearMLTrainingViewConfig) -> dg.MaterializeResult:
-        project, name, account = target(config, names.training_view)
-        clearml = context.resources.clearml
-        curated_id = (config.curated_dataset_id or latest_dataset_id(context.instance, names.curated_key)
+    def training_view(context: dg.AssetExecutionContext, config: ClearMLTrainingViewConfig,
+                      clearml: ClearMLResource) -> dg.MaterializeResult:
+        project, name, choice = target(clearml, config, names.training_view)
+        account = choice.name
+        curated_id = (dataset_id_for_account(context.instance, names.curated_key, account, config.curated_dataset_id)
                       or newest_version_id(clearml, account, project, names.curated, names.curated_key))
-        with _staging("view_") as stage:
+        with _staging(clearml, "view_") as stage:
             copy = download_version(clearml, account, curated_id, stage / "curated", config, "curated")
             manifest = read_manifest(copy)
             class_names = read_class_names(copy)
@@ -402,7 +426,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
                 reuse_any=True, timeout=config.sdk_timeout_seconds, log=context.log,
                 description=f"Training view of curated version {curated_id}: train={config.train_query!r}, "
                             f"val={config.val_query!r} (Dagster run {context.run.run_id}).")
-        metadata = version_metadata(clearml, account, project, published)
+        metadata = version_metadata(clearml, choice, project, published)
         metadata.update(_manifest_metadata(view.manifest, class_names))
         metadata.update({"curated_dataset_id": curated_id, "train_query": config.train_query,
                          "val_query": config.val_query, "data_yaml": DATA_YAML,

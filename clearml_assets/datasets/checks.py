@@ -9,6 +9,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from ..errors import ClearMLConfigError
+from ..resource import ClearMLResource
 from ..sdk_process import run_in_sdk_process
 from .layout import DATA_YAML, SPLITS, split_list_name
 from .manifest import class_counts, read_manifest
@@ -90,6 +92,42 @@ def latest_dataset_id(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> s
     return latest_materialization_metadata(instance, asset_key).get("dataset_id")
 
 
+def dataset_id_for_account(instance: dg.DagsterInstance, asset_key: dg.AssetKey, account: str,
+                           dataset_id: str | None = None) -> str | None:
+    """The dataset version to use on ``account``: ``dataset_id`` if given, else the ``dataset_id`` of the
+    asset's latest materialization, which must have been made on the same account.
+
+    A dataset id means nothing on another ClearML account (or it names another account's data), so a
+    training or curation run on account B never takes a version that account A made.
+
+    Args:
+        instance: The Dagster instance.
+        asset_key: The upstream dataset asset (e.g. the training view).
+        account: The account this run uses.
+        dataset_id: A version id given in run config (taken as is).
+
+    Returns:
+        The id, or None when the asset has no materialization with one.
+
+    Raises:
+        ClearMLConfigError: The latest materialization was made on another account; names both and
+            what to do.
+    """
+    if dataset_id:
+        return dataset_id
+    metadata = latest_materialization_metadata(instance, asset_key)
+    found = metadata.get("dataset_id")
+    made_by = metadata.get("clearml_account")
+    if found and made_by and made_by != account:
+        raise ClearMLConfigError(
+            f"The latest materialization of {asset_key.to_user_string()} made dataset version {found} on ClearML "
+            f"account '{made_by}', but this run uses account '{account}'. Materialize "
+            f"{asset_key.to_user_string()} with account '{account}' first, or run this asset with account "
+            f"'{made_by}', or set dataset_id in the run config.",
+            metadata={"dataset_id": found, "made_by_account": made_by, "run_account": account})
+    return found
+
+
 def build_training_view_checks(view_key: dg.AssetKey, *, min_class_fraction: float = 0.05, sdk_timeout: float = 900.0
                                ) -> dg.AssetChecksDefinition:
     """The checks of the training view, evaluated on a fresh download of the ClearML version.
@@ -108,8 +146,8 @@ def build_training_view_checks(view_key: dg.AssetKey, *, min_class_fraction: flo
     ]
 
     @dg.multi_asset_check(specs=specs, name=f"{'_'.join(view_key.path)}_checks",
-                          required_resource_keys={"clearml"}, compute_kind="clearml")
-    def _checks(context: dg.AssetCheckExecutionContext):
+                          compute_kind="clearml")
+    def _checks(context: dg.AssetCheckExecutionContext, clearml: ClearMLResource):
         materialized = latest_materialization_metadata(context.instance, view_key)
         dataset_id = materialized.get("dataset_id")
         if not dataset_id:
@@ -117,7 +155,7 @@ def build_training_view_checks(view_key: dg.AssetKey, *, min_class_fraction: flo
                 yield dg.AssetCheckResult(asset_key=view_key, check_name=spec.name, passed=False,
                                           metadata={"reason": "the training view has no materialization"})
             return
-        env = context.resources.clearml.sdk_env(materialized.get("clearml_account") or None)
+        env = clearml.sdk_env(materialized.get("clearml_account") or None)
         workdir = Path(tempfile.mkdtemp(prefix="clearml_assets_check_"))
         try:
             copy = run_in_sdk_process("clearml_assets.datasets.sdk_ops:local_copy", dataset_id, str(workdir / "v"),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import dagster as dg
 
+from ..resource import ClearMLResource
+from ..translator import DagsterClearMLTranslator
 from .assets import DEFAULT_PROJECT, ClearMLDatasetNames, build_dataset_assets, check_dataset_names
 from .checks import build_training_view_checks
 from .observe import build_dataset_observation
@@ -22,7 +24,8 @@ def build_dataset_defs(
     group_name: str = "datasets",
     min_class_fraction: float = 0.05,
     observe_interval_minutes: int | None = None,
-    clearml: Any = None,
+    clearml: ClearMLResource | None = None,
+    translator: DagsterClearMLTranslator | None = None,
 ) -> dg.Definitions:
     """Assets raw -> curated -> training view, the raw observation, and the training view checks.
 
@@ -43,6 +46,8 @@ def build_dataset_defs(
         observe_interval_minutes: If set, a schedule observes the raw dataset that often.
         clearml: A ``ClearMLResource`` bound as resource ``clearml``; None leaves it to the merged
             Definitions.
+        translator: Maps each ClearML dataset to its asset key and group (overrides ``key_prefix`` and
+            ``group_name``); see :class:`clearml_assets.translator.DagsterClearMLTranslator`.
 
     Raises:
         ClearMLConfigError: A project or dataset name is shorter than the 3 characters ClearML needs.
@@ -50,10 +55,11 @@ def build_dataset_defs(
     for dataset_name in (raw_name, curated_name, training_view_name):
         check_dataset_names(dataset_project, dataset_name)
     names = ClearMLDatasetNames(project=dataset_project, raw=raw_name, curated=curated_name,
-                                training_view=training_view_name, account=account, key_prefix=tuple(key_prefix))
+                                training_view=training_view_name, account=account, key_prefix=tuple(key_prefix),
+                                translator=translator)
     assets: list = build_dataset_assets(names, group_name=group_name)
     observation = build_dataset_observation(names.raw_external_key, project=dataset_project, name=raw_name,
-                                             account=account, group_name=group_name)
+                                             account=account, group_name=names.group("raw_external", group_name))
     checks = build_training_view_checks(names.training_view_key, min_class_fraction=min_class_fraction)
     schedules = []
     if observe_interval_minutes:

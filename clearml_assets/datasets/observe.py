@@ -5,6 +5,7 @@ import warnings
 
 import dagster as dg
 
+from ..resource import ClearMLResource
 from .versions import list_dataset_versions
 
 
@@ -23,15 +24,16 @@ def build_dataset_observation(key: dg.AssetKey, *, project: str, name: str, acco
 
 
 def _build(key: dg.AssetKey, project: str, name: str, account: str | None, group_name: str) -> dg.SourceAsset:
-    @dg.observable_source_asset(key=key, group_name=group_name, required_resource_keys={"clearml"},
+    @dg.observable_source_asset(key=key, group_name=group_name,
                                 description=f"Newest finalized version of ClearML dataset {project}/{name}, "
                                             "wherever it was made (Dagster or outside it).")
-    def _observe(context) -> dg.ObserveResult:
-        client = context.resources.clearml.client(account)
+    def _observe(context, clearml: ClearMLResource) -> dg.ObserveResult:
+        choice = clearml.choose_account(None, account)
+        client = clearml.client(choice.name)
         versions = list_dataset_versions(client, project, name)
         if not versions:
             return dg.ObserveResult(data_version=dg.DataVersion("none"),
-                                    metadata={"versions": 0, "dataset": f"{project}/{name}"})
+                                    metadata={"versions": 0, "dataset": f"{project}/{name}", **choice.metadata()})
         latest = versions[0]
         return dg.ObserveResult(
             data_version=dg.DataVersion(latest.data_version),
@@ -39,6 +41,7 @@ def _build(key: dg.AssetKey, project: str, name: str, account: str | None, group
                 "dataset_id": latest.id, "dataset_version": latest.version, "versions": len(versions),
                 "made_by_dagster": latest.content_hash is not None,
                 "clearml_url": dg.MetadataValue.url(client.web_url("dataset", latest.id, latest.project_id)),
+                **choice.metadata(),
             })
 
     return _observe

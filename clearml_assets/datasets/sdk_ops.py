@@ -7,7 +7,9 @@ functions: the child process sets the account's environment before the import.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+from ..types import DatasetVersionSpec, DatasetVersionUpload
 
 
 def _discard(dataset: Any, reason: str) -> str:
@@ -31,29 +33,30 @@ def _discard(dataset: Any, reason: str) -> str:
     return "failed+archived"
 
 
-def create_version(spec: dict) -> dict:
+def create_version(spec: DatasetVersionSpec | Mapping[str, Any]) -> DatasetVersionUpload:
     """Create, fill, upload and finalize one dataset version.
 
     Args:
-        spec: ``name``, ``project``, ``version``, ``parents`` (ids), ``folder`` (local tree that
-            becomes the version's full content: files missing from it are removed relative to the
-            parents, changed or new ones uploaded), ``tags``, ``description``, ``output_uri``.
+        spec: The version to make (a mapping with the same keys is accepted).
 
     Returns:
-        ``id``, ``version``, ``delta_files``/``delta_bytes`` (files stored by this version itself),
-        ``removed_files``, ``file_count``, ``total_bytes``.
+        What was stored: ``delta_files``/``delta_bytes`` are the files this version holds itself.
 
     Raises:
         Whatever failed; the draft is deleted (or failed + archived) first.
     """
     from clearml import Dataset
 
-    folder = Path(spec["folder"])
+    spec = DatasetVersionSpec.of(spec)
+    folder = Path(spec.folder)
     dataset = Dataset.create(
-        dataset_name=spec["name"], dataset_project=spec["project"], dataset_version=spec["version"],
-        parent_datasets=spec.get("parents") or None, dataset_tags=spec.get("tags") or None,
-        description=spec.get("description") or None, output_uri=spec.get("output_uri") or None)
+        dataset_name=spec.name, dataset_project=spec.project, dataset_version=spec.version,
+        parent_datasets=list(spec.parents) or None, dataset_tags=list(spec.tags) or None,
+        description=spec.description or None, output_uri=spec.output_uri or None)
     try:
+        # Dataset.create edits the new task's configuration through a detached copy; without a reload
+        # the SDK reads that stale copy and warns "Could not repair dependency graph" for a child version
+        dataset._task.reload()
         if not folder.is_dir():
             raise FileNotFoundError(f"staging folder {folder} vanished before upload")
         removed, _added, _modified = dataset.sync_folder(local_path=str(folder))
@@ -62,15 +65,13 @@ def create_version(spec: dict) -> dict:
             raise RuntimeError(f"ClearML refused to finalize dataset version {dataset.id}")
     except BaseException as exc:
         action = _discard(dataset, f"materialization failed: {exc}")
-        raise RuntimeError(f"dataset version {spec['name']} {spec['version']} ({dataset.id}) failed "
+        raise RuntimeError(f"dataset version {spec.name} {spec.version} ({dataset.id}) failed "
                            f"and was {action}: {type(exc).__name__}: {exc}") from exc
     own = [e for e in dataset.file_entries if e.parent_dataset_id == dataset.id]
-    return {
-        "id": dataset.id, "version": spec["version"],
-        "delta_files": len(own), "delta_bytes": int(sum(e.size or 0 for e in own)),
-        "removed_files": int(removed or 0),
-        "file_count": len(dataset.file_entries), "total_bytes": int(sum(e.size or 0 for e in dataset.file_entries)),
-    }
+    return DatasetVersionUpload(
+        id=dataset.id, version=spec.version, delta_files=len(own), delta_bytes=int(sum(e.size or 0 for e in own)),
+        removed_files=int(removed or 0), file_count=len(dataset.file_entries),
+        total_bytes=int(sum(e.size or 0 for e in dataset.file_entries)))
 
 
 def local_copy(dataset_id: str, target: str) -> str:

@@ -74,12 +74,9 @@ class SourceScan:
 
 
 def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file's bytes (streamed by the standard library)."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def read_class_names(folder: Path) -> tuple[str, ...] | None:

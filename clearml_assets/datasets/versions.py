@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from ..types import Task
+
+if TYPE_CHECKING:
+    from ..client import ClearMLClient
 
 CONTENT_TAG_PREFIX = "content-sha256:"
 FINALIZED_STATUSES = ("completed", "published", "closed")
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 
 
-class _Client(Protocol):
-    def call(self, endpoint: str, **fields: Any) -> dict: ...
-    def iter_pages(self, endpoint: str, result_key: str, page_size: int = 500, **fields: Any): ...
+_VERSION_FIELDS = ["id", "name", "status", "tags", "runtime", "last_update", "project"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,13 @@ class ClearMLDatasetVersion:
     tags: tuple[str, ...] = ()
     last_update: str = ""
     parents: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_task(cls, task: Task, default_name: str = "", default_project: str = "") -> "ClearMLDatasetVersion":
+        """The version a dataset task records (its semantic version is ``runtime.version``)."""
+        return cls(id=task.id, name=task.name or default_name, project_id=task.project or default_project,
+                   version=str(task.runtime.get("version") or ""), status=task.status, tags=task.tags,
+                   last_update=task.last_update)
 
     @property
     def content_hash(self) -> str | None:
@@ -73,7 +83,7 @@ def dataset_project_path(project: str, name: str) -> str:
     return f"{project}/.datasets/{name}"
 
 
-def list_dataset_versions(client: _Client, project: str, name: str, *, finalized_only: bool = True
+def list_dataset_versions(client: "ClearMLClient", project: str, name: str, *, finalized_only: bool = True
                           ) -> list[ClearMLDatasetVersion]:
     """All versions of dataset ``project/name``, newest semantic version first.
 
@@ -83,40 +93,23 @@ def list_dataset_versions(client: _Client, project: str, name: str, *, finalized
         name: Dataset name.
         finalized_only: Only completed/published versions (drafts are never "done").
     """
-    projects = client.call("projects.get_all", name=f"^{re.escape(dataset_project_path(project, name))}$",
-                           only_fields=["id", "name"], search_hidden=True).get("projects") or []
-    if not projects:
+    home = client.find_project(dataset_project_path(project, name), search_hidden=True)
+    if home is None:
         return []
-    fields: dict[str, Any] = dict(
-        project=[p["id"] for p in projects], type=["data_processing"],
-        system_tags=["__$all", "dataset", "__$not", "archived"], search_hidden=True,
-        only_fields=["id", "name", "status", "tags", "runtime", "last_update", "project"],
-        order_by=["-last_update"],
-    )
+    filters: dict[str, Any] = dict(
+        project=[home.id], type=["data_processing"],
+        system_tags=["__$all", "dataset", "__$not", "archived"], search_hidden=True, order_by=["-last_update"])
     if finalized_only:
-        fields["status"] = list(FINALIZED_STATUSES)
-    versions = []
-    for task in client.iter_pages("tasks.get_all", "tasks", **fields):
-        if task.get("name") != name:
-            continue
-        runtime = task.get("runtime") or {}
-        versions.append(ClearMLDatasetVersion(
-            id=task["id"], name=task.get("name", name), project_id=task.get("project") or projects[0]["id"],
-            version=str(runtime.get("version") or ""), status=task.get("status", ""),
-            tags=tuple(task.get("tags") or ()), last_update=str(task.get("last_update") or "")))
+        filters["status"] = list(FINALIZED_STATUSES)
+    versions = [ClearMLDatasetVersion.from_task(task, name, home.id)
+                for task in client.iter_tasks(only_fields=_VERSION_FIELDS, **filters) if task.name == name]
     versions.sort(key=lambda v: (parse_semver(v.version) or (-1, -1, -1), v.last_update), reverse=True)
     return versions
 
 
-def get_dataset_version(client: _Client, dataset_id: str) -> ClearMLDatasetVersion:
+def get_dataset_version(client: "ClearMLClient", dataset_id: str) -> ClearMLDatasetVersion:
     """One version by id (any status)."""
-    tasks = client.call("tasks.get_all", id=[dataset_id], search_hidden=True,
-                        only_fields=["id", "name", "status", "tags", "runtime", "last_update", "project"]
-                        ).get("tasks") or []
+    tasks = client.get_tasks([dataset_id], only_fields=_VERSION_FIELDS)
     if not tasks:
         raise LookupError(f"No ClearML dataset version with id {dataset_id}")
-    task = tasks[0]
-    return ClearMLDatasetVersion(
-        id=task["id"], name=task.get("name", ""), project_id=task.get("project") or "",
-        version=str((task.get("runtime") or {}).get("version") or ""), status=task.get("status", ""),
-        tags=tuple(task.get("tags") or ()), last_update=str(task.get("last_update") or ""))
+    return ClearMLDatasetVersion.from_task(tasks[0])
