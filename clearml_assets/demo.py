@@ -74,6 +74,8 @@ class _ProgressHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         out = _progress_out or sys.stdout
+        if out is not sys.stdout:  # the terminal is elsewhere: the whole event log goes to the demo log
+            print(f"{datetime.now():%H:%M:%S} {record.levelname} {record.getMessage()}", file=sys.stderr)
         event = getattr(record, "dagster_event", None)
         meta = getattr(record, "dagster_meta", None) or {}
         step = (event.step_key if event is not None else meta.get("step_key")) or ""
@@ -214,8 +216,9 @@ def _run(account: str | None, train_epochs: int | None, images: int | None, imgs
         ops["training__shapes_yolo"] = {"config": train}
     if images:
         ops["datasets__shapes_raw"] = {"config": {"demo_images": images}}
+    loggers = {"console": {}}  # the demo's progress lines instead of Dagster's event log on the terminal
     print("Training job (dataset versions -> YOLO model):", file=out, flush=True)
-    result = training_job.execute_in_process(instance=instance, run_config={"ops": ops} if ops else {},
+    result = training_job.execute_in_process(instance=instance, run_config={"ops": ops, "loggers": loggers},
                                              raise_on_error=False)
     if not result.success:
         raise ClearMLAssetsError(f"{TRAINING_JOB} failed (Dagster run {result.run_id}): see the FAIL line "
@@ -227,7 +230,8 @@ def _run(account: str | None, train_epochs: int | None, images: int | None, imgs
 
     instance.add_dynamic_partitions(partitions.name, [task_id])
     print(f"Archive of training task {task_id}:", file=out, flush=True)
-    archive = archive_job.execute_in_process(instance=instance, partition_key=task_id, raise_on_error=False)
+    archive = archive_job.execute_in_process(instance=instance, partition_key=task_id, raise_on_error=False,
+                                             run_config={"loggers": loggers})
     if not archive.success:
         raise ClearMLAssetsError(f"archiving training task {task_id} failed (Dagster run {archive.run_id}).")
     checks = [e.event_specific_data for e in archive.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]

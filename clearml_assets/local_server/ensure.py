@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from ..errors import ClearMLConnectionError
 from .auth import Credential, load_or_create_credentials
 from .runner import (
     DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, SELF_DESCRIPTION_PATH, DataDirInUse,
@@ -33,7 +34,7 @@ SHARED_SERVER_ENV = "CLEARML_ASSETS_LOCAL_SERVER"
 SERVER_KEY_ENV = ("CLEARML_ASSETS_SERVER_ACCESS_KEY", "CLEARML_ASSETS_SERVER_SECRET_KEY")
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(ClearMLConnectionError):
     """The local server cannot be reached or started; the message says why and what to do."""
 
 
@@ -134,7 +135,8 @@ def ensure_local_server(home: Path, timeout: float = 30.0, api_port: int = DEFAU
 
     With ``CLEARML_ASSETS_LOCAL_SERVER`` set, that server is used and none is started. Otherwise the server
     keeps its data in ``<home>/server`` and is reused by later runs and other processes; it uses
-    ``api_port``/``files_port``/``web_port`` (default 8008/8081/8080) when free and free ports otherwise.
+    ``api_port``/``files_port``/``web_port`` (default 8008/8081/8080, or ``CLEARML_ASSETS_LOCAL_API_PORT``,
+    ``..._FILES_PORT``, ``..._WEB_PORT``; 0 = any free port) when free and free ports otherwise.
 
     Args:
         home: The ``CLEARML_ASSETS_HOME`` folder.
@@ -150,8 +152,23 @@ def ensure_local_server(home: Path, timeout: float = 30.0, api_port: int = DEFAU
     shared = os.environ.get(SHARED_SERVER_ENV, "").strip()
     if shared:
         return shared_server(shared, home)
+    api_port, files_port, web_port = (_port_from_env(name, port) for name, port in
+                                      (("API", api_port), ("FILES", files_port), ("WEB", web_port)))
     return start_server(home / "server", api_port=api_port, files_port=files_port, web_port=web_port,
                         timeout=timeout)[0]
+
+
+def _port_from_env(part: str, default: int | None) -> int | None:
+    """``CLEARML_ASSETS_LOCAL_<PART>_PORT`` (a number, 0 for a free port, ``none`` for no web view)."""
+    value = os.environ.get(f"CLEARML_ASSETS_LOCAL_{part}_PORT", "").strip().lower()
+    if not value:
+        return default
+    if value in ("none", "off") and part == "WEB":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise LocalServerError(f"CLEARML_ASSETS_LOCAL_{part}_PORT={value!r} is not a port number") from None
 
 
 def shared_server(url: str, home: Path) -> LocalServerInfo:
