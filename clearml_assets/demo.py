@@ -70,6 +70,8 @@ class _ProgressHandler(logging.Handler):
         super().__init__(logging.DEBUG)
         self.started: dict[str, float] = {}
         self.last_message: dict[str, str] = {}
+        self.assets: dict[str, str] = {}
+        self.materialized: set[str] = set()
         self.checks: dict[str, list[str]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -84,30 +86,35 @@ class _ProgressHandler(logging.Handler):
                 self.last_message[step] = str(meta.get("orig_message") or record.getMessage()).splitlines()[0]
             return
         kind = event.event_type_value
+        data = event.event_specific_data
         if kind == "STEP_START":
             self.started[step] = time.monotonic()
+        elif kind == "ASSET_MATERIALIZATION":
+            self.materialized.add(step)
+            self.assets.setdefault(step, data.materialization.asset_key.to_user_string())
         elif kind == "ASSET_CHECK_EVALUATION":
-            data = event.event_specific_data
-            self.checks.setdefault(step, []).append(
-                f"{data.check_name} {'passed' if data.passed else 'FAILED'}")
+            self.assets.setdefault(step, data.asset_key.to_user_string())
+            self.checks.setdefault(step, []).append(f"{data.check_name} {'passed' if data.passed else 'FAILED'}")
         elif kind == "STEP_SUCCESS":
             seconds = time.monotonic() - self.started.get(step, time.monotonic())
-            parts = [f"  done  {_step_label(step):40s} {seconds:6.1f} s"]
-            if self.last_message.get(step):
-                parts.append(self.last_message[step][:110])
-            if self.checks.get(step):
-                parts.append("checks: " + ", ".join(self.checks[step]))
-            print("  ".join(parts), file=out, flush=True)
+            label = self.assets.get(step) or step.replace("__", "/")
+            if step in self.materialized:
+                parts = [f"  done   {label:34s} {seconds:6.1f} s", _short(self.last_message.get(step, ""))]
+                if self.checks.get(step):
+                    parts.append("checks: " + ", ".join(self.checks[step]))
+            else:
+                parts = [f"  check  {label:34s} {seconds:6.1f} s", ", ".join(self.checks.get(step, []))]
+            print("  ".join(p for p in parts if p), file=out, flush=True)
         elif kind == "STEP_FAILURE":
-            error = getattr(event.event_specific_data, "error", None)
+            error = getattr(data, "error", None)
             reason = (error.message.strip().splitlines() or [""])[0] if error else ""
-            print(f"  FAIL  {_step_label(step)}: {reason}", file=out, flush=True)
+            print(f"  FAIL   {self.assets.get(step) or step.replace('__', '/')}: {reason}", file=out, flush=True)
 
 
-def _step_label(step: str) -> str:
-    if step.endswith("_checks"):
-        return f"checks of {step[:-len('_checks')].replace('_', '/', 1)}"
-    return step.replace("__", "/")
+def _short(message: str, width: int = 90) -> str:
+    if len(message) <= width:
+        return message
+    return message[:width].rsplit(" ", 1)[0] + " ..."
 
 
 @dg.logger(description="One line per step of the demo's runs (the full event log is in the demo log).")

@@ -30,7 +30,7 @@ SDK_SCRIPT = r"""
 import numpy as np
 from clearml import Dataset, OutputModel, Task
 
-task = Task.init(project_name="web view", task_name="yolo run one", auto_connect_frameworks=False,
+task = Task.init(project_name="web view", task_name="yolo run one", auto_connect_frameworks=False, output_uri=True,
                  auto_resource_monitoring=False, auto_connect_streams=False)
 task.connect({"lr": 0.0125, "epochs": 3}, name="General")
 task.connect_configuration({"model": {"depth": 17}}, name="model config")

@@ -113,8 +113,8 @@ def build_web_app(store: Store, authenticator: Authenticator, info: Any) -> Star
         info: The server's ``LocalServerInfo`` (shown on the sign-in page: where the key pair is).
     """
 
-    def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        html = _env.get_template(name).render(fmt=_fmt, signed_in=context.pop("signed_in", True), **context)
+    def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        html = _env.get_template(template).render(fmt=_fmt, signed_in=context.pop("signed_in", True), **context)
         return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
     def page(handler: Callable[[Request, ReadApi], Response]) -> Callable[[Request], Response]:
