@@ -254,3 +254,26 @@ def test_dataset_and_archive_metadata_links_open(web, page, tmp_path, monkeypatc
     page.goto(link)
     assert "yolo run one" in text(page) and "lr" in text(page)
     shot(page, "12_link_from_materialization")
+
+
+def test_hostile_task_contents_are_shown_as_text_never_run(web):
+    from clearml_assets.archives.demo import RawSeeder
+
+    seeder = RawSeeder(web.info.api_host, web.info.files_host, web.info.access_key, web.info.secret_key)
+    evil = '<script>alert("name")</script>'
+    task_id = seeder.call("tasks.create", name=evil, type="training", project=web.project)["id"]
+    seeder.call("tasks.add_or_update_artifacts", task=task_id, force=True, artifacts=[
+        {"key": "x", "type": "custom", "mode": "output", "uri": "javascript:alert(1)"}])
+    seeder.add_events([{"type": "plot", "task": task_id, "timestamp": 1, "iter": 0, "metric": "m", "variant": "v",
+                        "plot_str": '{"data": [], "layout": {"title": "</script><script>alert(2)</script>"}}'}])
+    cookies = requests.post(f"{web.web}/login", data={"access_key": web.info.access_key,
+                                                       "secret_key": web.info.secret_key},
+                            allow_redirects=False, timeout=30).cookies
+    base = f"{web.web}/projects/{web.project}/experiments/{task_id}"
+    pages = [requests.get(f"{base}/{tab}", cookies=cookies, timeout=30).text
+             for tab in ("artifacts", "output/metrics/plots", "output/execution")]
+    pages.append(requests.get(f"{web.web}/projects/{web.project}/experiments", cookies=cookies, timeout=30).text)
+    for html in pages:
+        assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;" in pages[2]
+    assert 'href="javascript:' not in pages[0] and "<code>javascript:alert(1)</code>" in pages[0]

@@ -15,10 +15,11 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 from jinja2 import DictLoader, Environment, select_autoescape
 from starlette.applications import Starlette
@@ -46,6 +47,15 @@ _env = Environment(loader=DictLoader(templates.ALL), autoescape=select_autoescap
                                                                                   default_for_string=True))
 
 
+def _http_only(uri: Any) -> str:
+    """A stored URI as a link target only if it is http(s): a task may hold ``javascript:`` or worse."""
+    uri = str(uri or "")
+    return uri if urlsplit(uri).scheme in ("http", "https") else ""
+
+
+_env.filters["http_only"] = _http_only
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -62,8 +72,22 @@ def plotly_js_path() -> Path | None:
 
 
 def _figure_json(figure: dict) -> str:
-    # inside <script type="application/json">: "</" must not end the element early
-    return json.dumps(figure, separators=(",", ":"), allow_nan=False, default=str).replace("</", "<\\/")
+    try:
+        text = json.dumps(figure, separators=(",", ":"), allow_nan=False, default=str)
+    except ValueError:  # NaN/inf: JSON.parse refuses them, Plotly draws null as a gap
+        text = json.dumps(_finite(figure), separators=(",", ":"), allow_nan=False, default=str)
+    # inside <script type="application/json">: no "<" at all, so nothing can end the element early
+    return text.replace("<", "\\u003c")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 def _scalar_figures(series: dict, names: dict[str, str] | None = None) -> list[dict]:

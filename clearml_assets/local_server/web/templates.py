@@ -127,18 +127,18 @@ TASK = """{% extends "base" %}{% block title %}{{ task.name }}{% endblock %}{% b
 {% if not figures %}<p class="muted">No plots reported.</p>{% endif %}
 <div class="grid">""" + FIGURES + """</div>
 {% elif tab == "images" %}
-<div class="images">{% for e in images %}<figure><a href="{{ e.url }}"><img src="{{ e.url }}" alt="{{ e.metric }} / {{ e.variant }}"></a>
+<div class="images">{% for e in images %}<figure><a href="{{ e.url | http_only }}"><img src="{{ e.url | http_only }}" alt="{{ e.metric }} / {{ e.variant }}"></a>
 <figcaption>{{ e.metric }} / {{ e.variant }} · iteration {{ e.iter }}</figcaption></figure>
 {% else %}<p class="muted">No debug images reported.</p>{% endfor %}</div>
 {% elif tab == "artifacts" %}
 <h2>Artifacts</h2><table id="artifacts"><tr><th>Name</th><th>Type</th><th>Size</th><th>Preview</th><th>File</th></tr>
 {% for a in artifacts %}<tr><td>{{ a.key }}</td><td>{{ a.type }}</td><td>{{ a.content_size or "" }}</td>
 <td class="muted">{{ (a.type_data or {}).get("preview", "")[:300] }}</td>
-<td>{% if a.uri %}<a href="{{ a.uri }}" download>download</a>{% endif %}</td></tr>
+<td>{% if a.uri | http_only %}<a href="{{ a.uri | http_only }}" download>download</a>{% elif a.uri %}<code>{{ a.uri }}</code>{% endif %}</td></tr>
 {% else %}<tr><td colspan="5" class="muted">No artifacts.</td></tr>{% endfor %}</table>
 <h2>Models</h2><table id="models"><tr><th>Role</th><th>Model</th><th>Framework</th><th>File</th></tr>
 {% for role, m in models %}<tr><td>{{ role }}</td><td><a href="/projects/{{ m.project or '*' }}/models/{{ m.id }}">{{ m.name }}</a></td>
-<td>{{ m.framework or "" }}</td><td>{% if m.uri %}<a href="{{ m.uri }}" download>download</a>{% endif %}</td></tr>
+<td>{{ m.framework or "" }}</td><td>{% if m.uri | http_only %}<a href="{{ m.uri | http_only }}" download>download</a>{% elif m.uri %}<code>{{ m.uri }}</code>{% endif %}</td></tr>
 {% else %}<tr><td colspan="4" class="muted">No models.</td></tr>{% endfor %}</table>
 {% endif %}{% endblock %}
 {% block scripts %}{% if figures %}""" + CHARTS_SCRIPT + """{% endif %}{% endblock %}"""
@@ -153,7 +153,7 @@ MODEL = """{% extends "base" %}{% block title %}{{ model.name }}{% endblock %}{%
 <tr><td>Tags</td><td>{{ (model.tags or []) | join(", ") }}</td></tr>
 <tr><td>Created</td><td>{{ model.created or "" }}</td></tr>
 <tr><td>Task</td><td>{% if model.task %}<a href="/projects/{{ model.project or '*' }}/experiments/{{ model.task }}/output/execution">{{ model.task }}</a>{% endif %}</td></tr>
-<tr><td>File</td><td>{% if model.uri %}<a href="{{ model.uri }}" id="model-download" download>{{ model.uri }}</a>{% endif %}</td></tr>
+<tr><td>File</td><td>{% if model.uri | http_only %}<a href="{{ model.uri | http_only }}" id="model-download" download>{{ model.uri }}</a>{% elif model.uri %}<code>{{ model.uri }}</code>{% endif %}</td></tr>
 {% if model.labels %}<tr><td>Labels</td><td>{% for k, v in model.labels.items() %}{{ k }}={{ v }} {% endfor %}</td></tr>{% endif %}
 </table>
 {% if metadata %}<h2>Metadata</h2><table><tr><th>Key</th><th>Value</th><th>Type</th></tr>
