@@ -89,7 +89,7 @@ class LocalServer:
     api_port: int = DEFAULT_API_PORT
     files_port: int = DEFAULT_FILES_PORT
     web_port: int | None = 0
-    credentials: list[Credential] | None = None
+    credentials: list[Credential] | None = field(default=None, repr=False)  # keys never in a repr/traceback
     files_auth: bool = True
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _servers: list[uvicorn.Server] = field(default_factory=list, init=False, repr=False)
