@@ -78,8 +78,8 @@ def _start_local_server(args: argparse.Namespace) -> int:
     from .local_server.ensure import LocalServerError, start_server
 
     if args.access_key or args.secret_key:
-        print("error: `start` serves the data directory's own key pair; give keys through "
-              "CLEARML_ASSETS_SERVER_ACCESS_KEY/CLEARML_ASSETS_SERVER_SECRET_KEY", file=sys.stderr)
+        print("error: `start` takes a key pair only from CLEARML_ASSETS_SERVER_ACCESS_KEY/"
+              "CLEARML_ASSETS_SERVER_SECRET_KEY (a command line is visible to every user in ps)", file=sys.stderr)
         return 2
     try:
         info, started = start_server(_server_data_dir(args), host=args.host, api_port=args.api_port,

@@ -71,11 +71,13 @@ def recorded_server(data_dir: Path) -> tuple[LocalServerInfo, int] | None:
     """The server recorded in ``data_dir/server.json`` and its pid (whether or not it still runs)."""
     data_dir = Path(data_dir).expanduser().resolve()
     where = read_server_file(data_dir)
-    if not where or not (data_dir / "credentials.json").exists():
+    key, secret = (os.environ.get(name, "") for name in SERVER_KEY_ENV)
+    if not where or not ((key and secret) or (data_dir / "credentials.json").exists()):
         return None
-    cred = load_or_create_credentials(data_dir)[0]
-    info = LocalServerInfo(where["api_host"], where["files_host"], where.get("web_host", ""),
-                           cred.access_key, cred.secret_key, data_dir)
+    if not (key and secret):  # a server started with the pair in the environment is checked with that pair
+        cred = load_or_create_credentials(data_dir)[0]
+        key, secret = cred.access_key, cred.secret_key
+    info = LocalServerInfo(where["api_host"], where["files_host"], where.get("web_host", ""), key, secret, data_dir)
     return info, int(where.get("pid") or 0)
 
 
