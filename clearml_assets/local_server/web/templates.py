@@ -103,7 +103,7 @@ TASK = """{% extends "base" %}{% block title %}{{ task.name }}{% endblock %}{% b
 <p class="muted"><a href="/projects">Projects</a> / <a href="/projects/{{ project.id }}/experiments">{{ project.name }}</a> /</p>
 <h1>{{ task.name }} <span class="status {{ task.status }}" id="task-status">{{ task.status }}</span></h1>
 <p class="muted">{{ task.type }} task <code>{{ task.id }}</code>{% if task.started %} · started {{ task.started }}{% endif %}
-{% if task.completed %} · ended {{ task.completed }}{% endif %}{% if task.status_reason %} · {{ task.status_reason }}{% endif %}</p>
+{% if task.completed %} · ended {{ task.completed }}{% endif %}{% if task.status_reason and task.status_reason != task.status %} · {{ task.status_reason }}{% endif %}</p>
 <nav class="tabs">{% for key, label, path in tabs %}
 <a href="{{ base }}/{{ path }}" class="{{ 'active' if key == tab else '' }}">{{ label }}</a>{% endfor %}</nav>
 {% if tab == "overview" %}
