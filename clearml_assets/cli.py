@@ -20,7 +20,9 @@ def _server_data_dir(args: argparse.Namespace) -> Path:
 
 
 def _home() -> Path:
-    return Path(os.environ.get("CLEARML_ASSETS_HOME", "~/.clearml_assets")).expanduser()
+    from .accounts import clearml_assets_home
+
+    return clearml_assets_home()
 
 
 def _port(value: str) -> int | None:

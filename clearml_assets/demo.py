@@ -202,7 +202,9 @@ def _run(account: str | None, train_epochs: int | None, images: int | None, imgs
     from .automation.jobs import CLEARML_TRAINING_JOB as TRAINING_JOB
     from .definitions import build_definitions
 
-    clearml = ClearMLResource.from_env(default_account=account) if account else ClearMLResource.from_env()
+    home = str(clearml_assets_home().resolve())
+    clearml = (ClearMLResource.from_env(default_account=account, home=home) if account
+               else ClearMLResource.from_env(home=home))
     account = clearml.default_account
     print(f"  using ClearML account {account!r}", file=out, flush=True)
     client = clearml.client(account)  # fail fast, and start the embedded server if needed
