@@ -4,15 +4,40 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
-DEFAULT_DATA_DIR = Path(os.environ.get("CLEARML_ASSETS_HOME", "~/.clearml_assets")).expanduser()
+
+
+def _server_data_dir(args: argparse.Namespace) -> Path:
+    if args.data_dir:
+        return Path(args.data_dir).expanduser().resolve()
+    home = Path(args.home).expanduser() if args.home else _home()
+    return (home / "server").resolve()
+
+
+def _home() -> Path:
+    from .accounts import clearml_assets_home
+
+    return clearml_assets_home()
+
+
+def _port(value: str) -> int | None:
+    return None if value.lower() in ("none", "off") else int(value)
 
 
 def _local_server(args: argparse.Namespace) -> int:
+    action = {"serve": _serve_local_server, "start": _start_local_server, "stop": _stop_local_server,
+              "status": _local_server_status}[args.action]
+    return action(args)
+
+
+def _serve_local_server(args: argparse.Namespace) -> int:
     from .local_server import Credential, LocalServer
-    from .local_server.runner import write_server_file
+    from .local_server.runner import DataDirInUse
 
     key = args.access_key or os.environ.get("CLEARML_ASSETS_SERVER_ACCESS_KEY")
     secret = args.secret_key or os.environ.get("CLEARML_ASSETS_SERVER_SECRET_KEY")
@@ -20,20 +45,145 @@ def _local_server(args: argparse.Namespace) -> int:
         print("error: --access-key and --secret-key go together", file=sys.stderr)
         return 2
     creds = [Credential(key, secret)] if key else None
-    server = LocalServer(Path(args.data_dir), host=args.host, api_port=args.api_port,
-                         files_port=args.files_port, credentials=creds)
-    info = server.info
-    write_server_file(server.data_dir, info, os.getpid())
+    server = LocalServer(_server_data_dir(args), host=args.host, api_port=args.api_port,
+                         files_port=args.files_port, web_port=args.web_port, credentials=creds)
     if not args.quiet:
-        print(f"ClearML-compatible local server, data in {server.data_dir}")
-        print("Set these for a ClearML client:")
-        for name, value in info.env().items():
-            print(f"  export {name}={value}")
+        _print_server(server.info, "ClearML-compatible local server")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"warning: listening on {args.host}, not loopback only", file=sys.stderr)
         print("Ctrl+C stops it.", flush=True)
-    server.serve_forever()
+    try:
+        server.serve_forever(record=True)
+    except DataDirInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _print_server(info, title: str) -> None:
+    print(f"{title}, data in {info.data_dir}")
+    print(f"  API:       {info.api_host}")
+    print(f"  files:     {info.files_host}")
+    if info.web_host:
+        print(f"  web view:  {info.web_host}  (sign in with the key pair in {info.data_dir / 'credentials.json'})")
+    print("A ClearML client uses CLEARML_API_HOST, CLEARML_FILES_HOST, CLEARML_WEB_HOST as above and the key pair "
+          f"in {info.data_dir / 'credentials.json'}.")
+
+
+def _server_command(args: argparse.Namespace, action: str) -> str:
+    where = f"--data-dir {shlex.quote(str(_server_data_dir(args)))}" if args.data_dir else \
+        (f"--home {shlex.quote(str(Path(args.home).expanduser().resolve()))}" if args.home else "")
+    return " ".join(filter(None, [_prog(), "local-server", action, where]))
+
+
+def _start_local_server(args: argparse.Namespace) -> int:
+    from .local_server.ensure import LocalServerError, start_server
+
+    if args.access_key or args.secret_key:
+        print("error: `start` takes a key pair only from CLEARML_ASSETS_SERVER_ACCESS_KEY/"
+              "CLEARML_ASSETS_SERVER_SECRET_KEY (a command line is visible to every user in ps)", file=sys.stderr)
+        return 2
+    try:
+        info, started = start_server(_server_data_dir(args), host=args.host, api_port=args.api_port,
+                                     files_port=args.files_port, web_port=args.web_port)
+    except LocalServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        _print_server(info, "Started the local server" if started else "The local server already runs")
+        print(f"Stop it with: {_server_command(args, 'stop')}")
+        print(f"Check it with: {_server_command(args, 'status')}")
+    return 0
+
+
+def _stop_local_server(args: argparse.Namespace) -> int:
+    from .local_server.ensure import LocalServerError, stop_server
+
+    data_dir = _server_data_dir(args)
+    try:
+        pid = stop_server(data_dir)
+    except LocalServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"stopped the local server of {data_dir} (pid {pid})" if pid else
+          f"no local server runs for {data_dir}")
+    return 0
+
+
+def _local_server_status(args: argparse.Namespace) -> int:
+    from .local_server.ensure import health, recorded_server, server_is_alive
+    from .local_server.runner import remove_server_file
+
+    data_dir = _server_data_dir(args)
+    found = recorded_server(data_dir)
+    if found is not None and not server_is_alive(found[1]):
+        remove_server_file(data_dir, found[1])  # it died without removing its record
+        found = None
+    if found is None:
+        print(f"not running: no local server recorded for {data_dir} (start it with "
+              f"`{_server_command(args, 'start')}`)")
+        return 3
+    info, pid = found
+    parts = health(info)
+    ok = all(parts.values())
+    print(f"{'healthy' if ok else 'NOT healthy'}: local server pid {pid}, data in {data_dir}")
+    hosts = {"api": info.api_host, "files": info.files_host, "web": info.web_host}
+    for part, answered in parts.items():
+        print(f"  {part:6s} {hosts[part]}  {'answers' if answered else 'does not answer'}")
+    return 0 if ok else 1
+
+
+def _prog() -> str:
+    """How to run this command line from any shell, venv activated or not."""
+    script = Path(sys.executable).with_name("clearml-assets")
+    if script.is_file():
+        return shlex.quote(str(script))
+    return f"{shlex.quote(sys.executable)} -m clearml_assets.cli"
+
+
+def ui_command(home: Path, dagster_home: Path) -> str:
+    """The ``clearml-assets ui`` command line that opens the Dagster UI on ``home``/``dagster_home``."""
+    parts = [_prog(), "ui", "--home", shlex.quote(str(home))]
+    if Path(dagster_home).resolve() != (Path(home) / "dagster_home").resolve():
+        parts += ["--dagster-home", shlex.quote(str(dagster_home))]
+    return " ".join(parts)
+
+
+def stop_command(home: Path) -> str:
+    """The command that stops the local server of ``home``."""
+    return f"{_prog()} local-server stop --home {shlex.quote(str(home))}"
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from .demo import prepare_dagster_home
+    from .local_server.ensure import LocalServerError, ensure_local_server
+
+    home = (Path(args.home).expanduser() if args.home else _home()).resolve()
+    dagster_home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or home / "dagster_home")
+    dagster_home = dagster_home.expanduser().resolve()
+    prepare_dagster_home(dagster_home)
+    dagster = Path(sys.executable).with_name("dagster")
+    if not dagster.is_file():
+        print(f"error: dagster is not installed next to {sys.executable}: pip install dagster-webserver",
+              file=sys.stderr)
+        return 1
+    env = {**os.environ, "CLEARML_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    os.environ["CLEARML_ASSETS_HOME"] = str(home)
+    try:
+        server = ensure_local_server(home)
+    except LocalServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
+    print(f"Dagster UI: open {url} in a browser once it is up (runs and assets of {dagster_home}).")
+    if server.web_host:
+        print(f"ClearML web view of the local server: {server.web_host} (sign in with the key pair in "
+              f"{server.data_dir / 'credentials.json'}).")
+    print("Ctrl+C stops the UI; the local server keeps running (stop it with "
+          f"`{stop_command(home)}`).", flush=True)
+    argv = [str(dagster), "dev", "-m", "clearml_assets.definitions", "-h", args.host, "-p", str(args.port)]
+    os.execve(str(dagster), argv, env)
+    return 0  # not reached
 
 
 def _make_demo_data(args: argparse.Namespace) -> int:
@@ -50,15 +200,39 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         summary = run_demo(account=args.account, home=Path(args.home) if args.home else None,
-                           train_epochs=args.epochs)
+                           train_epochs=args.epochs, images=args.images, imgsz=args.imgsz,
+                           verbose=args.verbose)
     except ClearMLAssetsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("\nclearml-assets demo finished:")
-    for name, value in summary.items():
-        print(f"  {name}: {value}")
-    print(f"\nSee it in the Dagster UI: DAGSTER_HOME={summary['dagster_home']} dagster dev")
+    print_summary(summary)
     return 0
+
+
+def print_summary(summary: dict) -> None:
+    """What the demo made, where it is, and the next commands (printed verbatim, runnable as they are)."""
+    home, dagster_home = Path(summary["home"]), Path(summary["dagster_home"])
+    print("\nclearml-assets demo finished in {seconds} s on account {account!r}.".format(**summary))
+    rows = [
+        ("dataset (training view)", f"{summary['training_view_dataset_id']} version {summary['training_view_version']}"),
+        ("training task", f"{summary['task_id']}  {summary.get('task_link') or ''}".rstrip()),
+        ("model", f"{summary['model_id']}  {summary['main_metric']}={summary['main_metric_value']}  "
+                  f"({summary['champion_decision']})  {summary.get('model_link') or ''}".rstrip()),
+        ("export folder", summary["export_folder"]),
+        ("metrics.json", summary["metrics_json"]),
+        ("archive", f"{summary['archive_path']} (sha256 {str(summary['archive_sha256'])[:16]}...)"),
+        ("archive check", summary["archive_check"]),
+        ("demo log", summary["log_file"]),
+    ]
+    for name, value in rows:
+        print(f"  {name + ':':25s}{value}")
+    if summary.get("server_api"):
+        print(f"\nThe local ClearML server keeps running (API {summary['server_api']}, web view "
+              f"{summary['server_web'] or 'off'}; sign in with the key pair in {summary['server_credentials']}).")
+        print(f"  stop it:   {stop_command(home)}")
+        print(f"  check it:  {_prog()} local-server status --home {shlex.quote(str(home))}")
+    print("\nSee the runs, assets and checks in the Dagster UI:")
+    print(f"  {ui_command(home, dagster_home)}")
 
 
 def _add_partitions(args: argparse.Namespace) -> int:
@@ -99,15 +273,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    srv = sub.add_parser("local-server", help="run the local ClearML-compatible server in the foreground",
-                         description="Serve the ClearML REST API and a fileserver from a local folder. "
-                                     "Data persists in --data-dir; the key pair is generated once and "
-                                     "kept there unless --access-key/--secret-key are given.")
-    srv.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR / "server"),
-                     help="folder for the database and files (default: %(default)s)")
+    srv = sub.add_parser("local-server", help="run, start, stop or check the local ClearML-compatible server",
+                         description="Serve the ClearML REST API, a fileserver and a read-only web view from a "
+                                     "local folder. `serve` (default) runs in the foreground; `start` runs it in "
+                                     "the background (it keeps running until `stop`); `status` is a health check "
+                                     "(exit 0 healthy, 1 not healthy, 3 not running). Data persists in the data "
+                                     "directory; the key pair is generated once and kept there unless given. One "
+                                     "data directory is served by one server at most.")
+    srv.add_argument("action", nargs="?", choices=["serve", "start", "stop", "status"], default="serve",
+                     help="what to do (default: serve)")
+    srv.add_argument("--home", help="CLEARML_ASSETS_HOME whose server to use (data in HOME/server; default: "
+                                    "$CLEARML_ASSETS_HOME or ~/.clearml_assets)")
+    srv.add_argument("--data-dir", help="folder for the database and files (default: HOME/server)")
     srv.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     srv.add_argument("--api-port", type=int, default=8008, help="API port (default: %(default)s)")
     srv.add_argument("--files-port", type=int, default=8081, help="fileserver port (default: %(default)s)")
+    srv.add_argument("--web-port", type=_port, default=8080,
+                     help="web view port, 0 for a free one, none for no web view (default: %(default)s)")
     srv.add_argument("--access-key", help="access key to accept (or CLEARML_ASSETS_SERVER_ACCESS_KEY)")
     srv.add_argument("--secret-key", help="secret key to accept (or CLEARML_ASSETS_SERVER_SECRET_KEY)")
     srv.add_argument("--quiet", action="store_true", help="print nothing on start")
@@ -130,7 +312,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--home", help="CLEARML_ASSETS_HOME for this run (default: $CLEARML_ASSETS_HOME or "
                                     "~/.clearml_assets)")
     run.add_argument("--epochs", type=int, help="training epochs (default: the training config's default)")
+    run.add_argument("--images", type=int, help="images in the generated demo set (default: the dataset "
+                                                "config's default; fewer is quicker)")
+    run.add_argument("--imgsz", type=int, help="training image size (default: the training config's default)")
+    run.add_argument("--verbose", action="store_true", help="show every library's output in the terminal "
+                                                            "instead of the demo log file")
     run.set_defaults(func=_demo)
+
+    ui = sub.add_parser("ui", help="open the Dagster UI on the demo's home (dagster dev)",
+                        description="Start `dagster dev` for clearml_assets.definitions with DAGSTER_HOME and "
+                                    "CLEARML_ASSETS_HOME set to the home the demo used (and its local server "
+                                    "running), so the UI shows the demo's runs and re-runs use the same server.")
+    ui.add_argument("--home", help="CLEARML_ASSETS_HOME (default: $CLEARML_ASSETS_HOME or ~/.clearml_assets)")
+    ui.add_argument("--dagster-home", help="DAGSTER_HOME (default: $DAGSTER_HOME or HOME/dagster_home)")
+    ui.add_argument("--host", default="127.0.0.1", help="interface of the UI (default: %(default)s)")
+    ui.add_argument("--port", type=int, default=int(os.environ.get("CLEARML_ASSETS_UI_PORT") or 3000),
+                    help="UI port (default: $CLEARML_ASSETS_UI_PORT or %(default)s)")
+    ui.set_defaults(func=_ui)
 
     add = sub.add_parser("add-partitions", help="add ClearML task (or project) ids as archive partitions",
                          description="Check that the ids exist on the account and add them as partitions of "

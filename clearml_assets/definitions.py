@@ -6,6 +6,8 @@ Accounts come from the environment (and ``.env``, which Dagster loads): see
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from .archives.defs import build_archive_defs
@@ -22,12 +24,17 @@ def build_definitions(clearml: ClearMLResource | None = None) -> dg.Definitions:
         clearml: The resource to bind as ``clearml``; default: accounts from the environment.
     """
     clearml = clearml or ClearMLResource.from_env()
-    datasets = build_dataset_defs()
-    training = build_training_defs()
-    archives = build_archive_defs(clearml.account_names())
-    automation = build_automation_defs(clearml.account_names())
-    core = dg.Definitions(resources={"clearml": clearml})
-    return dg.Definitions.merge(core, datasets, training, archives, automation)
+    # The beta/preview features used here (backfill policies, partitioned checks) are deliberate; their
+    # notices say nothing a user of these definitions can act on.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+        datasets = build_dataset_defs()
+        training = build_training_defs()
+        archives = build_archive_defs(clearml.account_names())
+        automation = build_automation_defs(clearml.account_names())
+        core = dg.Definitions(resources={"clearml": clearml})
+        return dg.Definitions.merge(core, datasets, training, archives, automation)
 
 
 defs = build_definitions()

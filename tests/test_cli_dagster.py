@@ -35,7 +35,7 @@ def cli(tmp_path_factory):
     env.update({"CLEARML_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
                 "CLEARML_ASSETS_ARCHIVE_CRON": "off"})
     # What the `local` account does on first use; the CLI runs below find this server and reuse it.
-    info = ensure_local_server(home)
+    info = ensure_local_server(home, api_port=0, files_port=0, web_port=0)
     try:
         def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
             return subprocess.run(list(args), env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)

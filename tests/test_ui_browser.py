@@ -48,6 +48,13 @@ def seeded_task(clearml_server) -> str:
 
 
 @pytest.fixture
+def second_task(clearml_server) -> str:
+    info = clearml_server.info
+    seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
+    return seeder.seed_task(seeder.project("ui demo"), "ui demo", "second yolo run", SPEC)
+
+
+@pytest.fixture
 def dagster_env(clearml_server, tmp_path: Path) -> dict[str, str]:
     info = clearml_server.info
     home = tmp_path / "dagster_home"
@@ -156,8 +163,20 @@ def wait_for_text(page, pattern: str, timeout: float = 90) -> str:
         page.wait_for_timeout(500)
 
 
-def test_ui_shows_every_group_launches_an_archive_and_shows_its_metadata(
-        dagster_ui, browser_page, seeded_task, dagster_env):
+def check_evaluations(home: str) -> tuple[list[str], list[tuple[bool, int]]]:
+    """Every run's status, and every archive check evaluation's result and number of partitions checked."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(home) as instance:
+        runs = [r.dagster_run for r in instance.get_run_records()]
+        evaluations = [e.dagster_event.event_specific_data for run in runs
+                       for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)]
+        passed = [(ev.passed, getattr(ev.metadata.get("partitions_checked"), "value", 1)) for ev in evaluations]
+        return [run.status.value for run in runs], passed
+
+
+def test_ui_shows_every_group_backfills_two_archives_and_shows_their_metadata(
+        dagster_ui, browser_page, seeded_task, second_task, dagster_env, clearml_server):
     import dagster as dg
 
     from clearml_assets.definitions import build_definitions
@@ -165,7 +184,7 @@ def test_ui_shows_every_group_launches_an_archive_and_shows_its_metadata(
 
     page = browser_page
     with dg.DagsterInstance.from_config(dagster_env["DAGSTER_HOME"]) as instance:
-        instance.add_dynamic_partitions(f"clearml_tasks_{ACCOUNT}", [seeded_task])
+        instance.add_dynamic_partitions(f"clearml_tasks_{ACCOUNT}", [seeded_task, second_task])
     with pytest.MonkeyPatch.context() as env:
         for name, value in dagster_env.items():
             env.setenv(name, value)
@@ -188,20 +207,44 @@ def test_ui_shows_every_group_launches_an_archive_and_shows_its_metadata(
     assert not missing, f"catalog lacks {missing}"
     shot(page, "02_catalog")
 
+    # a backfill of both task partitions, launched from the UI (one run over the range: the backfill policy)
     page.goto(f"{dagster_ui}/assets/{ACCOUNT}/clearml_task_archive")
     page.get_by_role("button", name=re.compile("Materialize")).first.click()
     page.get_by_role("button", name="All", exact=True).click()
+    wait_for_text(page, "2 partitions")
+    shot(page, "03a_backfill_dialog")
     page.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$")).click()
-    metadata = wait_for_partition_materialized(dagster_env["DAGSTER_HOME"], ACCOUNT, seeded_task)
+    wait_for_partition_materialized(dagster_env["DAGSTER_HOME"], ACCOUNT, seeded_task)
+    wait_for_partition_materialized(dagster_env["DAGSTER_HOME"], ACCOUNT, second_task)
+    deadline = time.monotonic() + 120
+    while True:
+        statuses, passed = check_evaluations(dagster_env["DAGSTER_HOME"])
+        if statuses and all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses):
+            break
+        assert time.monotonic() < deadline, f"runs still going: {statuses}"
+        time.sleep(2)
+    assert statuses and all(s == "SUCCESS" for s in statuses), statuses
+    # one evaluation per run covers the run's partition range: together they checked both partitions
+    assert passed and all(ok for ok, _ in passed), passed
+    assert sum(count for _, count in passed) >= 2, passed
 
     page.goto(f"{dagster_ui}/runs")
     wait_for_text(page, "Success")
+    assert "Failure" not in body_text(page)
     shot(page, "03_run_launched_from_ui")
 
+    # the asset page shows the latest materialization: whichever partition of the range was written last
+    with dg.DagsterInstance.from_config(dagster_env["DAGSTER_HOME"]) as instance:
+        from clearml_assets.archives.assets import task_archive_key
+
+        latest = instance.fetch_materializations(task_archive_key(ACCOUNT), limit=1).records[0]
+        metadata = latest.asset_materialization.metadata
+        latest_task = latest.asset_materialization.partition
+    assert latest_task in (seeded_task, second_task)
     page.goto(f"{dagster_ui}/assets/{ACCOUNT}/clearml_task_archive")
     text = wait_for_text(page, "task_link")
     task_link = metadata["task_link"].value
-    assert seeded_task in task_link and task_link in text
+    assert latest_task in task_link and task_link in text
     for key in ("scalar_points", "log_lines", "files", "archive_sha256"):
         assert re.search(rf"{key} .*?{re.escape(str(metadata[key].value))}", text), key
     assert metadata["scalar_points"].value == SPEC.scalar_series * SPEC.points_per_series
@@ -214,4 +257,17 @@ def test_ui_shows_every_group_launches_an_archive_and_shows_its_metadata(
 
     page.get_by_role("tab", name="Checks").click()
     wait_for_text(page, r"archive_matches_manifest Succeeded")
+    assert "Failed" not in body_text(page)
     shot(page, "05_archive_check")
+
+    # the task link of the materialization opens the local server's web view (sign in with its key pair)
+    assert task_link.startswith(clearml_server.info.web_host + "/projects/")
+    page.goto(task_link)
+    page.fill("input[name=access_key]", clearml_server.info.access_key)
+    page.fill("input[name=secret_key]", clearml_server.info.secret_key)
+    page.click("button[type=submit]")
+    wait_for_text(page, "yolo run for the UI" if latest_task == seeded_task else "second yolo run")
+    assert page.url == task_link
+    page.goto(task_link.replace("/output/execution", "/output/metrics/scalar"))
+    page.wait_for_function("document.querySelectorAll('.chart .main-svg').length >= 1")
+    shot(page, "06_web_view_from_task_link")

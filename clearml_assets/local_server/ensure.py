@@ -1,21 +1,41 @@
-"""Find the embedded local server of a ``CLEARML_ASSETS_HOME``, or start it (detached) on demand."""
+"""Find the local server of a ``CLEARML_ASSETS_HOME`` (or a shared one by URL), or start it on demand.
+
+One data folder has at most one server (it holds ``<data_dir>/serve.lock`` while serving). A running
+server records where it listens in ``<data_dir>/server.json`` (no secrets), which is how later runs, other
+processes and ``clearml-assets local-server stop|status`` find it. ``CLEARML_ASSETS_LOCAL_SERVER=<API URL>``
+points the ``local`` account at a shared server instead (e.g. one started with ``clearml-assets local-server
+start`` on another host); its key pair then comes from ``CLEARML_ASSETS_SERVER_ACCESS_KEY`` /
+``CLEARML_ASSETS_SERVER_SECRET_KEY`` or from the home's ``server/credentials.json``.
+"""
 
 from __future__ import annotations
 
 import fcntl
-import json
+import os
+import signal
 import socket
+import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from .auth import load_or_create_credentials
+from ..errors import ClearMLConnectionError
+from .auth import Credential, load_or_create_credentials
 from .runner import (
-    DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, LocalServerInfo,
-    start_local_server_process,
+    DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, SELF_DESCRIPTION_PATH, DataDirInUse,
+    LocalServerInfo, read_server_file, remove_server_file, start_local_server_process,
 )
+
+SHARED_SERVER_ENV = "CLEARML_ASSETS_LOCAL_SERVER"
+SERVER_KEY_ENV = ("CLEARML_ASSETS_SERVER_ACCESS_KEY", "CLEARML_ASSETS_SERVER_SECRET_KEY")
+
+
+class LocalServerError(ClearMLConnectionError):
+    """The local server cannot be reached or started; the message says why and what to do."""
 
 
 def _port_free(port: int, host: str = DEFAULT_HOST) -> bool:
@@ -47,44 +67,211 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def running_local_server(home: Path) -> LocalServerInfo | None:
-    """The local server of ``home`` if one is running and accepts its keys, else None."""
-    data_dir = Path(home).expanduser().resolve() / "server"
-    record = data_dir / "server.json"
-    if not record.exists():
+def recorded_server(data_dir: Path) -> tuple[LocalServerInfo, int] | None:
+    """The server recorded in ``data_dir/server.json`` and its pid (whether or not it still runs)."""
+    data_dir = Path(data_dir).expanduser().resolve()
+    where = read_server_file(data_dir)
+    key, secret = (os.environ.get(name, "") for name in SERVER_KEY_ENV)
+    if not where or not ((key and secret) or (data_dir / "credentials.json").exists()):
         return None
-    where = json.loads(record.read_text())
-    cred = load_or_create_credentials(data_dir)[0]
-    info = LocalServerInfo(where["api_host"], where["files_host"], where.get("web_host", ""),
-                           cred.access_key, cred.secret_key, data_dir)
-    return info if _answers(info) else None
+    if not (key and secret):  # a server started with the pair in the environment is checked with that pair
+        cred = load_or_create_credentials(data_dir)[0]
+        key, secret = cred.access_key, cred.secret_key
+    info = LocalServerInfo(where["api_host"], where["files_host"], where.get("web_host", ""), key, secret, data_dir)
+    return info, int(where.get("pid") or 0)
+
+
+def running_server(data_dir: Path) -> LocalServerInfo | None:
+    """The server serving ``data_dir`` if it runs and accepts the folder's keys, else None."""
+    found = recorded_server(data_dir)
+    if found is None:
+        return None
+    return found[0] if _answers(found[0]) else None
+
+
+def running_local_server(home: Path) -> LocalServerInfo | None:
+    """The local server of ``home`` (data in ``<home>/server``) if one is running and ours, else None."""
+    return running_server(Path(home).expanduser().resolve() / "server")
+
+
+def start_server(data_dir: Path, host: str = DEFAULT_HOST, api_port: int = DEFAULT_API_PORT,
+                 files_port: int = DEFAULT_FILES_PORT, web_port: int | None = DEFAULT_WEB_PORT,
+                 timeout: float = 30.0) -> tuple[LocalServerInfo, bool]:
+    """The running server of ``data_dir``, or a new one started detached (it outlives the caller).
+
+    Preferred ports that are taken (by another program or another home's server) are replaced by free
+    ones. The server's log goes to ``<data_dir>/server.log``.
+
+    Returns:
+        The server's info and whether it was started now.
+
+    Raises:
+        LocalServerError: It could not start (the message has the log's last lines).
+    """
+    data_dir = Path(data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _locked(data_dir.parent / f".{data_dir.name}.start.lock"):
+        info = running_server(data_dir)
+        if info is not None:
+            return info, False
+        ports = [p if p and _port_free(p, host) else (p if p is None else 0)
+                 for p in (api_port, files_port, web_port)]
+        log_file = data_dir / "server.log"
+        try:
+            proc = start_local_server_process(data_dir, host=host, api_port=ports[0], files_port=ports[1],
+                                              web_port=ports[2], timeout=timeout, log_file=log_file,
+                                              detach=True)
+        except DataDirInUse as exc:
+            raise LocalServerError(str(exc)) from None
+        except (RuntimeError, TimeoutError) as exc:
+            tail = log_file.read_text(errors="replace").splitlines()[-15:] if log_file.exists() else []
+            raise LocalServerError(f"the local ClearML server for {data_dir} did not start: {exc}"
+                                   + ("\n" + "\n".join(tail) if tail else "")) from None
+        return proc.info, True
 
 
 def ensure_local_server(home: Path, timeout: float = 30.0, api_port: int = DEFAULT_API_PORT,
-                        files_port: int = DEFAULT_FILES_PORT) -> LocalServerInfo:
-    """Return the running local server of ``home``, starting it in the background if needed.
+                        files_port: int = DEFAULT_FILES_PORT, web_port: int | None = DEFAULT_WEB_PORT
+                        ) -> LocalServerInfo:
+    """The local server of the ``local`` account: a shared one by URL, or the home's, started if needed.
 
-    The server keeps its data in ``<home>/server`` (where it records its address in ``server.json``)
-    and its log in ``<home>/server.log``. It outlives the caller and is reused by later runs. It uses
-    ``api_port``/``files_port`` (default 8008/8081) when they are free and other free ports otherwise,
-    e.g. when another program or another home's server holds them.
+    With ``CLEARML_ASSETS_LOCAL_SERVER`` set, that server is used and none is started. Otherwise the server
+    keeps its data in ``<home>/server`` and is reused by later runs and other processes; it uses
+    ``api_port``/``files_port``/``web_port`` (default 8008/8081/8080, or ``CLEARML_ASSETS_LOCAL_API_PORT``,
+    ``..._FILES_PORT``, ``..._WEB_PORT``; 0 = any free port) when free and free ports otherwise.
 
     Args:
         home: The ``CLEARML_ASSETS_HOME`` folder.
         timeout: Seconds to wait for a new server to answer.
         api_port: Preferred API port.
         files_port: Preferred fileserver port.
+        web_port: Preferred web view port (None: no web view).
+
+    Raises:
+        LocalServerError: The shared server does not answer, or a new one could not start.
     """
     home = Path(home).expanduser().resolve()
-    with _locked(home / "server.lock"):
-        info = running_local_server(home)
-        if info is not None:
-            return info
-        api_port = api_port if _port_free(api_port) else 0
-        files_port = files_port if _port_free(files_port) else 0
-        proc = start_local_server_process(home / "server", api_port=api_port, files_port=files_port,
-                                          timeout=timeout, log_file=home / "server.log", detach=True)
-        info = proc.info
-        web = f"http://127.0.0.1:{DEFAULT_WEB_PORT}"
-        return LocalServerInfo(info.api_host, info.files_host, web, info.access_key, info.secret_key,
-                               info.data_dir)
+    shared = os.environ.get(SHARED_SERVER_ENV, "").strip()
+    if shared:
+        return shared_server(shared, home)
+    api_port, files_port, web_port = (_port_from_env(name, port) for name, port in
+                                      (("API", api_port), ("FILES", files_port), ("WEB", web_port)))
+    return start_server(home / "server", api_port=api_port, files_port=files_port, web_port=web_port,
+                        timeout=timeout)[0]
+
+
+def _port_from_env(part: str, default: int | None) -> int | None:
+    """``CLEARML_ASSETS_LOCAL_<PART>_PORT`` (a number, 0 for a free port, ``none`` for no web view)."""
+    value = os.environ.get(f"CLEARML_ASSETS_LOCAL_{part}_PORT", "").strip().lower()
+    if not value:
+        return default
+    if value in ("none", "off") and part == "WEB":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise LocalServerError(f"CLEARML_ASSETS_LOCAL_{part}_PORT={value!r} is not a port number") from None
+
+
+def shared_server(url: str, home: Path) -> LocalServerInfo:
+    """The shared local server whose API answers at ``url``, with its files and web hosts.
+
+    Raises:
+        LocalServerError: No key pair for it, it does not answer, or it refuses the key pair.
+    """
+    key, secret = (os.environ.get(name, "") for name in SERVER_KEY_ENV)
+    data_dir = Path(home) / "server"
+    if not (key and secret):
+        if not (data_dir / "credentials.json").exists():
+            raise LocalServerError(
+                f"{SHARED_SERVER_ENV}={url} needs the shared server's key pair: set {SERVER_KEY_ENV[0]} and "
+                f"{SERVER_KEY_ENV[1]} (the pair the server was started with), or use the same "
+                f"CLEARML_ASSETS_HOME as the server")
+        cred: Credential = load_or_create_credentials(data_dir)[0]
+        key, secret = cred.access_key, cred.secret_key
+    api = url.rstrip("/")
+    try:
+        resp = requests.get(f"{api}{SELF_DESCRIPTION_PATH}", auth=(key, secret), timeout=5)
+    except requests.RequestException as exc:
+        raise LocalServerError(f"the shared local server {SHARED_SERVER_ENV}={url} does not answer "
+                               f"({type(exc).__name__}); start it with `clearml-assets local-server start` "
+                               "or check the URL") from None
+    if resp.status_code == 401:
+        raise LocalServerError(f"the shared local server at {url} refuses the key pair; set "
+                               f"{SERVER_KEY_ENV[0]}/{SERVER_KEY_ENV[1]} to the pair it serves")
+    if resp.status_code != 200:
+        raise LocalServerError(f"{url} is not a clearml-assets local server (HTTP {resp.status_code} on "
+                               f"{SELF_DESCRIPTION_PATH})")
+    ports = resp.json()
+    # the client reaches the files and web ports on the host it reached the API at
+    parts = urlsplit(api)
+    host = parts.hostname if ":" not in (parts.hostname or "") else f"[{parts.hostname}]"
+
+    def at(port: int | None) -> str:
+        return urlunsplit((parts.scheme, f"{host}:{port}", "", "", "")) if port else ""
+
+    return LocalServerInfo(api, at(ports["files_port"]), at(ports.get("web_port")), key, secret,
+                           data_dir.resolve())
+
+
+def stop_server(data_dir: Path, timeout: float = 20.0) -> int | None:
+    """Stop the server recorded for ``data_dir`` (SIGTERM, then wait); returns its pid, None if none ran.
+
+    Only a process that answers with the folder's key pair is signalled, so a stale record whose pid
+    now belongs to another program is left alone.
+
+    Raises:
+        LocalServerError: It did not exit within ``timeout``.
+    """
+    found = recorded_server(data_dir)
+    if found is None:
+        return None
+    info, pid = found
+    if not pid or not _answers(info):
+        (Path(data_dir) / "server.json").unlink(missing_ok=True)  # stale record
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return None
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            raise LocalServerError(f"the local server (pid {pid}) did not stop within {timeout:.0f}s")
+        time.sleep(0.1)
+    # uvicorn re-raises SIGTERM after its shutdown, so the server may not have removed its record itself
+    remove_server_file(Path(data_dir).expanduser().resolve(), pid)
+    return pid
+
+
+def server_is_alive(pid: int) -> bool:
+    """Whether the process ``pid`` still runs (a recorded server that died leaves a stale record)."""
+    return bool(pid) and _pid_alive(pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours has exited
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def health(info: LocalServerInfo) -> dict[str, bool]:
+    """Which parts of a server answer: the API (with the key pair), the fileserver, the web view."""
+    def ok(url: str, **kwargs) -> bool:
+        try:
+            return requests.get(url, timeout=3, **kwargs).status_code < 500
+        except requests.RequestException:
+            return False
+
+    result = {"api": _answers(info), "files": ok(f"{info.files_host}/")}
+    if info.web_host:
+        result["web"] = ok(f"{info.web_host}/healthz")
+    return result

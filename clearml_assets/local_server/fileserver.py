@@ -27,6 +27,10 @@ class _FileResponse(FileResponse):
     chunk_size = 1024 * 1024
 
 
+_INLINE = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+           ".webp": "image/webp"}
+
+
 def safe_file_path(root: Path, url_path: str) -> Path:
     """Map a URL path to a file under ``root``, refusing anything that leaves it."""
     parts = [p for p in PurePosixPath("/" + url_path.lstrip("/")).parts[1:] if p not in ("", ".")]
@@ -39,6 +43,7 @@ def safe_file_path(root: Path, url_path: str) -> Path:
 
 
 COMPANIES_DIR = ".companies"
+TOKEN_COOKIE = "clearml_token_basic"  # the web view's session cookie (ClearML's name for it)
 
 
 def build_files_app(files_dir: Path, authenticator: Authenticator | None, primary_company: str | None = None
@@ -58,7 +63,13 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None, primar
     def company_root(request: Request) -> Path:
         if authenticator is None:
             return files_dir
-        company = str(authenticator.identity(request.headers.get("authorization")).get("company") or "")
+        authorization = request.headers.get("authorization")
+        cookie = request.cookies.get(TOKEN_COOKIE)
+        if not authorization and cookie and request.method in ("GET", "HEAD"):
+            # a browser session of the web view (as ClearML's fileserver: fileserver.auth.cookie_names);
+            # downloads only, so a page elsewhere cannot upload or delete with the user's cookie
+            authorization = f"Bearer {cookie}"
+        company = str(authenticator.identity(authorization).get("company") or "")
         if primary_company is None or company == primary_company:
             return files_dir
         return files_dir / COMPANIES_DIR / hashlib.sha256(company.encode()).hexdigest()[:32]
@@ -107,7 +118,11 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None, primar
             return refused(exc)
         if not target.is_file():
             return JSONResponse({"error": f"file not found: {request.url.path}"}, status_code=404)
-        return _FileResponse(target, media_type="application/octet-stream")
+        # images open inline in the web view; anything else downloads under its own name
+        media = "application/octet-stream"
+        if target.suffix.lower() in _INLINE:
+            media = _INLINE[target.suffix.lower()]
+        return _FileResponse(target, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
 
     async def delete(request: Request) -> Response:
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import json
 import os
 import signal
@@ -13,6 +15,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from urllib.parse import urlsplit
 
 import requests
 import uvicorn
@@ -46,6 +51,11 @@ class LocalServerInfo:
     secret_key: str
     data_dir: Path
 
+    @property
+    def web_port(self) -> int | None:
+        """Port of the web view (None when the server has none)."""
+        return urlsplit(self.web_host).port if self.web_host else None
+
     def env(self) -> dict[str, str]:
         """The ``CLEARML_*`` variables a ClearML SDK client must set."""
         return {
@@ -66,20 +76,25 @@ class LocalServer:
         host: Interface to bind (loopback unless told otherwise).
         api_port: API port (0 picks a free one).
         files_port: Fileserver port (0 picks a free one).
+        web_port: Port of the read-only web view (0 picks a free one; None: no web view).
         credentials: Key pairs; by default the data directory's own (generated once).
         files_auth: Whether the fileserver requires a valid API token.
+
+    Raises:
+        DataDirInUse: (on start) another local server already serves ``data_dir``.
     """
 
     data_dir: Path
     host: str = DEFAULT_HOST
     api_port: int = DEFAULT_API_PORT
     files_port: int = DEFAULT_FILES_PORT
-    web_port: int = DEFAULT_WEB_PORT
-    credentials: list[Credential] | None = None
+    web_port: int | None = 0
+    credentials: list[Credential] | None = field(default=None, repr=False)  # keys never in a repr/traceback
     files_auth: bool = True
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _servers: list[uvicorn.Server] = field(default_factory=list, init=False, repr=False)
     store: Store | None = field(default=None, init=False, repr=False)
+    _lock_fh: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -91,6 +106,8 @@ class LocalServer:
             self.api_port = free_port(self.host)
         if self.files_port == 0:
             self.files_port = free_port(self.host)
+        if self.web_port == 0:
+            self.web_port = free_port(self.host)
 
     @property
     def info(self) -> LocalServerInfo:
@@ -100,32 +117,70 @@ class LocalServer:
         return LocalServerInfo(
             api_host=f"http://{host}:{self.api_port}",
             files_host=f"http://{host}:{self.files_port}",
-            web_host=f"http://{host}:{self.web_port}",
+            web_host=f"http://{host}:{self.web_port}" if self.web_port else "",
             access_key=cred.access_key,
             secret_key=cred.secret_key,
             data_dir=self.data_dir,
         )
 
+    def _claim_data_dir(self) -> None:
+        """Hold ``serve.lock`` in the data folder while serving: one server per data folder."""
+        fh = open(self.data_dir / "serve.lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.close()
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise DataDirInUse(self.data_dir) from None
+        self._lock_fh = fh
+
+    def _release_data_dir(self) -> None:
+        if self._lock_fh is not None:
+            self._lock_fh.close()  # closing the file releases the lock
+            self._lock_fh = None
+
     def _build(self) -> list[uvicorn.Server]:
+        self._claim_data_dir()
         self.store = Store(self.data_dir)
         authenticator = Authenticator(self.credentials, load_or_create_signing_key(self.data_dir))
-        api = build_api_app(self.store, authenticator)
+        api = with_self_description(build_api_app(self.store, authenticator), authenticator, self)
         files = build_files_app(self.data_dir / "files", authenticator if self.files_auth else None,
                                 primary_company=self.credentials[0].company)
         common = dict(host=self.host, log_level="warning", access_log=False, lifespan="off",
                       timeout_keep_alive=30)
-        return [
+        servers = [
             uvicorn.Server(uvicorn.Config(api, port=self.api_port, **common)),
             uvicorn.Server(uvicorn.Config(files, port=self.files_port, **common)),
         ]
+        if self.web_port:
+            from .web import build_web_app
 
-    def serve_forever(self) -> None:
-        """Run in the foreground until SIGINT/SIGTERM."""
+            web = build_web_app(self.store, authenticator, self.info)
+            servers.append(uvicorn.Server(uvicorn.Config(web, port=self.web_port, **common)))
+        return servers
+
+    def serve_forever(self, record: bool = False) -> None:
+        """Run in the foreground until SIGINT/SIGTERM.
+
+        Args:
+            record: Write ``server.json`` (where it listens, its pid) once the data folder is claimed, and
+                remove it on exit: how ``clearml-assets local-server stop/status`` and the ``local`` account
+                find a running server.
+
+        Raises:
+            DataDirInUse: Another local server already serves the data folder.
+        """
         self._servers = self._build()
+        if record:
+            write_server_file(self.data_dir, self.info, os.getpid())
         try:
             asyncio.run(self._serve())
         finally:
             self.store.close()
+            if record:
+                remove_server_file(self.data_dir, os.getpid())
+            self._release_data_dir()
 
     async def _serve(self) -> None:
         await asyncio.gather(*(s.serve() for s in self._servers))
@@ -150,12 +205,54 @@ class LocalServer:
             self._thread = None
         if self.store is not None:
             self.store.close()
+        self._release_data_dir()
 
     def __enter__(self) -> "LocalServer":
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class DataDirInUse(RuntimeError):
+    """Another local server already serves this data folder (two would corrupt its database)."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        where = ""
+        record = read_server_file(self.data_dir)
+        if record:
+            where = f" at {record.get('api_host')} (pid {record.get('pid')})"
+        super().__init__(
+            f"the data directory {self.data_dir} is already served by a local server{where}; use that server, "
+            f"or stop it first with `clearml-assets local-server stop --data-dir {self.data_dir}`")
+
+
+SELF_DESCRIPTION_PATH = "/clearml_assets.local_server"
+
+
+def with_self_description(api, authenticator: Authenticator, server: "LocalServer"):
+    """The API app, plus ``GET /clearml_assets.local_server``: the server's own hosts and ports for a
+    client holding one of its key pairs (so a ``local`` account pointed at the API URL finds the rest)."""
+    from starlette.responses import JSONResponse
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != SELF_DESCRIPTION_PATH:
+            return await api(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            authenticator.identity(headers.get("authorization"))
+        except Exception:
+            response = JSONResponse({"error": "a key pair of this server is needed"}, status_code=401)
+        else:
+            info = server.info
+            response = JSONResponse({"api_port": server.api_port, "files_port": server.files_port,
+                                     "web_port": server.web_port, "api_host": info.api_host,
+                                     "files_host": info.files_host, "web_host": info.web_host,
+                                     "pid": os.getpid()})
+        await response(scope, receive, send)
+
+    return app
 
 
 def wait_until_ready(api_host: str, timeout: float = 20.0) -> None:
@@ -206,6 +303,7 @@ def start_local_server_process(
     timeout: float = 30.0,
     log_file: Path | None = None,
     detach: bool = False,
+    web_port: int | None = 0,
 ) -> LocalServerProcess:
     """Start the server in a subprocess and wait until it answers.
 
@@ -219,12 +317,20 @@ def start_local_server_process(
         timeout: Seconds to wait for the server to answer.
         log_file: Where the child's output goes (default: discarded).
         detach: Start it in its own session so it outlives the caller.
+        web_port: Port of the web view (0 picks a free one; None: no web view).
+
+    Raises:
+        DataDirInUse: Another local server already serves ``data_dir``.
+        RuntimeError: The server exited before answering (its log says why).
     """
     data_dir = Path(data_dir).expanduser().resolve()
     api_port = api_port or free_port(host)
     files_port = files_port or free_port(host)
+    if web_port == 0:
+        web_port = free_port(host)
     cmd = [sys.executable, "-m", "clearml_assets.local_server", "--data-dir", str(data_dir),
-           "--host", host, "--api-port", str(api_port), "--files-port", str(files_port), "--quiet"]
+           "--host", host, "--api-port", str(api_port), "--files-port", str(files_port),
+           "--web-port", str(web_port or "none"), "--quiet"]
     env = dict(os.environ)
     if access_key and secret_key:
         # passed through the environment, never on the command line (ps would show it)
@@ -240,6 +346,8 @@ def start_local_server_process(
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
+                if read_server_file(data_dir) and _lock_is_held(data_dir):
+                    raise DataDirInUse(data_dir)
                 raise RuntimeError(f"local ClearML server exited with code {proc.returncode}"
                                    + (f"; see {log_file}" if log_file else ""))
             try:
@@ -255,13 +363,46 @@ def start_local_server_process(
         cred = Credential(access_key, secret_key)
     else:
         cred = load_or_create_credentials(data_dir)[0]
-    info = LocalServerInfo(api_host, f"http://{host}:{files_port}", f"http://{host}:{DEFAULT_WEB_PORT}",
+    shown = "127.0.0.1" if host == "0.0.0.0" else host
+    info = LocalServerInfo(api_host, f"http://{shown}:{files_port}",
+                           f"http://{shown}:{web_port}" if web_port else "",
                            cred.access_key, cred.secret_key, data_dir)
     return LocalServerProcess(proc, info)
+
+
+def _lock_is_held(data_dir: Path) -> bool:
+    """Whether some process holds the data folder's ``serve.lock`` (a server serves it)."""
+    path = Path(data_dir) / "serve.lock"
+    if not path.exists():
+        return False
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
 
 
 def write_server_file(data_dir: Path, info: LocalServerInfo, pid: int) -> None:
     """Record where a running server listens (``server.json``; no secrets in it)."""
     path = Path(data_dir) / "server.json"
-    path.write_text(json.dumps({"api_host": info.api_host, "files_host": info.files_host,
-                                "web_host": info.web_host, "pid": pid}))
+    tmp = path.with_name(f".server.json.{pid}")
+    tmp.write_text(json.dumps({"api_host": info.api_host, "files_host": info.files_host,
+                               "web_host": info.web_host, "web_port": info.web_port, "pid": pid}))
+    os.replace(tmp, path)
+
+
+def read_server_file(data_dir: Path) -> dict | None:
+    """The ``server.json`` record of a data folder, or None."""
+    try:
+        return json.loads((Path(data_dir) / "server.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def remove_server_file(data_dir: Path, pid: int) -> None:
+    """Remove ``server.json`` if it still records ``pid`` (a newer server's record stays)."""
+    record = read_server_file(data_dir)
+    if record and record.get("pid") == pid:
+        (Path(data_dir) / "server.json").unlink(missing_ok=True)

@@ -1,0 +1,116 @@
+"""The local server as a long-lived shared service: `clearml-assets local-server start|status|stop`, one server per
+data directory, and the `local` account pointed at a running server by URL (CLEARML_ASSETS_LOCAL_SERVER)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from clearml_assets.errors import ClearMLConnectionError
+from clearml_assets.local_server import LocalServer
+from clearml_assets.local_server.runner import DataDirInUse
+from clearml_assets.resource import ClearMLResource
+
+from conftest import stop_embedded_server
+
+CLI = [sys.executable, "-m", "clearml_assets.cli"]
+FREE_PORTS = ["--api-port", "0", "--files-port", "0", "--web-port", "0"]
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+    return subprocess.run([*CLI, *args], env={**base, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def service(tmp_path: Path):
+    home = tmp_path / "shared_home"
+    proc = cli("local-server", "start", "--home", str(home), *FREE_PORTS)
+    assert proc.returncode == 0, proc.stderr
+    try:
+        yield home, proc.stdout
+    finally:
+        stop_embedded_server(home)
+
+
+def test_start_status_stop(service):
+    home, out = service
+    record = json.loads((home / "server" / "server.json").read_text())
+    assert {"api_host", "files_host", "web_host", "web_port", "pid"} <= set(record)
+    assert record["web_host"].endswith(f":{record['web_port']}")
+    assert "local-server stop --home" in out and "local-server status --home" in out
+
+    status = cli("local-server", "status", "--home", str(home))
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.startswith("healthy: local server pid")
+    for part in ("api", "files", "web"):
+        assert f"{record[part + '_host']}  answers" in status.stdout
+    assert requests.get(f"{record['web_host']}/healthz", timeout=10).text == "ok"
+
+    # start again: the running server is reused, nothing new starts
+    again = cli("local-server", "start", "--home", str(home), *FREE_PORTS)
+    assert again.returncode == 0 and "already runs" in again.stdout
+    assert json.loads((home / "server" / "server.json").read_text())["pid"] == record["pid"]
+
+    stopped = cli("local-server", "stop", "--home", str(home))
+    assert stopped.returncode == 0 and f"(pid {record['pid']})" in stopped.stdout
+    assert not (home / "server" / "server.json").exists()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{record['api_host']}/debug.ping", timeout=5)
+    status = cli("local-server", "status", "--home", str(home))
+    assert status.returncode == 3 and status.stdout.startswith("not running")
+    assert cli("local-server", "stop", "--home", str(home)).stdout.startswith("no local server runs")
+
+
+def test_a_second_server_on_a_served_data_dir_is_refused(service):
+    home, _ = service
+    data_dir = home / "server"
+    record = json.loads((data_dir / "server.json").read_text())
+    proc = cli("local-server", "--data-dir", str(data_dir), *FREE_PORTS, "--quiet")
+    assert proc.returncode == 1
+    assert f"the data directory {data_dir.resolve()} is already served by a local server at " \
+           f"{record['api_host']} (pid {record['pid']})" in proc.stderr
+    assert "local-server stop --data-dir" in proc.stderr
+    with pytest.raises(DataDirInUse):
+        LocalServer(data_dir, api_port=0, files_port=0, web_port=None).start()
+    # the refused attempts left the running server and its record alone
+    assert json.loads((data_dir / "server.json").read_text())["pid"] == record["pid"]
+    assert requests.get(f"{record['api_host']}/debug.ping", timeout=10).status_code == 200
+
+
+def test_in_process_server_releases_its_data_dir_on_stop(tmp_path: Path):
+    first = LocalServer(tmp_path / "srv", api_port=0, files_port=0, web_port=None).start()
+    with pytest.raises(DataDirInUse):
+        LocalServer(tmp_path / "srv", api_port=0, files_port=0, web_port=None).start()
+    first.stop()
+    second = LocalServer(tmp_path / "srv", api_port=0, files_port=0, web_port=None).start()
+    second.stop()
+
+
+def test_local_account_points_at_a_shared_server_by_url(service, tmp_path: Path, monkeypatch):
+    home, _ = service
+    record = json.loads((home / "server" / "server.json").read_text())
+    creds = json.loads((home / "server" / "credentials.json").read_text())[0]
+    other_home = tmp_path / "worker_home"
+    monkeypatch.setenv("CLEARML_ASSETS_LOCAL_SERVER", record["api_host"])
+    monkeypatch.setenv("CLEARML_ASSETS_SERVER_ACCESS_KEY", creds["access_key"])
+    monkeypatch.setenv("CLEARML_ASSETS_SERVER_SECRET_KEY", creds["secret_key"])
+    client = ClearMLResource(home=str(other_home)).client("local")
+    assert client.api_host == record["api_host"] and client.files_host == record["files_host"]
+    assert client.web_host == record["web_host"]
+    assert client.call("projects.get_all", only_fields=["id"]) is not None
+    assert not (other_home / "server").exists()  # nothing started in this process's home
+
+    monkeypatch.setenv("CLEARML_ASSETS_SERVER_SECRET_KEY", "wrong")
+    with pytest.raises(ClearMLConnectionError, match="refuses the key pair"):
+        ClearMLResource(home=str(other_home)).client("local")
+    monkeypatch.setenv("CLEARML_ASSETS_LOCAL_SERVER", "http://127.0.0.1:9")
+    with pytest.raises(ClearMLConnectionError, match="does not answer"):
+        ClearMLResource(home=str(other_home)).client("local")
