@@ -168,7 +168,8 @@ def _tag_match(have: list, wanted: list | None) -> bool:
         return True
     include = [t for t in wanted if not t.startswith("-")]
     exclude = [t[1:] for t in wanted if t.startswith("-")]
-    return all(t in have for t in include) and not any(t in have for t in exclude)
+    # the real server unions the workers of each included tag (any), then drops each excluded tag's
+    return (not include or any(t in have for t in include)) and not any(t in have for t in exclude)
 
 
 def _response_entry(call: Call, doc: dict) -> dict:
