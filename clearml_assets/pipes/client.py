@@ -51,6 +51,8 @@ class PipesClearMLMessageReader(PipesMessageReader):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.closed = False
+        self.exception: dict | None = None
+        """The exception the script reported when it closed Pipes (``name``, ``message``, ``stack``)."""
 
     def attach(self, task_id: str) -> None:
         """Start following ``task_id``'s log."""
@@ -95,6 +97,7 @@ class PipesClearMLMessageReader(PipesMessageReader):
                 handed += 1
                 if message.get("method") == "closed":
                     self.closed = True
+                    self.exception = (message.get("params") or {}).get("exception") or None
             return handed
 
     def drain(self, timeout: float) -> None:
@@ -278,13 +281,15 @@ class PipesClearMLClient(PipesClient):
             except BaseException as exc:
                 self._terminate(control, task_id, runner, reason=_reason(exc), log=context.log)
                 raise
-            reader.drain(timeout=60)
+            reader.drain(timeout=60 if status == "completed" else 10)
             if status != "completed":
                 doc = control.get(task_id)
-                raise ClearMLTaskFailure(
-                    description=f"ClearML task {task_id} ended {status}: "
-                                f"{doc.get('status_reason') or doc.get('status_message') or 'no reason given'}.",
-                    metadata=_task_metadata(task_id, url))
+                reason = (f"{reader.exception.get('name')}: {reader.exception.get('message')}" if reader.exception
+                          else doc.get("status_reason") or doc.get("status_message") or "no reason given")
+                if reader.exception and status == "failed":
+                    control.failed(task_id, reason=reason, message="script failed")
+                raise ClearMLTaskFailure(description=f"ClearML task {task_id} ended {status}: {reason}",
+                                         metadata=_task_metadata(task_id, url))
         return PipesClientCompletedInvocation(session, metadata=_task_metadata(task_id, url))
 
     def _live_queue(self, control: TaskControl, queue: str) -> str:

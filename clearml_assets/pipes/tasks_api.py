@@ -35,9 +35,10 @@ class TaskControl:
         """A new task in status ``created`` with ``script`` and hyperparameters ``params[section][name]``."""
         hyperparams = {section: {key: {"section": section, "name": key, "value": value, "type": "str"}
                                  for key, value in values.items()} for section, values in params.items()}
+        extra = {"output_dest": self.client.files_host} if self.client.files_host else {}
         return self.client.call("tasks.create", name=name, type=task_type, tags=tags, script=dict(script),
                                 project=find_or_create_project(self.client, project), hyperparams=hyperparams,
-                                system_tags=[])["id"]
+                                system_tags=[], **extra)["id"]
 
     def get(self, task_id: str) -> dict:
         """The task's status fields and execution."""
@@ -53,10 +54,9 @@ class TaskControl:
         self.client.call("tasks.completed", task=task_id, force=True, status_reason="script exited 0")
 
     def failed(self, task_id: str, reason: str, message: str = "failed") -> None:
-        """Mark failed with ``reason`` unless it already is."""
-        if self.get(task_id)["status"] != "failed":
-            self.client.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
-                             status_message=message)
+        """Mark failed with ``reason`` (also when it already is: the reason is replaced by the better one)."""
+        self.client.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
+                         status_message=message)
 
     def enqueue(self, task_id: str, queue_id: str) -> None:
         self.client.call("tasks.enqueue", task=task_id, queue=queue_id, status_reason="Dagster run")

@@ -1,10 +1,8 @@
 """The YOLO model asset: train on the training view's exact dataset version, register, promote."""
 
 
-import base64
 import dataclasses
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +12,12 @@ import dagster as dg
 
 from ..datasets.checks import latest_dataset_id
 from ..errors import ClearMLConfigError, TrainingError
-from ..sdk_process import SDKProcessError, run_in_sdk_process
+from ..pipes.client import ClearMLTaskFailure, PipesClearMLClient
 from .config import ClearMLTrainingConfig, short_metric_name
-from .curves import png_markdown
+from .curves import png_markdown, render_training_curves
+from .records import TrainingRequest, TrainingResult
 from .registry import find_champions, find_project_id, promote_model
-from .yolo import TASK_ID_FILE  # yolo imports clearml/ultralytics only inside the child
-
-TRAIN_TARGET = "clearml_assets.training.yolo:train_yolo"
+from .remote import ENTRY_POINT, ENTRY_SCRIPT, REQUEST_KEY
 
 
 @dataclass(frozen=True)
@@ -40,26 +37,67 @@ class ClearMLTrainingNames:
 
 
 def training_request(config: ClearMLTrainingConfig, names: ClearMLTrainingNames, *, dataset_id: str,
-                     work_dir: Path, champion: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
-    """The plain-value request ``yolo.train_yolo`` runs on."""
+                     champion: dict[str, Any] | None, run_id: str) -> TrainingRequest:
+    """The typed request the training task runs on."""
     model_name = config.model_name or names.model_name
-    return {
-        "work_dir": str(work_dir), "project": config.project or names.project,
-        "task_name": config.task_name or f"{model_name} training", "model_name": model_name,
-        "dataset_id": dataset_id, "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
-        "model_yaml": config.model_yaml, "pretrained_weights": config.pretrained_weights, "seed": config.seed,
-        "device": config.device, "workers": config.workers, "close_mosaic": config.close_mosaic,
-        "main_metric": short_metric_name(config.main_metric), "promotion_rule": config.promotion_rule,
-        "min_delta": config.min_delta, "champion": champion,
-        "task_tags": ["dagster", f"dagster-run-{run_id[:8]}"], "model_tags": ["dagster"],
-    }
+    return TrainingRequest(
+        project=config.project or names.project, task_name=config.task_name or f"{model_name} training",
+        model_name=model_name, dataset_id=dataset_id, epochs=config.epochs, imgsz=config.imgsz, batch=config.batch,
+        model_yaml=config.model_yaml, pretrained_weights=config.pretrained_weights, seed=config.seed,
+        device=config.device, workers=config.workers, close_mosaic=config.close_mosaic,
+        main_metric=short_metric_name(config.main_metric), promotion_rule=config.promotion_rule,
+        min_delta=config.min_delta, champion=champion, task_tags=["dagster", f"dagster-run-{run_id[:8]}"],
+        model_tags=["dagster"])
+
+
+def _run_training_task(context: dg.AssetExecutionContext, clearml: Any, account: str | None, client: Any,
+                       config: ClearMLTrainingConfig, request: TrainingRequest) -> TrainingResult:
+    """Run the training task through Pipes (here or on ``config.queue``) and return its typed result.
+
+    On any failure or interrupt the task ends failed with the reason and its model records are deleted, so
+    nothing looks registered; the champion is untouched (promotion happens only after success).
+    """
+    task_ids: list[str] = []
+    pipes = PipesClearMLClient(clearml, account=account)
+    what = f"training of {request.model_name} on dataset {request.dataset_id}"
+    try:
+        invocation = pipes.run(
+            context=context, script=ENTRY_SCRIPT, entry_point=ENTRY_POINT, project=request.project,
+            task_name=request.task_name, task_type="training", tags=request.task_tags,
+            queue=config.queue if config.execution == "queue" else None, timeout=config.timeout_seconds,
+            extras={REQUEST_KEY: request.to_dict()}, on_task_created=task_ids.append)
+        answers = [m for m in invocation.get_custom_messages() if isinstance(m, dict) and "model_id" in m]
+        if not answers:
+            raise ClearMLTaskFailure(description=f"{what}: the task ended without reporting its result.")
+        return TrainingResult.from_dict(answers[-1])
+    except BaseException as exc:
+        interrupted = isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError))
+        metadata: dict[str, Any] = {"dataset_id": request.dataset_id, "clearml_account": client.account}
+        if task_ids:
+            reason = ("Interrupted: the Dagster run was terminated (SIGINT/SIGTERM or UI terminate)" if interrupted
+                      else getattr(exc, "description", None) or str(exc))
+            _ensure_task_failed(client, task_ids[0], reason, context.log)
+            metadata["discarded_models"] = ", ".join(_discard_models_of(client, task_ids[0], context.log)) or "none"
+            metadata.update({"task_id": task_ids[0],
+                             "clearml_task_url": dg.MetadataValue.url(client.web_url("task", task_ids[0]))})
+        if interrupted:
+            context.log.error(f"Training interrupted: ClearML task {task_ids[0] if task_ids else '-'} marked "
+                              "failed, no model registered, champion unchanged.")
+            raise
+        if isinstance(exc, dg.Failure) or isinstance(exc, Exception):
+            description = getattr(exc, "description", None) or f"{type(exc).__name__}: {exc}"
+            raise TrainingError(f"{what} failed: {description} No model was registered and the champion is "
+                                f"unchanged" + (f"; see ClearML task {task_ids[0]}." if task_ids else "."),
+                                metadata=metadata) from None
+        raise
 
 
 def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> None:
-    # The child marks its task failed itself; this covers a child that was killed or timed out.
+    # The agent or local runner marks a failed script's task failed; this keeps it so and records the reason.
     try:
-        tasks = client.call("tasks.get_all", id=[task_id], only_fields=["id", "status"]).get("tasks") or []
-        if tasks and tasks[0].get("status") != "failed":
+        tasks = client.call("tasks.get_all", id=[task_id], only_fields=["id", "status", "status_reason"]
+                            ).get("tasks") or []
+        if tasks and (tasks[0].get("status") != "failed" or not tasks[0].get("status_reason")):
             client.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
                         status_message="training failed")
     except Exception as exc:  # the training error is the one to report
@@ -120,51 +158,35 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
     context.log.info(f"Training on dataset {dataset_id}; current champion: "
                      f"{champion.id if champion else 'none'}")
 
-    with tempfile.TemporaryDirectory(prefix="clearml_train_") as tmp:
-        work = Path(tmp)
-        request = training_request(config, names, dataset_id=dataset_id, work_dir=work, run_id=context.run.run_id,
-                                   champion=dataclasses.asdict(champion) if champion else None)
-        before_child = time.monotonic() - started
-        try:
-            result = run_in_sdk_process(TRAIN_TARGET, request, env=clearml.sdk_env(account),
-                                        timeout=config.timeout_seconds,
-                                        what=f"training of {request['model_name']} on dataset {dataset_id}")
-        except SDKProcessError as exc:
-            task_file = work / TASK_ID_FILE
-            task_id = task_file.read_text().strip() if task_file.exists() else ""
-            metadata: dict[str, Any] = {"dataset_id": dataset_id, "clearml_account": client.account}
-            if task_id:
-                _ensure_task_failed(client, task_id, exc.description or str(exc), context.log)
-                metadata["discarded_models"] = ", ".join(_discard_models_of(client, task_id, context.log)) or "none"
-                metadata.update({"task_id": task_id, "clearml_task_url":
-                                 dg.MetadataValue.url(client.web_url("task", task_id))})
-            raise TrainingError(
-                f"{exc.description} No model was registered and the champion is unchanged"
-                + (f"; see ClearML task {task_id}." if task_id else "."), metadata=metadata) from exc
-
+    request = training_request(config, names, dataset_id=dataset_id, run_id=context.run.run_id,
+                               champion=dataclasses.asdict(champion) if champion else None)
+    before_child = time.monotonic() - started
+    result = _run_training_task(context, clearml, account, client, config, request)
     child_process = time.monotonic() - started - before_child
-    decision = result["decision"]
+    decision = result.decision
     demoted: list[str] = []
     if decision["promote"]:
-        demoted = promote_model(client, result["model_id"], result["project_id"])
-    metrics = result["metrics"]
-    png = base64.b64decode(result["curves_png_b64"])
+        demoted = promote_model(client, result.model_id, result.project_id)
+    metrics = result.metrics
+    png = render_training_curves(result.results, title=f"{result.model_name} on {result.dataset.id[:8]}")
     metadata = {
-        "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result["task_id"], result["project_id"])),
-        "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result["model_id"], result["project_id"])),
+        "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result.task_id, result.project_id)),
+        "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result.model_id, result.project_id)),
         "clearml_account": client.account,
-        "task_id": result["task_id"], "model_id": result["model_id"], "model_uri": result["model_uri"],
-        "project": project, "dataset_id": result["dataset"]["id"], "dataset_name": result["dataset"]["name"],
-        "dataset_version": result["dataset"]["version"],
+        "task_id": result.task_id, "model_id": result.model_id, "model_uri": result.model_uri,
+        "project": project, "dataset_id": result.dataset.id, "dataset_name": result.dataset.name,
+        "dataset_version": result.dataset.version,
         "main_metric": main_metric, "main_metric_value": float(metrics[main_metric]),
         **{f"metric_{k}": float(v) for k, v in metrics.items()},
-        "per_class": dg.MetadataValue.md(_per_class_markdown(result["per_class"])),
-        "labels": dg.MetadataValue.json(result["labels"]),
+        "per_class": dg.MetadataValue.md(_per_class_markdown(result.per_class)),
+        "labels": dg.MetadataValue.json(result.labels),
         "training_curves": dg.MetadataValue.md(png_markdown(png)),
         "training_curves_file": dg.MetadataValue.path(str(_curves_file(context.run.run_id, png))),
-        "epochs": result["epochs"], "train_seconds": round(result["train_seconds"], 2),
-        "child_seconds": round(result["wall_seconds"], 2), "task_close_seconds": round(result["close_seconds"], 2),
-        "child_phase_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in result["phase_seconds"].items()}),
+        "epochs": result.epochs, "train_seconds": round(result.train_seconds, 2),
+        "child_seconds": round(result.wall_seconds, 2),
+        "task_close_seconds": round(result.phase_seconds.get("close", 0.0), 2),
+        "execution": config.execution if config.execution == "local" else f"queue {config.queue}",
+        "child_phase_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in result.phase_seconds.items()}),
         "wall_seconds": round(time.monotonic() - started, 2),
         "parent_phase_seconds": dg.MetadataValue.json({
             "before_child": round(before_child, 2), "child_process": round(child_process, 2),
@@ -177,8 +199,8 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         "previous_champion_model_id": decision["champion_model_id"] or "none",
         "demoted_model_ids": ", ".join(demoted) or "none",
     }
-    context.log.info(f"Model {result['model_id']}: {main_metric}={metrics[main_metric]:.4f}; {decision['reason']}")
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result["model_id"]))
+    context.log.info(f"Model {result.model_id}: {main_metric}={metrics[main_metric]:.4f}; {decision['reason']}")
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result.model_id))
 
 
 def build_training_assets(names: ClearMLTrainingNames, group_name: str = "training") -> list[dg.AssetsDefinition]:

@@ -61,4 +61,10 @@ class ClearMLTrainingConfig(dg.Config):
                                                  "empty = the account given to build_training_defs, else the "
                                                  "resource's default.")
     timeout_seconds: float = Field(default=7200.0, gt=0, description="Upper bound for the whole training "
-                                                                     "child process.")
+                                                                     "task (queued and running); then it is "
+                                                                     "stopped and marked failed.")
+    execution: Literal["local", "queue"] = Field(
+        default="local", description="'local': the training task runs here in a subprocess; 'queue': it is "
+                                     "enqueued on `queue` and a ClearML agent (e.g. on a GPU machine) runs it.")
+    queue: str = Field(default="default", description="ClearML queue for execution 'queue'; the run fails at once "
+                                                      "if no live agent serves it.")
