@@ -4,7 +4,11 @@
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -146,3 +150,105 @@ def test_queue_execution_is_run_by_a_real_clearml_agent(world, agent):
     assert doc["last_worker"] == "test-agent"
     logs = world.client.call("events.get_task_log", task=doc["id"], navigate_earlier=False)["events"]
     assert any("console line from the script" in e["msg"] for e in logs)
+
+
+def wait_until(predicate, what: str, limit: float = 300):
+    """Poll until ``predicate()`` is truthy (the limit only guards against a hang)."""
+    end = time.monotonic() + limit
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < end, f"gave up waiting for {what}"
+        time.sleep(0.2)
+
+
+def running_task(world, queue_name: str) -> str | None:
+    (queue,) = [q for q in world.client.call("queues.get_all", name=f"^{queue_name}$")["queues"]]
+    tasks = world.client.call("tasks.get_all", status=["in_progress"], only_fields=["id", "execution"])["tasks"]
+    found = [t["id"] for t in tasks if (t.get("execution") or {}).get("queue") == queue["id"]]
+    if found and any("blocking" in e["msg"] for e in world.client.call(
+            "events.get_task_log", task=found[0], navigate_earlier=False)["events"]):
+        return found[0]
+    return None
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_agents_task_does_not_stay_in_progress(world):
+    home = Path(tempfile.mkdtemp(prefix="clearml_agent_"))
+    doomed = start_local_agent("doomed_q", world.resource.sdk_env(), home, worker="doomed-agent",
+                               extra_env={"PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))})
+    outcome: dict = {}
+
+    def run():
+        try:
+            materialize(world, queue="doomed_q", block=True)
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            outcome["error"] = exc
+
+    try:
+        wait_until(lambda: any(w["id"] == "doomed-agent" for w in world.client.call("workers.get_all")["workers"]),
+                   "the agent to register")
+        thread = threading.Thread(target=run)
+        thread.start()
+        task_id = wait_until(lambda: running_task(world, "doomed_q"), "the script to run")
+        doomed.stop(signal.SIGKILL)  # agent and script gone, nothing unregistered
+        # Its registration expires `timeout` after the last report (600 s by default): expire it now.
+        for doc in world.server.store.all("workers"):
+            if doc.get("worker") == "doomed-agent":
+                doc["expires"] = 0
+        thread.join(120)
+        assert not thread.is_alive()
+    finally:
+        doomed.stop(signal.SIGKILL)
+        shutil.rmtree(home, ignore_errors=True)
+    assert isinstance(outcome.get("error"), ClearMLTaskFailure), outcome
+    assert "doomed" in str(outcome["error"]) or "No live ClearML worker" in str(outcome["error"])
+    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["status", "status_reason"])["tasks"]
+    assert doc["status"] == "failed" and doc["status_reason"], doc
+
+
+TERMINATE_DEFS = """
+import os
+import dagster as dg
+from clearml_assets.pipes import PipesClearMLClient
+from clearml_assets.resource import ClearMLAccount, ClearMLResource
+
+SCRIPT = os.environ["T_SCRIPT"]
+
+@dg.asset
+def blocked(context: dg.AssetExecutionContext, clearml: ClearMLResource):
+    return PipesClearMLClient(clearml, poll_interval=0.5).run(
+        context=context, script=SCRIPT, entry_point="pipes_script.py", queue="pipes_q", project="pipes_test",
+        extras={"who": "terminated", "block": True}).get_materialize_result()
+
+account = ClearMLAccount(api_host=os.environ["T_API"], web_host=os.environ["T_WEB"],
+                         files_host=os.environ["T_FILES"], credentials_file=os.environ["T_CREDS"])
+defs = dg.Definitions(assets=[blocked], resources={"clearml": ClearMLResource(accounts={"local": account},
+                                                                              default_account="local")})
+"""
+
+
+@pytest.mark.timeout(300)
+def test_terminating_the_dagster_run_stops_the_task_on_the_agent(world, agent, tmp_path):
+    info = world.server.info
+    (tmp_path / "defs.py").write_text(TERMINATE_DEFS)
+    (tmp_path / "dagster_home").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
+    env.update(T_API=info.api_host, T_WEB=info.web_host, T_FILES=info.files_host, T_SCRIPT=SCRIPT,
+               T_CREDS=str(Path(info.data_dir) / "credentials.json"), DAGSTER_HOME=str(tmp_path / "dagster_home"),
+               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-f",
+                             str(tmp_path / "defs.py"), "--select", "blocked"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        task_id = wait_until(lambda: proc.poll() is None and running_task(world, "pipes_q"), "the script to run")
+        os.kill(proc.pid, signal.SIGTERM)  # what the UI's terminate sends to the run
+        proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["status", "status_reason"])["tasks"]
+    assert doc["status"] == "failed" and doc["status_reason"].startswith("Interrupted"), doc
+    # The agent killed the blocked script: it is free and runs the next task to the end.
+    check_success(world, materialize(world, queue="pipes_q"))

@@ -327,10 +327,16 @@ class PipesClearMLClient(PipesClient):
             queue_id = (doc.get("execution") or {}).get("queue")
             if queue_id and not control.live_workers(queue_id):
                 raise LostWorkerError(f"No live ClearML worker serves queue '{queue}' any more.")
-        elif doc["status"] == "in_progress" and doc.get("last_worker") and doc["last_worker"] != LOCAL_WORKER:
-            if doc["last_worker"] not in control.live_worker_ids():
-                raise LostWorkerError(f"ClearML worker '{doc['last_worker']}' running the task stopped reporting "
+        elif doc["status"] == "in_progress":
+            live = control.live_worker_ids()
+            worker = doc.get("last_worker")
+            queue_id = (doc.get("execution") or {}).get("queue")
+            if worker and worker != LOCAL_WORKER and worker not in live:
+                raise LostWorkerError(f"ClearML worker '{worker}' running the task stopped reporting "
                                       "(agent killed or machine lost).")
+            if not worker and queue_id and not control.live_workers(queue_id):
+                raise LostWorkerError(f"No live ClearML worker serves queue '{queue}' any more while the task "
+                                      "runs (agent killed or machine lost).")
 
     def _terminate(self, control: TaskControl, task_id: str, runner: _LocalRunner | None, *, reason: str,
                    log: Any) -> None:
