@@ -86,9 +86,20 @@ def test_workers_register_report_expire_and_show_on_their_queues(api):
 def test_a_worker_that_stops_reporting_expires(api, clearml_server):
     api.call("workers.register", worker="w3", timeout=600)
     # Expiry is the registration timeout after the last report; age the entry instead of sleeping.
-    store = clearml_server.store if hasattr(clearml_server, "store") else None
-    if store is None:
-        pytest.skip("server store not reachable")
-    for doc in store.all("workers"):
+    for doc in clearml_server.store.all("workers"):
         doc["expires"] = 0
     assert api.call("workers.get_all")["workers"] == []
+
+
+def test_a_running_task_nobody_updates_is_stopped_as_non_responsive(api, clearml_server, monkeypatch):
+    task = new_task(api, "lost task")
+    api.call("tasks.started", task=task)
+    fresh = new_task(api, "live task")
+    api.call("tasks.started", task=fresh)
+    # Its agent was killed two hours ago (the real watchdog's threshold): age it instead of waiting.
+    clearml_server.store.get("tasks", task)["last_update"] = "2020-01-01T00:00:00+00:00"
+    monkeypatch.setenv("CLEARML_LOCAL_SERVER_NONRESPONSIVE_WATCH_SEC", "0")
+    api.call("workers.get_all")
+    doc = api.call("tasks.get_by_id", task=task)["task"]
+    assert doc["status"] == "stopped" and doc["status_reason"] == "Forced stop (non-responsive)"
+    assert api.call("tasks.get_by_id", task=fresh)["task"]["status"] == "in_progress"

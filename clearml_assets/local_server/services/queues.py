@@ -209,6 +209,9 @@ def remove_task(call: Call) -> dict:
 @endpoint("queues.get_next_task")
 def get_next_task(call: Call) -> dict:
     """Pop the first entry atomically (only if it is ``task`` when given); empty answer if none."""
+    from .workers import stop_non_responsive
+
+    stop_non_responsive(call)
     with call.store.lock:
         doc = _queue(call)
         task_id = call.data.get("task")

@@ -48,6 +48,48 @@ class StatusReportRequest(RequestModel):
     system_tags: list[str] | None = None
 
 
+# The real server's services.tasks.non_responsive_tasks_watchdog (threshold_sec, watch_interval_sec).
+NONRESPONSIVE_ENV = "CLEARML_LOCAL_SERVER_NONRESPONSIVE_SEC"
+WATCH_INTERVAL_ENV = "CLEARML_LOCAL_SERVER_NONRESPONSIVE_WATCH_SEC"
+_last_sweep: dict[int, float] = {}
+
+
+def _iso_seconds(value: Any) -> float:
+    from datetime import datetime, timezone
+
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return time.time()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def stop_non_responsive(call: Call) -> int:
+    """Stop ``in_progress`` tasks not updated for the threshold (7200 s), as the real server's watchdog.
+
+    Its agent or process is gone (killed, machine lost): without this such a task would stay running
+    for ever. The real server runs it in a thread every ``watch_interval_sec`` (900 s); the local server
+    runs it at most that often when agents poll (``workers.*``, ``queues.get_next_task``).
+    """
+    import os
+
+    now = time.time()
+    if now - _last_sweep.get(id(call.store), 0.0) < float(os.environ.get(WATCH_INTERVAL_ENV, 900)):
+        return 0
+    _last_sweep[id(call.store)] = now
+    threshold = float(os.environ.get(NONRESPONSIVE_ENV, 7200))
+    stopped = 0
+    for task in call.store.all("tasks"):
+        if task.get("status") == "in_progress" and _iso_seconds(task.get("last_update")) < now - threshold:
+            stamp = now_iso()
+            task.update(status="stopped", status_reason="Forced stop (non-responsive)",
+                        status_message="Forced stop (non-responsive)", status_changed=stamp, last_update=stamp,
+                        last_change=stamp)
+            call.store.save("tasks", task)
+            stopped += 1
+    return stopped
+
+
 def _key(call: Call, worker: str) -> str:
     return f"worker_{call.company}_{call.user}_{worker}"
 
@@ -191,6 +233,7 @@ def _response_entry(call: Call, doc: dict) -> dict:
 @endpoint("workers.get_all")
 def get_all(call: Call) -> dict:
     """Live workers (active within ``last_seen`` seconds, default 3600), filtered by tags."""
+    stop_non_responsive(call)
     last_seen = call.data.get("last_seen", 3600)
     docs = [d for d in live_workers(call, last_seen)
             if _tag_match(d.get("tags") or [], call.data.get("tags"))
