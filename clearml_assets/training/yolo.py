@@ -108,6 +108,7 @@ class _ClearMLLogging:
         self.logger = task.get_logger()
         self.logged_samples: set[str] = set()
         self.progress = progress
+        self.progressed: set[int] = set()
 
     def attach(self, model: Any) -> None:
         for event in ("on_pretrain_routine_start", "on_train_epoch_end", "on_fit_epoch_end", "on_val_end",
@@ -137,7 +138,9 @@ class _ClearMLLogging:
                                   iteration=trainer.epoch)
         for k, v in trainer.metrics.items():
             self.logger.report_scalar(k.split("/")[0], k, float(v), iteration=trainer.epoch)
-        if self.progress is not None:
+        # The final validation calls this hook once more: one progress line per training epoch.
+        if self.progress is not None and trainer.epoch < trainer.epochs and trainer.epoch not in self.progressed:
+            self.progressed.add(trainer.epoch)
             losses = {k: float(v) for k, v in trainer.label_loss_items(trainer.tloss, prefix="train").items()}
             metrics = {_SHORT_METRICS[k]: float(v) for k, v in trainer.metrics.items() if k in _SHORT_METRICS}
             self.progress(EpochProgress(epoch=trainer.epoch + 1, epochs=trainer.epochs, losses=losses,
