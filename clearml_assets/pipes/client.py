@@ -117,8 +117,8 @@ class _LocalRunner:
     """Runs the task's script in a subprocess the way ``clearml-agent`` would (status, console, exit)."""
 
     def __init__(self, control: TaskControl, task_id: str, script: str, entry_point: str,
-                 env: Mapping[str, str], log: Any):
-        self.control, self.task_id, self.log = control, task_id, log
+                 env: Mapping[str, str], echo: bool):
+        self.control, self.task_id, self.echo = control, task_id, echo
         self.folder = Path(tempfile.mkdtemp(prefix="clearml_pipes_"))
         (self.folder / entry_point).write_text(script)
         self.control.started(task_id)
@@ -133,13 +133,14 @@ class _LocalRunner:
         self.console.start()
 
     def _pump(self) -> None:
-        """The child's console into the task's log (as the agent does) and this process's stderr."""
+        """The child's console into the task's log (as the agent does), and to stderr with ``echo``."""
         batch: list[str] = []
         last = time.monotonic()
         assert self.process.stdout is not None
         for raw in iter(self.process.stdout.readline, b""):
             line = raw.decode(errors="replace")
-            sys.stderr.write(line)
+            if self.echo:
+                sys.stderr.write(line)
             batch.append(line)
             if time.monotonic() - last > 1.0 or len(batch) > 200:
                 self._send(batch)
@@ -192,14 +193,15 @@ class PipesClearMLClient(PipesClient):
     - ``queue=None``: this process runs the script in a subprocess, as the agent would.
 
     A Dagster termination (or Ctrl-C) stops the task: a queued task is dequeued, a running one stopped
-    (``tasks.stop``; the agent kills the script), and the task is marked failed with the reason.
+    (``tasks.stop``; the agent kills the script), and the task is marked failed with the reason. A task
+    whose worker disappears (its registration expired: agent killed, machine lost) is marked failed too.
 
     Args:
         clearml: The ``ClearMLResource`` (its ``client(account)`` and ``sdk_env(account)``).
         account: Account to run in; default the resource's default.
         poll_interval: Seconds between two status/log reads.
-        stale_after: Seconds a running task may go without a sign of life (task update or worker report)
-            while its worker is not registered any more before it is declared lost and marked failed.
+        forward_console: Also print the script's console on this process's stderr when it runs locally
+            (it is always in the ClearML task's console log).
 
     Example:
         .. code-block:: python
@@ -213,11 +215,11 @@ class PipesClearMLClient(PipesClient):
     """
 
     def __init__(self, clearml: Any, account: str | None = None, poll_interval: float = 1.0,
-                 stale_after: float = 120.0):
+                 forward_console: bool = False):
         self.clearml = clearml
         self.account = account
         self.poll_interval = poll_interval
-        self.stale_after = stale_after
+        self.forward_console = forward_console
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -272,7 +274,7 @@ class PipesClearMLClient(PipesClient):
                     control.enqueue(task_id, queue_id)
                 else:
                     runner = _LocalRunner(control, task_id, source, entry_point,
-                                          self.clearml.sdk_env(self.account), context.log)
+                                          self.clearml.sdk_env(self.account), self.forward_console)
                 status = self._wait(control, task_id, queue, runner, timeout)
             except (LostWorkerError, TimeoutError) as exc:
                 self._terminate(control, task_id, runner, reason=str(exc), log=context.log)
