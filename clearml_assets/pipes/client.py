@@ -258,14 +258,15 @@ class PipesClearMLClient(PipesClient):
         with open_pipes_session(context=context, context_injector=PipesEnvContextInjector(),
                                 message_reader=reader, extras=extras) as session:
             env_vars = session.get_bootstrap_env_vars()
+            project_id = control.project_id(project)
             task_id = control.create_task(
-                name=name, project=project, task_type=task_type, tags=list(tags),
+                name=name, project_id=project_id, task_type=task_type, tags=list(tags),
                 script={"entry_point": entry_point, "working_dir": ".", "diff": source, "binary": "python3"},
                 params={SECTION: {CONTEXT_PARAM: env_vars[DAGSTER_PIPES_CONTEXT_ENV_VAR],
                                   MESSAGES_PARAM: env_vars[DAGSTER_PIPES_MESSAGES_ENV_VAR]}})
             if on_task_created is not None:
                 on_task_created(task_id)
-            url = control.client.web_url("task", task_id)
+            url = control.client.web_url("task", task_id, project_id)
             context.log.info(f"ClearML task {task_id} ({'queue ' + repr(queue) if queue else 'local'}): {url}")
             reader.attach(task_id)
             runner = None

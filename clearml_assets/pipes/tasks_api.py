@@ -30,14 +30,18 @@ class TaskControl:
         self.client = client
 
     # -- tasks -----------------------------------------------------------------------------------
-    def create_task(self, *, name: str, project: str, task_type: str, tags: list[str], script: Mapping[str, Any],
-                    params: Mapping[str, Mapping[str, str]]) -> str:
+    def project_id(self, name: str) -> str:
+        """Id of the project named exactly ``name``, created if missing."""
+        return find_or_create_project(self.client, name)
+
+    def create_task(self, *, name: str, project_id: str, task_type: str, tags: list[str],
+                    script: Mapping[str, Any], params: Mapping[str, Mapping[str, str]]) -> str:
         """A new task in status ``created`` with ``script`` and hyperparameters ``params[section][name]``."""
         hyperparams = {section: {key: {"section": section, "name": key, "value": value, "type": "str"}
                                  for key, value in values.items()} for section, values in params.items()}
         extra = {"output_dest": self.client.files_host} if self.client.files_host else {}
         return self.client.call("tasks.create", name=name, type=task_type, tags=tags, script=dict(script),
-                                project=find_or_create_project(self.client, project), hyperparams=hyperparams,
+                                project=project_id, hyperparams=hyperparams,
                                 system_tags=[], **extra)["id"]
 
     def get(self, task_id: str) -> dict:

@@ -13,6 +13,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+# Ultralytics' names of the final box metrics, by the short names used in config and metadata.
+METRIC_KEYS: dict[str, str] = {
+    "precision": "metrics/precision(B)",
+    "recall": "metrics/recall(B)",
+    "mAP50": "metrics/mAP50(B)",
+    "mAP50-95": "metrics/mAP50-95(B)",
+}
+
+
+def short_metric_name(name: str) -> str:
+    """``"metrics/mAP50(B)"`` or ``"mAP50"`` -> ``"mAP50"``; raises ValueError for unknown names."""
+    if name in METRIC_KEYS:
+        return name
+    for short, key in METRIC_KEYS.items():
+        if name == key:
+            return short
+    raise ValueError(f"Unknown metric {name!r}: use one of {', '.join(METRIC_KEYS)}.")
+
+
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names

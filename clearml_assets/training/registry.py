@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ClearMLRequestError
 
 CHAMPION_TAG = "champion"
 _MODEL_FIELDS = ["id", "name", "tags", "metadata", "task", "project", "created", "uri"]
@@ -89,6 +88,8 @@ def get_model(client: Any, model_id: str) -> ClearMLModelRecord:
     data = client.call("models.get_all", id=[model_id], only_fields=_MODEL_FIELDS)
     models = data.get("models") or []
     if not models:
+        from ..errors import ClearMLRequestError  # errors imports Dagster: not in the training task
+
         raise ClearMLRequestError(f"Model {model_id} was not found on account {client.account!r}.")
     return _record(models[0])
 

@@ -31,8 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import METRIC_KEYS
-from .records import DatasetRef, EpochProgress, TrainingRequest, TrainingResult
+from .records import METRIC_KEYS, DatasetRef, EpochProgress, TrainingRequest, TrainingResult
 from .registry import ClearMLModelRecord, decide_promotion
 
 _SHORT_METRICS = {key: short for short, key in METRIC_KEYS.items()}
