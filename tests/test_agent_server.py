@@ -103,3 +103,23 @@ def test_a_running_task_nobody_updates_is_stopped_as_non_responsive(api, clearml
     doc = api.call("tasks.get_by_id", task=task)["task"]
     assert doc["status"] == "stopped" and doc["status_reason"] == "Forced stop (non-responsive)"
     assert api.call("tasks.get_by_id", task=fresh)["task"]["status"] == "in_progress"
+
+
+def test_the_sdk_enqueues_and_dequeues_through_the_queue_endpoints(api, sdk_runner):
+    api.call("queues.create", name="sdk_q")  # the SDK looks the queue up by name (it creates none)
+    out = sdk_runner("""
+        from clearml import Task
+        task = Task.create(project_name="agents", task_name="sdk enqueue", task_type="training")
+        res = Task.enqueue(task, queue_name="sdk_q")
+        task.reload()
+        print("QUEUED", task.id, task.get_status(), task.data.execution.queue)
+        Task.dequeue(task)
+        task.reload()
+        print("DEQUEUED", task.get_status())
+    """)
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if line.startswith(("QUEUED", "DEQUEUED")))
+    task_id, status, queue_id = lines["QUEUED"].split()
+    assert status == "queued"
+    (queue,) = api.call("queues.get_all", name="^sdk_q$")["queues"]
+    assert queue["id"] == queue_id and queue["entries"] == []  # dequeued again
+    assert lines["DEQUEUED"] == "created"
