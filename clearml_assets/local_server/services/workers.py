@@ -156,11 +156,10 @@ def register(call: Call) -> dict:
 
 @endpoint("workers.unregister", request_data_model=WorkerRequest)
 def unregister(call: Call) -> dict:
-    """Remove a worker (400/1004 if it is not registered)."""
+    """Remove a worker; an unknown one is taken as already gone (the real default ``auto_unregister: true``)."""
     doc = call.store.get("workers", _key(call, call.model.worker), call.company)
-    if doc is None or not _alive(doc):
-        raise ApiError(400, 1004, f"Worker is not registered (worker={call.model.worker})")
-    call.store.delete("workers", doc["id"])
+    if doc is not None:
+        call.store.delete("workers", doc["id"])
     return {}
 
 
