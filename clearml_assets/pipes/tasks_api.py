@@ -1,22 +1,9 @@
-"""Typed task, queue and worker operations the Pipes client needs, over one account's ``ClearMLClient``.
-
-(Kept here until the client layer gains them: clientlayer request in /work/requests/clientlayer.md.)
-"""
+"""The task, queue and worker operations the Pipes client needs, over one account's ``ClearMLClient``
+(its typed methods: endpoint names stay in the client layer)."""
 
 from __future__ import annotations
 
-import re
-import time
 from typing import Any, Mapping
-
-
-
-def find_or_create_project(client: Any, name: str) -> str:
-    """Id of the project named exactly ``name``, created if missing."""
-    projects = client.call("projects.get_all", name=f"^{re.escape(name)}$", only_fields=["id", "name"],
-                           search_hidden=True).get("projects") or []
-    found = next((p["id"] for p in projects if p.get("name") == name), None)
-    return found or client.call("projects.create", name=name, description="")["id"]
 
 
 class TaskControl:
@@ -32,7 +19,7 @@ class TaskControl:
     # -- tasks -----------------------------------------------------------------------------------
     def project_id(self, name: str) -> str:
         """Id of the project named exactly ``name``, created if missing."""
-        return find_or_create_project(self.client, name)
+        return self.client.find_or_create_project(name)
 
     def create_task(self, *, name: str, project_id: str, task_type: str, tags: list[str],
                     script: Mapping[str, Any], params: Mapping[str, Mapping[str, str]]) -> str:
@@ -40,33 +27,28 @@ class TaskControl:
         hyperparams = {section: {key: {"section": section, "name": key, "value": value, "type": "str"}
                                  for key, value in values.items()} for section, values in params.items()}
         extra = {"output_dest": self.client.files_host} if self.client.files_host else {}
-        return self.client.call("tasks.create", name=name, type=task_type, tags=tags, script=dict(script),
-                                project=project_id, hyperparams=hyperparams,
-                                system_tags=[], **extra)["id"]
+        return self.client.create_task(name, project_id, task_type, tags=tags, script=dict(script),
+                                       hyperparams=hyperparams, system_tags=[], **extra)
 
     def get(self, task_id: str) -> dict:
-        """The task's status fields and execution."""
-        (doc,) = self.client.call("tasks.get_all", id=[task_id], only_fields=[
-            "id", "status", "status_reason", "status_message", "execution", "last_worker", "last_update",
-            "last_worker_report", "project"])["tasks"]
-        return doc
+        """The task's status fields and execution (the API row)."""
+        return dict(self.client.get_task_status(task_id).raw)
 
     def started(self, task_id: str) -> None:
-        self.client.call("tasks.started", task=task_id)
+        self.client.mark_task_started(task_id)
 
     def completed(self, task_id: str) -> None:
-        self.client.call("tasks.completed", task=task_id, force=True, status_reason="script exited 0")
+        self.client.mark_task_completed(task_id, force=True, reason="script exited 0")
 
     def failed(self, task_id: str, reason: str, message: str = "failed") -> None:
         """Mark failed with ``reason`` (also when it already is: the reason is replaced by the better one)."""
-        self.client.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
-                         status_message=message)
+        self.client.mark_task_failed(task_id, reason, message)
 
     def enqueue(self, task_id: str, queue_id: str) -> None:
-        self.client.call("tasks.enqueue", task=task_id, queue=queue_id, status_reason="Dagster run")
+        self.client.enqueue_task(task_id, queue_id, "Dagster run")
 
     def dequeue(self, task_id: str, reason: str) -> None:
-        self.client.call("tasks.dequeue", task=task_id, status_reason=reason[:900])
+        self.client.dequeue_task(task_id, reason)
 
     def stop(self, task_id: str, reason: str) -> None:
         """Ask the agent to stop a running task (``tasks.stop``), or force it ``stopped`` where that is missing.
@@ -74,41 +56,37 @@ class TaskControl:
         Either way the agent sees the change on its next status check and kills the script.
         """
         try:
-            self.client.call("tasks.stop", task=task_id, force=True, status_reason=reason[:900])
+            self.client.stop_task(task_id, reason)
         except Exception:  # noqa: BLE001 - a server without tasks.stop
-            self.client.call("tasks.stopped", task=task_id, force=True, status_reason=reason[:900])
+            self.client.mark_task_stopped(task_id, reason)
 
     # -- log -------------------------------------------------------------------------------------
     def log_events(self, task_id: str, since_ms: int = 0, batch: int = 5000) -> list[dict]:
-        """Log events from ``since_ms`` on, oldest first (all pages)."""
+        """Log events from ``since_ms`` on, oldest first (every page, until one brings nothing new)."""
         out: list[dict] = []
-        since = since_ms
+        since, seen = since_ms, 0
         while True:
-            page = self.client.call("events.get_task_log", task=task_id, navigate_earlier=False,
-                                    from_timestamp=since, batch_size=batch, order="asc").get("events") or []
+            page = self.client.task_log_page(task_id, from_timestamp=since, batch_size=batch)
             out.extend(page)
-            if len(page) < batch:
+            newest = max((int(e.get("timestamp") or 0) for e in page), default=since)
+            if len(page) < batch or newest <= since or len(out) == seen:
                 return out
-            since = max(int(e.get("timestamp") or 0) for e in page)
+            since, seen = newest, len(out)
 
     def add_log(self, task_id: str, text: str, worker: str) -> None:
         """One console log event (what the agent sends for a script's output)."""
-        self.client.call("events.add_batch", type="log", task=task_id, level="info", worker=worker, msg=text,
-                         timestamp=int(time.time() * 1000))
+        self.client.add_log(task_id, text, worker=worker)
 
     # -- queues and workers ----------------------------------------------------------------------
     def queue_id(self, name: str) -> str | None:
         """Id of the queue named exactly ``name``."""
-        queues = self.client.call("queues.get_all", name=f"^{re.escape(name)}$", only_fields=["id", "name"],
-                                  search_hidden=True).get("queues") or []
-        return next((q["id"] for q in queues if q.get("name") == name), None)
+        queue = self.client.find_queue(name)
+        return queue.id if queue else None
 
     def live_workers(self, queue_id: str) -> list[str]:
         """Ids of the registered (not expired) workers serving ``queue_id``."""
-        workers = self.client.call("workers.get_all").get("workers") or []
-        return [w["id"] for w in workers if queue_id in [q.get("id") if isinstance(q, dict) else q
-                                                         for q in w.get("queues") or []]]
+        return [w.id for w in self.client.live_workers() if queue_id in w.queues]
 
     def live_worker_ids(self) -> set[str]:
         """Ids of every registered worker."""
-        return {w["id"] for w in self.client.call("workers.get_all").get("workers") or []}
+        return {w.id for w in self.client.live_workers()}

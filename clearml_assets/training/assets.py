@@ -2,7 +2,6 @@
 
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +9,10 @@ from typing import Any
 
 import dagster as dg
 
-from ..datasets.checks import latest_dataset_id
+from ..datasets.checks import dataset_id_for_account
 from ..errors import ClearMLConfigError, TrainingError
 from ..pipes.client import ClearMLTaskFailure, PipesClearMLClient
+from ..resource import ClearMLResource
 from .config import ClearMLTrainingConfig, short_metric_name
 from .curves import png_markdown, render_training_curves
 from .records import TrainingRequest, TrainingResult
@@ -95,11 +95,9 @@ def _run_training_task(context: dg.AssetExecutionContext, clearml: Any, account:
 def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> None:
     # The agent or local runner marks a failed script's task failed; this keeps it so and records the reason.
     try:
-        tasks = client.call("tasks.get_all", id=[task_id], only_fields=["id", "status", "status_reason"]
-                            ).get("tasks") or []
-        if tasks and (tasks[0].get("status") != "failed" or not tasks[0].get("status_reason")):
-            client.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
-                        status_message="training failed")
+        tasks = client.get_tasks([task_id], only_fields=["id", "status", "status_reason"])
+        if tasks and (tasks[0].status != "failed" or not tasks[0].status_reason):
+            client.mark_task_failed(task_id, reason, "training failed")
     except Exception as exc:  # the training error is the one to report
         log.warning(f"Could not mark ClearML task {task_id} failed: {exc}")
 
@@ -107,10 +105,10 @@ def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> Non
 def _discard_models_of(client: Any, task_id: str, log: Any) -> list[str]:
     """Delete the model records a failed training created: none may look registered without weights."""
     try:
-        models = client.call("models.get_all", task=[task_id], only_fields=["id"]).get("models") or []
-        for model in models:
-            client.call("models.delete", model=model["id"], force=True)
-        return [m["id"] for m in models]
+        ids = [m.id for m in client.iter_models(task=[task_id], only_fields=["id"])]
+        for model_id in ids:
+            client.delete_model(model_id)
+        return ids
     except Exception as exc:  # the training error is the one to report
         log.warning(f"Could not delete the models of failed ClearML task {task_id}: {exc}")
         return []
@@ -127,21 +125,20 @@ def _per_class_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _curves_file(run_id: str, png: bytes) -> Path:
-    home = Path(os.environ.get("CLEARML_ASSETS_HOME", "~/.clearml_assets")).expanduser()
+def _curves_file(home: Path, run_id: str, png: bytes) -> Path:
     path = home / "training" / run_id / "training_curves.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png)
     return path
 
 
-def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig,
-                names: ClearMLTrainingNames) -> dg.MaterializeResult:
+def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig, names: ClearMLTrainingNames,
+                clearml: ClearMLResource) -> dg.MaterializeResult:
     """Body of the model asset (see ``build_training_assets``)."""
     started = time.monotonic()
-    clearml = context.resources.clearml
-    account = config.account or names.account or None
-    dataset_id = config.dataset_id or latest_dataset_id(context.instance, names.training_view_key)
+    choice = clearml.choose_account(config.account, names.account)
+    account = choice.name
+    dataset_id = dataset_id_for_account(context.instance, names.training_view_key, account, config.dataset_id)
     if not dataset_id:
         raise ClearMLConfigError(
             f"No dataset version to train on: materialize {names.training_view_key.to_user_string()} first "
@@ -172,7 +169,7 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
     metadata = {
         "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result.task_id, result.project_id)),
         "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result.model_id, result.project_id)),
-        "clearml_account": client.account,
+        **choice.metadata(),
         "task_id": result.task_id, "model_id": result.model_id, "model_uri": result.model_uri,
         "project": project, "dataset_id": result.dataset.id, "dataset_name": result.dataset.name,
         "dataset_version": result.dataset.version,
@@ -181,7 +178,7 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         "per_class": dg.MetadataValue.md(_per_class_markdown(result.per_class)),
         "labels": dg.MetadataValue.json(result.labels),
         "training_curves": dg.MetadataValue.md(png_markdown(png)),
-        "training_curves_file": dg.MetadataValue.path(str(_curves_file(context.run.run_id, png))),
+        "training_curves_file": dg.MetadataValue.path(str(_curves_file(clearml.home_dir(), context.run.run_id, png))),
         "epochs": result.epochs, "train_seconds": round(result.train_seconds, 2),
         "child_seconds": round(result.wall_seconds, 2),
         "task_close_seconds": round(result.phase_seconds.get("close", 0.0), 2),
@@ -207,12 +204,13 @@ def build_training_assets(names: ClearMLTrainingNames, group_name: str = "traini
     """The model asset ``<key_prefix>/<model_name>``, downstream of the training view asset."""
 
     @dg.asset(key=names.model_key, deps=[names.training_view_key], group_name=group_name,
-              required_resource_keys={"clearml"}, kinds={"clearml", "pytorch"},
+              kinds={"clearml", "pytorch"},
               description="Ultralytics YOLO trained on the exact ClearML dataset version of the training view "
                           "(its latest materialization's dataset_id), logged as a ClearML task, registered "
                           "as an output model, and tagged 'champion' when its main metric beats the current "
                           "champion's.")
-    def model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig) -> dg.MaterializeResult:
-        return train_model(context, config, names)
+    def model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig,
+              clearml: ClearMLResource) -> dg.MaterializeResult:
+        return train_model(context, config, names, clearml)
 
     return [model]
