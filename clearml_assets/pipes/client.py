@@ -54,6 +54,11 @@ class PipesClearMLMessageReader(PipesMessageReader):
         self.exception: dict | None = None
         """The exception the script reported when it closed Pipes (``name``, ``message``, ``stack``)."""
 
+    @property
+    def expected_writer_count(self) -> int:
+        """One writer: the task's script (overridden without the base class's preview warning)."""
+        return 1
+
     def attach(self, task_id: str) -> None:
         """Start following ``task_id``'s log."""
         self._task_id = task_id
