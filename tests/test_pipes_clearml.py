@@ -254,3 +254,35 @@ def test_terminating_the_dagster_run_stops_the_task_on_the_agent(world, agent, t
     assert doc["status"] == "failed" and doc["status_reason"].startswith("Interrupted"), doc
     # The agent killed the blocked script: it is free and runs the next task to the end.
     check_success(world, materialize(world, queue="pipes_q"))
+
+
+FUNCTION_MODULE = """
+from clearml_assets.pipes import open_clearml_pipes
+
+
+def report_rows():
+    with open_clearml_pipes() as pipes:
+        pipes.report_asset_materialization(metadata={"rows": pipes.extras["rows"]})
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_module_level_function_runs_as_the_task(world, tmp_path, monkeypatch):
+    (tmp_path / "user_jobs.py").write_text(FUNCTION_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    import user_jobs
+
+    @dg.asset
+    def rows(context: dg.AssetExecutionContext, clearml: ClearMLResource):
+        return PipesClearMLClient(clearml, poll_interval=0.5).run(
+            context=context, script=user_jobs.report_rows, project="pipes_test", extras={"rows": 7}
+        ).get_materialize_result()
+
+    result = dg.materialize([rows], resources={"clearml": world.resource})
+    (mat,) = result.asset_materializations_for_node("rows")
+    assert mat.metadata["rows"].value == 7
+    (doc,) = world.client.call("tasks.get_all", id=[mat.metadata["clearml_task_id"].value])["tasks"]
+    assert doc["script"]["entry_point"] == "report_rows.py" and doc["status"] == "completed"
+    with pytest.raises(ValueError, match="not a module-level function"):
+        PipesClearMLClient(world.resource).run(context=None, script=lambda: None)

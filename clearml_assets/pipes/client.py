@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import dagster as dg
 from dagster._core.pipes.client import PipesClient, PipesClientCompletedInvocation, PipesMessageReader
@@ -230,7 +230,7 @@ class PipesClearMLClient(PipesClient):
     def _is_dagster_maintained(cls) -> bool:
         return False
 
-    def run(self, *, context: dg.OpExecutionContext | dg.AssetExecutionContext, script: str | Path,
+    def run(self, *, context: dg.OpExecutionContext | dg.AssetExecutionContext, script: str | Path | Callable[[], Any],
             queue: str | None = None, project: str = "dagster", task_name: str | None = None,
             extras: PipesExtras | None = None, task_type: str = "training", tags: Sequence[str] = (),
             timeout: float | None = None, entry_point: str | None = None,
@@ -239,7 +239,8 @@ class PipesClearMLClient(PipesClient):
 
         Args:
             context: The asset or op context.
-            script: Path of a Python file, or its source text (then give ``entry_point``).
+            script: Path of a Python file, its source text (then give ``entry_point``), or a module-level
+                function (importable where the task runs) that the task calls without arguments.
             queue: Agent queue name; None runs the script here in a subprocess.
             project: ClearML project of the task (created if missing).
             task_name: Task name; default: the asset key or op name.
@@ -255,8 +256,8 @@ class PipesClearMLClient(PipesClient):
                 was lost with its worker; its metadata links the task.
         """
         control = TaskControl(self.clearml.client(self.account))
-        source = script.read_text() if isinstance(script, Path) else str(script)
-        entry_point = entry_point or (script.name if isinstance(script, Path) else "pipes_script.py")
+        source, default_entry = _script_source(script)
+        entry_point = entry_point or default_entry
         queue_id = self._live_queue(control, queue) if queue else None
         reader = PipesClearMLMessageReader(control, self.poll_interval)
         name = task_name or _default_name(context)
@@ -371,6 +372,19 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
         return "Interrupted: the Dagster run was terminated (SIGINT/SIGTERM or UI terminate)"
     return f"{type(exc).__name__}: {exc}"[:900]
+
+
+def _script_source(script: str | Path | Callable[[], Any]) -> tuple[str, str]:
+    """The task's script text and its default file name."""
+    if isinstance(script, Path):
+        return script.read_text(), script.name
+    if callable(script):
+        module, name = script.__module__, script.__qualname__
+        if module == "__main__" or "." in name or "<" in name:
+            raise ValueError(f"{script!r} is not a module-level function of an importable module: the task "
+                             "imports it by name where it runs.")
+        return f"from {module} import {name}\n\n{name}()\n", f"{name}.py"
+    return str(script), "pipes_script.py"
 
 
 def _default_name(context: Any) -> str:
