@@ -8,6 +8,13 @@ task, downloads the dataset version, logs everything, uploads the weights and cl
 Target: asset wall time <= 1.10 x bare ``YOLO.train`` wall time. Also prints the mAP50 reached.
 
     python benchmarks/bench_training.py [--images 160] [--epochs 30] [--imgsz 128] [--batch 16] [--pairs 2]
+
+With ``--remote``: instead, a real ``clearml-agent daemon`` (virtualenv mode, this Python) serves a queue
+of the embedded server, and one run prints side by side (a) enqueue-to-start latency of trivial tasks
+(``tasks.enqueue`` to the agent's ``tasks.started``) and (b) the model asset with ``execution: local``
+against ``execution: queue`` for the same epochs, interleaved (``--pairs``).
+
+    python benchmarks/bench_training.py --remote [--images 32] [--epochs 2] [--imgsz 64] [--pairs 1] [--latency 5]
 """
 
 from __future__ import annotations
@@ -78,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pairs", type=int, default=2, help="interleaved bare/asset pairs")
+    parser.add_argument("--remote", action="store_true", help="agent latency and local vs queue training")
+    parser.add_argument("--latency", type=int, default=5, help="trivial tasks for the enqueue-to-start latency")
     args = parser.parse_args(argv)
+    if args.remote:
+        return remote_main(args)
 
     import dagster as dg
 
@@ -147,6 +158,93 @@ def main(argv: list[str] | None = None) -> int:
           f"{'OK' if ratio <= TARGET_RATIO else 'OVER TARGET'}; asset / bare process (imports included): "
           f"{process_ratio:.3f}")
     return 0 if ratio <= TARGET_RATIO else 1
+
+
+def _epoch_seconds(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def remote_main(args: argparse.Namespace) -> int:
+    """Enqueue-to-start latency and local vs queue training, with a real agent on the embedded server."""
+    import dagster as dg
+
+    from clearml_assets.local_server import LocalServer
+    from clearml_assets.pipes import start_local_agent
+    from clearml_assets.resource import ClearMLResource
+    from clearml_assets.sdk_process import run_in_sdk_process
+    from clearml_assets.training import build_training_defs
+
+    load_before = f"{os.getloadavg()[0]:.2f}"
+    tmp = Path(tempfile.mkdtemp(prefix="bench_training_remote_"))
+    server = LocalServer(tmp / "server", api_port=0, files_port=0)
+    server.start()
+    repo = str(Path(__file__).resolve().parents[1])
+    agent = None
+    try:
+        resource = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
+        client, env = resource.client(), resource.sdk_env()
+        agent = start_local_agent("bench_q", env, tmp / "agent", worker="bench-agent",
+                                  extra_env={"PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))})
+        while not any(w["id"] == "bench-agent" for w in client.call("workers.get_all")["workers"]):
+            time.sleep(0.1)
+        queue = next(q["id"] for q in client.call("queues.get_all", name="^bench_q$")["queues"])
+        latencies = []
+        for n in range(args.latency):
+            task = client.call("tasks.create", name=f"latency {n}", type="testing",
+                               script={"entry_point": "noop.py", "working_dir": ".", "diff": "print('ok')\n"})["id"]
+            enqueued = time.time()
+            client.call("tasks.enqueue", task=task, queue=queue)
+            while True:
+                doc = client.call("tasks.get_all", id=[task], only_fields=["status", "started"])["tasks"][0]
+                if doc["status"] in ("completed", "failed", "stopped"):
+                    break
+                time.sleep(0.1)
+            latencies.append(_epoch_seconds(doc["started"]) - enqueued)
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        view = write_view(tmp / "view", args.images, args.size, args.seed)
+        dataset_id = run_in_sdk_process("bench_training:upload_view", str(view), env=env, timeout=600,
+                                        what="benchmark dataset upload")
+        defs = build_training_defs(project="bench_training")
+        base = {"model_yaml": "yolov8n.yaml", "epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch,
+                "seed": args.seed, "close_mosaic": 1, "dataset_id": dataset_id, "workers": 0, "device": "cpu"}
+
+        def asset_run(execution: str) -> dict:
+            config = {**base, "execution": execution, "queue": "bench_q"}
+            started = time.monotonic()
+            result = dg.materialize(defs.assets, resources={"clearml": resource},
+                                    run_config={"ops": {"training__shapes_yolo": {"config": config}}})
+            (mat,) = result.asset_materializations_for_node("training__shapes_yolo")
+            meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+            return {"seconds": time.monotonic() - started, **meta}
+
+        pairs = []
+        for n in range(args.pairs):
+            first, second = ("local", "queue") if n % 2 == 0 else ("queue", "local")
+            runs = {first: asset_run(first)}
+            runs[second] = asset_run(second)
+            pairs.append(runs)
+    finally:
+        if agent is not None:
+            agent.stop()
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    latencies.sort()
+    print(f"embedded server + clearml-agent (virtualenv mode, this Python), CPU; load average before: "
+          f"{load_before}, after: {os.getloadavg()[0]:.2f}")
+    print(f"enqueue -> agent started the task, {len(latencies)} trivial tasks: median "
+          f"{latencies[len(latencies) // 2]:.2f} s, min {latencies[0]:.2f} s, max {latencies[-1]:.2f} s")
+    print(f"training: {args.images} images, epochs={args.epochs}, imgsz={args.imgsz}, batch={args.batch}")
+    for n, runs in enumerate(pairs):
+        local, queue = runs["local"], runs["queue"]
+        print(f"pair {n + 1}: local {local['seconds']:7.1f} s (YOLO.train {local['train_seconds']:.1f} s, mAP50-95 "
+              f"{local['metric_mAP50-95']:.3f}) | queue {queue['seconds']:7.1f} s (YOLO.train "
+              f"{queue['train_seconds']:.1f} s, mAP50-95 {queue['metric_mAP50-95']:.3f}) | queue/local "
+              f"{queue['seconds'] / local['seconds']:.3f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -115,7 +115,8 @@ def trained(world):
     instance.report_runless_asset_event(dg.AssetMaterialization(VIEW_KEY, metadata={"dataset_id": world.dataset_id}))
     started = time.monotonic()
     result = materialize(world, dict(TINY), instance=instance, floor=2.0)
-    return SimpleNamespace(result=result, meta=meta_of(result), seconds=time.monotonic() - started)
+    return SimpleNamespace(result=result, meta=meta_of(result), seconds=time.monotonic() - started,
+                           log=[entry.user_message for entry in instance.all_logs(result.run_id)])
 
 
 @pytest.mark.timeout(400)
@@ -128,6 +129,11 @@ def test_training_logs_task_registers_model_and_first_model_becomes_champion(wor
     assert meta["training_curves"].startswith("![training curves](data:image/png;base64,")
     assert Path(meta["training_curves_file"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| circle |" in meta["per_class"] or "| square |" in meta["per_class"]
+    assert meta["execution"] == "local"
+    # Per-epoch progress (epoch, losses, mAP) reached the Dagster run log from the training task.
+    epochs = [line for line in trained.log if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"], trained.log
+    assert all("box_loss=" in line and "mAP50-95=" in line for line in epochs)
 
     task = read_task(world, meta["task_id"])
     assert task["status"] == "completed"

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from .checks import build_model_checks
     from .config import ClearMLTrainingConfig
     from .defs import build_training_defs
+    from .records import DatasetRef, EpochProgress, TrainingRequest, TrainingResult
     from .registry import (
         CHAMPION_TAG,
         ClearMLModelRecord,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "ClearMLTrainingNames": ".assets", "build_training_assets": ".assets", "build_model_checks": ".checks",
     "ClearMLTrainingConfig": ".config", "build_training_defs": ".defs",
+    **{name: ".records" for name in ("DatasetRef", "EpochProgress", "TrainingRequest", "TrainingResult")},
     **{name: ".registry" for name in ("CHAMPION_TAG", "ClearMLModelRecord", "ClearMLPromotionDecision",
                                       "decide_promotion", "find_champions", "promote_model")},
 }
@@ -37,6 +39,10 @@ __all__ = [
     "ClearMLPromotionDecision",
     "ClearMLTrainingConfig",
     "ClearMLTrainingNames",
+    "DatasetRef",
+    "EpochProgress",
+    "TrainingRequest",
+    "TrainingResult",
     "build_model_checks",
     "build_training_assets",
     "build_training_defs",

@@ -1,10 +1,7 @@
 """The YOLO model asset: train on the training view's exact dataset version, register, promote."""
 
 
-import base64
 import dataclasses
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +9,15 @@ from typing import Any
 
 import dagster as dg
 
-from ..datasets.checks import latest_dataset_id
+from ..datasets.checks import dataset_id_for_account
 from ..errors import ClearMLConfigError, TrainingError
-from ..sdk_process import SDKProcessError, run_in_sdk_process
+from ..pipes.client import ClearMLTaskFailure, PipesClearMLClient
+from ..resource import ClearMLResource
 from .config import ClearMLTrainingConfig, short_metric_name
-from .curves import png_markdown
+from .curves import png_markdown, render_training_curves
+from .records import TrainingRequest, TrainingResult
 from .registry import find_champions, find_project_id, promote_model
-from .yolo import TASK_ID_FILE  # yolo imports clearml/ultralytics only inside the child
-
-TRAIN_TARGET = "clearml_assets.training.yolo:train_yolo"
+from .remote import ENTRY_POINT, ENTRY_SCRIPT, REQUEST_KEY
 
 
 @dataclass(frozen=True)
@@ -40,28 +37,67 @@ class ClearMLTrainingNames:
 
 
 def training_request(config: ClearMLTrainingConfig, names: ClearMLTrainingNames, *, dataset_id: str,
-                     work_dir: Path, champion: dict[str, Any] | None, run_id: str) -> dict[str, Any]:
-    """The plain-value request ``yolo.train_yolo`` runs on."""
+                     champion: dict[str, Any] | None, run_id: str) -> TrainingRequest:
+    """The typed request the training task runs on."""
     model_name = config.model_name or names.model_name
-    return {
-        "work_dir": str(work_dir), "project": config.project or names.project,
-        "task_name": config.task_name or f"{model_name} training", "model_name": model_name,
-        "dataset_id": dataset_id, "epochs": config.epochs, "imgsz": config.imgsz, "batch": config.batch,
-        "model_yaml": config.model_yaml, "pretrained_weights": config.pretrained_weights, "seed": config.seed,
-        "device": config.device, "workers": config.workers, "close_mosaic": config.close_mosaic,
-        "main_metric": short_metric_name(config.main_metric), "promotion_rule": config.promotion_rule,
-        "min_delta": config.min_delta, "champion": champion,
-        "task_tags": ["dagster", f"dagster-run-{run_id[:8]}"], "model_tags": ["dagster"],
-    }
+    return TrainingRequest(
+        project=config.project or names.project, task_name=config.task_name or f"{model_name} training",
+        model_name=model_name, dataset_id=dataset_id, epochs=config.epochs, imgsz=config.imgsz, batch=config.batch,
+        model_yaml=config.model_yaml, pretrained_weights=config.pretrained_weights, seed=config.seed,
+        device=config.device, workers=config.workers, close_mosaic=config.close_mosaic,
+        main_metric=short_metric_name(config.main_metric), promotion_rule=config.promotion_rule,
+        min_delta=config.min_delta, champion=champion, task_tags=["dagster", f"dagster-run-{run_id[:8]}"],
+        model_tags=["dagster"])
+
+
+def _run_training_task(context: dg.AssetExecutionContext, clearml: Any, account: str | None, client: Any,
+                       config: ClearMLTrainingConfig, request: TrainingRequest) -> TrainingResult:
+    """Run the training task through Pipes (here or on ``config.queue``) and return its typed result.
+
+    On any failure or interrupt the task ends failed with the reason and its model records are deleted, so
+    nothing looks registered; the champion is untouched (promotion happens only after success).
+    """
+    task_ids: list[str] = []
+    pipes = PipesClearMLClient(clearml, account=account)
+    what = f"training of {request.model_name} on dataset {request.dataset_id}"
+    try:
+        invocation = pipes.run(
+            context=context, script=ENTRY_SCRIPT, entry_point=ENTRY_POINT, project=request.project,
+            task_name=request.task_name, task_type="training", tags=request.task_tags,
+            queue=config.queue if config.execution == "queue" else None, timeout=config.timeout_seconds,
+            extras={REQUEST_KEY: request.to_dict()}, on_task_created=task_ids.append)
+        answers = [m for m in invocation.get_custom_messages() if isinstance(m, dict) and "model_id" in m]
+        if not answers:
+            raise ClearMLTaskFailure(description=f"{what}: the task ended without reporting its result.")
+        return TrainingResult.from_dict(answers[-1])
+    except BaseException as exc:
+        interrupted = isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError))
+        metadata: dict[str, Any] = {"dataset_id": request.dataset_id, "clearml_account": client.account}
+        if task_ids:
+            reason = ("Interrupted: the Dagster run was terminated (SIGINT/SIGTERM or UI terminate)" if interrupted
+                      else getattr(exc, "description", None) or str(exc))
+            _ensure_task_failed(client, task_ids[0], reason, context.log)
+            metadata["discarded_models"] = ", ".join(_discard_models_of(client, task_ids[0], context.log)) or "none"
+            metadata.update({"task_id": task_ids[0],
+                             "clearml_task_url": dg.MetadataValue.url(client.web_url("task", task_ids[0]))})
+        if interrupted:
+            context.log.error(f"Training interrupted: ClearML task {task_ids[0] if task_ids else '-'} marked "
+                              "failed, no model registered, champion unchanged.")
+            raise
+        if isinstance(exc, dg.Failure) or isinstance(exc, Exception):
+            description = getattr(exc, "description", None) or f"{type(exc).__name__}: {exc}"
+            raise TrainingError(f"{what} failed: {description} No model was registered and the champion is "
+                                f"unchanged" + (f"; see ClearML task {task_ids[0]}." if task_ids else "."),
+                                metadata=metadata) from None
+        raise
 
 
 def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> None:
-    # The child marks its task failed itself; this covers a child that was killed or timed out.
+    # The agent or local runner marks a failed script's task failed; this keeps it so and records the reason.
     try:
-        tasks = client.call("tasks.get_all", id=[task_id], only_fields=["id", "status"]).get("tasks") or []
-        if tasks and tasks[0].get("status") != "failed":
-            client.call("tasks.failed", task=task_id, force=True, status_reason=reason[:900],
-                        status_message="training failed")
+        tasks = client.get_tasks([task_id], only_fields=["id", "status", "status_reason"])
+        if tasks and (tasks[0].status != "failed" or not tasks[0].status_reason):
+            client.mark_task_failed(task_id, reason, "training failed")
     except Exception as exc:  # the training error is the one to report
         log.warning(f"Could not mark ClearML task {task_id} failed: {exc}")
 
@@ -69,10 +105,10 @@ def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> Non
 def _discard_models_of(client: Any, task_id: str, log: Any) -> list[str]:
     """Delete the model records a failed training created: none may look registered without weights."""
     try:
-        models = client.call("models.get_all", task=[task_id], only_fields=["id"]).get("models") or []
-        for model in models:
-            client.call("models.delete", model=model["id"], force=True)
-        return [m["id"] for m in models]
+        ids = [m.id for m in client.iter_models(task=[task_id], only_fields=["id"])]
+        for model_id in ids:
+            client.delete_model(model_id)
+        return ids
     except Exception as exc:  # the training error is the one to report
         log.warning(f"Could not delete the models of failed ClearML task {task_id}: {exc}")
         return []
@@ -89,21 +125,20 @@ def _per_class_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _curves_file(run_id: str, png: bytes) -> Path:
-    home = Path(os.environ.get("CLEARML_ASSETS_HOME", "~/.clearml_assets")).expanduser()
+def _curves_file(home: Path, run_id: str, png: bytes) -> Path:
     path = home / "training" / run_id / "training_curves.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(png)
     return path
 
 
-def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig,
-                names: ClearMLTrainingNames) -> dg.MaterializeResult:
+def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig, names: ClearMLTrainingNames,
+                clearml: ClearMLResource) -> dg.MaterializeResult:
     """Body of the model asset (see ``build_training_assets``)."""
     started = time.monotonic()
-    clearml = context.resources.clearml
-    account = config.account or names.account or None
-    dataset_id = config.dataset_id or latest_dataset_id(context.instance, names.training_view_key)
+    choice = clearml.choose_account(config.account, names.account)
+    account = choice.name
+    dataset_id = dataset_id_for_account(context.instance, names.training_view_key, account, config.dataset_id)
     if not dataset_id:
         raise ClearMLConfigError(
             f"No dataset version to train on: materialize {names.training_view_key.to_user_string()} first "
@@ -120,51 +155,35 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
     context.log.info(f"Training on dataset {dataset_id}; current champion: "
                      f"{champion.id if champion else 'none'}")
 
-    with tempfile.TemporaryDirectory(prefix="clearml_train_") as tmp:
-        work = Path(tmp)
-        request = training_request(config, names, dataset_id=dataset_id, work_dir=work, run_id=context.run.run_id,
-                                   champion=dataclasses.asdict(champion) if champion else None)
-        before_child = time.monotonic() - started
-        try:
-            result = run_in_sdk_process(TRAIN_TARGET, request, env=clearml.sdk_env(account),
-                                        timeout=config.timeout_seconds,
-                                        what=f"training of {request['model_name']} on dataset {dataset_id}")
-        except SDKProcessError as exc:
-            task_file = work / TASK_ID_FILE
-            task_id = task_file.read_text().strip() if task_file.exists() else ""
-            metadata: dict[str, Any] = {"dataset_id": dataset_id, "clearml_account": client.account}
-            if task_id:
-                _ensure_task_failed(client, task_id, exc.description or str(exc), context.log)
-                metadata["discarded_models"] = ", ".join(_discard_models_of(client, task_id, context.log)) or "none"
-                metadata.update({"task_id": task_id, "clearml_task_url":
-                                 dg.MetadataValue.url(client.web_url("task", task_id))})
-            raise TrainingError(
-                f"{exc.description} No model was registered and the champion is unchanged"
-                + (f"; see ClearML task {task_id}." if task_id else "."), metadata=metadata) from exc
-
+    request = training_request(config, names, dataset_id=dataset_id, run_id=context.run.run_id,
+                               champion=dataclasses.asdict(champion) if champion else None)
+    before_child = time.monotonic() - started
+    result = _run_training_task(context, clearml, account, client, config, request)
     child_process = time.monotonic() - started - before_child
-    decision = result["decision"]
+    decision = result.decision
     demoted: list[str] = []
     if decision["promote"]:
-        demoted = promote_model(client, result["model_id"], result["project_id"])
-    metrics = result["metrics"]
-    png = base64.b64decode(result["curves_png_b64"])
+        demoted = promote_model(client, result.model_id, result.project_id)
+    metrics = result.metrics
+    png = render_training_curves(result.results, title=f"{result.model_name} on {result.dataset.id[:8]}")
     metadata = {
-        "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result["task_id"], result["project_id"])),
-        "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result["model_id"], result["project_id"])),
-        "clearml_account": client.account,
-        "task_id": result["task_id"], "model_id": result["model_id"], "model_uri": result["model_uri"],
-        "project": project, "dataset_id": result["dataset"]["id"], "dataset_name": result["dataset"]["name"],
-        "dataset_version": result["dataset"]["version"],
+        "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result.task_id, result.project_id)),
+        "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result.model_id, result.project_id)),
+        **choice.metadata(),
+        "task_id": result.task_id, "model_id": result.model_id, "model_uri": result.model_uri,
+        "project": project, "dataset_id": result.dataset.id, "dataset_name": result.dataset.name,
+        "dataset_version": result.dataset.version,
         "main_metric": main_metric, "main_metric_value": float(metrics[main_metric]),
         **{f"metric_{k}": float(v) for k, v in metrics.items()},
-        "per_class": dg.MetadataValue.md(_per_class_markdown(result["per_class"])),
-        "labels": dg.MetadataValue.json(result["labels"]),
+        "per_class": dg.MetadataValue.md(_per_class_markdown(result.per_class)),
+        "labels": dg.MetadataValue.json(result.labels),
         "training_curves": dg.MetadataValue.md(png_markdown(png)),
-        "training_curves_file": dg.MetadataValue.path(str(_curves_file(context.run.run_id, png))),
-        "epochs": result["epochs"], "train_seconds": round(result["train_seconds"], 2),
-        "child_seconds": round(result["wall_seconds"], 2), "task_close_seconds": round(result["close_seconds"], 2),
-        "child_phase_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in result["phase_seconds"].items()}),
+        "training_curves_file": dg.MetadataValue.path(str(_curves_file(clearml.home_dir(), context.run.run_id, png))),
+        "epochs": result.epochs, "train_seconds": round(result.train_seconds, 2),
+        "child_seconds": round(result.wall_seconds, 2),
+        "task_close_seconds": round(result.phase_seconds.get("close", 0.0), 2),
+        "execution": config.execution if config.execution == "local" else f"queue {config.queue}",
+        "child_phase_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in result.phase_seconds.items()}),
         "wall_seconds": round(time.monotonic() - started, 2),
         "parent_phase_seconds": dg.MetadataValue.json({
             "before_child": round(before_child, 2), "child_process": round(child_process, 2),
@@ -177,20 +196,21 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         "previous_champion_model_id": decision["champion_model_id"] or "none",
         "demoted_model_ids": ", ".join(demoted) or "none",
     }
-    context.log.info(f"Model {result['model_id']}: {main_metric}={metrics[main_metric]:.4f}; {decision['reason']}")
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result["model_id"]))
+    context.log.info(f"Model {result.model_id}: {main_metric}={metrics[main_metric]:.4f}; {decision['reason']}")
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result.model_id))
 
 
 def build_training_assets(names: ClearMLTrainingNames, group_name: str = "training") -> list[dg.AssetsDefinition]:
     """The model asset ``<key_prefix>/<model_name>``, downstream of the training view asset."""
 
     @dg.asset(key=names.model_key, deps=[names.training_view_key], group_name=group_name,
-              required_resource_keys={"clearml"}, kinds={"clearml", "pytorch"},
+              kinds={"clearml", "pytorch"},
               description="Ultralytics YOLO trained on the exact ClearML dataset version of the training view "
                           "(its latest materialization's dataset_id), logged as a ClearML task, registered "
                           "as an output model, and tagged 'champion' when its main metric beats the current "
                           "champion's.")
-    def model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig) -> dg.MaterializeResult:
-        return train_model(context, config, names)
+    def model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig,
+              clearml: ClearMLResource) -> dg.MaterializeResult:
+        return train_model(context, config, names, clearml)
 
     return [model]

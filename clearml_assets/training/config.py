@@ -7,23 +7,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
-# Ultralytics' names of the final box metrics, by the short names used in config and metadata.
-METRIC_KEYS: dict[str, str] = {
-    "precision": "metrics/precision(B)",
-    "recall": "metrics/recall(B)",
-    "mAP50": "metrics/mAP50(B)",
-    "mAP50-95": "metrics/mAP50-95(B)",
-}
-
-
-def short_metric_name(name: str) -> str:
-    """``"metrics/mAP50(B)"`` or ``"mAP50"`` -> ``"mAP50"``; raises ValueError for unknown names."""
-    if name in METRIC_KEYS:
-        return name
-    for short, key in METRIC_KEYS.items():
-        if name == key:
-            return short
-    raise ValueError(f"Unknown metric {name!r}: use one of {', '.join(METRIC_KEYS)}.")
+from .records import METRIC_KEYS, short_metric_name  # noqa: F401  (re-exported)
 
 
 class ClearMLTrainingConfig(dg.Config):
@@ -61,4 +45,10 @@ class ClearMLTrainingConfig(dg.Config):
                                                  "empty = the account given to build_training_defs, else the "
                                                  "resource's default.")
     timeout_seconds: float = Field(default=7200.0, gt=0, description="Upper bound for the whole training "
-                                                                     "child process.")
+                                                                     "task (queued and running); then it is "
+                                                                     "stopped and marked failed.")
+    execution: Literal["local", "queue"] = Field(
+        default="local", description="'local': the training task runs here in a subprocess; 'queue': it is "
+                                     "enqueued on `queue` and a ClearML agent (e.g. on a GPU machine) runs it.")
+    queue: str = Field(default="default", description="ClearML queue for execution 'queue'; the run fails at once "
+                                                      "if no live agent serves it.")

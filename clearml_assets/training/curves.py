@@ -6,9 +6,10 @@ import base64
 import io
 from typing import Sequence
 
+from .records import METRIC_KEYS
+
 _LOSSES = ("train/box_loss", "train/cls_loss", "val/box_loss", "val/cls_loss")
-_METRICS = (("metrics/mAP50(B)", "mAP50"), ("metrics/mAP50-95(B)", "mAP50-95"),
-            ("metrics/precision(B)", "precision"), ("metrics/recall(B)", "recall"))
+_METRICS = tuple((key, short) for short, key in METRIC_KEYS.items())  # one table of metric names
 
 
 def render_training_curves(rows: Sequence[dict[str, float]], title: str = "") -> bytes:

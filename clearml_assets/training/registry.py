@@ -9,11 +9,9 @@ metric short name, so the champion's figure is read back without touching its ta
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ClearMLRequestError
 
 CHAMPION_TAG = "champion"
 _MODEL_FIELDS = ["id", "name", "tags", "metadata", "task", "project", "created", "uri"]
@@ -56,41 +54,30 @@ class ClearMLPromotionDecision:
                 "reason": self.reason}
 
 
-def _record(doc: dict[str, Any]) -> ClearMLModelRecord:
-    raw_meta = doc.get("metadata") or {}
-    # The server returns metadata as {key: {key, value, type}}; tolerate a list of entries too.
-    entries = raw_meta.values() if isinstance(raw_meta, dict) else raw_meta
-    metadata = {str(e.get("key")): e.get("value") for e in entries if isinstance(e, dict) and "key" in e}
-    return ClearMLModelRecord(id=doc["id"], name=doc.get("name") or "", tags=tuple(doc.get("tags") or ()),
-                              task=doc.get("task"), metadata=metadata)
+def _record(model: Any) -> ClearMLModelRecord:
+    """The registry's view of a ``types.Model`` (metadata already flattened by the client layer)."""
+    return ClearMLModelRecord(id=model.id, name=model.name, tags=tuple(model.tags), task=model.task,
+                              metadata=dict(model.metadata))
 
 
 def find_project_id(client: Any, project: str) -> str | None:
     """Id of the ClearML project named exactly ``project``, or None if it does not exist."""
-    data = client.call("projects.get_all", name=f"^{re.escape(project)}$", only_fields=["id", "name"],
-                       search_hidden=True)
-    for doc in data.get("projects") or []:
-        if doc.get("name") == project:
-            return doc["id"]
-    return None
+    found = client.find_project(project, search_hidden=True)
+    return found.id if found else None
 
 
 def find_champions(client: Any, project_id: str | None) -> list[ClearMLModelRecord]:
     """Models of the project tagged ``champion``, newest first (normally one; more after a race)."""
     if not project_id:
         return []
-    data = client.call("models.get_all", project=[project_id], tags=[CHAMPION_TAG], only_fields=_MODEL_FIELDS,
-                       order_by=["-created"], page=0, page_size=100)
-    return [_record(doc) for doc in data.get("models") or [] if CHAMPION_TAG in (doc.get("tags") or [])]
+    models = client.iter_models(project=[project_id], tags=[CHAMPION_TAG], only_fields=_MODEL_FIELDS,
+                                order_by=["-created"])
+    return [_record(m) for m in models if CHAMPION_TAG in m.tags]
 
 
 def get_model(client: Any, model_id: str) -> ClearMLModelRecord:
-    """One model by id."""
-    data = client.call("models.get_all", id=[model_id], only_fields=_MODEL_FIELDS)
-    models = data.get("models") or []
-    if not models:
-        raise ClearMLRequestError(f"Model {model_id} was not found on account {client.account!r}.")
-    return _record(models[0])
+    """One model by id (``ClearMLRequestError`` naming the account when it does not exist)."""
+    return _record(client.get_model(model_id, only_fields=_MODEL_FIELDS))
 
 
 def decide_promotion(challenger_value: float, champion: ClearMLModelRecord | None, metric: str,
@@ -131,7 +118,7 @@ def decide_promotion(challenger_value: float, champion: ClearMLModelRecord | Non
 
 
 def _set_tags(client: Any, model: ClearMLModelRecord, tags: list[str]) -> None:
-    client.call("models.update", model=model.id, tags=tags)
+    client.set_model_tags(model.id, tags)
 
 
 def promote_model(client: Any, model_id: str, project_id: str | None) -> list[str]:

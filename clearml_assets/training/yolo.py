@@ -1,41 +1,40 @@
-"""One YOLO training run with its ClearML task, in the SDK child process.
+"""One YOLO training run inside its ClearML task (on a ClearML agent or in a local subprocess).
 
-This is the only module that imports ``ultralytics`` and ``clearml``; ``run_in_sdk_process``
-calls ``train_yolo`` in a spawned interpreter configured for one account. Its steps:
+This is the only module that imports ``ultralytics``; ``training.remote`` calls ``train_yolo`` in the
+task's process, which the Dagster side started through ``PipesClearMLClient``. Its steps:
 
 1. Make Ultralytics offline-safe (private settings dir with sync and every integration off, a
    bundled font where it would download Arial.ttf) before importing it.
-2. ``Task.init`` and fetch the exact dataset version, recorded on the task.
+2. Fetch the exact dataset version, recorded on the task (created by the Dagster side).
 3. Train, logging what Ultralytics' own ClearML integration logs (that integration switches itself
    off under pytest and registers the weights before we know the run succeeded, so the same
    callbacks live here).
 4. Only after training and the final validation succeed: per-class table, output model with
-   labels, upload confirmed, promotion decision reported, ``close()``.
+   labels, upload confirmed, promotion decision reported.
 
-Any exception closes the task and then forces it to ``failed`` (never ``mark_failed`` on a running
-main task: the SDK's status poll kills its own process when the status changes under it).
+Any exception is logged on the task and raised: the script exits non-zero, the agent (or the local
+runner) marks the task failed and the Dagster side records the reason and discards its models.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import gc
 import json
 import math
 import os
 import re
 import shutil
+import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .config import METRIC_KEYS
-from .curves import render_training_curves
+from .records import METRIC_KEYS, DatasetRef, EpochProgress, TrainingRequest, TrainingResult
 from .registry import ClearMLModelRecord, decide_promotion
 
-TASK_ID_FILE = "task_id.txt"
+_SHORT_METRICS = {key: short for short, key in METRIC_KEYS.items()}
 _PLOT_MAX_PX = 1024
 _INTEGRATIONS_OFF = {"sync": False, "clearml": False, "comet": False, "dvc": False, "mlflow": False,
                      "raytune": False, "tensorboard": False, "wandb": False, "vscode_msg": False,
@@ -103,10 +102,12 @@ def _plain(value: Any) -> Any:
 class _ClearMLLogging:
     """Ultralytics callbacks reporting to the current ClearML task (scalars, samples, plots)."""
 
-    def __init__(self, task: Any):
+    def __init__(self, task: Any, progress: Callable[[str], None] | None = None):
         self.task = task
         self.logger = task.get_logger()
         self.logged_samples: set[str] = set()
+        self.progress = progress
+        self.progressed: set[int] = set()
 
     def attach(self, model: Any) -> None:
         for event in ("on_pretrain_routine_start", "on_train_epoch_end", "on_fit_epoch_end", "on_val_end",
@@ -136,6 +137,13 @@ class _ClearMLLogging:
                                   iteration=trainer.epoch)
         for k, v in trainer.metrics.items():
             self.logger.report_scalar(k.split("/")[0], k, float(v), iteration=trainer.epoch)
+        # The final validation calls this hook once more: one progress line per training epoch.
+        if self.progress is not None and trainer.epoch < trainer.epochs and trainer.epoch not in self.progressed:
+            self.progressed.add(trainer.epoch)
+            losses = {k: float(v) for k, v in trainer.label_loss_items(trainer.tloss, prefix="train").items()}
+            metrics = {_SHORT_METRICS[k]: float(v) for k, v in trainer.metrics.items() if k in _SHORT_METRICS}
+            self.progress(EpochProgress(epoch=trainer.epoch + 1, epochs=trainer.epochs, losses=losses,
+                                        metrics=metrics).line())
         if trainer.epoch == 0:
             from ultralytics.utils.torch_utils import model_info_for_loggers
 
@@ -200,14 +208,14 @@ def _results_rows(csv_path: Path) -> list[dict[str, float]]:
         return [{k.strip(): float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(f)]
 
 
-def _train_and_register(task: Any, request: dict[str, Any], work: Path, phases: dict[str, float]
-                        ) -> dict[str, Any]:
+def _train_and_register(task: Any, request: TrainingRequest, work: Path, phases: dict[str, float],
+                        progress: Callable[[str], None] | None) -> TrainingResult:
     import pandas as pd
     from clearml import Dataset, OutputModel, StorageManager
     from ultralytics import YOLO
 
     mark = time.monotonic()
-    dataset = Dataset.get(dataset_id=request["dataset_id"], alias="training_view")
+    dataset = Dataset.get(dataset_id=request.dataset_id, alias="training_view")
     task.connect({"id": dataset.id, "name": dataset.name, "project": dataset.project,
                   "version": dataset.version or ""}, name="Dataset")
     copy = Path(dataset.get_local_copy())
@@ -217,17 +225,17 @@ def _train_and_register(task: Any, request: dict[str, Any], work: Path, phases: 
                                 "training view asset to get an Ultralytics layout.")
     phases["dataset"] = time.monotonic() - mark
 
-    weights = request.get("pretrained_weights") or ""
+    weights = request.pretrained_weights
     if weights and not Path(weights).is_file():
         raise FileNotFoundError(f"pretrained_weights {weights!r} is not a local file (weights are never "
                                 "downloaded); leave it empty to train from the model config.")
-    model = YOLO(weights or request["model_yaml"])
-    _ClearMLLogging(task).attach(model)
+    model = YOLO(weights or request.model_yaml)
+    _ClearMLLogging(task, progress).attach(model)
     started = time.monotonic()
     metrics = model.train(
-        data=str(data_yaml), epochs=request["epochs"], imgsz=request["imgsz"], batch=request["batch"],
-        device=request["device"], workers=request["workers"], seed=request["seed"], deterministic=True,
-        close_mosaic=request["close_mosaic"], project=str(work / "runs"), name="train", exist_ok=True,
+        data=str(data_yaml), epochs=request.epochs, imgsz=request.imgsz, batch=request.batch,
+        device=request.device, workers=request.workers, seed=request.seed, deterministic=True,
+        close_mosaic=request.close_mosaic, project=str(work / "runs"), name="train", exist_ok=True,
         pretrained=bool(weights), amp=False, plots=True, verbose=False)
     train_seconds = phases["train"] = time.monotonic() - started
     mark = time.monotonic()
@@ -236,7 +244,7 @@ def _train_and_register(task: Any, request: dict[str, Any], work: Path, phases: 
     best = Path(trainer.best)
     if not best.is_file():
         raise RuntimeError(f"Training finished without a best.pt at {best}.")
-    main = request["main_metric"]
+    main = request.main_metric
     if not math.isfinite(final.get(main, float("nan"))):
         raise RuntimeError(f"Main metric {main!r} is missing or not a number in {final}.")
 
@@ -248,8 +256,8 @@ def _train_and_register(task: Any, request: dict[str, Any], work: Path, phases: 
     logger.report_table("Per-class metrics", "validation", iteration=trainer.epoch, table_plot=table)
 
     names = {str(v): int(k) for k, v in metrics.names.items()}
-    output = OutputModel(task=task, name=request["model_name"], framework="PyTorch", label_enumeration=names,
-                         tags=list(request.get("model_tags") or []),
+    output = OutputModel(task=task, name=request.model_name, framework="PyTorch", label_enumeration=names,
+                         tags=list(request.model_tags),
                          comment=f"YOLO trained on dataset {dataset.id}; {main}={final[main]:.4f}")
     output.update_weights(weights_filename=str(best), auto_delete_file=False, iteration=trainer.epoch)
     output.report_table("Per-class metrics", "validation", iteration=trainer.epoch, table_plot=table)
@@ -269,9 +277,9 @@ def _train_and_register(task: Any, request: dict[str, Any], work: Path, phases: 
 
     phases["register"] = time.monotonic() - mark
     rows = _results_rows(Path(trainer.save_dir) / "results.csv")
-    champion = request.get("champion")
+    champion = request.champion
     record = ClearMLModelRecord(**champion) if champion else None
-    decision = decide_promotion(final[main], record, main, request["promotion_rule"], request["min_delta"])
+    decision = decide_promotion(final[main], record, main, request.promotion_rule, request.min_delta)
     logger.report_text(f"Champion/challenger: {'PROMOTED' if decision.promote else 'not promoted'}: "
                        f"{decision.reason}")
     task.set_user_properties(
@@ -281,68 +289,52 @@ def _train_and_register(task: Any, request: dict[str, Any], work: Path, phases: 
         {"name": f"champion_{main}",
          "value": "none" if decision.champion_value is None else f"{decision.champion_value:.6g}"},
     )
-    return {
-        "dataset": {"id": dataset.id, "name": dataset.name, "project": dataset.project,
-                    "version": dataset.version or ""},
-        "model_id": output.id, "model_uri": uri, "model_name": request["model_name"],
-        "labels": names, "metrics": final, "per_class": per_class, "decision": decision.as_dict(),
-        "epochs": int(trainer.epoch) + 1, "train_seconds": train_seconds,
-        "results": rows,
-        # Rendered here, where matplotlib is already loaded, rather than in the Dagster process.
-        "curves_png_b64": base64.b64encode(
-            render_training_curves(rows, title=f"{request['model_name']} on {dataset.id[:8]}")).decode("ascii"),
-    }
+    return TrainingResult(
+        task_id=task.id, project_id=task.project or "",
+        dataset=DatasetRef(id=dataset.id, name=dataset.name, project=dataset.project, version=dataset.version or ""),
+        model_id=output.id, model_uri=uri, model_name=request.model_name, labels=names, metrics=final,
+        per_class=per_class, decision=decision.as_dict(), epochs=int(trainer.epoch) + 1,
+        train_seconds=train_seconds, results=rows, wall_seconds=0.0, phase_seconds=phases)
 
 
-def train_yolo(request: dict[str, Any]) -> dict[str, Any]:
-    """Train, log and register one model; runs in the SDK child (see module docstring).
+def train_yolo(request: TrainingRequest, task: Any, progress: Callable[[str], None] | None = None
+               ) -> TrainingResult:
+    """Train, log and register one model inside ``task`` (see module docstring).
 
     Args:
-        request: Plain values: ``work_dir``, ``project``, ``task_name``, ``model_name``, ``dataset_id``,
-            training settings (``epochs``, ``imgsz``, ``batch``, ``model_yaml``, ``pretrained_weights``,
-            ``seed``, ``device``, ``workers``, ``close_mosaic``), ``main_metric``, ``promotion_rule``,
-            ``min_delta``, ``champion`` (a ``ClearMLModelRecord`` as dict, or None), ``task_tags``.
+        request: What to train and how to decide promotion.
+        task: The running ClearML task (``Task.init()`` attached to the task the Dagster side created).
+        progress: Called with one line per epoch (epoch, losses, mAP), e.g. the Pipes log.
 
     Returns:
-        Task and project ids, the model id and uri, metrics, the per-class rows, the promotion
-        decision, epochs, the per-epoch results and timings.
+        The registered model, its metrics and per-class rows, the promotion decision and timings.
 
     Raises:
-        RuntimeError: Training or registration failed; the task was marked failed first.
+        RuntimeError: Training or registration failed (the reason is on the task's console too).
     """
     started = time.monotonic()
     atexit.register(_silence_finalization_output)
-    work = Path(request["work_dir"])
-    work.mkdir(parents=True, exist_ok=True)
-    prepare_ultralytics(work / "ultralytics_config")
-    from clearml import Task
-
-    task = Task.init(project_name=request["project"], task_name=request["task_name"],
-                     task_type=Task.TaskTypes.training, tags=list(request.get("task_tags") or []),
-                     reuse_last_task_id=False, output_uri=True, auto_connect_arg_parser=False,
-                     auto_connect_frameworks={"pytorch": False, "matplotlib": False,
-                                              "detect_repository": False})
-    (work / TASK_ID_FILE).write_text(task.id)
-    task.set_packages(_package_pins())
-    phases = {"task_init": time.monotonic() - started}
-    try:
-        result = _train_and_register(task, request, work, phases)
-    except BaseException as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:900]
+    with tempfile.TemporaryDirectory(prefix="clearml_train_") as tmp:
+        work = Path(tmp)
+        prepare_ultralytics(work / "ultralytics_config")
+        task.set_packages(_package_pins())
+        phases = {"task_init": time.monotonic() - started}
         try:
+            result = _train_and_register(task, request, work, phases, progress)
+        except BaseException as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:900]
             task.get_logger().report_text(f"Training failed, no model registered: {reason}\n"
                                           f"{traceback.format_exc()[-4000:]}")
-            task.close()
-        finally:
-            task.mark_failed(status_reason=reason, status_message="training failed", force=True)
-        raise RuntimeError(f"Training task {task.id} failed and was marked failed: {reason}") from None
-    result["task_id"] = task.id
-    result["project_id"] = task.project
+            task.flush(wait_for_uploads=True)
+            raise RuntimeError(f"Training task {task.id} failed: {reason}") from None
     close_started = time.monotonic()
-    task.close()
-    result["close_seconds"] = phases["close"] = time.monotonic() - close_started
-    result["phase_seconds"] = phases
-    result["wall_seconds"] = time.monotonic() - started
-    result = json.loads(json.dumps(result))
-    _prepare_fast_exit()
+    task.flush(wait_for_uploads=True)
+    phases["close"] = time.monotonic() - close_started
+    result = TrainingResult.from_dict(json.loads(json.dumps(
+        {**result.to_dict(), "wall_seconds": time.monotonic() - started, "phase_seconds": phases})))
     return result
+
+
+def prepare_fast_exit() -> None:
+    """Public name of the fast-exit preparation, for the task's entry point."""
+    _prepare_fast_exit()

@@ -1,0 +1,369 @@
+"""``workers.*`` endpoints, as clearml-server's worker BLL.
+
+The real server keeps a worker entry in Redis with an expiry of its ``register_timeout`` seconds
+(default 600), renewed by every ``status_report``; a worker that stops reporting disappears from
+``workers.get_all``. Here the entry is a document with an ``expires`` time, filtered on read.
+A status report naming a task stamps ``last_worker`` / ``last_worker_report`` on it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..queries import now_iso
+from ..registry import ApiError, Call, RequestModel, endpoint
+from . import tasks as task_service
+from .common import get_or_raise
+
+DEFAULT_TIMEOUT = 600
+
+
+class RegisterRequest(RequestModel):
+    """``workers.register``."""
+
+    worker: str
+    timeout: int = DEFAULT_TIMEOUT
+    queues: list[str] = []
+    tags: list[str] | None = None
+    system_tags: list[str] | None = None
+
+
+class WorkerRequest(RequestModel):
+    """A worker id."""
+
+    worker: str
+
+
+class StatusReportRequest(RequestModel):
+    """``workers.status_report``."""
+
+    worker: str
+    timestamp: int | None = None
+    task: str | None = None
+    queue: str | None = None
+    queues: list[str] | None = None
+    machine_stats: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    system_tags: list[str] | None = None
+
+
+# The real server's services.tasks.non_responsive_tasks_watchdog (threshold_sec, watch_interval_sec).
+NONRESPONSIVE_ENV = "CLEARML_LOCAL_SERVER_NONRESPONSIVE_SEC"
+WATCH_INTERVAL_ENV = "CLEARML_LOCAL_SERVER_NONRESPONSIVE_WATCH_SEC"
+_last_sweep: dict[int, float] = {}
+
+
+def _iso_seconds(value: Any) -> float:
+    from datetime import datetime, timezone
+
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return time.time()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def stop_non_responsive(call: Call) -> int:
+    """Stop ``in_progress`` tasks not updated for the threshold (7200 s), as the real server's watchdog.
+
+    Its agent or process is gone (killed, machine lost): without this such a task would stay running
+    for ever. The real server runs it in a thread every ``watch_interval_sec`` (900 s); the local server
+    runs it at most that often when agents poll (``workers.*``, ``queues.get_next_task``).
+    """
+    import os
+
+    now = time.time()
+    if now - _last_sweep.get(id(call.store), 0.0) < float(os.environ.get(WATCH_INTERVAL_ENV, 900)):
+        return 0
+    _last_sweep[id(call.store)] = now
+    threshold = float(os.environ.get(NONRESPONSIVE_ENV, 7200))
+    stopped = 0
+    for task in call.store.all("tasks"):
+        if task.get("status") == "in_progress" and _iso_seconds(task.get("last_update")) < now - threshold:
+            stamp = now_iso()
+            task.update(status="stopped", status_reason="Forced stop (non-responsive)",
+                        status_message="Forced stop (non-responsive)", status_changed=stamp, last_update=stamp,
+                        last_change=stamp)
+            call.store.save("tasks", task)
+            stopped += 1
+    return stopped
+
+
+def _key(call: Call, worker: str) -> str:
+    return f"worker_{call.company}_{call.user}_{worker}"
+
+
+def _alive(doc: dict, now: float | None = None) -> bool:
+    return doc.get("expires", 0) > (now or time.time())
+
+
+def live_workers(call: Call, last_seen: float | None = None) -> list[dict]:
+    """The company's workers whose registration has not expired (and active within ``last_seen`` s)."""
+    now = time.time()
+    out = []
+    for doc in call.store.all("workers", call.company):
+        if not _alive(doc, now):
+            call.store.delete("workers", doc["id"])
+            continue
+        if last_seen and doc["last_activity_ts"] < now - max(1, last_seen):
+            continue
+        out.append(doc)
+    return out
+
+
+def _save(call: Call, doc: dict) -> None:
+    doc["expires"] = time.time() + doc["register_timeout"]
+    call.store.save("workers", doc)
+
+
+def _user(call: Call) -> dict:
+    user = call.store.get("users", call.user) or {}
+    return {"id": call.user, "name": user.get("name") or call.user}
+
+
+def _check_queues(call: Call, queues: list[str]) -> None:
+    missing = [q for q in queues if call.store.get("queues", q, call.company) is None]
+    if missing:
+        raise ApiError(400, 701, f"Invalid queue id (ids={missing})")
+
+
+def register_worker(call: Call, worker: str, timeout: int = DEFAULT_TIMEOUT, queues: list[str] | None = None,
+                    tags: list | None = None, system_tags: list | None = None) -> dict:
+    """Create (or replace) a worker entry."""
+    if not timeout or timeout <= 0:
+        raise ApiError(400, 1002, f"Worker registration failed: invalid timeout (timeout={timeout}, worker={worker})")
+    queues = list(queues or [])
+    _check_queues(call, queues)
+    now, ts = now_iso(), time.time()
+    doc = {"id": _key(call, worker), "key": _key(call, worker), "worker": worker, "company": call.company,
+           "company_entry": {"id": call.company, "name": call.company}, "user": _user(call),
+           "ip": call.extra.get("ip") or "127.0.0.1", "queues": queues, "queue": None, "task": None,
+           "project": None, "register_time": now, "register_timeout": int(timeout),
+           "last_activity_time": now, "last_activity_ts": ts, "last_report_time": None,
+           "tags": list(tags or []), "system_tags": list(system_tags or [])}
+    _save(call, doc)
+    return doc
+
+
+@endpoint("workers.register", request_data_model=RegisterRequest)
+def register(call: Call) -> dict:
+    """Register a worker serving ``queues`` for ``timeout`` seconds after its last report."""
+    m = call.model
+    register_worker(call, m.worker, m.timeout, m.queues, m.tags, m.system_tags)
+    return {}
+
+
+@endpoint("workers.unregister", request_data_model=WorkerRequest)
+def unregister(call: Call) -> dict:
+    """Remove a worker; an unknown one is taken as already gone (the real default ``auto_unregister: true``)."""
+    doc = call.store.get("workers", _key(call, call.model.worker), call.company)
+    if doc is not None:
+        call.store.delete("workers", doc["id"])
+    return {}
+
+
+@endpoint("workers.status_report", request_data_model=StatusReportRequest)
+def status_report(call: Call) -> dict:
+    """Renew a worker's registration and record what it runs (an unknown worker is registered)."""
+    m = call.model
+    doc = call.store.get("workers", _key(call, m.worker), call.company)
+    if doc is None or not _alive(doc):
+        doc = register_worker(call, m.worker)  # apiserver.workers.auto_register
+    now = now_iso()
+    doc.update(last_activity_time=now, last_activity_ts=time.time(), last_report_time=now, queue=m.queue)
+    if m.tags is not None:
+        doc["tags"] = m.tags
+    if m.system_tags is not None:
+        doc["system_tags"] = m.system_tags
+    if m.queues:
+        doc["queues"] = m.queues
+    if m.machine_stats:
+        _log_stats(call, doc, m.timestamp, m.task, m.machine_stats)
+    doc["task"] = doc["project"] = None
+    if m.task:
+        task = get_or_raise(call, "tasks", m.task, task_service.INVALID)
+        task.update(last_worker=m.worker, last_worker_report=now, last_update=now, last_change=now)
+        call.store.save("tasks", task)
+        doc["task"] = {"id": task["id"], "name": task.get("name")}
+        project = call.store.get("projects", task.get("project"), call.company) if task.get("project") else None
+        if project is not None:
+            doc["project"] = {"id": project["id"], "name": project.get("name")}
+    _save(call, doc)
+    return {}
+
+
+def _queue_entry(call: Call, queue_id: str | None) -> dict | None:
+    if not queue_id:
+        return None
+    queue = call.store.get("queues", queue_id, call.company)
+    if queue is None:
+        return {"id": queue_id}
+    entry: dict = {"id": queue_id, "name": queue.get("name"), "num_tasks": len(queue["entries"])}
+    if queue["entries"]:
+        first = call.store.get("tasks", queue["entries"][0]["task"], call.company) or {}
+        entry["next_task"] = {"id": queue["entries"][0]["task"], "name": first.get("name")}
+    return entry
+
+
+def _tag_match(have: list, wanted: list | None) -> bool:
+    if not wanted:
+        return True
+    include = [t for t in wanted if not t.startswith("-")]
+    exclude = [t[1:] for t in wanted if t.startswith("-")]
+    # the real server unions the workers of each included tag (any), then drops each excluded tag's
+    return (not include or any(t in have for t in include)) and not any(t in have for t in exclude)
+
+
+def _response_entry(call: Call, doc: dict) -> dict:
+    out = {k: doc.get(k) for k in ("key", "user", "ip", "project", "register_time", "register_timeout",
+                                   "last_activity_time", "last_report_time", "tags", "system_tags")}
+    out.update(id=doc["worker"], company=doc["company_entry"], queue=_queue_entry(call, doc.get("queue")),
+               queues=[_queue_entry(call, q) for q in doc.get("queues") or []])
+    if doc.get("task"):
+        task = call.store.get("tasks", doc["task"]["id"], call.company) or {}
+        out["task"] = {**doc["task"], "running_time": int((task.get("active_duration") or 0) * 1000),
+                       "last_iteration": task.get("last_iteration")}
+    else:
+        out["task"] = None
+    return out
+
+
+@endpoint("workers.get_all")
+def get_all(call: Call) -> dict:
+    """Live workers (active within ``last_seen`` seconds, default 3600), filtered by tags."""
+    stop_non_responsive(call)
+    last_seen = call.data.get("last_seen", 3600)
+    docs = [d for d in live_workers(call, last_seen)
+            if _tag_match(d.get("tags") or [], call.data.get("tags"))
+            and _tag_match(d.get("system_tags") or [], call.data.get("system_tags"))]
+    return {"workers": [_response_entry(call, d) for d in docs]}
+
+
+@endpoint("workers.get_runtime_properties")
+def get_runtime_properties(call: Call) -> dict:
+    """Runtime properties a worker set (the agent reads them at start)."""
+    doc = call.store.get("workers", _key(call, call.data.get("worker") or ""), call.company) or {}
+    return {"runtime_properties": list((doc.get("runtime_properties") or {}).values())}
+
+
+@endpoint("workers.set_runtime_properties")
+def set_runtime_properties(call: Call) -> dict:
+    """Store runtime properties ``[{"key", "value", "expiry"}]`` on a worker."""
+    doc = call.store.get("workers", _key(call, call.data.get("worker") or ""), call.company)
+    if doc is None:
+        raise ApiError(400, 1001, f"Invalid worker id (worker={call.data.get('worker')})")
+    props = doc.setdefault("runtime_properties", {})
+    for item in call.data.get("runtime_properties") or []:
+        props[item["key"]] = {"key": item["key"], "value": item.get("value")}
+    call.store.save("workers", doc)
+    return {"added": len(call.data.get("runtime_properties") or [])}
+
+
+# -- machine statistics (the real server keeps them in Elasticsearch) -------------------------------
+STATS_KEPT = 20_000  # samples per worker
+
+
+def _log_stats(call: Call, doc: dict, timestamp: int | None, task: str | None, stats: dict) -> None:
+    entry = call.store.get("worker_stats", doc["key"], call.company) or {
+        "id": doc["key"], "company": call.company, "worker": doc["worker"], "samples": []}
+    values = {k: v for k, v in stats.items() if v is not None}
+    entry["samples"] = entry["samples"][-STATS_KEPT:] + [[int(timestamp or time.time() * 1000), task, values]]
+    call.store.save("worker_stats", entry)
+
+
+def _category(key: str) -> str:
+    return key.split("_", 1)[0]
+
+
+@endpoint("workers.get_metric_keys")
+def get_metric_keys(call: Call) -> dict:
+    """The machine-stat keys the workers reported, by category (``cpu``: ``cpu_usage``, ...)."""
+    wanted = call.data.get("worker_ids") or []
+    keys: set[str] = set()
+    for entry in call.store.all("worker_stats", call.company):
+        if not wanted or entry["id"] in wanted:
+            keys.update(k for _, _, values in entry["samples"] for k in values)
+    if not keys:
+        raise ApiError(400, 1005, f"Worker stats not found (worker_ids={wanted})")
+    categories: dict[str, list[str]] = {}
+    for key in sorted(keys):
+        categories.setdefault(_category(key), []).append(key)
+    return {"categories": [{"name": name, "metric_keys": names} for name, names in categories.items()]}
+
+
+def _aggregate(values: list[float], how: str) -> float:
+    if how == "max":
+        return max(values)
+    if how == "min":
+        return min(values)
+    return sum(values) / len(values)
+
+
+def _series(samples: list, key: str, aggregations: list[str], interval: int, variant: int | None) -> dict:
+    buckets: dict[int, list[float]] = {}
+    for ts, _, values in samples:
+        value = values.get(key)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        if variant is not None:
+            if variant >= len(items):
+                continue
+            items = [items[variant]]
+        buckets.setdefault(int(ts // 1000 // interval * interval), []).extend(float(v) for v in items)
+    dates = sorted(buckets)
+    out = {"metric": key, "dates": [d * 1000 for d in dates],
+           "stats": [{"aggregation": a, "values": [_aggregate(buckets[d], a) for d in dates]} for a in aggregations]}
+    if variant is not None:
+        out["variant"] = str(variant)
+    return out
+
+
+@endpoint("workers.get_stats")
+def get_stats(call: Call) -> dict:
+    """Per worker, each requested key aggregated per ``interval`` seconds (per list index with split_by_variant)."""
+    start, end = float(call.data.get("from_date") or 0), float(call.data.get("to_date") or time.time())
+    interval = max(1, int(call.data.get("interval") or 1))
+    wanted = call.data.get("worker_ids") or []
+    items: dict[str, list[str]] = {}
+    for item in call.data.get("items") or []:
+        items.setdefault(item["key"], []).append(item.get("aggregation", "avg"))
+    workers = []
+    for entry in call.store.all("worker_stats", call.company):
+        if wanted and entry["id"] not in wanted:
+            continue
+        samples = [s for s in entry["samples"] if start * 1000 <= s[0] <= end * 1000]
+        if not samples:
+            continue
+        metrics = []
+        for key, aggs in items.items():
+            if call.data.get("split_by_variant"):
+                width = max((len(v[key]) for _, _, v in samples if isinstance(v.get(key), list)), default=0)
+                metrics += [_series(samples, key, aggs, interval, i) for i in range(width)]
+            else:
+                metrics.append(_series(samples, key, aggs, interval, None))
+        workers.append({"worker": entry["id"], "metrics": [m for m in metrics if m["dates"]]})
+    return {"workers": workers}
+
+
+@endpoint("workers.get_activity_report")
+def get_activity_report(call: Call) -> dict:
+    """Per ``interval`` seconds: how many workers reported (total) and how many of them ran a task (active)."""
+    start, end = float(call.data.get("from_date") or 0), float(call.data.get("to_date") or time.time())
+    interval = max(1, int(call.data.get("interval") or 60))
+    total: dict[int, set] = {}
+    active: dict[int, set] = {}
+    for entry in call.store.all("worker_stats", call.company):
+        for ts, task, _ in entry["samples"]:
+            if start * 1000 <= ts <= end * 1000:
+                bucket = int(ts // 1000 // interval * interval)
+                total.setdefault(bucket, set()).add(entry["id"])
+                if task:
+                    active.setdefault(bucket, set()).add(entry["id"])
+
+    def series(buckets: dict[int, set]) -> dict:
+        dates = sorted(buckets)
+        return {"dates": dates, "counts": [len(buckets[d]) for d in dates]}
+
+    return {"total": series(total), "active": series(active)}
