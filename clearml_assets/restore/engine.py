@@ -1,0 +1,393 @@
+"""Restore a task archive into a ClearML account: one new task holding everything the archive holds.
+
+The new task is created with the system tags ``restored-from:<source task id>`` (provenance, found by the
+next restore) and ``restore-incomplete`` (removed only after the last write), plus the source account,
+server and archive in ``runtime``. So a second restore finds the finished copy and writes nothing, and a
+restore that died half-way is resumed on the same task: its log is cleared and sent again, the other
+events are sent again (the server keys them by task, iteration, metric and variant, so they replace
+themselves), files are uploaded again to the same paths, artifacts are upserted by key and models are
+found by their own provenance tag.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import unquote, urlsplit
+
+from ..errors import ArchiveError, ClearMLAssetsError
+from .reader import TaskArchive, open_archive
+
+PROVENANCE_PREFIX = "restored-from:"
+INCOMPLETE_TAG = "restore-incomplete"
+RUNTIME_KEYS = ("restore_source_account", "restore_source_server", "restore_source_task", "restore_archive_sha256")
+FINAL_STATUSES = ("completed", "published", "stopped", "failed", "closed")
+DEFAULT_BATCH_EVENTS = 5_000
+DEFAULT_BATCH_BYTES = 4 << 20
+_PATH_PART = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class RestoreError(ClearMLAssetsError):
+    """A restore could not be finished; the target task (if any) still carries ``restore-incomplete``."""
+
+
+def provenance_tag(source_id: str) -> str:
+    """The system tag marking a restored copy of task (or model) ``source_id``."""
+    return f"{PROVENANCE_PREFIX}{source_id}"
+
+
+@dataclass
+class RestoreResult:
+    """Outcome of restoring one task archive."""
+
+    source_task_id: str
+    task_id: str
+    task_name: str
+    project: str
+    created: bool
+    resumed: bool
+    unchanged: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    web_url: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source_task_id": self.source_task_id, "task_id": self.task_id, "task_name": self.task_name,
+                "project": self.project, "created": self.created, "resumed": self.resumed,
+                "unchanged": self.unchanged, "counts": self.counts, "notes": self.notes,
+                "seconds": round(self.seconds, 3), "web_url": self.web_url}
+
+
+def _part(name: str) -> str:
+    return _PATH_PART.sub("_", name).strip(".")[:64] or "_"
+
+
+def _basename(url: str | None, fallback: str) -> str:
+    name = posixpath.basename(unquote(urlsplit(url or "").path))
+    return name if name not in ("", ".", "..") and "\0" not in name else fallback
+
+
+class TaskRestorer:
+    """Restores task archives into one ClearML account.
+
+    Args:
+        client: The target account's ``ClearMLClient`` (needs its ``files_host`` for files).
+        project: Project (full name) for the restored tasks; default: the source task's project name.
+        max_workers: Uploads and event batches in flight at once.
+        batch_events: Most events per ``events.add_batch`` request.
+        batch_bytes: Most (estimated) bytes per ``events.add_batch`` request.
+        fail_after: Test hook: raise after this many write steps (simulates a restore dying half-way).
+    """
+
+    def __init__(self, client, *, project: str | None = None, max_workers: int = 4,
+                 batch_events: int = DEFAULT_BATCH_EVENTS, batch_bytes: int = DEFAULT_BATCH_BYTES,
+                 fail_after: Callable[[str], None] | None = None):
+        self.client = client
+        self.project = project
+        self.max_workers = max(1, int(max_workers))
+        self.batch_events = max(1, int(batch_events))
+        self.batch_bytes = max(1024, int(batch_bytes))
+        self._hook = fail_after
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------------------ entry
+    def restore_path(self, path: Path | str) -> list[RestoreResult]:
+        """Restore every task of a task or project archive (file or folder), parents before children."""
+        with open_archive(path) as archives:
+            return [self.restore(a) for a in _parents_first(archives)]
+
+    def find_restored(self, source_id: str) -> tuple[dict | None, dict | None]:
+        """``(finished copy, unfinished copy)`` of source task ``source_id`` in the target account."""
+        done = partial = None
+        for row in self.client.find_tasks_by_system_tag(provenance_tag(source_id)):
+            if INCOMPLETE_TAG in (row.get("system_tags") or []):
+                partial = partial or row
+            else:
+                done = done or row
+        return done, partial
+
+    def restore(self, archive: TaskArchive) -> RestoreResult:
+        """Restore one verified task archive (see the module docstring for idempotence and resuming)."""
+        started = time.monotonic()
+        src = archive.task
+        done, partial = self.find_restored(archive.source_task_id)
+        project = self.project or archive.project_name or "Restored"
+        if done is not None:
+            return RestoreResult(archive.source_task_id, done["id"], str(done.get("name")), project, False, False,
+                                 True, seconds=time.monotonic() - started, web_url=self._web(done))
+        result = RestoreResult(archive.source_task_id, "", str(src.get("name")), project, partial is None,
+                               partial is not None, False)
+        project_id = self.client.ensure_project(project)
+        if partial is not None:
+            task_id = partial["id"]
+            status = self.client.get_task_by_id(task_id).get("status")
+        else:
+            task_id, status = self._create(archive, project_id, result), "created"
+        result.task_id = task_id
+        try:
+            self._fill(archive, task_id, project_id, status, result)
+        except ClearMLAssetsError as exc:
+            raise RestoreError(f"restore of task {archive.source_task_id} into account "
+                               f"{self.client.account!r} stopped half-way ({exc}); task {task_id} is tagged "
+                               f"{INCOMPLETE_TAG!r} and the next restore of the same archive finishes it",
+                               metadata={"task_id": task_id}) from exc
+        result.seconds = time.monotonic() - started
+        result.web_url = self.client.web_url("task", task_id, project_id)
+        return result
+
+    def _web(self, row: dict) -> str | None:
+        try:
+            return self.client.web_url("task", row["id"], row.get("project"))
+        except Exception:  # noqa: BLE001 - a link is a nicety
+            return None
+
+    def _step(self, name: str) -> None:
+        if self._hook is not None:
+            self._hook(name)
+
+    # ----------------------------------------------------------------------------------------- create
+    def _create(self, archive: TaskArchive, project_id: str, result: RestoreResult) -> str:
+        src = archive.task
+        system_tags = [t for t in src.get("system_tags") or []
+                       if not t.startswith(PROVENANCE_PREFIX) and t != INCOMPLETE_TAG]
+        fields: dict[str, Any] = {
+            "name": src.get("name") or archive.source_task_id, "type": src.get("type") or "training",
+            "project": project_id, "comment": src.get("comment") or "", "tags": list(src.get("tags") or []),
+            "system_tags": system_tags + [provenance_tag(archive.source_task_id), INCOMPLETE_TAG],
+        }
+        for key in ("script", "hyperparams", "configuration", "container"):
+            if src.get(key):
+                fields[key] = src[key]
+        execution = {k: v for k, v in (src.get("execution") or {}).items() if k not in ("artifacts", "queue")}
+        if execution:
+            fields["execution"] = execution
+        destination = (src.get("output") or {}).get("destination")
+        if destination:
+            fields["output_dest"] = destination
+        parent = src.get("parent")
+        if parent:
+            mapped, _ = self.find_restored(parent)
+            if mapped is not None:
+                fields["parent"] = mapped["id"]
+            else:
+                result.notes.append(f"parent task {parent} is not restored in this account; the copy has no parent")
+        task_id = self.client.create_task(**fields)
+        self.client.edit_task(task_id, runtime=self._runtime(archive))
+        return task_id
+
+    @staticmethod
+    def _runtime(archive: TaskArchive) -> dict[str, Any]:
+        """The source task's runtime plus the provenance of the copy."""
+        return {**(archive.task.get("runtime") or {}), "restore_source_account": archive.source_account,
+                "restore_source_server": archive.source_server, "restore_source_task": archive.source_task_id,
+                "restore_archive_sha256": str((archive.manifest.get("archive") or {}).get("sha256") or "")}
+
+    # ------------------------------------------------------------------------------------------- fill
+    def _fill(self, archive: TaskArchive, task_id: str, project_id: str, status: str,
+              result: RestoreResult) -> None:
+        src = archive.task
+        if status != "published":
+            if result.resumed:  # events, metrics and output models of the first try go, the rest is sent again
+                self.client.reset_task(task_id)
+                self.client.edit_task(task_id, runtime=self._runtime(archive))
+            self.client.set_task_status(task_id, "in_progress", message="restoring")
+            prefix = f"{_part(archive.project_name or 'project')}/{_part(str(src.get('name') or 'task'))}.{task_id}"
+            with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="clearml-restore") as pool:
+                urls = self._upload_images(archive, prefix, pool, result)
+                self._step("uploads")
+                self._send_events(archive, task_id, urls, pool, result)
+                self._step("events")
+                self._restore_artifacts(archive, task_id, prefix, pool, result)
+                self._restore_models(archive, task_id, project_id, prefix, pool, result)
+            self._step("models")
+            self._finish_status(task_id, src)
+        self._step("status")
+        tags = [t for t in self.client.get_task_by_id(task_id).get("system_tags") or [] if t != INCOMPLETE_TAG]
+        self.client.update_task(task_id, system_tags=tags)
+
+    def _finish_status(self, task_id: str, src: dict) -> None:
+        status = src.get("status")
+        message, reason = str(src.get("status_message") or ""), str(src.get("status_reason") or "")
+        if status == "published":
+            self.client.set_task_status(task_id, "completed")
+            self.client.set_task_status(task_id, "published", message=message, reason=reason)
+        elif status in FINAL_STATUSES:
+            self.client.set_task_status(task_id, status, message=message, reason=reason)
+        else:  # created / queued / in_progress in the archive: the copy runs nowhere
+            self.client.set_task_status(task_id, "stopped", message=f"restored from a {status} task",
+                                        reason=reason)
+
+    def _upload(self, prefix: str, rel: str, path: Path, pool: ThreadPoolExecutor) -> Future:
+        return pool.submit(self.client.upload_file, f"{prefix}/{rel}", path)
+
+    def _upload_images(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
+                       result: RestoreResult) -> dict[str, str]:
+        futures: dict[str, Future] = {}
+        for event, path in archive.debug_image_events():
+            url = event.get("url")
+            if path is None or not url or url in futures:
+                continue
+            rel = "/".join(["metrics", _part(str(event.get("metric", ""))), _part(str(event.get("variant", ""))),
+                            _basename(url, "image")])
+            futures[url] = self._upload(prefix, rel, path, pool)
+            result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
+        urls = {old: f.result() for old, f in futures.items()}
+        result.counts["debug_image_files"] = len(urls)
+        return urls
+
+    # ----------------------------------------------------------------------------------------- events
+    def _all_events(self, archive: TaskArchive, task_id: str, urls: dict[str, str],
+                    result: RestoreResult) -> Iterator[dict]:
+        kinds = (("scalar_points", archive.scalar_events()), ("log_lines", archive.log_events()),
+                 ("plots", archive.plot_events()),
+                 ("debug_image_events", (e for e, _ in archive.debug_image_events())))
+        for name, events in kinds:
+            result.counts.setdefault(name, 0)
+            for event in events:
+                if name == "debug_image_events" and event.get("url") in urls:
+                    event["url"] = urls[event["url"]]
+                event["task"] = task_id
+                result.counts[name] += 1
+                yield event
+
+    def _send_events(self, archive: TaskArchive, task_id: str, urls: dict[str, str], pool: ThreadPoolExecutor,
+                     result: RestoreResult) -> None:
+        in_flight: list[Future] = []
+        for batch in _batches(self._all_events(archive, task_id, urls, result), self.batch_events,
+                              self.batch_bytes):
+            in_flight.append(pool.submit(self.client.add_events, batch))
+            if len(in_flight) >= self.max_workers:
+                in_flight.pop(0).result()
+        for future in in_flight:
+            future.result()
+
+    # -------------------------------------------------------------------------------- artifacts/models
+    def _restore_artifacts(self, archive: TaskArchive, task_id: str, prefix: str, pool: ThreadPoolExecutor,
+                           result: RestoreResult) -> None:
+        artifacts, uploads = [], []
+        for artifact, path in archive.artifacts():
+            artifact = {k: v for k, v in artifact.items()}
+            if path is not None:
+                rel = f"artifacts/{_part(str(artifact.get('key')))}/{_basename(artifact.get('uri'), path.name)}"
+                uploads.append((artifact, self._upload(prefix, rel, path, pool)))
+                result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
+            elif artifact.get("uri"):
+                result.notes.append(f"artifact {artifact.get('key')!r}: no file in the archive, the URI is kept")
+            artifacts.append(artifact)
+        for artifact, future in uploads:
+            artifact["uri"] = future.result()
+        if artifacts:
+            self.client.add_or_update_artifacts(task_id, artifacts)
+        result.counts["artifacts"] = len(artifacts)
+        result.counts["artifact_files"] = len(uploads)
+
+    def _restore_models(self, archive: TaskArchive, task_id: str, project_id: str, prefix: str,
+                        pool: ThreadPoolExecutor, result: RestoreResult) -> None:
+        src = archive.task
+        refs = {(kind, ref.get("name"), ref.get("model")) for kind in ("input", "output")
+                for ref in ((src.get("models") or {}).get(kind) or [])}
+        planned = []
+        for record, path in archive.models():
+            model = record.get("model")
+            if not model or record.get("missing"):
+                result.notes.append(f"model {record.get('id')} was not in the archive (missing on the source)")
+                continue
+            found = self.client.find_models_by_system_tag(provenance_tag(model["id"]))
+            if found:
+                if model.get("task") == archive.source_task_id and found[0].get("task") != task_id:
+                    self.client.edit_model(found[0]["id"], task=task_id)  # detached by a reset
+                planned.append((record, found[0]["id"], None))
+                continue
+            upload = None
+            if path is not None:
+                rel = f"models/{_part(model['id'])}/{_basename(model.get('uri'), path.name)}"
+                upload = self._upload(prefix, rel, path, pool)
+                result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
+            planned.append((record, None, upload))
+        for record, model_id, upload in planned:
+            model = record["model"]
+            if model_id is None:
+                model_id = self._create_model(model, upload.result() if upload else model.get("uri"),
+                                              task_id if model.get("task") == archive.source_task_id else None,
+                                              project_id)
+                result.counts["model_files"] = result.counts.get("model_files", 0) + (upload is not None)
+            for event in archive.model_events(record):
+                self.client.add_events([{**event, "task": model_id, "model_event": True}])
+            if (record["role"], record.get("name"), record["id"]) in refs:
+                self.client.add_task_model(task_id, record.get("name") or model.get("name"), model_id,
+                                           record["role"])
+        result.counts["models"] = len(planned)
+
+    def _create_model(self, model: dict, uri: str | None, task_id: str | None, project_id: str) -> str:
+        system_tags = [t for t in model.get("system_tags") or [] if not t.startswith(PROVENANCE_PREFIX)]
+        fields: dict[str, Any] = {
+            "name": model.get("name") or "model", "uri": uri or "", "comment": model.get("comment") or "",
+            "tags": list(model.get("tags") or []), "system_tags": system_tags + [provenance_tag(model["id"])],
+            "framework": model.get("framework"), "design": model.get("design") or {},
+            "labels": model.get("labels") or {}, "ready": bool(model.get("ready")), "project": project_id}
+        if task_id:
+            fields["task"] = task_id
+        metadata = model.get("metadata")
+        if metadata:  # stored as {key: item}, sent as a list of items (models.create 2.13+)
+            fields["metadata"] = list(metadata.values()) if isinstance(metadata, dict) else metadata
+        parent = model.get("parent")
+        if parent:
+            found = self.client.find_models_by_system_tag(provenance_tag(parent))
+            if found:
+                fields["parent"] = found[0]["id"]
+        return self.client.create_model(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _batches(events: Iterable[dict], max_events: int, max_bytes: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    size = 0
+    for event in events:
+        weight = 200 + len(event.get("plot_str") or "") + len(event.get("msg") or "")
+        if batch and (len(batch) >= max_events or size + weight > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(event)
+        size += weight
+    if batch:
+        yield batch
+
+
+def _parents_first(archives: list[TaskArchive]) -> list[TaskArchive]:
+    by_id = {a.source_task_id: a for a in archives}
+    ordered: list[TaskArchive] = []
+    seen: set[str] = set()
+
+    def visit(archive: TaskArchive, depth: int = 0) -> None:
+        if archive.source_task_id in seen or depth > len(archives):
+            return
+        parent = archive.task.get("parent")
+        if parent in by_id:
+            visit(by_id[parent], depth + 1)
+        seen.add(archive.source_task_id)
+        ordered.append(archive)
+
+    for archive in archives:
+        visit(archive)
+    return ordered
+
+
+def restore_archive(client, path: Path | str, *, project: str | None = None, max_workers: int = 4
+                    ) -> list[RestoreResult]:
+    """Restore a task or project archive (file or export folder) into the account of ``client``.
+
+    Raises:
+        ArchiveError: The archive is missing, not an export, or fails verification (nothing restored).
+        RestoreError: A write failed; the next call with the same archive finishes the restore.
+    """
+    return TaskRestorer(client, project=project, max_workers=max_workers).restore_path(path)
+
+
+__all__ = ["ArchiveError", "INCOMPLETE_TAG", "PROVENANCE_PREFIX", "RestoreError", "RestoreResult",
+           "TaskRestorer", "provenance_tag", "restore_archive"]
