@@ -352,6 +352,12 @@ class ClearMLClient:
             "tasks.get_all", "tasks", system_tags=[system_tag], search_hidden=True, order_by=["created"],
             only_fields=["id", "name", "status", "system_tags", "runtime", "project", "created", "type"]))
 
+    def find_tasks_by_tag(self, tag: str) -> list[dict]:
+        """Every task (any status, hidden too, e.g. dataset versions) carrying the user tag ``tag``."""
+        return list(self.iter_pages(
+            "tasks.get_all", "tasks", tags=[tag], search_hidden=True, order_by=["created"],
+            only_fields=["id", "name", "status", "tags", "system_tags", "runtime", "project"]))
+
     def find_models_by_system_tag(self, system_tag: str) -> list[dict]:
         """Every model carrying ``system_tag``, oldest first."""
         return list(self.iter_pages("models.get_all", "models", system_tags=[system_tag],
