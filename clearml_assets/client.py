@@ -450,6 +450,10 @@ class ClearMLClient:
         """``models.create``; returns the new model id."""
         return self.call("models.create", **fields)["id"]
 
+    def get_model_by_id(self, model_id: str) -> dict:
+        """The whole model document (``models.get_by_id``)."""
+        return self.call("models.get_by_id", model=model_id)["model"]
+
     def edit_model(self, model_id: str, **fields: Any) -> None:
         """``models.edit``: any field of ``models.create`` (uri, task, project, labels...), ready or not."""
         self.call("models.edit", model=model_id, **fields)

@@ -24,10 +24,11 @@ SPEC = DemoSpec(scalar_series=5, points_per_series=300, log_lines=400, artifacts
                 plots=3, debug_images=3)
 BIG_PLOT_CHARS = 150_000
 _ID = re.compile(r"[0-9a-f]{32}")
-_URL = re.compile(r"https?://[^\s\"']+")
+_URL = re.compile(r"https?://[^\"'\n]+")
 TIME_KEYS = frozenset({"timestamp", "@timestamp", "created", "last_update", "last_change", "started", "completed",
                        "published", "status_changed", "exported_at", "seconds", "updated", "last_changed_by",
-                       "user", "company", "active_duration", "worker", "status_message", "account"})
+                       "user", "company", "active_duration", "worker", "status_message", "account",
+                       "plot_len"})  # plot_len: the length of a plot_str whose image URLs differ
 
 
 def client_of(server: LocalServer, account: str) -> ClearMLClient:
@@ -51,6 +52,11 @@ def seed_rich_task(server: LocalServer, project: str = "rt/nested", publish: boo
     assert len(big) > 100_000
     seeder.add_events([{"type": "plot", "task": task_id, "timestamp": now, "iter": 99, "metric": "big",
                         "variant": "plot", "plot_str": big}])
+    image_url = seeder.upload(f"/{project}/round trip.{task_id}/metrics/figure/fig/figure_00000000.png",
+                              b"\x89PNG\r\n\x1a\n" + os.urandom(700))
+    seeder.add_events([{"type": "plot", "task": task_id, "timestamp": now, "iter": 0, "metric": "figure",
+                        "variant": "fig", "plot_str": json.dumps({"data": [], "layout": {"images": [
+                            {"source": image_url, "sizex": 1, "sizey": 1}]}})}])
     seeder.call("tasks.edit", task=task_id, force=True, comment="a comment\nwith two lines", tags=["t1", "t2"],
                 hyperparams={"Args": {"lr": {"section": "Args", "name": "lr", "value": "0.01", "type": "float"},
                                       "epochs": {"section": "Args", "name": "epochs", "value": "3"}}},
@@ -65,6 +71,9 @@ def seed_rich_task(server: LocalServer, project: str = "rt/nested", publish: boo
                            comment="model comment", tags=["m1"],
                            metadata=[{"key": "epochs", "type": "int", "value": "3"}])["id"]
     seeder.call("tasks.add_or_update_model", task=task_id, name="best", model=model_id, type="output")
+    seeder.add_events([{"type": "training_stats_scalar", "model_event": True, "model": model_id, "iter": i,
+                        "timestamp": now + i, "metric": "model", "variant": "acc", "value": i / 10}
+                       for i in range(10)])
     seeder.call("tasks.completed", task=task_id, force=True)
     if publish:
         seeder.call("tasks.publish", task=task_id, force=True)
@@ -159,7 +168,17 @@ def test_logs_round_trip(round_trip):
 def test_plots_round_trip_including_a_plot_over_100000_chars(round_trip):
     _assert_equal(round_trip, "plots/")
     plots = _load(round_trip["copy"].folder / "plots" / "plots.jsonl")
-    assert len(plots) == SPEC.plots + 1 and max(len(p["plot_str"]) for p in plots) > 100_000
+    assert len(plots) == SPEC.plots + 2 and max(len(p["plot_str"]) for p in plots) > 100_000
+
+
+def test_images_referenced_by_plots_are_uploaded_and_relinked(round_trip):
+    if not (round_trip["source"].folder / "plots" / "images.jsonl").exists():
+        pytest.skip("this archive format does not keep the images plots reference")
+    _assert_equal(round_trip, "plots/")
+    (figure,) = [p for p in _load(round_trip["copy"].folder / "plots" / "plots.jsonl") if p["metric"] == "figure"]
+    assert round_trip["b"].files_host + "/" in figure["plot_str"]
+    assert round_trip["a"].files_host not in figure["plot_str"]
+    assert round_trip["first"].counts["plot_image_files"] == 1
 
 
 def test_debug_images_round_trip_point_at_the_target_fileserver(round_trip):
@@ -182,6 +201,10 @@ def test_models_round_trip_with_weights_metadata_and_labels(round_trip):
     assert record["model"]["labels"] == {"cat": 0, "dog": 1} and record["model"]["metadata"]["epochs"]["value"] == "3"
     assert record["model"]["uri"].startswith(round_trip["b"].files_host + "/")
     assert record["model"]["task"] == round_trip["first"].task_id
+    events = list((round_trip["source"].folder / "models").glob("*/events.jsonl"))
+    if events:  # archive formats that keep model events: every one is back, on the copied model
+        (copied,) = list((round_trip["copy"].folder / "models").glob("*/events.jsonl"))
+        assert len(_load(copied)) == len(_load(events[0])) == 10
 
 
 def test_task_fields_hyperparams_config_tags_status_round_trip(round_trip):

@@ -229,24 +229,27 @@ class TaskRestorer:
 
     def _upload_images(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
                        result: RestoreResult) -> dict[str, str]:
+        """Debug images and images referenced by plots, uploaded; returns ``{old URL: new URL}``."""
         futures: dict[str, Future] = {}
-        for event, path in archive.debug_image_events():
-            url = event.get("url")
-            if path is None or not url or url in futures:
-                continue
-            rel = "/".join(["metrics", _part(str(event.get("metric", ""))), _part(str(event.get("variant", ""))),
-                            _basename(url, "image")])
-            futures[url] = self._upload(prefix, rel, path, pool)
-            result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
-        urls = {old: f.result() for old, f in futures.items()}
-        result.counts["debug_image_files"] = len(urls)
-        return urls
+        found = [("debug_image_files", "metrics", event, [(event.get("url"), path)])
+                 for event, path in archive.debug_image_events()]
+        found += [("plot_image_files", "plots", event, files) for event, files in archive.plot_events()]
+        for count, folder, event, files in found:
+            for url, path in files:
+                if path is None or not url or url in futures:
+                    continue
+                rel = "/".join([folder, _part(str(event.get("metric", ""))), _part(str(event.get("variant", ""))),
+                                _basename(url, "image")])
+                futures[url] = self._upload(prefix, rel, path, pool)
+                result.counts[count] = result.counts.get(count, 0) + 1
+                result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
+        return {old: f.result() for old, f in futures.items()}
 
     # ----------------------------------------------------------------------------------------- events
     def _all_events(self, archive: TaskArchive, task_id: str, urls: dict[str, str],
                     result: RestoreResult) -> Iterator[dict]:
         kinds = (("scalar_points", archive.scalar_events()), ("log_lines", archive.log_events()),
-                 ("plots", archive.plot_events()),
+                 ("plots", (_relinked(e, [u for u, _ in files], urls) for e, files in archive.plot_events())),
                  ("debug_image_events", (e for e, _ in archive.debug_image_events())))
         for name, events in kinds:
             result.counts.setdefault(name, 0)
@@ -313,17 +316,28 @@ class TaskRestorer:
             planned.append((record, None, upload))
         for record, model_id, upload in planned:
             model = record["model"]
+            ready = False
             if model_id is None:
                 model_id = self._create_model(model, upload.result() if upload else model.get("uri"),
                                               task_id if model.get("task") == archive.source_task_id else None,
                                               project_id)
                 result.counts["model_files"] = result.counts.get("model_files", 0) + (upload is not None)
-            for event in archive.model_events(record):
-                self.client.add_events([{**event, "task": model_id, "model_event": True}])
+            else:
+                ready = bool(self.client.get_model_by_id(model_id).get("ready"))
+            if not ready:  # a ready (published) model takes no events: they go first
+                self._send_model_events(archive, record, model_id, result)
+                if model.get("ready"):
+                    self.client.edit_model(model_id, ready=True)
             if (record["role"], record.get("name"), record["id"]) in refs:
                 self.client.add_task_model(task_id, record.get("name") or model.get("name"), model_id,
                                            record["role"])
         result.counts["models"] = len(planned)
+
+    def _send_model_events(self, archive: TaskArchive, record: dict, model_id: str, result: RestoreResult) -> None:
+        events = ({**event, "task": model_id, "model_event": True} for event in archive.model_events(record))
+        for batch in _batches(events, self.batch_events, self.batch_bytes):
+            self.client.add_events(batch)
+            result.counts["model_events"] = result.counts.get("model_events", 0) + len(batch)
 
     def _create_model(self, model: dict, uri: str | None, task_id: str | None, project_id: str) -> str:
         system_tags = [t for t in model.get("system_tags") or [] if not t.startswith(PROVENANCE_PREFIX)]
@@ -331,7 +345,7 @@ class TaskRestorer:
             "name": model.get("name") or "model", "uri": uri or "", "comment": model.get("comment") or "",
             "tags": list(model.get("tags") or []), "system_tags": system_tags + [provenance_tag(model["id"])],
             "framework": model.get("framework"), "design": model.get("design") or {},
-            "labels": model.get("labels") or {}, "ready": bool(model.get("ready")), "project": project_id}
+            "labels": model.get("labels") or {}, "ready": False, "project": project_id}
         if task_id:
             fields["task"] = task_id
         metadata = model.get("metadata")
@@ -343,6 +357,19 @@ class TaskRestorer:
             if found:
                 fields["parent"] = found[0]["id"]
         return self.client.create_model(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _relinked(event: dict, old_urls: list[str], urls: dict[str, str]) -> dict:
+    """A plot event whose image URLs (in ``plot_str`` and ``source_urls``) point at the uploaded copies."""
+    for old in old_urls:
+        new = urls.get(old)
+        if new is None:
+            continue
+        if isinstance(event.get("plot_str"), str):
+            event["plot_str"] = event["plot_str"].replace(old, new)
+        if isinstance(event.get("source_urls"), list):
+            event["source_urls"] = [new if u == old else u for u in event["source_urls"]]
+    return event
 
 
 def _batches(events: Iterable[dict], max_events: int, max_bytes: int) -> Iterator[list[dict]]:

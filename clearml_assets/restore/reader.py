@@ -23,11 +23,14 @@ from urllib.parse import urlsplit
 
 from ..archives.manifest import MANIFEST_NAME, read_manifest, verify_folder
 from ..archives.packing import extract_archive
+from ..archives.paths import safe_component
 from ..errors import ArchiveError
 
 # Fields the server adds to a stored event (or the exporter to an index line); never sent back.
+MODELS_DIR = "models"
 SERVER_EVENT_FIELDS = frozenset({"@timestamp", "model_event", "plot_len", "company", "_id", "id", "task",
-                                 "local_file", "download_status", "allow_locked", "plot_data"})
+                                 "local_file", "download_status", "allow_locked", "plot_data",
+                                 "local_image_files"})
 
 
 @dataclass
@@ -115,12 +118,16 @@ class TaskArchive:
                 yield {"type": "log", "timestamp": base + i, "level": "info",
                        "msg": line[:-1] if line.endswith("\n") else line}
 
-    def plot_events(self) -> Iterator[dict[str, Any]]:
-        """Every plot event with its ``plot_str`` (compressed ones decoded)."""
+    def plot_events(self) -> Iterator[tuple[dict[str, Any], list[tuple[str, Path]]]]:
+        """``(plot event, [(image URL it references, archived image)])`` for every plot event, its
+        ``plot_str`` decoded when it was stored compressed."""
+        images = {r.get("file"): r.get("uri") for r in _jsonl(self.folder / "plots" / "images.jsonl") if r.get("file")}
         for event in _jsonl(self.folder / "plots" / "plots.jsonl"):
             if event.get("plot_str") is None and event.get("plot_data"):
                 event["plot_str"] = zlib.decompress(base64.b64decode(event["plot_data"])).decode()
-            yield _clean(event)
+            files = [(images[rel], path) for rel in event.get("local_image_files") or []
+                     if rel in images and images[rel] and (path := self._file(rel)) is not None]
+            yield _clean(event), files
 
     def debug_image_events(self) -> Iterator[tuple[dict[str, Any], Path | None]]:
         """``(event, archived file or None)`` for every debug image event."""
@@ -152,8 +159,11 @@ class TaskArchive:
         return out
 
     def model_folder(self, record: dict[str, Any]) -> Path | None:
-        rel = (record.get("download") or {}).get("file")
-        return self._file(rel).parent if rel and self._file(rel) else None
+        """``models/<role>.<name>.<id>`` of a model record (its weights and events), if archived."""
+        folder = self.folder / MODELS_DIR / (f"{safe_component(str(record.get('role')))}."
+                                             f"{safe_component(str(record.get('name') or ''))}."
+                                             f"{safe_component(str(record.get('id')), 40)}")
+        return folder if folder.is_dir() else None
 
     def _file(self, rel: str | None) -> Path | None:
         if not rel:
