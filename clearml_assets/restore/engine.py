@@ -98,10 +98,27 @@ class TaskRestorer:
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------ entry
-    def restore_path(self, path: Path | str) -> list[RestoreResult]:
-        """Restore every task of a task or project archive (file or folder), parents before children."""
+    def restore_path(self, path: Path | str, task_workers: int = 4) -> list[RestoreResult]:
+        """Restore every task of a task or project archive (file or folder), parents before children.
+
+        Args:
+            path: The archive file or export folder.
+            task_workers: Tasks restored at once (a task whose parent is in the archive waits for it).
+        """
         with open_archive(path) as archives:
-            return [self.restore(a) for a in _parents_first(archives)]
+            results: dict[str, RestoreResult] = {}
+            for level in _levels(archives):
+                if len(level) == 1 or task_workers <= 1:
+                    results.update((a.source_task_id, self.restore(a)) for a in level)
+                    continue
+                with ThreadPoolExecutor(max_workers=task_workers, thread_name_prefix="clearml-restore-task") as pool:
+                    futures = [(a.source_task_id, pool.submit(self.restore, a)) for a in level]
+                    settled = [(key, f.exception()) for key, f in futures]
+                    failed = [exc for _key, exc in settled if exc is not None]
+                    if failed:
+                        raise failed[0]
+                    results.update((key, f.result()) for key, f in futures)
+            return [results[a.source_task_id] for a in _parents_first(archives)]
 
     def find_restored(self, source_id: str) -> tuple[dict | None, dict | None]:
         """``(finished copy, unfinished copy)`` of source task ``source_id`` in the target account."""
@@ -384,6 +401,25 @@ def _batches(events: Iterable[dict], max_events: int, max_bytes: int) -> Iterato
         size += weight
     if batch:
         yield batch
+
+
+def _levels(archives: list[TaskArchive]) -> list[list[TaskArchive]]:
+    """The archives in levels: each task after the level holding its parent (when the parent is there)."""
+    by_id = {a.source_task_id: a for a in archives}
+    depth: dict[str, int] = {}
+
+    def level(archive: TaskArchive, seen: frozenset = frozenset()) -> int:
+        key = archive.source_task_id
+        if key not in depth:
+            parent = archive.task.get("parent")
+            depth[key] = 0 if parent not in by_id or parent in seen else \
+                level(by_id[parent], seen | {key}) + 1
+        return depth[key]
+
+    out: dict[int, list[TaskArchive]] = {}
+    for archive in _parents_first(archives):
+        out.setdefault(level(archive), []).append(archive)
+    return [out[k] for k in sorted(out)]
 
 
 def _parents_first(archives: list[TaskArchive]) -> list[TaskArchive]:
