@@ -244,6 +244,7 @@ def test_restore_that_died_half_way_is_finished_not_doubled(tmp_path, step):
             TaskRestorer(b, fail_after=die).restore_path(exported.archive)
         (partial,) = b.find_tasks_by_system_tag(provenance_tag(task_id))
         assert INCOMPLETE_TAG in partial["system_tags"]
+        assert partial["status"] in ("stopped", "published")  # never left in progress
         result = TaskRestorer(b).restore_path(exported.archive)[0]
         assert result.resumed and result.task_id == partial["id"]
         assert len(b.find_tasks_by_system_tag(provenance_tag(task_id))) == 1
@@ -252,3 +253,23 @@ def test_restore_that_died_half_way_is_finished_not_doubled(tmp_path, step):
         assert diff["different"] == [] and not diff["only_a"] and not diff["only_b"], diff
         assert copy.manifest["fingerprint"]["status"] == "published"
         assert len(b.call("models.get_all", only_fields=["id"])["models"]) == 1
+
+
+def test_an_interrupted_restore_leaves_no_task_in_progress(tmp_path):
+    with LocalServer(tmp_path / "a", api_port=0, files_port=0) as server_a, \
+            LocalServer(tmp_path / "b", api_port=0, files_port=0) as server_b:
+        a, b = client_of(server_a, "personal"), client_of(server_b, "original")
+        task_id = seed_rich_task(server_a, "interrupted")
+        exported = ClearMLTaskExporter(a, "personal", tmp_path / "x").export_task(task_id)
+
+        def interrupt(step: str) -> None:
+            if step == "uploads":
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            TaskRestorer(b, fail_after=interrupt).restore_path(exported.archive)
+        (partial,) = b.find_tasks_by_system_tag(provenance_tag(task_id))
+        assert partial["status"] == "stopped" and INCOMPLETE_TAG in partial["system_tags"]
+        (done,) = TaskRestorer(b).restore_path(exported.archive)
+        assert done.resumed and done.task_id == partial["id"]
+        assert b.get_task_by_id(done.task_id)["status"] == "completed"

@@ -150,14 +150,26 @@ class TaskRestorer:
         result.task_id = task_id
         try:
             self._fill(archive, task_id, project_id, status, result)
-        except ClearMLAssetsError as exc:
+        except BaseException as exc:
+            self._stop_after_failure(task_id)
+            if not isinstance(exc, Exception):
+                raise  # an interrupt: the copy is stopped and tagged, the next restore finishes it
             raise RestoreError(f"restore of task {archive.source_task_id} into account "
-                               f"{self.client.account!r} stopped half-way ({exc}); task {task_id} is tagged "
-                               f"{INCOMPLETE_TAG!r} and the next restore of the same archive finishes it",
-                               metadata={"task_id": task_id}) from exc
+                               f"{self.client.account!r} stopped half-way ({type(exc).__name__}: {exc}); task "
+                               f"{task_id} is tagged {INCOMPLETE_TAG!r} and the next restore of the same archive "
+                               "finishes it", metadata={"task_id": task_id}) from exc
         result.seconds = time.monotonic() - started
         result.web_url = self.client.web_url("task", task_id, project_id)
         return result
+
+    def _stop_after_failure(self, task_id: str) -> None:
+        """Leave no copy in progress after a failure or an interrupt (best effort: the server may be gone)."""
+        try:
+            if self.client.get_task_by_id(task_id).get("status") == "in_progress":
+                self.client.set_task_status(task_id, "stopped", message="restore interrupted",
+                                            reason="the next restore of the same archive finishes it")
+        except Exception:  # noqa: BLE001 - the original failure is what gets reported
+            pass
 
     def _web(self, row: dict) -> str | None:
         try:
@@ -279,14 +291,18 @@ class TaskRestorer:
 
     def _send_events(self, archive: TaskArchive, task_id: str, urls: dict[str, str], pool: ThreadPoolExecutor,
                      result: RestoreResult) -> None:
-        in_flight: list[Future] = []
+        in_flight: list[tuple[int, Future]] = []
+        sent = added = 0
         for batch in _batches(self._all_events(archive, task_id, urls, result), self.batch_events,
                               self.batch_bytes):
-            in_flight.append(pool.submit(self.client.add_events, batch))
+            in_flight.append((len(batch), pool.submit(self.client.add_events, batch)))
             if len(in_flight) >= self.max_workers:
-                in_flight.pop(0).result()
-        for future in in_flight:
-            future.result()
+                size, future = in_flight.pop(0)
+                sent, added = sent + size, added + int(future.result().get("added", size))
+        for size, future in in_flight:
+            sent, added = sent + size, added + int(future.result().get("added", size))
+        if added != sent:  # never a silent truncation: the server must have taken every event
+            raise RestoreError(f"the server added {added} of the {sent} events sent for task {task_id}")
 
     # -------------------------------------------------------------------------------- artifacts/models
     def _restore_artifacts(self, archive: TaskArchive, task_id: str, prefix: str, pool: ThreadPoolExecutor,
