@@ -96,6 +96,7 @@ class TaskRestorer:
         self.batch_bytes = max(1024, int(batch_bytes))
         self._hook = fail_after
         self._lock = threading.Lock()
+        self._projects: dict[str, str] = {}
 
     # ------------------------------------------------------------------------------------------ entry
     def restore_path(self, path: Path | str, task_workers: int = 4) -> list[RestoreResult]:
@@ -141,15 +142,17 @@ class TaskRestorer:
                                  True, seconds=time.monotonic() - started, web_url=self._web(done))
         result = RestoreResult(archive.source_task_id, "", str(src.get("name")), project, partial is None,
                                partial is not None, False)
-        project_id = self.client.ensure_project(project)
+        project_id = self._project_id(project)
         if partial is not None:
-            task_id = partial["id"]
+            task_id, system_tags = partial["id"], list(partial.get("system_tags") or [])
             status = self.client.get_task_by_id(task_id).get("status")
         else:
-            task_id, status = self._create(archive, project_id, result), "created"
+            task_id, system_tags = self._create(archive, project_id, result)
+            status = "created"
         result.task_id = task_id
         try:
             self._fill(archive, task_id, project_id, status, result)
+            self.client.update_task(task_id, system_tags=[t for t in system_tags if t != INCOMPLETE_TAG])
         except BaseException as exc:
             self._stop_after_failure(task_id)
             if not isinstance(exc, Exception):
@@ -161,6 +164,14 @@ class TaskRestorer:
         result.seconds = time.monotonic() - started
         result.web_url = self.client.web_url("task", task_id, project_id)
         return result
+
+    def _project_id(self, name: str) -> str:
+        with self._lock:
+            if name in self._projects:
+                return self._projects[name]
+        project_id = self.client.ensure_project(name)
+        with self._lock:
+            return self._projects.setdefault(name, project_id)
 
     def _stop_after_failure(self, task_id: str) -> None:
         """Leave no copy in progress after a failure or an interrupt (best effort: the server may be gone)."""
@@ -182,7 +193,7 @@ class TaskRestorer:
             self._hook(name)
 
     # ----------------------------------------------------------------------------------------- create
-    def _create(self, archive: TaskArchive, project_id: str, result: RestoreResult) -> str:
+    def _create(self, archive: TaskArchive, project_id: str, result: RestoreResult) -> tuple[str, list[str]]:
         src = archive.task
         system_tags = [t for t in src.get("system_tags") or []
                        if not t.startswith(PROVENANCE_PREFIX) and t != INCOMPLETE_TAG]
@@ -209,7 +220,7 @@ class TaskRestorer:
                 result.notes.append(f"parent task {parent} is not restored in this account; the copy has no parent")
         task_id = self.client.create_task(**fields)
         self.client.edit_task(task_id, runtime=self._runtime(archive))
-        return task_id
+        return task_id, fields["system_tags"]
 
     @staticmethod
     def _runtime(archive: TaskArchive) -> dict[str, Any]:
@@ -228,18 +239,18 @@ class TaskRestorer:
                 self.client.edit_task(task_id, runtime=self._runtime(archive))
             self.client.set_task_status(task_id, "in_progress", message="restoring")
             prefix = f"{_part(archive.project_name or 'project')}/{_part(str(src.get('name') or 'task'))}.{task_id}"
+            # every upload starts at once; events that point at no file go while they run
             with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="clearml-restore") as pool:
                 urls = self._upload_images(archive, prefix, pool, result)
-                self._step("uploads")
+                artifacts = self._upload_artifacts(archive, prefix, pool, result)
                 self._send_events(archive, task_id, urls, pool, result)
+                self._finish_artifacts(task_id, artifacts, result)
+                self._step("uploads")
                 self._step("events")
-                self._restore_artifacts(archive, task_id, prefix, pool, result)
                 self._restore_models(archive, task_id, project_id, prefix, pool, result)
             self._step("models")
             self._finish_status(task_id, src)
         self._step("status")
-        tags = [t for t in self.client.get_task_by_id(task_id).get("system_tags") or [] if t != INCOMPLETE_TAG]
-        self.client.update_task(task_id, system_tags=tags)
 
     def _finish_status(self, task_id: str, src: dict) -> None:
         status = src.get("status")
@@ -257,8 +268,8 @@ class TaskRestorer:
         return pool.submit(self.client.upload_file, f"{prefix}/{rel}", path)
 
     def _upload_images(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
-                       result: RestoreResult) -> dict[str, str]:
-        """Debug images and images referenced by plots, uploaded; returns ``{old URL: new URL}``."""
+                       result: RestoreResult) -> dict[str, Future]:
+        """Debug images and images referenced by plots, being uploaded: ``{old URL: future new URL}``."""
         futures: dict[str, Future] = {}
         found = [("debug_image_files", "metrics", event, [(event.get("url"), path)])
                  for event, path in archive.debug_image_events()]
@@ -272,10 +283,10 @@ class TaskRestorer:
                 futures[url] = self._upload(prefix, rel, path, pool)
                 result.counts[count] = result.counts.get(count, 0) + 1
                 result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
-        return {old: f.result() for old, f in futures.items()}
+        return futures
 
     # ----------------------------------------------------------------------------------------- events
-    def _all_events(self, archive: TaskArchive, task_id: str, urls: dict[str, str],
+    def _all_events(self, archive: TaskArchive, task_id: str, urls: dict[str, Future],
                     result: RestoreResult) -> Iterator[dict]:
         kinds = (("scalar_points", archive.scalar_events()), ("log_lines", archive.log_events()),
                  ("plots", (_relinked(e, [u for u, _ in files], urls) for e, files in archive.plot_events())),
@@ -284,12 +295,12 @@ class TaskRestorer:
             result.counts.setdefault(name, 0)
             for event in events:
                 if name == "debug_image_events" and event.get("url") in urls:
-                    event["url"] = urls[event["url"]]
+                    event["url"] = urls[event["url"]].result()
                 event["task"] = task_id
                 result.counts[name] += 1
                 yield event
 
-    def _send_events(self, archive: TaskArchive, task_id: str, urls: dict[str, str], pool: ThreadPoolExecutor,
+    def _send_events(self, archive: TaskArchive, task_id: str, urls: dict[str, Future], pool: ThreadPoolExecutor,
                      result: RestoreResult) -> None:
         in_flight: list[tuple[int, Future]] = []
         sent = added = 0
@@ -305,24 +316,31 @@ class TaskRestorer:
             raise RestoreError(f"the server added {added} of the {sent} events sent for task {task_id}")
 
     # -------------------------------------------------------------------------------- artifacts/models
-    def _restore_artifacts(self, archive: TaskArchive, task_id: str, prefix: str, pool: ThreadPoolExecutor,
-                           result: RestoreResult) -> None:
-        artifacts, uploads = [], []
+    def _upload_artifacts(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
+                          result: RestoreResult) -> list[tuple[dict, Future | None]]:
+        """The task's artifacts, their files being uploaded."""
+        planned = []
         for artifact, path in archive.artifacts():
-            artifact = {k: v for k, v in artifact.items()}
+            artifact = dict(artifact)
+            upload = None
             if path is not None:
                 rel = f"artifacts/{_part(str(artifact.get('key')))}/{_basename(artifact.get('uri'), path.name)}"
-                uploads.append((artifact, self._upload(prefix, rel, path, pool)))
+                upload = self._upload(prefix, rel, path, pool)
                 result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
             elif artifact.get("uri"):
                 result.notes.append(f"artifact {artifact.get('key')!r}: no file in the archive, the URI is kept")
-            artifacts.append(artifact)
-        for artifact, future in uploads:
-            artifact["uri"] = future.result()
-        if artifacts:
-            self.client.add_or_update_artifacts(task_id, artifacts)
-        result.counts["artifacts"] = len(artifacts)
-        result.counts["artifact_files"] = len(uploads)
+            planned.append((artifact, upload))
+        return planned
+
+    def _finish_artifacts(self, task_id: str, planned: list[tuple[dict, Future | None]],
+                          result: RestoreResult) -> None:
+        for artifact, upload in planned:
+            if upload is not None:
+                artifact["uri"] = upload.result()
+        if planned:
+            self.client.add_or_update_artifacts(task_id, [a for a, _ in planned])
+        result.counts["artifacts"] = len(planned)
+        result.counts["artifact_files"] = sum(1 for _, u in planned if u is not None)
 
     def _restore_models(self, archive: TaskArchive, task_id: str, project_id: str, prefix: str,
                         pool: ThreadPoolExecutor, result: RestoreResult) -> None:
@@ -392,12 +410,12 @@ class TaskRestorer:
         return self.client.create_model(**{k: v for k, v in fields.items() if v is not None})
 
 
-def _relinked(event: dict, old_urls: list[str], urls: dict[str, str]) -> dict:
+def _relinked(event: dict, old_urls: list[str], urls: dict[str, Future]) -> dict:
     """A plot event whose image URLs (in ``plot_str`` and ``source_urls``) point at the uploaded copies."""
     for old in old_urls:
-        new = urls.get(old)
-        if new is None:
+        if old not in urls:
             continue
+        new = urls[old].result()
         if isinstance(event.get("plot_str"), str):
             event["plot_str"] = event["plot_str"].replace(old, new)
         if isinstance(event.get("source_urls"), list):
