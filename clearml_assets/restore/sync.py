@@ -99,7 +99,13 @@ def sync_task(clearml: ClearMLResource, source: str, target: str, task_id: str, 
     task = src.get_task_by_id(task_id)
     if (task.get("runtime") or {}).get("restore_source_account") == target:
         return {"skipped": f"task {task_id} is a copy restored from account {target!r}"}, []
-    exported = ClearMLTaskExporter(src, source, export_root, max_workers=max_workers).export_task(task_id)
+    exporter = ClearMLTaskExporter(src, source, export_root, max_workers=max_workers)
+    try:
+        exported = exporter.export_task(task_id)
+    finally:
+        close = getattr(exporter, "close", None)  # an exporter owning its download pool shuts it down
+        if close is not None:
+            close()
     problems = verify_archive(exported.archive, exported.manifest)
     if problems:
         raise ArchiveError(f"the archive of task {task_id} ({source}) does not match its manifest "
