@@ -66,3 +66,17 @@ def test_an_archive_not_matching_its_manifest_restores_nothing(exported_and_targ
     assert target.call("tasks.get_all", only_fields=["id"])["tasks"] == []
     assert restore_main([str(tmp_path / "nothing.zip"), "--account", "original"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_an_archive_marked_incomplete_restores_nothing(exported_and_target, capsys, tmp_path):
+    from clearml_assets.archives.manifest import read_manifest, write_manifest
+
+    exported, target = exported_and_target
+    partial = tmp_path / "partial"
+    shutil.copytree(exported.folder, partial)
+    manifest = read_manifest(partial)
+    manifest.update(status="incomplete", issues=[{"section": "scalars", "error": "received 5 points, server counted 9"}])
+    write_manifest(partial, manifest)
+    assert restore_main([str(partial), "--account", "original"]) == 1
+    assert "marked incomplete" in capsys.readouterr().err
+    assert target.call("tasks.get_all", only_fields=["id"])["tasks"] == []

@@ -217,6 +217,11 @@ def load_task_folder(folder: Path) -> TaskArchive:
     if not manifest or not manifest.get("complete") or manifest.get("kind") != "task":
         raise ArchiveError(f"{folder} is not a complete task export (no complete task manifest.json); "
                            "restore an archive made by clearml-assets")
+    if manifest.get("status") == "incomplete":
+        first = next((i for i in manifest.get("issues") or [] if "error" in i), {})
+        raise ArchiveError(f"task export {folder} is marked incomplete (something the server held is missing"
+                           f"{': ' + str(first.get('error'))[:300] if first else ''}); nothing was restored. "
+                           "Export the task again and restore the new archive")
     problems = verify_folder(folder, manifest)
     if problems:
         raise ArchiveError(f"task export {folder} does not match its manifest ({len(problems)} problem(s), "
