@@ -11,8 +11,11 @@ found by their own provenance tag.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import posixpath
 import re
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote, urlsplit
+
+from filelock import FileLock
 
 from ..errors import ArchiveError, ClearMLAssetsError
 from .reader import TaskArchive, open_archive
@@ -83,12 +88,15 @@ class TaskRestorer:
         max_workers: Uploads and event batches in flight at once.
         batch_events: Most events per ``events.add_batch`` request.
         batch_bytes: Most (estimated) bytes per ``events.add_batch`` request.
-        fail_after: Test hook: raise after this many write steps (simulates a restore dying half-way).
+        fail_after: Test hook called with the name of each finished write step (raising in it simulates a
+            restore dying half-way).
+        lock_dir: Folder of the per-task lock files (default: ``clearml_assets/locks`` in the temp folder,
+            shared by every process of this machine).
     """
 
     def __init__(self, client, *, project: str | None = None, max_workers: int = 4,
                  batch_events: int = DEFAULT_BATCH_EVENTS, batch_bytes: int = DEFAULT_BATCH_BYTES,
-                 fail_after: Callable[[str], None] | None = None):
+                 fail_after: Callable[[str], None] | None = None, lock_dir: Path | str | None = None):
         self.client = client
         self.project = project
         self.max_workers = max(1, int(max_workers))
@@ -97,6 +105,7 @@ class TaskRestorer:
         self._hook = fail_after
         self._lock = threading.Lock()
         self._projects: dict[str, str] = {}
+        self.lock_dir = Path(lock_dir) if lock_dir else Path(tempfile.gettempdir()) / "clearml_assets" / "locks"
 
     # ------------------------------------------------------------------------------------------ entry
     def restore_path(self, path: Path | str, task_workers: int = 4) -> list[RestoreResult]:
@@ -108,17 +117,28 @@ class TaskRestorer:
         """
         with open_archive(path) as archives:
             results: dict[str, RestoreResult] = {}
-            for level in _levels(archives):
-                if len(level) == 1 or task_workers <= 1:
-                    results.update((a.source_task_id, self.restore(a)) for a in level)
-                    continue
-                with ThreadPoolExecutor(max_workers=task_workers, thread_name_prefix="clearml-restore-task") as pool:
-                    futures = [(a.source_task_id, pool.submit(self.restore, a)) for a in level]
-                    settled = [(key, f.exception()) for key, f in futures]
-                    failed = [exc for _key, exc in settled if exc is not None]
-                    if failed:
-                        raise failed[0]
-                    results.update((key, f.result()) for key, f in futures)
+            failures: dict[str, str] = {}
+            with ThreadPoolExecutor(max_workers=max(1, task_workers), thread_name_prefix="clearml-restore-task") as pool:
+                for level in _levels(archives):
+                    todo = []
+                    for archive in level:
+                        if archive.task.get("parent") in failures:  # its copy would lose the parent link
+                            failures[archive.source_task_id] = f"its parent {archive.task['parent']} failed"
+                        else:
+                            todo.append((archive.source_task_id, pool.submit(self.restore, archive)))
+                    for key, future in todo:
+                        try:
+                            results[key] = future.result()
+                        except RestoreError as exc:  # every other task still gets restored
+                            failures[key] = str(exc)
+            if failures:
+                first = next(iter(failures.items()))
+                raise RestoreError(
+                    f"{len(failures)} of {len(archives)} tasks could not be restored into account "
+                    f"{self.client.account!r} (first: {first[0]}: {first[1]}); the {len(results)} others are "
+                    "restored. Run the same restore again to finish the rest",
+                    metadata={"failed": json.dumps(failures)[:4000],
+                              "restored": json.dumps({k: r.task_id for k, r in results.items()})[:4000]})
             return [results[a.source_task_id] for a in _parents_first(archives)]
 
     def find_restored(self, source_id: str) -> tuple[dict | None, dict | None]:
@@ -132,7 +152,17 @@ class TaskRestorer:
         return done, partial
 
     def restore(self, archive: TaskArchive) -> RestoreResult:
-        """Restore one verified task archive (see the module docstring for idempotence and resuming)."""
+        """Restore one verified task archive (see the module docstring for idempotence and resuming).
+
+        Two restores of the same source task into the same account on this machine run one after the other
+        (a file lock per target host and source task), so they never both create a copy.
+        """
+        key = hashlib.sha256(f"{self.client.api_host}|{archive.source_task_id}".encode()).hexdigest()[:32]
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.lock_dir / f"restore-{key}.lock")):
+            return self._restore(archive)
+
+    def _restore(self, archive: TaskArchive) -> RestoreResult:
         started = time.monotonic()
         src = archive.task
         done, partial = self.find_restored(archive.source_task_id)
