@@ -5,7 +5,6 @@ and a restore that died half-way is finished by the next one, not doubled."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
