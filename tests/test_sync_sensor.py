@@ -87,6 +87,14 @@ def test_sensor_copies_each_newly_completed_task_end_to_end(pair):
         assert target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before
         assert len(before) == 2
 
+        # the source task is published later: a new status change, a new run, and the copy follows
+        seeder.call("tasks.publish", task=first, force=True)
+        published = tick(sensor, instance, resource, later.cursor)
+        assert [r.partition_key for r in published.run_requests] == [first]
+        assert materialize(instance, resource, root, first).success
+        assert target.get_task_by_id(copy["id"])["status"] == "published"
+        assert target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before
+
 
 def test_a_copy_restored_from_the_target_is_not_copied_back(pair):
     seeder, resource, root = pair["seeder"], pair["resource"], pair["root"]

@@ -168,8 +168,14 @@ class TaskRestorer:
         done, partial = self.find_restored(archive.source_task_id)
         project = self.project or archive.project_name or "Restored"
         if done is not None:
-            return RestoreResult(archive.source_task_id, done["id"], str(done.get("name")), project, False, False,
-                                 True, seconds=time.monotonic() - started, web_url=self._web(done))
+            result = RestoreResult(archive.source_task_id, done["id"], str(done.get("name")), project, False, False,
+                                   True, web_url=self._web(done))
+            if src.get("status") == "published" and done.get("status") in ("completed", "stopped"):
+                # the source was published after it was copied: the copy follows (its content is the same)
+                self.client.set_task_status(done["id"], "published", message=str(src.get("status_message") or ""))
+                result.notes.append("the source was published since it was copied: the copy is published too")
+            result.seconds = time.monotonic() - started
+            return result
         result = RestoreResult(archive.source_task_id, "", str(src.get("name")), project, partial is None,
                                partial is not None, False)
         project_id = self._project_id(project)
