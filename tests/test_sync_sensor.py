@@ -118,3 +118,19 @@ def test_sync_pairs_from_the_environment():
     defs = build_sync_definitions(environ={"CLEARML_ASSETS_SYNC": "personal->original"},
                                   accounts=["personal", "original"])
     assert [s.name for s in defs.sensors] == ["clearml_sync_sensor_personal_to_original"]
+
+
+def test_a_tick_against_a_source_that_is_down_fails_naming_it_and_keeps_the_cursor(tmp_path):
+    from clearml_assets.errors import ClearMLConnectionError
+    from clearml_assets.local_server.runner import free_port
+
+    down = f"http://127.0.0.1:{free_port('127.0.0.1')}"
+    resource = ClearMLResource(accounts={"personal": ClearMLAccount(api_host=down, access_key="k", secret_key="s"),
+                                         "original": ClearMLAccount(api_host=down, access_key="k", secret_key="s")},
+                               default_account="personal", home=str(tmp_path / "home"), check_timeout_seconds=2)
+    sensor = build_clearml_sync_sensor("personal", "original")
+    cursor = '{"v":1,"time":"2026-01-01T00:00:00.000000+00:00","recent":{}}'
+    with dg.instance_for_test() as instance:
+        with pytest.raises(ClearMLConnectionError, match="clearml_sync_sensor_personal_to_original.*cursor did not move"):
+            tick(sensor, instance, resource, cursor)
+        assert instance.get_dynamic_partitions(sync_partitions("personal", "original").name) == []
