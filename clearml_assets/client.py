@@ -754,6 +754,158 @@ class ClearMLClient:
         fields: dict[str, Any] = {"model_events": True} if model_events else {}
         return self.call("events.get_scalar_metrics_and_variants", task=task_id, **fields).get("metrics") or {}
 
+    # -- restore writes (restore) ----------------------------------------------------------------
+    def find_tasks_by_system_tag(self, system_tag: str) -> list[dict]:
+        """Every task (any status, hidden or archived too) carrying ``system_tag``, oldest first."""
+        return list(self.iter_pages(
+            "tasks.get_all", "tasks", system_tags=[system_tag], search_hidden=True, order_by=["created"],
+            only_fields=["id", "name", "status", "system_tags", "runtime", "project", "created", "type"]))
+
+    def find_tasks_by_tag(self, tag: str) -> list[dict]:
+        """Every task (any status, hidden too, e.g. dataset versions) carrying the user tag ``tag``."""
+        return list(self.iter_pages(
+            "tasks.get_all", "tasks", tags=[tag], search_hidden=True, order_by=["created"],
+            only_fields=["id", "name", "status", "tags", "system_tags", "runtime", "project"]))
+
+    def find_models_by_system_tag(self, system_tag: str) -> list[dict]:
+        """Every model carrying ``system_tag``, oldest first."""
+        return list(self.iter_pages("models.get_all", "models", system_tags=[system_tag],
+                                    order_by=["created"], only_fields=["id", "name", "uri", "task", "system_tags"]))
+
+    def get_task_by_id(self, task_id: str) -> dict:
+        """The whole task document (``tasks.get_by_id``)."""
+        return self.call("tasks.get_by_id", task=task_id)["task"]
+
+    def ensure_project(self, name: str) -> str:
+        """The id of project ``name`` (full path, e.g. ``a/b``), created with its parents if missing."""
+        pattern = f"^{re.escape(name)}$"
+        found = self.call("projects.get_all", name=pattern, search_hidden=True,
+                          only_fields=["id", "name"]).get("projects") or []
+        if found:
+            return found[0]["id"]
+        try:
+            return self.call("projects.create", name=name, description="")["id"]
+        except ClearMLRequestError:  # created meanwhile by someone else
+            found = self.call("projects.get_all", name=pattern, search_hidden=True,
+                              only_fields=["id"]).get("projects") or []
+            if not found:
+                raise
+            return found[0]["id"]
+
+    def create_task(self, **fields: Any) -> str:
+        """``tasks.create`` (status ``created``); returns the new id."""
+        return self.call("tasks.create", **fields)["id"]
+
+    def edit_task(self, task_id: str, **fields: Any) -> None:
+        """``tasks.edit`` with ``force`` (created or in_progress tasks)."""
+        self.call("tasks.edit", task=task_id, force=True, **fields)
+
+    def update_task(self, task_id: str, **fields: Any) -> None:
+        """``tasks.update``: name, comment, tags, system_tags (any status)."""
+        self.call("tasks.update", task=task_id, **fields)
+
+    def set_task_status(self, task_id: str, status: str, *, message: str = "", reason: str = "") -> None:
+        """Move a task to ``status`` with ``force`` (``in_progress``, ``stopped``, ``failed``, ``completed``,
+        ``published``, ``closed``); the state machine of the real server is skipped by ``force``."""
+        endpoint = {"in_progress": "tasks.started", "stopped": "tasks.stopped", "failed": "tasks.failed",
+                    "completed": "tasks.completed", "published": "tasks.publish", "closed": "tasks.close"}[status]
+        self.call(endpoint, task=task_id, force=True, status_message=message, status_reason=reason)
+
+    def delete_task(self, task_id: str) -> None:
+        """``tasks.delete`` with ``force`` (its events and output models go with it)."""
+        self.call("tasks.delete", task=task_id, force=True, delete_output_models=True, return_file_urls=False)
+
+    def add_events(self, events: list[dict]) -> dict:
+        """``events.add_batch`` of ``events`` as JSON lines (one request; the caller bounds its size).
+
+        Raises:
+            ClearMLRequestError: The server refused the batch or some of its events.
+        """
+        body = b"\n".join(orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY) for e in events)
+        url = f"{self.api_host}/v{API_VERSION}/events.add_batch"
+        for attempt in (0, 1):
+            self.calls += 1
+            try:
+                resp = self._http.post(url, data=body, timeout=self._timeout, headers={
+                    "Authorization": f"Bearer {self._bearer(refresh=attempt == 1)}",
+                    "Content-Type": "application/json-lines"})
+            except requests.RequestException as exc:
+                raise self._unreachable(exc) from None
+            payload = _json(resp)
+            code = _result_code(payload) or resp.status_code
+            if code == 401 and attempt == 0:
+                continue
+            if code in (502, 503, 504) or (payload is None and resp.status_code >= 500):
+                raise self._server_error(resp.status_code, _result_msg(payload))
+            data = (payload or {}).get("data") or {} if isinstance(payload, dict) else {}
+            if code == 200 and not data.get("errors"):
+                return data
+            raise ClearMLRequestError(
+                f"ClearML account '{self.account}': events.add_batch failed with {code}/"
+                f"{_result_subcode(payload)}: {_result_msg(payload) or data.get('errors_info') or resp.reason}",
+                metadata={"endpoint": "events.add_batch", "result_code": code})
+        raise AssertionError("unreachable")
+
+    def reset_task(self, task_id: str) -> None:
+        """``tasks.reset`` with ``force``: back to ``created``, events, metrics, runtime and output artifacts
+        cleared, draft output models deleted (ready ones detached)."""
+        self.call("tasks.reset", task=task_id, force=True, delete_output_models=True)
+
+    def add_or_update_artifacts(self, task_id: str, artifacts: list[dict]) -> None:
+        """``tasks.add_or_update_artifacts`` (upsert by key and mode) with ``force``."""
+        self.call("tasks.add_or_update_artifacts", task=task_id, artifacts=artifacts, force=True)
+
+    def create_model(self, **fields: Any) -> str:
+        """``models.create``; returns the new model id."""
+        return self.call("models.create", **fields)["id"]
+
+    def get_model_by_id(self, model_id: str) -> dict:
+        """The whole model document (``models.get_by_id``)."""
+        return self.call("models.get_by_id", model=model_id)["model"]
+
+    def edit_model(self, model_id: str, **fields: Any) -> None:
+        """``models.edit``: any field of ``models.create`` (uri, task, project, labels...), ready or not."""
+        self.call("models.edit", model=model_id, **fields)
+
+    def add_task_model(self, task_id: str, name: str, model_id: str, kind: str) -> None:
+        """``tasks.add_or_update_model``: attach a model as the task's ``input`` or ``output``."""
+        self.call("tasks.add_or_update_model", task=task_id, name=name, model=model_id, type=kind)
+
+    def upload_file(self, path: str, source: Path) -> str:
+        """Stream ``source`` to this account's fileserver at ``path`` (as the SDK does: a multipart POST
+        to the fileserver's root whose field name is the path); returns the file's URL.
+
+        Raises:
+            ClearMLConfigError: The account has no fileserver.
+            ClearMLRequestError: The fileserver refused the upload.
+        """
+        from urllib.parse import quote
+
+        from requests_toolbelt import MultipartEncoder
+
+        from .errors import ClearMLConfigError
+
+        if not self.files_host:
+            raise ClearMLConfigError(f"ClearML account '{self.account}' has no files_host: set it to upload files")
+        path = path.lstrip("/")
+        for attempt in (0, 1):
+            with open(source, "rb") as handle:
+                form = MultipartEncoder(fields={path: (Path(path).name, handle, "application/octet-stream")})
+                try:
+                    resp = self._http.post(f"{self.files_host}/", data=form, timeout=self._timeout, headers={
+                        "Authorization": f"Bearer {self._bearer(refresh=attempt == 1)}",
+                        "Content-Type": form.content_type})
+                except requests.RequestException as exc:
+                    raise self._unreachable(exc, host=self.files_host) from None
+            if resp.status_code == 401 and attempt == 0:
+                continue
+            if resp.status_code != 200:
+                raise ClearMLRequestError(
+                    f"ClearML account '{self.account}': upload of {path!r} to {self.files_host} failed with "
+                    f"HTTP {resp.status_code}", metadata={"http_status": resp.status_code})
+            return f"{self.files_host}/{quote(path)}"
+        raise AssertionError("unreachable")
+
 
 def _under(host: str, url: str) -> str | None:
     """The part of ``url`` after ``host`` (path, query), or None if ``url`` is not a safe URL under it."""

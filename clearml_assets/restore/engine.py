@@ -1,0 +1,526 @@
+"""Restore a task archive into a ClearML account: one new task holding everything the archive holds.
+
+The new task is created with the system tags ``restored-from:<source task id>`` (provenance, found by the
+next restore) and ``restore-incomplete`` (removed only after the last write), plus the source account,
+server and archive in ``runtime``. So a second restore finds the finished copy and writes nothing, and a
+restore that died half-way is resumed on the same task: its log is cleared and sent again, the other
+events are sent again (the server keys them by task, iteration, metric and variant, so they replace
+themselves), files are uploaded again to the same paths, artifacts are upserted by key and models are
+found by their own provenance tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+from urllib.parse import unquote, urlsplit
+
+from filelock import FileLock
+
+from ..errors import ArchiveError, ClearMLAssetsError
+from .reader import TaskArchive, open_archive
+
+PROVENANCE_PREFIX = "restored-from:"
+INCOMPLETE_TAG = "restore-incomplete"
+RUNTIME_KEYS = ("restore_source_account", "restore_source_server", "restore_source_task", "restore_archive_sha256")
+FINAL_STATUSES = ("completed", "published", "stopped", "failed", "closed")
+DEFAULT_BATCH_EVENTS = 5_000
+DEFAULT_BATCH_BYTES = 4 << 20
+_PATH_PART = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class RestoreError(ClearMLAssetsError):
+    """A restore could not be finished; the target task (if any) still carries ``restore-incomplete``."""
+
+
+def provenance_tag(source_id: str) -> str:
+    """The system tag marking a restored copy of task (or model) ``source_id``."""
+    return f"{PROVENANCE_PREFIX}{source_id}"
+
+
+@dataclass
+class RestoreResult:
+    """Outcome of restoring one task archive."""
+
+    source_task_id: str
+    task_id: str
+    task_name: str
+    project: str
+    created: bool
+    resumed: bool
+    unchanged: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    web_url: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source_task_id": self.source_task_id, "task_id": self.task_id, "task_name": self.task_name,
+                "project": self.project, "created": self.created, "resumed": self.resumed,
+                "unchanged": self.unchanged, "counts": self.counts, "notes": self.notes,
+                "seconds": round(self.seconds, 3), "web_url": self.web_url}
+
+
+def _part(name: str) -> str:
+    return _PATH_PART.sub("_", name).strip(".")[:64] or "_"
+
+
+def _basename(url: str | None, fallback: str) -> str:
+    name = posixpath.basename(unquote(urlsplit(url or "").path))
+    return name if name not in ("", ".", "..") and "\0" not in name else fallback
+
+
+class TaskRestorer:
+    """Restores task archives into one ClearML account.
+
+    Args:
+        client: The target account's ``ClearMLClient`` (needs its ``files_host`` for files).
+        project: Project (full name) for the restored tasks; default: the source task's project name.
+        max_workers: Uploads and event batches in flight at once.
+        batch_events: Most events per ``events.add_batch`` request.
+        batch_bytes: Most (estimated) bytes per ``events.add_batch`` request.
+        fail_after: Test hook called with the name of each finished write step (raising in it simulates a
+            restore dying half-way).
+        lock_dir: Folder of the per-task lock files (default: ``clearml_assets/locks`` in the temp folder,
+            shared by every process of this machine).
+    """
+
+    def __init__(self, client, *, project: str | None = None, max_workers: int = 4,
+                 batch_events: int = DEFAULT_BATCH_EVENTS, batch_bytes: int = DEFAULT_BATCH_BYTES,
+                 fail_after: Callable[[str], None] | None = None, lock_dir: Path | str | None = None):
+        self.client = client
+        self.project = project
+        self.max_workers = max(1, int(max_workers))
+        self.batch_events = max(1, int(batch_events))
+        self.batch_bytes = max(1024, int(batch_bytes))
+        self._hook = fail_after
+        self._lock = threading.Lock()
+        self._projects: dict[str, str] = {}
+        self.lock_dir = Path(lock_dir) if lock_dir else Path(tempfile.gettempdir()) / "clearml_assets" / "locks"
+
+    # ------------------------------------------------------------------------------------------ entry
+    def restore_path(self, path: Path | str, task_workers: int = 4) -> list[RestoreResult]:
+        """Restore every task of a task or project archive (file or folder), parents before children.
+
+        Args:
+            path: The archive file or export folder.
+            task_workers: Tasks restored at once (a task whose parent is in the archive waits for it).
+        """
+        with open_archive(path) as archives:
+            results: dict[str, RestoreResult] = {}
+            failures: dict[str, str] = {}
+            with ThreadPoolExecutor(max_workers=max(1, task_workers), thread_name_prefix="clearml-restore-task") as pool:
+                for level in _levels(archives):
+                    todo = []
+                    for archive in level:
+                        if archive.task.get("parent") in failures:  # its copy would lose the parent link
+                            failures[archive.source_task_id] = f"its parent {archive.task['parent']} failed"
+                        else:
+                            todo.append((archive.source_task_id, pool.submit(self.restore, archive)))
+                    for key, future in todo:
+                        try:
+                            results[key] = future.result()
+                        except RestoreError as exc:  # every other task still gets restored
+                            failures[key] = str(exc)
+            if failures:
+                first = next(iter(failures.items()))
+                raise RestoreError(
+                    f"{len(failures)} of {len(archives)} tasks could not be restored into account "
+                    f"{self.client.account!r} (first: {first[0]}: {first[1]}); the {len(results)} others are "
+                    "restored. Run the same restore again to finish the rest",
+                    metadata={"failed": json.dumps(failures)[:4000],
+                              "restored": json.dumps({k: r.task_id for k, r in results.items()})[:4000]})
+            return [results[a.source_task_id] for a in _parents_first(archives)]
+
+    def find_restored(self, source_id: str) -> tuple[dict | None, dict | None]:
+        """``(finished copy, unfinished copy)`` of source task ``source_id`` in the target account."""
+        done = partial = None
+        for row in self.client.find_tasks_by_system_tag(provenance_tag(source_id)):
+            if INCOMPLETE_TAG in (row.get("system_tags") or []):
+                partial = partial or row
+            else:
+                done = done or row
+        return done, partial
+
+    def restore(self, archive: TaskArchive) -> RestoreResult:
+        """Restore one verified task archive (see the module docstring for idempotence and resuming).
+
+        Two restores of the same source task into the same account on this machine run one after the other
+        (a file lock per target host and source task), so they never both create a copy.
+        """
+        key = hashlib.sha256(f"{self.client.api_host}|{archive.source_task_id}".encode()).hexdigest()[:32]
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.lock_dir / f"restore-{key}.lock")):
+            return self._restore(archive)
+
+    def _restore(self, archive: TaskArchive) -> RestoreResult:
+        started = time.monotonic()
+        src = archive.task
+        done, partial = self.find_restored(archive.source_task_id)
+        project = self.project or archive.project_name or "Restored"
+        if done is not None:
+            result = RestoreResult(archive.source_task_id, done["id"], str(done.get("name")), project, False, False,
+                                   True, web_url=self._web(done))
+            if src.get("status") == "published" and done.get("status") in ("completed", "stopped"):
+                # the source was published after it was copied: the copy follows (its content is the same)
+                self.client.set_task_status(done["id"], "published", message=str(src.get("status_message") or ""))
+                result.notes.append("the source was published since it was copied: the copy is published too")
+            result.seconds = time.monotonic() - started
+            return result
+        result = RestoreResult(archive.source_task_id, "", str(src.get("name")), project, partial is None,
+                               partial is not None, False)
+        project_id = self._project_id(project)
+        if partial is not None:
+            task_id, system_tags = partial["id"], list(partial.get("system_tags") or [])
+            status = self.client.get_task_by_id(task_id).get("status")
+        else:
+            task_id, system_tags = self._create(archive, project_id, result)
+            status = "created"
+        result.task_id = task_id
+        try:
+            self._fill(archive, task_id, project_id, status, result)
+            self.client.update_task(task_id, system_tags=[t for t in system_tags if t != INCOMPLETE_TAG])
+        except BaseException as exc:
+            self._stop_after_failure(task_id)
+            if not isinstance(exc, Exception):
+                raise  # an interrupt: the copy is stopped and tagged, the next restore finishes it
+            raise RestoreError(f"restore of task {archive.source_task_id} into account "
+                               f"{self.client.account!r} stopped half-way ({type(exc).__name__}: {exc}); task "
+                               f"{task_id} is tagged {INCOMPLETE_TAG!r} and the next restore of the same archive "
+                               "finishes it", metadata={"task_id": task_id}) from exc
+        result.seconds = time.monotonic() - started
+        result.web_url = self.client.web_url("task", task_id, project_id)
+        return result
+
+    def _project_id(self, name: str) -> str:
+        with self._lock:
+            if name in self._projects:
+                return self._projects[name]
+        project_id = self.client.ensure_project(name)
+        with self._lock:
+            return self._projects.setdefault(name, project_id)
+
+    def _stop_after_failure(self, task_id: str) -> None:
+        """Leave no copy in progress after a failure or an interrupt (best effort: the server may be gone)."""
+        try:
+            if self.client.get_task_by_id(task_id).get("status") == "in_progress":
+                self.client.set_task_status(task_id, "stopped", message="restore interrupted",
+                                            reason="the next restore of the same archive finishes it")
+        except Exception:  # noqa: BLE001 - the original failure is what gets reported
+            pass
+
+    def _web(self, row: dict) -> str | None:
+        try:
+            return self.client.web_url("task", row["id"], row.get("project"))
+        except Exception:  # noqa: BLE001 - a link is a nicety
+            return None
+
+    def _step(self, name: str) -> None:
+        if self._hook is not None:
+            self._hook(name)
+
+    # ----------------------------------------------------------------------------------------- create
+    def _create(self, archive: TaskArchive, project_id: str, result: RestoreResult) -> tuple[str, list[str]]:
+        src = archive.task
+        system_tags = [t for t in src.get("system_tags") or []
+                       if not t.startswith(PROVENANCE_PREFIX) and t != INCOMPLETE_TAG]
+        fields: dict[str, Any] = {
+            "name": src.get("name") or archive.source_task_id, "type": src.get("type") or "training",
+            "project": project_id, "comment": src.get("comment") or "", "tags": list(src.get("tags") or []),
+            "system_tags": system_tags + [provenance_tag(archive.source_task_id), INCOMPLETE_TAG],
+        }
+        for key in ("script", "hyperparams", "configuration", "container"):
+            if src.get(key):
+                fields[key] = src[key]
+        execution = {k: v for k, v in (src.get("execution") or {}).items() if k not in ("artifacts", "queue")}
+        if execution:
+            fields["execution"] = execution
+        destination = (src.get("output") or {}).get("destination")
+        if destination:
+            fields["output_dest"] = destination
+        parent = src.get("parent")
+        if parent:
+            mapped, _ = self.find_restored(parent)
+            if mapped is not None:
+                fields["parent"] = mapped["id"]
+            else:
+                result.notes.append(f"parent task {parent} is not restored in this account; the copy has no parent")
+        task_id = self.client.create_task(**fields)
+        self.client.edit_task(task_id, runtime=self._runtime(archive))
+        return task_id, fields["system_tags"]
+
+    @staticmethod
+    def _runtime(archive: TaskArchive) -> dict[str, Any]:
+        """The source task's runtime plus the provenance of the copy."""
+        return {**(archive.task.get("runtime") or {}), "restore_source_account": archive.source_account,
+                "restore_source_server": archive.source_server, "restore_source_task": archive.source_task_id,
+                "restore_archive_sha256": str((archive.manifest.get("archive") or {}).get("sha256") or "")}
+
+    # ------------------------------------------------------------------------------------------- fill
+    def _fill(self, archive: TaskArchive, task_id: str, project_id: str, status: str,
+              result: RestoreResult) -> None:
+        src = archive.task
+        if status != "published":
+            if result.resumed:  # events, metrics and output models of the first try go, the rest is sent again
+                self.client.reset_task(task_id)
+                self.client.edit_task(task_id, runtime=self._runtime(archive))
+            self.client.set_task_status(task_id, "in_progress", message="restoring")
+            prefix = f"{_part(archive.project_name or 'project')}/{_part(str(src.get('name') or 'task'))}.{task_id}"
+            # every upload starts at once; events that point at no file go while they run
+            with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="clearml-restore") as pool:
+                urls = self._upload_images(archive, prefix, pool, result)
+                artifacts = self._upload_artifacts(archive, prefix, pool, result)
+                self._send_events(archive, task_id, urls, pool, result)
+                self._finish_artifacts(task_id, artifacts, result)
+                self._step("uploads")
+                self._step("events")
+                self._restore_models(archive, task_id, project_id, prefix, pool, result)
+            self._step("models")
+            self._finish_status(task_id, src)
+        self._step("status")
+
+    def _finish_status(self, task_id: str, src: dict) -> None:
+        status = src.get("status")
+        message, reason = str(src.get("status_message") or ""), str(src.get("status_reason") or "")
+        if status == "published":
+            self.client.set_task_status(task_id, "completed")
+            self.client.set_task_status(task_id, "published", message=message, reason=reason)
+        elif status in FINAL_STATUSES:
+            self.client.set_task_status(task_id, status, message=message, reason=reason)
+        else:  # created / queued / in_progress in the archive: the copy runs nowhere
+            self.client.set_task_status(task_id, "stopped", message=f"restored from a {status} task",
+                                        reason=reason)
+
+    def _upload(self, prefix: str, rel: str, path: Path, pool: ThreadPoolExecutor) -> Future:
+        return pool.submit(self.client.upload_file, f"{prefix}/{rel}", path)
+
+    def _upload_images(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
+                       result: RestoreResult) -> dict[str, Future]:
+        """Debug images and images referenced by plots, being uploaded: ``{old URL: future new URL}``."""
+        futures: dict[str, Future] = {}
+        found = [("debug_image_files", "metrics", event, [(event.get("url"), path)])
+                 for event, path in archive.debug_image_events()]
+        found += [("plot_image_files", "plots", event, files) for event, files in archive.plot_events()]
+        for count, folder, event, files in found:
+            for url, path in files:
+                if path is None or not url or url in futures:
+                    continue
+                rel = "/".join([folder, _part(str(event.get("metric", ""))), _part(str(event.get("variant", ""))),
+                                _basename(url, "image")])
+                futures[url] = self._upload(prefix, rel, path, pool)
+                result.counts[count] = result.counts.get(count, 0) + 1
+                result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
+        return futures
+
+    # ----------------------------------------------------------------------------------------- events
+    def _all_events(self, archive: TaskArchive, task_id: str, urls: dict[str, Future],
+                    result: RestoreResult) -> Iterator[dict]:
+        kinds = (("scalar_points", archive.scalar_events()), ("log_lines", archive.log_events()),
+                 ("plots", (_relinked(e, [u for u, _ in files], urls) for e, files in archive.plot_events())),
+                 ("debug_image_events", (e for e, _ in archive.debug_image_events())))
+        for name, events in kinds:
+            result.counts.setdefault(name, 0)
+            for event in events:
+                if name == "debug_image_events" and event.get("url") in urls:
+                    event["url"] = urls[event["url"]].result()
+                event["task"] = task_id
+                result.counts[name] += 1
+                yield event
+
+    def _send_events(self, archive: TaskArchive, task_id: str, urls: dict[str, Future], pool: ThreadPoolExecutor,
+                     result: RestoreResult) -> None:
+        in_flight: list[tuple[int, Future]] = []
+        sent = added = 0
+        for batch in _batches(self._all_events(archive, task_id, urls, result), self.batch_events,
+                              self.batch_bytes):
+            in_flight.append((len(batch), pool.submit(self.client.add_events, batch)))
+            if len(in_flight) >= self.max_workers:
+                size, future = in_flight.pop(0)
+                sent, added = sent + size, added + int(future.result().get("added", size))
+        for size, future in in_flight:
+            sent, added = sent + size, added + int(future.result().get("added", size))
+        if added != sent:  # never a silent truncation: the server must have taken every event
+            raise RestoreError(f"the server added {added} of the {sent} events sent for task {task_id}")
+
+    # -------------------------------------------------------------------------------- artifacts/models
+    def _upload_artifacts(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
+                          result: RestoreResult) -> list[tuple[dict, Future | None]]:
+        """The task's artifacts, their files being uploaded."""
+        planned = []
+        for artifact, path in archive.artifacts():
+            artifact = dict(artifact)
+            upload = None
+            if path is not None:
+                rel = f"artifacts/{_part(str(artifact.get('key')))}/{_basename(artifact.get('uri'), path.name)}"
+                upload = self._upload(prefix, rel, path, pool)
+                result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
+            elif artifact.get("uri"):
+                result.notes.append(f"artifact {artifact.get('key')!r}: no file in the archive, the URI is kept")
+            planned.append((artifact, upload))
+        return planned
+
+    def _finish_artifacts(self, task_id: str, planned: list[tuple[dict, Future | None]],
+                          result: RestoreResult) -> None:
+        for artifact, upload in planned:
+            if upload is not None:
+                artifact["uri"] = upload.result()
+        if planned:
+            self.client.add_or_update_artifacts(task_id, [a for a, _ in planned])
+        result.counts["artifacts"] = len(planned)
+        result.counts["artifact_files"] = sum(1 for _, u in planned if u is not None)
+
+    def _restore_models(self, archive: TaskArchive, task_id: str, project_id: str, prefix: str,
+                        pool: ThreadPoolExecutor, result: RestoreResult) -> None:
+        src = archive.task
+        refs = {(kind, ref.get("name"), ref.get("model")) for kind in ("input", "output")
+                for ref in ((src.get("models") or {}).get(kind) or [])}
+        planned = []
+        for record, path in archive.models():
+            model = record.get("model")
+            if not model or record.get("missing"):
+                result.notes.append(f"model {record.get('id')} was not in the archive (missing on the source)")
+                continue
+            found = self.client.find_models_by_system_tag(provenance_tag(model["id"]))
+            if found:
+                if model.get("task") == archive.source_task_id and found[0].get("task") != task_id:
+                    self.client.edit_model(found[0]["id"], task=task_id)  # detached by a reset
+                planned.append((record, found[0]["id"], None))
+                continue
+            upload = None
+            if path is not None:
+                rel = f"models/{_part(model['id'])}/{_basename(model.get('uri'), path.name)}"
+                upload = self._upload(prefix, rel, path, pool)
+                result.counts["uploaded_bytes"] = result.counts.get("uploaded_bytes", 0) + path.stat().st_size
+            planned.append((record, None, upload))
+        for record, model_id, upload in planned:
+            model = record["model"]
+            ready = False
+            if model_id is None:
+                model_id = self._create_model(model, upload.result() if upload else model.get("uri"),
+                                              task_id if model.get("task") == archive.source_task_id else None,
+                                              project_id)
+                result.counts["model_files"] = result.counts.get("model_files", 0) + (upload is not None)
+            else:
+                ready = bool(self.client.get_model_by_id(model_id).get("ready"))
+            if not ready:  # a ready (published) model takes no events: they go first
+                self._send_model_events(archive, record, model_id, result)
+                if model.get("ready"):
+                    self.client.edit_model(model_id, ready=True)
+            if (record["role"], record.get("name"), record["id"]) in refs:
+                self.client.add_task_model(task_id, record.get("name") or model.get("name"), model_id,
+                                           record["role"])
+        result.counts["models"] = len(planned)
+
+    def _send_model_events(self, archive: TaskArchive, record: dict, model_id: str, result: RestoreResult) -> None:
+        events = ({**event, "task": model_id, "model_event": True} for event in archive.model_events(record))
+        for batch in _batches(events, self.batch_events, self.batch_bytes):
+            self.client.add_events(batch)
+            result.counts["model_events"] = result.counts.get("model_events", 0) + len(batch)
+
+    def _create_model(self, model: dict, uri: str | None, task_id: str | None, project_id: str) -> str:
+        system_tags = [t for t in model.get("system_tags") or [] if not t.startswith(PROVENANCE_PREFIX)]
+        fields: dict[str, Any] = {
+            "name": model.get("name") or "model", "uri": uri or "", "comment": model.get("comment") or "",
+            "tags": list(model.get("tags") or []), "system_tags": system_tags + [provenance_tag(model["id"])],
+            "framework": model.get("framework"), "design": model.get("design") or {},
+            "labels": model.get("labels") or {}, "ready": False, "project": project_id}
+        if task_id:
+            fields["task"] = task_id
+        metadata = model.get("metadata")
+        if metadata:  # stored as {key: item}, sent as a list of items (models.create 2.13+)
+            fields["metadata"] = list(metadata.values()) if isinstance(metadata, dict) else metadata
+        parent = model.get("parent")
+        if parent:
+            found = self.client.find_models_by_system_tag(provenance_tag(parent))
+            if found:
+                fields["parent"] = found[0]["id"]
+        return self.client.create_model(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _relinked(event: dict, old_urls: list[str], urls: dict[str, Future]) -> dict:
+    """A plot event whose image URLs (in ``plot_str`` and ``source_urls``) point at the uploaded copies."""
+    for old in old_urls:
+        if old not in urls:
+            continue
+        new = urls[old].result()
+        if isinstance(event.get("plot_str"), str):
+            event["plot_str"] = event["plot_str"].replace(old, new)
+        if isinstance(event.get("source_urls"), list):
+            event["source_urls"] = [new if u == old else u for u in event["source_urls"]]
+    return event
+
+
+def _batches(events: Iterable[dict], max_events: int, max_bytes: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    size = 0
+    for event in events:
+        weight = 200 + len(event.get("plot_str") or "") + len(event.get("msg") or "")
+        if batch and (len(batch) >= max_events or size + weight > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(event)
+        size += weight
+    if batch:
+        yield batch
+
+
+def _levels(archives: list[TaskArchive]) -> list[list[TaskArchive]]:
+    """The archives in levels: each task after the level holding its parent (when the parent is there)."""
+    by_id = {a.source_task_id: a for a in archives}
+    depth: dict[str, int] = {}
+
+    def level(archive: TaskArchive, seen: frozenset = frozenset()) -> int:
+        key = archive.source_task_id
+        if key not in depth:
+            parent = archive.task.get("parent")
+            depth[key] = 0 if parent not in by_id or parent in seen else \
+                level(by_id[parent], seen | {key}) + 1
+        return depth[key]
+
+    out: dict[int, list[TaskArchive]] = {}
+    for archive in _parents_first(archives):
+        out.setdefault(level(archive), []).append(archive)
+    return [out[k] for k in sorted(out)]
+
+
+def _parents_first(archives: list[TaskArchive]) -> list[TaskArchive]:
+    by_id = {a.source_task_id: a for a in archives}
+    ordered: list[TaskArchive] = []
+    seen: set[str] = set()
+
+    def visit(archive: TaskArchive, depth: int = 0) -> None:
+        if archive.source_task_id in seen or depth > len(archives):
+            return
+        parent = archive.task.get("parent")
+        if parent in by_id:
+            visit(by_id[parent], depth + 1)
+        seen.add(archive.source_task_id)
+        ordered.append(archive)
+
+    for archive in archives:
+        visit(archive)
+    return ordered
+
+
+def restore_archive(client, path: Path | str, *, project: str | None = None, max_workers: int = 4
+                    ) -> list[RestoreResult]:
+    """Restore a task or project archive (file or export folder) into the account of ``client``.
+
+    Raises:
+        ArchiveError: The archive is missing, not an export, or fails verification (nothing restored).
+        RestoreError: A write failed; the next call with the same archive finishes the restore.
+    """
+    return TaskRestorer(client, project=project, max_workers=max_workers).restore_path(path)
+
+
+__all__ = ["ArchiveError", "INCOMPLETE_TAG", "PROVENANCE_PREFIX", "RestoreError", "RestoreResult",
+           "TaskRestorer", "provenance_tag", "restore_archive"]

@@ -1,0 +1,274 @@
+"""Read a task (or project) archive made by :mod:`clearml_assets.archives` as events, files and records.
+
+Works with the archive format of today (``console.log``, scalars without timestamps) and picks up the
+additions when present: ``log.jsonl`` (every log event with its level and timestamp), a ``timestamp`` on
+scalar lines, ``plot_data`` (compressed plots, decoded here), model events under ``models/``. An archive
+is used only once its files match its manifest (sizes and sha256), so a damaged one restores nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+from ..archives.manifest import MANIFEST_NAME, read_manifest, verify_folder
+from ..archives.packing import extract_archive
+from ..archives.paths import safe_component
+from ..errors import ArchiveError
+
+# Fields the server adds to a stored event (or the exporter to an index line); never sent back.
+MODELS_DIR = "models"
+SERVER_EVENT_FIELDS = frozenset({"@timestamp", "model_event", "plot_len", "company", "_id", "id", "task",
+                                 "local_file", "download_status", "allow_locked", "plot_data",
+                                 "local_image_files"})
+
+
+@dataclass
+class TaskArchive:
+    """One verified task export folder.
+
+    Attributes:
+        folder: The task export folder (``task.json``, ``manifest.json``, ...).
+        manifest: Its manifest.
+        info: Its ``task.json`` (``task``, ``account``, ``project``, ``web_url``...).
+    """
+
+    folder: Path
+    manifest: dict[str, Any]
+    info: dict[str, Any]
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return self.info["task"]
+
+    @property
+    def source_task_id(self) -> str:
+        return str(self.task["id"])
+
+    @property
+    def source_account(self) -> str:
+        return str(self.manifest.get("account") or self.info.get("account") or "")
+
+    @property
+    def source_server(self) -> str:
+        """The web host of the source server (from the recorded web link), or ``""``."""
+        url = self.info.get("web_url") or self.manifest.get("web_url") or ""
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+
+    @property
+    def project_name(self) -> str:
+        return str((self.info.get("project") or {}).get("name") or self.manifest.get("project_name") or "")
+
+    def base_timestamp(self) -> int:
+        """Milliseconds of the task's start (or creation): the time given to events archived without one."""
+        for key in ("started", "created", "last_update"):
+            when = _parse_time(self.task.get(key))
+            if when is not None:
+                return when
+        return 0
+
+    # -- events ------------------------------------------------------------------------------------
+    def scalar_events(self) -> Iterator[dict[str, Any]]:
+        """Every scalar point as a ``training_stats_scalar`` event (non-finite values are skipped:
+        the server refuses them, so an archive from a server cannot hold them)."""
+        path = self.folder / "scalars" / "scalars.jsonl"
+        if not path.exists():
+            return
+        base = self.base_timestamp()
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                value = row.get("value")
+                if not isinstance(value, (int, float)) or not math.isfinite(value):
+                    continue
+                yield {"type": "training_stats_scalar", "metric": row["metric"], "variant": row["variant"],
+                       "iter": row["iter"], "value": value, "timestamp": row.get("timestamp", base)}
+
+    def log_events(self) -> Iterator[dict[str, Any]]:
+        """Every log event: from ``log.jsonl`` (level and timestamp kept) or else from ``console.log``
+        (one event per line, in order, timestamps counted up from the task's start)."""
+        structured = self.folder / "log.jsonl"
+        if structured.exists():
+            with open(structured, encoding="utf-8") as handle:
+                for line in handle:
+                    if line.strip():
+                        event = _clean(json.loads(line))
+                        event["type"] = "log"
+                        yield event
+            return
+        text = self.folder / "console.log"
+        if not text.exists():
+            return
+        base = self.base_timestamp()
+        with open(text, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            for i, line in enumerate(handle):
+                yield {"type": "log", "timestamp": base + i, "level": "info",
+                       "msg": line[:-1] if line.endswith("\n") else line}
+
+    def plot_events(self) -> Iterator[tuple[dict[str, Any], list[tuple[str, Path]]]]:
+        """``(plot event, [(image URL it references, archived image)])`` for every plot event, its
+        ``plot_str`` decoded when it was stored compressed."""
+        images = {r.get("file"): r.get("uri") for r in _jsonl(self.folder / "plots" / "images.jsonl") if r.get("file")}
+        for event in _jsonl(self.folder / "plots" / "plots.jsonl"):
+            if event.get("plot_str") is None and event.get("plot_data"):
+                event["plot_str"] = zlib.decompress(base64.b64decode(event["plot_data"])).decode()
+            files = [(images[rel], path) for rel in event.get("local_image_files") or []
+                     if rel in images and images[rel] and (path := self._file(rel)) is not None]
+            yield _clean(event), files
+
+    def debug_image_events(self) -> Iterator[tuple[dict[str, Any], Path | None]]:
+        """``(event, archived file or None)`` for every debug image event."""
+        for line in _jsonl(self.folder / "debug_images" / "index.jsonl"):
+            yield _clean(line), self._file(line.get("local_file"))
+
+    def model_events(self, record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Events archived for a model (``<model folder>/events.jsonl`` when the archive has them)."""
+        folder = self.model_folder(record)
+        if folder is not None:
+            for event in _jsonl(folder / "events.jsonl"):
+                yield _clean(event)
+
+    # -- records -----------------------------------------------------------------------------------
+    def artifacts(self) -> list[tuple[dict[str, Any], Path | None]]:
+        """``(artifact record of the task, archived file or None)`` for every artifact."""
+        index = {(a.get("key"), a.get("mode")): a for a in _json(self.folder / "artifacts" / "index.json") or []}
+        out = []
+        for artifact in (self.task.get("execution") or {}).get("artifacts") or []:
+            entry = index.get((artifact.get("key"), artifact.get("mode", "output"))) or {}
+            out.append((artifact, self._file((entry.get("download") or {}).get("file"))))
+        return out
+
+    def models(self) -> list[tuple[dict[str, Any], Path | None]]:
+        """``(model record: role, name, id, model, archived weights or None)`` for every model."""
+        out = []
+        for record in _json(self.folder / "models" / "models.json") or []:
+            out.append((record, self._file((record.get("download") or {}).get("file"))))
+        return out
+
+    def model_folder(self, record: dict[str, Any]) -> Path | None:
+        """``models/<role>.<name>.<id>`` of a model record (its weights and events), if archived."""
+        folder = self.folder / MODELS_DIR / (f"{safe_component(str(record.get('role')))}."
+                                             f"{safe_component(str(record.get('name') or ''))}."
+                                             f"{safe_component(str(record.get('id')), 40)}")
+        return folder if folder.is_dir() else None
+
+    def _file(self, rel: str | None) -> Path | None:
+        if not rel:
+            return None
+        path = (self.folder / rel).resolve()
+        if self.folder.resolve() not in path.parents or not path.is_file():
+            return None
+        return path
+
+
+def _clean(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in SERVER_EVENT_FIELDS}
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _parse_time(value: Any) -> int | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1000)
+
+
+def load_task_folder(folder: Path) -> TaskArchive:
+    """A verified task export folder.
+
+    Raises:
+        ArchiveError: No complete manifest, or a file differs from it.
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if not manifest or not manifest.get("complete") or manifest.get("kind") != "task":
+        raise ArchiveError(f"{folder} is not a complete task export (no complete task manifest.json); "
+                           "restore an archive made by clearml-assets")
+    if manifest.get("status") == "incomplete":
+        first = next((i for i in manifest.get("issues") or [] if "error" in i), {})
+        raise ArchiveError(f"task export {folder} is marked incomplete (something the server held is missing"
+                           f"{': ' + str(first.get('error'))[:300] if first else ''}); nothing was restored. "
+                           "Export the task again and restore the new archive")
+    problems = verify_folder(folder, manifest)
+    if problems:
+        raise ArchiveError(f"task export {folder} does not match its manifest ({len(problems)} problem(s), "
+                           f"first: {problems[0]}); nothing was restored, export it again")
+    info = _json(folder / "task.json")
+    if not isinstance(info, dict) or not isinstance(info.get("task"), dict) or not info["task"].get("id"):
+        raise ArchiveError(f"{folder}/task.json is missing or has no task; nothing was restored")
+    return TaskArchive(folder, manifest, info)
+
+
+@contextlib.contextmanager
+def open_archive(path: Path | str, workdir: Path | None = None) -> Iterator[list[TaskArchive]]:
+    """The verified task exports in ``path``: a task or project archive file (zip, tar.gz, tar) or export
+    folder. Archive files are unpacked into a temporary folder removed afterwards.
+
+    Raises:
+        ArchiveError: The path does not exist, is not an export, or fails verification.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ArchiveError(f"archive {str(path)!r} does not exist; give a task or project archive "
+                           "(.zip/.tar.gz/.tar) or export folder made by clearml-assets")
+    tmp = None
+    try:
+        if path.is_dir():
+            root = path
+        else:
+            tmp = Path(tempfile.mkdtemp(prefix="clearml-restore-", dir=workdir))
+            extract_archive(path, tmp)
+            tops = [p for p in tmp.iterdir() if (p / MANIFEST_NAME).exists()]
+            if len(tops) != 1:
+                raise ArchiveError(f"archive {path.name!r} holds no export folder with a manifest.json; "
+                                   "restore an archive made by clearml-assets")
+            root = tops[0]
+        yield list_task_exports(root)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def list_task_exports(root: Path) -> list[TaskArchive]:
+    """The task exports of a task folder, or of a project folder (``tasks/*``), verified."""
+    manifest = read_manifest(root)
+    if manifest and manifest.get("kind") == "project":
+        problems = verify_folder(root, manifest)
+        if problems:
+            raise ArchiveError(f"project export {root} does not match its manifest (first: {problems[0]}); "
+                               "nothing was restored")
+        return [load_task_folder(p) for p in sorted((root / "tasks").iterdir()) if p.is_dir()]
+    return [load_task_folder(root)]
