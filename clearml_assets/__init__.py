@@ -21,7 +21,9 @@ if TYPE_CHECKING:
         DatasetValidationError,
         TrainingError,
     )
+    from .pipes import PipesClearMLClient, open_clearml_pipes
     from .resource import ClearMLResource
+    from .restore import restore_archive
     from .training.defs import build_training_defs
 
 _EXPORTS = {
@@ -31,6 +33,7 @@ _EXPORTS = {
     "build_clearml_completed_tasks_sensor": ".automation.sensors",
     "build_clearml_project_archive_schedule": ".automation.schedules",
     "build_clearml_retraining_schedule": ".automation.schedules",
+    "PipesClearMLClient": ".pipes", "open_clearml_pipes": ".pipes", "restore_archive": ".restore",
     **{name: ".errors" for name in ("ArchiveError", "ClearMLAssetsError", "ClearMLConfigError",
                                     "ClearMLConnectionError", "ClearMLRequestError", "DatasetValidationError",
                                     "TrainingError")},
@@ -45,6 +48,7 @@ __all__ = [
     "build_archive_defs", "build_automation_defs", "build_dataset_defs", "build_training_defs",
     "build_clearml_completed_tasks_sensor", "build_clearml_project_archive_schedule",
     "build_clearml_retraining_schedule",
+    "PipesClearMLClient", "open_clearml_pipes", "restore_archive",
     "ArchiveError", "ClearMLAssetsError", "ClearMLConfigError", "ClearMLConnectionError",
     "ClearMLRequestError", "DatasetValidationError", "TrainingError",
 ]

@@ -265,6 +265,12 @@ def _add_partitions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restore(args: argparse.Namespace) -> int:
+    from .restore.cli import restore_main
+
+    return restore_main(args.restore_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``clearml-assets``."""
     parser = argparse.ArgumentParser(
@@ -340,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--account", help="ClearML account (default: CLEARML_ASSETS_DEFAULT_ACCOUNT or local)")
     add.add_argument("--projects", action="store_true", help="the ids are project ids (project archive)")
     add.set_defaults(func=_add_partitions)
+
+    rest = sub.add_parser("restore", add_help=False, prefix_chars="\0",
+                          help="restore an archive into a ClearML account, or copy dataset versions",
+                          description="See `clearml-assets restore --help`.")
+    rest.add_argument("restore_args", nargs=argparse.REMAINDER)
+    rest.set_defaults(func=_restore)
     return parser
 
 

@@ -14,6 +14,7 @@ from .archives.defs import build_archive_defs
 from .automation.defs import build_automation_defs
 from .datasets.defs import build_dataset_defs
 from .resource import ClearMLResource
+from .restore.sync import build_sync_definitions
 from .training.defs import build_training_defs
 
 
@@ -33,8 +34,9 @@ def build_definitions(clearml: ClearMLResource | None = None) -> dg.Definitions:
         training = build_training_defs()
         archives = build_archive_defs(clearml.account_names())
         automation = build_automation_defs(clearml.account_names())
+        restore = build_sync_definitions(accounts=clearml.account_names())
         core = dg.Definitions(resources={"clearml": clearml})
-        return dg.Definitions.merge(core, datasets, training, archives, automation)
+        return dg.Definitions.merge(core, datasets, training, archives, automation, restore)
 
 
 defs = build_definitions()
