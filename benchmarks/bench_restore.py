@@ -70,11 +70,11 @@ def bare_upload(client: ClearMLClient, plan: list[dict], project_id: str, in_fli
     """Create the tasks, send every event and upload every file, ``in_flight`` requests at once."""
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=in_flight) as pool:
-        ids = list(pool.map(lambda p: client.create_task(name=p["name"], type="training", project=project_id), plan))
+        ids = list(pool.map(lambda p: client.create_task_from_fields(name=p["name"], type="training", project=project_id), plan))
         jobs = []
         for task_id, item in zip(ids, plan):
             for batch in _batches(({**e, "task": task_id} for e in item["events"]), 5_000, 4 << 20):
-                jobs.append(pool.submit(client.add_events, batch))
+                jobs.append(pool.submit(client.add_events_counted, batch))
             for path in item["files"]:
                 jobs.append(pool.submit(client.upload_file, f"bare/{task_id}/{path.parent.name}/{path.name}", path))
         for job in jobs:

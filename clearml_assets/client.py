@@ -725,7 +725,7 @@ class ClearMLClient:
             return self.archive_rows("models.get_all", "models", id=list(ids), include_public=True)
         return self.archive_rows("models.get_all", "models", task=[task])
 
-    def task_log_page(self, task_id: str, *, batch_size: int, from_timestamp: int | None = None) -> dict:
+    def task_log_events_page(self, task_id: str, *, batch_size: int, from_timestamp: int | None = None) -> dict:
         """One page of ``events.get_task_log``, oldest first after ``from_timestamp`` (``events``,
         ``total``; the real total is capped at 10,000)."""
         request: dict[str, Any] = {"task": task_id, "batch_size": batch_size, "navigate_earlier": False,
@@ -792,7 +792,7 @@ class ClearMLClient:
                 raise
             return found[0]["id"]
 
-    def create_task(self, **fields: Any) -> str:
+    def create_task_from_fields(self, **fields: Any) -> str:
         """``tasks.create`` (status ``created``); returns the new id."""
         return self.call("tasks.create", **fields)["id"]
 
@@ -811,11 +811,11 @@ class ClearMLClient:
                     "completed": "tasks.completed", "published": "tasks.publish", "closed": "tasks.close"}[status]
         self.call(endpoint, task=task_id, force=True, status_message=message, status_reason=reason)
 
-    def delete_task(self, task_id: str) -> None:
+    def delete_task_and_outputs(self, task_id: str) -> None:
         """``tasks.delete`` with ``force`` (its events and output models go with it)."""
         self.call("tasks.delete", task=task_id, force=True, delete_output_models=True, return_file_urls=False)
 
-    def add_events(self, events: list[dict]) -> dict:
+    def add_events_counted(self, events: list[dict]) -> dict:
         """``events.add_batch`` of ``events`` as JSON lines (one request; the caller bounds its size).
 
         Raises:

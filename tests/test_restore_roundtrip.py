@@ -65,7 +65,7 @@ def seed_rich_task(server: LocalServer, project: str = "rt/nested", publish: boo
                         "requirements": {"pip": "numpy\n"}})
     weights = os.urandom(20_000)
     url = seeder.upload(f"/{project}/round trip.{task_id}/models/best.pt", weights)
-    model_id = seeder.call("models.create", name="best", uri=url, task=task_id, project=project_id,
+    model_id = seeder.call("models.create", name="best", uri=url, task=task_id, project=project_id, ready=False,
                            framework="PyTorch", labels={"cat": 0, "dog": 1}, design={"design": "layers: 3"},
                            comment="model comment", tags=["m1"],
                            metadata=[{"key": "epochs", "type": "int", "value": "3"}])["id"]

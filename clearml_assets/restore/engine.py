@@ -254,7 +254,7 @@ class TaskRestorer:
                 fields["parent"] = mapped["id"]
             else:
                 result.notes.append(f"parent task {parent} is not restored in this account; the copy has no parent")
-        task_id = self.client.create_task(**fields)
+        task_id = self.client.create_task_from_fields(**fields)
         self.client.edit_task(task_id, runtime=self._runtime(archive))
         return task_id, fields["system_tags"]
 
@@ -342,7 +342,7 @@ class TaskRestorer:
         sent = added = 0
         for batch in _batches(self._all_events(archive, task_id, urls, result), self.batch_events,
                               self.batch_bytes):
-            in_flight.append((len(batch), pool.submit(self.client.add_events, batch)))
+            in_flight.append((len(batch), pool.submit(self.client.add_events_counted, batch)))
             if len(in_flight) >= self.max_workers:
                 size, future = in_flight.pop(0)
                 sent, added = sent + size, added + int(future.result().get("added", size))
@@ -423,7 +423,7 @@ class TaskRestorer:
     def _send_model_events(self, archive: TaskArchive, record: dict, model_id: str, result: RestoreResult) -> None:
         events = ({**event, "task": model_id, "model_event": True} for event in archive.model_events(record))
         for batch in _batches(events, self.batch_events, self.batch_bytes):
-            self.client.add_events(batch)
+            self.client.add_events_counted(batch)
             result.counts["model_events"] = result.counts.get("model_events", 0) + len(batch)
 
     def _create_model(self, model: dict, uri: str | None, task_id: str | None, project_id: str) -> str:
