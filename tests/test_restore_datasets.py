@@ -43,23 +43,23 @@ def test_dataset_versions_copy_with_their_parent_chain(tmp_path):
                                                  "folder": str(_write(tmp_path / "v1", v1_files))}, env=env_a,
                                 timeout=300)
         v2 = run_in_sdk_process(create_version, {"name": "shapes", "project": "ds", "version": "1.1.0",
-                                                 "parents": [v1["id"]],
+                                                 "parents": [v1.id],
                                                  "folder": str(_write(tmp_path / "v2", v2_files))}, env=env_a,
                                 timeout=300)
-        rows = copy_dataset_version(clearml, "personal", "original", v2["id"])
+        rows = copy_dataset_version(clearml, "personal", "original", v2.id)
         assert [(r["source_id"], r["version"], r["unchanged"]) for r in rows] == \
-            [(v1["id"], "1.0.0", False), (v2["id"], "1.1.0", False)]
+            [(v1.id, "1.0.0", False), (v2.id, "1.1.0", False)]
         copied = {r["source_id"]: r["id"] for r in rows}
 
-        chain = run_in_sdk_process("clearml_assets.restore.sdk_datasets:read_chain", copied[v2["id"]],
+        chain = run_in_sdk_process("clearml_assets.restore.sdk_datasets:read_chain", copied[v2.id],
                                    str(tmp_path / "check"), env=clearml.sdk_env("original"), timeout=300)
-        assert [c["id"] for c in chain] == [copied[v1["id"]], copied[v2["id"]]]
-        assert chain[1]["parents"] == [copied[v1["id"]]]
+        assert [c["id"] for c in chain] == [copied[v1.id], copied[v2.id]]
+        assert chain[1]["parents"] == [copied[v1.id]]
         assert _files(Path(chain[1]["folder"])) == v2_files and _files(Path(chain[0]["folder"])) == v1_files
-        assert provenance_tag(v2["id"]) in chain[1]["tags"]
+        assert provenance_tag(v2.id) in chain[1]["tags"]
 
         target = clearml.client("original")
         before = target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
-        again = copy_dataset_version(clearml, "personal", "original", v2["id"])
+        again = copy_dataset_version(clearml, "personal", "original", v2.id)
         assert all(r["unchanged"] for r in again) and {r["id"] for r in again} == set(copied.values())
         assert target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before

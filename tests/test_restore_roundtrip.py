@@ -70,8 +70,9 @@ def seed_rich_task(server: LocalServer, project: str = "rt/nested", publish: boo
                            comment="model comment", tags=["m1"],
                            metadata=[{"key": "epochs", "type": "int", "value": "3"}])["id"]
     seeder.call("tasks.add_or_update_model", task=task_id, name="best", model=model_id, type="output")
+    # the real server stores a model's events at iteration 0 (one value per metric/variant): ten variants
     seeder.add_events([{"type": "training_stats_scalar", "model_event": True, "model": model_id, "iter": i,
-                        "timestamp": now + i, "metric": "model", "variant": "acc", "value": i / 10}
+                        "timestamp": now + i, "metric": "model", "variant": f"acc{i}", "value": i / 10}
                        for i in range(10)])
     seeder.call("tasks.completed", task=task_id, force=True)
     if publish:

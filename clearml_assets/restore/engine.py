@@ -338,16 +338,37 @@ class TaskRestorer:
 
     def _send_events(self, archive: TaskArchive, task_id: str, urls: dict[str, Future], pool: ThreadPoolExecutor,
                      result: RestoreResult) -> None:
+        """Every event of the archive, ``max_workers`` batches in flight; then, alone in the last batch, the
+        latest event of each metric (and type) the source's own last batch held: the server replaces a task's
+        ``metric_stats`` with the metrics of each batch (``TaskBLL.update_statistics``), so the copy ends with
+        the same ``metric_stats`` as the source. Every event is still sent exactly once."""
+        last_batch = _last_batch_metrics(archive.task)
+        held: dict[tuple[str, str], dict] = {}
+
+        def others() -> Iterator[dict]:
+            for event in self._all_events(archive, task_id, urls, result):
+                key = (str(event.get("metric") or ""), str(event.get("type") or "").replace(" ", "_"))
+                if key in last_batch:
+                    previous = held.get(key)
+                    if previous is None or _event_order(event) >= _event_order(previous):
+                        held[key] = event
+                        if previous is None:
+                            continue
+                        event = previous
+                yield event
+
         in_flight: list[tuple[int, Future]] = []
         sent = added = 0
-        for batch in _batches(self._all_events(archive, task_id, urls, result), self.batch_events,
-                              self.batch_bytes):
+        for batch in _batches(others(), self.batch_events, self.batch_bytes):
             in_flight.append((len(batch), pool.submit(self.client.add_events_counted, batch)))
             if len(in_flight) >= self.max_workers:
                 size, future = in_flight.pop(0)
                 sent, added = sent + size, added + int(future.result().get("added", size))
         for size, future in in_flight:
             sent, added = sent + size, added + int(future.result().get("added", size))
+        final = [held[key] for key in last_batch if key in held]  # the source's order: the same metric_stats
+        for batch in _batches(final, max(self.batch_events, len(final)), max(self.batch_bytes, 1 << 30)):
+            sent, added = sent + len(batch), added + int(self.client.add_events_counted(batch).get("added", len(batch)))
         if added != sent:  # never a silent truncation: the server must have taken every event
             raise RestoreError(f"the server added {added} of the {sent} events sent for task {task_id}")
 
@@ -457,6 +478,26 @@ def _relinked(event: dict, old_urls: list[str], urls: dict[str, Future]) -> dict
         if isinstance(event.get("source_urls"), list):
             event["source_urls"] = [new if u == old else u for u in event["source_urls"]]
     return event
+
+
+def _last_batch_metrics(task: dict) -> dict[tuple[str, str], None]:
+    """``(metric, event type)`` of the source task's ``metric_stats`` (the metrics of its last event batch),
+    in their order."""
+    out: dict[tuple[str, str], None] = {}
+    stats = task.get("metric_stats")
+    for item in (stats.values() if isinstance(stats, dict) else []):
+        if not isinstance(item, dict) or not item.get("metric"):
+            continue
+        for etype in item.get("event_stats_by_type") or {}:
+            out[(str(item["metric"]), str(etype))] = None
+    return out
+
+
+def _event_order(event: dict) -> tuple[int, int]:
+    try:
+        return int(event.get("iter") or 0), int(event.get("timestamp") or 0)
+    except (TypeError, ValueError):
+        return 0, 0
 
 
 def _batches(events: Iterable[dict], max_events: int, max_bytes: int) -> Iterator[list[dict]]:

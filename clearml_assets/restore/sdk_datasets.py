@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datasets.sdk_ops import create_version
+from ..types import DatasetVersionSpec
 
 
 def read_chain(dataset_id: str, staging: str) -> list[dict[str, Any]]:
@@ -45,6 +46,8 @@ def write_chain(specs: list[dict[str, Any]], known: dict[str, str]) -> dict[str,
     for spec in specs:
         if spec["id"] in mapping:
             continue
-        created = create_version({**spec, "parents": [mapping[p] for p in spec["parents"]]})
-        mapping[spec["id"]] = created["id"]
+        created = create_version(DatasetVersionSpec(
+            name=spec["name"], project=spec["project"], version=spec["version"], folder=str(spec["folder"]),
+            parents=tuple(mapping[p] for p in spec["parents"]), tags=tuple(spec.get("tags") or ())))
+        mapping[spec["id"]] = created.id
     return mapping

@@ -142,7 +142,6 @@ def build_clearml_sync_asset(source: str, target: str, *, group_name: str = REST
 def build_clearml_sync_job(source: str, target: str) -> "dg.UnresolvedAssetJobDefinition":
     return dg.define_asset_job(sync_job_name(source, target),
                                selection=dg.AssetSelection.assets(sync_asset_key(source, target)),
-                               partitions_def=sync_partitions(source, target),
                                description=f"Copy tasks of ClearML account {source!r} into {target!r}.")
 
 
@@ -179,8 +178,8 @@ def build_clearml_sync_sensor(source: str, target: str, *, job: "dg.UnresolvedAs
         if not polled.tasks:
             return dg.SensorResult(skip_reason=f"No new finished task in {source!r} since "
                                                f"{cursor.time or 'the beginning'}.", cursor=polled.cursor.to_json())
-        ids = list(dict.fromkeys(t["id"] for t in polled.tasks))
-        runs = [dg.RunRequest(run_key=f"{t['id']}:{t['status_changed']}", partition_key=t["id"],
+        ids = list(dict.fromkeys(t.id for t in polled.tasks))
+        runs = [dg.RunRequest(run_key=f"{t.id}:{t.status_changed}", partition_key=t.id,
                               tags={"clearml/sync": _pair(source, target)}) for t in polled.tasks]
         return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=[parts.build_add_request(ids)],
                                cursor=polled.cursor.to_json())
