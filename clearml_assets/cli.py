@@ -37,7 +37,7 @@ def _local_server(args: argparse.Namespace) -> int:
 
 def _serve_local_server(args: argparse.Namespace) -> int:
     from .local_server import Credential, LocalServer
-    from .local_server.runner import DataDirInUse
+    from .local_server.runner import DataDirInUse, PortInUse, check_ports_free
 
     key = args.access_key or os.environ.get("CLEARML_ASSETS_SERVER_ACCESS_KEY")
     secret = args.secret_key or os.environ.get("CLEARML_ASSETS_SERVER_SECRET_KEY")
@@ -47,6 +47,12 @@ def _serve_local_server(args: argparse.Namespace) -> int:
     creds = [Credential(key, secret)] if key else None
     server = LocalServer(_server_data_dir(args), host=args.host, api_port=args.api_port,
                          files_port=args.files_port, web_port=args.web_port, credentials=creds)
+    try:  # before printing where it listens: a taken port is the one line it prints
+        check_ports_free(server.host, {"API": server.api_port, "files": server.files_port,
+                                       "web view": server.web_port})
+    except PortInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if not args.quiet:
         _print_server(server.info, "ClearML-compatible local server")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -54,7 +60,7 @@ def _serve_local_server(args: argparse.Namespace) -> int:
         print("Ctrl+C stops it.", flush=True)
     try:
         server.serve_forever(record=True)
-    except DataDirInUse as exc:
+    except (DataDirInUse, PortInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -66,8 +72,11 @@ def _print_server(info, title: str) -> None:
     print(f"  files:     {info.files_host}")
     if info.web_host:
         print(f"  web view:  {info.web_host}  (sign in with the key pair in {info.data_dir / 'credentials.json'})")
-    print("A ClearML client uses CLEARML_API_HOST, CLEARML_FILES_HOST, CLEARML_WEB_HOST as above and the key pair "
-          f"in {info.data_dir / 'credentials.json'}.")
+    print("Set these for a ClearML client (the key pair is also in "
+          f"{info.data_dir / 'credentials.json'}):")
+    for name, value in info.env().items():
+        if value:
+            print(f"  export {name}={shlex.quote(value)}")
 
 
 def _server_command(args: argparse.Namespace, action: str) -> str:

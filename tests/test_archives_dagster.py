@@ -23,7 +23,7 @@ from clearml_assets.resource import ClearMLResource
 
 _info = json.loads(os.environ["ARCHIVE_TEST_SERVER"])
 _info["data_dir"] = Path(_info["data_dir"])
-clearml = ClearMLResource.for_local_server(LocalServerInfo(**_info), home=os.environ["ARCHIVE_TEST_HOME"])
+clearml = ClearMLResource.for_local_server(LocalServerInfo(**_info))  # home: $CLEARML_ASSETS_HOME
 defs = build_archive_defs([clearml.default_account], resources={"clearml": clearml})
 """
 
@@ -41,7 +41,7 @@ def test_cli_materializes_a_task_partition_and_the_check_passes(clearml_server, 
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(tmp_path),
-           "CLEARML_ASSETS_HOME": str(tmp_path / "home"), "ARCHIVE_TEST_HOME": str(tmp_path / "res"),
+           "CLEARML_ASSETS_HOME": str(tmp_path / "home"),
            "ARCHIVE_TEST_SERVER": json.dumps({**info.__dict__, "data_dir": str(info.data_dir)})}
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     try:
@@ -98,8 +98,16 @@ def test_range_backfill_and_run_config_export_root_pass_the_check(clearml_server
             run_config={"ops": {task_archive_key(account).to_python_identifier():
                                 {"config": {"export_root": str(export_root)}}}},
             tags={"dagster/asset_partition_range_start": ids[0], "dagster/asset_partition_range_end": ids[-1]})
+        # what the UI lists: every partition planned for the check in this run is resolved (none left
+        # "planned", which the UI shows as skipped), and no record without a partition
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(task_archive_key(account), "archive_matches_manifest"), limit=20)
     assert result.success
-    evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 1 and evaluations[0].passed, evaluations[0].metadata
-    assert evaluations[0].metadata["partitions_checked"].value == 3
+    assert sorted((r.partition, r.status.value) for r in history) == [(i, "SUCCEEDED") for i in ids]
+    evaluations = result.get_asset_check_evaluations()  # one per partition of the range, each passed
+    assert sorted(e.partition for e in evaluations) == ids
+    assert all(e.passed for e in evaluations), [e.metadata for e in evaluations]
+    assert all(e.target_materialization_data for e in evaluations)
+    for e in evaluations:
+        assert export_root.resolve() in Path(e.metadata["archive_path"].value).resolve().parents
     assert len(list((export_root / account_slug(account) / "index" / "tasks").glob("*.json"))) == 3

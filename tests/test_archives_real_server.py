@@ -20,6 +20,7 @@ from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.packing import verify_archive
 from clearml_assets.client import ClearMLClient
+from clearml_assets.resource import ClearMLResource
 from fault_proxy import FaultProxy, RealServerQuirks
 
 NONE = DemoSpec(scalar_series=1, points_per_series=3, log_lines=0, artifacts=0, artifact_bytes=0, plots=0,
@@ -156,8 +157,9 @@ def test_files_host_spelled_localhost_is_the_same_fileserver(clearml_server, tmp
     seeder.call("tasks.add_or_update_artifacts", task=task_id, force=True,
                 artifacts=[{"key": "a", "type": "custom", "mode": "output", "uri": spelled}])
     seeder.call("tasks.completed", task=task_id, force=True)
-    client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="alias",
-                           files_host=info.files_host)
+    # the client as users get it, from the resource (which accepts the loopback spellings of its files host)
+    client = ClearMLResource.for_local_server(info, home=str(tmp_path / "home"), account="alias").client()
+    assert client.files_host == info.files_host
     result = ClearMLTaskExporter(client, "alias", tmp_path / "x").export_task(task_id)
     assert result.counts["artifact_files"] == 1 and result.manifest["status"] == "ok", result.issues
     assert (result.folder / "artifacts" / "output.a" / "a.bin").read_bytes() == data

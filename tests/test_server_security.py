@@ -196,10 +196,11 @@ def test_cli_help():
 
 
 def test_cli_starts_server_and_prints_client_variables(tmp_path):
-    api_port, files_port = free_port(), free_port()
+    api_port, files_port, web_port = free_port(), free_port(), free_port()  # 8080 may be taken on this machine
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
     proc = subprocess.Popen([*cli(), "local-server", "--data-dir", str(tmp_path / "data"),
-                             "--api-port", str(api_port), "--files-port", str(files_port)],
+                             "--api-port", str(api_port), "--files-port", str(files_port),
+                             "--web-port", str(web_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         printed: dict[str, str] = {}

@@ -2,7 +2,7 @@
 
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import dagster as dg
 
@@ -67,25 +67,40 @@ def verify_remote(store: Any, account: str, kind: str, obj_id: str) -> tuple[boo
 
 
 def verify_partitions(root: Path | str, account: str, kind: str, keys: list[str],
-                      storage_options: dict[str, Any] | None = None) -> dg.AssetCheckResult:
-    """One check result over every partition of the run (a backfill runs a range in one run)."""
+                      storage_options: dict[str, Any] | None = None) -> dict[str, tuple[bool, dict[str, Any]]]:
+    """``(passed, metadata)`` of every partition of the run (a backfill runs a range in one run)."""
     if is_remote_root(root):
         from ..objectstore import ArchiveStore
 
         store = ArchiveStore(str(root), storage_options)
-        results = {key: verify_remote(store, account, kind, key) for key in keys}
-    else:
-        results = {key: verify_export(Path(root), account, kind, key) for key in keys}
-    if len(keys) == 1:
-        passed, meta = results[keys[0]]
-        return dg.AssetCheckResult(passed=passed, metadata=meta)
-    failed = {k: m for k, (ok, m) in results.items() if not ok}
-    summary = {k: {"passed": ok, "problem": m.get("problem") or (m.get("problems").value[:3]
-                                                                 if m.get("problems") else None)}
-               for k, (ok, m) in results.items()}
-    return dg.AssetCheckResult(passed=not failed, metadata={
-        "partitions_checked": len(keys), "partitions_failed": len(failed),
-        "partitions": dg.MetadataValue.json(dict(list(summary.items())[:200]))})
+        return {key: verify_remote(store, account, kind, key) for key in keys}
+    return {key: verify_export(Path(root), account, kind, key) for key in keys}
+
+
+def partition_evaluations(context, key: dg.AssetKey, check_name: str,
+                          results: dict[str, tuple[bool, dict[str, Any]]]) -> Iterator[Any]:
+    """One ``AssetCheckEvaluation`` per partition of the run, each naming its partition and the
+    materialization it checked, then the check's output.
+
+    Dagster records a partitioned check as planned for every partition of the run; an
+    ``AssetCheckResult`` over a range carries no partition, so those partitions would stay "planned"
+    (the UI shows them skipped). One evaluation per partition resolves every one of them.
+    """
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationTargetMaterializationData)
+
+    instance = context.instance
+    for partition, (passed, meta) in results.items():
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+        target = (AssetCheckEvaluationTargetMaterializationData(
+            run_id=records[0].event_log_entry.run_id, storage_id=records[0].storage_id,
+            timestamp=records[0].timestamp) if records else None)
+        yield dg.AssetCheckEvaluation(
+            asset_key=key, check_name=check_name, passed=passed,
+            metadata=meta, target_materialization_data=target,
+            severity=dg.AssetCheckSeverity.ERROR, blocking=False, partition=partition)
+    yield dg.Output(None)
 
 
 def build_clearml_archive_checks(account: str, export_root: Path | str | None = None
@@ -93,8 +108,8 @@ def build_clearml_archive_checks(account: str, export_root: Path | str | None = 
     """Checks ``archive_matches_manifest`` on the task and project archive assets of ``account``.
 
     The check reads the export root the asset used in the same run (its run config ``export_root``),
-    falling back to ``export_root`` and then ``$CLEARML_ASSETS_HOME/exports``; over a partition range it
-    checks every partition of the range.
+    falling back to ``export_root`` and then the resource's export root; over a partition range it
+    checks every partition of the range and records one evaluation per partition.
 
     Args:
         account: ClearML account name.
@@ -110,14 +125,15 @@ def build_clearml_archive_checks(account: str, export_root: Path | str | None = 
                             description="Re-reads the published archive: every member's size and sha256 "
                                         "match manifest.json, the archive's own sha256 matches, and the "
                                         "manifest says nothing the server holds is missing.")
-            def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+            def _check(context: dg.AssetCheckExecutionContext):
                 root = run_export_root(context, key, export_root)
                 options = None
                 if is_remote_root(root):
                     from .assets import store_options
 
                     options = store_options(context.resources.clearml.client(account), str(root))
-                return verify_partitions(root, account, kind, list(context.partition_keys), options)
+                results = verify_partitions(root, account, kind, list(context.partition_keys), options)
+                yield from partition_evaluations(context, key, "archive_matches_manifest", results)
 
             return _check
 

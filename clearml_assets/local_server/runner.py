@@ -170,7 +170,9 @@ class LocalServer:
 
         Raises:
             DataDirInUse: Another local server already serves the data folder.
+            PortInUse: One of its ports is taken (checked before anything starts).
         """
+        check_ports_free(self.host, {"API": self.api_port, "files": self.files_port, "web view": self.web_port})
         self._servers = self._build()
         if record:
             write_server_file(self.data_dir, self.info, os.getpid())
@@ -212,6 +214,28 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class PortInUse(RuntimeError):
+    """A port the local server should listen on is taken by another program."""
+
+
+def check_ports_free(host: str, ports: dict[str, int | None]) -> None:
+    """Raise :class:`PortInUse` naming the first of ``ports`` (purpose -> port) that cannot be bound on
+    ``host`` (bound as uvicorn does, with ``SO_REUSEADDR``), so a taken port is a clear error before
+    anything starts instead of one of the three servers dying with the others running."""
+    for purpose, port in ports.items():
+        if not port:
+            continue
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                flag = {"API": "--api-port", "files": "--files-port", "web view": "--web-port"}.get(purpose, "")
+                raise PortInUse(f"port {port} ({purpose}) on {host} is in use ({exc.strerror}); stop what "
+                                f"listens there or choose another port{' with ' + flag if flag else ''}") from exc
 
 
 class DataDirInUse(RuntimeError):
