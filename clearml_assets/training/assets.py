@@ -58,7 +58,9 @@ def _run_training_task(context: dg.AssetExecutionContext, clearml: Any, account:
     nothing looks registered; the champion is untouched (promotion happens only after success).
     """
     task_ids: list[str] = []
-    pipes = PipesClearMLClient(clearml, account=account)
+    # A local run also echoes the script's console (Ultralytics' progress) on stderr, as a training in this
+    # process would: the step's compute log and the demo log show it; it is always in the task's log too.
+    pipes = PipesClearMLClient(clearml, account=account, forward_console=True)
     what = f"training of {request.model_name} on dataset {request.dataset_id}"
     try:
         invocation = pipes.run(
