@@ -191,30 +191,25 @@ def entity_tags(call: Call, collection: str, projects: Sequence[str] | None, inc
                 filter_: Mapping | None) -> dict:
     """``projects.get_task_tags``/``get_model_tags``: tags used by tasks/models under the projects."""
     scope = set(ids_with_children(call, projects)) if projects else None
-    tags, system = set(), set()
-    for doc in call.store.all(collection, call.company, allow_public=True):
-        if scope is not None and doc.get("project") not in scope:
-            continue
-        if not _matches(doc, filter_):
-            continue
-        tags.update(doc.get("tags") or [])
-        system.update(doc.get("system_tags") or [])
-    out = {"tags": sorted(tags)}
-    if include_system:
-        out["system_tags"] = sorted(system)
-    return out
+    docs = (d for d in call.store.all(collection, call.company, allow_public=True)
+            if scope is None or d.get("project") in scope)
+    return _tags_of(docs, include_system, filter_)
 
 
 def project_tags(call: Call, projects: Sequence[str] | None, include_system: bool, filter_) -> dict:
     """``projects.get_project_tags``: the projects' own tags."""
+    docs = (d for d in call.store.all("projects", call.company, allow_public=True)
+            if not projects or d["id"] in projects)
+    return _tags_of(docs, include_system, filter_)
+
+
+def _tags_of(docs: Iterable[dict], include_system: bool, filter_: Mapping | None) -> dict:
+    """The sorted union of the tags (and system tags when asked) of the documents matching ``filter_``."""
     tags, system = set(), set()
-    for doc in call.store.all("projects", call.company, allow_public=True):
-        if projects and doc["id"] not in projects:
-            continue
-        if not _matches(doc, filter_):
-            continue
-        tags.update(doc.get("tags") or [])
-        system.update(doc.get("system_tags") or [])
+    for doc in docs:
+        if _matches(doc, filter_):
+            tags.update(doc.get("tags") or [])
+            system.update(doc.get("system_tags") or [])
     out = {"tags": sorted(tags)}
     if include_system:
         out["system_tags"] = sorted(system)
