@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from clearml_assets.archives.manifest import hash_folder, verify_folder
-from clearml_assets.archives.packing import extract_archive, verify_archive, write_archive
+from clearml_assets.archives.packing import ARCHIVE_FORMATS, extract_archive, verify_archive, write_archive
 from clearml_assets.archives.paths import (original_name, project_export_dir, safe_component,
                                            task_export_dir)
 from clearml_assets.archives.scalars import SeriesStats, classify_series, pick_metrics
@@ -63,7 +63,7 @@ def _folder(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("fmt", ["zip", "tar.gz", "tar"])
+@pytest.mark.parametrize("fmt", ARCHIVE_FORMATS)
 def test_archive_matches_manifest_and_detects_tampering(tmp_path: Path, fmt: str):
     folder = _folder(tmp_path)
     files = hash_folder(folder)

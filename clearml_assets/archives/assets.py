@@ -29,7 +29,7 @@ class ClearMLArchiveConfig(dg.Config):
         default=None, description="Folder the exports go under, or an object store URL (s3://bucket/prefix, "
                                   "gs://, az://: built in a local staging folder, uploaded verified, "
                                   "manifest last); default $CLEARML_ASSETS_HOME/exports (~/.clearml_assets/exports).")
-    archive_format: str = Field(default="zip", description="Archive file format: zip, tar.gz or tar.")
+    archive_format: str = Field(default="zip", description=f"Archive file format: one of {', '.join(ARCHIVE_FORMATS)}.")
     force: bool = Field(default=False, description="Re-export even when the published export is current.")
     max_workers: int = Field(default=8, description="Tasks exported at once, and the size of the account's "
                                                     "one pool that reads their scalars and downloads their "

@@ -82,11 +82,11 @@ class ClearMLTaskExporter:
         client: The account's ``ClearMLClient``.
         account: Account name (first folder under the export root).
         export_root: Root folder (default ``$CLEARML_ASSETS_HOME/exports``).
-        archive_format: ``zip`` (default), ``tar.gz`` or ``tar``.
+        archive_format: ``zip`` (default) or another of ``packing.ARCHIVE_FORMATS`` (``tar.gz``, ``tar.xz``, ``tar``).
         max_workers: Tasks exported at once, and the size of this exporter's one pool that reads their
             scalars and downloads their files (at most twice this many requests in flight). The pool is
             shut down by :meth:`close` (or when the exporter is garbage-collected).
-        compresslevel: zlib level for text entries (zip) or the whole stream (tar.gz).
+        compresslevel: Level for text entries (zip) or the whole stream (tar.gz, tar.xz).
         download: Replaces the file fetch (used by tests to inject failures).
         page_size: Page size of the ``get_all`` listings (at most the real server's 500).
         include_public: Also list rows of the public company (``company: ""``).

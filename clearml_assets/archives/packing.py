@@ -9,28 +9,30 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ..errors import ArchiveError
 from .manifest import MANIFEST_NAME
 
-ArchiveFormat = Literal["zip", "tar.gz", "tar"]
-ARCHIVE_FORMATS: tuple[str, ...] = ("zip", "tar.gz", "tar")
 _CHUNK = 1 << 20
+# what a damaged archive raises while it is read, whatever its format
+_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, tarfile.TarError, lzma.LZMAError, zlib.error)
 # already compressed (or binary) content is stored as is: deflating it costs CPU for nothing
 _DEFLATE_SUFFIXES = frozenset({".json", ".jsonl", ".log", ".txt", ".csv", ".html", ".yaml", ".yml", ".md"})
 
 
 def archive_suffix(fmt: str) -> str:
-    """File suffix of an archive format (``.zip``, ``.tar.gz``, ``.tar``)."""
-    if fmt not in ARCHIVE_FORMATS:
-        raise ArchiveError(f"unknown archive format {fmt!r}; use one of {', '.join(ARCHIVE_FORMATS)}")
+    """File suffix of an archive format (``.zip``, ``.tar.gz``, ...)."""
+    _codec(fmt)
     return "." + fmt
 
 
@@ -75,9 +77,10 @@ def write_archive(folder: Path, dest: Path, files: dict[str, dict[str, Any]], fm
         folder: The export folder.
         dest: The archive file to write (usually a temporary name, renamed by the caller).
         files: ``{relative path: {"size", "sha256"}}``; ``manifest.json`` is added as well.
-        fmt: ``zip`` (text deflated, binaries stored), ``tar.gz`` or ``tar``.
+        fmt: One of :data:`ARCHIVE_FORMATS`: ``zip`` (text deflated, binaries stored), ``tar.gz``, ``tar.xz``
+            or ``tar``.
         arcroot: Top folder inside the archive (default: ``folder``'s name).
-        compresslevel: zlib level for deflated entries / gzip.
+        compresslevel: Compression level of deflated zip entries, or of the whole gzip/xz stream.
 
     Returns:
         ``{"file", "format", "size", "sha256", "entries"}``.
@@ -85,28 +88,26 @@ def write_archive(folder: Path, dest: Path, files: dict[str, dict[str, Any]], fm
     Raises:
         ArchiveError: a file changed or vanished between hashing and packing.
     """
+    codec = _codec(fmt)
     arcroot = arcroot or folder.name
     names = sorted(files) + [MANIFEST_NAME]
     with open(dest, "wb") as raw:
         out = _HashingWriter(raw)
-        if fmt == "zip":
-            with zipfile.ZipFile(out, "w", allowZip64=True) as zf:  # type: ignore[arg-type]
-                for rel in names:
-                    _add_zip(zf, folder, rel, arcroot, files.get(rel), compresslevel)
-        elif fmt in ("tar.gz", "tar"):
-            gz = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=compresslevel, mtime=0) \
-                if fmt == "tar.gz" else None
-            with tarfile.open(fileobj=gz or out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[arg-type]
-                for rel in names:
-                    _add_tar(tf, folder, rel, arcroot, files.get(rel))
-            if gz is not None:
-                gz.close()
-        else:
-            archive_suffix(fmt)
+        codec.pack(out, _Entries(folder, names, arcroot, files), compresslevel)
         raw.flush()
         os.fsync(raw.fileno())
     return {"file": dest.name, "format": fmt, "size": out.size, "sha256": out.digest.hexdigest(),
             "entries": len(names)}
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """The files one archive holds: names relative to ``folder``, their manifest entries, the top folder."""
+
+    folder: Path
+    names: list[str]
+    arcroot: str
+    files: dict[str, dict[str, Any]]
 
 
 def _check(rel: str, reader: _HashingReader, expected: dict | None) -> None:
@@ -115,6 +116,26 @@ def _check(rel: str, reader: _HashingReader, expected: dict | None) -> None:
     if reader.size != expected["size"] or reader.digest.hexdigest() != expected["sha256"]:
         raise ArchiveError(f"{rel} changed while it was being archived (size {reader.size}, expected "
                            f"{expected['size']}); re-run the export")
+
+
+def _pack_zip(out: BinaryIO, entries: _Entries, level: int) -> None:
+    with zipfile.ZipFile(out, "w", allowZip64=True) as zf:
+        for rel in entries.names:
+            _add_zip(zf, entries.folder, rel, entries.arcroot, entries.files.get(rel), level)
+
+
+def _tar_packer(compress: Callable[[BinaryIO, int], Any] | None) -> Callable[[BinaryIO, _Entries, int], None]:
+    """A tar writer, through ``compress(out, level)`` (a file object closed after the tar) when given."""
+
+    def pack(out: BinaryIO, entries: _Entries, level: int) -> None:
+        stream = compress(out, level) if compress else out
+        with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            for rel in entries.names:
+                _add_tar(tf, entries.folder, rel, entries.arcroot, entries.files.get(rel))
+        if compress:
+            stream.close()  # flushes the compressor's trailer; ``out`` itself stays open
+
+    return pack
 
 
 def _add_zip(zf: zipfile.ZipFile, folder: Path, rel: str, arcroot: str, expected: dict | None,
@@ -150,29 +171,16 @@ def _add_tar(tf: tarfile.TarFile, folder: Path, rel: str, arcroot: str, expected
 def archive_format_of(path: Path) -> str:
     """The format of an archive file, from its name."""
     name = Path(path).name
-    for fmt in ("tar.gz", "zip", "tar"):
+    for fmt in sorted(ARCHIVE_CODECS, key=len, reverse=True):
         if name.endswith("." + fmt):
             return fmt
-    raise ArchiveError(f"{name!r} is not a .zip, .tar.gz or .tar archive")
+    raise ArchiveError(f"{name!r} is not an archive of a known format ({_suffixes()})")
 
 
 def iter_archive_members(path: Path):
     """Yield ``(member name, hashing of its bytes -> (sha256, size))`` for every file in the archive."""
-    fmt = archive_format_of(path)
-    if fmt == "zip":
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                with zf.open(info) as handle:
-                    yield info.filename, _digest_stream(handle)
-    else:
-        with tarfile.open(path, "r:*") as tf:
-            for member in tf:
-                if not member.isfile():
-                    continue
-                handle = tf.extractfile(member)
-                yield member.name, _digest_stream(handle)
+    for name, handle in ARCHIVE_CODECS[archive_format_of(path)].members(path):
+        yield name, _digest_stream(handle)
 
 
 def _digest_stream(handle) -> tuple[str, int]:
@@ -214,7 +222,7 @@ def verify_archive(path: Path, manifest: dict[str, Any]) -> list[str]:
             elif entry["size"] != size or entry["sha256"] != digest:
                 problems.append(f"member {rel}: {size} bytes sha256 {digest[:12]} != manifest "
                                 f"{entry['size']} / {entry['sha256'][:12]}")
-    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+    except _READ_ERRORS as exc:
         problems.append(f"archive {path.name} is unreadable: {exc}")
     for rel in sorted(set(expected) - seen):
         problems.append(f"missing member {rel}")
@@ -256,9 +264,7 @@ def extract_archive(path: Path, target: Path, max_bytes: int | None = None) -> l
     """
     target = Path(target).resolve()
     target.mkdir(parents=True, exist_ok=True)
-    if archive_format_of(path) == "zip":
-        return _extract_zip(path, target, max_bytes)
-    return _extract_tar(path, target, max_bytes)
+    return ARCHIVE_CODECS[archive_format_of(path)].extract(path, target, max_bytes)
 
 
 def _extract_zip(path: Path, target: Path, max_bytes: int | None) -> list[Path]:
@@ -302,3 +308,58 @@ def _extract_tar(path: Path, target: Path, max_bytes: int | None) -> list[Path]:
         _check_room(sum(m.size for m in members if m.isfile()), target, max_bytes, path)
         tf.extractall(target, members=members, filter="data")
     return [Path(os.path.normpath(target / m.name)) for m in members if m.isfile()]
+
+
+def _zip_members(path: Path) -> Iterator[tuple[str, BinaryIO]]:
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.is_dir():
+                with zf.open(info) as handle:
+                    yield info.filename, handle
+
+
+def _tar_members(path: Path) -> Iterator[tuple[str, BinaryIO]]:
+    with tarfile.open(path, "r:*") as tf:  # detects the compression itself
+        for member in tf:
+            if member.isfile():
+                yield member.name, tf.extractfile(member)
+
+
+@dataclass(frozen=True)
+class ArchiveCodec:
+    """How one archive format is written, read back and extracted.
+
+    Attributes:
+        pack: Writes the entries into a (non-seekable) stream, at a compression level.
+        members: Yields ``(member name, readable handle)`` of every file in an archive.
+        extract: Extracts an archive into a folder (``max_bytes`` at most), refusing unsafe members.
+    """
+
+    pack: Callable[[BinaryIO, _Entries, int], None]
+    members: Callable[[Path], Iterator[tuple[str, BinaryIO]]]
+    extract: Callable[[Path, Path, int | None], list[Path]]
+
+
+# A new format is one entry here (its name is its file suffix).
+ARCHIVE_CODECS: dict[str, ArchiveCodec] = {
+    "zip": ArchiveCodec(_pack_zip, _zip_members, _extract_zip),
+    # mtime=0: the same files give the same archive bytes (and sha256) on every run
+    "tar.gz": ArchiveCodec(_tar_packer(lambda out, level: gzip.GzipFile(fileobj=out, mode="wb", mtime=0,
+                                                                      compresslevel=level)),
+                           _tar_members, _extract_tar),
+    "tar.xz": ArchiveCodec(_tar_packer(lambda out, level: lzma.LZMAFile(out, "wb", preset=min(level, 9))),
+                           _tar_members, _extract_tar),
+    "tar": ArchiveCodec(_tar_packer(None), _tar_members, _extract_tar),
+}
+ARCHIVE_FORMATS: tuple[str, ...] = tuple(ARCHIVE_CODECS)
+
+
+def _suffixes() -> str:
+    return ", ".join("." + fmt for fmt in ARCHIVE_CODECS)
+
+
+def _codec(fmt: str) -> ArchiveCodec:
+    try:
+        return ARCHIVE_CODECS[fmt]
+    except KeyError:
+        raise ArchiveError(f"unknown archive format {fmt!r}; use one of {', '.join(ARCHIVE_FORMATS)}") from None

@@ -18,7 +18,7 @@ RESTORE_GROUP = "clearml_restore"
 class ClearMLRestoreConfig(dg.Config):
     """Run configuration of the restore asset."""
 
-    archive: str = Field(description="Task or project archive (.zip/.tar.gz/.tar) or export folder made by "
+    archive: str = Field(description="Task or project archive (.zip/.tar.gz/.tar.xz/.tar) or export folder made by "
                                      "clearml-assets, on the machine the run executes on.")
     project: str | None = Field(default=None, description="Target project (full name); default: the source "
                                                           "task's project name.")

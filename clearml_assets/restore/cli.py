@@ -18,7 +18,7 @@ def build_restore_parser(prog: str = "clearml-assets restore") -> argparse.Argum
                                "account (a second run changes nothing; a run that died half-way is finished), "
                                "or copy dataset versions with their parent chain from another account "
                                "(--dataset ID --from ACCOUNT). The last line printed is JSON with the new ids.")
-    parser.add_argument("archive", nargs="?", help="task or project archive (.zip/.tar.gz/.tar) or export folder")
+    parser.add_argument("archive", nargs="?", help="task or project archive (.zip/.tar.gz/.tar.xz/.tar) or export folder")
     parser.add_argument("--account", required=True, help="target ClearML account (e.g. original, local)")
     parser.add_argument("--project", help="target project (full name, e.g. team/restored); default: the "
                                           "source project's name")

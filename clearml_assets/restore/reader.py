@@ -234,7 +234,7 @@ def load_task_folder(folder: Path) -> TaskArchive:
 
 @contextlib.contextmanager
 def open_archive(path: Path | str, workdir: Path | None = None) -> Iterator[list[TaskArchive]]:
-    """The verified task exports in ``path``: a task or project archive file (zip, tar.gz, tar) or export
+    """The verified task exports in ``path``: a task or project archive file (zip, tar.gz, tar.xz, tar) or export
     folder. Archive files are unpacked into a temporary folder removed afterwards.
 
     Raises:
@@ -243,7 +243,7 @@ def open_archive(path: Path | str, workdir: Path | None = None) -> Iterator[list
     path = Path(path).expanduser()
     if not path.exists():
         raise ArchiveError(f"archive {str(path)!r} does not exist; give a task or project archive "
-                           "(.zip/.tar.gz/.tar) or export folder made by clearml-assets")
+                           "(.zip/.tar.gz/.tar.xz/.tar) or export folder made by clearml-assets")
     tmp = None
     try:
         if path.is_dir():
