@@ -12,17 +12,23 @@ import dagster as dg
 
 from .archives.defs import build_archive_defs
 from .automation.defs import build_automation_defs
+from .datasets.assets import DEFAULT_PROJECT
 from .datasets.defs import build_dataset_defs
 from .resource import ClearMLResource
 from .restore.sync import build_sync_definitions
 from .training.defs import build_training_defs
+from .translator import ClearMLDatasetRef, ClearMLModelRef, DagsterClearMLTranslator
 
 
-def build_definitions(clearml: ClearMLResource | None = None) -> dg.Definitions:
+def build_definitions(clearml: ClearMLResource | None = None,
+                      translator: DagsterClearMLTranslator | None = None) -> dg.Definitions:
     """Merge the definitions of every capability into one code location.
 
     Args:
         clearml: The resource to bind as ``clearml``; default: accounts from the environment.
+        translator: One mapping of ClearML datasets, the model and each account's archives to asset keys and
+            groups, handed to every capability (default: ``datasets/...``, ``training/...``,
+            ``<account>/clearml_task_archive``).
     """
     clearml = clearml or ClearMLResource.from_env()
     # The beta/preview features used here (backfill policies, partitioned checks) are deliberate; their
@@ -30,13 +36,23 @@ def build_definitions(clearml: ClearMLResource | None = None) -> dg.Definitions:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-        datasets = build_dataset_defs()
-        training = build_training_defs()
-        archives = build_archive_defs(clearml.account_names())
-        automation = build_automation_defs(clearml.account_names())
+        datasets = build_dataset_defs(translator=translator)
+        training = build_training_defs(translator=translator)
+        archives = build_archive_defs(clearml.account_names(), translator=translator)
+        automation = build_automation_defs(clearml.account_names(), translator=translator, **_groups(translator))
         restore = build_sync_definitions(accounts=clearml.account_names())
         core = dg.Definitions(resources={"clearml": clearml})
         return dg.Definitions.merge(core, datasets, training, archives, automation, restore)
+
+
+def _groups(translator: DagsterClearMLTranslator | None) -> dict[str, str]:
+    """The dataset and model groups the training job selects, as the translator names them."""
+    if translator is None:
+        return {}
+    view, model = ClearMLDatasetRef(DEFAULT_PROJECT, "shapes_training_view", "training_view"), \
+        ClearMLModelRef(DEFAULT_PROJECT, "shapes_yolo")
+    return {"dataset_group": translator.get_dataset_group_name(view),
+            "training_group": translator.get_model_group_name(model)}
 
 
 defs = build_definitions()

@@ -10,6 +10,8 @@ import dagster as dg
 from pydantic import Field
 
 from ..errors import ArchiveError
+from ..resource import ClearMLResource
+from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator
 from .exporter import DEFAULT_STATUSES, ClearMLTaskExporter, ProjectExportResult, TaskExportResult
 from .packing import ARCHIVE_FORMATS
 from .paths import account_slug, default_export_root
@@ -17,9 +19,7 @@ from .paths import account_slug, default_export_root
 if TYPE_CHECKING:
     from ..objectstore import RemoteExports
 
-TASK_ASSET_NAME = "clearml_task_archive"
-PROJECT_ASSET_NAME = "clearml_project_archive"
-GROUP_NAME = "clearml_archives"
+_DEFAULT_TRANSLATOR = DagsterClearMLTranslator()
 
 
 class ClearMLArchiveConfig(dg.Config):
@@ -48,26 +48,38 @@ def clearml_project_partitions(account: str) -> dg.DynamicPartitionsDefinition:
     return dg.DynamicPartitionsDefinition(name=f"clearml_projects_{account_slug(account)}")
 
 
-def task_archive_key(account: str) -> dg.AssetKey:
-    """``[<account>, "clearml_task_archive"]``."""
-    return dg.AssetKey([account_slug(account), TASK_ASSET_NAME])
+def archive_key(account: str, kind: ArchiveKind, translator: DagsterClearMLTranslator | None = None
+                ) -> dg.AssetKey:
+    """The key of an account's task or project archive asset, as ``translator`` maps it (default:
+    ``[<account>, "clearml_task_archive"]`` / ``[<account>, "clearml_project_archive"]``)."""
+    return (translator or _DEFAULT_TRANSLATOR).get_archive_asset_key(ClearMLArchiveRef(account, kind))
 
 
-def project_archive_key(account: str) -> dg.AssetKey:
-    """``[<account>, "clearml_project_archive"]``."""
-    return dg.AssetKey([account_slug(account), PROJECT_ASSET_NAME])
+def task_archive_key(account: str, translator: DagsterClearMLTranslator | None = None) -> dg.AssetKey:
+    """The task archive key of ``account`` (default ``[<account>, "clearml_task_archive"]``)."""
+    return archive_key(account, "task", translator)
 
 
-def make_exporter(context, config: ClearMLArchiveConfig, account: str
+def project_archive_key(account: str, translator: DagsterClearMLTranslator | None = None) -> dg.AssetKey:
+    """The project archive key of ``account`` (default ``[<account>, "clearml_project_archive"]``)."""
+    return archive_key(account, "project", translator)
+
+
+def _group(account: str, kind: ArchiveKind, group_name: str | None,
+           translator: DagsterClearMLTranslator | None) -> str:
+    return group_name or (translator or _DEFAULT_TRANSLATOR).get_archive_group_name(ClearMLArchiveRef(account, kind))
+
+
+def make_exporter(clearml: ClearMLResource, config: ClearMLArchiveConfig, account: str
                   ) -> "tuple[ClearMLTaskExporter, RemoteExports | None]":
     """The exporter of ``account`` from the run's ``clearml`` resource and config, and the object store
     it publishes to when ``export_root`` is a URL (the exporter then writes to the local staging folder)."""
     if config.archive_format not in ARCHIVE_FORMATS:
         raise ArchiveError(f"archive_format {config.archive_format!r} is not supported; use one of "
                            f"{', '.join(ARCHIVE_FORMATS)}")
-    client = context.resources.clearml.client(account)
+    client = clearml.client(account)
     remote = None
-    root = resource_export_root(context.resources.clearml, config.export_root)
+    root = resource_export_root(clearml, config.export_root)
     if is_remote_root(config.export_root):
         from ..objectstore import RemoteExports  # object-store publishing (only when the root is a URL)
 
@@ -149,25 +161,28 @@ def task_metadata(result: TaskExportResult) -> dict[str, Any]:
 
 
 def build_clearml_task_archive_asset(account: str, *, max_partitions_per_run: int = 25,
-                                     group_name: str = GROUP_NAME) -> dg.AssetsDefinition:
+                                     group_name: str | None = None,
+                                     translator: DagsterClearMLTranslator | None = None) -> dg.AssetsDefinition:
     """The task archive asset of ``account`` (partitioned by ClearML task id).
 
     Args:
         account: ClearML account name (resource ``clearml``).
         max_partitions_per_run: Backfills run this many task ids per run.
-        group_name: Dagster asset group.
+        group_name: Dagster asset group (default: the translator's, ``clearml_archives``).
+        translator: Maps the account's archives to their asset key and group.
     """
 
     @dg.asset(
-        key=task_archive_key(account), partitions_def=clearml_task_partitions(account),
+        key=task_archive_key(account, translator), partitions_def=clearml_task_partitions(account),
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
-        required_resource_keys={"clearml"}, group_name=group_name, kinds={"clearml"},
+        group_name=_group(account, "task", group_name, translator), kinds={"clearml"},
         description=f"Complete export of a ClearML task of account {account!r}: task.json, the whole "
                     "console log, every scalar point (parquet + JSON lines), metrics summary, plots, debug "
                     "images, artifacts, models, manifest.json, and one verified archive file.",
     )
-    def _task_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig) -> dg.MaterializeResult:
-        exporter, remote = make_exporter(context, config, account)
+    def _task_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig,
+                      clearml: ClearMLResource) -> dg.MaterializeResult:
+        exporter, remote = make_exporter(clearml, config, account)
         with exporter:
             return _materialize_tasks(context, config, exporter, account, remote)
 
@@ -234,19 +249,28 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
 
 
 def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run: int = 4,
-                                        group_name: str = GROUP_NAME) -> dg.AssetsDefinition:
-    """The project archive asset of ``account`` (partitioned by ClearML project id, or exact name)."""
+                                        group_name: str | None = None,
+                                        translator: DagsterClearMLTranslator | None = None) -> dg.AssetsDefinition:
+    """The project archive asset of ``account`` (partitioned by ClearML project id, or exact name).
+
+    Args:
+        account: ClearML account name (resource ``clearml``).
+        max_partitions_per_run: Backfills run this many project ids per run.
+        group_name: Dagster asset group (default: the translator's, ``clearml_archives``).
+        translator: Maps the account's archives to their asset key and group.
+    """
 
     @dg.asset(
-        key=project_archive_key(account), partitions_def=clearml_project_partitions(account),
+        key=project_archive_key(account, translator), partitions_def=clearml_project_partitions(account),
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
-        required_resource_keys={"clearml"}, group_name=group_name, kinds={"clearml"},
+        group_name=_group(account, "project", group_name, translator), kinds={"clearml"},
         description=f"Every completed task of a ClearML project of account {account!r} (paged, no cap), "
                     "exported like the task archive (current task exports are reused), gathered under "
                     "projects/<project>/ with a metrics table, plus one verified archive file.",
     )
-    def _project_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig) -> dg.MaterializeResult:
-        exporter, remote = make_exporter(context, config, account)
+    def _project_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig,
+                         clearml: ClearMLResource) -> dg.MaterializeResult:
+        exporter, remote = make_exporter(clearml, config, account)
         with exporter:
             for key in context.partition_keys:
                 if remote is not None:

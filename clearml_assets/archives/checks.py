@@ -6,8 +6,10 @@ from typing import Any, Iterator
 
 import dagster as dg
 
+from ..resource import ClearMLResource
+from ..translator import DagsterClearMLTranslator
 from .assets import (clearml_project_partitions, clearml_task_partitions, is_remote_root, project_archive_key,
-                     resource_export_root, task_archive_key)
+                     resource_export_root, store_options, task_archive_key)
 from .publish import find_export
 from .manifest import read_manifest
 from .packing import verify_archive
@@ -39,7 +41,8 @@ def verify_export(root: Path, account: str, kind: str, obj_id: str) -> tuple[boo
                           "problems": dg.MetadataValue.json(problems[:50])}
 
 
-def run_export_root(context, asset_key: dg.AssetKey, default: Path | str | None) -> Path | str:
+def run_export_root(context, asset_key: dg.AssetKey, default: Path | str | None,
+                    clearml: ClearMLResource | None = None) -> Path | str:
     """The export root the asset used in this run, by the asset's own rule: its run config ``export_root``
     (else ``default``), resolved by the ``clearml`` resource (its ``export_root``, else ``<home>/exports``),
     else ``$CLEARML_ASSETS_HOME/exports``."""
@@ -48,8 +51,7 @@ def run_export_root(context, asset_key: dg.AssetKey, default: Path | str | None)
     root = op_config.get("export_root") or (str(default) if default else None)
     if is_remote_root(root):
         return str(root)
-    resource = getattr(context.resources, "clearml", None)
-    return resource_export_root(resource, root) or default_export_root()
+    return resource_export_root(clearml, root) or default_export_root()
 
 
 def verify_remote(store: Any, account: str, kind: str, obj_id: str) -> tuple[bool, dict[str, Any]]:
@@ -103,7 +105,8 @@ def partition_evaluations(context, key: dg.AssetKey, check_name: str,
     yield dg.Output(None)
 
 
-def build_clearml_archive_checks(account: str, export_root: Path | str | None = None
+def build_clearml_archive_checks(account: str, export_root: Path | str | None = None,
+                                 translator: DagsterClearMLTranslator | None = None
                                  ) -> list[dg.AssetChecksDefinition]:
     """Checks ``archive_matches_manifest`` on the task and project archive assets of ``account``.
 
@@ -114,24 +117,20 @@ def build_clearml_archive_checks(account: str, export_root: Path | str | None = 
     Args:
         account: ClearML account name.
         export_root: The export root the assets use by default.
+        translator: The translator the archive assets were built with (their keys).
     """
     checks = []
-    for kind, key, partitions in (("tasks", task_archive_key(account), clearml_task_partitions(account)),
-                                  ("projects", project_archive_key(account),
+    for kind, key, partitions in (("tasks", task_archive_key(account, translator), clearml_task_partitions(account)),
+                                  ("projects", project_archive_key(account, translator),
                                    clearml_project_partitions(account))):
         def make(kind: str = kind, key: dg.AssetKey = key, partitions=partitions):
             @dg.asset_check(asset=key, name="archive_matches_manifest", partitions_def=partitions,
-                            required_resource_keys={"clearml"},
                             description="Re-reads the published archive: every member's size and sha256 "
                                         "match manifest.json, the archive's own sha256 matches, and the "
                                         "manifest says nothing the server holds is missing.")
-            def _check(context: dg.AssetCheckExecutionContext):
-                root = run_export_root(context, key, export_root)
-                options = None
-                if is_remote_root(root):
-                    from .assets import store_options
-
-                    options = store_options(context.resources.clearml.client(account), str(root))
+            def _check(context: dg.AssetCheckExecutionContext, clearml: ClearMLResource):
+                root = run_export_root(context, key, export_root, clearml)
+                options = store_options(clearml.client(account), str(root)) if is_remote_root(root) else None
                 results = verify_partitions(root, account, kind, list(context.partition_keys), options)
                 yield from partition_evaluations(context, key, "archive_matches_manifest", results)
 

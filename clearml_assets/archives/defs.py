@@ -6,14 +6,16 @@ from pathlib import Path
 
 import dagster as dg
 
+from ..translator import DagsterClearMLTranslator
 from .assets import build_clearml_project_archive_asset, build_clearml_task_archive_asset
 from .checks import build_clearml_archive_checks
 
 
 def build_archive_defs(accounts: list[str], *, export_root: Path | str | None = None,
-                       max_partitions_per_run: int = 25, resources: dict | None = None) -> dg.Definitions:
-    """Archive assets (``[<account>, "clearml_task_archive"]``, ``[<account>, "clearml_project_archive"]``)
-    and their checks, one set per account. The sensor that adds finished tasks as partitions is
+                       max_partitions_per_run: int = 25, resources: dict | None = None,
+                       translator: DagsterClearMLTranslator | None = None) -> dg.Definitions:
+    """Archive assets (``[<account>, "clearml_task_archive"]``, ``[<account>, "clearml_project_archive"]``, or as
+    ``translator`` maps them) and their checks, one set per account. The sensor that adds finished tasks as partitions is
     ``clearml_assets.automation.build_clearml_completed_tasks_sensor``.
 
     Args:
@@ -21,11 +23,15 @@ def build_archive_defs(accounts: list[str], *, export_root: Path | str | None = 
         export_root: Export root the checks read (the assets take it from run config; keep them equal).
         max_partitions_per_run: Task ids per backfill run.
         resources: Resources to bind (the lead binds ``clearml`` once for all capabilities).
+        translator: Maps each account's archives to asset keys and groups (see
+            :class:`clearml_assets.translator.DagsterClearMLTranslator`); pass the same one to
+            ``build_automation_defs``.
     """
     assets = []
     checks = []
     for account in accounts:
-        assets.append(build_clearml_task_archive_asset(account, max_partitions_per_run=max_partitions_per_run))
-        assets.append(build_clearml_project_archive_asset(account))
-        checks.extend(build_clearml_archive_checks(account, export_root))
+        assets.append(build_clearml_task_archive_asset(account, max_partitions_per_run=max_partitions_per_run,
+                                                       translator=translator))
+        assets.append(build_clearml_project_archive_asset(account, translator=translator))
+        checks.extend(build_clearml_archive_checks(account, export_root, translator))
     return dg.Definitions(assets=assets, asset_checks=checks, resources=resources or {})

@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 
 import dagster as dg
 
+from ..translator import DagsterClearMLTranslator
 from .jobs import (DATASETS_GROUP, TRAINING_GROUP, build_clearml_archive_job, build_clearml_project_archive_job,
                    build_clearml_training_job)
 from .schedules import (DEFAULT_PROJECT_ARCHIVE_CRON, build_clearml_project_archive_schedule,
@@ -35,6 +36,7 @@ def build_automation_defs(
     training_group: str = TRAINING_GROUP,
     default_status_running: bool = False,
     environ: Mapping[str, str] | None = None,
+    translator: DagsterClearMLTranslator | None = None,
 ) -> dg.Definitions:
     """Per account: the completed-task sensor, the project archive schedule and the two archive jobs;
     plus ``clearml_training_job`` and the (optional) retraining schedule. Everything starts stopped.
@@ -59,6 +61,7 @@ def build_automation_defs(
         training_group: Asset group of the model asset.
         default_status_running: Start sensors and schedules when the code location loads.
         environ: Environment to read (default ``os.environ``).
+        translator: The translator the archive assets were built with (the archive jobs select their keys).
     """
     env = os.environ if environ is None else environ
     if project_archive_cron is _FROM_ENV:
@@ -83,8 +86,8 @@ def build_automation_defs(
             watched = list(projects.get(account) or []) or None
         else:
             watched = list(projects or []) or None  # type: ignore[arg-type]
-        archive_job = build_clearml_archive_job(account)
-        project_job = build_clearml_project_archive_job(account)
+        archive_job = build_clearml_archive_job(account, translator)
+        project_job = build_clearml_project_archive_job(account, translator)
         jobs += [archive_job, project_job]
         sensors.append(build_clearml_completed_tasks_sensor(
             account, projects=watched, job=archive_job, minimum_interval_seconds=sensor_interval_seconds,

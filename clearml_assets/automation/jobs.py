@@ -12,6 +12,7 @@ import dagster as dg
 
 from ..archives.assets import project_archive_key, task_archive_key
 from ..archives.paths import account_slug
+from ..translator import DagsterClearMLTranslator
 
 CLEARML_TRAINING_JOB = "clearml_training_job"
 DATASETS_GROUP = "datasets"
@@ -42,18 +43,21 @@ def build_clearml_training_job(dataset_group: str = DATASETS_GROUP, training_gro
         description="Dataset versions (raw -> curated -> training view) and the YOLO model trained on them.")
 
 
-def build_clearml_archive_job(account: str) -> dg.UnresolvedAssetJobDefinition:
+def build_clearml_archive_job(account: str, translator: DagsterClearMLTranslator | None = None
+                              ) -> dg.UnresolvedAssetJobDefinition:
     """The job archiving tasks of ``account`` (one partition = one ClearML task id)."""
     return dg.define_asset_job(
-        clearml_archive_job_name(account), selection=dg.AssetSelection.assets(task_archive_key(account)),
+        clearml_archive_job_name(account),
+        selection=dg.AssetSelection.assets(task_archive_key(account, translator)),
         description=f"Complete exports of ClearML tasks of account {account!r}, one partition per task id "
                     "(launched by the completed-task sensor, or pick partitions in the launchpad).")
 
 
-def build_clearml_project_archive_job(account: str) -> dg.UnresolvedAssetJobDefinition:
+def build_clearml_project_archive_job(account: str, translator: DagsterClearMLTranslator | None = None
+                                      ) -> dg.UnresolvedAssetJobDefinition:
     """The job archiving projects of ``account`` (one partition = one ClearML project id)."""
     return dg.define_asset_job(
         clearml_project_archive_job_name(account),
-        selection=dg.AssetSelection.assets(project_archive_key(account)),
+        selection=dg.AssetSelection.assets(project_archive_key(account, translator)),
         description=f"Project archives of ClearML account {account!r}, one partition per project id "
                     "(launched by the project archive schedule, or pick partitions in the launchpad).")

@@ -13,6 +13,7 @@ from ..datasets.checks import dataset_id_for_account
 from ..errors import ClearMLConfigError, TrainingError
 from ..pipes.client import ClearMLTaskFailure, PipesClearMLClient
 from ..resource import ClearMLResource
+from ..translator import ClearMLModelRef, DagsterClearMLTranslator
 from .config import ClearMLTrainingConfig, short_metric_name
 from .curves import png_markdown, render_training_curves
 from .records import TrainingRequest, TrainingResult
@@ -29,10 +30,18 @@ class ClearMLTrainingNames:
     account: str | None = None
     key_prefix: tuple[str, ...] = ("training",)
     training_view_key: dg.AssetKey = dg.AssetKey(["datasets", "shapes_training_view"])
+    translator: DagsterClearMLTranslator | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def model_ref(self) -> ClearMLModelRef:
+        """The ClearML output model behind the asset."""
+        return ClearMLModelRef(self.project, self.model_name)
 
     @property
     def model_key(self) -> dg.AssetKey:
-        """Asset key ``<key_prefix>/<model_name>``."""
+        """Asset key: the translator's, else ``<key_prefix>/<model_name>``."""
+        if self.translator is not None:
+            return self.translator.get_model_asset_key(self.model_ref)
         return dg.AssetKey([*self.key_prefix, self.model_name])
 
 

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import dagster as dg
 
+from ..translator import ClearMLDatasetRef, DagsterClearMLTranslator
 from .assets import ClearMLTrainingNames, build_training_assets
 from .checks import build_model_checks
 
@@ -14,12 +15,13 @@ def build_training_defs(
     *,
     project: str = "clearml_assets_demo",
     model_name: str = "shapes_yolo",
-    training_view_key: Sequence[str] | dg.AssetKey = ("datasets", "shapes_training_view"),
+    training_view_key: Sequence[str] | dg.AssetKey | None = None,
     account: str | None = None,
     key_prefix: Sequence[str] = ("training",),
     group_name: str = "training",
     metric_floor: float = 0.3,
     clearml: Any = None,
+    translator: DagsterClearMLTranslator | None = None,
 ) -> dg.Definitions:
     """The YOLO model asset ``training/shapes_yolo`` and its ``main_metric_floor`` check.
 
@@ -30,17 +32,28 @@ def build_training_defs(
     Args:
         project: ClearML project of the training tasks and models (champion scope).
         model_name: Output model name and asset key name.
-        training_view_key: Key of the upstream training view asset.
+        training_view_key: Key of the upstream training view asset; default: the key ``translator`` gives the
+            ``shapes_training_view`` dataset of ``project`` (``datasets/shapes_training_view``).
         account: Account to train on; None = the resource's default.
-        key_prefix: Asset key prefix of the model asset.
-        group_name: Dagster asset group.
+        key_prefix: Asset key prefix of the model asset (without a translator).
+        group_name: Dagster asset group (without a translator; with one, its model group).
         metric_floor: Floor of the main metric for the check.
         clearml: A ``ClearMLResource`` bound as resource ``clearml``; None leaves it to the merged
             Definitions.
+        translator: Maps the model (and the default training view) to asset keys and the model's group.
     """
-    view_key = training_view_key if isinstance(training_view_key, dg.AssetKey) else dg.AssetKey(list(training_view_key))
     names = ClearMLTrainingNames(project=project, model_name=model_name, account=account,
-                                 key_prefix=tuple(key_prefix), training_view_key=view_key)
-    return dg.Definitions(assets=build_training_assets(names, group_name=group_name),
+                                 key_prefix=tuple(key_prefix), translator=translator,
+                                 training_view_key=_view_key(training_view_key, project, translator))
+    group = translator.get_model_group_name(names.model_ref) if translator else group_name
+    return dg.Definitions(assets=build_training_assets(names, group_name=group),
                           asset_checks=[build_model_checks(names.model_key, metric_floor=metric_floor)],
                           resources={"clearml": clearml} if clearml is not None else None)
+
+
+def _view_key(key: Sequence[str] | dg.AssetKey | None, project: str,
+              translator: DagsterClearMLTranslator | None) -> dg.AssetKey:
+    if key is not None:
+        return key if isinstance(key, dg.AssetKey) else dg.AssetKey(list(key))
+    view = ClearMLDatasetRef(project, "shapes_training_view", "training_view")
+    return (translator or DagsterClearMLTranslator()).get_dataset_asset_key(view)
