@@ -229,24 +229,23 @@ class MetricEventsIterator:
     def _process(self, event: dict) -> dict:
         return uncompress_plot(event) if self.event_type == PLOT else event
 
+    def metric_events(self, call: Call, req) -> dict:
+        """The body of ``events.plots`` / ``events.debug_images`` (``MetricEventsRequest``)."""
+        task_metrics: dict[str, dict[str, list]] = {}
+        for tm in req.metrics:
+            task_metrics.setdefault(tm.task, {})[tm.metric] = tm.variants
+        for metrics in task_metrics.values():
+            if None in metrics:
+                metrics.clear()
+        found = {}
+        for task in task_metrics:
+            found[task] = target(call, task, bool(req.model_events))[1]
+        return self.get_task_events(call, task_metrics, found, req.iters, req.navigate_earlier, req.refresh,
+                                    req.scroll_id)
+
 
 PLOTS = MetricEventsIterator(PLOT)
 DEBUG_IMAGES = MetricEventsIterator(IMAGE)
-
-
-def metric_events(call: Call, iterator: MetricEventsIterator, req) -> dict:
-    """The body of ``events.plots`` / ``events.debug_images`` (``MetricEventsRequest``)."""
-    task_metrics: dict[str, dict[str, list]] = {}
-    for tm in req.metrics:
-        task_metrics.setdefault(tm.task, {})[tm.metric] = tm.variants
-    for metrics in task_metrics.values():
-        if None in metrics:
-            metrics.clear()
-    found = {}
-    for task in task_metrics:
-        found[task] = target(call, task, bool(req.model_events))[1]
-    return iterator.get_task_events(call, task_metrics, found, req.iters, req.navigate_earlier, req.refresh,
-                                    req.scroll_id)
 
 
 # -- debug image history ---------------------------------------------------------------------------------------
