@@ -10,7 +10,7 @@ from ..bll import project as project_bll
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
 from . import projects
-from .common import (archive_many_endpoints, get_all, get_for_writing, get_or_raise, ids_of, merge_tags, new_id,
+from .common import (archive_many_endpoints, get_all, get_for_writing, get_or_raise, merge_tags, new_id,
                      publicity_endpoints, required, run_batch)
 from .tasks import publish_task, requested_version
 

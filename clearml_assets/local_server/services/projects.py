@@ -212,7 +212,6 @@ def get_task_parents(call: Call) -> dict:
 publicity_endpoints("projects", INVALID)
 
 
-
 @endpoint("projects.get_unique_metric_variants", request_data_model=req.ProjectOrNoneRequest)
 def get_unique_metric_variants(call: Call) -> dict:
     """Metric/variant pairs reported by the tasks (of a project and its sub-projects; no project: all), from
