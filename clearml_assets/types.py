@@ -22,24 +22,26 @@ def _str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _is_public(row: Mapping[str, Any]) -> bool:
-    """A row of the public company (``company: ""``: e.g. ClearML's examples every account sees)."""
-    return row.get("company") == ""
+@dataclass(frozen=True)
+class _CompanyRecord:
+    """A record of a company's document: the row as the server sent it, and whether it is public."""
+
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False, kw_only=True)
+
+    @property
+    def public(self) -> bool:
+        """Whether the row belongs to the public company (``company: ""``: e.g. ClearML's examples every account
+        sees), not the account's own."""
+        return self.raw.get("company") == ""
 
 
 @dataclass(frozen=True)
-class Project:
+class Project(_CompanyRecord):
     """A ClearML project (``projects.get_all`` / ``projects.get_by_id`` row)."""
 
     id: str
     name: str = ""
     system_tags: tuple[str, ...] = ()
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def public(self) -> bool:
-        """Whether the row belongs to the public company (not the account's own)."""
-        return _is_public(self.raw)
 
     @classmethod
     def from_api(cls, row: Mapping[str, Any]) -> "Project":
@@ -49,7 +51,7 @@ class Project:
 
 
 @dataclass(frozen=True)
-class Task:
+class Task(_CompanyRecord):
     """A ClearML task (``tasks.get_all`` / ``tasks.get_by_id`` row); a dataset version is a task too."""
 
     id: str
@@ -66,7 +68,6 @@ class Task:
     status_message: str = ""
     last_worker: str = ""
     runtime: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_api(cls, row: Mapping[str, Any]) -> "Task":
@@ -89,18 +90,13 @@ class Task:
         return _str((self.raw.get("execution") or {}).get("queue"))
 
     @property
-    def public(self) -> bool:
-        """Whether the row belongs to the public company (not the account's own)."""
-        return _is_public(self.raw)
-
-    @property
     def finished(self) -> bool:
         """Whether the task reached a status it does not leave by itself."""
         return self.status in TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
-class Model:
+class Model(_CompanyRecord):
     """A ClearML model (``models.get_all`` row); ``metadata`` flattened to ``{key: value}``."""
 
     id: str
@@ -112,12 +108,6 @@ class Model:
     created: str = ""
     ready: bool | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def public(self) -> bool:
-        """Whether the row belongs to the public company (not the account's own)."""
-        return _is_public(self.raw)
 
     @classmethod
     def from_api(cls, row: Mapping[str, Any]) -> "Model":

@@ -227,12 +227,30 @@ class TaskRequest(RequestModel):
     task: str
 
 
-class TaskUpdateRequest(TaskRequest):
-    """Status changes (``tasks.started``/``stopped``/``failed``/``close``/``stop``...)."""
-
+class TaskForceRequest(TaskRequest):
     force: bool = False
+
+
+# Field sets shared by a task call and its ``*_many`` twin. A set is listed first among the bases so that its
+# fields follow the other base's (pydantic orders fields base first, and the first invalid field is reported).
+class StatusNoteFields(RequestModel):
+    """The note a status change leaves on the task."""
+
     status_reason: Optional[str] = None
     status_message: Optional[str] = None
+
+
+class ResetFields(RequestModel):
+    """What ``tasks.reset``/``reset_many`` (and ``delete_many``) clear and delete with the task's outputs."""
+
+    clear_all: bool = False
+    return_file_urls: bool = False
+    delete_output_models: bool = True
+    delete_external_artifacts: bool = True
+
+
+class TaskUpdateRequest(StatusNoteFields, TaskForceRequest):
+    """Status changes (``tasks.started``/``stopped``/``failed``/``close``/``stop``...)."""
 
 
 class CompletedRequest(TaskUpdateRequest):
@@ -243,11 +261,8 @@ class PublishRequest(TaskUpdateRequest):
     publish_model: bool = True
 
 
-class ResetRequest(TaskUpdateRequest):
-    clear_all: bool = False
-    return_file_urls: bool = False
-    delete_output_models: bool = True
-    delete_external_artifacts: bool = True
+class ResetRequest(ResetFields, TaskUpdateRequest):
+    pass
 
 
 class DeleteRequest(TaskUpdateRequest):
@@ -257,26 +272,20 @@ class DeleteRequest(TaskUpdateRequest):
     delete_external_artifacts: bool = True
 
 
-class TaskBatchRequest(BatchRequest):
-    status_reason: Optional[str] = None
-    status_message: Optional[str] = None
+class TaskBatchRequest(StatusNoteFields, BatchRequest):
+    pass
 
 
 class StopManyRequest(TaskBatchRequest):
     force: bool = False
 
 
-class PublishManyRequest(TaskBatchRequest):
-    force: bool = False
+class PublishManyRequest(StopManyRequest):
     publish_model: bool = True
 
 
-class ResetManyRequest(TaskBatchRequest):
-    force: bool = False
-    clear_all: bool = False
-    return_file_urls: bool = False
-    delete_output_models: bool = True
-    delete_external_artifacts: bool = True
+class ResetManyRequest(ResetFields, StopManyRequest):
+    pass
 
 
 class DeleteManyRequest(ResetManyRequest):
@@ -287,10 +296,6 @@ class ArchiveRequest(RequestModel):
     tasks: list[str]
     status_reason: Optional[str] = None
     status_message: Optional[str] = None
-
-
-class TaskForceRequest(TaskRequest):
-    force: bool = False
 
 
 class TaskUpdateFieldsRequest(TaskRequest):

@@ -11,7 +11,8 @@ only:
   second user's ``apiclient.user_auth_only``/``user_auth_only_secret`` (same company, another user);
 * stubs the server modules the tests import to load (``apiserver.config_repo``, ``apiserver.apierrors`` generated
   from that revision's ``errors.conf``, ``apiserver.database.utils``, ``apiserver.database.model``,
-  ``apiserver.es_factory``, ``apiserver.utilities.dicts``) with minimal stand-ins written into the scratch folder.
+  ``apiserver.es_factory``, ``apiserver.utilities.dicts``) with minimal stand-ins written into the scratch folder;
+  ``apiserver.database.utils.partition_tags`` is the local server's own (``--repo`` is on the tests' path).
 
 It starts a local server from ``--repo`` (a worktree; default the current folder) in a child process on free ports
 with a temporary data folder, runs pytest on the chosen files and prints per-file and total pass/fail counts plus
@@ -116,27 +117,12 @@ es_factory = _EsFactory()
     "apiserver/database/utils.py": '''
 import uuid
 
-_SYSTEM = {
-    "model": {"active", "archived"},
-    "project": {"archived", "public", "default"},
-    "task": {"active", "archived", "development"},
-    "queue": {"default"},
-}
-_PREFIXES = {"task": ("annotat",)}
+# test_tags checks the tag split of old clients: the local server's own rule (the repo is on the path)
+from clearml_assets.local_server.bll.tags import partition_tags  # noqa: F401
 
 
 def id():
     return uuid.uuid4().hex
-
-
-def partition_tags(entity, tags, system_tags=()):
-    """(user tags, system tags): known system names (also as -name) and prefixes move to the system list."""
-    names = _SYSTEM.get(entity, set())
-    names = names | {"-" + n for n in names}
-    prefixes = _PREFIXES.get(entity, ()) + tuple("-" + p for p in _PREFIXES.get(entity, ()))
-    tags, system = set(tags), set(system_tags or ())
-    system |= {t for t in tags if t in names or t.lower().startswith(prefixes or ("\\0",))}
-    return list(tags - system), list(system)
 ''',
     "apiserver/database/model/__init__.py": '''
 from enum import Enum
@@ -336,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         proc, url = start_server(repo, scratch / "data", [k for pair in keys for k in pair], scratch / "server.log")
         env = {**os.environ, "CONFORMANCE_API_HOST": url, "CONFORMANCE_ACCESS_KEY": keys[0][0],
                "CONFORMANCE_SECRET_KEY": keys[0][1], "CONFORMANCE_ACCESS_KEY2": keys[1][0],
-               "CONFORMANCE_SECRET_KEY2": keys[1][1], "PYTHONPATH": str(scratch)}
+               "CONFORMANCE_SECRET_KEY2": keys[1][1], "PYTHONPATH": os.pathsep.join([str(scratch), str(repo)])}
         junit = scratch / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", "-rN", "--tb=line" if args.quiet else "--tb=short",
                f"--junitxml={junit}", "-o", "junit_family=xunit1", *options,

@@ -229,24 +229,23 @@ class MetricEventsIterator:
     def _process(self, event: dict) -> dict:
         return uncompress_plot(event) if self.event_type == PLOT else event
 
+    def metric_events(self, call: Call, req) -> dict:
+        """The body of ``events.plots`` / ``events.debug_images`` (``MetricEventsRequest``)."""
+        task_metrics: dict[str, dict[str, list]] = {}
+        for tm in req.metrics:
+            task_metrics.setdefault(tm.task, {})[tm.metric] = tm.variants
+        for metrics in task_metrics.values():
+            if None in metrics:
+                metrics.clear()
+        found = {}
+        for task in task_metrics:
+            found[task] = target(call, task, bool(req.model_events))[1]
+        return self.get_task_events(call, task_metrics, found, req.iters, req.navigate_earlier, req.refresh,
+                                    req.scroll_id)
+
 
 PLOTS = MetricEventsIterator(PLOT)
 DEBUG_IMAGES = MetricEventsIterator(IMAGE)
-
-
-def metric_events(call: Call, iterator: MetricEventsIterator, req) -> dict:
-    """The body of ``events.plots`` / ``events.debug_images`` (``MetricEventsRequest``)."""
-    task_metrics: dict[str, dict[str, list]] = {}
-    for tm in req.metrics:
-        task_metrics.setdefault(tm.task, {})[tm.metric] = tm.variants
-    for metrics in task_metrics.values():
-        if None in metrics:
-            metrics.clear()
-    found = {}
-    for task in task_metrics:
-        found[task] = target(call, task, bool(req.model_events))[1]
-    return iterator.get_task_events(call, task_metrics, found, req.iters, req.navigate_earlier, req.refresh,
-                                    req.scroll_id)
 
 
 # -- debug image history ---------------------------------------------------------------------------------------
@@ -292,23 +291,39 @@ def _fill_sample(event: dict, res: dict, state: dict) -> None:
             break
 
 
+def _sample_state(call: Call, company: str, req, kind: str, key: str, load: Callable) -> dict:
+    """The sample state ``req.scroll_id`` names (checked against the request), or a new one.
+
+    Args:
+        call: The API call.
+        company: The company whose events are navigated.
+        req: A ``get_*_sample`` request.
+        kind: ``DEBUG_SAMPLE_STATE`` or ``PLOT_SAMPLE_STATE``.
+        key: The state's list of navigable series (``variant_states``/``metric_states``).
+        load: Reads that list: ``load(call, company, task, metric or None)``.
+
+    Raises:
+        ApiError: The state was made for another task, metric or navigation mode.
+    """
+    state = STATES.get(kind, req.scroll_id)
+    if state is None:
+        state = {"id": _new_id(), "task": req.task, "metric": req.metric, "variant": None, "iteration": None,
+                 "navigate_current_metric": req.navigate_current_metric}
+        state[key] = load(call, company, req.task, req.metric if req.navigate_current_metric else None)
+        return state
+    if (state["task"] != req.task or state["navigate_current_metric"] != req.navigate_current_metric
+            or (state["navigate_current_metric"] and state["metric"] != req.metric)):
+        raise _invalid_scroll(state["id"], "Task and metric stored in the state do not match the passed ones")
+    if req.refresh:
+        state[key] = load(call, company, req.task, state["metric"] if state["navigate_current_metric"] else None)
+    return state
+
+
 def get_debug_image_sample(call: Call, req) -> dict:
     """The image of a variant at ``iteration`` or the latest before it (the latest without one)."""
     _, company = target(call, req.task, req.model_events)
     res: dict[str, Any] = {"scroll_id": None, "event": None, "min_iteration": None, "max_iteration": None}
-    state = STATES.get(DEBUG_SAMPLE_STATE, req.scroll_id)
-    if state is None:
-        state = {"id": _new_id(), "task": req.task, "metric": req.metric, "variant": None, "iteration": None,
-                 "navigate_current_metric": req.navigate_current_metric}
-        state["variant_states"] = _variant_iterations(call, company, req.task,
-                                                      req.metric if req.navigate_current_metric else None)
-    else:
-        if (state["task"] != req.task or state["navigate_current_metric"] != req.navigate_current_metric
-                or (state["navigate_current_metric"] and state["metric"] != req.metric)):
-            raise _invalid_scroll(state["id"], "Task and metric stored in the state do not match the passed ones")
-        if req.refresh:
-            state["variant_states"] = _variant_iterations(call, company, req.task,
-                                                          state["metric"] if state["navigate_current_metric"] else None)
+    state = _sample_state(call, company, req, DEBUG_SAMPLE_STATE, "variant_states", _variant_iterations)
     try:
         res["scroll_id"] = state["id"]
         var_state = next((vs for vs in state["variant_states"]
@@ -436,19 +451,7 @@ def get_plot_sample(call: Call, req) -> dict:
     """The plots of a metric at ``iteration`` or the latest before it (the latest without one)."""
     _, company = target(call, req.task, req.model_events)
     res: dict[str, Any] = {"scroll_id": None, "events": [], "min_iteration": None, "max_iteration": None}
-    state = STATES.get(PLOT_SAMPLE_STATE, req.scroll_id)
-    if state is None:
-        state = {"id": _new_id(), "task": req.task, "metric": req.metric, "iteration": None,
-                 "navigate_current_metric": req.navigate_current_metric}
-        state["metric_states"] = _metric_iterations(call, company, req.task,
-                                                    req.metric if req.navigate_current_metric else None)
-    else:
-        if (state["task"] != req.task or state["navigate_current_metric"] != req.navigate_current_metric
-                or (state["navigate_current_metric"] and state["metric"] != req.metric)):
-            raise _invalid_scroll(state["id"], "Task and metric stored in the state do not match the passed ones")
-        if req.refresh:
-            state["metric_states"] = _metric_iterations(call, company, req.task,
-                                                        state["metric"] if state["navigate_current_metric"] else None)
+    state = _sample_state(call, company, req, PLOT_SAMPLE_STATE, "metric_states", _metric_iterations)
     try:
         res["scroll_id"] = state["id"]
         metric_state = next((ms for ms in state["metric_states"] if ms["name"] == req.metric), None)

@@ -185,11 +185,20 @@ class MetricsAndVariantsRequest(TaskRequest, ModelEventsMixin):
     """``events.get_scalar_metrics_and_variants`` / ``get_vector_metrics_and_variants``."""
 
 
-class VectorHistogramRequest(TaskRequest, ModelEventsMixin):
-    """``events.vector_metrics_iter_histogram``."""
+class MetricRequest(TaskRequest, ModelEventsMixin):
+    """Requests naming one metric of a task."""
 
     metric: str = Field(description="Metric")
+
+
+class MetricVariantRequest(MetricRequest):
+    """Requests naming one metric/variant of a task."""
+
     variant: str = Field(description="Variant")
+
+
+class VectorHistogramRequest(MetricVariantRequest):
+    """``events.vector_metrics_iter_histogram``."""
 
 
 class LatestScalarValuesRequest(TaskRequest):
@@ -225,25 +234,25 @@ class MetricEventsRequest(RequestModel):
     model_events: Optional[bool] = Field(default=None, description="Model events")
 
 
-class GetVariantSampleRequest(TaskRequest, ModelEventsMixin):
+class SampleStateFields(RequestModel):
+    """Where a ``get_*_sample`` call starts and the navigation state it makes or reuses.
+
+    Listed first among a request's bases so that these fields follow the task, metric and variant (pydantic
+    orders fields base first, and the first invalid field is the one reported).
+    """
+
+    iteration: Optional[int] = Field(default=None, description="At or before this iteration (latest if none)")
+    refresh: bool = Field(default=False, description="Refresh the state")
+    scroll_id: Optional[str] = Field(default=None, description="Sample state id")
+    navigate_current_metric: bool = Field(default=True, description="Navigate within the metric only")
+
+
+class GetVariantSampleRequest(SampleStateFields, MetricVariantRequest):
     """``events.get_debug_image_sample`` (2.12+)."""
 
-    metric: str = Field(description="Metric")
-    variant: str = Field(description="Variant")
-    iteration: Optional[int] = Field(default=None, description="At or before this iteration (latest if none)")
-    refresh: bool = Field(default=False, description="Refresh the state")
-    scroll_id: Optional[str] = Field(default=None, description="Sample state id")
-    navigate_current_metric: bool = Field(default=True, description="Navigate within the metric only")
 
-
-class GetMetricSamplesRequest(TaskRequest, ModelEventsMixin):
+class GetMetricSamplesRequest(SampleStateFields, MetricRequest):
     """``events.get_plot_sample``."""
-
-    metric: str = Field(description="Metric")
-    iteration: Optional[int] = Field(default=None, description="At or before this iteration (latest if none)")
-    refresh: bool = Field(default=False, description="Refresh the state")
-    scroll_id: Optional[str] = Field(default=None, description="Sample state id")
-    navigate_current_metric: bool = Field(default=True, description="Navigate within the metric only")
 
 
 class NextHistorySampleRequest(TaskRequest, ModelEventsMixin):

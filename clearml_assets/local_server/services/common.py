@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+from .. import apimodels as req
 from ..queries import filter_docs, paginate, project, sort_docs
-from ..registry import ApiError, Call
+from ..registry import ApiError, Call, Handler, RequestModel, endpoint
 
 # Reference fields per collection (the real documents' ``reference_field``): ``*_ex`` calls expand them
 # into ``{"id": ...}`` and an ``only_fields`` entry below them (``project.name``) joins the referenced document.
@@ -170,3 +171,45 @@ def run_batch(ids: Any, func) -> dict:
             failed.append({"id": obj_id, "error": {"codes": [err.code, err.subcode], "msg": err.msg,
                                                     "data": err.data}})
     return {"succeeded": succeeded, "failed": failed}
+
+
+def publicity_endpoints(service: str, code: tuple[int, str]) -> None:
+    """Register ``<service>.make_public`` and ``<service>.make_private`` (see :func:`set_public`).
+
+    Args:
+        service: The service, named as its collection (``tasks``, ``models``, ``projects``).
+        code: The service's invalid-id error (subcode, message).
+    """
+    for action, enabled in (("make_public", True), ("make_private", False)):
+        endpoint(f"{service}.{action}", request_data_model=req.MakePublicRequest)(
+            _publicity_handler(service, code, enabled))
+
+
+def _publicity_handler(collection: str, code: tuple[int, str], enabled: bool) -> Handler:
+    def handler(call: Call) -> dict:
+        """Move the company's documents to the public company, or bring its public ones back."""
+        return set_public(call, collection, call.model.ids, code, enabled)
+    return handler
+
+
+ArchiveSetter = Callable[[Call, str, bool], bool]
+
+
+def archive_many_endpoints(service: str, request_model: type[RequestModel], set_archived: ArchiveSetter) -> None:
+    """Register ``<service>.archive_many`` and ``<service>.unarchive_many``: a batch of ``set_archived``.
+
+    Args:
+        service: ``tasks`` or ``models``.
+        request_model: The calls' request model (``ids`` and the service's extra fields).
+        set_archived: ``set_archived(call, id, archived)``, True when the document changed.
+    """
+    for action, key, archived in (("archive_many", "archived", True), ("unarchive_many", "unarchived", False)):
+        endpoint(f"{service}.{action}", request_data_model=request_model)(
+            _archive_handler(set_archived, key, archived))
+
+
+def _archive_handler(set_archived: ArchiveSetter, key: str, archived: bool) -> Handler:
+    def handler(call: Call) -> dict:
+        """Add or remove the ``archived`` system tag of each id (per-id results)."""
+        return run_batch(call.model.ids, lambda i: {key: set_archived(call, i, archived)})
+    return handler

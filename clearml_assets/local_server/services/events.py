@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections import defaultdict
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from starlette.responses import StreamingResponse
 
@@ -33,6 +33,11 @@ def events_endpoint(name: str, model: type | None = None, required: tuple[str, .
     return endpoint(name, request_data_model=model, locked=False, **extra)
 
 
+def forward(name: str, model: type, body: Callable[[Call, Any], dict]) -> None:
+    """Register ``name`` to ``body(call, request)``: an endpoint whose whole logic is in the ``bll`` layer."""
+    events_endpoint(name, model)(lambda call: body(call, call.model))
+
+
 # -- writing -----------------------------------------------------------------------------------------
 @events_endpoint("events.add")
 def add(call: Call) -> dict:
@@ -54,10 +59,7 @@ def add_batch(call: Call) -> dict:
 
 
 # -- logs --------------------------------------------------------------------------------------------
-@events_endpoint("events.get_task_log", m.LogEventsRequest)
-def get_task_log(call: Call) -> dict:
-    """A page of log events by timestamp; ``total`` at most 10,000."""
-    return bll.get_task_log(call, call.model)
+forward("events.get_task_log", m.LogEventsRequest, bll.get_task_log)
 
 
 def _line_format(line_format: object) -> str:
@@ -130,16 +132,8 @@ def delete_for_model(call: Call) -> dict:
 
 
 # -- scrolled events -----------------------------------------------------------------------------------
-@events_endpoint("events.get_task_events", m.TaskEventsRequest)
-def get_task_events(call: Call) -> dict:
-    """Events by iteration, scrolled by a JWT scroll id."""
-    return bll.get_task_events(call, call.model)
-
-
-@events_endpoint("events.scalar_metrics_iter_raw", m.ScalarMetricsIterRawRequest)
-def scalar_metrics_iter_raw(call: Call) -> dict:
-    """Every point of one metric's variants by ``key``."""
-    return bll.scalar_metrics_iter_raw(call, call.model)
+forward("events.get_task_events", m.TaskEventsRequest, bll.get_task_events)
+forward("events.scalar_metrics_iter_raw", m.ScalarMetricsIterRawRequest, bll.scalar_metrics_iter_raw)
 
 
 @events_endpoint("events.get_scalar_metric_data", m.ScalarMetricDataRequest, ("task", "metric"))

@@ -6,19 +6,16 @@ from ..bll import events as bll
 from ..bll import events_iterators as iterators
 from ..bll import events_models as m
 from ..registry import Call
-from .events import events_endpoint
+from .events import events_endpoint, forward
 
-
-@events_endpoint("events.debug_images", m.MetricEventsRequest)
-def debug_images(call: Call) -> dict:
-    """Debug images per task, ``iters`` iterations a call, navigated with a server-side scroll state."""
-    return iterators.metric_events(call, iterators.DEBUG_IMAGES, call.model)
-
-
-@events_endpoint("events.plots", m.MetricEventsRequest)
-def plots(call: Call) -> dict:
-    """Plots per task, ``iters`` iterations a call, navigated with a server-side scroll state."""
-    return iterators.metric_events(call, iterators.PLOTS, call.model)
+# Per task, ``iters`` iterations a call, navigated with a server-side scroll state.
+forward("events.debug_images", m.MetricEventsRequest, iterators.DEBUG_IMAGES.metric_events)
+forward("events.plots", m.MetricEventsRequest, iterators.PLOTS.metric_events)
+# One variant's debug image / one metric's plots at an iteration, then the next/previous, from a state.
+forward("events.get_debug_image_sample", m.GetVariantSampleRequest, iterators.get_debug_image_sample)
+forward("events.next_debug_image_sample", m.NextHistorySampleRequest, iterators.next_debug_image_sample)
+forward("events.get_plot_sample", m.GetMetricSamplesRequest, iterators.get_plot_sample)
+forward("events.next_plot_sample", m.NextHistorySampleRequest, iterators.next_plot_sample)
 
 
 @events_endpoint("events.get_task_plots", m.TaskPlotsRequest)
@@ -37,26 +34,3 @@ def get_multi_task_plots(call: Call) -> dict:
     return bll.get_multi_task_plots(call, req.tasks, req.iters, req.scroll_id, req.no_scroll, req.model_events,
                                     bool(per_metric), extra.get("metrics"))
 
-
-@events_endpoint("events.get_debug_image_sample", m.GetVariantSampleRequest)
-def get_debug_image_sample(call: Call) -> dict:
-    """The debug image of a variant at an iteration (or the latest), with a navigation state."""
-    return iterators.get_debug_image_sample(call, call.model)
-
-
-@events_endpoint("events.next_debug_image_sample", m.NextHistorySampleRequest)
-def next_debug_image_sample(call: Call) -> dict:
-    """The next/previous debug image from a navigation state."""
-    return iterators.next_debug_image_sample(call, call.model)
-
-
-@events_endpoint("events.get_plot_sample", m.GetMetricSamplesRequest)
-def get_plot_sample(call: Call) -> dict:
-    """The plots of a metric at an iteration (or the latest), with a navigation state."""
-    return iterators.get_plot_sample(call, call.model)
-
-
-@events_endpoint("events.next_plot_sample", m.NextHistorySampleRequest)
-def next_plot_sample(call: Call) -> dict:
-    """The next/previous plots from a navigation state."""
-    return iterators.next_plot_sample(call, call.model)

@@ -10,8 +10,8 @@ from ..bll import project as project_bll
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
 from . import projects
-from .common import (get_all, get_for_writing, get_or_raise, ids_of, merge_tags, new_id, required, run_batch,
-                     set_public)
+from .common import (archive_many_endpoints, get_all, get_for_writing, get_or_raise, merge_tags, new_id,
+                     publicity_endpoints, required, run_batch)
 from .tasks import publish_task, requested_version
 
 INVALID = (201, "Invalid model id")
@@ -276,16 +276,7 @@ def _set_archived(call: Call, model_id: str, archived: bool) -> bool:
     return True
 
 
-@endpoint("models.archive_many", request_data_model=req.BatchRequest)
-def archive_many(call: Call) -> dict:
-    """Add the ``archived`` system tag to models."""
-    return run_batch(call.model.ids, lambda i: {"archived": _set_archived(call, i, True)})
-
-
-@endpoint("models.unarchive_many", request_data_model=req.BatchRequest)
-def unarchive_many(call: Call) -> dict:
-    """Remove the ``archived`` system tag from models."""
-    return run_batch(call.model.ids, lambda i: {"unarchived": _set_archived(call, i, False)})
+archive_many_endpoints("models", req.BatchRequest, _set_archived)
 
 
 def delete_model(call: Call, model_id: str, force: bool) -> dict:
@@ -335,28 +326,17 @@ def delete_many(call: Call) -> dict:
     return run_batch(call.model.ids, lambda i: delete_model(call, i, call.model.force))
 
 
-@endpoint("models.make_public", request_data_model=req.MakePublicRequest)
-def make_public(call: Call) -> dict:
-    """Move models to the public company (readable by every company, writable by none)."""
-    return set_public(call, "models", call.model.ids, INVALID, True)
+publicity_endpoints("models", INVALID)
 
 
-@endpoint("models.make_private", request_data_model=req.MakePublicRequest)
-def make_private(call: Call) -> dict:
-    """Bring this company's public models back."""
-    return set_public(call, "models", call.model.ids, INVALID, False)
+def _move(call: Call, model_id: str, project_id: str | None) -> None:
+    doc = _model(call, model_id)
+    doc["project"] = project_id
+    doc["last_update"] = now_iso()
+    _save(call, doc)
 
 
-@endpoint("models.move", request_data_model=req.MoveRequest)
-def move(call: Call) -> dict:
-    """Move models to a project given by id or name (created if missing), or to the root."""
-    project_id = projects.target_project(call)
-    for model_id in call.model.ids:
-        doc = _model(call, model_id)
-        doc["project"] = project_id
-        doc["last_update"] = now_iso()
-        _save(call, doc)
-    return {"project_id": project_id}
+projects.move_endpoint("models", _move)
 
 
 @endpoint("models.add_or_update_metadata", request_data_model=req.AddOrUpdateMetadataRequest)

@@ -5,13 +5,32 @@ Handlers parse the request (``apimodels``) and call :mod:`..bll.project`, as cle
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .. import apimodels as req
 from ..bll import project as bll
 from ..bll.project import (INVALID, ensure_project, find_by_name, target_project, touch,  # noqa: F401
                            with_subprojects)
 from ..queries import now_iso
 from ..registry import ApiError, Call, endpoint
-from .common import get_all, get_for_writing, required, set_public
+from .common import get_all, get_for_writing, publicity_endpoints, required
+
+
+def move_endpoint(service: str, move_one: Callable[[Call, str, str | None], None]) -> None:
+    """Register ``<service>.move``: its ``ids`` to a project given by id or name (created if missing), or to
+    the root.
+
+    Args:
+        service: ``tasks`` or ``models``.
+        move_one: ``move_one(call, id, project_id)`` moves one document (``project_id`` None: the root).
+    """
+    def move_ids(call: Call) -> dict:
+        """Move the documents to the request's project (see :func:`target_project`)."""
+        project_id = target_project(call)
+        for obj_id in call.model.ids:
+            move_one(call, obj_id, project_id)
+        return {"project_id": project_id}
+    endpoint(f"{service}.move", request_data_model=req.MoveRequest)(move_ids)
 
 
 @endpoint("projects.create", request_data_model=req.ProjectCreateRequest, required_fields=("name",))
@@ -190,17 +209,7 @@ def get_task_parents(call: Call) -> dict:
     return {"parents": bll.task_parents(call, m.projects, m.include_subprojects, m.tasks_state)}
 
 
-@endpoint("projects.make_public", request_data_model=req.MakePublicRequest)
-def make_public(call: Call) -> dict:
-    """Move projects to the public company (readable by every company, writable by none)."""
-    return set_public(call, "projects", call.model.ids, INVALID, True)
-
-
-@endpoint("projects.make_private", request_data_model=req.MakePublicRequest)
-def make_private(call: Call) -> dict:
-    """Bring this company's public projects back."""
-    return set_public(call, "projects", call.model.ids, INVALID, False)
-
+publicity_endpoints("projects", INVALID)
 
 
 @endpoint("projects.get_unique_metric_variants", request_data_model=req.ProjectOrNoneRequest)

@@ -13,8 +13,8 @@ from ..registry import ApiError, Call, bad_request, endpoint
 from .. import apimodels as req
 from ..bll import task as task_bll
 from . import projects
-from .common import (get_all, get_for_writing, get_or_raise, ids_of, merge_tags, new_id, required, run_batch,
-                     set_public)
+from .common import (archive_many_endpoints, get_all, get_for_writing, get_or_raise, ids_of, merge_tags, new_id,
+                     publicity_endpoints, required, run_batch)
 
 INVALID = (101, "Invalid task id")
 TASK_TYPES = ("training", "testing", "inference", "data_processing", "application", "monitor",
@@ -540,41 +540,19 @@ def archive(call: Call) -> dict:
     return {"archived": sum(_set_archived(call, task_id, True) for task_id in ids)}
 
 
-@endpoint("tasks.archive_many", request_data_model=req.TaskBatchRequest)
-def archive_many(call: Call) -> dict:
-    """Archive several tasks (per-id results)."""
-    return run_batch(call.model.ids, lambda i: {"archived": _set_archived(call, i, True)})
+archive_many_endpoints("tasks", req.TaskBatchRequest, _set_archived)
+publicity_endpoints("tasks", INVALID)
 
 
-@endpoint("tasks.unarchive_many", request_data_model=req.TaskBatchRequest)
-def unarchive_many(call: Call) -> dict:
-    """Unarchive several tasks (per-id results)."""
-    return run_batch(call.model.ids, lambda i: {"unarchived": _set_archived(call, i, False)})
+def _move(call: Call, task_id: str, project_id: str | None) -> None:
+    doc = _task(call, task_id)
+    old = doc.get("project")
+    doc["project"] = project_id
+    _save(call, doc)
+    projects.touch(call, old)
 
 
-@endpoint("tasks.make_public", request_data_model=req.MakePublicRequest)
-def make_public(call: Call) -> dict:
-    """Move tasks to the public company (readable by every company, writable by none)."""
-    return set_public(call, "tasks", call.model.ids, INVALID, True)
-
-
-@endpoint("tasks.make_private", request_data_model=req.MakePublicRequest)
-def make_private(call: Call) -> dict:
-    """Bring this company's public tasks back."""
-    return set_public(call, "tasks", call.model.ids, INVALID, False)
-
-
-@endpoint("tasks.move", request_data_model=req.MoveRequest)
-def move(call: Call) -> dict:
-    """Move tasks to a project given by id or name (created if missing), or to the root."""
-    project_id = projects.target_project(call)
-    for task_id in call.model.ids:
-        doc = _task(call, task_id)
-        old = doc.get("project")
-        doc["project"] = project_id
-        _save(call, doc)
-        projects.touch(call, old)
-    return {"project_id": project_id}
+projects.move_endpoint("tasks", _move)
 
 
 @endpoint("tasks.clone", request_data_model=req.CloneRequest)
