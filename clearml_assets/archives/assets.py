@@ -65,9 +65,17 @@ def project_archive_key(account: str, translator: DagsterClearMLTranslator | Non
     return archive_key(account, "project", translator)
 
 
-def _group(account: str, kind: ArchiveKind, group_name: str | None,
-           translator: DagsterClearMLTranslator | None) -> str:
-    return group_name or (translator or _DEFAULT_TRANSLATOR).get_archive_group_name(ClearMLArchiveRef(account, kind))
+def _archive_asset(account: str, kind: ArchiveKind, max_partitions_per_run: int, group_name: str | None,
+                   translator: DagsterClearMLTranslator | None, description: str):
+    """The ``@asset`` decorator of an account's task or project archive: key and group from the translator,
+    the account's dynamic partitions, backfills of ``max_partitions_per_run`` ids per run."""
+    ref = ClearMLArchiveRef(account, kind)
+    partitions = clearml_task_partitions if kind == "task" else clearml_project_partitions
+    return dg.asset(
+        key=archive_key(account, kind, translator), partitions_def=partitions(account),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
+        group_name=group_name or (translator or _DEFAULT_TRANSLATOR).get_archive_group_name(ref),
+        kinds={"clearml"}, description=description)
 
 
 def make_exporter(clearml: ClearMLResource, config: ClearMLArchiveConfig, account: str
@@ -172,14 +180,10 @@ def build_clearml_task_archive_asset(account: str, *, max_partitions_per_run: in
         translator: Maps the account's archives to their asset key and group.
     """
 
-    @dg.asset(
-        key=task_archive_key(account, translator), partitions_def=clearml_task_partitions(account),
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
-        group_name=_group(account, "task", group_name, translator), kinds={"clearml"},
-        description=f"Complete export of a ClearML task of account {account!r}: task.json, the whole "
+    @_archive_asset(account, "task", max_partitions_per_run, group_name, translator,
+                    f"Complete export of a ClearML task of account {account!r}: task.json, the whole "
                     "console log, every scalar point (parquet + JSON lines), metrics summary, plots, debug "
-                    "images, artifacts, models, manifest.json, and one verified archive file.",
-    )
+                    "images, artifacts, models, manifest.json, and one verified archive file.")
     def _task_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig,
                       clearml: ClearMLResource) -> dg.MaterializeResult:
         exporter, remote = make_exporter(clearml, config, account)
@@ -251,23 +255,13 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
 def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run: int = 4,
                                         group_name: str | None = None,
                                         translator: DagsterClearMLTranslator | None = None) -> dg.AssetsDefinition:
-    """The project archive asset of ``account`` (partitioned by ClearML project id, or exact name).
+    """The project archive asset of ``account`` (partitioned by ClearML project id, or exact name); the
+    arguments are those of :func:`build_clearml_task_archive_asset`, with project ids as partitions."""
 
-    Args:
-        account: ClearML account name (resource ``clearml``).
-        max_partitions_per_run: Backfills run this many project ids per run.
-        group_name: Dagster asset group (default: the translator's, ``clearml_archives``).
-        translator: Maps the account's archives to their asset key and group.
-    """
-
-    @dg.asset(
-        key=project_archive_key(account, translator), partitions_def=clearml_project_partitions(account),
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
-        group_name=_group(account, "project", group_name, translator), kinds={"clearml"},
-        description=f"Every completed task of a ClearML project of account {account!r} (paged, no cap), "
+    @_archive_asset(account, "project", max_partitions_per_run, group_name, translator,
+                    f"Every completed task of a ClearML project of account {account!r} (paged, no cap), "
                     "exported like the task archive (current task exports are reused), gathered under "
-                    "projects/<project>/ with a metrics table, plus one verified archive file.",
-    )
+                    "projects/<project>/ with a metrics table, plus one verified archive file.")
     def _project_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig,
                          clearml: ClearMLResource) -> dg.MaterializeResult:
         exporter, remote = make_exporter(clearml, config, account)
