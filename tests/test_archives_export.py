@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.manifest import read_manifest, verify_folder
 from clearml_assets.archives.packing import extract_archive, verify_archive

@@ -100,7 +100,7 @@ def test_sdk_s3_outputs_are_archived_byte_for_byte(clearml_server, sdk_runner, s
 
 
 def test_s3_with_wrong_keys_is_incomplete_then_completed(clearml_server, s3_bucket, tmp_path: Path):
-    from clearml_assets.archives.demo import DemoSpec, RawSeeder
+    from seeding import DemoSpec, RawSeeder
 
     s3_bucket.filesystem().pipe(f"{s3_bucket.name}/direct/a.bin", b"a" * 1000)
     info = clearml_server.info

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.packing import verify_archive
 from clearml_assets.client import ClearMLClient

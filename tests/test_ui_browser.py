@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.local_server import free_port
 
 CHROMIUM = Path(os.environ.get("CLEARML_ASSETS_CHROMIUM", "/usr/bin/chromium"))

@@ -257,7 +257,7 @@ def test_dataset_and_archive_metadata_links_open(web, page, tmp_path, monkeypatc
 
 
 def test_hostile_task_contents_are_shown_as_text_never_run(web):
-    from clearml_assets.archives.demo import RawSeeder
+    from seeding import RawSeeder
 
     seeder = RawSeeder(web.info.api_host, web.info.files_host, web.info.access_key, web.info.secret_key)
     evil = '<script>alert("name")</script>'
