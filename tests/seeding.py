@@ -28,12 +28,20 @@ class DemoSpec:
     """What each seeded task holds."""
 
     scalar_series: int = 10
+    """Series of the metric ``val``: the first four Ultralytics' ``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``,
+    ``metrics/precision(B)`` and ``metrics/recall(B)``, the others ``metrics/series_<n>``."""
     points_per_series: int = 500
+    """Points of each series, at iterations 0, 1, ..."""
     log_lines: int = 2000
+    """Console lines (level info), four to a millisecond."""
     artifacts: int = 3
+    """Artifacts of random bytes on the fileserver, ``art0``, ``art1``, ..."""
     artifact_bytes: int = 1 << 20
+    """Size of each artifact."""
     plots: int = 2
+    """Plot events ``confusion``/``matrix``, one an iteration."""
     debug_images: int = 2
+    """Debug images ``samples``/``batch`` (PNG signature and random bytes) on the fileserver, one an iteration."""
 
 
 def _path_part(name: str) -> str:
