@@ -26,10 +26,12 @@ from pathlib import Path
 import psutil
 
 from clearml_assets.archives import ClearMLTaskExporter
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.client import ClearMLClient
 from clearml_assets.local_server import start_local_server_process
 from bench_export import sdk_env  # benchmarks/ is on the path: run as a script or from tests/test_load.py
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the seeder lives with the tests
+from seeding import DemoSpec, RawSeeder  # noqa: E402
 
 WRITER = """
 import json, sys, time

@@ -28,14 +28,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the SeaweedFS helper lives with the tests
+sys.path.insert(0, str(ROOT / "tests"))  # the seeder and the SeaweedFS helper live with the tests
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder  # noqa: E402
 from clearml_assets.archives.exporter import ClearMLTaskExporter  # noqa: E402
 from clearml_assets.client import ClearMLClient  # noqa: E402
 from clearml_assets.local_server.runner import start_local_server_process  # noqa: E402
 from clearml_assets.objectstore import RemoteExports  # noqa: E402
 from seaweedfs import running_seaweedfs  # noqa: E402
+from seeding import DemoSpec, RawSeeder  # noqa: E402
 
 
 def _files(root: Path) -> list[Path]:

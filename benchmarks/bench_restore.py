@@ -30,9 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the seeder lives with the tests
 from bench_export import LatencyProxy  # noqa: E402
+from seeding import DemoSpec, RawSeeder  # noqa: E402
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder  # noqa: E402
 from clearml_assets.archives.exporter import ClearMLTaskExporter  # noqa: E402
 from clearml_assets.client import ClearMLClient  # noqa: E402
 from clearml_assets.local_server.runner import start_local_server_process  # noqa: E402

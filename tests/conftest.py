@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Iterator
 
 import pytest
 
@@ -16,6 +20,7 @@ from clearml_assets.local_server import LocalServer, LocalServerInfo
 from clearml_assets.sdk_process import fastfail_config_file
 from secrets_scan import scan_text, scan_tree, secrets_in_credential_files
 
+REPO = Path(__file__).resolve().parents[1]
 _CAPTURED: list[tuple[str, str]] = []
 
 
@@ -89,6 +94,64 @@ def sdk_runner(clearml_server: LocalServer, tmp_path: Path):
 
     run.env = env
     return run
+
+
+def printed_json(proc: subprocess.CompletedProcess) -> dict:
+    """The last JSON object a script printed on a line of its own."""
+    return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+
+
+SDK_TASK_END = """
+task.flush(wait_for_uploads=True)
+print("REPORTED", task.id)
+task.close()
+"""
+
+
+@pytest.fixture
+def sdk_report(sdk_runner, tmp_path: Path):
+    """Call ``sdk_report(code, *files, timeout=...)`` to run SDK code that reports into ``task``.
+
+    The task is flushed (uploads included) and closed after ``code``. Returns the facts of the run:
+    ``id``, the task's id, and for each of ``files`` the code wrote (in ``tmp_path``, its working
+    folder), its stem mapped to the file's sha256.
+    """
+    def run(code: str, *files: str, timeout: float = 180) -> dict[str, str]:
+        out = sdk_runner(textwrap.dedent(code) + SDK_TASK_END, timeout=timeout)
+        task_id = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("REPORTED ")][-1]
+        return {"id": task_id, **{Path(name).stem: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+                                  for name in files}}
+
+    return run
+
+
+def dagster_child_env(info: LocalServerInfo, dagster_home: Path, **extra: str) -> dict[str, str]:
+    """Environment for a ``dagster`` child process whose definitions read the server from ``T_*`` variables.
+
+    None of this process's ``CLEARML_*``; the server's hosts and credentials file as ``T_API``, ``T_WEB``,
+    ``T_FILES`` and ``T_CREDS``; a new ``dagster_home``; the repository on ``PYTHONPATH``; then ``extra``.
+    """
+    dagster_home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
+    env.update(T_API=info.api_host, T_WEB=info.web_host, T_FILES=info.files_host,
+               T_CREDS=str(Path(info.data_dir) / "credentials.json"), DAGSTER_HOME=str(dagster_home),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **extra)
+    return env
+
+
+@contextmanager
+def server_world(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[SimpleNamespace]:
+    """A local server in a new temporary folder ``name``, stopped on exit.
+
+    Yields ``server``, ``tmp`` (the folder), ``resource`` (a :class:`ClearMLResource` of the server with
+    its home in ``tmp/res``) and ``client`` (the resource's).
+    """
+    from clearml_assets.resource import ClearMLResource
+
+    tmp = tmp_path_factory.mktemp(name)
+    with LocalServer(tmp / "server", api_port=0, files_port=0) as server:
+        resource = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
+        yield SimpleNamespace(server=server, tmp=tmp, resource=resource, client=resource.client())
 
 
 def stop_embedded_server(home: Path) -> None:

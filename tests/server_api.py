@@ -1,4 +1,8 @@
-"""A raw REST helper for the local server tests: the exact envelope, no retries, no client logic."""
+"""The tests' raw HTTP client: the exact envelope, no retries, no client logic.
+
+:func:`login_session` and :func:`json_lines` are the wire pieces :class:`RawApi` and the seeder
+(``seeding.RawSeeder``) share.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,44 @@ from typing import Any, Iterator
 import requests
 
 from clearml_assets.local_server import LocalServerInfo
+
+API_VERSION = "v2.23"
+
+
+def login_session(api_host: str, access_key: str, secret_key: str, timeout: float,
+                  pool_size: int | None = None) -> tuple[requests.Session, str]:
+    """A session that sends the bearer token of ``auth.login`` with every request.
+
+    Args:
+        api_host: API server URL (no trailing slash).
+        access_key: Key to log in with.
+        secret_key: Secret of ``access_key``.
+        timeout: Seconds the login may take.
+        pool_size: Connections kept per host (requests' default if ``None``).
+
+    Returns:
+        The session and its token.
+    """
+    session = requests.Session()
+    if pool_size:
+        adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+    resp = session.get(f"{api_host}/auth.login", auth=(access_key, secret_key), timeout=timeout)
+    assert resp.status_code == 200, resp.text
+    token = resp.json()["data"]["token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session, token
+
+
+def endpoint_url(api_host: str, endpoint: str) -> str:
+    """The URL of ``endpoint`` at the pinned API version."""
+    return f"{api_host}/{API_VERSION}/{endpoint}"
+
+
+def json_lines(events: list[dict]) -> bytes:
+    """An ``events.add_batch`` body as the SDK sends it: one JSON event a line."""
+    return "\n".join(json.dumps(e) for e in events).encode()
 
 
 class RawApi:
@@ -21,17 +63,13 @@ class RawApi:
 
     def __init__(self, info: LocalServerInfo, access_key: str | None = None, secret_key: str | None = None):
         self.info = info
-        self.session = requests.Session()
-        resp = self.session.get(f"{info.api_host}/auth.login",
-                                auth=(access_key or info.access_key, secret_key or info.secret_key), timeout=10)
-        assert resp.status_code == 200, resp.text
-        self.token = resp.json()["data"]["token"]
-        self.session.headers["Authorization"] = f"Bearer {self.token}"
+        self.session, self.token = login_session(info.api_host, access_key or info.access_key,
+                                                 secret_key or info.secret_key, timeout=10)
 
     def raw(self, endpoint: str, body: Any = None, **fields: Any) -> requests.Response:
         """The HTTP response of one call (JSON body ``body`` or ``fields``)."""
         payload = body if body is not None else fields
-        return self.session.post(f"{self.info.api_host}/v2.23/{endpoint}", json=payload, timeout=60)
+        return self.session.post(endpoint_url(self.info.api_host, endpoint), json=payload, timeout=60)
 
     def call(self, endpoint: str, **fields: Any) -> dict:
         """The ``data`` of a successful call (asserts HTTP 200 == result_code 200)."""
@@ -50,8 +88,7 @@ class RawApi:
 
     def add_batch_raw(self, events: list[dict]) -> requests.Response:
         """``events.add_batch`` as the SDK sends it (JSON lines)."""
-        body = "\n".join(json.dumps(e) for e in events)
-        return self.session.post(f"{self.info.api_host}/v2.23/events.add_batch", data=body.encode(),
+        return self.session.post(endpoint_url(self.info.api_host, "events.add_batch"), data=json_lines(events),
                                  headers={"Content-Type": "application/json-lines"}, timeout=60)
 
     def add_batch(self, events: list[dict]) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from clearml_assets.archives.assets import task_archive_key
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.archives.paths import account_slug
 
 MODULE = """

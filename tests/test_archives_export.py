@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder, client_of
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.manifest import read_manifest, verify_folder
 from clearml_assets.archives.packing import extract_archive, verify_archive
@@ -23,24 +23,13 @@ SMALL = DemoSpec(scalar_series=3, points_per_series=40, log_lines=30, artifacts=
                  plots=2, debug_images=2)
 
 
-def make_client(server) -> ClearMLClient:
-    info = server.info
-    return ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal",
-                         files_host=info.files_host, web_host=info.web_host)
-
-
-def make_seeder(server) -> RawSeeder:
-    info = server.info
-    return RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
-
-
 def _no_partials(root: Path) -> list[str]:
     return [str(p) for p in root.rglob("*") if ".partial." in p.name]
 
 
-def test_full_fidelity_of_an_sdk_reported_task(clearml_server, sdk_runner, tmp_path: Path):
-    out = sdk_runner("""
-        import hashlib, json, os
+def test_full_fidelity_of_an_sdk_reported_task(clearml_server, sdk_report, tmp_path: Path):
+    facts = sdk_report("""
+        import os
         import numpy as np
         from clearml import Task, OutputModel
         task = Task.init(project_name="arch/full", task_name="full fidelity", reuse_last_task_id=False,
@@ -61,13 +50,8 @@ def test_full_fidelity_of_an_sdk_reported_task(clearml_server, sdk_runner, tmp_p
             f.write(os.urandom(50_000))
         model = OutputModel(task=task, name="best")
         model.update_weights("w.pt", auto_delete_file=False)
-        task.flush(wait_for_uploads=True)
-        print(json.dumps({"id": task.id, "blob": hashlib.sha256(open("blob.bin", "rb").read()).hexdigest(),
-                          "w": hashlib.sha256(open("w.pt", "rb").read()).hexdigest()}))
-        task.close()
-    """, timeout=300)
-    facts = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
-    client = make_client(clearml_server)
+    """, "blob.bin", "w.pt", timeout=300)
+    client = client_of(clearml_server)
     root = tmp_path / "exports"
     result = ClearMLTaskExporter(client, "personal", root, max_workers=4).export_task(facts["id"])
     manifest = result.manifest
@@ -100,7 +84,7 @@ def test_full_fidelity_of_an_sdk_reported_task(clearml_server, sdk_runner, tmp_p
 
 
 def test_incremental_skip_then_reexport_on_change(clearml_server, tmp_path: Path):
-    seeder = make_seeder(clearml_server)
+    seeder = RawSeeder.of(clearml_server)
     project = seeder.project("inc")
     task_id = seeder.seed_task(project, "inc", "inc-task", SMALL)
     calls = []
@@ -109,7 +93,7 @@ def test_incremental_skip_then_reexport_on_change(clearml_server, tmp_path: Path
         calls.append(url)
         return client.download(url, dest)
 
-    client = make_client(clearml_server)
+    client = client_of(clearml_server)
     exporter = ClearMLTaskExporter(client, "personal", tmp_path / "x", download=counting_download)
     first = exporter.export_task(task_id)
     assert not first.skipped and len(calls) == 2 + 2  # artifacts + debug images
@@ -125,10 +109,10 @@ def test_incremental_skip_then_reexport_on_change(clearml_server, tmp_path: Path
 
 
 def test_failure_mid_export_publishes_nothing(clearml_server, tmp_path: Path):
-    seeder = make_seeder(clearml_server)
+    seeder = RawSeeder.of(clearml_server)
     project = seeder.project("atomic")
     task_id = seeder.seed_task(project, "atomic", "atomic-task", SMALL)
-    client = make_client(clearml_server)
+    client = client_of(clearml_server)
     root = tmp_path / "x"
 
     def failing(url, dest):
@@ -146,7 +130,7 @@ def test_failure_mid_export_publishes_nothing(clearml_server, tmp_path: Path):
 
 
 def test_hostile_names_missing_and_foreign_uris(clearml_server, tmp_path: Path):
-    seeder = make_seeder(clearml_server)
+    seeder = RawSeeder.of(clearml_server)
     project_name = "../../escape/\x01ctl/" + "p" * 300
     task_name = "/etc/passwd\\..\\..\n\u202e" + "é" * 150
     project = seeder.project(project_name)
@@ -161,7 +145,7 @@ def test_hostile_names_missing_and_foreign_uris(clearml_server, tmp_path: Path):
     ]
     seeder.call("tasks.add_or_update_artifacts", task=task_id, artifacts=artifacts, force=True)
     root = tmp_path / "x"
-    result = ClearMLTaskExporter(make_client(clearml_server), "personal", root).export_task(task_id)
+    result = ClearMLTaskExporter(client_of(clearml_server), "personal", root).export_task(task_id)
     assert root.resolve() in result.folder.parents and root.resolve() in result.archive.parents
     for path in root.rglob("*"):
         assert root.resolve() in path.resolve().parents
@@ -203,7 +187,7 @@ class _DeletingClient(ClearMLClient):
 
 
 def test_task_deleted_mid_export_is_recorded(clearml_server, tmp_path: Path):
-    seeder = make_seeder(clearml_server)
+    seeder = RawSeeder.of(clearml_server)
     task_id = seeder.seed_task(seeder.project("del"), "del", "doomed", SMALL)
     client = _DeletingClient(clearml_server, task_id)
     result = ClearMLTaskExporter(client, "personal", tmp_path / "x").export_task(task_id)
@@ -212,14 +196,14 @@ def test_task_deleted_mid_export_is_recorded(clearml_server, tmp_path: Path):
     assert any(i["section"] == "scalars" for i in result.issues)
     assert verify_archive(result.archive, result.manifest) == []
     with pytest.raises(ArchiveError, match="not found"):
-        ClearMLTaskExporter(make_client(clearml_server), "personal", tmp_path / "y").export_task(task_id)
+        ClearMLTaskExporter(client_of(clearml_server), "personal", tmp_path / "y").export_task(task_id)
 
 
 def test_project_archive_pages_all_tasks_and_reuses(clearml_server, tmp_path: Path):
-    seeder = make_seeder(clearml_server)
+    seeder = RawSeeder.of(clearml_server)
     ids = seeder.seed_project("proj/sub", 5, DemoSpec(2, 10, 10, 1, 1000, 1, 0), workers=2)
     running = seeder.seed_task(seeder.project("proj/sub"), "proj/sub", "running", SMALL, complete=False)
-    client = make_client(clearml_server)
+    client = client_of(clearml_server)
     exporter = ClearMLTaskExporter(client, "personal", tmp_path / "x", page_size=2)
     result = exporter.export_project(seeder.project("proj/sub"))
     assert sorted(r.task_id for r in result.tasks) == sorted(ids) and running not in {r.task_id for r in result.tasks}
@@ -235,7 +219,7 @@ def test_project_archive_pages_all_tasks_and_reuses(clearml_server, tmp_path: Pa
 
 
 def test_project_archive_has_no_500_task_cap(clearml_server, tmp_path: Path):
-    seeder = make_seeder(clearml_server)
+    seeder = RawSeeder.of(clearml_server)
     project = seeder.project("big")
     ids = []
     for i in range(501):
@@ -243,7 +227,7 @@ def test_project_archive_has_no_500_task_cap(clearml_server, tmp_path: Path):
         seeder.call("tasks.completed", task=task_id, force=True)
         ids.append(task_id)
     seeder.call("tasks.create", name="draft", type="training", project=project)
-    client = make_client(clearml_server)
+    client = client_of(clearml_server)
     result = ClearMLTaskExporter(client, "personal", tmp_path / "x", max_workers=4).export_project(project)
     assert sorted(r.task_id for r in result.tasks) == sorted(ids)
     assert result.manifest["tasks"] == 501 and len(list((result.folder / "tasks").iterdir())) == 501
@@ -254,13 +238,13 @@ def test_project_archive_has_no_500_task_cap(clearml_server, tmp_path: Path):
 def test_odd_log_text_is_kept_and_flagged(clearml_server, tmp_path: Path):
     # NaN/inf scalars never reach the server (the SDK reports them as 0, the server refuses them); the
     # exporter's NaN handling is covered in test_archives_units.py
-    seeder = make_seeder(clearml_server)
+    seeder = RawSeeder.of(clearml_server)
     task_id = seeder.seed_task(seeder.project("odd"), "odd", "odd", DemoSpec(1, 3, 2, 0, 0, 0, 0))
     seeder.add_events([
         {"type": "log", "task": task_id, "timestamp": 4_000_000_000_000, "msg": "bytes \udcff\udcfe here"},
         {"type": "log", "task": task_id, "timestamp": 4_000_000_000_001, "msg": "ctl \x00\x1b[31m red"},
     ])
-    result = ClearMLTaskExporter(make_client(clearml_server), "personal", tmp_path / "x").export_task(task_id)
+    result = ClearMLTaskExporter(client_of(clearml_server), "personal", tmp_path / "x").export_task(task_id)
     log = (result.folder / "console.log").read_bytes().decode("utf-8")
     assert "bytes \\udcff\\udcfe here\n" in log and "ctl \x00\x1b[31m red\n" in log
     assert result.counts["log_lines"] == result.manifest["server_counts"]["log_events"] == 4

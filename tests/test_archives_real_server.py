@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from clearml_assets.archives.checks import verify_export
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.packing import verify_archive
 from clearml_assets.client import ClearMLClient

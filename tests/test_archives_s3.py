@@ -16,7 +16,7 @@ from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.packing import verify_archive
 from clearml_assets.client import ClearMLClient
 from clearml_assets.sdk_process import FASTFAIL_CONF
-from conftest import run_sdk_script
+from conftest import printed_json, run_sdk_script
 
 # The ``seaweedfs`` (session) and ``s3_bucket`` (a fresh bucket per test) fixtures come from tests/seaweedfs.py,
 # registered in conftest.py: a real ``weed server -s3`` on loopback whose S3 API requires the key pair.
@@ -73,7 +73,7 @@ def test_sdk_s3_outputs_are_archived_byte_for_byte(clearml_server, sdk_runner, s
     env["CLEARML_CONFIG_FILE"] = str(_sdk_conf(tmp_path / "clearml-s3.conf", s3_bucket))
     env["S3_DEST"] = f"s3://{_host(s3_bucket)}/{s3_bucket.name}/runs"
     out = run_sdk_script(SCRIPT, env, timeout=300, cwd=tmp_path)
-    facts = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
+    facts = printed_json(out)
 
     fs = s3_bucket.filesystem()
     objects = [f"{s3_bucket.name}/{key}" for key in s3_bucket.keys()]
@@ -100,7 +100,7 @@ def test_sdk_s3_outputs_are_archived_byte_for_byte(clearml_server, sdk_runner, s
 
 
 def test_s3_with_wrong_keys_is_incomplete_then_completed(clearml_server, s3_bucket, tmp_path: Path):
-    from clearml_assets.archives.demo import DemoSpec, RawSeeder
+    from seeding import DemoSpec, RawSeeder
 
     s3_bucket.filesystem().pipe(f"{s3_bucket.name}/direct/a.bin", b"a" * 1000)
     info = clearml_server.info

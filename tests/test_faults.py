@@ -24,7 +24,7 @@ from clearml_assets.archives.assets import (
     clearml_task_partitions,
 )
 from clearml_assets.archives.checks import verify_export
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.automation.sensors import build_clearml_completed_tasks_sensor
 from clearml_assets.datasets.defs import build_dataset_defs
 from clearml_assets.datasets.versions import list_dataset_versions

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from clearml_assets.archives import ClearMLTaskExporter, extract_archive, original_name
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.client import ClearMLClient, redact_url_credentials
 from clearml_assets.datasets.frame_query import FrameQueryError, select_frames
 from clearml_assets.errors import ArchiveError

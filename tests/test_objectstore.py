@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder, client_of
 from clearml_assets.archives.exporter import ClearMLTaskExporter
-from clearml_assets.client import ClearMLClient
 from clearml_assets.errors import ArchiveError
 from clearml_assets.local_server import LocalServer
 from clearml_assets.objectstore import ArchiveStore, index_relpath, is_remote_root
@@ -25,17 +24,10 @@ SMALL = DemoSpec(scalar_series=3, points_per_series=40, log_lines=30, artifacts=
 def staged_export(tmp_path_factory):
     """One real task export, published in a local staging root (the exporter as it is today)."""
     base = tmp_path_factory.mktemp("objectstore")
-    server = LocalServer(base / "server", api_port=0, files_port=0)
-    server.start()
-    try:
-        info = server.info
-        seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
+    with LocalServer(base / "server", api_port=0, files_port=0) as server:
+        seeder = RawSeeder.of(server)
         task_id = seeder.seed_task(seeder.project("store"), "store", "store-task", SMALL)
-        client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal",
-                               files_host=info.files_host, web_host=info.web_host)
-        result = ClearMLTaskExporter(client, "personal", base / "staging").export_task(task_id)
-    finally:
-        server.stop()
+        result = ClearMLTaskExporter(client_of(server), "personal", base / "staging").export_task(task_id)
     root = (base / "staging").resolve()
     index = root / index_relpath("personal", "tasks", task_id)
     assert index.exists() and not result.skipped

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from clearml_assets.archives import assets as archive_assets
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.archives.paths import account_slug
 
 if not hasattr(archive_assets, "remote_metadata"):

@@ -11,16 +11,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import dagster as dg
 import pytest
 
-from clearml_assets.local_server import LocalServer
 from clearml_assets.pipes import ClearMLTaskFailure, PipesClearMLClient, start_local_agent
 from clearml_assets.resource import ClearMLResource
 
-from conftest import sdk_env
+from conftest import dagster_child_env, sdk_env, server_world
 
 REPO = str(Path(__file__).resolve().parents[1])
 SCRIPT = """
@@ -44,14 +42,8 @@ with open_clearml_pipes() as pipes:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pipes")
-    server = LocalServer(tmp / "server", api_port=0, files_port=0)
-    server.start()
-    try:
-        resource = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
-        yield SimpleNamespace(server=server, tmp=tmp, resource=resource, client=resource.client())
-    finally:
-        server.stop()
+    with server_world(tmp_path_factory, "pipes") as world:
+        yield world
 
 
 def pipes_defs(queue: str | None, extras: dict, timeout: float | None = None):
@@ -235,11 +227,7 @@ defs = dg.Definitions(assets=[blocked], resources={"clearml": ClearMLResource(ac
 def test_terminating_the_dagster_run_stops_the_task_on_the_agent(world, agent, tmp_path):
     info = world.server.info
     (tmp_path / "defs.py").write_text(TERMINATE_DEFS)
-    (tmp_path / "dagster_home").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
-    env.update(T_API=info.api_host, T_WEB=info.web_host, T_FILES=info.files_host, T_SCRIPT=SCRIPT,
-               T_CREDS=str(Path(info.data_dir) / "credentials.json"), DAGSTER_HOME=str(tmp_path / "dagster_home"),
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env = dagster_child_env(info, tmp_path / "dagster_home", T_SCRIPT=SCRIPT)
     proc = subprocess.Popen([str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-f",
                              str(tmp_path / "defs.py"), "--select", "blocked"], env=env, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.client import ClearMLClient
 from clearml_assets.local_server import LocalServer

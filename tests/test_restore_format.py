@@ -8,7 +8,7 @@ import base64
 import json
 import zlib
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.manifest import hash_folder, read_manifest, write_manifest
 from clearml_assets.client import ClearMLClient

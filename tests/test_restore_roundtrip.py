@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder, client_of
 from clearml_assets.archives.exporter import ClearMLTaskExporter
-from clearml_assets.client import ClearMLClient
 from clearml_assets.local_server import LocalServer
 from clearml_assets.restore.engine import INCOMPLETE_TAG, RestoreError, TaskRestorer, provenance_tag
 
@@ -28,12 +27,6 @@ TIME_KEYS = frozenset({"timestamp", "@timestamp", "created", "last_update", "las
                        "published", "status_changed", "exported_at", "seconds", "updated", "last_changed_by",
                        "user", "company", "active_duration", "worker", "status_message", "account",
                        "plot_len"})  # plot_len: the length of a plot_str whose image URLs differ
-
-
-def client_of(server: LocalServer, account: str) -> ClearMLClient:
-    info = server.info
-    return ClearMLClient(info.api_host, info.access_key, info.secret_key, account=account,
-                         files_host=info.files_host, web_host=info.web_host)
 
 
 def seed_rich_task(server: LocalServer, project: str = "rt/nested", publish: bool = False) -> str:

@@ -4,20 +4,20 @@ account -> archive, and the SDK in the target account reads the copy: its scalar
 
 from __future__ import annotations
 
-import json
 import textwrap
 
-from conftest import run_sdk_script, sdk_env
-from test_restore_roundtrip import client_of, compare_exports
+from conftest import printed_json, run_sdk_script, sdk_env
+from seeding import client_of
+from test_restore_roundtrip import compare_exports
 
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.local_server import LocalServer
 from clearml_assets.restore.engine import TaskRestorer
 
 
-def test_sdk_reported_task_round_trips_and_the_sdk_reads_the_copy(clearml_server, sdk_runner, tmp_path):
-    out = sdk_runner("""
-        import hashlib, json, os
+def test_sdk_reported_task_round_trips_and_the_sdk_reads_the_copy(clearml_server, sdk_report, tmp_path):
+    facts = sdk_report("""
+        import os
         import numpy as np
         from clearml import Task, OutputModel
         task = Task.init(project_name="sdk/rt", task_name="sdk round trip", reuse_last_task_id=False,
@@ -38,12 +38,7 @@ def test_sdk_reported_task_round_trips_and_the_sdk_reads_the_copy(clearml_server
             f.write(os.urandom(30_000))
         model = OutputModel(task=task, name="best", label_enumeration={"cat": 0, "dog": 1})
         model.update_weights("w.pt", auto_delete_file=False)
-        task.flush(wait_for_uploads=True)
-        print(json.dumps({"id": task.id, "blob": hashlib.sha256(open("blob.bin", "rb").read()).hexdigest(),
-                          "w": hashlib.sha256(open("w.pt", "rb").read()).hexdigest()}))
-        task.close()
-    """, timeout=300)
-    facts = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])
+    """, "blob.bin", "w.pt", timeout=300)
     with LocalServer(tmp_path / "b", api_port=0, files_port=0) as b:
         source = client_of(clearml_server, "personal")
         target = client_of(b, "original")
@@ -74,6 +69,6 @@ def test_sdk_reported_task_round_trips_and_the_sdk_reads_the_copy(clearml_server
                               "w": hashlib.sha256(open(weights, "rb").read()).hexdigest(),
                               "params": task.get_parameters_as_dict().get("Args")}}))
         """), sdk_env(b.info, tmp_path / "home_b"), timeout=300, cwd=tmp_path)
-        got = json.loads([ln for ln in read.stdout.splitlines() if ln.startswith("{")][-1])
+        got = printed_json(read)
         assert got["points"] == 300 and got["blob"] == facts["blob"] and got["w"] == facts["w"]
         assert got["params"] == {"lr": "0.01", "epochs": "3"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.local_server import LocalServer
 from clearml_assets.resource import ClearMLAccount, ClearMLResource
 from clearml_assets.restore.engine import INCOMPLETE_TAG, provenance_tag

@@ -13,11 +13,10 @@ import pytest
 
 from clearml_assets.datasets.shapes import DEMO_CLASSES, format_yolo_label, render_demo_image
 from clearml_assets.errors import TrainingError
-from clearml_assets.local_server import LocalServer
 from clearml_assets.training import build_training_defs
 from clearml_assets.training.registry import CHAMPION_TAG
 
-from conftest import run_sdk_script, sdk_env
+from conftest import run_sdk_script, sdk_env, server_world
 
 
 PROJECT = "train_test"
@@ -59,21 +58,12 @@ def upload_dataset(env: dict, folder: Path, name: str, cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from clearml_assets.resource import ClearMLResource
-
-    tmp = tmp_path_factory.mktemp("training")
-    server = LocalServer(tmp / "server", api_port=0, files_port=0)
-    server.start()
-    try:
-        env = sdk_env(server.info, tmp / "sdkhome")
-        ns = SimpleNamespace(server=server, tmp=tmp, env=env)
-        ns.resource = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
-        ns.client = ns.resource.client()
+    with server_world(tmp_path_factory, "training") as ns:
+        tmp = ns.tmp
+        ns.env = env = sdk_env(ns.server.info, tmp / "sdkhome")
         ns.dataset_id = upload_dataset(env, write_view(tmp / "view", train=20, val=6), "view", tmp)
         ns.sdk = lambda code, timeout=120: run_sdk_script(code, env, timeout=timeout, cwd=tmp)
         yield ns
-    finally:
-        server.stop()
 
 
 def materialize(world, config: dict, *, instance=None, floor: float = 0.3, raise_on_error: bool = True):

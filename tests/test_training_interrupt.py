@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import dagster_child_env
 from test_training_asset import PROJECT, TINY, champion_ids, world  # noqa: F401  (module fixture)
 
 DEFS = """
@@ -57,13 +58,8 @@ class Output:
 def test_signal_during_training_marks_the_task_failed_and_registers_nothing(world, tmp_path, sig):  # noqa: F811
     info = world.server.info
     (tmp_path / "defs.py").write_text(DEFS)
-    (tmp_path / "dagster_home").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
-    env.update(T_API=info.api_host, T_WEB=info.web_host, T_FILES=info.files_host, T_PROJECT=PROJECT,
-               T_CREDS=str(Path(info.data_dir) / "credentials.json"), T_HOME=str(tmp_path / "home"),
-               DAGSTER_HOME=str(tmp_path / "dagster_home"), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
-                                                        os.environ.get("PYTHONPATH")])))
+    env = dagster_child_env(info, tmp_path / "dagster_home", T_PROJECT=PROJECT, T_HOME=str(tmp_path / "home"),
+                            PYTHONUNBUFFERED="1")
     models_before = len(world.client.call("models.get_all")["models"])
     champions_before = champion_ids(world)
     config = {"ops": {"training__shapes_yolo": {"config": {**TINY, "epochs": 300, "dataset_id": world.dataset_id}}}}

@@ -19,25 +19,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
+from chromium import BROWSER_MARKS, chromium_page, screenshots
+from seeding import DemoSpec, RawSeeder
 from clearml_assets.local_server import free_port
 
-CHROMIUM = Path(os.environ.get("CLEARML_ASSETS_CHROMIUM", "/usr/bin/chromium"))
-SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
 ACCOUNT = "acme"
 UI_TIMEOUT_MS = 90_000
 SPEC = DemoSpec(scalar_series=6, points_per_series=40, log_lines=30, artifacts=2, artifact_bytes=4096, plots=1,
                 debug_images=1)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(600),
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no Chromium at {CHROMIUM}: apt-get install chromium "
-                                                      "(what .ci/run does) or set CLEARML_ASSETS_CHROMIUM"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -111,23 +102,11 @@ def dagster_ui(dagster_env, tmp_path: Path):
 
 @pytest.fixture
 def browser_page(tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page(UI_TIMEOUT_MS, ("--disable-quic",), viewport={"width": 1600, "height": 1000}) as page:
+        yield page
 
 
-def shot(page, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+shot = screenshots("ui")
 
 
 def wait_for_partition_materialized(home: str, account: str, task_id: str, timeout: float = 240) -> dict:

@@ -6,7 +6,6 @@ Screenshots land in test-artifacts/web/."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,13 +16,9 @@ import requests
 
 from clearml_assets.local_server import LocalServer
 
+from chromium import BROWSER_MARKS, chromium_page, screenshots
 from conftest import run_sdk_script, sdk_env
 
-CHROMIUM = Path(os.environ.get("CLEARML_ASSETS_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "web"
 PROJECT = "web view"
 
 SDK_SCRIPT = r"""
@@ -68,12 +63,7 @@ ds.finalize()
 print("DATASET", ds.id, ds._task.project)
 """
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.timeout(600),
-    pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no Chromium at {CHROMIUM}: apt-get install chromium "
-                                                      "(what .ci/run does) or set CLEARML_ASSETS_CHROMIUM"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -95,24 +85,11 @@ def web(tmp_path_factory):
 
 @pytest.fixture
 def page(web):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
-            page = context.new_page()
-            page.set_default_timeout(60_000)
-            yield page
-        finally:
-            browser.close()
+    with chromium_page(60_000, viewport={"width": 1500, "height": 1000}, accept_downloads=True) as page:
+        yield page
 
 
-def shot(page, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+shot = screenshots("web")
 
 
 def sign_in(page, web) -> None:
@@ -257,7 +234,7 @@ def test_dataset_and_archive_metadata_links_open(web, page, tmp_path, monkeypatc
 
 
 def test_hostile_task_contents_are_shown_as_text_never_run(web):
-    from clearml_assets.archives.demo import RawSeeder
+    from seeding import RawSeeder
 
     seeder = RawSeeder(web.info.api_host, web.info.files_host, web.info.access_key, web.info.secret_key)
     evil = '<script>alert("name")</script>'

@@ -1,8 +1,9 @@
-"""Seed demo tasks quickly with raw REST calls (for trying the archives and for the benchmark).
+"""Seed tasks quickly with raw REST calls (for the tests and the benchmarks), and read them back.
 
 Uses the same requests the ClearML SDK sends (``tasks.create``, ``events.add_batch`` as JSON lines,
 fileserver multipart POST to ``/`` with the target path as field name, ``tasks.add_or_update_artifacts``,
-``tasks.completed``), without the SDK's background reporting delays.
+``tasks.completed``), without the SDK's background reporting delays. The login and the wire format are
+:mod:`server_api`'s, so the tests hold one raw HTTP client.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import requests
+from server_api import endpoint_url, json_lines, login_session
+
+from clearml_assets.client import ClearMLClient
+from clearml_assets.local_server import LocalServer, LocalServerInfo
 
 
 @dataclass
@@ -24,12 +28,20 @@ class DemoSpec:
     """What each seeded task holds."""
 
     scalar_series: int = 10
+    """Series of the metric ``val``: the first four Ultralytics' ``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``,
+    ``metrics/precision(B)`` and ``metrics/recall(B)``, the others ``metrics/series_<n>``."""
     points_per_series: int = 500
+    """Points of each series, at iterations 0, 1, ..."""
     log_lines: int = 2000
+    """Console lines (level info), four to a millisecond."""
     artifacts: int = 3
+    """Artifacts of random bytes on the fileserver, ``art0``, ``art1``, ..."""
     artifact_bytes: int = 1 << 20
+    """Size of each artifact."""
     plots: int = 2
+    """Plot events ``confusion``/``matrix``, one an iteration."""
     debug_images: int = 2
+    """Debug images ``samples``/``batch`` (PNG signature and random bytes) on the fileserver, one an iteration."""
 
 
 def _path_part(name: str) -> str:
@@ -49,19 +61,17 @@ class RawSeeder:
     def __init__(self, api_host: str, files_host: str, access_key: str, secret_key: str):
         self.api_host = api_host.rstrip("/")
         self.files_host = files_host.rstrip("/")
-        self.session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=16)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        resp = self.session.get(f"{self.api_host}/auth.login", auth=(access_key, secret_key), timeout=30)
-        resp.raise_for_status()
-        self.token = resp.json()["data"]["token"]
-        self.headers = {"Authorization": f"Bearer {self.token}"}
+        self.session, self.token = login_session(self.api_host, access_key, secret_key, timeout=30, pool_size=16)
+
+    @classmethod
+    def of(cls, server: LocalServer | LocalServerInfo) -> "RawSeeder":
+        """A seeder logged in to a local server with its key pair."""
+        info = server.info if isinstance(server, LocalServer) else server
+        return cls(info.api_host, info.files_host, info.access_key, info.secret_key)
 
     def call(self, endpoint: str, **fields: Any) -> dict:
         """POST a JSON request; returns ``data``."""
-        resp = self.session.post(f"{self.api_host}/v2.23/{endpoint}", json=fields, headers=self.headers,
-                                 timeout=120)
+        resp = self.session.post(endpoint_url(self.api_host, endpoint), json=fields, timeout=120)
         body = resp.json()
         if resp.status_code != 200:
             raise RuntimeError(f"{endpoint} failed: {body.get('meta', {}).get('result_msg')}")
@@ -69,17 +79,14 @@ class RawSeeder:
 
     def add_events(self, events: list[dict]) -> None:
         """``events.add_batch`` with a JSON lines body (as the SDK sends it)."""
-        payload = "\n".join(json.dumps(e) for e in events)
-        resp = self.session.post(f"{self.api_host}/v2.23/events.add_batch", data=payload.encode(),
-                                 headers={**self.headers, "Content-Type": "application/json-lines"},
-                                 timeout=300)
+        resp = self.session.post(endpoint_url(self.api_host, "events.add_batch"), data=json_lines(events),
+                                 headers={"Content-Type": "application/json-lines"}, timeout=300)
         if resp.status_code != 200:
             raise RuntimeError(f"events.add_batch failed: {resp.text[:500]}")
 
     def upload(self, path: str, data: bytes) -> str:
         """Upload ``data`` to the fileserver at ``path``; returns its URL."""
-        resp = self.session.post(f"{self.files_host}/", files={path: (path, data)}, headers=self.headers,
-                                 timeout=300)
+        resp = self.session.post(f"{self.files_host}/", files={path: (path, data)}, timeout=300)
         resp.raise_for_status()
         return f"{self.files_host}{path}"
 
@@ -144,3 +151,10 @@ class RawSeeder:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(lambda i: self.seed_task(project_id, project_name, f"task_{i:04d}", spec, i),
                                  range(n_tasks)))
+
+
+def client_of(server: LocalServer | LocalServerInfo, account: str = "personal") -> ClearMLClient:
+    """The package's client on a local server's key pair, as an account of ``account``."""
+    info = server.info if isinstance(server, LocalServer) else server
+    return ClearMLClient(info.api_host, info.access_key, info.secret_key, account=account,
+                         files_host=info.files_host, web_host=info.web_host)
