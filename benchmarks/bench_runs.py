@@ -40,8 +40,8 @@ import dagster as dg  # noqa: E402
 from clearml_assets.archives.assets import task_archive_key  # noqa: E402
 from clearml_assets.archives.manifest import MANIFEST_NAME  # noqa: E402
 from clearml_assets.archives.packing import verify_archive  # noqa: E402
-from clearml_assets.archives.demo import DemoSpec, RawSeeder  # noqa: E402
 from clearml_assets.local_server.auth import load_or_create_credentials  # noqa: E402
+from seeding import DemoSpec, RawSeeder  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ACCOUNT = "local"

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.packing import ARCHIVE_FORMATS, verify_archive
 from clearml_assets.client import ClearMLClient
 from clearml_assets.errors import ArchiveError
 from clearml_assets.restore.reader import open_archive
+
+from seeding import DemoSpec, RawSeeder, client_of
 
 SPEC = DemoSpec(scalar_series=2, points_per_series=30, log_lines=20, artifacts=1, artifact_bytes=4096, plots=1,
                 debug_images=1)
@@ -19,12 +20,8 @@ SPEC = DemoSpec(scalar_series=2, points_per_series=30, log_lines=20, artifacts=1
 
 @pytest.fixture
 def seeded(clearml_server) -> tuple[ClearMLClient, str]:
-    info = clearml_server.info
-    seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
-    task_id = seeder.seed_project("formats", 1, SPEC, workers=1)[0]
-    client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal",
-                           files_host=info.files_host)
-    return client, task_id
+    task_id = RawSeeder.of(clearml_server).seed_project("formats", 1, SPEC, workers=1)[0]
+    return client_of(clearml_server), task_id
 
 
 @pytest.mark.parametrize("fmt", ARCHIVE_FORMATS)

@@ -8,11 +8,12 @@ from pathlib import Path
 import dagster as dg
 
 from clearml_assets.archives.assets import clearml_task_partitions
-from clearml_assets.archives.demo import DemoSpec, RawSeeder
 from clearml_assets.automation.jobs import clearml_archive_job_name
 from clearml_assets.definitions import build_definitions
 from clearml_assets.resource import ClearMLResource
 from clearml_assets.translator import DagsterClearMLTranslator
+
+from seeding import DemoSpec, RawSeeder
 
 
 class TeamTranslator(DagsterClearMLTranslator):
@@ -52,9 +53,7 @@ def test_one_translator_maps_every_capability(clearml_server, tmp_path: Path):
     training_job = defs.resolve_job_def("clearml_training_job")
     assert dg.AssetKey(["vision", "models", "shapes_yolo"]) in training_job.asset_layer.selected_asset_keys
 
-    info = clearml_server.info
-    seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
-    task_id = seeder.seed_project("translated", 1, DemoSpec(1, 10, 5, 0, 0, 0, 0), workers=1)[0]
+    task_id = RawSeeder.of(clearml_server).seed_project("translated", 1, DemoSpec(1, 10, 5, 0, 0, 0, 0), workers=1)[0]
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         instance.add_dynamic_partitions(clearml_task_partitions(account).name, [task_id])
