@@ -9,12 +9,13 @@ with a hard timeout enforced by the parent.
 
 from __future__ import annotations
 
-import importlib
-import multiprocessing
 import os
+import pickle
 import signal
+import subprocess
+import sys
 import tempfile
-import traceback
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,26 +55,6 @@ class SDKProcessError(ClearMLAssetsError):
     """The child process running ClearML SDK work raised, died or timed out."""
 
 
-def _child(env: dict[str, str], target: str, args: tuple, kwargs: dict, conn) -> None:
-    # Own process group: a stop reaches the SDK's reporter and the data loaders this child starts.
-    os.setpgrp()
-    # Environment first: clearml reads CLEARML_CONFIG_FILE and hosts at import time.
-    for name in [n for n in os.environ if n.startswith(("CLEARML_", "TRAINS_"))]:
-        del os.environ[name]
-    os.environ.update(env)
-    try:
-        module_name, _, qualname = target.partition(":")
-        func: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            func = getattr(func, part)
-        conn.send(("ok", func(*args, **kwargs)))
-    except BaseException as exc:  # reported to the parent, which raises
-        description = getattr(exc, "description", None) or f"{type(exc).__name__}: {exc}"
-        conn.send(("error", (type(exc).__name__, str(description), traceback.format_exc())))
-    finally:
-        conn.close()
-
-
 def _signal_group(proc: Any, sig: signal.Signals) -> None:
     try:
         os.killpg(proc.pid, sig)
@@ -81,14 +62,43 @@ def _signal_group(proc: Any, sig: signal.Signals) -> None:
         pass
 
 
-def _stop(proc: Any, grace: float = 2.0) -> None:
-    """End a child and its process group now: SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if proc.is_alive():
-        _signal_group(proc, signal.SIGTERM)
-        proc.join(grace)
-    if proc.is_alive():
-        _signal_group(proc, signal.SIGKILL)
-        proc.join()
+def _stop(proc: subprocess.Popen, grace: float = 2.0) -> None:
+    """End a running child and its process group now: SIGTERM, then after ``grace`` seconds SIGKILL to what is
+    left of the group (what the child started may outlive it)."""
+    if proc.poll() is not None:
+        return
+    _signal_group(proc, signal.SIGTERM)
+    _wait(proc, grace)
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def _wait(proc: subprocess.Popen, seconds: float) -> None:
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _start_child(env: dict[str, str], call: tuple) -> tuple[subprocess.Popen, Connection]:
+    """``python -m clearml_assets.sdk_child`` in its own process group (a stop reaches the SDK's reporter and
+    the data loaders it starts), with only ``env``'s account; ``call`` goes to it on stdin."""
+    read_fd, write_fd = os.pipe()
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))} | env
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "clearml_assets.sdk_child", str(write_fd)],
+                                stdin=subprocess.PIPE, env=child_env, pass_fds=(write_fd,), process_group=0)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    try:
+        proc.stdin.write(pickle.dumps(call))
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass  # it died at start: the missing answer says so
+    return proc, Connection(read_fd, writable=False)
 
 
 def run_in_sdk_process(
@@ -115,11 +125,7 @@ def run_in_sdk_process(
     """
     if not isinstance(target, str):
         target = f"{target.__module__}:{target.__qualname__}"
-    ctx = multiprocessing.get_context("spawn")
-    parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(env, target, args, kwargs, child_conn), daemon=False)
-    proc.start()
-    child_conn.close()
+    proc, parent_conn = _start_child(env, (sys.path, target, args, kwargs))
     answered = False
     try:
         if not parent_conn.poll(timeout):
@@ -129,17 +135,16 @@ def run_in_sdk_process(
             status, payload = parent_conn.recv()
             answered = True
         except EOFError:
-            proc.join(5)
+            _wait(proc, 5)
             raise SDKProcessError(
-                f"{what} died without a result (exit code {proc.exitcode}). If it is 137/-9 the "
+                f"{what} died without a result (exit code {proc.returncode}). If it is 137/-9 the "
                 "process was killed (out of memory, or the ClearML SDK stopped it because the task's "
                 "status changed on the server)."
             ) from None
     finally:
-        if answered and proc.is_alive():
-            proc.join(10)  # finishing its own clean-up (the SDK's flush); an interrupt stops it at once
-        if not answered or proc.is_alive():
-            _stop(proc)
+        if answered:
+            _wait(proc, 10)  # finishing its own clean-up (the SDK's flush); an interrupt stops it at once
+        _stop(proc)
         parent_conn.close()
     if status == "error":
         name, message, tb = payload

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 import time
 
 import psutil
@@ -33,4 +36,30 @@ def test_a_timeout_stops_the_child_and_what_it_started(tmp_path):
     assert "a stuck upload did not finish within 3s and was stopped" in str(err.value)
     assert time.monotonic() - started < 60  # not the SDK's minutes of retries
     grandchild = int(pid_file.read_text())
-    assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
+    deadline = time.monotonic() + 60  # the kill is delivered; the kernel ends the process when it next runs
+    while _running(grandchild):
+        assert time.monotonic() < deadline, "the grandchild outlived the stop"
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_the_child_loads_no_dagster_even_when_the_parent_is_the_dagster_cli(tmp_path):
+    # The parent's __main__ imports Dagster, as the `dagster` CLI's does; a spawned multiprocessing child would
+    # import it again. The SDK child must not pay for Dagster.
+    main = tmp_path / "cli_like.py"
+    main.write_text("import sys, dagster\n"
+                    "from clearml_assets.sdk_process import run_in_sdk_process\n"
+                    "if __name__ == '__main__':\n"
+                    "    print(run_in_sdk_process('builtins:eval', \"sorted(m for m in __import__('sys').modules\"\n"
+                    "                             \" if m.split('.')[0] in ('dagster', 'pandas', 'clearml_assets'))\","
+                    " env={}, timeout=120))\n")
+    out = subprocess.run([sys.executable, str(main)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    assert loaded == ["clearml_assets", "clearml_assets.lazy_exports"], loaded  # sdk_child runs as __main__

@@ -1,5 +1,6 @@
 """Task and project archives: complete ClearML exports as verified folders and archive files."""
 
+from ..lazy_exports import lazy_exports
 from .exporter import ClearMLTaskExporter, ProjectExportResult, TaskExportResult
 from .packing import extract_archive, verify_archive
 from .paths import original_name, safe_component
@@ -7,10 +8,4 @@ from .paths import original_name, safe_component
 __all__ = ["ClearMLTaskExporter", "ProjectExportResult", "TaskExportResult", "extract_archive",
            "verify_archive", "original_name", "safe_component", "build_archive_defs"]
 
-
-def __getattr__(name: str):
-    if name == "build_archive_defs":
-        from .defs import build_archive_defs
-
-        return build_archive_defs
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, {"build_archive_defs": ".defs"})

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import jwt
 
-from .registry import ApiError
+from .registry import API_VERSION, ApiError
 
-API_VERSION = "2.23"
 SERVER_VERSION = "1.9.2"  # the last clearml-server release serving API 2.23
 TOKEN_LIFETIME_SEC = 30 * 24 * 3600
 

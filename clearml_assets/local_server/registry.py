@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+API_VERSION = "2.23"  # what the server claims: clearml-server 1.9.2 serves API 2.23
+
 if TYPE_CHECKING:
     from .store import Store
 
@@ -49,7 +51,7 @@ class Call:
     company: str
     user: str
     store: "Store"
-    requested_version: str = "2.23"
+    requested_version: str = API_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     model: Any = None
     """The request parsed into the endpoint's ``request_data_model`` (None for endpoints without one)."""

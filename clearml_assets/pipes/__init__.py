@@ -7,25 +7,20 @@ Dagster side: :class:`PipesClearMLClient`. Script side (needs only ``dagster-pip
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy_exports import lazy_exports
 from .protocol import PipesClearMLMessageWriter, PipesClearMLParamsLoader, open_clearml_pipes
 
 if TYPE_CHECKING:
     from .agent import LocalAgent, start_local_agent
     from .client import ClearMLTaskFailure, PipesClearMLClient, PipesClearMLMessageReader
 
-_LAZY = {"PipesClearMLClient": "client", "PipesClearMLMessageReader": "client", "ClearMLTaskFailure": "client",
-         "start_local_agent": "agent", "LocalAgent": "agent"}
+# The script side imports this package without Dagster: the Dagster-side names load on first use.
+_LAZY = {"PipesClearMLClient": ".client", "PipesClearMLMessageReader": ".client", "ClearMLTaskFailure": ".client",
+         "start_local_agent": ".agent", "LocalAgent": ".agent"}
 
 __all__ = ["PipesClearMLClient", "PipesClearMLMessageReader", "ClearMLTaskFailure", "open_clearml_pipes",
            "PipesClearMLMessageWriter", "PipesClearMLParamsLoader", "start_local_agent", "LocalAgent"]
 
-
-def __getattr__(name: str) -> Any:
-    # The script side imports this package without Dagster: the Dagster-side names load on first use.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(name)
+__getattr__ = lazy_exports(__name__, _LAZY)
