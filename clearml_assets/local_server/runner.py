@@ -352,34 +352,11 @@ def start_local_server_process(
     files_port = files_port or free_port(host)
     if web_port == 0:
         web_port = free_port(host)
-    cmd = [sys.executable, "-m", "clearml_assets.local_server", "--data-dir", str(data_dir),
-           "--host", host, "--api-port", str(api_port), "--files-port", str(files_port),
-           "--web-port", str(web_port or "none"), "--quiet"]
-    env = dict(os.environ)
-    if access_key and secret_key:
-        # passed through the environment, never on the command line (ps would show it)
-        env["CLEARML_ASSETS_SERVER_ACCESS_KEY"] = access_key
-        env["CLEARML_ASSETS_SERVER_SECRET_KEY"] = secret_key
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=detach)
-    if log_file:
-        out.close()
+    cmd = _server_command(data_dir, host, api_port, files_port, web_port)
+    proc = _spawn_server(cmd, _server_env(access_key, secret_key), log_file, detach)
     api_host = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{api_port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                if read_server_file(data_dir) and _lock_is_held(data_dir):
-                    raise DataDirInUse(data_dir)
-                raise RuntimeError(f"local ClearML server exited with code {proc.returncode}"
-                                   + (f"; see {log_file}" if log_file else ""))
-            try:
-                wait_until_ready(api_host, 0.5)
-                break
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
+        _wait_for_child(proc, data_dir, api_host, timeout, log_file)
     except BaseException:
         proc.kill()
         raise
@@ -392,6 +369,95 @@ def start_local_server_process(
                            f"http://{shown}:{web_port}" if web_port else "",
                            cred.access_key, cred.secret_key, data_dir)
     return LocalServerProcess(proc, info)
+
+
+def _server_command(data_dir: Path, host: str, api_port: int, files_port: int, web_port: int | None
+                    ) -> list[str]:
+    """The command line of a server child (no secrets: ``ps`` shows it).
+
+    Args:
+        data_dir: The resolved data folder.
+        host: Interface to bind.
+        api_port: API port.
+        files_port: Fileserver port.
+        web_port: Web view port (None or 0: no web view).
+
+    Returns:
+        The argument vector for ``subprocess.Popen``.
+    """
+    return [sys.executable, "-m", "clearml_assets.local_server", "--data-dir", str(data_dir),
+            "--host", host, "--api-port", str(api_port), "--files-port", str(files_port),
+            "--web-port", str(web_port or "none"), "--quiet"]
+
+
+def _server_env(access_key: str | None, secret_key: str | None) -> dict[str, str]:
+    """The child's environment: this process's, plus the key pair when both halves are given.
+
+    Args:
+        access_key: Key pair to serve, or None for the data folder's.
+        secret_key: Secret of ``access_key``.
+
+    Returns:
+        The environment for the child.
+    """
+    env = dict(os.environ)
+    if access_key and secret_key:
+        # passed through the environment, never on the command line (ps would show it)
+        env["CLEARML_ASSETS_SERVER_ACCESS_KEY"] = access_key
+        env["CLEARML_ASSETS_SERVER_SECRET_KEY"] = secret_key
+    return env
+
+
+def _spawn_server(cmd: list[str], env: dict[str, str], log_file: Path | None, detach: bool
+                  ) -> subprocess.Popen:
+    """Start the child with its output appended to ``log_file`` (or discarded).
+
+    Args:
+        cmd: The child's command line.
+        env: The child's environment.
+        log_file: Where stdout and stderr go; None discards them.
+        detach: Start the child in its own session.
+
+    Returns:
+        The running child.
+    """
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=detach)
+    if log_file:
+        out.close()
+    return proc
+
+
+def _wait_for_child(proc: subprocess.Popen, data_dir: Path, api_host: str, timeout: float,
+                    log_file: Path | None) -> None:
+    """Wait until the child's API answers, failing fast if the child exits.
+
+    Args:
+        proc: The server child.
+        data_dir: The data folder it serves.
+        api_host: The API's URL.
+        timeout: Seconds to wait.
+        log_file: The child's log (named in the error).
+
+    Raises:
+        DataDirInUse: The child exited because another server holds ``data_dir``.
+        RuntimeError: The child exited for another reason.
+        TimeoutError: The API did not answer within ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            if read_server_file(data_dir) and _lock_is_held(data_dir):
+                raise DataDirInUse(data_dir)
+            raise RuntimeError(f"local ClearML server exited with code {proc.returncode}"
+                               + (f"; see {log_file}" if log_file else ""))
+        try:
+            wait_until_ready(api_host, 0.5)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def _lock_is_held(data_dir: Path) -> bool:
