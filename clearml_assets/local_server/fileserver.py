@@ -11,7 +11,9 @@ import hashlib
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -59,38 +61,66 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None, primar
     """
     files_dir = Path(files_dir)
     files_dir.mkdir(parents=True, exist_ok=True)
+    files = _Files(files_dir, authenticator, primary_company)
+    return Starlette(routes=[
+        Route("/", files.upload, methods=["POST"]),
+        Route("/{path:path}", files.download, methods=["GET", "HEAD"]),
+        Route("/{path:path}", files.delete, methods=["DELETE"]),
+    ])
 
-    def company_root(request: Request) -> Path:
-        if authenticator is None:
-            return files_dir
+
+@dataclass
+class _Files:
+    """The fileserver's endpoints over one files folder.
+
+    Attributes:
+        files_dir: Where uploaded files live.
+        authenticator: When given, every request needs a valid token of the API server.
+        primary_company: The company whose files live at the top of ``files_dir``.
+    """
+
+    files_dir: Path
+    authenticator: Authenticator | None
+    primary_company: str | None
+
+    def company_root(self, request: Request) -> Path:
+        """The folder of the requesting identity's company.
+
+        Args:
+            request: The request (its token, in the header or the web view's cookie).
+
+        Returns:
+            ``files_dir`` for the primary company (or without authentication), else its own folder.
+
+        Raises:
+            ApiError: The request has no valid token.
+        """
+        if self.authenticator is None:
+            return self.files_dir
         authorization = request.headers.get("authorization")
         cookie = request.cookies.get(TOKEN_COOKIE)
         if not authorization and cookie and request.method in ("GET", "HEAD"):
             # a browser session of the web view (as ClearML's fileserver: fileserver.auth.cookie_names);
             # downloads only, so a page elsewhere cannot upload or delete with the user's cookie
             authorization = f"Bearer {cookie}"
-        company = str(authenticator.identity(authorization).get("company") or "")
-        if primary_company is None or company == primary_company:
-            return files_dir
-        return files_dir / COMPANIES_DIR / hashlib.sha256(company.encode()).hexdigest()[:32]
+        company = str(self.authenticator.identity(authorization).get("company") or "")
+        if self.primary_company is None or company == self.primary_company:
+            return self.files_dir
+        return self.files_dir / COMPANIES_DIR / hashlib.sha256(company.encode()).hexdigest()[:32]
 
-    def resolve(request: Request, url_path: str) -> Path:
+    def resolve(self, request: Request, url_path: str) -> Path:
         """The file a request may touch; ApiError 401 without a valid token, ValueError for a bad path."""
-        root = company_root(request)
+        root = self.company_root(request)
         if PurePosixPath("/" + url_path.lstrip("/")).parts[1:2] == (COMPANIES_DIR,):
             raise ValueError(f"invalid file path {url_path!r}")
         return safe_file_path(root, url_path)
 
-    def refused(exc: Exception) -> Response:
-        if isinstance(exc, ApiError):
-            return JSONResponse({"error": exc.msg}, status_code=401)
-        return JSONResponse({"error": str(exc)}, status_code=400)
-
-    async def upload(request: Request) -> Response:
+    async def upload(self, request: Request) -> Response:
+        """``POST /``: store each file of the multipart form at its field name's path."""
         try:
-            company_root(request)
+            self.company_root(request)
         except ApiError as exc:
-            return refused(exc)
+            return _refused(exc)
         form = await request.form(max_files=10_000, max_fields=10_000, max_part_size=64 * 1024 * 1024)
         stored = []
         try:
@@ -98,24 +128,21 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None, primar
                 if not hasattr(value, "read"):
                     continue
                 try:
-                    target = resolve(request, field_name or value.filename or "")
+                    target = self.resolve(request, field_name or value.filename or "")
                 except ValueError as exc:
-                    return refused(exc)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-                with os.fdopen(fd, "wb") as out:
-                    await _copy_upload(value, out)
-                os.replace(tmp, target)  # a reader never sees half a file
+                    return _refused(exc)
+                await _store_upload(value, target)
                 stored.append(field_name)
         finally:
             await form.close()
         return JSONResponse({"uploaded": stored})
 
-    async def download(request: Request) -> Response:
+    async def download(self, request: Request) -> Response:
+        """``GET``/``HEAD`` of a file: images with their image type, anything else as an octet stream."""
         try:
-            target = resolve(request, request.url.path)
+            target = self.resolve(request, request.url.path)
         except (ApiError, ValueError) as exc:
-            return refused(exc)
+            return _refused(exc)
         if not target.is_file():
             return JSONResponse({"error": f"file not found: {request.url.path}"}, status_code=404)
         # images open inline in the web view; anything else downloads under its own name
@@ -124,11 +151,12 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None, primar
             media = _INLINE[target.suffix.lower()]
         return _FileResponse(target, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
 
-    async def delete(request: Request) -> Response:
+    async def delete(self, request: Request) -> Response:
+        """``DELETE`` of a file or a whole folder."""
         try:
-            target = resolve(request, request.url.path)
+            target = self.resolve(request, request.url.path)
         except (ApiError, ValueError) as exc:
-            return refused(exc)
+            return _refused(exc)
         if target.is_dir():
             shutil.rmtree(target)
         elif target.exists():
@@ -137,11 +165,26 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None, primar
             return JSONResponse({"error": "not found"}, status_code=404)
         return JSONResponse({"deleted": request.url.path})
 
-    return Starlette(routes=[
-        Route("/", upload, methods=["POST"]),
-        Route("/{path:path}", download, methods=["GET", "HEAD"]),
-        Route("/{path:path}", delete, methods=["DELETE"]),
-    ])
+
+def _refused(exc: Exception) -> Response:
+    """401 for a missing or invalid token (``ApiError``), 400 for a bad path."""
+    if isinstance(exc, ApiError):
+        return JSONResponse({"error": exc.msg}, status_code=401)
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _store_upload(upload: Any, target: Path) -> None:
+    """Write an uploaded file to ``target`` through a temporary file in the same folder.
+
+    Args:
+        upload: The form's file (Starlette ``UploadFile``).
+        target: Where it goes.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    with os.fdopen(fd, "wb") as out:
+        await _copy_upload(upload, out)
+    os.replace(tmp, target)  # a reader never sees half a file
 
 
 async def _copy_upload(upload, out) -> None:
