@@ -19,6 +19,7 @@ import struct
 import time
 import zlib
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -106,12 +107,87 @@ def _valid_entities(call: Call, ids: dict[str, bool], model: bool) -> set[str]:
     return valid
 
 
-def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> dict:  # noqa: C901
+def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> dict:
     """Validate, store and account for a batch of events exactly as the real ``add_events``.
 
     ``model_event`` and ``allow_locked`` are per event (consistent per task/model, as the current server; the
     2.23 server took the first event's for the whole batch); a model event's ``iter`` is always 0 (2.23); plots get ``plot_len`` (and ``source_urls``) and are compressed from
     ``PLOT_COMPRESSION_THRESHOLD`` characters on.
+
+    Args:
+        call: The API call (store, company, worker).
+        events: The events, as sent (changed in place into what is stored).
+        allow_locked: Default of each event's ``allow_locked``.
+
+    Returns:
+        ``added``, ``errors`` and ``errors_info`` as the real server answers.
+
+    Raises:
+        ApiError: 400 for an inconsistent batch or when nothing was added, 500 where Elasticsearch fails.
+    """
+    task_ids, model_ids = _entity_ids(events, allow_locked)
+    with call.store.lock:
+        valid_models = _valid_entities(call, model_ids, True)
+        valid_tasks = _valid_entities(call, task_ids, False)
+    batch = _Batch(now_ms=int(time.time() * 1000), es_now=_es_timestamp())
+    for event in events:
+        try:
+            etype, model, entity = _checked_event(event, valid_models, valid_tasks)
+            it = _normalize_event(call, batch, event, etype, model)
+        except _Rejected as exc:
+            batch.errors[exc.reason] += 1
+            continue
+        _record_event(call, batch, event, etype, model, entity, it)
+    return _commit_batch(call, batch)
+
+
+class _Rejected(Exception):
+    """An event the real server skips, counted in ``errors_info`` under ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _Batch:
+    """What ``add_events`` gathers while going through a batch.
+
+    Attributes:
+        now_ms: The batch's default event ``timestamp`` (epoch milliseconds).
+        es_now: The batch's ``@timestamp``.
+        errors: Skipped events per reason.
+        rows: Rows to insert; None for an event Elasticsearch would refuse.
+        failure: Index in ``rows`` and Elasticsearch's reason of the first refused event.
+        task_iter: Each task's highest iteration in the batch.
+        scalars: Each task's scalar events (with float values).
+        stats: Task -> metric -> event type -> latest timestamp.
+        used: Tasks that got events.
+    """
+
+    now_ms: int
+    es_now: str
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    rows: list[tuple | None] = field(default_factory=list)
+    failure: tuple[int, str] | None = None
+    task_iter: dict[str, int] = field(default_factory=dict)
+    scalars: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    stats: dict[str, dict[str, dict[str, int]]] = field(default_factory=lambda: defaultdict(dict))
+    used: set[str] = field(default_factory=set)
+
+
+def _entity_ids(events: list[dict], allow_locked: bool) -> tuple[dict[str, bool], dict[str, bool]]:
+    """The batch's tasks and models, each with its ``allow_locked``; ``model`` becomes ``task``.
+
+    Args:
+        events: The events (their ``method``, ``model`` and ``allow_locked`` keys are consumed).
+        allow_locked: Default of each event's ``allow_locked``.
+
+    Returns:
+        Task ids and model ids, each mapped to whether it may be locked.
+
+    Raises:
+        ApiError: 400 for a non-string id or inconsistent ``allow_locked`` / ``model_event`` settings.
     """
     task_ids: dict[str, bool] = {}
     model_ids: dict[str, bool] = {}
@@ -137,113 +213,183 @@ def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> di
     if both:
         raise bad_request("Validation error (Inconsistent model_event setting in the passed events: "
                           f"tasks=({', '.join(sorted(both))}))")
-    with call.store.lock:
-        valid_models = _valid_entities(call, model_ids, True)
-        valid_tasks = _valid_entities(call, task_ids, False)
+    return task_ids, model_ids
 
-    errors: dict[str, int] = defaultdict(int)
-    rows: list[tuple] = []
-    failure: tuple[int, str] | None = None  # (index in rows, Elasticsearch's reason)
-    task_iter: dict[str, int] = {}
-    scalars: dict[str, list[dict]] = defaultdict(list)
-    stats: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)  # task -> metric -> type -> timestamp
-    used: set[tuple[str, bool]] = set()
-    now_ms = int(time.time() * 1000)
-    es_now = _es_timestamp()
-    for event in events:
-        event.pop("x_axis_label", None)
-        etype = event.get("type")
-        if etype is None:
-            errors["Event must have a 'type' field"] += 1
-            continue
-        etype = str(etype).replace(" ", "_")
-        if etype not in EVENT_TYPES:
-            errors[f"Invalid event type {etype}"] += 1
-            continue
-        model = bool(event["model_event"])
-        if model and etype == "log":
-            errors["Task log events are not supported for models"] += 1
-            continue
-        entity = event.get("task")
-        if entity is None:
-            errors["Event must have a 'task' field"] += 1
-            continue
-        if entity not in (valid_models if model else valid_tasks):
-            errors[f"Invalid {'model' if model else 'task'} id {entity}"] += 1
-            continue
-        event["type"] = etype
-        event["@timestamp"] = es_now
-        if "ts" in event:
-            event["timestamp"] = event.pop("ts")
-        if "timestamp" not in event:
-            event["timestamp"] = now_ms
-        if "worker" not in event:
-            event["worker"] = call.extra.get("worker", "")
-        it = event.get("iter")
-        if it is not None:
-            if model:
-                it = 0  # the 2.23 server keeps one iteration of model events (later servers keep them all)
-            else:
-                try:
-                    it = int(it)
-                except (TypeError, ValueError):
-                    raise ApiError(500, 0, f"invalid literal for int() with base 10: {it!r}") from None
-                if not MIN_LONG <= it <= MAX_LONG:
-                    errors[INVALID_ITERATION] += 1
-                    continue
-            event["iter"] = it
-        if "values" in event:
-            event["value"] = event.pop("values")
-        event["metric"] = event.get("metric") or ""
-        event["variant"] = event.get("variant") or ""
-        event["model_event"] = model
-        if etype == "plot":
-            compress_plot(event)
-        value = event.get("value")
-        reason = _scalar_error(value) if etype == "training_stats_scalar" else None
-        try:
-            body = _encode(event)
-        except ValueError:
-            reason = reason or "[float] supports only finite values, but got [NaN]"
-            body = None
-        try:
-            timestamp = int(event["timestamp"])
-        except (TypeError, ValueError):
-            reason = reason or f"failed to parse field [timestamp] of type [date]: '{event['timestamp']}'"
-            timestamp = 0
-        if reason:
-            if failure is None:
-                failure = (len(rows), reason)
-            rows.append(None)
-            continue
-        ident = None
-        if etype != "log":
-            ident = field_hash("-".join(str(event[f]) for f in ("task", "iter", "metric", "variant", "key")
-                                        if f in event) + f"|{etype}|{int(model)}")
-        number = float(value) if etype == "training_stats_scalar" and value is not None else None
-        rows.append((call.company, entity, etype, timestamp, it, event["metric"],
-                     event["variant"], float32(number) if number is not None else None, int(model), ident, body))
-        if it is not None and not model and event["metric"] not in (":monitor:machine", ":monitor:gpu"):
-            task_iter[entity] = max(it, task_iter.get(entity, 0))
-        if not model:
-            used.add((entity, False))
-            if etype == "training_stats_scalar" and number is not None:
-                scalars[entity].append({**event, "value": number})
-            if event["metric"]:
-                last = stats[entity].setdefault(event["metric"], {})
-                if etype not in last or last[etype] < timestamp:
-                    last[etype] = timestamp
 
-    if failure is not None:
+def _checked_event(event: dict, valid_models: set[str], valid_tasks: set[str]) -> tuple[str, bool, str]:
+    """An event's type, whether it is a model event, and its task or model.
+
+    Args:
+        event: The event (``x_axis_label`` is dropped).
+        valid_models: Models that may get events.
+        valid_tasks: Tasks that may get events.
+
+    Returns:
+        The event type (spaces as underscores), the model flag and the entity id.
+
+    Raises:
+        _Rejected: The event lacks a valid type or entity.
+    """
+    event.pop("x_axis_label", None)
+    etype = event.get("type")
+    if etype is None:
+        raise _Rejected("Event must have a 'type' field")
+    etype = str(etype).replace(" ", "_")
+    if etype not in EVENT_TYPES:
+        raise _Rejected(f"Invalid event type {etype}")
+    model = bool(event["model_event"])
+    if model and etype == "log":
+        raise _Rejected("Task log events are not supported for models")
+    entity = event.get("task")
+    if entity is None:
+        raise _Rejected("Event must have a 'task' field")
+    if entity not in (valid_models if model else valid_tasks):
+        raise _Rejected(f"Invalid {'model' if model else 'task'} id {entity}")
+    return etype, model, entity
+
+
+def _normalize_event(call: Call, batch: _Batch, event: dict, etype: str, model: bool) -> int | None:
+    """Fill in the stored form of an event: timestamps, worker, iteration, value, metric and variant.
+
+    Args:
+        call: The API call (its worker is the default ``worker``).
+        batch: The batch (its timestamps).
+        event: The event, changed in place.
+        etype: Its checked type.
+        model: Whether it is a model event.
+
+    Returns:
+        The event's iteration, or None when it has none.
+
+    Raises:
+        _Rejected: The iteration is out of the 64-bit range.
+        ApiError: 500 for an iteration that is not an integer.
+    """
+    event["type"] = etype
+    event["@timestamp"] = batch.es_now
+    if "ts" in event:
+        event["timestamp"] = event.pop("ts")
+    if "timestamp" not in event:
+        event["timestamp"] = batch.now_ms
+    if "worker" not in event:
+        event["worker"] = call.extra.get("worker", "")
+    it = event.get("iter")
+    if it is not None:
+        it = _iteration(it, model)
+        event["iter"] = it
+    if "values" in event:
+        event["value"] = event.pop("values")
+    event["metric"] = event.get("metric") or ""
+    event["variant"] = event.get("variant") or ""
+    event["model_event"] = model
+    if etype == "plot":
+        compress_plot(event)
+    return it
+
+
+def _iteration(it: Any, model: bool) -> int:
+    """An event's ``iter`` as stored.
+
+    Raises:
+        _Rejected: Out of the 64-bit range.
+        ApiError: 500 when not an integer (the real server fails the same way).
+    """
+    if model:
+        return 0  # the 2.23 server keeps one iteration of model events (later servers keep them all)
+    try:
+        it = int(it)
+    except (TypeError, ValueError):
+        raise ApiError(500, 0, f"invalid literal for int() with base 10: {it!r}") from None
+    if not MIN_LONG <= it <= MAX_LONG:
+        raise _Rejected(INVALID_ITERATION)
+    return it
+
+
+def _encoded_event(event: dict, etype: str) -> tuple[str | None, int, str | None]:
+    """An event's JSON body and timestamp, with why Elasticsearch would refuse it (None if it accepts it)."""
+    reason = _scalar_error(event.get("value")) if etype == "training_stats_scalar" else None
+    try:
+        body = _encode(event)
+    except ValueError:
+        reason = reason or "[float] supports only finite values, but got [NaN]"
+        body = None
+    try:
+        timestamp = int(event["timestamp"])
+    except (TypeError, ValueError):
+        reason = reason or f"failed to parse field [timestamp] of type [date]: '{event['timestamp']}'"
+        timestamp = 0
+    return body, timestamp, reason
+
+
+def _record_event(call: Call, batch: _Batch, event: dict, etype: str, model: bool, entity: str,
+                  it: int | None) -> None:
+    """Add a normalized event's row to the batch and account for it in its task's statistics.
+
+    Args:
+        call: The API call (its company).
+        batch: The batch.
+        event: The normalized event.
+        etype: Its type.
+        model: Whether it is a model event.
+        entity: Its task or model.
+        it: Its iteration (None when it has none).
+    """
+    value = event.get("value")
+    body, timestamp, reason = _encoded_event(event, etype)
+    if reason:
+        if batch.failure is None:
+            batch.failure = (len(batch.rows), reason)
+        batch.rows.append(None)
+        return
+    ident = None
+    if etype != "log":
+        ident = field_hash("-".join(str(event[f]) for f in ("task", "iter", "metric", "variant", "key")
+                                    if f in event) + f"|{etype}|{int(model)}")
+    number = float(value) if etype == "training_stats_scalar" and value is not None else None
+    batch.rows.append((call.company, entity, etype, timestamp, it, event["metric"],
+                       event["variant"], float32(number) if number is not None else None, int(model), ident, body))
+    if it is not None and not model and event["metric"] not in (":monitor:machine", ":monitor:gpu"):
+        batch.task_iter[entity] = max(it, batch.task_iter.get(entity, 0))
+    if not model:
+        _account_task_event(batch, event, etype, entity, number, timestamp)
+
+
+def _account_task_event(batch: _Batch, event: dict, etype: str, task: str, number: float | None,
+                        timestamp: int) -> None:
+    """Note a stored task event for ``last_metrics`` and ``metric_stats``."""
+    batch.used.add(task)
+    if etype == "training_stats_scalar" and number is not None:
+        batch.scalars[task].append({**event, "value": number})
+    if event["metric"]:
+        last = batch.stats[task].setdefault(event["metric"], {})
+        if etype not in last or last[etype] < timestamp:
+            last[etype] = timestamp
+
+
+def _commit_batch(call: Call, batch: _Batch) -> dict:
+    """Store the batch's rows and update its tasks, failing as Elasticsearch's bulk indexing would.
+
+    Args:
+        call: The API call.
+        batch: The gathered batch.
+
+    Returns:
+        ``added``, ``errors`` and ``errors_info``.
+
+    Raises:
+        ApiError: 500 for a refused document or an out-of-range iteration, 400 when nothing was added.
+    """
+    errors, rows = batch.errors, batch.rows
+    if batch.failure is not None:
         # Elasticsearch indexes the other documents of the failing chunk, then the bulk helper raises
-        end = (failure[0] // BULK_CHUNK + 1) * BULK_CHUNK
+        end = (batch.failure[0] // BULK_CHUNK + 1) * BULK_CHUNK
         _insert(call, [r for r in rows[:end] if r is not None])
         raise ApiError(500, 100, f"General data error: err=1 document(s) failed to index., "
-                                 f"extra_info={failure[1]}", {"extra_info": failure[1]})
+                                 f"extra_info={batch.failure[1]}", {"extra_info": batch.failure[1]})
     added = len(rows)
     if rows:
         _insert(call, rows)
-        _update_tasks(call, {e for e, _ in used}, task_iter, scalars, stats)
+        _update_tasks(call, batch.used, batch.task_iter, batch.scalars, batch.stats)
     if errors.get(INVALID_ITERATION):
         raise ApiError(500, 100, f"General data error: err={errors[INVALID_ITERATION]} document(s) failed to "
                                  f"index., extra_info=None")
