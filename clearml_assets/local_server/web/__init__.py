@@ -16,6 +16,7 @@ import base64
 import importlib.util
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -136,203 +137,277 @@ def build_web_app(store: Store, authenticator: Authenticator, info: Any) -> Star
         authenticator: The server's authenticator (key pairs and token signing key).
         info: The server's ``LocalServerInfo`` (shown on the sign-in page: where the key pair is).
     """
+    session = _Session(store, authenticator, info)
+    page = session.page
+    return Starlette(routes=[
+        Route("/", _root), Route("/healthz", _healthz), Route("/static/plotly.min.js", _plotly_js),
+        Route("/login", session.login, methods=["GET", "POST"]), Route("/logout", _logout),
+        Route("/projects", page(_projects)), Route("/models", page(_models)), Route("/datasets", page(_datasets)),
+        Route("/models/{mid}", page(_model_route)),
+        Route("/projects/{pid}", page(_project_route)), Route("/projects/{pid}/{rest:path}", page(_project_route)),
+        Route("/datasets/simple/{pid}", page(_dataset_route)),
+        Route("/datasets/simple/{pid}/{rest:path}", page(_dataset_route)),
+    ])
 
-    def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        html = _env.get_template(template).render(fmt=_fmt, signed_in=context.pop("signed_in", True), **context)
-        return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
-    def page(handler: Callable[[Request, ReadApi], Response]) -> Callable[[Request], Response]:
+def _render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A page from ``template``, never cached (``signed_in`` in ``context`` defaults to True)."""
+    html = _env.get_template(template).render(fmt=_fmt, signed_in=context.pop("signed_in", True), **context)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+_PageHandler = Callable[[Request, ReadApi], Response]
+
+
+@dataclass
+class _Session:
+    """Signing in and out, and the pages that need a signed-in identity.
+
+    Attributes:
+        store: The server's store (read only).
+        authenticator: The server's authenticator.
+        info: The server's ``LocalServerInfo``.
+    """
+
+    store: Store
+    authenticator: Authenticator
+    info: Any
+
+    def page(self, handler: _PageHandler) -> Callable[[Request], Response]:
+        """An endpoint running ``handler`` for the request's identity.
+
+        Args:
+            handler: The page, given the request and a read API of the identity's data.
+
+        Returns:
+            An endpoint that redirects to the sign-in page without a valid token and answers an
+            ``ApiError`` of ``handler`` with an error page (404 for the server's 400).
+        """
         def endpoint(request: Request) -> Response:
             token = request.cookies.get(TOKEN_COOKIE)
             header = request.headers.get("authorization") or (f"Bearer {token}" if token else None)
             try:
-                identity = authenticator.identity(header)
+                identity = self.authenticator.identity(header)
             except ApiError:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
             try:
-                return handler(request, ReadApi(store, identity))
+                return handler(request, ReadApi(self.store, identity))
             except ApiError as exc:
                 status = 404 if exc.code == 400 else exc.code
-                return render("error", status_code=status, title="Not found", message=exc.msg)
+                return _render("error", status_code=status, title="Not found", message=exc.msg)
         return endpoint
 
-    # -- sign in ----------------------------------------------------------------------------------
-    def login_page(request: Request, error: str = "", status_code: int = 200) -> HTMLResponse:
-        return render("login", status_code=status_code, signed_in=False, error=error, data_dir=info.data_dir,
-                      next=_safe_next(request.query_params.get("next", "/projects")))
+    def login_page(self, request: Request, error: str = "", status_code: int = 200) -> HTMLResponse:
+        """The sign-in form (with ``error`` shown when given)."""
+        return _render("login", status_code=status_code, signed_in=False, error=error, data_dir=self.info.data_dir,
+                       next=_safe_next(request.query_params.get("next", "/projects")))
 
-    async def login(request: Request) -> Response:
+    async def login(self, request: Request) -> Response:
+        """``GET``: the sign-in form; ``POST``: check the key pair and set the token cookie."""
         if request.method == "GET":
-            return login_page(request)
+            return self.login_page(request)
         form = await request.form()
         key, secret = str(form.get("access_key", "")).strip(), str(form.get("secret_key", "")).strip()
         basic = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
         try:
-            token = authenticator.login(basic)["token"]
+            token = self.authenticator.login(basic)["token"]
         except ApiError:
-            return login_page(request, "Unknown access key or wrong secret key.", 401)
+            return self.login_page(request, "Unknown access key or wrong secret key.", 401)
         response = RedirectResponse(_safe_next(str(form.get("next", "/projects"))), status_code=303)
         response.set_cookie(TOKEN_COOKIE, token, max_age=TOKEN_LIFETIME_SEC, httponly=True, samesite="lax",
                             path="/")
         return response
 
-    def logout(request: Request) -> Response:
-        response = RedirectResponse("/login", status_code=303)
-        response.delete_cookie(TOKEN_COOKIE, path="/")
-        return response
 
-    # -- pages ------------------------------------------------------------------------------------
-    @page
-    def projects(request: Request, api: ReadApi) -> Response:
-        rows = []
-        tasks = api.tasks()
-        for project in api.projects():
-            own = [t for t in tasks if t.get("project") == project["id"]]
-            if not own and str(project.get("name", "")).startswith(".datasets"):
-                continue
-            rows.append({**project, "task_count": len(own),
-                         "last_update": _when(max((t.get("last_update") or "" for t in own), default=""))})
-        return render("projects", projects=rows)
+def _logout(request: Request) -> Response:
+    """Drop the token cookie and go to the sign-in page."""
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(TOKEN_COOKIE, path="/")
+    return response
 
-    def project_page(request: Request, api: ReadApi, project_id: str, rest: str) -> Response:
-        if rest.startswith("experiments/"):
-            task_id, _, tab_path = rest[len("experiments/"):].partition("/")
-            return task_page(api, project_id, task_id, tab_path)
-        if rest.startswith("models/"):
-            return model_page(api, rest[len("models/"):].partition("/")[0])
-        if rest.startswith("compare-experiments"):
-            ids = request.query_params.getlist("ids")
-            if ";ids=" in rest:  # the ClearML web app's form: compare-experiments;ids=a,b/scalars/graph
-                ids += unquote(rest.split(";ids=", 1)[1].split("/", 1)[0]).split(",")
-            return compare_page(api, project_id, [i for i in dict.fromkeys(ids) if i])
-        project = api.project(project_id)
-        tasks = api.tasks(project=[project_id])
-        for task in tasks:
-            task["metrics"] = main_metrics(task)
-            task["last_update"] = _when(task.get("last_update"))
-        columns = sorted({m for t in tasks for m in t["metrics"]}, key=_metric_rank)[:6]
-        models = api("models.get_all_ex", project=[project_id], size=200, page=0).get("models", [])
-        return render("project", project=project, tasks=tasks, metric_columns=columns, models=models)
 
-    @page
-    def project_route(request: Request, api: ReadApi) -> Response:
-        return project_page(request, api, request.path_params["pid"], request.path_params.get("rest", ""))
+def _root(request: Request) -> Response:
+    """``/`` is the projects page."""
+    return RedirectResponse("/projects", status_code=303)
 
-    def _task_and_project(api: ReadApi, project_id: str, task_id: str) -> tuple[dict, dict]:
-        task = api.task(task_id)
-        pid = task.get("project") or project_id
-        project = api.project(pid) if pid and pid != "*" else {"id": "*", "name": "(no project)"}
-        return task, project
 
-    def task_page(api: ReadApi, project_id: str, task_id: str, tab_path: str) -> Response:
-        task, project = _task_and_project(api, project_id, task_id)
-        tab = _tab_of(tab_path)
-        context: dict[str, Any] = {"figures": []}
-        if tab == "overview":
-            context["hyperparams"] = [
-                (section, [(name, (p or {}).get("value", "")) for name, p in sorted((params or {}).items())])
-                for section, params in sorted((task.get("hyperparams") or {}).items())]
-            context["configuration"] = [(name, (c or {}).get("value", ""))
-                                        for name, c in sorted((task.get("configuration") or {}).items())]
-            context["single_values"] = api.single_values(task_id)
-        elif tab == "log":
-            log, total = api.log_lines(task_id)
-            context.update(log=log, total=total, shown=len(log))
-        elif tab == "scalars":
-            context["figures"] = _scalar_figures(api.scalars(task_id))
-        elif tab == "plots":
-            context["figures"] = _plot_figures(api.plots(task_id))
-        elif tab == "images":
-            context["images"] = api.debug_images(task_id)
-        elif tab == "artifacts":
-            context["artifacts"] = ((task.get("execution") or {}).get("artifacts")) or []
-            refs = [(role, m.get("model")) for role in ("input", "output")
-                    for m in ((task.get("models") or {}).get(role) or []) if m.get("model")]
-            found = {m["id"]: m for m in api.models([mid for _, mid in refs])}
-            context["models"] = [(role, found[mid]) for role, mid in refs if mid in found]
-        base = f"/projects/{project['id']}/experiments/{task['id']}"
-        return render("task", task={**task, "started": _when(task.get("started")),
-                                    "completed": _when(task.get("completed"))},
-                      project=project, tab=tab, tabs=TASK_TABS, base=base, **context)
+def _healthz(request: Request) -> Response:
+    """Liveness probe."""
+    return PlainTextResponse("ok")
 
-    def compare_page(api: ReadApi, project_id: str, ids: list[str]) -> Response:
-        project = api.project(project_id) if project_id != "*" else {"id": "*", "name": "(all projects)"}
-        tasks = [api.task(i) for i in ids]
-        series: dict[str, dict] = {}
-        names = {}
-        for task in tasks:
-            for metric, variants in api.scalars(task["id"]).items():
-                for variant, data in variants.items():
-                    key = f"{task['id']}:{variant}"
-                    names[key] = f"{task['name']} · {variant}"
-                    series.setdefault(metric, {})[key] = data
-        return render("compare", project=project, tasks=tasks, figures=_scalar_figures(series, names))
 
-    def model_page(api: ReadApi, model_id: str) -> Response:
-        model = api.model(model_id)
-        design = (model.get("design") or {}).get("design") if isinstance(model.get("design"), dict) else \
-            model.get("design")
-        metadata = list((model.get("metadata") or {}).values()) if isinstance(model.get("metadata"), dict) \
-            else (model.get("metadata") or [])
-        return render("model", model={**model, "created": _when(model.get("created"))}, design=design,
-                      metadata=metadata)
+def _plotly_js(request: Request) -> Response:
+    """The ``plotly`` package's ``plotly.min.js`` (404 when plotly is not installed)."""
+    path = plotly_js_path()
+    if path is None:
+        return PlainTextResponse("plotly is not installed: pip install plotly", status_code=404)
+    return FileResponse(path, media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
-    @page
-    def models(request: Request, api: ReadApi) -> Response:
-        return render("models", models=api("models.get_all_ex", size=500, page=0,
-                                           order_by=["-created"]).get("models", []))
 
-    @page
-    def model_route(request: Request, api: ReadApi) -> Response:
-        return model_page(api, request.path_params["mid"])
+# -- projects, tasks, comparisons ----------------------------------------------------------------
+def _projects(request: Request, api: ReadApi) -> Response:
+    """All projects with their task counts (dataset projects only when they hold tasks)."""
+    rows = []
+    tasks = api.tasks()
+    for project in api.projects():
+        own = [t for t in tasks if t.get("project") == project["id"]]
+        if not own and str(project.get("name", "")).startswith(".datasets"):
+            continue
+        rows.append({**project, "task_count": len(own),
+                     "last_update": _when(max((t.get("last_update") or "" for t in own), default=""))})
+    return _render("projects", projects=rows)
 
-    @page
-    def datasets(request: Request, api: ReadApi) -> Response:
-        rows = [_dataset_row(t) for t in api.tasks(system_tags=["dataset"]) if "dataset" in (t.get("system_tags") or [])]
-        return render("datasets", datasets=sorted(rows, key=lambda r: (r["dataset"], r["version"])))
 
-    @page
-    def dataset_route(request: Request, api: ReadApi) -> Response:
-        rest = request.path_params.get("rest", "")
-        project_id = request.path_params["pid"]
-        if not rest.startswith("experiments/"):
-            versions = [_dataset_row(t) for t in api.tasks(project=[project_id])]
-            if not versions:
-                return render("error", status_code=404, title="Not found", message="No dataset versions here.")
-            rest = f"experiments/{versions[0]['id']}"
-        task_id = rest[len("experiments/"):].partition("/")[0]
-        task = api.task(task_id)
-        row = _dataset_row(task)
-        runtime = task.get("runtime") or {}
-        stats = [(k, runtime[k]) for k in sorted(runtime) if k.startswith("ds_") or k == "version"]
-        versions = [_dataset_row(t) for t in api.tasks(project=[task.get("project")])]
-        configuration = [(name, (c or {}).get("value", "")) for name, c in
-                         sorted((task.get("configuration") or {}).items())]
-        return render("dataset", task=task, name=row["dataset"], version=row["version"], stats=stats,
-                      versions=versions, configuration=configuration)
+def _project_route(request: Request, api: ReadApi) -> Response:
+    """``/projects/<pid>[/<rest>]``: a project, or a task, model or comparison under it."""
+    return _project_page(request, api, request.path_params["pid"], request.path_params.get("rest", ""))
 
-    def root(request: Request) -> Response:
-        return RedirectResponse("/projects", status_code=303)
 
-    def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+def _project_page(request: Request, api: ReadApi, project_id: str, rest: str) -> Response:
+    """The page of ``rest`` under a project (the project's own page when ``rest`` names nothing else)."""
+    if rest.startswith("experiments/"):
+        task_id, _, tab_path = rest[len("experiments/"):].partition("/")
+        return _task_page(api, project_id, task_id, tab_path)
+    if rest.startswith("models/"):
+        return _model_page(api, rest[len("models/"):].partition("/")[0])
+    if rest.startswith("compare-experiments"):
+        ids = request.query_params.getlist("ids")
+        if ";ids=" in rest:  # the ClearML web app's form: compare-experiments;ids=a,b/scalars/graph
+            ids += unquote(rest.split(";ids=", 1)[1].split("/", 1)[0]).split(",")
+        return _compare_page(api, project_id, [i for i in dict.fromkeys(ids) if i])
+    project = api.project(project_id)
+    tasks = api.tasks(project=[project_id])
+    for task in tasks:
+        task["metrics"] = main_metrics(task)
+        task["last_update"] = _when(task.get("last_update"))
+    columns = sorted({m for t in tasks for m in t["metrics"]}, key=_metric_rank)[:6]
+    models = api("models.get_all_ex", project=[project_id], size=200, page=0).get("models", [])
+    return _render("project", project=project, tasks=tasks, metric_columns=columns, models=models)
 
-    def plotly_js(request: Request) -> Response:
-        path = plotly_js_path()
-        if path is None:
-            return PlainTextResponse("plotly is not installed: pip install plotly", status_code=404)
-        return FileResponse(path, media_type="application/javascript",
-                            headers={"Cache-Control": "public, max-age=86400"})
 
-    return Starlette(routes=[
-        Route("/", root), Route("/healthz", healthz), Route("/static/plotly.min.js", plotly_js),
-        Route("/login", login, methods=["GET", "POST"]), Route("/logout", logout),
-        Route("/projects", projects), Route("/models", models), Route("/datasets", datasets),
-        Route("/models/{mid}", model_route),
-        Route("/projects/{pid}", project_route), Route("/projects/{pid}/{rest:path}", project_route),
-        Route("/datasets/simple/{pid}", dataset_route), Route("/datasets/simple/{pid}/{rest:path}", dataset_route),
-    ])
+def _task_and_project(api: ReadApi, project_id: str, task_id: str) -> tuple[dict, dict]:
+    """A task and its project (the task's own project wins over the URL's)."""
+    task = api.task(task_id)
+    pid = task.get("project") or project_id
+    project = api.project(pid) if pid and pid != "*" else {"id": "*", "name": "(no project)"}
+    return task, project
+
+
+def _task_page(api: ReadApi, project_id: str, task_id: str, tab_path: str) -> Response:
+    """A task's page, on the tab its URL path names."""
+    task, project = _task_and_project(api, project_id, task_id)
+    tab = _tab_of(tab_path)
+    context = _task_tab_context(api, task, task_id, tab)
+    base = f"/projects/{project['id']}/experiments/{task['id']}"
+    return _render("task", task={**task, "started": _when(task.get("started")),
+                                 "completed": _when(task.get("completed"))},
+                   project=project, tab=tab, tabs=TASK_TABS, base=base, **context)
+
+
+def _task_tab_context(api: ReadApi, task: dict, task_id: str, tab: str) -> dict[str, Any]:
+    """What the ``task`` template shows on ``tab`` (``figures`` always, empty on tabs without charts).
+
+    Args:
+        api: Read API of the signed-in identity.
+        task: The task.
+        task_id: Its id as in the URL.
+        tab: A ``TASK_TABS`` key.
+
+    Returns:
+        The template context of the tab.
+    """
+    context: dict[str, Any] = {"figures": []}
+    if tab == "overview":
+        context["hyperparams"] = [
+            (section, [(name, (p or {}).get("value", "")) for name, p in sorted((params or {}).items())])
+            for section, params in sorted((task.get("hyperparams") or {}).items())]
+        context["configuration"] = [(name, (c or {}).get("value", ""))
+                                    for name, c in sorted((task.get("configuration") or {}).items())]
+        context["single_values"] = api.single_values(task_id)
+    elif tab == "log":
+        log, total = api.log_lines(task_id)
+        context.update(log=log, total=total, shown=len(log))
+    elif tab == "scalars":
+        context["figures"] = _scalar_figures(api.scalars(task_id))
+    elif tab == "plots":
+        context["figures"] = _plot_figures(api.plots(task_id))
+    elif tab == "images":
+        context["images"] = api.debug_images(task_id)
+    elif tab == "artifacts":
+        context["artifacts"] = ((task.get("execution") or {}).get("artifacts")) or []
+        refs = [(role, m.get("model")) for role in ("input", "output")
+                for m in ((task.get("models") or {}).get(role) or []) if m.get("model")]
+        found = {m["id"]: m for m in api.models([mid for _, mid in refs])}
+        context["models"] = [(role, found[mid]) for role, mid in refs if mid in found]
+    return context
+
+
+def _compare_page(api: ReadApi, project_id: str, ids: list[str]) -> Response:
+    """The scalars of several tasks, one chart per metric with a line per task and variant."""
+    project = api.project(project_id) if project_id != "*" else {"id": "*", "name": "(all projects)"}
+    tasks = [api.task(i) for i in ids]
+    series: dict[str, dict] = {}
+    names = {}
+    for task in tasks:
+        for metric, variants in api.scalars(task["id"]).items():
+            for variant, data in variants.items():
+                key = f"{task['id']}:{variant}"
+                names[key] = f"{task['name']} · {variant}"
+                series.setdefault(metric, {})[key] = data
+    return _render("compare", project=project, tasks=tasks, figures=_scalar_figures(series, names))
+
+
+# -- models ----------------------------------------------------------------------------------------
+def _models(request: Request, api: ReadApi) -> Response:
+    """All models, newest first."""
+    return _render("models", models=api("models.get_all_ex", size=500, page=0,
+                                        order_by=["-created"]).get("models", []))
+
+
+def _model_route(request: Request, api: ReadApi) -> Response:
+    """``/models/<mid>``."""
+    return _model_page(api, request.path_params["mid"])
+
+
+def _model_page(api: ReadApi, model_id: str) -> Response:
+    """A model's page: its design and metadata."""
+    model = api.model(model_id)
+    design = (model.get("design") or {}).get("design") if isinstance(model.get("design"), dict) else \
+        model.get("design")
+    metadata = list((model.get("metadata") or {}).values()) if isinstance(model.get("metadata"), dict) \
+        else (model.get("metadata") or [])
+    return _render("model", model={**model, "created": _when(model.get("created"))}, design=design,
+                   metadata=metadata)
+
+
+# -- datasets --------------------------------------------------------------------------------------
+def _datasets(request: Request, api: ReadApi) -> Response:
+    """All dataset versions, by dataset and version."""
+    rows = [_dataset_row(t) for t in api.tasks(system_tags=["dataset"]) if "dataset" in (t.get("system_tags") or [])]
+    return _render("datasets", datasets=sorted(rows, key=lambda r: (r["dataset"], r["version"])))
+
+
+def _dataset_route(request: Request, api: ReadApi) -> Response:
+    """``/datasets/simple/<pid>[/experiments/<tid>]``: a dataset version (the project's first without a task)."""
+    rest = request.path_params.get("rest", "")
+    project_id = request.path_params["pid"]
+    if not rest.startswith("experiments/"):
+        versions = [_dataset_row(t) for t in api.tasks(project=[project_id])]
+        if not versions:
+            return _render("error", status_code=404, title="Not found", message="No dataset versions here.")
+        rest = f"experiments/{versions[0]['id']}"
+    task_id = rest[len("experiments/"):].partition("/")[0]
+    task = api.task(task_id)
+    row = _dataset_row(task)
+    runtime = task.get("runtime") or {}
+    stats = [(k, runtime[k]) for k in sorted(runtime) if k.startswith("ds_") or k == "version"]
+    versions = [_dataset_row(t) for t in api.tasks(project=[task.get("project")])]
+    configuration = [(name, (c or {}).get("value", "")) for name, c in
+                     sorted((task.get("configuration") or {}).items())]
+    return _render("dataset", task=task, name=row["dataset"], version=row["version"], stats=stats,
+                   versions=versions, configuration=configuration)
 
 
 def _safe_next(target: str) -> str:
