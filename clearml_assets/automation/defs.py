@@ -24,6 +24,23 @@ def _projects_from_env(account: str, env: Mapping[str, str]) -> list[str] | None
     return names or None
 
 
+def _cron(value: str | None | object, env: Mapping[str, str], variable: str, default: str | None) -> str | None:
+    """A cron given, or from ``variable`` (else ``default``); None when unset or ``off``."""
+    if value is _FROM_ENV:
+        value = env.get(variable, default)
+    return None if value is None or str(value).strip().lower() in _OFF else str(value)
+
+
+def _watched(account: str, projects: Mapping[str, Sequence[str]] | Sequence[str] | None | object,
+             env: Mapping[str, str]) -> list[str] | None:
+    """The projects the account's sensor and schedule watch (None: every project)."""
+    if projects is _FROM_ENV:
+        return _projects_from_env(account, env)
+    if isinstance(projects, Mapping):
+        return list(projects.get(account) or []) or None
+    return list(projects or []) or None  # type: ignore[arg-type]
+
+
 def build_automation_defs(
     accounts: Sequence[str],
     *,
@@ -64,14 +81,8 @@ def build_automation_defs(
         translator: The translator the archive assets were built with (the archive jobs select their keys).
     """
     env = os.environ if environ is None else environ
-    if project_archive_cron is _FROM_ENV:
-        project_archive_cron = env.get("CLEARML_ASSETS_ARCHIVE_CRON", DEFAULT_PROJECT_ARCHIVE_CRON)
-    if retraining_cron is _FROM_ENV:
-        retraining_cron = env.get("CLEARML_ASSETS_RETRAIN_CRON")
-    archive_cron = None if project_archive_cron is None or str(project_archive_cron).strip().lower() in _OFF \
-        else str(project_archive_cron)
-    retrain_cron = None if retraining_cron is None or str(retraining_cron).strip().lower() in _OFF \
-        else str(retraining_cron)
+    archive_cron = _cron(project_archive_cron, env, "CLEARML_ASSETS_ARCHIVE_CRON", DEFAULT_PROJECT_ARCHIVE_CRON)
+    retrain_cron = _cron(retraining_cron, env, "CLEARML_ASSETS_RETRAIN_CRON", None)
     sensor_status = dg.DefaultSensorStatus.RUNNING if default_status_running else dg.DefaultSensorStatus.STOPPED
     schedule_status = (dg.DefaultScheduleStatus.RUNNING if default_status_running
                        else dg.DefaultScheduleStatus.STOPPED)
@@ -80,12 +91,7 @@ def build_automation_defs(
     sensors: list = []
     schedules: list = []
     for account in accounts:
-        if projects is _FROM_ENV:
-            watched = _projects_from_env(account, env)
-        elif isinstance(projects, Mapping):
-            watched = list(projects.get(account) or []) or None
-        else:
-            watched = list(projects or []) or None  # type: ignore[arg-type]
+        watched = _watched(account, projects, env)
         archive_job = build_clearml_archive_job(account, translator)
         project_job = build_clearml_project_archive_job(account, translator)
         jobs += [archive_job, project_job]
