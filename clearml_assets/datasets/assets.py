@@ -328,13 +328,18 @@ def download_version(clearml: ClearMLResource, account: str | None, version_id: 
 
 def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets") -> list[dg.AssetsDefinition]:
     """The raw, curated and training view assets (see ``build_dataset_defs``)."""
+    return [_raw_asset(names, group_name), _curated_asset(names, group_name), _training_view_asset(names, group_name)]
 
-    def target(clearml: ClearMLResource, config: _DatasetConfig, default_name: str
-               ) -> tuple[str, str, AccountChoice]:
-        project, name = config.dataset_project or names.project, config.dataset_name or default_name
-        check_dataset_names(project, name)
-        return project, name, clearml.choose_account(config.account, names.account)
 
+def _target(names: ClearMLDatasetNames, clearml: ClearMLResource, config: _DatasetConfig, default_name: str
+            ) -> tuple[str, str, AccountChoice]:
+    """The run's ClearML project, dataset name and account (run config over the build-time names)."""
+    project, name = config.dataset_project or names.project, config.dataset_name or default_name
+    check_dataset_names(project, name)
+    return project, name, clearml.choose_account(config.account, names.account)
+
+
+def _raw_asset(names: ClearMLDatasetNames, group_name: str) -> dg.AssetsDefinition:
     @dg.asset(key=names.raw_key, group_name=names.group("raw", group_name), kinds={"clearml"},
               description="Images + YOLO labels ingested as-is from the source folder into a ClearML dataset "
                           "version (child of the previous version, so only changed files are uploaded).",
@@ -342,7 +347,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
                                              description="Files that curation will leave out (warning).")])
     def raw(context: dg.AssetExecutionContext, config: ClearMLRawDatasetConfig, clearml: ClearMLResource
             ) -> dg.MaterializeResult:
-        project, name, choice = target(clearml, config, names.raw)
+        project, name, choice = _target(names, clearml, config, names.raw)
         account = choice.name
         source = _resolve_source(clearml, config, context.log)
         scan = scan_source(source, tuple(config.class_names) or None)
@@ -365,6 +370,10 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash),
                                     check_results=[check])
 
+    return raw
+
+
+def _curated_asset(names: ClearMLDatasetNames, group_name: str) -> dg.AssetsDefinition:
     @dg.asset(key=names.curated_key, group_name=names.group("curated", group_name), kinds={"clearml"},
               deps=[names.raw_key, names.raw_external_key],
               description="The raw version validated and cleaned (bad files reported and left out), split "
@@ -372,7 +381,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
                           "ClearML child version of the raw version.")
     def curated(context: dg.AssetExecutionContext, config: ClearMLCuratedDatasetConfig, clearml: ClearMLResource
                 ) -> dg.MaterializeResult:
-        project, name, choice = target(clearml, config, names.curated)
+        project, name, choice = _target(names, clearml, config, names.curated)
         account = choice.name
         raw_id = config.raw_dataset_id or newest_version_id(clearml, account, project, names.raw, names.raw_key)
         with _staging(clearml, "curated_") as stage:
@@ -397,6 +406,10 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
         })
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash))
 
+    return curated
+
+
+def _training_view_asset(names: ClearMLDatasetNames, group_name: str) -> dg.AssetsDefinition:
     @dg.asset(key=names.training_view_key, group_name=names.group("training_view", group_name),
               kinds={"clearml"}, deps=[names.curated_key],
               description="Frames of the curated version selected by frame queries on the manifest, laid out "
@@ -404,7 +417,7 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
                           "Dataset.get(dataset_id=<metadata dataset_id>).get_local_copy() + '/data.yaml'.")
     def training_view(context: dg.AssetExecutionContext, config: ClearMLTrainingViewConfig,
                       clearml: ClearMLResource) -> dg.MaterializeResult:
-        project, name, choice = target(clearml, config, names.training_view)
+        project, name, choice = _target(names, clearml, config, names.training_view)
         account = choice.name
         curated_id = (dataset_id_for_account(context.instance, names.curated_key, account, config.curated_dataset_id)
                       or newest_version_id(clearml, account, project, names.curated, names.curated_key))
@@ -434,4 +447,4 @@ def build_dataset_assets(names: ClearMLDatasetNames, group_name: str = "datasets
                          "query": json.dumps({"train": config.train_query, "val": config.val_query})})
         return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(published.content_hash))
 
-    return [raw, curated, training_view]
+    return training_view
