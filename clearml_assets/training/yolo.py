@@ -210,6 +210,7 @@ def _results_rows(csv_path: Path) -> list[dict[str, float]]:
 
 def _train_and_register(task: Any, request: TrainingRequest, work: Path, phases: dict[str, float],
                         progress: Callable[[str], None] | None) -> TrainingResult:
+    """Fetch the dataset, train, and only then register the model and report the promotion decision."""
     mark = time.monotonic()
     dataset, data_yaml = _fetch_dataset(task, request)
     phases["dataset"] = time.monotonic() - mark
