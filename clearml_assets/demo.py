@@ -199,8 +199,6 @@ def run_demo(account: str | None = None, home: Path | None = None, train_epochs:
 def _run(account: str | None, train_epochs: int | None, images: int | None, imgsz: int | None,
          out: IO[str]) -> dict:
     from .archives.assets import clearml_task_partitions, task_archive_key
-    from .automation.jobs import CLEARML_TRAINING_JOB as TRAINING_JOB
-    from .definitions import build_definitions
 
     home = str(clearml_assets_home().resolve())
     clearml = (ClearMLResource.from_env(default_account=account, home=home) if account
@@ -210,43 +208,11 @@ def _run(account: str | None, train_epochs: int | None, images: int | None, imgs
     client = clearml.client(account)  # fail fast, and start the embedded server if needed
     archive_key = task_archive_key(account)
     partitions = clearml_task_partitions(account)
-    with quiet_dagster_warnings():
-        defs = dg.Definitions.merge(build_definitions(clearml), dg.Definitions(
-            jobs=[dg.define_asset_job(DEMO_ARCHIVE_JOB, selection=dg.AssetSelection.assets(archive_key),
-                                      partitions_def=partitions)]))
-        progress = {"console": demo_progress_logger}
-        training_job = defs.resolve_job_def(TRAINING_JOB).with_logger_defs(progress)
-        archive_job = defs.resolve_job_def(DEMO_ARCHIVE_JOB).with_logger_defs(progress)
+    training_job, archive_job = _demo_jobs(clearml, archive_key, partitions)
     instance = dg.DagsterInstance.get()
-
-    ops: dict = {}
-    if train_epochs or imgsz:
-        train = {k: v for k, v in {"epochs": train_epochs, "imgsz": imgsz}.items() if v}
-        ops["training__shapes_yolo"] = {"config": train}
-    if images:
-        ops["datasets__shapes_raw"] = {"config": {"demo_images": images}}
-    loggers = {"console": {}}  # the demo's progress lines instead of Dagster's event log on the terminal
-    print("Training job (dataset versions -> YOLO model):", file=out, flush=True)
-    result = training_job.execute_in_process(instance=instance, run_config={"ops": ops, "loggers": loggers},
-                                             raise_on_error=False)
-    if not result.success:
-        raise ClearMLAssetsError(f"{TRAINING_JOB} failed (Dagster run {result.run_id}): see the FAIL line "
-                                 "above; `clearml-assets ui` shows the run.")
-    model = _latest_metadata(instance, dg.AssetKey(["training", "shapes_yolo"]))
-    task_id = model.get("task_id")
-    if not task_id:
-        raise ClearMLAssetsError("the model asset recorded no ClearML task id; cannot archive the training task")
-
-    instance.add_dynamic_partitions(partitions.name, [task_id])
-    print(f"Archive of training task {task_id}:", file=out, flush=True)
-    archive = archive_job.execute_in_process(instance=instance, partition_key=task_id, raise_on_error=False,
-                                             run_config={"loggers": loggers})
-    if not archive.success:
-        raise ClearMLAssetsError(f"archiving training task {task_id} failed (Dagster run {archive.run_id}).")
-    checks = [e.event_specific_data for e in archive.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
-    if not checks or not all(c.passed for c in checks):
-        raise ClearMLAssetsError(f"the archive of task {task_id} failed its check "
-                                 f"({', '.join(c.check_name for c in checks if not c.passed) or 'not evaluated'})")
+    model = _run_training(instance, training_job, _training_ops(train_epochs, images, imgsz), out)
+    task_id = model["task_id"]
+    checks = _run_archive(instance, archive_job, partitions, task_id, out)
     archived = _latest_metadata(instance, archive_key)
     view = _latest_metadata(instance, dg.AssetKey(["datasets", "shapes_training_view"]))
     folder = Path(str(archived.get("folder"))) if archived.get("folder") else None
@@ -270,6 +236,78 @@ def _run(account: str | None, train_epochs: int | None, images: int | None, imgs
         "web_host": client.web_host,
         **server,
     }
+
+
+def _demo_jobs(clearml: ClearMLResource, archive_key: dg.AssetKey, partitions: dg.DynamicPartitionsDefinition
+               ) -> tuple[dg.JobDefinition, dg.JobDefinition]:
+    """The training job and the demo's archive job (the training task's archive), with progress lines."""
+    from .automation.jobs import CLEARML_TRAINING_JOB as TRAINING_JOB
+    from .definitions import build_definitions
+
+    with quiet_dagster_warnings():
+        defs = dg.Definitions.merge(build_definitions(clearml), dg.Definitions(
+            jobs=[dg.define_asset_job(DEMO_ARCHIVE_JOB, selection=dg.AssetSelection.assets(archive_key),
+                                      partitions_def=partitions)]))
+        progress = {"console": demo_progress_logger}
+        training_job = defs.resolve_job_def(TRAINING_JOB).with_logger_defs(progress)
+        archive_job = defs.resolve_job_def(DEMO_ARCHIVE_JOB).with_logger_defs(progress)
+    return training_job, archive_job
+
+
+def _training_ops(train_epochs: int | None, images: int | None, imgsz: int | None) -> dict:
+    """The ``ops`` run config of the training job for the demo's overrides."""
+    ops: dict = {}
+    if train_epochs or imgsz:
+        train = {k: v for k, v in {"epochs": train_epochs, "imgsz": imgsz}.items() if v}
+        ops["training__shapes_yolo"] = {"config": train}
+    if images:
+        ops["datasets__shapes_raw"] = {"config": {"demo_images": images}}
+    return ops
+
+
+def _progress_loggers() -> dict:
+    """Run config of the demo's progress lines instead of Dagster's event log on the terminal."""
+    return {"console": {}}
+
+
+def _run_training(instance: dg.DagsterInstance, training_job: dg.JobDefinition, ops: dict, out: IO[str]) -> dict:
+    """Run the training job; returns the model asset's metadata (it has the training task's ``task_id``).
+
+    Raises:
+        ClearMLAssetsError: The run failed or the model recorded no ClearML task id.
+    """
+    from .automation.jobs import CLEARML_TRAINING_JOB as TRAINING_JOB
+
+    print("Training job (dataset versions -> YOLO model):", file=out, flush=True)
+    result = training_job.execute_in_process(
+        instance=instance, run_config={"ops": ops, "loggers": _progress_loggers()}, raise_on_error=False)
+    if not result.success:
+        raise ClearMLAssetsError(f"{TRAINING_JOB} failed (Dagster run {result.run_id}): see the FAIL line "
+                                 "above; `clearml-assets ui` shows the run.")
+    model = _latest_metadata(instance, dg.AssetKey(["training", "shapes_yolo"]))
+    if not model.get("task_id"):
+        raise ClearMLAssetsError("the model asset recorded no ClearML task id; cannot archive the training task")
+    return model
+
+
+def _run_archive(instance: dg.DagsterInstance, archive_job: dg.JobDefinition,
+                 partitions: dg.DynamicPartitionsDefinition, task_id: str, out: IO[str]) -> list:
+    """Add ``task_id`` as a task partition and archive it; returns its check evaluations (all passed).
+
+    Raises:
+        ClearMLAssetsError: The run failed, or its check failed or was not evaluated.
+    """
+    instance.add_dynamic_partitions(partitions.name, [task_id])
+    print(f"Archive of training task {task_id}:", file=out, flush=True)
+    archive = archive_job.execute_in_process(instance=instance, partition_key=task_id, raise_on_error=False,
+                                             run_config={"loggers": _progress_loggers()})
+    if not archive.success:
+        raise ClearMLAssetsError(f"archiving training task {task_id} failed (Dagster run {archive.run_id}).")
+    checks = [e.event_specific_data for e in archive.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    if not checks or not all(c.passed for c in checks):
+        raise ClearMLAssetsError(f"the archive of task {task_id} failed its check "
+                                 f"({', '.join(c.check_name for c in checks if not c.passed) or 'not evaluated'})")
+    return checks
 
 
 def _local_server_of(clearml: ClearMLResource, account: str) -> dict:

@@ -115,37 +115,57 @@ def poll_finished_tasks(
         if counted >= max_pages or (result.pages and time.monotonic() >= deadline):
             result.more, result.stop_reason = True, "max_pages" if counted >= max_pages else "time_budget"
             break
-        query: dict[str, Any] = {"status": list(statuses), "order_by": ["status_changed", "id"],
-                                 "only_fields": list(TASK_FIELDS)}
-        if bound is not None:
-            query["status_changed"] = [f">={bound}"]
-        if project_ids is not None:
-            query["project"] = list(project_ids)
-        if include_hidden:
-            query["search_hidden"] = True
+        query = _tasks_query(statuses, bound, project_ids, include_hidden)
         rows = client.tasks_page(page, page_size, read_timeout=request_timeout_seconds, **query)
         result.pages += 1
-        found = len(result.tasks)
-        for row in rows:
-            changed = row.status_changed
-            if not changed or row.public or not state.is_new(row.id, changed):
-                continue  # a public row (ClearML's examples, company "") is not the account's task
-            if len(result.tasks) >= max_tasks:
-                result.more, result.stop_reason = True, "max_tasks"
-                break
-            result.tasks.append(row)
-            state.advance(row.id, changed)
-        counted += 1 if len(result.tasks) > found else 0
+        counted += 1 if _take_new_tasks(rows, result, max_tasks) else 0
         # only an empty page ends the poll: a server may cap a page below the size asked for
         if result.more or not rows:
             break
-        last = rows[-1].status_changed
-        if last and (bound is None or _after(last, bound)):
-            bound, page = str(last), 0
-        else:
-            page += 1  # a whole page shares one timestamp: step through it by offset
+        bound, page = _next_page(rows, bound, page)
     state.prune(overlap_seconds)
     return result
+
+
+def _tasks_query(statuses: Sequence[str], bound: str | None, project_ids: Sequence[str] | None,
+                 include_hidden: bool) -> dict[str, Any]:
+    """The ``tasks.get_all`` filter of one keyset page: ``status_changed >= bound``, oldest first."""
+    query: dict[str, Any] = {"status": list(statuses), "order_by": ["status_changed", "id"],
+                             "only_fields": list(TASK_FIELDS)}
+    if bound is not None:
+        query["status_changed"] = [f">={bound}"]
+    if project_ids is not None:
+        query["project"] = list(project_ids)
+    if include_hidden:
+        query["search_hidden"] = True
+    return query
+
+
+def _take_new_tasks(rows: Sequence[Task], result: ClearMLPollResult, max_tasks: int) -> bool:
+    """Append the rows the cursor has not seen to ``result`` (advancing its cursor), up to ``max_tasks``.
+
+    Returns:
+        Whether any row was new.
+    """
+    found = len(result.tasks)
+    for row in rows:
+        changed = row.status_changed
+        if not changed or row.public or not result.cursor.is_new(row.id, changed):
+            continue  # a public row (ClearML's examples, company "") is not the account's task
+        if len(result.tasks) >= max_tasks:
+            result.more, result.stop_reason = True, "max_tasks"
+            break
+        result.tasks.append(row)
+        result.cursor.advance(row.id, changed)
+    return len(result.tasks) > found
+
+
+def _next_page(rows: Sequence[Task], bound: str | None, page: int) -> tuple[str | None, int]:
+    """The keyset bound and page offset after ``rows`` (a non-empty page)."""
+    last = rows[-1].status_changed
+    if last and (bound is None or _after(last, bound)):
+        return str(last), 0
+    return bound, page + 1  # a whole page shares one timestamp: step through it by offset
 
 
 def _after(a: str, b: str) -> bool:

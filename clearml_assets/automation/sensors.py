@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import dagster as dg
 
@@ -12,7 +14,8 @@ from ..errors import ClearMLAssetsError
 from ..resource import ClearMLResource
 from .cursor import ClearMLTaskCursor
 from .jobs import build_clearml_archive_job
-from .polling import FINISHED_STATUSES, account_host, poll_finished_tasks, resolve_project_ids
+from .polling import (FINISHED_STATUSES, ClearMLPollResult, account_host, poll_finished_tasks,
+                      resolve_project_ids)
 
 
 def clearml_completed_tasks_sensor_name(account: str) -> str:
@@ -69,58 +72,112 @@ def build_clearml_completed_tasks_sensor(
         name: Sensor name (default ``clearml_completed_tasks_sensor_<account>``).
     """
     sensor_name = name or clearml_completed_tasks_sensor_name(account)
-    task_parts, project_parts = clearml_task_partitions(account), clearml_project_partitions(account)
-    watched = list(projects) if projects else None
+    tick = _CompletedTasksTick(
+        account=account, sensor_name=sensor_name, watched=list(projects) if projects else None,
+        include_subprojects=include_subprojects, statuses=statuses,
+        poll=functools.partial(
+            poll_finished_tasks, statuses=statuses, include_hidden=include_hidden, page_size=page_size,
+            max_pages=max_pages_per_tick, max_tasks=max_tasks_per_tick,
+            time_budget_seconds=time_budget_seconds, overlap_seconds=overlap_seconds))
 
-    @dg.sensor(
-        name=sensor_name, job=job or build_clearml_archive_job(account),
-        minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
-        description=f"Archives every task of ClearML account {account!r} that reaches "
-                    f"{'/'.join(statuses)}"
-                    f"{' in ' + ', '.join(repr(p) for p in watched) if watched else ''}: adds its id as a "
-                    f"partition of {task_parts.name} and requests its archive run (run key "
-                    "<task id>:<status_changed>).")
+    @dg.sensor(name=sensor_name, job=job or build_clearml_archive_job(account),
+               minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
+               description=tick.description())
     def _sensor(context: dg.SensorEvaluationContext, clearml: ClearMLResource) -> dg.SensorResult:
+        return tick.evaluate(context, clearml)
+
+    return _sensor
+
+
+@dataclass
+class _CompletedTasksTick:
+    """One tick of the completed tasks sensor: poll past the cursor, request the new tasks' archive runs.
+
+    Attributes:
+        account: ClearML account name.
+        sensor_name: The sensor's name, for error messages.
+        watched: Project ids or full names to watch (None: every project).
+        include_subprojects: Named projects include their subprojects.
+        statuses: Task statuses that count as finished.
+        poll: ``poll_finished_tasks`` with the sensor's bounds bound; called with client, cursor and
+            ``project_ids``.
+    """
+
+    account: str
+    sensor_name: str
+    watched: list[str] | None
+    include_subprojects: bool
+    statuses: Sequence[str]
+    poll: Callable[..., ClearMLPollResult]
+    task_parts: dg.DynamicPartitionsDefinition = field(init=False)
+    project_parts: dg.DynamicPartitionsDefinition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.task_parts = clearml_task_partitions(self.account)
+        self.project_parts = clearml_project_partitions(self.account)
+
+    def description(self) -> str:
+        """The sensor's description: what it archives and the run key."""
+        watched = self.watched
+        return (f"Archives every task of ClearML account {self.account!r} that reaches "
+                f"{'/'.join(self.statuses)}"
+                f"{' in ' + ', '.join(repr(p) for p in watched) if watched else ''}: adds its id as a "
+                f"partition of {self.task_parts.name} and requests its archive run (run key "
+                "<task id>:<status_changed>).")
+
+    def evaluate(self, context: dg.SensorEvaluationContext, clearml: ClearMLResource) -> dg.SensorResult:
+        """Poll from the stored cursor; skip, or request the runs of the tasks found and move the cursor."""
         cursor = ClearMLTaskCursor.from_json(context.cursor)
-        host = account_host(clearml, account)
-        try:
-            client = clearml.client(account)
-            project_ids = None
-            if watched:
-                project_ids = resolve_project_ids(client, watched, include_subprojects)
-                if not project_ids:
-                    return dg.SensorResult(skip_reason=f"None of the projects {watched} exist in ClearML "
-                                                       f"account {account!r} yet.")
-            polled = poll_finished_tasks(
-                client, cursor, project_ids=project_ids, statuses=statuses, include_hidden=include_hidden,
-                page_size=page_size, max_pages=max_pages_per_tick, max_tasks=max_tasks_per_tick,
-                time_budget_seconds=time_budget_seconds, overlap_seconds=overlap_seconds)
-        except ClearMLAssetsError as exc:
-            raise type(exc)(
-                f"Sensor {sensor_name} (ClearML account '{account}' at {host}): {exc} The cursor did not "
-                "move; the next tick retries from the same point.",
-                metadata={"account": account, "api_host": host}) from None
+        polled = self._poll(clearml, cursor)
+        if polled is None:
+            return dg.SensorResult(skip_reason=f"None of the projects {self.watched} exist in ClearML "
+                                               f"account {self.account!r} yet.")
         if not polled.tasks:
             return dg.SensorResult(
-                skip_reason=f"No task of ClearML account {account!r} reached {'/'.join(statuses)} since "
-                            f"{cursor.time or 'the beginning'} ({polled.pages} page(s)).",
+                skip_reason=f"No task of ClearML account {self.account!r} reached {'/'.join(self.statuses)} "
+                            f"since {cursor.time or 'the beginning'} ({polled.pages} page(s)).",
                 cursor=polled.cursor.to_json())
+        result = self._archive_requests(polled)
+        context.log.info(
+            f"{len(polled.tasks)} task(s) of account {self.account!r} reached {'/'.join(self.statuses)} "
+            f"({polled.pages} page(s), stopped: {polled.stop_reason}"
+            f"{'; the next tick continues' if polled.more else ''}).")
+        return result
+
+    def _poll(self, clearml: ClearMLResource, cursor: ClearMLTaskCursor) -> ClearMLPollResult | None:
+        """The tasks finished after ``cursor``; None when none of the watched projects exists yet.
+
+        Raises:
+            ClearMLAssetsError: The server is down or refused the query (the message names the account
+                and host; the cursor does not move).
+        """
+        host = account_host(clearml, self.account)
+        try:
+            client = clearml.client(self.account)
+            project_ids = None
+            if self.watched:
+                project_ids = resolve_project_ids(client, self.watched, self.include_subprojects)
+                if not project_ids:
+                    return None
+            return self.poll(client, cursor, project_ids=project_ids)
+        except ClearMLAssetsError as exc:
+            raise type(exc)(
+                f"Sensor {self.sensor_name} (ClearML account '{self.account}' at {host}): {exc} The cursor "
+                "did not move; the next tick retries from the same point.",
+                metadata={"account": self.account, "api_host": host}) from None
+
+    def _archive_requests(self, polled: ClearMLPollResult) -> dg.SensorResult:
+        """The new tasks (and their projects) as partitions, one archive run each, and the new cursor."""
         task_ids = list(dict.fromkeys(t.id for t in polled.tasks))
         project_ids_found = sorted({t.project for t in polled.tasks if t.project})
-        partition_requests = [task_parts.build_add_request(task_ids)]
+        partition_requests = [self.task_parts.build_add_request(task_ids)]
         if project_ids_found:
-            partition_requests.append(project_parts.build_add_request(project_ids_found))
+            partition_requests.append(self.project_parts.build_add_request(project_ids_found))
         run_requests = [
             dg.RunRequest(
                 run_key=clearml_task_run_key(t.id, t.status_changed), partition_key=t.id,
-                tags={"clearml/account": account_slug(account), "clearml/task_status": t.status,
+                tags={"clearml/account": account_slug(self.account), "clearml/task_status": t.status,
                       "clearml/status_changed": t.status_changed})
             for t in polled.tasks]
-        context.log.info(
-            f"{len(polled.tasks)} task(s) of account {account!r} reached {'/'.join(statuses)} "
-            f"({polled.pages} page(s), stopped: {polled.stop_reason}"
-            f"{'; the next tick continues' if polled.more else ''}).")
         return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=partition_requests,
                                cursor=polled.cursor.to_json())
-
-    return _sensor

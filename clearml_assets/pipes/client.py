@@ -265,41 +265,41 @@ class PipesClearMLClient(PipesClient):
                                 message_reader=reader, extras=extras) as session:
             env_vars = session.get_bootstrap_env_vars()
             project_id = control.project_id(project)
-            task_id = control.create_task(
-                name=name, project_id=project_id, task_type=task_type, tags=list(tags),
-                script={"entry_point": entry_point, "working_dir": ".", "diff": source, "binary": "python3"},
-                params={SECTION: {CONTEXT_PARAM: env_vars[DAGSTER_PIPES_CONTEXT_ENV_VAR],
-                                  MESSAGES_PARAM: env_vars[DAGSTER_PIPES_MESSAGES_ENV_VAR]}})
+            task_id = _create_task(control, env_vars, name=name, project_id=project_id,
+                                   task_type=task_type, tags=tags, entry_point=entry_point, source=source)
             if on_task_created is not None:
                 on_task_created(task_id)
             url = control.client.web_url("task", task_id, project_id)
             context.log.info(f"ClearML task {task_id} ({'queue ' + repr(queue) if queue else 'local'}): {url}")
             reader.attach(task_id)
-            runner = None
-            try:
-                if queue_id:
-                    control.enqueue(task_id, queue_id)
-                else:
-                    runner = _LocalRunner(control, task_id, source, entry_point,
-                                          self.clearml.sdk_env(self.account), self.forward_console)
-                status = self._wait(control, task_id, queue, runner, timeout)
-            except (LostWorkerError, TimeoutError) as exc:
-                self._terminate(control, task_id, runner, reason=str(exc), log=context.log)
-                raise ClearMLTaskFailure(description=f"{exc}; the task was stopped and marked failed.",
-                                         metadata=_task_metadata(task_id, url)) from None
-            except BaseException as exc:
-                self._terminate(control, task_id, runner, reason=_reason(exc), log=context.log)
-                raise
-            reader.drain(timeout=60 if status == "completed" else 10)
-            if status != "completed":
-                doc = control.get(task_id)
-                reason = (f"{reader.exception.get('name')}: {reader.exception.get('message')}" if reader.exception
-                          else doc.get("status_reason") or doc.get("status_message") or "no reason given")
-                if reader.exception and status == "failed":
-                    control.failed(task_id, reason=reason, message="script failed")
-                raise ClearMLTaskFailure(description=f"ClearML task {task_id} ended {status}: {reason}",
-                                         metadata=_task_metadata(task_id, url))
+            status = self._start_and_wait(control, task_id, url=url, queue=queue, queue_id=queue_id, source=source,
+                                          entry_point=entry_point, timeout=timeout, log=context.log)
+            _read_messages_and_check_status(control, reader, task_id, url, status)
         return PipesClientCompletedInvocation(session, metadata=_task_metadata(task_id, url))
+
+    def _start_and_wait(self, control: TaskControl, task_id: str, *, url: str, queue: str | None,
+                        queue_id: str | None, source: str, entry_point: str, timeout: float | None,
+                        log: Any) -> str:
+        """Enqueue the task (or run it here) and wait for its final status.
+
+        Whatever interrupts the wait stops the task and marks it failed before it is raised, so no task
+        is left queued or in progress.
+        """
+        runner = None
+        try:
+            if queue_id:
+                control.enqueue(task_id, queue_id)
+            else:
+                runner = _LocalRunner(control, task_id, source, entry_point,
+                                      self.clearml.sdk_env(self.account), self.forward_console)
+            return self._wait(control, task_id, queue, runner, timeout)
+        except (LostWorkerError, TimeoutError) as exc:
+            self._terminate(control, task_id, runner, reason=str(exc), log=log)
+            raise ClearMLTaskFailure(description=f"{exc}; the task was stopped and marked failed.",
+                                     metadata=_task_metadata(task_id, url)) from None
+        except BaseException as exc:
+            self._terminate(control, task_id, runner, reason=_reason(exc), log=log)
+            raise
 
     def _live_queue(self, control: TaskControl, queue: str) -> str:
         queue_id = control.queue_id(queue)
@@ -372,6 +372,35 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)):
         return "Interrupted: the Dagster run was terminated (SIGINT/SIGTERM or UI terminate)"
     return f"{type(exc).__name__}: {exc}"[:900]
+
+
+def _create_task(control: TaskControl, env_vars: Mapping[str, str], *, name: str, project_id: str,
+                 task_type: str, tags: Sequence[str], entry_point: str, source: str) -> str:
+    """Create the task: the script as its diff, the Pipes context and messages params as hyperparameters."""
+    return control.create_task(
+        name=name, project_id=project_id, task_type=task_type, tags=list(tags),
+        script={"entry_point": entry_point, "working_dir": ".", "diff": source, "binary": "python3"},
+        params={SECTION: {CONTEXT_PARAM: env_vars[DAGSTER_PIPES_CONTEXT_ENV_VAR],
+                          MESSAGES_PARAM: env_vars[DAGSTER_PIPES_MESSAGES_ENV_VAR]}})
+
+
+def _read_messages_and_check_status(control: TaskControl, reader: PipesClearMLMessageReader, task_id: str,
+                                    url: str, status: str) -> None:
+    """Read the messages the task wrote before it ended; raise unless it completed.
+
+    Raises:
+        ClearMLTaskFailure: The task ended with another status; the reason is the exception the script
+            reported through Pipes (then the task is marked failed with it) or the task's own.
+    """
+    reader.drain(timeout=60 if status == "completed" else 10)
+    if status != "completed":
+        doc = control.get(task_id)
+        reason = (f"{reader.exception.get('name')}: {reader.exception.get('message')}" if reader.exception
+                  else doc.get("status_reason") or doc.get("status_message") or "no reason given")
+        if reader.exception and status == "failed":
+            control.failed(task_id, reason=reason, message="script failed")
+        raise ClearMLTaskFailure(description=f"ClearML task {task_id} ended {status}: {reason}",
+                                 metadata=_task_metadata(task_id, url))
 
 
 def _script_source(script: str | Path | Callable[[], Any]) -> tuple[str, str]:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .records import METRIC_KEYS, DatasetRef, EpochProgress, TrainingRequest, TrainingResult
-from .registry import ClearMLModelRecord, decide_promotion
+from .registry import ClearMLModelRecord, ClearMLPromotionDecision, decide_promotion
 
 _SHORT_METRICS = {key: short for short, key in METRIC_KEYS.items()}
 _PLOT_MAX_PX = 1024
@@ -210,11 +210,37 @@ def _results_rows(csv_path: Path) -> list[dict[str, float]]:
 
 def _train_and_register(task: Any, request: TrainingRequest, work: Path, phases: dict[str, float],
                         progress: Callable[[str], None] | None) -> TrainingResult:
-    import pandas as pd
-    from clearml import Dataset, OutputModel, StorageManager
-    from ultralytics import YOLO
-
+    """Fetch the dataset, train, and only then register the model and report the promotion decision."""
     mark = time.monotonic()
+    dataset, data_yaml = _fetch_dataset(task, request)
+    phases["dataset"] = time.monotonic() - mark
+
+    model, metrics, train_seconds = _train(task, request, work, data_yaml, progress)
+    phases["train"] = train_seconds
+    mark = time.monotonic()
+    trainer = model.trainer
+    final, best = _checked_outcome(metrics, trainer, request.main_metric)
+    logger = task.get_logger()
+    per_class, table = _report_final_metrics(logger, final, metrics, trainer.epoch)
+    names = {str(v): int(k) for k, v in metrics.names.items()}
+    # Registered only now, after training and the final validation succeeded: no half-registered model.
+    model_id, uri = _register_model(task, request, dataset.id, final, names, best, table, trainer.epoch)
+
+    phases["register"] = time.monotonic() - mark
+    rows = _results_rows(Path(trainer.save_dir) / "results.csv")
+    decision = _report_promotion(task, logger, request, final)
+    return TrainingResult(
+        task_id=task.id, project_id=task.project or "",
+        dataset=DatasetRef(id=dataset.id, name=dataset.name, project=dataset.project, version=dataset.version or ""),
+        model_id=model_id, model_uri=uri, model_name=request.model_name, labels=names, metrics=final,
+        per_class=per_class, decision=decision.as_dict(), epochs=int(trainer.epoch) + 1,
+        train_seconds=train_seconds, results=rows, wall_seconds=0.0, phase_seconds=phases)
+
+
+def _fetch_dataset(task: Any, request: TrainingRequest) -> tuple[Any, Path]:
+    """The dataset version recorded on the task (connected as ``Dataset``) and its local ``data.yaml``."""
+    from clearml import Dataset
+
     dataset = Dataset.get(dataset_id=request.dataset_id, alias="training_view")
     task.connect({"id": dataset.id, "name": dataset.name, "project": dataset.project,
                   "version": dataset.version or ""}, name="Dataset")
@@ -223,7 +249,14 @@ def _train_and_register(task: Any, request: TrainingRequest, work: Path, phases:
     if not data_yaml.exists():
         raise FileNotFoundError(f"Dataset version {dataset.id} has no data.yaml at its root; materialize the "
                                 "training view asset to get an Ultralytics layout.")
-    phases["dataset"] = time.monotonic() - mark
+    return dataset, data_yaml
+
+
+def _train(task: Any, request: TrainingRequest, work: Path, data_yaml: Path,
+           progress: Callable[[str], None] | None) -> tuple[Any, Any, float]:
+    """Train with ClearML logging attached; returns the model, the final validation metrics and the
+    seconds ``train`` took."""
+    from ultralytics import YOLO
 
     weights = request.pretrained_weights
     if weights and not Path(weights).is_file():
@@ -237,34 +270,48 @@ def _train_and_register(task: Any, request: TrainingRequest, work: Path, phases:
         device=request.device, workers=request.workers, seed=request.seed, deterministic=True,
         close_mosaic=request.close_mosaic, project=str(work / "runs"), name="train", exist_ok=True,
         pretrained=bool(weights), amp=False, plots=True, verbose=False)
-    train_seconds = phases["train"] = time.monotonic() - started
-    mark = time.monotonic()
+    return model, metrics, time.monotonic() - started
+
+
+def _checked_outcome(metrics: Any, trainer: Any, main: str) -> tuple[dict[str, float], Path]:
+    """The final metrics and ``best.pt``; raises unless both exist and the main metric is a number."""
     final = _final_metrics(metrics)
-    trainer = model.trainer
     best = Path(trainer.best)
     if not best.is_file():
         raise RuntimeError(f"Training finished without a best.pt at {best}.")
-    main = request.main_metric
     if not math.isfinite(final.get(main, float("nan"))):
         raise RuntimeError(f"Main metric {main!r} is missing or not a number in {final}.")
+    return final, best
 
-    logger = task.get_logger()
+
+def _report_final_metrics(logger: Any, final: dict[str, float], metrics: Any, epoch: int
+                          ) -> tuple[list[dict[str, Any]], Any]:
+    """Log the final metrics and the per-class table on the task; returns the rows and the table."""
+    import pandas as pd
+
     for name, value in final.items():
         logger.report_single_value(name, value)
     per_class = _per_class(metrics)
     table = pd.DataFrame(per_class).set_index("class") if per_class else pd.DataFrame({"class": []})
-    logger.report_table("Per-class metrics", "validation", iteration=trainer.epoch, table_plot=table)
+    logger.report_table("Per-class metrics", "validation", iteration=epoch, table_plot=table)
+    return per_class, table
 
-    names = {str(v): int(k) for k, v in metrics.names.items()}
+
+def _register_model(task: Any, request: TrainingRequest, dataset_id: str, final: dict[str, float],
+                    names: dict[str, int], best: Path, table: Any, epoch: int) -> tuple[str, str]:
+    """Register ``best`` as the task's output model and confirm its upload; returns its id and URI."""
+    from clearml import OutputModel, StorageManager
+
+    main = request.main_metric
     output = OutputModel(task=task, name=request.model_name, framework="PyTorch", label_enumeration=names,
                          tags=list(request.model_tags),
-                         comment=f"YOLO trained on dataset {dataset.id}; {main}={final[main]:.4f}")
-    output.update_weights(weights_filename=str(best), auto_delete_file=False, iteration=trainer.epoch)
-    output.report_table("Per-class metrics", "validation", iteration=trainer.epoch, table_plot=table)
+                         comment=f"YOLO trained on dataset {dataset_id}; {main}={final[main]:.4f}")
+    output.update_weights(weights_filename=str(best), auto_delete_file=False, iteration=epoch)
+    output.report_table("Per-class metrics", "validation", iteration=epoch, table_plot=table)
     for name, value in final.items():
         output.set_metadata(name, f"{value:.6g}", v_type="float")
     output.set_metadata("main_metric", main, v_type="str")
-    output.set_metadata("dataset_id", dataset.id, v_type="str")
+    output.set_metadata("dataset_id", dataset_id, v_type="str")
     task.flush(wait_for_uploads=True)
     uri = output.url or ""
     if not uri or uri.rstrip("/").endswith("uploading_file"):
@@ -274,9 +321,13 @@ def _train_and_register(task: Any, request: TrainingRequest, work: Path, phases:
     if stored != best.stat().st_size:
         raise RuntimeError(f"The weights of model {output.id} are not on the fileserver ({uri} holds "
                            f"{stored} of {best.stat().st_size} bytes); is the fileserver reachable?")
+    return output.id, uri
 
-    phases["register"] = time.monotonic() - mark
-    rows = _results_rows(Path(trainer.save_dir) / "results.csv")
+
+def _report_promotion(task: Any, logger: Any, request: TrainingRequest, final: dict[str, float]
+                      ) -> ClearMLPromotionDecision:
+    """Decide champion/challenger and report the decision on the task (text and user properties)."""
+    main = request.main_metric
     champion = request.champion
     record = ClearMLModelRecord(**champion) if champion else None
     decision = decide_promotion(final[main], record, main, request.promotion_rule, request.min_delta)
@@ -289,12 +340,7 @@ def _train_and_register(task: Any, request: TrainingRequest, work: Path, phases:
         {"name": f"champion_{main}",
          "value": "none" if decision.champion_value is None else f"{decision.champion_value:.6g}"},
     )
-    return TrainingResult(
-        task_id=task.id, project_id=task.project or "",
-        dataset=DatasetRef(id=dataset.id, name=dataset.name, project=dataset.project, version=dataset.version or ""),
-        model_id=output.id, model_uri=uri, model_name=request.model_name, labels=names, metrics=final,
-        per_class=per_class, decision=decision.as_dict(), epochs=int(trainer.epoch) + 1,
-        train_seconds=train_seconds, results=rows, wall_seconds=0.0, phase_seconds=phases)
+    return decision
 
 
 def train_yolo(request: TrainingRequest, task: Any, progress: Callable[[str], None] | None = None
