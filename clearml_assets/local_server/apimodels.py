@@ -240,13 +240,18 @@ class StatusNoteFields(RequestModel):
     status_message: Optional[str] = None
 
 
-class ResetFields(RequestModel):
-    """What ``tasks.reset``/``reset_many`` (and ``delete_many``) clear and delete with the task's outputs."""
+class TaskOutputsFields(RequestModel):
+    """What resetting or deleting a task does with its outputs."""
 
-    clear_all: bool = False
     return_file_urls: bool = False
     delete_output_models: bool = True
     delete_external_artifacts: bool = True
+
+
+class ResetFields(TaskOutputsFields):
+    """What ``tasks.reset``/``reset_many`` (and ``delete_many``) clear besides the outputs."""
+
+    clear_all: bool = False
 
 
 class TaskUpdateRequest(StatusNoteFields, TaskForceRequest):
@@ -265,11 +270,8 @@ class ResetRequest(ResetFields, TaskUpdateRequest):
     pass
 
 
-class DeleteRequest(TaskUpdateRequest):
+class DeleteRequest(TaskOutputsFields, TaskUpdateRequest):
     move_to_trash: bool = False
-    return_file_urls: bool = False
-    delete_output_models: bool = True
-    delete_external_artifacts: bool = True
 
 
 class TaskBatchRequest(StatusNoteFields, BatchRequest):
