@@ -150,3 +150,29 @@ def test_subproject_options_types_and_project_deletion(api):
     res = api.call("projects.delete", project=top, force=True)
     assert (res["deleted"], res["disassociated_tasks"]) == (2, 2)
     assert api.call("tasks.get_by_id", task=in_child)["task"]["project"] is None
+
+
+def test_task_types_cover_sub_projects_and_auth_only_users_are_not_listed(tmp_path: Path):
+    # clearml-server's get_task_types: projects include their sub-projects; without projects, hidden tasks are left
+    # out. A key pair with no user record (the upstream tests' "user_auth_only") signs in and owns what it
+    # creates, but users.get_all_ex does not list it.
+    owner = Credential("KEYO" + "O" * 16, "secret-o-" + "x" * 30, "acme", "owner")
+    auth_only = Credential("KEYU" + "U" * 16, "secret-u-" + "y" * 30, "acme", "robot", auth_only=True)
+    server = LocalServer(tmp_path / "server", api_port=0, files_port=0, credentials=[owner, auth_only])
+    server.start()
+    try:
+        api, robot = RawApi(server.info, owner.access_key, owner.secret_key), \
+            RawApi(server.info, auth_only.access_key, auth_only.secret_key)
+        child = robot.call("projects.create", name="Agg/child", description="")["id"]
+        parent = api.call("projects.get_all_ex", name="^Agg$")["projects"][0]["id"]
+        api.call("tasks.create", name="tester", type="testing", project=child)
+        robot_task = robot.call("tasks.create", name="robot run", type="inference", project=child)["id"]
+        api.call("tasks.create", name="hidden run", type="qc", system_tags=["hidden"])
+        assert api.call("tasks.get_types", projects=[parent])["types"] == ["inference", "testing"]
+        assert api.call("tasks.get_types")["types"] == ["inference", "testing"]
+        assert api.call("tasks.get_all_ex", id=[robot_task])["tasks"][0]["user"] == "robot"
+        users = api.call("users.get_all_ex", active_in_projects=[parent])["users"]
+        assert [u["id"] for u in users] == ["owner"]
+        assert api.error("users.get_by_id", user="robot")[:2] == (400, 300)
+    finally:
+        server.stop()

@@ -111,7 +111,7 @@ def build_api_app(store: Store, authenticator: Authenticator, throttle: Throttle
             if name == "auth.login":
                 return envelope(name, version, 200, 0, "OK", authenticator.login(authorization))
             identity = {} if name in UNAUTHENTICATED else authenticator.identity(authorization)
-            if identity:
+            if identity and not identity.get("auth_only"):
                 store.ensure_user(identity.get("company", ""), identity.get("user", ""), identity.get("user_name"))
             raw = await _bounded_body(request)
             try:

@@ -25,12 +25,17 @@ TOKEN_LIFETIME_SEC = 30 * 24 * 3600
 
 @dataclass(frozen=True)
 class Credential:
-    """One key pair and the company/user it acts as."""
+    """One key pair and the company/user it acts as.
+
+    ``auth_only``: the user exists for authentication only, as clearml-server's users that have credentials but
+    no backend user record: it signs in and owns what it creates, but ``users.*`` do not list it.
+    """
 
     access_key: str
     secret_key: str
     company: str = "local"
     user: str = "local-user"
+    auth_only: bool = False
 
 
 def generate_credential(company: str = "local", user: str = "local-user") -> Credential:
@@ -82,7 +87,7 @@ class Authenticator:
         now = int(time.time())
         claims = {
             "identity": {"company": cred.company, "user": cred.user, "role": "user",
-                         "company_name": cred.company, "user_name": cred.user},
+                         "company_name": cred.company, "user_name": cred.user, "auth_only": cred.auth_only},
             "api_version": API_VERSION,
             "server_version": SERVER_VERSION,
             "server_build": "local",
@@ -100,7 +105,7 @@ class Authenticator:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "basic":
             cred = self._basic(authorization)
-            return {"company": cred.company, "user": cred.user}
+            return {"company": cred.company, "user": cred.user, "auth_only": cred.auth_only}
         if scheme.lower() != "bearer":
             raise ApiError(401, 10, "Unauthorized (bad authentication header type)")
         try:

@@ -11,6 +11,7 @@ from ...timestamps import parse_clearml_time
 from ..queries import now_iso
 from ..registry import ApiError, Call, bad_request, endpoint
 from .. import apimodels as req
+from ..bll import project as project_bll
 from ..bll import task as task_bll
 from . import projects
 from .common import (archive_many_endpoints, get_all, get_for_writing, get_or_raise, ids_of, merge_tags, new_id,
@@ -18,7 +19,7 @@ from .common import (archive_many_endpoints, get_all, get_for_writing, get_or_ra
 
 INVALID = (101, "Invalid task id")
 TASK_TYPES = ("training", "testing", "inference", "data_processing", "application", "monitor",
-              "controller", "optimizer", "service", "qc", "custom")
+              "controller", "report", "optimizer", "service", "qc", "custom")
 
 # The real server's allowed status changes (apiserver/bll/task/utils.py state_machine).
 STATE_MACHINE = {
@@ -188,10 +189,14 @@ def get_all_ex(call: Call) -> dict:
 
 @endpoint("tasks.get_types")
 def get_types(call: Call) -> dict:
-    """The task types in use (of the company and public tasks), optionally under some projects."""
-    wanted = set(ids_of(call.data.get("projects")))
-    return {"types": sorted({t["type"] for t in call.store.all("tasks", call.company, allow_public=True)
-                             if not wanted or t.get("project") in wanted})}
+    """The task types the company's and public tasks use: under ``projects`` and their sub-projects, else of
+    every task that is not hidden (clearml-server's ``get_task_types``)."""
+    wanted = ids_of(call.data.get("projects"))
+    scope = set(project_bll.ids_with_children(call, wanted)) if wanted else None
+    docs = call.store.all("tasks", call.company, allow_public=True)
+    in_scope = (lambda t: t.get("project") in scope) if scope is not None else \
+        (lambda t: "hidden" not in (t.get("system_tags") or []))
+    return {"types": sorted({t["type"] for t in docs if t.get("type") in TASK_TYPES and in_scope(t)})}
 
 
 # -- status changes -------------------------------------------------------------------------------
