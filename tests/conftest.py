@@ -209,3 +209,4 @@ def dagster_instance(dagster_storage):
 
 # -- SeaweedFS (objectstore): a real S3 server for the session, a fresh bucket per test (see seaweedfs.py)
 from seaweedfs import s3_bucket, seaweedfs  # noqa: E402,F401
+from azurite import az_container, azurite  # noqa: E402,F401

@@ -7,18 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from clearml_assets.archives import assets as archive_assets
-from seeding import DemoSpec, RawSeeder
+from clearml_assets.archives.assets import build_clearml_task_archive_asset
+from clearml_assets.archives.checks import build_clearml_archive_checks
 from clearml_assets.archives.paths import account_slug
-
-if not hasattr(archive_assets, "remote_metadata"):
-    pytest.skip("the export_root=s3:// wiring of the archive assets is not merged yet "
-                "(see the objectstore section of /work/requests/exporter.md)", allow_module_level=True)
-
-from clearml_assets.archives.assets import build_clearml_task_archive_asset  # noqa: E402
-from clearml_assets.archives.checks import build_clearml_archive_checks  # noqa: E402
+from seeding import DemoSpec, RawSeeder
 
 
 def test_task_archive_asset_to_s3_and_its_check(clearml_server, s3_bucket, tmp_path: Path, monkeypatch):
