@@ -18,7 +18,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from components import free_port, missing_binary, require_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
 ACCOUNT = "clearmlassets"
@@ -42,12 +43,6 @@ def azurite_binary() -> Path:
             return Path(candidate)
     raise RuntimeError("Azurite not found: `npm install --prefix .ci/azurite azurite` (.ci/run does it) or set "
                        "AZURITE_BLOB to the azurite-blob executable")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -84,7 +79,7 @@ class Azurite:
 def start_azurite(folder: Path) -> Azurite:
     """Start ``azurite-blob`` on a free loopback port with a random account key; wait until it answers."""
     key = base64.b64encode(secrets.token_bytes(32)).decode()
-    port = _free_port()
+    port = free_port()
     log = open(folder / "azurite.log", "wb")
     proc = subprocess.Popen([str(azurite_binary()), "--blobHost", "127.0.0.1", "--blobPort", str(port),
                              "--location", str(folder), "--skipApiVersionCheck", "--disableProductStyleUrl"],
@@ -106,12 +101,7 @@ def start_azurite(folder: Path) -> Azurite:
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory) -> Iterator[Azurite]:
     """The session's Azurite (Blob API on a free loopback port, one account with a random key)."""
-    try:
-        azurite_binary()
-    except RuntimeError as exc:  # outside CI a missing Azurite skips; CI must have it (see .ci/run)
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+    require_or_skip(missing_binary(azurite_binary))
     server = start_azurite(tmp_path_factory.mktemp("azurite"))
     try:
         yield server

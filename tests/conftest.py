@@ -18,6 +18,7 @@ import pytest
 
 from clearml_assets.local_server import LocalServer, LocalServerInfo
 from clearml_assets.sdk_process import fastfail_config_file
+from components import require_or_skip
 from secrets_scan import scan_text, scan_tree, secrets_in_credential_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,20 +165,12 @@ def stop_embedded_server(home: Path) -> None:
             pass
 
 
-def _require_or_skip(missing: str | None) -> None:
-    """Skip a test whose system component is missing, except in CI (``CI=true``), where it must run."""
-    if missing:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{missing} (CI must provide it: see .ci/run)", pytrace=False)
-        pytest.skip(missing)
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
     """A real PostgreSQL server on a free loopback port for the whole session (see ``pgserver.py``)."""
     from pgserver import postgres_bin_dir, start_postgres
 
-    _require_or_skip(None if postgres_bin_dir() else "PostgreSQL is not installed: apt-get install -y postgresql")
+    require_or_skip(None if postgres_bin_dir() else "PostgreSQL is not installed: apt-get install -y postgresql")
     server = start_postgres()
     try:
         yield server

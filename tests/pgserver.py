@@ -11,12 +11,13 @@ import glob
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from components import free_port
 
 USER = "dagster"
 
@@ -25,12 +26,6 @@ def postgres_bin_dir() -> Path | None:
     """The newest installed PostgreSQL's ``bin`` folder (Debian layout), or None."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -100,7 +95,7 @@ def start_postgres() -> PostgresServer:
     pwfile.write_text(password + "\n")
     if as_user:
         shutil.chown(pwfile, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     subprocess.run(as_user + [str(bin_dir / "initdb"), "-D", str(data), "-U", USER, "--pwfile", str(pwfile),
                               "--auth=scram-sha-256", "-E", "UTF8", "--locale=C"],
                    check=True, capture_output=True, text=True, timeout=120)

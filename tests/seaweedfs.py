@@ -36,6 +36,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from components import missing_binary, require_or_skip
+
 REGION = "us-east-1"
 _START_TIMEOUT = 90.0
 _PORT_NAMES = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
@@ -392,12 +394,7 @@ def running_seaweedfs(data_dir: Path | None = None) -> Iterator[SeaweedFS]:
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory) -> Iterator[SeaweedFS]:
     """The session's SeaweedFS server (S3 on a free loopback port, one identity)."""
-    try:
-        weed_binary()
-    except RuntimeError as exc:  # outside CI a missing binary skips; CI must have it (see .ci/run)
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(str(exc), pytrace=False)
-        pytest.skip(str(exc))
+    require_or_skip(missing_binary(weed_binary))
     with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server
 
