@@ -12,12 +12,11 @@ import dagster as dg
 
 from .archives.defs import build_archive_defs
 from .automation.defs import build_automation_defs
-from .datasets.assets import DEFAULT_PROJECT
 from .datasets.defs import build_dataset_defs
 from .resource import ClearMLResource
 from .restore.sync import build_sync_definitions
 from .training.defs import build_training_defs
-from .translator import ClearMLDatasetRef, ClearMLModelRef, DagsterClearMLTranslator
+from .translator import DagsterClearMLTranslator
 
 
 def build_definitions(clearml: ClearMLResource | None = None,
@@ -39,20 +38,21 @@ def build_definitions(clearml: ClearMLResource | None = None,
         datasets = build_dataset_defs(translator=translator)
         training = build_training_defs(translator=translator)
         archives = build_archive_defs(clearml.account_names(), translator=translator)
-        automation = build_automation_defs(clearml.account_names(), translator=translator, **_groups(translator))
+        automation = build_automation_defs(clearml.account_names(), translator=translator,
+                                           **_groups(datasets, training))
         restore = build_sync_definitions(accounts=clearml.account_names())
         core = dg.Definitions(resources={"clearml": clearml})
         return dg.Definitions.merge(core, datasets, training, archives, automation, restore)
 
 
-def _groups(translator: DagsterClearMLTranslator | None) -> dict[str, str]:
-    """The dataset and model groups the training job selects, as the translator names them."""
-    if translator is None:
-        return {}
-    view, model = ClearMLDatasetRef(DEFAULT_PROJECT, "shapes_training_view", "training_view"), \
-        ClearMLModelRef(DEFAULT_PROJECT, "shapes_yolo")
-    return {"dataset_group": translator.get_dataset_group_name(view),
-            "training_group": translator.get_model_group_name(model)}
+def _groups(datasets: dg.Definitions, training: dg.Definitions) -> dict[str, str]:
+    """The groups the training job and the retraining schedule select: the model's and its training view's,
+    as the built assets have them (whatever the translator named them)."""
+    [model] = training.assets
+    [view_key] = model.dependency_keys
+    view = next(a for a in datasets.assets if view_key in a.keys)
+    return {"dataset_group": view.group_names_by_key[view_key],
+            "training_group": model.group_names_by_key[model.key]}
 
 
 defs = build_definitions()

@@ -13,7 +13,7 @@ from ..errors import ArchiveError
 from ..resource import ClearMLResource
 from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator
 from .exporter import DEFAULT_STATUSES, ClearMLTaskExporter, ProjectExportResult, TaskExportResult
-from .packing import ARCHIVE_FORMATS
+from .packing import ARCHIVE_FORMATS, archive_suffix
 from .paths import account_slug, default_export_root
 
 if TYPE_CHECKING:
@@ -82,9 +82,7 @@ def make_exporter(clearml: ClearMLResource, config: ClearMLArchiveConfig, accoun
                   ) -> "tuple[ClearMLTaskExporter, RemoteExports | None]":
     """The exporter of ``account`` from the run's ``clearml`` resource and config, and the object store
     it publishes to when ``export_root`` is a URL (the exporter then writes to the local staging folder)."""
-    if config.archive_format not in ARCHIVE_FORMATS:
-        raise ArchiveError(f"archive_format {config.archive_format!r} is not supported; use one of "
-                           f"{', '.join(ARCHIVE_FORMATS)}")
+    archive_suffix(config.archive_format)  # an unknown format is refused before the store is touched
     client = clearml.client(account)
     remote = None
     root = resource_export_root(clearml, config.export_root)
@@ -102,15 +100,12 @@ def is_remote_root(root: Any) -> bool:
     return isinstance(root, str) and "://" in root and not root.startswith("file://")
 
 
-def resource_export_root(resource, export_root: str | None) -> Path | None:
-    """The local export root: the resource's one rule (run config value, else its ``export_root``, else
-    ``<home>/exports``) when it offers ``export_root_dir``, else the run config value (None: default)."""
+def resource_export_root(clearml: ClearMLResource, export_root: str | None) -> Path | None:
+    """The local export root by the resource's one rule (run config value, else its ``export_root``, else
+    ``<home>/exports``); None for an object-store URL."""
     if is_remote_root(export_root):
         return None
-    derive = getattr(resource, "export_root_dir", None)
-    if callable(derive):
-        return Path(derive(export_root or None))
-    return Path(export_root).expanduser() if export_root else None
+    return clearml.export_root_dir(export_root or None)
 
 
 def store_options(client, url: str) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from .assets import (clearml_project_partitions, clearml_task_partitions, is_rem
 from .publish import find_export
 from .manifest import read_manifest
 from .packing import verify_archive
-from .paths import default_export_root
 
 
 def verify_export(root: Path, account: str, kind: str, obj_id: str) -> tuple[bool, dict[str, Any]]:
@@ -42,16 +41,15 @@ def verify_export(root: Path, account: str, kind: str, obj_id: str) -> tuple[boo
 
 
 def run_export_root(context, asset_key: dg.AssetKey, default: Path | str | None,
-                    clearml: ClearMLResource | None = None) -> Path | str:
+                    clearml: ClearMLResource) -> Path | str:
     """The export root the asset used in this run, by the asset's own rule: its run config ``export_root``
-    (else ``default``), resolved by the ``clearml`` resource (its ``export_root``, else ``<home>/exports``),
-    else ``$CLEARML_ASSETS_HOME/exports``."""
+    (else ``default``), resolved by the ``clearml`` resource (its ``export_root``, else ``<home>/exports``)."""
     ops = (context.run.run_config or {}).get("ops") or {}
     op_config = (ops.get(asset_key.to_python_identifier()) or {}).get("config") or {}
     root = op_config.get("export_root") or (str(default) if default else None)
     if is_remote_root(root):
         return str(root)
-    return resource_export_root(clearml, root) or default_export_root()
+    return resource_export_root(clearml, root)
 
 
 def verify_remote(store: Any, account: str, kind: str, obj_id: str) -> tuple[bool, dict[str, Any]]:
