@@ -11,7 +11,7 @@ import dagster as dg
 
 from clearml_assets.archives.assets import build_clearml_task_archive_asset, clearml_task_partitions
 from clearml_assets.archives.checks import build_clearml_archive_checks
-from clearml_assets.objectstore import ArchiveStore, check_remote_export
+from clearml_assets.storage import ArchiveStore, check_remote_export
 from clearml_assets.resource import ClearMLResource
 from seeding import DemoSpec, RawSeeder
 
