@@ -89,7 +89,8 @@ def make_exporter(clearml: ClearMLResource, config: ClearMLArchiveConfig, accoun
     if is_remote_root(config.export_root):
         from ..storage import RemoteExports  # object-store publishing (only when the root is a URL)
 
-        remote = RemoteExports(config.export_root, store_options(client, config.export_root))
+        remote = RemoteExports(config.export_root, store_options(client, config.export_root),
+                               staging_root=clearml.staging_dir(config.export_root))
         root = remote.staging
     return ClearMLTaskExporter(client, account, root, archive_format=config.archive_format,
                                max_workers=config.max_workers), remote

@@ -8,13 +8,13 @@ checks a published export on the store (:func:`check_remote_export`).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..accounts import default_staging_root
 from ..errors import ArchiveError
 from .layout import digest_file, index_relpath, join, read_local_manifest, relative
 from .remote import ArchiveStore, PublishReport, RemoteMismatch
@@ -26,13 +26,6 @@ def is_remote_root(export_root: str | os.PathLike | None) -> bool:
         return False
     match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", str(export_root))
     return bool(match) and match.group(1).lower() not in ("file", "local")
-
-
-def default_staging_root(export_root: str) -> Path:
-    """``$CLEARML_ASSETS_HOME/staging/<hash of the URL>``: where exports to ``export_root`` are built."""
-    home = os.environ.get("CLEARML_ASSETS_HOME") or str(Path("~/.clearml_assets").expanduser())
-    digest = hashlib.sha256(str(export_root).rstrip("/").encode("utf-8")).hexdigest()[:16]
-    return Path(home).expanduser() / "staging" / digest
 
 
 class RemoteExports:
