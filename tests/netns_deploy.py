@@ -313,3 +313,70 @@ def kill_mid_step(dep: Deployment, instance: dg.DagsterInstance, run_ids: Callab
                 host.thaw()
         time.sleep(0.1)
     raise AssertionError(f"no step was caught in progress within {limit_s:.0f}s")
+
+
+# --------------------------------------------------------------------------------------------- what is checked
+def step_problems(instance: dg.DagsterInstance, runs: list[dg.DagsterRun], running: list[StepExecution],
+                  victim: str) -> list[str]:
+    """Every step the killed host was running ran again on another host; no other step ran twice."""
+    executions = sorted((e for r in runs for e in step_executions(instance, r.run_id)), key=lambda e: e.storage_id)
+    counts: dict[tuple[str, str], list[str]] = {}
+    for e in executions:
+        counts.setdefault((e.run_id, e.step_key), []).append(e.worker)
+    again = {key for key, workers in counts.items() if len(workers) > 1}
+    problems = [] if again == {(e.run_id, e.step_key) for e in running} else \
+        [f"steps run twice {sorted(again)} != the killed host's {[(e.run_id, e.step_key) for e in running]}"]
+    for key in again:
+        first, second = counts[key][:2]
+        if not first.startswith(f"{victim}@") or second.startswith(f"{victim}@"):
+            problems.append(f"{key} ran on {counts[key]}: not the killed host first, another host after")
+    return problems
+
+
+def archive_problems(dep: Deployment, instance: dg.DagsterInstance, archived: list[str]) -> list[str]:
+    """Each task partition: exactly one materialization, its archive on the store re-reads against its manifest,
+    and the asset check passed."""
+    from clearml_assets.archives.assets import task_archive_key
+    from clearml_assets.storage import ArchiveStore, check_remote_export
+
+    key = task_archive_key(ACCOUNT)
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=archived),
+                                              limit=len(archived) * 3 + 10).records
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.asset_materialization.partition] = counts.get(record.asset_materialization.partition, 0) + 1
+    problems = [f"{task}: {counts.get(task, 0)} materializations" for task in archived if counts.get(task) != 1]
+    store = ArchiveStore(dep.export_root, dep.s3.storage_options())
+    for task in archived:
+        passed, meta = check_remote_export(store, ACCOUNT, "tasks", task)
+        if not passed:
+            problems.append(f"{task}: the archive on the store fails its manifest: {meta}")
+    checks = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(key, "archive_matches_manifest"), limit=len(archived) * 3 + 10)
+    passed = {c.partition for c in checks if c.status.value == "SUCCEEDED"}
+    problems += [f"{task}: no passed asset check" for task in archived if task not in passed]
+    return problems
+
+
+def sync_problems(instance: dg.DagsterInstance, seeder, synced: list[str], killed_source: str | None) -> list[str]:
+    """Each synced task: one materialization, exactly one finished copy (the killed one resumed)."""
+    from clearml_assets.restore.engine import INCOMPLETE_TAG, provenance_tag
+    from clearml_assets.restore.sync import sync_asset_key
+
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=sync_asset_key(ACCOUNT, MIRROR), asset_partitions=synced), limit=len(synced) * 3 + 10).records
+    meta: dict[str, list] = {}
+    for record in records:
+        meta.setdefault(record.asset_materialization.partition, []).append(record.asset_materialization.metadata)
+    problems = [f"sync {s}: {len(meta.get(s, []))} materializations" for s in synced if len(meta.get(s, [])) != 1]
+    for source in synced:
+        copies = seeder.call("tasks.get_all", system_tags=[provenance_tag(source)], search_hidden=True,
+                             only_fields=["id", "system_tags", "status"])["tasks"]
+        if len(copies) != 1 or INCOMPLETE_TAG in (copies[0].get("system_tags") or []) \
+                or copies[0].get("status") != "completed":
+            problems.append(f"sync {source}: copies {copies}")
+        done = meta.get(source) or [{}]
+        want = "resumed" if source == killed_source else "created"
+        if getattr(done[0].get(want), "value", None) != 1:
+            problems.append(f"sync {source}: not {want} ({ {k: getattr(v, 'value', v) for k, v in done[0].items()} })")
+    return problems
