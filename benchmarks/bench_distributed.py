@@ -9,7 +9,7 @@ of ``--sync`` richer tasks; while a sync step's copy is incomplete the host runn
 (``--no-kill``: nobody dies). Then it checks what the CI test checks (exactly one verified archive per task, one
 finished copy per synced task, no step run twice but the killed host's) and prints the figures.
 
-Usage: sudo python benchmarks/bench_distributed.py [--tasks 300] [--hosts 3] [--sync 4] [--visibility-timeout 120]
+Usage (as root): python benchmarks/bench_distributed.py [--tasks 300] [--hosts 3] [--sync 4] [--visibility-timeout 120]
        [--no-kill] [--keep]
 Exits 1 when anything was lost, duplicated or failed.
 """
