@@ -11,7 +11,12 @@ from .records import METRIC_KEYS, short_metric_name  # noqa: F401  (re-exported)
 
 
 class ClearMLTrainingConfig(dg.Config):
-    """How one training run of the YOLO model asset trains, logs and decides promotion."""
+    """How one training run of the YOLO model asset trains, logs and decides promotion.
+
+    Run config goes under the asset's op name, its key's parts joined by ``__``:
+    ``{"ops": {"training__shapes_yolo": {"config": {...}}}}``;
+    an entry under the asset key itself is refused (Dagster would ignore it).
+    """
 
     dataset_id: str = Field(default="", description="ClearML dataset version to train on; empty = the "
                                                     "dataset_id of the upstream training view asset's latest "
