@@ -120,6 +120,8 @@ def test_new_completed_and_published_tasks_become_partitions_and_runs(api, resou
     assert sorted(r.partition_key for r in data.run_requests) == sorted(done)
     assert {r.run_key for r in data.run_requests} == {f"{t}:{status_changed(api, t)}" for t in done}
     assert all(r.tags["clearml/account"] == ACCOUNT for r in data.run_requests)
+    # the task's name beside its id (the partition key) in the runs list
+    assert {r.partition_key: r.tags["clearml/task_name"] for r in data.run_requests} == dict(zip(done, ["task-a1", "task-b1", "task-n1"]))
     assert sorted(instance.get_dynamic_partitions(TASK_PARTS)) == sorted(done)
     assert sorted(instance.get_dynamic_partitions(PROJECT_PARTS)) == sorted([alpha, beta])
     assert sensor.job_name == "clearml_archive_job_acme"

@@ -14,6 +14,7 @@ from ..errors import ClearMLAssetsError
 from ..resource import ClearMLResource
 from .cursor import ClearMLTaskCursor
 from .jobs import build_clearml_archive_job
+from .partitions import clearml_name_tag
 from .polling import (FINISHED_STATUSES, ClearMLPollResult, account_host, poll_finished_tasks,
                       resolve_project_ids)
 
@@ -177,6 +178,7 @@ class _CompletedTasksTick:
             dg.RunRequest(
                 run_key=clearml_task_run_key(t.id, t.status_changed), partition_key=t.id,
                 tags={"clearml/account": account_slug(self.account), "clearml/task_status": t.status,
+                      "clearml/task_name": clearml_name_tag(t.name),
                       "clearml/status_changed": t.status_changed})
             for t in polled.tasks]
         return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=partition_requests,
