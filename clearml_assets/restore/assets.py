@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..archives.paths import account_slug
+from ..locks import locks_for_instance
 from ..resource import ClearMLResource
 from ..run_config import check_ops_config_keys
 from .engine import RestoreResult, TaskRestorer
@@ -64,7 +65,8 @@ def build_clearml_restore_asset(account: str, *, group_name: str = RESTORE_GROUP
     def _restore(context: dg.AssetExecutionContext, config: ClearMLRestoreConfig,
                  clearml: ClearMLResource) -> dg.MaterializeResult:
         check_ops_config_keys(context)
-        restorer = TaskRestorer(clearml.client(account), project=config.project, max_workers=config.max_workers)
+        restorer = TaskRestorer(clearml.client(account), project=config.project, max_workers=config.max_workers,
+                                locks=locks_for_instance(context.instance))
         results = restorer.restore_path(config.archive)
         for r in results:
             context.log.info(f"task {r.source_task_id} -> {r.task_id}: "
