@@ -27,9 +27,7 @@ _DEFAULT_TRANSLATOR = DagsterClearMLTranslator()
 class ClearMLArchiveConfig(dg.Config):
     """Run configuration of the archive assets.
 
-    Run config goes under the asset's op name, its key's parts joined by ``__``:
-    ``{"ops": {"<account>__clearml_task_archive": {"config": {...}}}}``;
-    an entry under the asset key itself is refused (Dagster would ignore it).
+    Run config goes under its op name, ``<account>__clearml_task_archive`` (the asset key joined by ``__``).
     """
 
     export_root: str | None = Field(

@@ -75,9 +75,7 @@ class _DatasetConfig(dg.Config):
 class ClearMLRawDatasetConfig(_DatasetConfig):
     """Configuration of the raw dataset asset.
 
-    Run config goes under the asset's op name, its key's parts joined by ``__``:
-    ``{"ops": {"datasets__shapes_raw": {"config": {...}}}}``;
-    an entry under the asset key itself is refused (Dagster would ignore it).
+    Run config goes under its op name, ``datasets__shapes_raw`` (the asset key joined by ``__``).
     """
 
     source_folder: str = Field(default="", description="Folder of images + YOLO labels (images/ and labels/, "
@@ -96,9 +94,7 @@ class ClearMLRawDatasetConfig(_DatasetConfig):
 class ClearMLCuratedDatasetConfig(_DatasetConfig):
     """Configuration of the curated dataset asset.
 
-    Run config goes under the asset's op name, its key's parts joined by ``__``:
-    ``{"ops": {"datasets__shapes_curated": {"config": {...}}}}``;
-    an entry under the asset key itself is refused (Dagster would ignore it).
+    Run config goes under its op name, ``datasets__shapes_curated`` (the asset key joined by ``__``).
     """
 
     raw_dataset_id: str = Field(default="", description="Raw version to curate; empty = the newest finalized "
@@ -116,9 +112,7 @@ class ClearMLCuratedDatasetConfig(_DatasetConfig):
 class ClearMLTrainingViewConfig(_DatasetConfig):
     """Configuration of the training view asset.
 
-    Run config goes under the asset's op name, its key's parts joined by ``__``:
-    ``{"ops": {"datasets__shapes_training_view": {"config": {...}}}}``;
-    an entry under the asset key itself is refused (Dagster would ignore it).
+    Run config goes under its op name, ``datasets__shapes_training_view`` (the asset key joined by ``__``).
     """
 
     curated_dataset_id: str = Field(default="", description="Curated version to select from; empty = the one "

@@ -20,9 +20,7 @@ RESTORE_GROUP = "clearml_restore"
 class ClearMLRestoreConfig(dg.Config):
     """Run configuration of the restore asset.
 
-    Run config goes under the asset's op name, its key's parts joined by ``__``:
-    ``{"ops": {"<account>__clearml_restored_tasks": {"config": {...}}}}``;
-    an entry under the asset key itself is refused (Dagster would ignore it).
+    Run config goes under its op name, ``<account>__clearml_restored_tasks`` (the asset key joined by ``__``).
     """
 
     archive: str = Field(description="Task or project archive (.zip/.tar.gz/.tar.xz/.tar) or export folder made by "

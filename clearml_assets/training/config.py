@@ -13,9 +13,7 @@ from .records import METRIC_KEYS, short_metric_name  # noqa: F401  (re-exported)
 class ClearMLTrainingConfig(dg.Config):
     """How one training run of the YOLO model asset trains, logs and decides promotion.
 
-    Run config goes under the asset's op name, its key's parts joined by ``__``:
-    ``{"ops": {"training__shapes_yolo": {"config": {...}}}}``;
-    an entry under the asset key itself is refused (Dagster would ignore it).
+    Run config goes under its op name, ``training__shapes_yolo`` (the asset key joined by ``__``).
     """
 
     dataset_id: str = Field(default="", description="ClearML dataset version to train on; empty = the "
