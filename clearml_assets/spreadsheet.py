@@ -10,7 +10,7 @@ that is just a number (``-0.5``) stays as it is. The escape is reversible: :func
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -39,23 +39,18 @@ def original_cell(value: Any) -> Any:
 
 def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` with every text cell (and column name) passed through :func:`safe_cell`."""
-    out = frame.copy()
-    for column in out.columns:
-        if _text(out[column]):
-            out[column] = out[column].map(safe_cell)
-    out.columns = [safe_cell(c) for c in out.columns]
-    return out
+    return _map_text(frame, safe_cell)
 
 
 def original_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` read back from a CSV written with :func:`safe_frame`, every cell as it was."""
+    return _map_text(frame, original_cell)
+
+
+def _map_text(frame: pd.DataFrame, cell: Callable[[Any], Any]) -> pd.DataFrame:
     out = frame.copy()
     for column in out.columns:
-        if _text(out[column]):
-            out[column] = out[column].map(original_cell)
-    out.columns = [original_cell(c) for c in out.columns]
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(cell)
+    out.columns = [cell(c) for c in out.columns]
     return out
-
-
-def _text(column: pd.Series) -> bool:
-    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)

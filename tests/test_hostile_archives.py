@@ -29,7 +29,7 @@ from clearml_assets.archives.events import decode_plot
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.manifest import hash_folder, read_manifest, write_manifest
 from clearml_assets.archives.packing import ARCHIVE_FORMATS, write_archive
-from clearml_assets.errors import ArchiveError
+from clearml_assets.errors import ArchiveError, ClearMLConfigError
 from clearml_assets.restore.engine import TaskRestorer, provenance_tag
 from clearml_assets.restore.reader import open_archive
 from seeding import DemoSpec, RawSeeder, client_of
@@ -249,8 +249,12 @@ def test_7_with_a_key_only_untampered_signed_archives_restore(world, monkeypatch
     key = "k3y-" + os.urandom(16).hex()
     monkeypatch.setenv(KEY_ENV, key)
     task_id = seeder.seed_task(seeder.project("signed"), "signed", "signed", SPEC)
-    result = exporter.export_task(task_id)
-    assert set(result.manifest["signature"]) == {"algorithm", "key_id", "hmac"}
+    monkeypatch.delenv(KEY_ENV)
+    assert "signature" not in exporter.export_task(task_id).manifest
+    monkeypatch.setenv(KEY_ENV, key)
+    result = exporter.export_task(task_id)  # the unsigned export is not current while a key is set
+    assert not result.skipped and set(result.manifest["signature"]) == {"algorithm", "key_id", "hmac"}
+    assert exporter.export_task(task_id).skipped
     folder = tmp_path / "edited" / result.folder.name
     shutil.copytree(result.folder, folder)
     scalars = folder / "scalars" / "scalars.jsonl"
@@ -270,6 +274,10 @@ def test_7_with_a_key_only_untampered_signed_archives_restore(world, monkeypatch
         with pytest.raises(ArchiveError, match=why):
             TaskRestorer(client).restore_path(archive)
     assert _copies(client, task_id) == []
+    monkeypatch.setenv(KEY_ENV, "short")
+    with pytest.raises(ClearMLConfigError, match="shorter than 16 characters"):
+        TaskRestorer(client).restore_path(result.archive)
+    monkeypatch.setenv(KEY_ENV, key)
     (restored,) = TaskRestorer(client).restore_path(result.archive)
     assert restored.created and restored.counts["scalar_points"] == 10
     assert key.encode() not in _all_bytes(tmp_path), "the key was written somewhere"
@@ -337,8 +345,9 @@ def _bomb(path: Path, size: int, members: int = 1) -> Path:
                 with zf.open(f"t.1/f{i}", "w", force_zip64=True) as out:
                     shutil.copyfileobj(_Zeros(size), out, 1 << 20)
         return path
-    mode = {"tar.gz": "w:gz", "tar.xz": "w:xz", "tar": "w"}[path.name.split(".", 1)[1]]
-    with tarfile.open(path, mode) as tf:
+    fmt = path.name.split(".", 1)[1]
+    level = {"tar.gz": {"compresslevel": 6}, "tar.xz": {"preset": 0}}.get(fmt, {})
+    with tarfile.open(path, {"tar.gz": "w:gz", "tar.xz": "w:xz", "tar": "w"}[fmt], **level) as tf:
         for i in range(members):
             info = tarfile.TarInfo(f"t.1/f{i}")
             info.size = size
@@ -348,10 +357,10 @@ def _bomb(path: Path, size: int, members: int = 1) -> Path:
 
 @pytest.mark.parametrize("fmt", ["zip", "tar.gz", "tar.xz"])
 def test_8_bombs_are_refused_from_their_index_before_anything_is_written(tmp_path: Path, fmt: str):
-    """Finding 8: 256 MiB of zeros in an archive of a few hundred KB, and 100,000 empty files. Main unpacked
-    the zip bomb to disk (a 204 KB zip wrote 200 MB) and every other one as well; now each is refused from
-    its index (sizes against the archive's size) and nothing is written."""
-    for name, size, members in (("big", 256 << 20, 1), ("many", 0, 100_000 if fmt != "zip" else 1)):
+    """Finding 8: 256 MiB of zeros in an archive of a few hundred KB, and 20,000 empty files (inodes). Main
+    unpacked the zip bomb to disk (a 204 KB zip wrote 200 MB) and every other one as well; now each is
+    refused from its index (sizes against the archive's size) and nothing is written."""
+    for name, size, members in (("big", 256 << 20, 1), ("many", 0, 20_000)):
         if name == "many" and fmt == "zip":
             continue  # a zip's central directory holds ~100 bytes per member: not a bomb of files
         archive = _bomb(tmp_path / f"{name}.{fmt}", size, members)
@@ -361,22 +370,47 @@ def test_8_bombs_are_refused_from_their_index_before_anything_is_written(tmp_pat
             extract_archive(archive, target)
         assert "\n" not in str(err.value) and archive.name in str(err.value)
         assert not [p for p in target.rglob("*") if p.is_file()]
-        with pytest.raises(ArchiveError, match="decompression bomb"):
-            with open_archive(archive, workdir=tmp_path):
-                pass
+    with pytest.raises(ArchiveError, match="decompression bomb"):  # what restore opens goes the same way
+        with open_archive(tmp_path / f"big.{fmt}", workdir=tmp_path):
+            pass
 
 
-def test_8_an_honest_archive_within_the_ratio_unpacks(tmp_path: Path):
-    """The bounds refuse bombs, not archives: 40 MiB of random bytes stored in a zip unpack as before."""
-    folder = tmp_path / "t.1"
+def _packed(tmp_path: Path, name: str, content: dict[str, bytes]) -> Path:
+    folder = tmp_path / name
     folder.mkdir()
-    (folder / "weights.bin").write_bytes(os.urandom(40 << 20))
-    (folder / "console.log").write_text("epoch done\n" * 100_000)
+    for rel, data in content.items():
+        (folder / rel).write_bytes(data)
     files = hash_folder(folder)
     (folder / "manifest.json").write_text(json.dumps({"files": files}))
-    write_archive(folder, tmp_path / "t.1.zip", files, "zip")
-    written = extract_archive(tmp_path / "t.1.zip", tmp_path / "out")
-    assert sorted(p.name for p in written) == ["console.log", "manifest.json", "weights.bin"]
+    write_archive(folder, tmp_path / f"{name}.zip", files, "zip")
+    return tmp_path / f"{name}.zip"
+
+
+def test_8_archives_made_here_unpack_and_the_ratio_can_be_raised(tmp_path: Path, monkeypatch):
+    """The bounds refuse bombs, not archives: 40 MiB of random weights, and a 40 MiB log of one line repeated
+    (about 170 times smaller in a zip made here) unpack; a 40 MiB file of zeros (about 230 times) is refused
+    until ``CLEARML_ASSETS_UNPACK_MAX_RATIO`` allows it."""
+    weights = _packed(tmp_path, "t.1", {"weights.bin": os.urandom(40 << 20)})
+    assert sorted(p.name for p in extract_archive(weights, tmp_path / "out")) == ["manifest.json", "weights.bin"]
+    log = _packed(tmp_path, "t.2", {"console.log": b"epoch done\n" * (4 << 20)})
+    assert sorted(p.name for p in extract_archive(log, tmp_path / "out")) == ["console.log", "manifest.json"]
+    zeros = _packed(tmp_path, "t.3", {"zeros.log": bytes(40 << 20)})
+    with pytest.raises(ArchiveError, match=r"refused as a possible decompression bomb.*UNPACK_MAX_RATIO=2\d\d$"):
+        extract_archive(zeros, tmp_path / "out2")
+    monkeypatch.setenv("CLEARML_ASSETS_UNPACK_MAX_RATIO", "300")
+    assert len(extract_archive(zeros, tmp_path / "out2")) == 2
+
+
+def test_8_zip_members_that_are_encrypted_or_otherwise_compressed_are_refused(tmp_path: Path):
+    """A zip member compressed with bzip2 or lzma (ratios far past deflate's) is refused before anything is
+    written; archives made here only store or deflate."""
+    for method in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        path = tmp_path / f"m{method}.zip"
+        with zipfile.ZipFile(path, "w", method) as zf:
+            zf.writestr("t.1/a.txt", "x" * 1000)
+        with pytest.raises(ArchiveError, match=f"compression method {method}"):
+            extract_archive(path, tmp_path / f"out{method}")
+        assert not (tmp_path / f"out{method}" / "t.1").exists()
 
 
 # -- 9: corrupt archives --------------------------------------------------------------------------------------
@@ -457,18 +491,30 @@ def test_10_url_passwords_are_masked_in_every_archived_record(world):
 
 
 # -- 12: very deep names ------------------------------------------------------------------------------------
-def test_12_a_project_nested_600_levels_is_exported_in_a_bounded_path(world):
-    """Finding 12: a project nested 600 levels (``level0000/level0001/...``). Main raised a raw
+def test_12_a_deeply_nested_project_is_exported_in_a_bounded_path(world):
+    """Finding 12: a project nested 200 levels (the local server's limit; a real server takes more) of 18
+    ``%`` each: 3,799 characters, 11,000 bytes of folders once escaped. Main raised a raw
     ``OSError: File name too long``; now the folders past 1,024 bytes continue in one ``%nested~<hash>``
     folder and the export is whole (the full name is in ``task.json``)."""
     seeder, _, exporter, _ = world
-    name = "/".join(f"level{i:04d}" for i in range(600))
+    name = "/".join(["%" * 18] * 200)
     task_id = seeder.seed_task(seeder.project(name), name, "deep", SPEC)
     result = exporter.export_task(task_id)
     assert result.manifest["status"] == "ok"
     rel = result.folder.relative_to(exporter.root)
     assert len(str(rel).encode()) < 1400 and rel.parts[-2].startswith("%nested~")
     assert json.loads((result.folder / "task.json").read_text())["names"]["project"] == name
+
+
+def test_12_an_export_root_too_long_for_the_path_limit_is_refused_clearly(tmp_path: Path):
+    """An export folder over 3,072 bytes (here from a 3,000-byte export root) is an ``ArchiveError`` naming the
+    limit, raised before any folder is made."""
+    from clearml_assets.archives.paths import task_export_dir
+
+    root = tmp_path / "/".join(["r" * 99] * 30)
+    with pytest.raises(ArchiveError, match="more than the 3072 .* shorter export root"):
+        task_export_dir(root, "acct", "project", "task", "0123")
+    assert not root.exists()
 
 
 def test_12_an_archive_member_with_a_huge_path_is_refused(tmp_path: Path):

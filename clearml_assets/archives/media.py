@@ -193,13 +193,24 @@ def _remove(folder: Path, record: dict) -> None:
                 pass
 
 
-def plan_debug_image(downloads: Downloads, event: dict) -> dict:
-    """Schedule a debug image event's ``url``; returns the fields added to its index line."""
+def event_file_path(folder: str, event: dict, url: str | None) -> str:
+    """``<folder>/<metric>/<variant>/<iter>_<file name>``: where the file of an image event goes."""
     metric = safe_component(str(event.get("metric", "")))
     variant = safe_component(str(event.get("variant", "")))
+    return f"{folder}/{metric}/{variant}/{safe_component(str(event.get('iter', 0)))}_" \
+           f"{local_file_name(url or '', 'image')}"
+
+
+def artifact_folder(mode: str, key: str) -> str:
+    """``artifacts/<mode>.<key>``: where an artifact's file and preview go (a dot in the mode is escaped, so
+    two mode/key pairs never share a folder)."""
+    return f"{ARTIFACTS_DIR}/{safe_component(mode, escape='.')}.{safe_component(key)}"
+
+
+def plan_debug_image(downloads: Downloads, event: dict) -> dict:
+    """Schedule a debug image event's ``url``; returns the fields added to its index line."""
     iteration = event.get("iter", 0)
-    name = local_file_name(event.get("url", ""), "image")
-    rel = f"{DEBUG_DIR}/{metric}/{variant}/{safe_component(str(iteration))}_{name}"
+    rel = event_file_path(DEBUG_DIR, event, event.get("url"))
     record = downloads.add(event.get("url"), rel, {"kind": "debug_image", "metric": event.get("metric"),
                                                    "variant": event.get("variant"), "iter": iteration})
     return {"local_file": record["file"], "download_status": "see downloads.jsonl"
@@ -213,7 +224,7 @@ def plan_artifacts(downloads: Downloads, task: dict) -> list[dict[str, Any]]:
     for artifact in artifacts:
         key = str(artifact.get("key", ""))
         mode = str(artifact.get("mode", "output"))
-        folder = f"{ARTIFACTS_DIR}/{safe_component(mode, escape='.')}.{safe_component(key)}"
+        folder = artifact_folder(mode, key)
         preview = (artifact.get("type_data") or {}).get("preview")
         entry: dict[str, Any] = {"key": key, "mode": mode, "type": artifact.get("type"),
                                  "hash": artifact.get("hash"), "content_size": artifact.get("content_size"),
@@ -301,12 +312,9 @@ def plan_plot_images(downloads: Downloads, event: dict) -> dict | None:
     urls = plot_image_urls(event)
     if not urls:
         return None
-    metric = safe_component(str(event.get("metric", "")))
-    variant = safe_component(str(event.get("variant", "")))
     files = []
     for url in urls:
-        rel = f"{PLOTS_DIR}/images/{metric}/{variant}/{safe_component(str(event.get('iter', 0)))}_" \
-              f"{local_file_name(url, 'image')}"
+        rel = event_file_path(f"{PLOTS_DIR}/images", event, url)
         record = downloads.add(url, rel, {"kind": "plot_image", "metric": event.get("metric"),
                                           "variant": event.get("variant"), "iter": event.get("iter")})
         files.append(record["file"])

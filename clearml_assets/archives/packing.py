@@ -7,6 +7,7 @@ computed from the bytes as they are written (the zip is written in streaming mod
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import lzma
@@ -236,24 +237,50 @@ def verify_archive(path: Path, manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _safe_member(name: str, target: Path) -> Path:
-    if not name or "\0" in name or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveError(f"archive member {name[:200]!r} has an absolute or invalid path; refusing to extract")
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if any(p == ".." for p in parts):
-        raise ArchiveError(f"archive member {name[:200]!r} escapes the target folder; refusing to extract")
-    dest = Path(os.path.normpath(target.joinpath(*parts)))
-    if target != dest and target not in dest.parents:
-        raise ArchiveError(f"archive member {name[:200]!r} escapes {str(target)!r}; refusing to extract")
-    if len(os.fsencode(dest)) > MAX_MEMBER_PATH_BYTES or any(len(os.fsencode(p)) > 255 for p in parts):
-        raise ArchiveError(f"archive member {name[:200]!r}... has a path of {len(os.fsencode(name))} bytes or a "
-                           f"name part over 255 bytes: too long to unpack under {str(target)!r}; refusing to "
-                           "extract")
-    real = dest.resolve()  # a link already in the target folder must not lead a member out of it
-    if target != real and target not in real.parents:
-        raise ArchiveError(f"archive member {name[:200]!r} would be written through a link to {str(real)!r}, "
-                           f"outside {str(target)!r}; refusing to extract")
-    return dest
+class _Destinations:
+    """Where each member of an archive goes inside ``target``, refusing any that would land outside it.
+
+    The real path of every parent folder is resolved once (a link already in ``target`` must not lead a
+    member out of it), so checking a hundred thousand members costs a hundred thousand ``lstat`` calls,
+    not ``realpath`` walks.
+    """
+
+    def __init__(self, target: Path):
+        self.target = target
+        self._real: dict[Path, Path] = {}
+
+    def of(self, name: str) -> Path:
+        """The path member ``name`` is written to.
+
+        Raises:
+            ArchiveError: The name is absolute, climbs out, is too long, or leads through a link outside.
+        """
+        target = self.target
+        if not name or "\0" in name or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+            raise ArchiveError(f"archive member {name[:200]!r} has an absolute or invalid path; refusing to extract")
+        parts = PurePosixPath(name.replace("\\", "/")).parts
+        if any(p == ".." for p in parts):
+            raise ArchiveError(f"archive member {name[:200]!r} escapes the target folder; refusing to extract")
+        dest = Path(os.path.normpath(target.joinpath(*parts)))
+        if target != dest and target not in dest.parents:
+            raise ArchiveError(f"archive member {name[:200]!r} escapes {str(target)!r}; refusing to extract")
+        if len(os.fsencode(dest)) > MAX_MEMBER_PATH_BYTES or any(len(os.fsencode(p)) > 255 for p in parts):
+            raise ArchiveError(f"archive member {name[:200]!r}... has a path of {len(os.fsencode(name))} bytes or "
+                               f"a name part over 255 bytes: too long to unpack under {str(target)!r}; refusing "
+                               "to extract")
+        real = self._real_parent(dest.parent) / dest.name if dest != target else target
+        if os.path.islink(real):
+            real = real.resolve()
+        if target != real and target not in real.parents:
+            raise ArchiveError(f"archive member {name[:200]!r} would be written through a link to {str(real)!r}, "
+                               f"outside {str(target)!r}; refusing to extract")
+        return dest
+
+    def _real_parent(self, folder: Path) -> Path:
+        real = self._real.get(folder)
+        if real is None:
+            real = self._real[folder] = folder.resolve()
+        return real
 
 
 @dataclass
@@ -351,7 +378,10 @@ def extract_archive(path: Path, target: Path, max_bytes: int | None = None) -> l
         codec.extract(path, target, _Budget.of(path, target, max_bytes), written)
     except BaseException as exc:
         for file in written:
-            file.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                file.unlink(missing_ok=True)
+        if isinstance(exc, ArchiveError) and repr(path.name) not in str(exc):
+            raise ArchiveError(f"archive {path.name!r}: {exc}") from None  # a member's fault: name the file
         if isinstance(exc, _EXTRACT_ERRORS) and not isinstance(exc, ArchiveError):
             raise _unreadable(path, target, exc) from None
         raise
@@ -372,6 +402,8 @@ def _unreadable(path: Path, target: Path, exc: BaseException) -> ArchiveError:
 def _extract_zip(path: Path, target: Path, budget: _Budget, written: list[Path]) -> None:
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
+        budget.check_index(sum(i.file_size for i in infos), len(infos))  # reads stop at file_size
+        places = _Destinations(target)
         for info in infos:
             mode = info.external_attr >> 16
             if mode and stat.S_ISLNK(mode):
@@ -380,10 +412,9 @@ def _extract_zip(path: Path, target: Path, budget: _Budget, written: list[Path])
                 raise ArchiveError(f"archive member {info.filename[:200]!r} is encrypted or uses zip compression "
                                    f"method {info.compress_type}; archives made by clearml-assets are stored or "
                                    "deflated only: refusing to extract")
-            _safe_member(info.filename, target)
-        budget.check_index(sum(i.file_size for i in infos), len(infos))  # reads stop at file_size
+            places.of(info.filename)
         for info in infos:
-            dest = _safe_member(info.filename, target)
+            dest = places.of(info.filename)
             if info.is_dir():
                 dest.mkdir(parents=True, exist_ok=True)
                 continue
@@ -393,33 +424,27 @@ def _extract_zip(path: Path, target: Path, budget: _Budget, written: list[Path])
                 budget.copy(src, dest)
 
 
-def _check_tar_member(member: tarfile.TarInfo, target: Path) -> None:
-    """Links and special files refused, then the standard library's ``data`` filter (no absolute path,
-    nothing outside ``target``), then no writing through a link already in ``target``."""
+def _check_tar_member(member: tarfile.TarInfo, places: _Destinations) -> Path:
+    """Where a tar member goes: regular files and folders only (links, devices and fifos refused)."""
     if not (member.isfile() or member.isdir()):
         raise ArchiveError(f"archive member {member.name[:200]!r} is a link or special file; refusing to extract")
-    try:
-        tarfile.data_filter(member, str(target))
-    except tarfile.FilterError as exc:
-        raise ArchiveError(f"archive member {member.name[:200]!r} escapes {str(target)!r} or is unsafe "
-                           f"({exc}); refusing to extract") from exc
-    _safe_member(member.name, target)
+    return places.of(member.name)
 
 
 def _tar_extractor(decompressed: Callable[[Path], BinaryIO]) -> Callable[[Path, Path, _Budget, list[Path]], None]:
     """Extraction of a tar read through ``decompressed(path)``, in two bounded passes over the stream: the
-    headers first (every member checked, sizes added up), then the data."""
+    headers first (sizes added up, then every member checked), then the data."""
 
     def extract(path: Path, target: Path, budget: _Budget, written: list[Path]) -> None:
         members = list(_tar_stream(path, decompressed, budget))
-        for member in members:
-            _check_tar_member(member, target)
         budget.check_index(sum(m.size for m in members if m.isfile()), len(members))
+        places = _Destinations(target)
+        for member in members:
+            _check_tar_member(member, places)
         with decompressed(path) as raw, tarfile.open(fileobj=_BoundedStream(raw, budget.stream_limit, path),
                                                      mode="r|") as tf:
             for member in tf:
-                _check_tar_member(member, target)
-                dest = _safe_member(member.name, target)
+                dest = _check_tar_member(member, places)
                 if member.isdir():
                     dest.mkdir(parents=True, exist_ok=True)
                     continue
