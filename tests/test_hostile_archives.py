@@ -254,7 +254,11 @@ def test_7_with_a_key_only_untampered_signed_archives_restore(world, monkeypatch
     monkeypatch.setenv(KEY_ENV, key)
     result = exporter.export_task(task_id)  # the unsigned export is not current while a key is set
     assert not result.skipped and set(result.manifest["signature"]) == {"algorithm", "key_id", "hmac"}
-    assert exporter.export_task(task_id).skipped
+    assert exporter.export_task(task_id).skipped and verify_export(exporter.root, "hostile", "tasks", task_id)[0]
+    monkeypatch.setenv(KEY_ENV, "another-" + os.urandom(16).hex())  # the check holds the manifest to the key
+    passed, meta = verify_export(exporter.root, "hostile", "tasks", task_id)
+    assert not passed and "signed with another key" in meta["problem"]
+    monkeypatch.setenv(KEY_ENV, key)
     folder = tmp_path / "edited" / result.folder.name
     shutil.copytree(result.folder, folder)
     scalars = folder / "scalars" / "scalars.jsonl"
