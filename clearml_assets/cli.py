@@ -29,6 +29,15 @@ def _port(value: str) -> int | None:
     return None if value.lower() in ("none", "off") else int(value)
 
 
+HOME_PORT = -1  # a port option not given: the server keeps the port it was first started on
+
+
+def _explicit_ports(args: argparse.Namespace) -> dict[str, int | None]:
+    """The ports given on the command line (``api``, ``files``, ``web``): they replace the recorded ones."""
+    given = {"api": args.api_port, "files": args.files_port, "web": args.web_port}
+    return {part: port for part, port in given.items() if port != HOME_PORT}
+
+
 def _local_server(args: argparse.Namespace) -> int:
     action = {"serve": _serve_local_server, "start": _start_local_server, "stop": _stop_local_server,
               "status": _local_server_status}[args.action]
@@ -36,8 +45,9 @@ def _local_server(args: argparse.Namespace) -> int:
 
 
 def _serve_local_server(args: argparse.Namespace) -> int:
-    from .local_server import Credential, LocalServer
-    from .local_server.runner import DataDirInUse, PortInUse, check_ports_free
+    from .local_server import Credential, LocalServer, sdk_config_file
+    from .local_server.home_ports import HomePortTaken, choose_ports, record_ports
+    from .local_server.runner import DataDirInUse, PortInUse, check_ports_free, lock_is_held
 
     key = args.access_key or os.environ.get("CLEARML_ASSETS_SERVER_ACCESS_KEY")
     secret = args.secret_key or os.environ.get("CLEARML_ASSETS_SERVER_SECRET_KEY")
@@ -45,14 +55,21 @@ def _serve_local_server(args: argparse.Namespace) -> int:
         print("error: --access-key and --secret-key go together", file=sys.stderr)
         return 2
     creds = [Credential(key, secret)] if key else None
-    server = LocalServer(_server_data_dir(args), host=args.host, api_port=args.api_port,
-                         files_port=args.files_port, web_port=args.web_port, credentials=creds)
+    data_dir = _server_data_dir(args)
+    if lock_is_held(data_dir):
+        print(f"error: {DataDirInUse(data_dir)}", file=sys.stderr)
+        return 1
     try:  # before printing where it listens: a taken port is the one line it prints
+        ports = choose_ports(data_dir, args.host, {"api": 8008, "files": 8081, "web": 8080}, _explicit_ports(args))
+        server = LocalServer(data_dir, host=args.host, api_port=ports["api"], files_port=ports["files"],
+                             web_port=ports["web"], credentials=creds)
         check_ports_free(server.host, {"API": server.api_port, "files": server.files_port,
                                        "web view": server.web_port})
-    except PortInUse as exc:
+    except (PortInUse, HomePortTaken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    record_ports(data_dir, ports)
+    sdk_config_file(server.info)
     if not args.quiet:
         _print_server(server.info, "ClearML-compatible local server")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -67,6 +84,8 @@ def _serve_local_server(args: argparse.Namespace) -> int:
 
 
 def _print_server(info, title: str) -> None:
+    from .local_server import sdk_config_file
+
     print(f"{title}, data in {info.data_dir}")
     print(f"  API:       {info.api_host}")
     print(f"  files:     {info.files_host}")
@@ -77,6 +96,8 @@ def _print_server(info, title: str) -> None:
     for name, value in info.env().items():
         if value:
             print(f"  export {name}={shlex.quote(value)}")
+    print("or the same in one file:")
+    print(f"  export CLEARML_CONFIG_FILE={shlex.quote(str(sdk_config_file(info)))}")
 
 
 def _server_command(args: argparse.Namespace, action: str) -> str:
@@ -93,8 +114,7 @@ def _start_local_server(args: argparse.Namespace) -> int:
               "CLEARML_ASSETS_SERVER_SECRET_KEY (a command line is visible to every user in ps)", file=sys.stderr)
         return 2
     try:
-        info, started = start_server(_server_data_dir(args), host=args.host, api_port=args.api_port,
-                                     files_port=args.files_port, web_port=args.web_port)
+        info, started = start_server(_server_data_dir(args), host=args.host, explicit=_explicit_ports(args))
     except LocalServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -139,7 +159,17 @@ def _local_server_status(args: argparse.Namespace) -> int:
     hosts = {"api": info.api_host, "files": info.files_host, "web": info.web_host}
     for part, answered in parts.items():
         print(f"  {part:6s} {hosts[part]}  {'answers' if answered else 'does not answer'}")
+    if parts["api"]:
+        _print_sdk_settings(info)
     return 0 if ok else 1
+
+
+def _print_sdk_settings(info) -> None:
+    """How a ClearML SDK script uses this server: the ``clearml.conf`` written for it (hosts and key pair)."""
+    from .local_server import sdk_config_file
+
+    print("SDK settings (hosts and key pair, for a ClearML script or `clearml-agent`):")
+    print(f"  export CLEARML_CONFIG_FILE={shlex.quote(str(sdk_config_file(info)))}")
 
 
 def _prog() -> str:
@@ -301,10 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     "$CLEARML_ASSETS_HOME or ~/.clearml_assets)")
     srv.add_argument("--data-dir", help="folder for the database and files (default: HOME/server)")
     srv.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
-    srv.add_argument("--api-port", type=int, default=8008, help="API port (default: %(default)s)")
-    srv.add_argument("--files-port", type=int, default=8081, help="fileserver port (default: %(default)s)")
-    srv.add_argument("--web-port", type=_port, default=8080,
-                     help="web view port, 0 for a free one, none for no web view (default: %(default)s)")
+    kept = "the port this server was first started on (recorded in its data directory: links to it keep working)"
+    srv.add_argument("--api-port", type=int, default=HOME_PORT,
+                     help=f"API port, 0 for a free one (default: {kept}; at the first start 8008, or a free one)")
+    srv.add_argument("--files-port", type=int, default=HOME_PORT,
+                     help=f"fileserver port, 0 for a free one (default: {kept}; at the first start 8081, or a free "
+                          "one)")
+    srv.add_argument("--web-port", type=_port, default=HOME_PORT,
+                     help=f"web view port, 0 for a free one, none for no web view (default: {kept}; at the first "
+                          "start 8080, or a free one)")
     srv.add_argument("--access-key", help="access key to accept (or CLEARML_ASSETS_SERVER_ACCESS_KEY)")
     srv.add_argument("--secret-key", help="secret key to accept (or CLEARML_ASSETS_SERVER_SECRET_KEY)")
     srv.add_argument("--quiet", action="store_true", help="print nothing on start")
