@@ -155,6 +155,24 @@ def test_2_restore_refuses_a_plot_bomb_before_any_write(world, monkeypatch):
     assert _copies(client, task_id) == []
 
 
+def test_2_restore_refuses_an_over_long_record_before_any_write(world, monkeypatch):
+    """Finding 2's twin on restore: one log line longer than a restore reads into memory (4 times the plot
+    limit, here 1 MiB: 4 Mi characters). Main read it whole and sent it; now the archive is refused before
+    the first request, naming the file and the line."""
+    seeder, client, exporter, tmp_path = world
+    task_id = seeder.seed_task(seeder.project("long lines"), "long lines", "long line", SPEC)
+    result = exporter.export_task(task_id)
+    folder = tmp_path / "forged" / result.folder.name
+    shutil.copytree(result.folder, folder)
+    with open(folder / "log.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"timestamp": 2, "level": "info", "msg": "y" * (5 << 20)}) + "\n")
+    forged = _repack(folder, tmp_path / "forged.zip")
+    monkeypatch.setenv("CLEARML_ASSETS_MAX_PLOT_BYTES", str(1 << 20))
+    with pytest.raises(ArchiveError, match=r"log.jsonl line 4 is longer than 4194304 characters"):
+        TaskRestorer(client).restore_path(forged)
+    assert _copies(client, task_id) == []
+
+
 # -- 6: one name blocks a whole project ---------------------------------------------------------------------
 def _reserved_names_task(seeder: RawSeeder, files: str) -> tuple[str, dict[str, bytes]]:
     task_id = seeder.seed_task(seeder.project("reserved"), "reserved", "reserved names", SPEC, complete=False)

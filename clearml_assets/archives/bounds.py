@@ -51,6 +51,12 @@ def max_plot_bytes() -> int:
     return _positive_int(MAX_PLOT_ENV, DEFAULT_MAX_PLOT_BYTES)
 
 
+def max_record_chars() -> int:
+    """The longest line a restore reads from an archive's event files: room for the largest plot (a plot's
+    text is escaped once more inside its JSON line)."""
+    return 4 * max_plot_bytes()
+
+
 def unpack_max_ratio() -> int:
     """How many times its own size an archive may unpack to (environment, else the default)."""
     return _positive_int(UNPACK_RATIO_ENV, DEFAULT_UNPACK_MAX_RATIO)

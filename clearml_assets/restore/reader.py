@@ -20,10 +20,10 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 from urllib.parse import urlsplit
 
-from ..archives.bounds import InflateError, inflate_plot_data
+from ..archives.bounds import MAX_PLOT_ENV, InflateError, inflate_plot_data, max_record_chars
 from ..archives.manifest import MANIFEST_NAME, read_manifest, verify_folder
 from ..archives.media import model_folder
 from ..archives.packing import extract_archive
@@ -89,35 +89,27 @@ class TaskArchive:
         if not path.exists():
             return
         base = self.base_timestamp()
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                value = row.get("value")
-                if not isinstance(value, (int, float)) or not math.isfinite(value):
-                    continue
-                yield {"type": "training_stats_scalar", "metric": row["metric"], "variant": row["variant"],
-                       "iter": row["iter"], "value": value, "timestamp": row.get("timestamp", base)}
+        for row in _jsonl(path):
+            value = row.get("value")
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            yield {"type": "training_stats_scalar", "metric": row.get("metric"), "variant": row.get("variant"),
+                   "iter": row.get("iter"), "value": value, "timestamp": row.get("timestamp", base)}
 
     def log_events(self) -> Iterator[dict[str, Any]]:
         """Every log event: from ``log.jsonl`` (level and timestamp kept) or else from ``console.log``
         (one event per line, in order, timestamps counted up from the task's start)."""
         structured = self.folder / "log.jsonl"
         if structured.exists():
-            with open(structured, encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        event = _clean(json.loads(line))
-                        event["type"] = "log"
-                        yield event
+            for event in _jsonl(structured):
+                yield {**_clean(event), "type": "log"}
             return
         text = self.folder / "console.log"
         if not text.exists():
             return
         base = self.base_timestamp()
         with open(text, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            for i, line in enumerate(handle):
+            for i, line in enumerate(_lines(handle, text)):
                 yield {"type": "log", "timestamp": base + i, "level": "info",
                        "msg": line[:-1] if line.endswith("\n") else line}
 
@@ -207,17 +199,20 @@ def _inflated(event: dict[str, Any], folder: Path) -> str:
                            "nothing was restored") from None
 
 
-def _check_plots(folder: Path) -> None:
-    """Every plot kept compressed in the archive inflates within its limit (checked before any write)."""
-    path = folder / "plots" / "plots.jsonl"
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if '"plot_data"' in line:
-                event = _parsed(line, path, number)
-                if event.get("plot_str") is None and event.get("plot_data"):
-                    _inflated(event, folder)
+_RECORD_FILES = ("scalars/scalars.jsonl", "log.jsonl", "console.log", "plots/plots.jsonl", "debug_images/index.jsonl")
+
+
+def _check_records(folder: Path) -> None:
+    """Before any write: every line of the event files within :func:`_lines`' bound, and every plot kept
+    compressed inflating within its limit."""
+    paths = [folder / rel for rel in _RECORD_FILES] + sorted((folder / "models").glob("*/events.jsonl"))
+    for path in (p for p in paths if p.is_file()):
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            for number, line in enumerate(_lines(handle, path), 1):
+                if path.name == "plots.jsonl" and '"plot_data"' in line:
+                    event = _parsed(line, path, number)
+                    if event.get("plot_str") is None and event.get("plot_data"):
+                        _inflated(event, folder)
 
 
 def _parsed(line: str, path: Path, number: int) -> dict[str, Any]:
@@ -240,9 +235,21 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+        for number, line in enumerate(_lines(handle, path), 1):
             if line.strip():
                 yield _parsed(line, path, number)
+
+
+def _lines(handle: TextIO, path: Path) -> Iterator[str]:
+    """The lines of ``handle``, each read within :func:`.bounds.max_record_chars` (one record in memory)."""
+    limit = max_record_chars()
+    number = 0
+    while line := handle.readline(limit + 1):
+        number += 1
+        if len(line) > limit:
+            raise ArchiveError(f"{path.parent.name}/{path.name} line {number} is longer than {limit} characters "
+                               f"(4 times {MAX_PLOT_ENV}); nothing was restored")
+        yield line
 
 
 def _json(path: Path) -> Any:
@@ -295,7 +302,7 @@ def load_task_folder(folder: Path, signed: bool = True) -> TaskArchive:
     info = _json(folder / "task.json")
     if not isinstance(info, dict) or not isinstance(info.get("task"), dict) or not info["task"].get("id"):
         raise ArchiveError(f"{folder}/task.json is missing or has no task; nothing was restored")
-    _check_plots(folder)
+    _check_records(folder)
     return TaskArchive(folder, manifest, info)
 
 
