@@ -254,7 +254,10 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
         "files": int(manifest.get("counts", {}).get("files", 0)),
         "bytes": int(manifest.get("counts", {}).get("bytes", 0)),
         "metrics": dg.MetadataValue.table(rows, schema), "seconds": round(result.seconds, 3),
+        "status": str(manifest.get("status")),
     }
+    if result.failures:  # listed in the archive too; its check fails until a run exports them
+        meta["failed_tasks"] = dg.MetadataValue.json(result.failures[:50])
     if manifest.get("web_url"):
         meta["project_link"] = dg.MetadataValue.url(manifest["web_url"])
     return meta
@@ -287,6 +290,10 @@ def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run:
                 context.add_asset_metadata({**project_metadata(result), **remote_metadata(remote, result.archive)},
                                            partition_key=key)
                 context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")
+                if result.failures:
+                    context.log.warning(f"project {key}: {len(result.failures)} task(s) could not be exported and "
+                                        f"are listed in the archive as failed (first: {result.failures[0]['task_id']}: "
+                                        f"{result.failures[0]['error'][:300]})")
         return dg.MaterializeResult()
 
     return _project_archive

@@ -170,6 +170,7 @@ class TaskRestorer:
         started = time.monotonic()
         src = archive.task
         done, partial = self.find_restored(archive.source_task_id)
+        archive.check_provenance(done if done is not None else partial)  # before any state change
         project = self.project or archive.project_name or "Restored"
         if done is not None:
             result = RestoreResult(archive.source_task_id, done["id"], str(done.get("name")), project, False, False,
