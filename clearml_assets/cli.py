@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -183,7 +181,9 @@ def _prog() -> str:
 def ui_command(home: Path, dagster_home: Path) -> str:
     """The ``clearml-assets ui`` command line that opens the Dagster UI on ``home``/``dagster_home``."""
     parts = [_prog(), "ui", "--home", shlex.quote(str(home))]
-    if Path(dagster_home).resolve() != (Path(home) / "dagster_home").resolve():
+    from .demo import home_dagster_dir
+
+    if Path(dagster_home).resolve() != home_dagster_dir(home).resolve():
         parts += ["--dagster-home", shlex.quote(str(dagster_home))]
     return " ".join(parts)
 
@@ -191,38 +191,6 @@ def ui_command(home: Path, dagster_home: Path) -> str:
 def stop_command(home: Path) -> str:
     """The command that stops the local server of ``home``."""
     return f"{_prog()} local-server stop --home {shlex.quote(str(home))}"
-
-
-def _ui(args: argparse.Namespace) -> int:
-    from .demo import prepare_dagster_home
-    from .local_server.ensure import LocalServerError, ensure_local_server
-
-    home = (Path(args.home).expanduser() if args.home else _home()).resolve()
-    dagster_home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or home / "dagster_home")
-    dagster_home = dagster_home.expanduser().resolve()
-    prepare_dagster_home(dagster_home)
-    dagster = Path(sys.executable).with_name("dagster")
-    if not dagster.is_file():
-        print(f"error: dagster is not installed next to {sys.executable}: pip install dagster-webserver",
-              file=sys.stderr)
-        return 1
-    env = {**os.environ, "CLEARML_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
-    os.environ["CLEARML_ASSETS_HOME"] = str(home)
-    try:
-        server = ensure_local_server(home)
-    except LocalServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
-    print(f"Dagster UI: open {url} in a browser once it is up (runs and assets of {dagster_home}).")
-    if server.web_host:
-        print(f"ClearML web view of the local server: {server.web_host} (sign in with the key pair in "
-              f"{server.data_dir / 'credentials.json'}).")
-    print("Ctrl+C stops the UI; the local server keeps running (stop it with "
-          f"`{stop_command(home)}`).", flush=True)
-    argv = [str(dagster), "dev", "-m", "clearml_assets.definitions", "-h", args.host, "-p", str(args.port)]
-    os.execve(str(dagster), argv, env)
-    return 0  # not reached
 
 
 def _make_demo_data(args: argparse.Namespace) -> int:
@@ -268,46 +236,54 @@ def print_summary(summary: dict) -> None:
     if summary.get("server_api"):
         print(f"\nThe local ClearML server keeps running (API {summary['server_api']}, web view "
               f"{summary['server_web'] or 'off'}; sign in with the key pair in {summary['server_credentials']}).")
+        print(f"  SDK:       export CLEARML_CONFIG_FILE={shlex.quote(summary['server_sdk_config'])}"
+              "   (hosts and key pair for any ClearML script)")
         print(f"  stop it:   {stop_command(home)}")
         print(f"  check it:  {_prog()} local-server status --home {shlex.quote(str(home))}")
     print("\nSee the runs, assets and checks in the Dagster UI:")
     print(f"  {ui_command(home, dagster_home)}")
 
 
-def _add_partitions(args: argparse.Namespace) -> int:
-    from .errors import ClearMLAssetsError
-
-    if not os.environ.get("DAGSTER_HOME"):
-        print("error: DAGSTER_HOME is not set: partitions live in a persistent Dagster instance; set DAGSTER_HOME "
-              "to the folder `dagster dev` / `dagster asset materialize` use (e.g. export "
-              "DAGSTER_HOME=~/.clearml_assets/dagster_home)", file=sys.stderr)
-        return 2
-    import dagster as dg
-
-    from .automation.partitions import add_clearml_archive_partitions, materialize_command
-    from .resource import ClearMLResource
-
-    kind = "project" if args.projects else "task"
-    clearml = ClearMLResource.from_env()
-    try:
-        with dg.DagsterInstance.get() as instance:
-            new = add_clearml_archive_partitions(instance, clearml, args.ids, account=args.account, kind=kind)
-    except ClearMLAssetsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    account = args.account or clearml.default_account
-    print(f"added {len(new)} {kind} partition(s) of account {account!r}"
-          + (f" ({len(set(args.ids)) - len(new)} already there)" if len(new) < len(set(args.ids)) else ""))
-    print("archive one with:")
-    for partition in dict.fromkeys(args.ids):
-        print(f"  {materialize_command(account, partition, kind)}")
-    return 0
-
-
 def _restore(args: argparse.Namespace) -> int:
     from .restore.cli import restore_main
 
     return restore_main(args.restore_args)
+
+
+def _add_demo_parsers(sub: argparse._SubParsersAction) -> None:
+    """``make-demo-data`` and ``demo``."""
+    demo = sub.add_parser("make-demo-data", help="write the demo object detection set (shapes on noise)",
+                          description="Write coloured circles, squares and triangles on noise with exact "
+                                      "YOLO labels (images/, labels/, classes.txt); the same seed always "
+                                      "gives the same bytes.")
+    demo.add_argument("--out", required=True, help="target folder")
+    demo.add_argument("--images", type=int, default=160, help="number of images (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    demo.add_argument("--size", type=int, default=160, help="image side in pixels (default: %(default)s)")
+    demo.set_defaults(func=_make_demo_data)
+    run = sub.add_parser("demo", help="run the main job: dataset versions, YOLO model, task archive",
+                         description="Materialize the dataset versions (raw -> curated -> training view), train "
+                                     "and register the YOLO model, and archive its ClearML task, on the embedded "
+                                     "local server (started on demand) or the account given.")
+    run.add_argument("--account", help="ClearML account (default: CLEARML_ASSETS_DEFAULT_ACCOUNT or local)")
+    run.add_argument("--home", help="CLEARML_ASSETS_HOME for this run (default: $CLEARML_ASSETS_HOME or "
+                                    "~/.clearml_assets)")
+    run.add_argument("--epochs", type=int, help="training epochs (default: the training config's default)")
+    run.add_argument("--images", type=int, help="images in the generated demo set (default: the dataset "
+                                                "config's default; fewer is quicker)")
+    run.add_argument("--imgsz", type=int, help="training image size (default: the training config's default)")
+    run.add_argument("--verbose", action="store_true", help="show every library's output in the terminal "
+                                                            "instead of the demo log file")
+    run.set_defaults(func=_demo)
+
+
+def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
+    """``restore``: its arguments are parsed by ``restore.cli``."""
+    rest = sub.add_parser("restore", add_help=False, prefix_chars="\0",
+                          help="restore an archive into a ClearML account, or copy dataset versions",
+                          description="See `clearml-assets restore --help`.")
+    rest.add_argument("restore_args", nargs=argparse.REMAINDER)
+    rest.set_defaults(func=_restore)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,57 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--quiet", action="store_true", help="print nothing on start")
     srv.set_defaults(func=_local_server)
 
-    demo = sub.add_parser("make-demo-data", help="write the demo object detection set (shapes on noise)",
-                          description="Write coloured circles, squares and triangles on noise with exact "
-                                      "YOLO labels (images/, labels/, classes.txt); the same seed always "
-                                      "gives the same bytes.")
-    demo.add_argument("--out", required=True, help="target folder")
-    demo.add_argument("--images", type=int, default=160, help="number of images (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    demo.add_argument("--size", type=int, default=160, help="image side in pixels (default: %(default)s)")
-    demo.set_defaults(func=_make_demo_data)
-    run = sub.add_parser("demo", help="run the main job: dataset versions, YOLO model, task archive",
-                         description="Materialize the dataset versions (raw -> curated -> training view), train "
-                                     "and register the YOLO model, and archive its ClearML task, on the embedded "
-                                     "local server (started on demand) or the account given.")
-    run.add_argument("--account", help="ClearML account (default: CLEARML_ASSETS_DEFAULT_ACCOUNT or local)")
-    run.add_argument("--home", help="CLEARML_ASSETS_HOME for this run (default: $CLEARML_ASSETS_HOME or "
-                                    "~/.clearml_assets)")
-    run.add_argument("--epochs", type=int, help="training epochs (default: the training config's default)")
-    run.add_argument("--images", type=int, help="images in the generated demo set (default: the dataset "
-                                                "config's default; fewer is quicker)")
-    run.add_argument("--imgsz", type=int, help="training image size (default: the training config's default)")
-    run.add_argument("--verbose", action="store_true", help="show every library's output in the terminal "
-                                                            "instead of the demo log file")
-    run.set_defaults(func=_demo)
+    _add_demo_parsers(sub)
+    from .cli_dagster import add_instance_parsers  # it imports this module's helpers
 
-    ui = sub.add_parser("ui", help="open the Dagster UI on the demo's home (dagster dev)",
-                        description="Start `dagster dev` for clearml_assets.definitions with DAGSTER_HOME and "
-                                    "CLEARML_ASSETS_HOME set to the home the demo used (and its local server "
-                                    "running), so the UI shows the demo's runs and re-runs use the same server.")
-    ui.add_argument("--home", help="CLEARML_ASSETS_HOME (default: $CLEARML_ASSETS_HOME or ~/.clearml_assets)")
-    ui.add_argument("--dagster-home", help="DAGSTER_HOME (default: $DAGSTER_HOME or HOME/dagster_home)")
-    ui.add_argument("--host", default="127.0.0.1", help="interface of the UI (default: %(default)s)")
-    ui.add_argument("--port", type=int, default=int(os.environ.get("CLEARML_ASSETS_UI_PORT") or 3000),
-                    help="UI port (default: $CLEARML_ASSETS_UI_PORT or %(default)s)")
-    ui.set_defaults(func=_ui)
-
-    add = sub.add_parser("add-partitions", help="add ClearML task (or project) ids as archive partitions",
-                         description="Check that the ids exist on the account and add them as partitions of "
-                                     "<account>/clearml_task_archive (or clearml_project_archive with --projects) "
-                                     "in the Dagster instance of $DAGSTER_HOME, so `dagster asset materialize "
-                                     "--partition <id>` and the launchpad can archive them. The completed-task "
-                                     "sensor does this by itself for tasks that complete.")
-    add.add_argument("ids", nargs="+", metavar="ID", help="ClearML task ids (project ids with --projects)")
-    add.add_argument("--account", help="ClearML account (default: CLEARML_ASSETS_DEFAULT_ACCOUNT or local)")
-    add.add_argument("--projects", action="store_true", help="the ids are project ids (project archive)")
-    add.set_defaults(func=_add_partitions)
-
-    rest = sub.add_parser("restore", add_help=False, prefix_chars="\0",
-                          help="restore an archive into a ClearML account, or copy dataset versions",
-                          description="See `clearml-assets restore --help`.")
-    rest.add_argument("restore_args", nargs=argparse.REMAINDER)
-    rest.set_defaults(func=_restore)
+    add_instance_parsers(sub)
+    _add_restore_parser(sub)
     return parser
 
 
