@@ -1,0 +1,94 @@
+"""Which clearml-server release the local server presents itself as, and what that release's API is.
+
+By default the local server is clearml-server's newest release (2.3.0, API 2.34: what app.clear.ml and fresh
+installs run). ``CLEARML_ASSETS_SERVER_VERSION=1.9.2`` (or ``LocalServer(server_version=...)``) makes it present
+itself as 1.9.2 (API 2.23) instead, with that release's behaviour where the two differ, so clients can be tested
+against both.
+
+As on the real server, a request's path version (``/v2.23/tasks.get_all``; none means the newest) chooses the
+endpoint: one whose ``min_version`` is above the requested version, or above the release's API, does not exist
+(404). Behaviour that changed between releases follows the release (e.g. model events keep their iterations
+after 1.9.2); behaviour the real server keys on the requested version follows the request, never beyond what the
+release has (``/v999.0`` on a 1.9.2 server is 2.23).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+SERVER_VERSION_ENV = "CLEARML_ASSETS_SERVER_VERSION"
+"""Environment variable choosing the release the local server presents itself as."""
+
+Version = tuple[int, int]
+
+
+def parse_version(text: str) -> Version:
+    """``"2.23"`` as ``(2, 23)``; raises ValueError for anything else."""
+    major, _, minor = str(text).strip().lstrip("v").partition(".")
+    return int(major), int(minor or 0)
+
+
+def format_version(version: Version) -> str:
+    """``(2, 23)`` as ``"2.23"``."""
+    return f"{version[0]}.{version[1]}"
+
+
+@dataclass(frozen=True)
+class ServerRelease:
+    """A clearml-server release the local server can present itself as.
+
+    Attributes:
+        version: The release (``server.info``'s ``version``, the token's ``server_version``).
+        api_version: The newest API version it serves (``server.info``'s ``api_version``).
+    """
+
+    version: str
+    api_version: str
+
+    @property
+    def api(self) -> Version:
+        """The newest API version as a tuple."""
+        return parse_version(self.api_version)
+
+    def serves(self, min_version: str) -> bool:
+        """Whether an endpoint added at ``min_version`` exists in this release."""
+        return parse_version(min_version) <= self.api
+
+    def effective(self, requested: str | None) -> Version:
+        """The API version a request gets: what it asked for, never beyond this release's newest."""
+        if not requested:
+            return self.api
+        return min(parse_version(requested), self.api)
+
+    @property
+    def model_events_keep_iterations(self) -> bool:
+        """Model events keep the iteration they are sent with (1.9.2 stored every one at iteration 0)."""
+        return self.api > (2, 23)
+
+    @property
+    def delete_returns_event_urls(self) -> bool:
+        """``tasks.delete``/``reset`` with ``return_file_urls`` list the events' files too (1.9.2 only)."""
+        return self.api <= (2, 23)
+
+
+RELEASES: dict[str, ServerRelease] = {
+    "1.9.2": ServerRelease("1.9.2", "2.23"),
+    "2.3.0": ServerRelease("2.3.0", "2.34"),
+}
+NEWEST = RELEASES["2.3.0"]
+
+
+def server_release(version: str | None = None) -> ServerRelease:
+    """The release to present: ``version``, else ``CLEARML_ASSETS_SERVER_VERSION``, else the newest.
+
+    Raises:
+        ValueError: The version is not one the local server can present (the message lists them).
+    """
+    chosen = (version or os.environ.get(SERVER_VERSION_ENV) or NEWEST.version).strip().lstrip("v")
+    release = RELEASES.get(chosen)
+    if release is None:
+        known = ", ".join(sorted(RELEASES))
+        raise ValueError(f"the local server cannot present itself as clearml-server {chosen!r} (set by "
+                         f"{SERVER_VERSION_ENV} or --server-version); known releases: {known}")
+    return release

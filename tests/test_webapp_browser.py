@@ -1,0 +1,217 @@
+"""The real ClearML web app on the local server, driven in headless Chromium.
+
+A clearml-web production build (``../shared/clearml-web/build`` beside the repository, or ``CLEARML_WEB_BUILD``)
+is served by ``LocalServer(web_app=...)`` as clearml-server serves it; the real ClearML SDK (in a subprocess) logs
+a task with scalars, a plot, a debug image, console text, an artifact, hyperparameters, a configuration object and
+a model; the test signs in with the server's key pair and walks the pages a user opens, comparing what each shows
+with what the SDK logged. Every API and file request the app makes to the server is recorded: none may fail (4xx/5xx)
+and no error dialog may open. Signing out must revoke the session server side. Screenshots: test-artifacts/webapp/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import requests
+
+from clearml_assets.local_server import LocalServer
+
+from chromium import BROWSER_MARKS, chromium_page, screenshots
+from conftest import run_sdk_script, sdk_env
+
+BUILD_ENV = "CLEARML_WEB_BUILD"
+DEFAULT_BUILD = Path(__file__).resolve().parents[1].parent / "shared" / "clearml-web" / "build"
+PROJECT = "web app"
+
+SDK_SCRIPT = r"""
+import json
+import numpy as np
+from clearml import OutputModel, Task
+
+task = Task.init(project_name="web app", task_name="detector run", auto_connect_frameworks=False, output_uri=True,
+                 auto_resource_monitoring=False, auto_connect_streams=False)
+task.connect({"lr": 0.0125, "epochs": 3}, name="General")
+task.connect_configuration({"model": {"depth": 17}}, name="model config")
+log = task.get_logger()
+for i in range(6):
+    log.report_scalar("loss", "train", value=1.0 / (i + 1), iteration=i)
+    log.report_scalar("metrics", "mAP50-95(B)", value=0.1 * i, iteration=i)
+log.report_plotly(title="confusion", series="matrix", iteration=0,
+                  figure={"data": [{"type": "heatmap", "z": [[5, 1], [2, 7]]}], "layout": {}})
+image = np.zeros((48, 64, 3), dtype=np.uint8)
+image[:, :32] = (255, 0, 0)
+log.report_image("samples", "batch", iteration=0, image=image)
+log.report_text("hello from the detector run")
+task.upload_artifact("summary", artifact_object={"best": 0.5})
+open("weights.bin", "wb").write(b"WEIGHTS" * 1000)
+model = OutputModel(task=task, name="detector weights", framework="PyTorch")
+model.update_weights(weights_filename="weights.bin")
+task.flush(wait_for_uploads=True)
+print(json.dumps({"task": task.id, "project": task.project, "model": model.id, "model_url": model.url}))
+task.close()
+"""
+
+pytestmark = BROWSER_MARKS
+shot = screenshots("webapp")
+
+
+def web_app_build() -> Path:
+    """The build to serve: ``CLEARML_WEB_BUILD``, else ``../shared/clearml-web/build`` beside the repository."""
+    return Path(os.environ.get(BUILD_ENV) or DEFAULT_BUILD)
+
+
+@pytest.fixture(scope="module")
+def build() -> Path:
+    path = web_app_build()
+    if not (path / "index.html").is_file():
+        reason = (f"no ClearML web app build at {path} (set {BUILD_ENV}, or build clearml-web as "
+                  "../shared/clearml-web/README.md says)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(build, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("webapp")
+    server = LocalServer(tmp / "server", api_port=0, files_port=0, web_port=0, web_app=build).start()
+    try:
+        info = server.info
+        out = run_sdk_script(SDK_SCRIPT, sdk_env(info, tmp / "sdkhome"), timeout=300, cwd=tmp).stdout
+        logged = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+        yield SimpleNamespace(info=info, web=info.web_host, **logged)
+    finally:
+        server.stop()
+
+
+class Calls:
+    """Every response to a request the app sent to the local server (API through ``/api``, files)."""
+
+    def __init__(self, served):
+        self.served = served
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, response) -> None:
+        url = response.url
+        web, files = self.served.web, self.served.info.files_host
+        if url.startswith(web + "/api/") or url.startswith(web + "/files/") or url.startswith(files):
+            path = url.split("?", 1)[0].removeprefix(web)
+            self.seen.append({"status": response.status, "path": path, "method": response.request.method})
+
+    def failed(self) -> list[dict[str, Any]]:
+        return [c for c in self.seen if c["status"] >= 400]
+
+    def endpoints(self) -> set[str]:
+        return {c["path"].rsplit("/", 1)[-1] for c in self.seen if c["path"].startswith("/api/")}
+
+
+@pytest.fixture(scope="module")
+def app(served):
+    """A signed-in page of the web app and the record of its calls."""
+    calls = Calls(served)
+    with chromium_page(60_000, viewport={"width": 1500, "height": 1000}) as page:
+        page.on("response", calls)
+        sign_in(page, served)
+        yield SimpleNamespace(page=page, calls=calls)
+    assert not calls.failed(), f"the web app's calls that failed: {calls.failed()}"
+
+
+def sign_in(page, served) -> None:
+    page.goto(served.web + "/")
+    page.fill("input[formcontrolname=name]", served.info.access_key)
+    page.fill("input[formcontrolname=password]", served.info.secret_key)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/dashboard")
+
+
+def visit(app, path: str, *texts: str, name: str) -> str:
+    """Open ``path``, wait until every text shows, check no call failed and no error dialog opened."""
+    before = len(app.calls.seen)
+    app.page.goto(app.calls.served.web + path)
+    for text in texts:
+        app.page.get_by_text(text, exact=False).first.wait_for()
+    shot(app.page, name)
+    failed = [c for c in app.calls.seen[before:] if c["status"] >= 400]
+    assert not failed, f"{path}: the web app's calls that failed: {failed}"
+    assert app.page.locator("mat-dialog-container").count() == 0, f"{path}: an error dialog opened"
+    return re.sub(r"\s+", " ", app.page.inner_text("body"))
+
+
+def test_sign_in_sets_an_httponly_session_that_sign_out_revokes(served, build):
+    with chromium_page(60_000, viewport={"width": 1500, "height": 1000}) as page:
+        calls = Calls(served)
+        page.on("response", calls)
+        page.goto(served.web + "/")
+        page.wait_for_selector("input[formcontrolname=password]")
+        shot(page, "01_sign_in")
+        sign_in(page, served)
+        cookie = next(c for c in page.context.cookies() if c["name"] == "clearml_token_basic")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+        token = cookie["value"]
+        me = requests.post(f"{served.info.api_host}/users.get_current_user",
+                           headers={"Authorization": f"Bearer {token}"}, json={}, timeout=30)
+        assert me.status_code == 200
+        # a reload keeps the session (login.supported_modes says authenticated)
+        page.goto(served.web + "/projects")
+        page.get_by_text(PROJECT).first.wait_for()
+        page.click("[data-id=Avatar]")
+        page.get_by_text("Logout", exact=True).first.click()
+        page.wait_for_selector("input[formcontrolname=password]")
+        assert not [c for c in page.context.cookies() if c["name"] == "clearml_token_basic" and c["value"]]
+        assert not calls.failed(), calls.failed()
+    gone = requests.post(f"{served.info.api_host}/users.get_current_user",
+                         headers={"Authorization": f"Bearer {token}"}, json={}, timeout=30)
+    assert gone.status_code == 401
+
+
+def test_projects_and_the_tasks_table(app, served):
+    text = visit(app, "/projects", PROJECT, name="02_projects")
+    assert PROJECT in text
+    text = visit(app, f"/projects/{served.project}/tasks", "detector run", name="03_tasks_table")
+    assert "Completed" in text and "Training" in text
+    assert "Unknown User" not in text
+
+
+def test_task_pages_show_what_the_sdk_logged(app, served):
+    base = f"/projects/{served.project}/tasks/{served.task}"
+    text = visit(app, f"{base}/execution", "SCRIPT PATH", name="04_task_execution")
+    assert "python" in text.lower()
+    text = visit(app, f"{base}/hyper-params/hyper-param/General", "0.0125", name="05_task_hyperparameters")
+    assert "lr" in text and "epochs" in text
+    text = visit(app, f"{base}/hyper-params/configuration/model%20config", "depth = 17",
+                 name="06_task_configuration_object")
+    text = visit(app, f"{base}/artifacts", "summary", name="07_task_artifacts")
+    assert '"best": 0.5' in text
+    text = visit(app, f"{base}/general", served.task, name="08_task_info")
+    assert "clearml-2.1.12" in text
+    visit(app, f"{base}/log", "hello from the detector run", name="09_task_console")
+    for title in ("loss", "metrics"):
+        app.page.goto(app.calls.served.web + f"{base}/scalars")
+        app.page.locator("text.gtitle", has_text=title).first.wait_for()
+    shot(app.page, "10_task_scalars")
+    app.page.goto(app.calls.served.web + f"{base}/plots")
+    app.page.locator(".gtitle, .plot-title, text", has_text="confusion").first.wait_for()
+    shot(app.page, "11_task_plots")
+    app.page.goto(app.calls.served.web + f"{base}/debugImages")
+    app.page.wait_for_function(
+        "() => [...document.images].some(i => i.src.includes('/files/') && i.complete && i.naturalWidth === 64)")
+    shot(app.page, "12_task_debug_samples")
+    assert {"tasks.get_by_id_ex", "events.get_task_log", "events.scalar_metrics_iter_histogram",
+            "events.get_task_plots", "events.debug_images"} <= app.calls.endpoints()
+
+
+def test_models_and_a_model_page(app, served):
+    text = visit(app, f"/projects/{served.project}/models", "detector weights", name="13_models_table")
+    assert "PyTorch" in text
+    base = f"/projects/{served.project}/models/{served.model}"
+    text = visit(app, f"{base}/general", served.model_url.rsplit("/", 1)[-1], name="14_model_general")
+    assert "PyTorch" in text and "detector run" in text
+    visit(app, f"{base}/tasks", "detector run", name="15_model_lineage")
+    assert {"models.get_all_ex", "models.get_by_id_ex"} <= app.calls.endpoints()
