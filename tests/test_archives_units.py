@@ -166,7 +166,8 @@ def test_console_text_is_what_the_ui_shows():
 
 
 def test_file_locations_aliases_object_stores_and_external():
-    from clearml_assets.storage import _fsspec_url, classify, options_for
+    from clearml_assets.storage import classify, options_for
+    from clearml_assets.storage.credentials import fsspec_url as _fsspec_url
 
     files = "http://127.0.0.1:8081"
     assert classify("http://localhost:8081/p/a.bin", files).url == "http://127.0.0.1:8081/p/a.bin"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import jwt
 
-from .registry import API_VERSION, ApiError
+from .core import ApiError
+from .core.constants import API_VERSION, SERVER_VERSION
 
-SERVER_VERSION = "1.9.2"  # the last clearml-server release serving API 2.23
 TOKEN_LIFETIME_SEC = 30 * 24 * 3600
 
 

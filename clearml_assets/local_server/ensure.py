@@ -16,7 +16,6 @@ import signal
 import socket
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -25,10 +24,9 @@ import requests
 
 from ..errors import ClearMLConnectionError
 from .auth import Credential, load_or_create_credentials
-from .runner import (
-    DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, SELF_DESCRIPTION_PATH, DataDirInUse,
-    LocalServerInfo, read_server_file, remove_server_file, start_local_server_process,
-)
+from .runner import SELF_DESCRIPTION_PATH, start_local_server_process
+from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, DataDirInUse,
+                          LocalServerInfo, read_server_file, remove_server_file)
 
 SHARED_SERVER_ENV = "CLEARML_ASSETS_LOCAL_SERVER"
 SERVER_KEY_ENV = ("CLEARML_ASSETS_SERVER_ACCESS_KEY", "CLEARML_ASSETS_SERVER_SECRET_KEY")

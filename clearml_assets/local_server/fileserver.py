@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .auth import Authenticator
-from .registry import ApiError
+from .core import ApiError
 
 
 class _FileResponse(FileResponse):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .. import apimodels as req
 from ..bll import project as project_bll
-from ..queries import filter_docs
-from ..registry import Call, endpoint
+from ..core import Call, endpoint
+from ..store.filters import filter_docs
 from .models import MODEL_QUERY
 from .projects import PROJECT_QUERY
 from .tasks import TASK_QUERY

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-OBJECT_SCHEMES = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "azure": "az", "az": "az", "abfs": "abfs"}
+from .credentials import OBJECT_SCHEMES, fsspec_url, options_for
+
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _CHUNK = 1 << 20
 
@@ -97,26 +98,6 @@ def classify(url: str | None, files_host: str | None, aliases: Sequence[str] = (
     return Location("external", url, f"unsupported URI scheme {scheme!r}")
 
 
-def options_for(url: str, storage_options: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The fsspec options of the longest ``storage_options`` prefix matching ``url`` (``{}`` if none)."""
-    best, length = {}, -1
-    for prefix, options in (storage_options or {}).items():
-        if url.startswith(prefix) and len(prefix) > length:
-            best, length = dict(options), len(prefix)
-    return best
-
-
-def _fsspec_url(url: str) -> tuple[str, str, str | None]:
-    """``(fsspec protocol, bucket/key path, host)``; ClearML writes a non-AWS S3 endpoint into the URI
-    (``s3://host:port/bucket/key``), a segment no bucket name can be (bucket names hold no ``:``)."""
-    scheme, rest = url.split("://", 1)
-    protocol = OBJECT_SCHEMES[scheme.lower()]
-    first, _, tail = rest.partition("/")
-    if protocol == "s3" and ":" in first and tail:
-        return protocol, tail, first
-    return protocol, rest, None
-
-
 def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str, Any]], *,
                  digest: Any = None) -> int:
     """Copy an object-store ``url`` to ``dest`` (temporary name, renamed when whole); returns the bytes.
@@ -127,7 +108,7 @@ def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str
     """
     import fsspec
 
-    protocol, path, host = _fsspec_url(url)
+    protocol, path, host = fsspec_url(url)
     options = options_for(url, storage_options)
     if host and not (options.get("client_kwargs") or {}).get("endpoint_url") and not options.get("endpoint_url"):
         secure = options.pop("secure", True)
@@ -168,14 +149,6 @@ def locate(client, url: str | None) -> Location:
             return classify(url, None)
     return classify(url, getattr(client, "files_host", None),
                     tuple(getattr(client, "files_host_aliases", ()) or ()))
-
-
-def client_storage_options(client, url: str) -> dict[str, Any]:
-    """The fsspec options the account has for ``url`` (``storage_options_for`` when the client offers it)."""
-    lookup = getattr(client, "storage_options_for", None)
-    if callable(lookup):
-        return dict(lookup(url) or {})
-    return options_for(url, getattr(client, "storage_options", None) or {})
 
 
 def _is_http(url: str) -> bool:
