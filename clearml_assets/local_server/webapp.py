@@ -8,7 +8,8 @@ the API server with the prefix removed and ``/files/`` to the fileserver. This m
 The session is clearml-server's: ``auth.login`` through ``/api`` sets the ``clearml_token_basic`` cookie
 (HttpOnly, SameSite=Strict, the token of the key pair that signed in, with its rights), later ``/api`` calls
 and file downloads authenticate with it, and ``login.logout``/``auth.logout`` revoke the token on the server
-(it stops working everywhere, the API port included) and drop the cookie. The app signs in in the real server's
+(it stops working everywhere, the API port included) and drop the cookie. The API port itself never reads the
+cookie: only the web port's ``/api`` does, as only the web app sends it. The app signs in in the real server's
 *fixed users* mode: the user name is the server's access key, the password its secret key (see
 ``services/login.py``), so nothing is handed to an anonymous visitor.
 
@@ -83,19 +84,17 @@ def web_app_configuration(build_dir: Path, files_host: str) -> dict[str, Any]:
     return {**config, "apiBaseUrl": "/api", "fileBaseUrl": files_host.rstrip("/"), "useFilesProxy": True}
 
 
-def build_web_app_server(build_dir: Path, api_app: ASGIApp, files_app: ASGIApp, files_host: str,
-                         revoke: Callable[[str], None]) -> ASGIApp:
+def build_web_app_server(build_dir: Path, api_app: ASGIApp, files_app: ASGIApp, files_host: str) -> ASGIApp:
     """The web port's application: the build, ``/api`` and ``/files``.
 
     Args:
         build_dir: A checked clearml-web build (:func:`check_web_app_build`).
-        api_app: The local server's API application.
+        api_app: The local server's API application (its ``login.logout`` revokes the session's token).
         files_app: The local server's fileserver application.
         files_host: The fileserver URL stored in links (see :func:`web_app_configuration`).
-        revoke: Revokes a token server side (called on sign-out with the session's token).
     """
     static = _Static(build_dir, web_app_configuration(build_dir, files_host))
-    api = _ApiProxy(api_app, revoke)
+    api = _ApiProxy(api_app)
     files = _Prefixed(files_app, "/files")
 
     async def app(scope: dict, receive, send) -> None:
@@ -126,6 +125,8 @@ class _Static:
     def response(self, method: str, path: str) -> Response:
         if method not in ("GET", "HEAD"):
             return Response("method not allowed", status_code=405, headers={"Allow": "GET, HEAD"})
+        if path == "/healthz":  # what `clearml-assets local-server status` asks the web port
+            return Response("ok", media_type="text/plain")
         if path == "/configuration.json":
             return JSONResponse(self.configuration, headers={"Cache-Control": "no-store"})
         target = self.file(path)
@@ -173,24 +174,19 @@ class _Prefixed:
 
 
 class _ApiProxy(_Prefixed):
-    """``/api`` to the API: the session cookie becomes the bearer token; sign-in sets it, sign-out revokes it."""
+    """``/api`` to the API: the session cookie becomes the bearer token; sign-in sets it, sign-out drops it (the
+    API's ``login.logout`` revokes the token itself)."""
 
-    def __init__(self, app: ASGIApp, revoke: Callable[[str], None]):
+    def __init__(self, app: ASGIApp):
         super().__init__(app, "/api")
-        self.revoke = revoke
 
     async def __call__(self, scope: dict, receive, send) -> None:
         inner = _with_cookie_authorization(self.strip(scope))
         name = inner["path"].rstrip("/").rsplit("/", 1)[-1]
         if name in LOGIN_ENDPOINTS:
-            await self.app(inner, receive, _SetCookieOnLogin(send))
-            return
-        if name in LOGOUT_ENDPOINTS:
-            token = _cookie(scope)
-            await self.app(inner, receive, _DropCookie(send))
-            if token:
-                self.revoke(token)
-            return
+            send = _SetCookieOnLogin(send)
+        elif name in LOGOUT_ENDPOINTS:
+            send = _DropCookie(send)
         await self.app(inner, receive, send)
 
 

@@ -8,7 +8,8 @@ defaults are the real server's. Required fields missing are the real 400/11; a w
 from .shared import (BatchRequest, MakePublicRequest, MoveRequest, TagsRequest)
 from .projects import (GetParamsRequest, MultiProjectRequest, ProjectCreateRequest, ProjectDeleteRequest,
                        ProjectHyperparamValuesRequest, ProjectMergeRequest, ProjectMoveRequest, ProjectOrNoneRequest,
-                       ProjectRequest, ProjectTagsRequest, ProjectTaskParentsRequest, ProjectsGetRequest)
+                       ProjectRequest, ProjectTagsRequest, ProjectTaskParentsRequest, ProjectUserNamesRequest,
+                       ProjectsGetRequest)
 from .organization import (EntitiesCountRequest)
 from .tasks import (AddOrUpdateArtifactsRequest, AddOrUpdateModelRequest, ArchiveRequest, Artifact, ArtifactId,
                     CloneRequest, CompletedRequest, ConfigurationItem, CreateTaskRequest, DeleteArtifactsRequest,
@@ -33,7 +34,7 @@ __all__ = [
     "ModelItemKey", "ModelRequest", "ModelsDeleteManyRequest", "ModelsPublishManyRequest", "MoveRequest",
     "MultiProjectRequest", "ProjectCreateRequest", "ProjectDeleteRequest", "ProjectHyperparamValuesRequest",
     "ProjectMergeRequest", "ProjectMoveRequest", "ProjectOrNoneRequest", "ProjectRequest", "ProjectTagsRequest",
-    "ProjectTaskParentsRequest", "ProjectsGetRequest", "PublishManyRequest", "PublishModelRequest",
+    "ProjectTaskParentsRequest", "ProjectUserNamesRequest", "ProjectsGetRequest", "PublishManyRequest", "PublishModelRequest",
     "PublishRequest", "ResetFields", "ResetManyRequest", "ResetRequest", "SetRequirementsRequest",
     "StatusNoteFields", "StopManyRequest", "TagsRequest", "TaskBatchRequest", "TaskForceRequest",
     "TaskOutputsFields", "TaskRequest", "TaskUpdateFieldsRequest", "TaskUpdateRequest"

@@ -16,7 +16,7 @@ from ..core import ApiError, Call, bad_request, endpoint, ids_of, required
 from ..core.constants import INVALID_PROJECT, INVALID_TASK, TASK_TYPES
 from ..store.queries import get_all
 from . import projects
-from .common import archive_many_endpoints, publicity_endpoints
+from .common import archive_many_endpoints, publicity_endpoints, update_tags_endpoint
 
 EDITABLE = ("name", "type", "comment", "parent", "project", "tags", "system_tags", "script", "hyperparams",
             "configuration", "execution", "models", "container", "runtime", "input", "output")
@@ -89,6 +89,13 @@ def get_all_ex(call: Call) -> dict:
     return get_all_tasks(call)
 
 
+@endpoint("tasks.get_by_id_ex", required_fields=("id",), min_version="2.11")
+def get_by_id_ex(call: Call) -> dict:
+    """The tasks of ``id`` (public ones too, hidden ones too) with references joined, as ``get_all_ex``."""
+    docs = call.store.all("tasks", call.company, allow_public=True)
+    return get_all(call, "tasks", "tasks", data=dict(call.data), docs=docs, expand=True, **TASK_QUERY)
+
+
 @endpoint("tasks.get_types")
 def get_types(call: Call) -> dict:
     """The task types the company's and public tasks use: under ``projects`` and their sub-projects, else of
@@ -103,6 +110,7 @@ def get_types(call: Call) -> dict:
 
 archive_many_endpoints("tasks", req.TaskBatchRequest, set_archived)
 publicity_endpoints("tasks", INVALID_TASK)
+update_tags_endpoint("tasks", INVALID_TASK)
 
 
 def _move(call: Call, task_id: str, project_id: str | None) -> None:

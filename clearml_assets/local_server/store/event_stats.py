@@ -16,6 +16,23 @@ def field_hash(name: str) -> str:
     return hashlib.md5(name.encode("utf-8")).hexdigest()
 
 
+def update_model_stats(call: Call, model_ids: set[str], iters: dict[str, int],
+                       scalars: dict[str, list[dict]]) -> None:
+    """A model's ``last_iteration`` (max), ``last_metrics`` and update times from its events, as the real
+    ``ModelBLL.update_statistics`` (after 1.9.2, whose model events left the model as it was)."""
+    with call.store.lock:
+        for model_id in model_ids:
+            doc = call.store.get("models", model_id, call.company)
+            if doc is None:
+                continue
+            if model_id in iters:
+                doc["last_iteration"] = max(doc.get("last_iteration") or 0, iters[model_id])
+            _merge_last_metrics(doc, _batch_last_scalars(scalars.get(model_id, [])))
+            doc["last_update"] = doc["last_change"] = now_iso()
+            doc["last_changed_by"] = call.user
+            call.store.save("models", doc)
+
+
 def update_task_stats(call: Call, task_ids: set[str], iters: dict[str, int], scalars: dict[str, list[dict]],
                       stats: dict[str, dict[str, dict[str, int]]]) -> None:
     """``last_iteration`` (max), ``last_metrics``, ``metric_stats`` and ``last_update`` as
@@ -46,6 +63,8 @@ def _batch_last_scalars(events: list[dict]) -> dict[tuple[str, str], dict]:
         last["total"] = last.get("total", 0) + value
         if (it, ts) >= (last.get("iter", it), last.get("timestamp", ts)):
             last.update(value=value, iter=it, timestamp=ts)
+            if ev.get("x_axis_label") is not None:
+                last["x_axis_label"] = ev["x_axis_label"]
         if last.get("first_value_iter") is None or it < last["first_value_iter"]:
             last.update(first_value=value, first_value_iter=it)
         if last.get("min_value") is None or value < last["min_value"]:
@@ -59,6 +78,7 @@ def _merge_last_metrics(doc: dict, batch: dict[tuple[str, str], dict]) -> None:
     if not batch:
         return
     metrics = doc.get("last_metrics") or {}
+    before = {key: set(variants) for key, variants in metrics.items()}
     unique = list(doc.get("unique_metrics") or [])
     for (metric, variant), data in batch.items():
         name = f"{metric}/{variant}"
@@ -68,6 +88,8 @@ def _merge_last_metrics(doc: dict, batch: dict[tuple[str, str], dict]) -> None:
             unique.append(name)
         stored = metrics.setdefault(field_hash(metric), {}).setdefault(field_hash(variant), {})
         stored.update(metric=metric, variant=variant, value=data["value"])
+        if data.get("x_axis_label") is not None:
+            stored["x_axis_label"] = data["x_axis_label"]
         if stored.get("first_value") is None:
             stored.update(first_value=data["first_value"], first_value_iteration=data["first_value_iter"])
         if stored.get("min_value") is None or stored["min_value"] > data["min_value"]:
@@ -78,5 +100,16 @@ def _merge_last_metrics(doc: dict, batch: dict[tuple[str, str], dict]) -> None:
         stored["mean_value"] = round(((stored.get("mean_value") or 0) * count + data["total"])
                                      / (count + data["count"]), 2)
         stored["count"] = count + data["count"]
-    doc["last_metrics"] = metrics
+    doc["last_metrics"] = _mongo_order(metrics, before)
     doc["unique_metrics"] = unique
+
+
+def _mongo_order(metrics: dict, before: dict[str, set]) -> dict:
+    """Fields in the order MongoDB (5.0+) leaves them: those there before first, new ones in lexicographic
+    order of their (hashed) names, at both levels."""
+    out = {}
+    for key in [*[k for k in metrics if k in before], *sorted(k for k in metrics if k not in before)]:
+        variants, old = metrics[key], before.get(key) or set()
+        out[key] = {v: variants[v] for v in [*[v for v in variants if v in old],
+                                             *sorted(v for v in variants if v not in old)]}
+    return out

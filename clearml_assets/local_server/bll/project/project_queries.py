@@ -9,7 +9,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from ....timestamps import parse_clearml_time
 from ...core import Call
 from ...core.constants import TASK_STATUSES
-from ...store.filters import list_matcher
+from ...store.filters import list_filter_matcher, list_matcher, match_regex
+from ...store.ordering import numeric_key
 from .sub_projects import children, ids_with_children
 
 STATUSES = TASK_STATUSES
@@ -20,8 +21,10 @@ def archived(doc: dict) -> bool:
 
 
 def _matches(doc: dict, filter_: Mapping[str, Any] | None) -> bool:
+    """Whether ``doc`` passes a statistics filter: list queries (or list filters, objects) per field."""
     for field, value in (filter_ or {}).items():
-        if not list_matcher(value, field)(doc.get(field)):
+        matcher = list_filter_matcher(value, field) if isinstance(value, dict) else list_matcher(value, field)
+        if not matcher(doc.get(field)):
             return False
     return True
 
@@ -34,9 +37,13 @@ def _tasks_of(call: Call, project_ids: Iterable[str], filter_=None, users=None) 
 
 def project_stats(call: Call, project_ids: Sequence[str], *, state: str | None = "active",
                   include_children: bool = True, search_hidden: bool = False, filter_=None,
-                  users=None) -> tuple[dict, dict]:
-    """The real ``get_project_stats``: per project (with its sub-projects) status counts, runtime, 24h count."""
+                  users=None, allowed: Sequence[str] | None = None) -> tuple[dict, dict]:
+    """The real ``get_project_stats``: per project (with its sub-projects, those in ``allowed`` only when given)
+    status counts, runtime, 24h count."""
     kids = children(call, project_ids, search_hidden) if include_children else {p: [] for p in project_ids}
+    if allowed is not None:
+        allowed_set = set(allowed)
+        kids = {pid: [c for c in found if c["id"] in allowed_set] for pid, found in kids.items()}
     threshold = datetime.now(timezone.utc) - timedelta(hours=24)
     states = [s for s in ("active", "archived") if not state or s == state]
     stats, sub_projects = {}, {}
@@ -69,7 +76,11 @@ def project_stats(call: Call, project_ids: Sequence[str], *, state: str | None =
 
 
 def own_contents(call: Call, project_ids: Sequence[str], filter_=None, users=None) -> dict:
-    """Tasks and models directly in each project (not in sub-projects)."""
+    """Tasks and models directly in each project (not in sub-projects); after 1.9.2 the archived ones are left out
+    unless ``filter_`` says otherwise about ``archived``."""
+    system_tags = list((filter_ or {}).get("system_tags") or [])
+    if call.release.own_contents_leave_out_archived and not {"archived", "-archived"} & set(system_tags):
+        filter_ = {**(filter_ or {}), "system_tags": ["-archived", *system_tags]}
     out = {}
     for pid in project_ids:
         tasks = _tasks_of(call, [pid], filter_, users)
@@ -88,6 +99,45 @@ def dataset_stats(call: Call, project_ids: Sequence[str]) -> dict:
             runtime = max(tasks, key=lambda t: t.get("last_update") or "")["runtime"]
             out[pid] = {"file_count": runtime.get("ds_file_count", 0), "total_size": runtime.get("ds_total_size", 0)}
     return out
+
+
+CHILD_PROJECT_TAGS = {"pipeline": ("pipeline", ".pipelines"), "dataset": ("dataset", ".datasets")}
+
+
+def selected_children(call: Call, users: Sequence[str] | None, project_ids: Sequence[str] | None,
+                      allow_public: bool, children_type: str | None, tags: Sequence | None,
+                      tags_filter: Mapping | None) -> tuple[list[str], list[str]]:
+    """The real ``get_projects_with_selected_children``: the projects holding children of ``children_type``
+    (pipeline or dataset projects, reports) whose tags match, else those holding tasks or models of ``users``
+    (or made by them), with their ancestors; returns those among ``project_ids`` (all without) and all of them."""
+    projects = {p["id"]: p for p in call.store.all("projects", call.company, allow_public=allow_public)}
+    scope = set(ids_with_children(call, project_ids)) if project_ids else None
+    if children_type:
+        tag_match = (list_filter_matcher(tags_filter, "tags") if tags_filter else
+                     list_matcher(tags, "tags") if tags else (lambda _tags: True))
+        found = _typed_children(call, projects, children_type, allow_public,
+                                lambda doc, where: ((not users or doc.get("user") in users)
+                                                    and tag_match(doc.get("tags"))
+                                                    and (scope is None or where in scope)))
+    else:
+        found = {pid for pid, p in projects.items() if p.get("user") in users and (scope is None or pid in scope)}
+        for collection in ("tasks", "models"):
+            found |= {d["project"] for d in call.store.all(collection, call.company, allow_public=allow_public)
+                      if d.get("project") and d.get("user") in users and (scope is None or d["project"] in scope)}
+    selected = {a for pid in found if pid in projects for a in [pid, *(projects[pid].get("path") or [])]}
+    return sorted(selected & set(project_ids) if project_ids else selected), sorted(selected)
+
+
+def _typed_children(call: Call, projects: dict[str, dict], children_type: str, allow_public: bool,
+                    chosen) -> set[str]:
+    """The pipeline or dataset projects (their parents' ids), or the reports' projects, that ``chosen(doc,
+    where)`` keeps."""
+    if children_type in CHILD_PROJECT_TAGS:
+        tag, folder = CHILD_PROJECT_TAGS[children_type]
+        return {p["id"] for p in projects.values() if tag in (p.get("system_tags") or [])
+                and p.get("basename") != folder and chosen(p, p.get("parent"))}
+    return {t["project"] for t in call.store.all("tasks", call.company, allow_public=allow_public)
+            if t.get("project") and "reports" in (t.get("system_tags") or []) and chosen(t, t["project"])}
 
 
 def active_user_projects(call: Call, project_ids: Sequence[str], users: Sequence[str]) -> set[str]:
@@ -131,8 +181,9 @@ def _tags_of(docs: Iterable[dict], include_system: bool, filter_: Mapping | None
 
 
 def task_parents(call: Call, projects: Sequence[str] | None, include_subprojects: bool,
-                 state: str | None) -> list[dict]:
-    """The real ``get_task_parents``: distinct parents of the tasks, as ``{id, name, project: {id, name}}``."""
+                 state: str | None, name: str | None = None) -> list[dict]:
+    """The real ``get_task_parents``: distinct parents of the tasks, as ``{id, name, project: {id, name}}``; with
+    ``name``, those whose name matches it (a regex, as any ``name`` query)."""
     tasks = call.store.all("tasks", call.company)
     if projects:
         scope = set(ids_with_children(call, projects) if include_subprojects else projects)
@@ -146,7 +197,7 @@ def task_parents(call: Call, projects: Sequence[str] | None, include_subprojects
     parents = []
     for pid in {t.get("parent") for t in tasks if t.get("parent")}:
         doc = call.store.get("tasks", pid, call.company, allow_public=True)
-        if doc is None:
+        if doc is None or (name and not match_regex(name, doc.get("name"))):
             continue
         row = {"id": doc["id"], "name": doc["name"]}
         if doc.get("project"):
@@ -157,12 +208,34 @@ def task_parents(call: Call, projects: Sequence[str] | None, include_subprojects
 
 
 def hyperparam_values(call: Call, projects: Sequence[str] | None, section: str, name: str,
-                      include_subprojects: bool, allow_public: bool) -> dict:
-    """Distinct values of one hyperparameter over the projects' tasks, sorted."""
+                      include_subprojects: bool, allow_public: bool, pattern: str | None = None, page: int = 0,
+                      page_size: int = 500) -> dict:
+    """Distinct values of one hyperparameter over the projects' tasks, in numeric order, one page of them (the
+    real ``get_task_hyperparam_distinct_values``: ``total`` counts the page); with ``pattern``, the values matching
+    it, ignoring case."""
     tasks = call.store.all("tasks", call.company, allow_public=allow_public)
     if projects:
         scope = set(ids_with_children(call, projects) if include_subprojects else projects)
         tasks = [t for t in tasks if t.get("project") in scope]
     values = {((t.get("hyperparams") or {}).get(section) or {}).get(name, {}).get("value") for t in tasks}
     values.discard(None)
-    return {"total": len(values), "values": sorted(values)}
+    if pattern:
+        values = {v for v in values if match_regex(f"(?i){pattern}", v)}
+    page_values = sorted(values, key=numeric_key)[page * page_size:(page + 1) * page_size]
+    return {"total": len(page_values), "values": page_values}
+
+
+def entity_users(call: Call, collection: str, projects: Sequence[str] | None, include_subprojects: bool
+                 ) -> list[dict]:
+    """``projects.get_user_names``: the users who created tasks (or models) under the projects (all the company's
+    without ``projects``), as ``{id, name}`` sorted by name."""
+    docs = call.store.all(collection, call.company, allow_public=True)
+    if projects:
+        scope = set(ids_with_children(call, projects) if include_subprojects else projects)
+        docs = [d for d in docs if d.get("project") in scope]
+    users = []
+    for user_id in {d.get("user") for d in docs if d.get("user")}:
+        doc = call.store.get("users", user_id)
+        if doc is not None:
+            users.append({"id": user_id, "name": doc.get("name") or user_id})
+    return sorted(users, key=lambda u: (u["name"], u["id"]))

@@ -67,6 +67,21 @@ class ServerRelease:
         return self.api > (2, 23)
 
     @property
+    def scalar_x_axis_labels(self) -> bool:
+        """A scalar event's ``x_axis_label`` is kept in its series' ``last_metrics`` and shown by the histogram."""
+        return self.api > (2, 23)
+
+    @property
+    def own_contents_leave_out_archived(self) -> bool:
+        """``projects.get_all_ex(check_own_contents)`` counts only tasks and models that are not archived."""
+        return self.api > (2, 23)
+
+    @property
+    def project_delete_counts_pipelines_and_datasets(self) -> bool:
+        """``projects.validate_delete``/``delete`` count (and refuse) pipelines and datasets on their own."""
+        return self.api > (2, 23)
+
+    @property
     def delete_returns_event_urls(self) -> bool:
         """``tasks.delete``/``reset`` with ``return_file_urls`` list the events' files too (1.9.2 only)."""
         return self.api <= (2, 23)
