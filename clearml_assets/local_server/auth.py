@@ -30,6 +30,7 @@ class Credential:
 
     ``auth_only``: the user exists for authentication only, as clearml-server's users that have credentials but
     no backend user record: it signs in and owns what it creates, but ``users.*`` do not list it.
+    ``name``: the user's display name (default: its id).
     """
 
     access_key: str
@@ -37,6 +38,7 @@ class Credential:
     company: str = "local"
     user: str = "local-user"
     auth_only: bool = False
+    name: str = ""
 
 
 def generate_credential(company: str = "local", user: str = "local-user") -> Credential:
@@ -98,7 +100,8 @@ class Authenticator:
         now = int(time.time())
         claims = {
             "identity": {"company": cred.company, "user": cred.user, "role": "user",
-                         "company_name": cred.company, "user_name": cred.user, "auth_only": cred.auth_only},
+                         "company_name": cred.company, "user_name": cred.name or cred.user,
+                         "auth_only": cred.auth_only},
             "api_version": self._release.api_version,
             "server_version": self._release.version,
             "server_build": "local",

@@ -7,9 +7,10 @@ only:
 
 * redirects the host: the tests build ``http://localhost:8008/v<version>``; a ``conftest.py`` in the scratch
   folder swaps scheme/host/port for the local server's (the version path is kept);
-* hands over the key pairs: ``apiserver.config_repo.config.get("apiclient.api_key"/"secret_key")`` and the
-  second user's ``apiclient.user_auth_only``/``user_auth_only_secret`` (same company, another user, with no
-  user record: ``Credential(auth_only=True)``, as the upstream tests require);
+* hands over the key pairs: ``apiserver.config_repo.config.get("apiclient.api_key"/"secret_key")`` (of user
+  ``Test1``, named ``Test User``, as in upstream's test environment) and the second user's
+  ``apiclient.user_auth_only``/``user_auth_only_secret`` (same company, another user, with no user record:
+  ``Credential(auth_only=True)``, as the upstream tests require);
 * stubs the server modules the tests import to load (``apiserver.config_repo``, ``apiserver.apierrors`` generated
   from that revision's ``errors.conf``, ``apiserver.database.utils``, ``apiserver.database.model``,
   ``apiserver.es_factory``, ``apiserver.utilities.dicts``) with minimal stand-ins written into the scratch folder;
@@ -244,8 +245,9 @@ SERVER_SCRIPT = """
 import sys
 from pathlib import Path
 from clearml_assets.local_server import LocalServer, Credential
-creds = [Credential(sys.argv[4], sys.argv[5]), Credential(sys.argv[6], sys.argv[7], user="conformance-user2",
-                                                                auth_only=True)]
+# the upstream test environment's user behind the first key pair (test_subprojects names it)
+creds = [Credential(sys.argv[4], sys.argv[5], user="Test1", name="Test User"),
+         Credential(sys.argv[6], sys.argv[7], user="conformance-user2", auth_only=True)]
 server = LocalServer(Path(sys.argv[1]), api_port=int(sys.argv[2]), files_port=int(sys.argv[3]), credentials=creds)
 server.serve_forever()
 """

@@ -134,14 +134,20 @@ def _add_statistics(call: Call, model: req.ProjectsGetRequest, projects: list[di
     """Own contents, statistics with sub-projects and dataset statistics, as asked."""
     ids = [p["id"] for p in projects]
     stats_filter, stats_hidden = _stats_filter(call, model)
+    datasets = model.children_type == "dataset" and call.api_version >= (2, 24)
     if model.check_own_contents:
-        contents = bll.own_contents(call, ids, stats_filter, model.active_users)
+        own = bll.own_datasets if datasets else bll.own_contents
+        contents = own(call, ids, stats_filter, model.active_users)
         for p in projects:
             p.update(contents.get(p["id"], {}))
     if model.include_stats:
-        stats, subs = bll.project_stats(call, ids, state=model.stats_for_state,
-                                        include_children=model.stats_with_children, search_hidden=stats_hidden,
-                                        filter_=stats_filter, users=model.active_users, allowed=selected)
+        if datasets:
+            stats, subs = bll.dataset_children_stats(call, ids, include_children=model.stats_with_children,
+                                                     filter_=stats_filter, users=model.active_users, allowed=selected)
+        else:
+            stats, subs = bll.project_stats(call, ids, state=model.stats_for_state,
+                                            include_children=model.stats_with_children, search_hidden=stats_hidden,
+                                            filter_=stats_filter, users=model.active_users, allowed=selected)
         for p in projects:
             p["stats"], p["sub_projects"] = stats[p["id"]], subs[p["id"]]
     if model.include_dataset_stats:

@@ -90,6 +90,40 @@ def own_contents(call: Call, project_ids: Sequence[str], filter_=None, users=Non
     return out
 
 
+def _dataset_projects(call: Call, filter_, users) -> list[dict]:
+    """The dataset projects (system tag ``dataset``, as the filter adds it) matching ``filter_`` and ``users``."""
+    filter_ = dict(filter_ or {})
+    system_tags = list(filter_.get("system_tags") or []) if isinstance(filter_.get("system_tags"), list) else []
+    filter_["system_tags"] = system_tags if "dataset" in system_tags else [*system_tags, "dataset"]
+    return [p for p in call.store.all("projects", call.company, allow_public=True)
+            if _matches(p, filter_) and (not users or p.get("user") in users)]
+
+
+def own_datasets(call: Call, project_ids: Sequence[str], filter_=None, users=None) -> dict:
+    """``check_own_contents`` with ``children_type: dataset``: the dataset projects right under each project."""
+    datasets = _dataset_projects(call, filter_, users)
+    return {pid: {"own_datasets": sum(1 for d in datasets if d.get("parent") == pid)} for pid in project_ids}
+
+
+def dataset_children_stats(call: Call, project_ids: Sequence[str], *, include_children: bool = True, filter_=None,
+                           users=None, allowed: Sequence[str] | None = None) -> tuple[dict, dict]:
+    """``include_stats`` with ``children_type: dataset``: per project (with its sub-projects, hidden ones too) the
+    count and the tags of the dataset projects under it (the real ``get_project_dataset_stats``)."""
+    kids = children(call, project_ids, True) if include_children else {p: [] for p in project_ids}
+    if allowed is not None:
+        allowed_set = set(allowed)
+        kids = {pid: [c for c in found if c["id"] in allowed_set] for pid, found in kids.items()}
+    datasets = _dataset_projects(call, filter_, users)
+    stats = {}
+    for pid in project_ids:
+        scope = {pid, *(c["id"] for c in kids.get(pid, []))}
+        found = [d for d in datasets if d.get("parent") in scope]
+        stats[pid] = {"datasets": {"count": len(found), "tags": sorted({t for d in found for t in d.get("tags") or []})}}
+    subs = {pid: sorted(({"id": c["id"], "name": c["name"]} for c in kids.get(pid, [])), key=lambda c: c["name"])
+            for pid in project_ids}
+    return stats, subs
+
+
 def dataset_stats(call: Call, project_ids: Sequence[str]) -> dict:
     """File count and size of the latest non-archived task with a runtime in each project."""
     out = {}
