@@ -320,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     srv = sub.add_parser("local-server", help="run, start, stop or check the local ClearML-compatible server",
                          description="Serve the ClearML REST API, a fileserver and a read-only web view (or the "
-                                     "ClearML web app, with --web-app) from a local folder. `serve` (default) runs in the foreground; `start` runs it in "
+                                     "ClearML web app, with --web-app) from a local folder. `serve` (default) runs "
+                                     "in the foreground; `start` runs it in "
                                      "the background (it keeps running until `stop`); `status` is a health check "
                                      "(exit 0 healthy, 1 not healthy, 3 not running). Data persists in the data "
                                      "directory; the key pair is generated once and kept there unless given. One "

@@ -34,7 +34,8 @@ __all__ = [
     "ModelItemKey", "ModelRequest", "ModelsDeleteManyRequest", "ModelsPublishManyRequest", "MoveRequest",
     "MultiProjectRequest", "ProjectCreateRequest", "ProjectDeleteRequest", "ProjectHyperparamValuesRequest",
     "ProjectMergeRequest", "ProjectMoveRequest", "ProjectOrNoneRequest", "ProjectRequest", "ProjectTagsRequest",
-    "ProjectTaskParentsRequest", "ProjectUserNamesRequest", "ProjectsGetRequest", "PublishManyRequest", "PublishModelRequest",
+    "ProjectTaskParentsRequest", "ProjectUserNamesRequest", "ProjectsGetRequest", "PublishManyRequest",
+    "PublishModelRequest",
     "PublishRequest", "ResetFields", "ResetManyRequest", "ResetRequest", "SetRequirementsRequest",
     "StatusNoteFields", "StopManyRequest", "TagsRequest", "TaskBatchRequest", "TaskForceRequest",
     "TaskOutputsFields", "TaskRequest", "TaskUpdateFieldsRequest", "TaskUpdateRequest"

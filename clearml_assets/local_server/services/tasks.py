@@ -13,13 +13,13 @@ from ..bll.task import (MODELS_COMPAT_MAX, check_name, clone_task, get_task, get
                         models_prepare_for_save, move_task, new_task_doc, params_prepare_for_save, save_task,
                         set_archived, unprepare_for_version, validate_references)
 from ..core import ApiError, Call, bad_request, endpoint, ids_of, required
-from ..core.constants import INVALID_PROJECT, INVALID_TASK, TASK_TYPES
+from ..core.constants import INVALID_PROJECT, INVALID_TASK, TASK_STATUSES, TASK_TYPES
 from ..store.queries import get_all
 from . import projects
 from .common import archive_many_endpoints, publicity_endpoints, update_tags_endpoint
 
 EDITABLE = ("name", "type", "comment", "parent", "project", "tags", "system_tags", "script", "hyperparams",
-            "configuration", "execution", "models", "container", "runtime", "input", "output")
+            "configuration", "execution", "models", "container", "runtime", "input", "output", "status")
 # Embedded documents of the real Task: tasks.edit merges their top-level keys instead of replacing them.
 EMBEDDED = ("script", "execution", "output", "models")
 
@@ -157,6 +157,8 @@ def edit(call: Call) -> dict:
         fields["output"] = {**doc.get("output", {}), "destination": call.data["output_dest"]}
     if "type" in fields and fields["type"] not in TASK_TYPES:
         raise bad_request(f"Invalid task type {fields['type']!r}")
+    if "status" in fields and fields["status"] not in TASK_STATUSES:
+        raise bad_request(f"Invalid task status {fields['status']!r}")
     if fields.get("project"):
         get_or_raise(call, "projects", fields["project"], INVALID_PROJECT)
     if "name" in fields:

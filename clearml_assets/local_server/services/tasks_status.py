@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from .. import apimodels as req
 from ..bll.access import run_batch
-from ..bll.task import (change_status, delete_task, dequeue, dequeue_one, enqueue_one, get_task, publish_task,
-                        reset_task, set_archived, stop_task)
+from ..bll.task import (change_status, delete_task, dequeue, dequeue_any, dequeue_one, enqueue_one, get_task,
+                        publish_task, reset_task, set_archived, stop_task)
 from ..bll.workers import live_workers
 from ..core import ApiError, Call, endpoint, ids_of, now_iso, required
 
@@ -145,7 +145,10 @@ def enqueue_task(call: Call) -> dict:
 
 @endpoint("tasks.dequeue")
 def dequeue_task(call: Call) -> dict:
-    """Take a queued task off its queue."""
+    """Take a queued task off its queue (after 1.9.2 any task, to ``new_status`` when given)."""
+    if call.release.api > (2, 23):
+        return dequeue_any(call, required(call, "task"), call.data.get("new_status"),
+                           bool(call.data.get("remove_from_all_queues")))
     return dequeue_one(call, required(call, "task"))
 
 
@@ -171,4 +174,7 @@ def enqueue_many(call: Call) -> dict:
 @endpoint("tasks.dequeue_many")
 def dequeue_many(call: Call) -> dict:
     """``tasks.dequeue`` for each of ``ids``."""
+    if call.release.api > (2, 23):
+        return _batch(call, lambda t: dequeue_any(call, t, call.data.get("new_status"),
+                                                  bool(call.data.get("remove_from_all_queues"))), "dequeued")
     return _batch(call, lambda t: dequeue_one(call, t), "dequeued")

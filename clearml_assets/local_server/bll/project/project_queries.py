@@ -118,7 +118,8 @@ def dataset_children_stats(call: Call, project_ids: Sequence[str], *, include_ch
     for pid in project_ids:
         scope = {pid, *(c["id"] for c in kids.get(pid, []))}
         found = [d for d in datasets if d.get("parent") in scope]
-        stats[pid] = {"datasets": {"count": len(found), "tags": sorted({t for d in found for t in d.get("tags") or []})}}
+        tags = sorted({t for d in found for t in d.get("tags") or []})
+        stats[pid] = {"datasets": {"count": len(found), "tags": tags}}
     subs = {pid: sorted(({"id": c["id"], "name": c["name"]} for c in kids.get(pid, [])), key=lambda c: c["name"])
             for pid in project_ids}
     return stats, subs

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from ....timestamps import parse_clearml_time
 from ...core import ApiError, Call, bad_request, now_iso
-from ...core.constants import INVALID_TASK, STATE_MACHINE
+from ...core.constants import INVALID_TASK, STATE_MACHINE, TASK_STATUSES
 from ..access import get_or_raise, merge_tags
 from ..project.sub_projects import touch
 from ..queue import add_entry, default_queue, get_queue, new_queue, remove_entry
@@ -133,6 +133,34 @@ def enqueue_one(call: Call, task_id: str, queue_id: str | None, queue_name: str 
             raise
     result["fields"]["execution.queue"] = queue["id"]
     return {"queued": 1, **result}
+
+
+def dequeue_any(call: Call, task_id: str, new_status: str | None = None, from_all_queues: bool = False) -> dict:
+    """``tasks.dequeue`` after 1.9.2 (the real ``dequeue_and_change_status``): off its queue when it has one, a
+    queued or running task moves to ``new_status`` (else the status it was enqueued from, else ``created``); any
+    other status is left as it is (``updated: 0``), never an error."""
+    if new_status and new_status not in TASK_STATUSES:
+        raise bad_request(f"Invalid task status: {new_status}")
+    with call.store.lock:
+        task = get_task(call, task_id)
+        queue_id = (task.get("execution") or {}).get("queue")
+        removed = 0
+        if task["status"] == "queued" and queue_id:
+            try:
+                removed = remove_entry(call, queue_id, task_id)
+            except ApiError:
+                pass  # the queue was deleted
+        if from_all_queues:
+            for queue in call.store.all("queues", call.company):
+                if any(e["task"] == task_id for e in queue["entries"]):
+                    removed += remove_entry(call, queue["id"], task_id)
+        if task["status"] not in ("queued", "in_progress"):
+            return {"dequeued": 1, "updated": 0}
+        call.data.setdefault("status_reason", "")
+        target = new_status or task.pop("enqueue_status", None) or "created"
+        task.pop("enqueue_status", None)
+        task.get("execution", {}).pop("queue", None)
+        return {"dequeued": 1, "removed": removed, **change_status(call, task, target, force=True)}
 
 
 def dequeue_one(call: Call, task_id: str) -> dict:
