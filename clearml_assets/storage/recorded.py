@@ -7,9 +7,11 @@ credentials and records the URI). :func:`classify` decides, per URI, how an arch
 - ``fileserver``: on the account's files host or one of its aliases (the SDK may spell the same host
   ``localhost`` while the account says ``127.0.0.1``): fetched with the ClearML token;
 - ``object_store``: ``s3://``/``gs://``/``azure://``: read with fsspec using the account's
-  ``storage_options`` for the longest matching prefix (never with the ClearML token);
-- ``external``: anything else (``file://`` on another machine, public ``https://`` media): recorded with
-  the reason, not fetched and not a failure.
+  ``storage_options`` for the longest matching prefix, from the endpoint they are configured for (never
+  with the ClearML token; :func:`~.credentials.object_access`);
+- ``external``: anything else (``file://`` on another machine, public ``https://`` media, an object-store
+  URL on an endpoint the account has no storage credentials for): recorded with the reason, not fetched
+  and not a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .credentials import OBJECT_SCHEMES, fsspec_url, options_for
+from .credentials import OBJECT_SCHEMES, ObjectAccess, client_storage_options, object_access, options_for
 
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _CHUNK = 1 << 20
@@ -102,31 +104,24 @@ def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str
                  digest: Any = None) -> int:
     """Copy an object-store ``url`` to ``dest`` (temporary name, renamed when whole); returns the bytes.
 
+    Read with the options of the longest ``storage_options`` prefix of ``url``, from the endpoint they
+    name (:func:`~.credentials.object_access`).
+
     Raises:
+        PermissionError: The account's storage credentials are not for this URL's endpoint (not fetched).
         FileNotFoundError: The object does not exist.
         ImportError: The fsspec backend of the scheme (``s3fs``, ``gcsfs``, ``adlfs``) is not installed.
     """
-    import fsspec
-
-    protocol, path, host = fsspec_url(url)
-    options = options_for(url, storage_options)
-    if host and not (options.get("client_kwargs") or {}).get("endpoint_url") and not options.get("endpoint_url"):
-        secure = options.pop("secure", True)
-        options["client_kwargs"] = {**(options.get("client_kwargs") or {}),
-                                    "endpoint_url": f"{'https' if secure else 'http'}://{host}"}
-    options.pop("secure", None)
-    try:
-        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
-    except ImportError as exc:
-        raise ImportError(f"reading {url.split('://')[0]}:// needs the fsspec backend for {protocol!r} "
-                          f"(pip install 'clearml_assets[{'s3' if protocol == 's3' else protocol}]'): {exc}"
-                          ) from exc
+    access = object_access(url, options_for(url, storage_options))
+    if access.refused:
+        raise PermissionError(access.refused)
+    fs = _filesystem(url, access)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.part")
     written = 0
     try:
-        with fs.open(path, "rb") as src, open(tmp, "wb") as out:
+        with fs.open(access.path, "rb") as src, open(tmp, "wb") as out:
             while chunk := src.read(_CHUNK):
                 out.write(chunk)
                 if digest is not None:
@@ -138,8 +133,20 @@ def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str
         tmp.unlink(missing_ok=True)
 
 
+def _filesystem(url: str, access: ObjectAccess):
+    import fsspec
+
+    try:
+        return fsspec.filesystem(access.protocol, skip_instance_cache=True, **access.options)
+    except ImportError as exc:
+        extra = {"s3": "s3", "gcs": "gcs"}.get(access.protocol, "azure")
+        raise ImportError(f"reading {url.split('://')[0]}:// needs the fsspec backend for {access.protocol!r} "
+                          f"(pip install 'clearml_assets[{extra}]'): {exc}") from exc
+
+
 def locate(client, url: str | None) -> Location:
-    """:func:`classify` with the client's files host and aliases (its own ``own_file_url`` when it has one)."""
+    """:func:`classify` with the client's files host and aliases (its own ``own_file_url`` when it has one);
+    an object-store URL the account's storage credentials are not for is ``external`` with the reason."""
     own = getattr(client, "own_file_url", None)
     if url and callable(own):
         rewritten = own(url)
@@ -147,8 +154,13 @@ def locate(client, url: str | None) -> Location:
             return Location("fileserver", rewritten)
         if _is_http(url):  # the client decided: not the account's fileserver
             return classify(url, None)
-    return classify(url, getattr(client, "files_host", None),
-                    tuple(getattr(client, "files_host_aliases", ()) or ()))
+    where = classify(url, getattr(client, "files_host", None),
+                     tuple(getattr(client, "files_host_aliases", ()) or ()))
+    if where.kind == "object_store":
+        refused = object_access(where.url, client_storage_options(client, where.url)).refused
+        if refused:
+            return Location("external", where.url, refused)
+    return where
 
 
 def _is_http(url: str) -> bool:

@@ -15,7 +15,7 @@ from ..bll.access import get_or_raise
 from ..bll.workers import alive, live_workers, stats, stop_non_responsive
 from ..core import ApiError, Call, RequestModel, endpoint, now_iso
 from ..core.constants import INVALID_TASK
-from ..store.filters import match_regex
+from ..store.filters import compile_pattern
 
 DEFAULT_TIMEOUT = 600
 
@@ -236,4 +236,4 @@ def get_count(call: Call) -> dict:
     data = call.data
     return {"count": stats.count_workers(call, live_workers(call), data.get("last_seen"), data.get("tags"),
                                          data.get("system_tags"), data.get("worker_pattern"), _tag_match,
-                                         match_regex)}
+                                         compile_pattern)}

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from ....timestamps import parse_clearml_time
 from ...core import Call
 from ...core.constants import TASK_STATUSES
-from ...store.filters import list_filter_matcher, list_matcher, match_regex
+from ...store.filters import compile_pattern, list_filter_matcher, list_matcher
 from ...store.ordering import numeric_key
 from .sub_projects import children, ids_with_children
 
@@ -230,9 +230,10 @@ def task_parents(call: Call, projects: Sequence[str] | None, include_subprojects
     elif state == "active":
         tasks = [t for t in tasks if not archived(t)]
     parents = []
+    pattern = compile_pattern(name, "task_name") if name else None
     for pid in {t.get("parent") for t in tasks if t.get("parent")}:
         doc = call.store.get("tasks", pid, call.company, allow_public=True)
-        if doc is None or (name and not match_regex(name, doc.get("name"))):
+        if doc is None or (pattern is not None and not pattern.search(str(doc.get("name") or ""))):
             continue
         row = {"id": doc["id"], "name": doc["name"]}
         if doc.get("project"):
@@ -255,7 +256,8 @@ def hyperparam_values(call: Call, projects: Sequence[str] | None, section: str, 
     values = {((t.get("hyperparams") or {}).get(section) or {}).get(name, {}).get("value") for t in tasks}
     values.discard(None)
     if pattern:
-        values = {v for v in values if match_regex(f"(?i){pattern}", v)}
+        compiled = compile_pattern(pattern, "pattern", ignore_case=True)
+        values = {v for v in values if compiled.search(str(v))}
     page_values = sorted(values, key=numeric_key)[page * page_size:(page + 1) * page_size]
     return {"total": len(page_values), "values": page_values}
 

@@ -191,10 +191,11 @@ def _counts(buckets: dict[int, set], dates: list[int] | None) -> dict:
 
 
 def count_workers(call: Call, workers: list[dict], last_seen: float | None, tags: list | None,
-                  system_tags: list | None, pattern: str | None, tag_match, regex) -> int:
+                  system_tags: list | None, pattern: str | None, tag_match, compile_pattern) -> int:
     """``workers.get_count`` (API 2.26): the live workers seen within ``last_seen`` seconds, by tags and id."""
     now = time.time()
+    regex = compile_pattern(pattern, "worker_pattern") if pattern else None
     return sum(1 for w in workers
                if (not last_seen or w["last_activity_ts"] >= now - last_seen)
                and tag_match(w.get("tags") or [], tags) and tag_match(w.get("system_tags") or [], system_tags)
-               and (not pattern or regex(pattern, w["worker"])))
+               and (regex is None or regex.search(w["worker"])))
