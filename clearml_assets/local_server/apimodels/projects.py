@@ -81,6 +81,13 @@ class ProjectHyperparamValuesRequest(MultiProjectRequest):
     page_size: int = Field(default=500, ge=1)
 
 
+class ProjectModelMetadataValuesRequest(MultiProjectRequest):
+    key: str
+    allow_public: bool = True
+    page: int = Field(default=0, ge=0)
+    page_size: int = Field(default=500, ge=1)
+
+
 class ProjectUserNamesRequest(RequestModel):
     projects: Optional[list[str]] = None
     include_subprojects: bool = True

@@ -254,6 +254,23 @@ def get_task_parents(call: Call) -> dict:
     return {"parents": bll.task_parents(call, m.projects, m.include_subprojects, m.tasks_state, m.task_name)}
 
 
+@endpoint("projects.get_model_metadata_keys", request_data_model=req.GetParamsRequest, min_version="2.17")
+def get_model_metadata_keys(call: Call) -> dict:
+    """Metadata keys of the models (of a project and, by default, its sub-projects), paged."""
+    m: req.GetParamsRequest = call.model
+    return bll.model_metadata_keys(call, [m.project] if m.project else None, m.include_subprojects, m.page,
+                                   m.page_size)
+
+
+@endpoint("projects.get_model_metadata_values", request_data_model=req.ProjectModelMetadataValuesRequest,
+          min_version="2.17")
+def get_model_metadata_values(call: Call) -> dict:
+    """Distinct values of one metadata key over the models, paged."""
+    m: req.ProjectModelMetadataValuesRequest = call.model
+    return bll.model_metadata_values(call, m.projects, m.key, m.include_subprojects, m.allow_public, m.page,
+                                     m.page_size)
+
+
 @endpoint("projects.get_user_names", request_data_model=req.ProjectUserNamesRequest, min_version="2.26")
 def get_user_names(call: Call) -> dict:
     """The users who created tasks (or models, ``entity: model``) under the projects, by name."""

@@ -11,7 +11,7 @@ from ..bll.access import get_or_raise
 from ..bll.project import ids_with_children, with_subprojects
 from ..bll.task import (MODELS_COMPAT_MAX, check_name, clone_task, get_task, get_task_readable,
                         models_prepare_for_save, move_task, new_task_doc, params_prepare_for_save, save_task,
-                        set_archived, unprepare_for_version, validate_references)
+                        set_archived, unprepare_for_version, validate_references, with_pipeline_steps)
 from ..core import ApiError, Call, bad_request, endpoint, ids_of, required
 from ..core.constants import INVALID_PROJECT, INVALID_TASK, TASK_STATUSES, TASK_TYPES
 from ..store.queries import get_all
@@ -108,7 +108,8 @@ def get_types(call: Call) -> dict:
     return {"types": sorted({t["type"] for t in docs if t.get("type") in TASK_TYPES and in_scope(t)})}
 
 
-archive_many_endpoints("tasks", req.TaskBatchRequest, set_archived)
+archive_many_endpoints("tasks", req.TaskBatchRequest, lambda call, task_id, archived: with_pipeline_steps(
+    call, task_id, lambda t: set_archived(call, t, archived)))
 publicity_endpoints("tasks", INVALID_TASK)
 update_tags_endpoint("tasks", INVALID_TASK)
 

@@ -276,3 +276,37 @@ def entity_users(call: Call, collection: str, projects: Sequence[str] | None, in
         if doc is not None:
             users.append({"id": user_id, "name": doc.get("name") or user_id})
     return sorted(users, key=lambda u: (u["name"], u["id"]))
+
+
+def _models_in(call: Call, projects: Sequence[str] | None, include_subprojects: bool, allow_public: bool = True
+               ) -> list[dict]:
+    """The real ``_get_project_constraint`` over models: no projects means top-level models only unless sub-projects
+    are included (then every model)."""
+    models = call.store.all("models", call.company, allow_public=allow_public)
+    if include_subprojects:
+        if not projects:
+            return models
+        scope = set(ids_with_children(call, projects))
+    else:
+        scope = set(projects) if projects else {None}
+    return [m for m in models if m.get("project") in scope]
+
+
+def model_metadata_keys(call: Call, projects: Sequence[str] | None, include_subprojects: bool, page: int,
+                        page_size: int) -> dict:
+    """``projects.get_model_metadata_keys`` (API 2.17): the metadata keys of the models, sorted, one page."""
+    keys = sorted({k for m in _models_in(call, projects, include_subprojects) for k in (m.get("metadata") or {})})
+    chosen = keys[page * page_size:(page + 1) * page_size]
+    return {"total": len(keys), "remaining": max(0, len(keys) - (len(chosen) + page * page_size)), "keys": chosen}
+
+
+def model_metadata_values(call: Call, projects: Sequence[str] | None, key: str, include_subprojects: bool,
+                          allow_public: bool, page: int, page_size: int) -> dict:
+    """``projects.get_model_metadata_values`` (API 2.17): the distinct values of one metadata key, in numeric
+    order, one page (``total`` counts the page, as the real aggregation)."""
+    values = {((m.get("metadata") or {}).get(key) or {}).get("value")
+              for m in _models_in(call, projects, include_subprojects, allow_public)
+              if key in (m.get("metadata") or {})}
+    values.discard(None)
+    chosen = sorted(values, key=numeric_key)[page * page_size:(page + 1) * page_size]
+    return {"total": len(chosen), "values": chosen}

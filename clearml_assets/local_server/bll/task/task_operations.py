@@ -56,6 +56,23 @@ def dequeue(call: Call, doc: dict) -> dict:
     return {"removed": removed} if queue_id and doc.get("status") == "queued" else {}
 
 
+def pipeline_steps(call: Call, task_id: str) -> list[str]:
+    """The steps of a pipeline controller (the company's tasks whose parent it is); none for another task."""
+    doc = call.store.get("tasks", task_id, call.company)
+    if doc is None or doc.get("type") != "controller":
+        return []
+    return [t["id"] for t in call.store.all("tasks", call.company) if t.get("parent") == task_id]
+
+
+def with_pipeline_steps(call: Call, task_id: str, operation, on_step=None):
+    """``operation(task_id)``, after ``on_step(step_id)`` (default: ``operation``) on each of its pipeline steps
+    when the request asks ``include_pipeline_steps`` (API 2.29): the controller's answer is returned."""
+    if call.data.get("include_pipeline_steps"):
+        for step in pipeline_steps(call, task_id):
+            (on_step or operation)(step)
+    return operation(task_id)
+
+
 def stop_task(call: Call, task_id: str, force: bool) -> dict:
     """The real ``stop_task``: stopped at once unless a worker reported it recently (then ``stopping``)."""
     doc = get_task(call, task_id)
@@ -115,8 +132,8 @@ def enqueue_one(call: Call, task_id: str, queue_id: str | None, queue_name: str 
             queue = found[0] if found else new_queue(call, queue_name)
         elif queue_id:
             queue = get_queue(call, queue_id)
-        else:
-            queue = default_queue(call, create=False)
+        else:  # the real server makes each company's default queue at start-up; here on first use
+            queue = default_queue(call)
         task = get_or_raise(call, "tasks", task_id, INVALID_TASK)
         previous = task["status"]
         if previous == "queued" and not force:
