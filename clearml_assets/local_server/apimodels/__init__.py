@@ -33,10 +33,10 @@ __all__ = [
     "GetHyperParamsRequest", "GetParamsRequest", "HyperParamItem", "MakePublicRequest", "MetadataItem",
     "ModelItemKey", "ModelRequest", "ModelsDeleteManyRequest", "ModelsPublishManyRequest", "MoveRequest",
     "MultiProjectRequest", "ProjectCreateRequest", "ProjectDeleteRequest", "ProjectHyperparamValuesRequest",
-    "ProjectMergeRequest", "ProjectModelMetadataValuesRequest", "ProjectMoveRequest", "ProjectOrNoneRequest", "ProjectRequest", "ProjectTagsRequest",
-    "ProjectTaskParentsRequest", "ProjectUserNamesRequest", "ProjectsGetRequest", "PublishManyRequest",
-    "PublishModelRequest",
-    "PublishRequest", "ResetFields", "ResetManyRequest", "ResetRequest", "SetRequirementsRequest",
-    "StatusNoteFields", "StopManyRequest", "TagsRequest", "TaskBatchRequest", "TaskForceRequest",
-    "TaskOutputsFields", "TaskRequest", "TaskUpdateFieldsRequest", "TaskUpdateRequest"
+    "ProjectMergeRequest", "ProjectModelMetadataValuesRequest", "ProjectMoveRequest", "ProjectOrNoneRequest",
+    "ProjectRequest", "ProjectsGetRequest", "ProjectTagsRequest", "ProjectTaskParentsRequest",
+    "ProjectUserNamesRequest", "PublishManyRequest", "PublishModelRequest", "PublishRequest", "ResetFields",
+    "ResetManyRequest", "ResetRequest", "SetRequirementsRequest", "StatusNoteFields", "StopManyRequest",
+    "TagsRequest", "TaskBatchRequest", "TaskForceRequest", "TaskOutputsFields", "TaskRequest",
+    "TaskUpdateFieldsRequest", "TaskUpdateRequest"
 ]

@@ -12,6 +12,6 @@ from .task_operations import (back_from_queue, change_status, dequeue, dequeue_a
 __all__ = ["LEGACY_PARAMS_MAX", "MODELS_COMPAT_MAX", "back_from_queue", "change_status", "check_name",
            "check_updatable", "cleanup_outputs", "clone_task", "delete_task", "delete_task_events", "dequeue",
            "dequeue_any", "dequeue_one", "enqueue_one", "event_urls", "get_task", "get_task_readable",
-           "models_prepare_for_save", "move_task", "new_task_doc", "pipeline_steps", "params_prepare_for_save", "properties_only", "publish_task", "reset_task",
-           "save_task", "set_archived", "stop_task", "unprepare_for_version", "validate_references",
-           "with_pipeline_steps"]
+           "models_prepare_for_save", "move_task", "new_task_doc", "params_prepare_for_save", "pipeline_steps",
+           "properties_only", "publish_task", "reset_task", "save_task", "set_archived", "stop_task",
+           "unprepare_for_version", "validate_references", "with_pipeline_steps"]

@@ -98,20 +98,26 @@ def worker_stats(call: Call, items: list[dict], start: float, end: float, interv
         metrics: dict[str, list[dict]] = {}
         for item in items:
             key, how = item["key"], item.get("aggregation", "avg")
-            docs = [(s[0] // (interval * 1000) * interval * 1000, d) for s in samples for d in _documents(s[2], key)]
-            if not docs:
-                continue
-            stat = {"aggregation": how, "dates": keys,
-                    "values": [_aggregate([v for k, (_, v) in docs if k == b], how) for b in keys],
-                    "resource_series": []}
-            devices = sorted({variant for _, (variant, _) in docs})
-            if split_by_resource and key.startswith("gpu_") and len(devices) > 1:
-                stat["resource_series"] = [{"name": dev, "values": [_aggregate(
-                    [v for k, (d, v) in docs if k == b and d == dev], how) for b in keys]} for dev in devices]
-            metrics.setdefault(key, []).append(stat)
+            step = interval * 1000
+            docs = [(s[0] // step * step, d) for s in samples for d in _documents(s[2], key)]
+            if docs:
+                metrics.setdefault(key, []).append(_stat(docs, keys, how, split_by_resource and key.startswith("gpu_")))
         if metrics:
-            out.append({"worker": _name(call, entry), "metrics": [{"metric": k, "stats": v} for k, v in metrics.items()]})
+            out.append({"worker": _name(call, entry),
+                        "metrics": [{"metric": k, "stats": v} for k, v in metrics.items()]})
     return out
+
+
+def _stat(docs: list[tuple[int, tuple[str, float]]], keys: list[int], how: str, split: bool) -> dict:
+    """One aggregation of one key over the buckets: ``values`` (0 where empty), and a series per device of a GPU
+    key split by resource (when it has more than one)."""
+    stat = {"aggregation": how, "dates": keys, "resource_series": [],
+            "values": [_aggregate([v for k, (_, v) in docs if k == b], how) for b in keys]}
+    devices = sorted({variant for _, (variant, _) in docs})
+    if split and len(devices) > 1:
+        stat["resource_series"] = [{"name": dev, "values": [_aggregate(
+            [v for k, (d, v) in docs if k == b and d == dev], how) for b in keys]} for dev in devices]
+    return stat
 
 
 def worker_stats_1_9_2(call: Call, items: list[dict], start: float, end: float, interval: int, wanted: list[str],
