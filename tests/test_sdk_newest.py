@@ -84,7 +84,7 @@ if __name__ == "__main__":
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sdk_newest")
-    server = LocalServer(tmp / "server", api_port=0, files_port=0, web_port=None).start()
+    server = LocalServer(tmp / "server", api_port=0, files_port=0, web_port=0).start()
     try:
         script = tmp / "work" / "flow.py"  # a file: the pipeline's steps run their functions' source from it
         script.parent.mkdir()

@@ -10,13 +10,15 @@ between the releases follows the release (model events keep their iterations aft
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 import jwt
 import pytest
 import requests
 
-from clearml_assets.local_server import LocalServer
+from clearml_assets.cli import main as cli_main
+from clearml_assets.local_server import LocalServer, start_local_server_process
 from clearml_assets.local_server.core.versions import SERVER_VERSION_ENV
-from clearml_assets.local_server.webapp import WebAppBuildError, check_web_app_build
+from clearml_assets.local_server.webapp import WEB_APP_ENV, WebAppBuildError, check_web_app_build
 
 from server_api import json_lines
 
@@ -190,3 +192,27 @@ def test_a_folder_that_is_not_a_web_app_build_is_refused_saying_how_to_get_one(t
         check_web_app_build(tmp_path)
     (tmp_path / "index.html").write_text("<html><sm-root></sm-root></html>")
     assert check_web_app_build(tmp_path / "." ) == tmp_path.resolve()
+
+
+def _fake_build(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "index.html").write_text("<!doctype html><html><body><sm-root></sm-root></body></html>")
+    return folder
+
+
+def test_the_web_app_setting_reaches_the_server_the_local_account_starts(tmp_path, monkeypatch):
+    monkeypatch.setenv(WEB_APP_ENV, str(_fake_build(tmp_path / "build")))
+    proc = start_local_server_process(tmp_path / "server", web_port=0)  # how the `local` account starts one
+    try:
+        config = requests.get(f"{proc.info.web_host}/configuration.json", timeout=30).json()
+        assert config["apiBaseUrl"] == "/api"
+        assert requests.get(f"{proc.info.web_host}/healthz", timeout=30).text == "ok"
+    finally:
+        proc.stop()
+
+
+def test_the_command_line_refuses_a_folder_that_is_not_a_build(tmp_path, capsys):
+    code = cli_main(["local-server", "--data-dir", str(tmp_path / "server"), "--web-port", "0", "--api-port", "0",
+                     "--files-port", "0", "--web-app", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert code == 2 and "does not exist" in err and "--web-app" in err
