@@ -45,8 +45,8 @@ def add_up(numbers):
 
 @PipelineDecorator.pipeline(name="sum run", project="sdk newest", version="1.0.0")
 def pipeline(count: int = 5):
-    total = add_up(make_numbers(count))
-    print("PIPELINE TOTAL", total)
+    total = int(add_up(make_numbers(count)))  # waits for the step and reads its return artifact
+    print(f"PIPELINE TOTAL {total}")
 
 
 if __name__ == "__main__":
