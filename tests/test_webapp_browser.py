@@ -10,7 +10,6 @@ and no error dialog may open. Signing out must revoke the session server side. S
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -24,38 +23,10 @@ from clearml_assets.local_server import LocalServer
 
 from chromium import BROWSER_MARKS, chromium_page, screenshots
 from conftest import run_sdk_script, sdk_env
+from test_web_view import PROJECT, SDK_SCRIPT  # the same SDK-logged tasks the read-only view shows
 
 BUILD_ENV = "CLEARML_WEB_BUILD"
 DEFAULT_BUILD = Path(__file__).resolve().parents[1].parent / "shared" / "clearml-web" / "build"
-PROJECT = "web app"
-
-SDK_SCRIPT = r"""
-import json
-import numpy as np
-from clearml import OutputModel, Task
-
-task = Task.init(project_name="web app", task_name="detector run", auto_connect_frameworks=False, output_uri=True,
-                 auto_resource_monitoring=False, auto_connect_streams=False)
-task.connect({"lr": 0.0125, "epochs": 3}, name="General")
-task.connect_configuration({"model": {"depth": 17}}, name="model config")
-log = task.get_logger()
-for i in range(6):
-    log.report_scalar("loss", "train", value=1.0 / (i + 1), iteration=i)
-    log.report_scalar("metrics", "mAP50-95(B)", value=0.1 * i, iteration=i)
-log.report_plotly(title="confusion", series="matrix", iteration=0,
-                  figure={"data": [{"type": "heatmap", "z": [[5, 1], [2, 7]]}], "layout": {}})
-image = np.zeros((48, 64, 3), dtype=np.uint8)
-image[:, :32] = (255, 0, 0)
-log.report_image("samples", "batch", iteration=0, image=image)
-log.report_text("hello from the detector run")
-task.upload_artifact("summary", artifact_object={"best": 0.5})
-open("weights.bin", "wb").write(b"WEIGHTS" * 1000)
-model = OutputModel(task=task, name="detector weights", framework="PyTorch")
-model.update_weights(weights_filename="weights.bin")
-task.flush(wait_for_uploads=True)
-print(json.dumps({"task": task.id, "project": task.project, "model": model.id, "model_url": model.url}))
-task.close()
-"""
 
 pytestmark = BROWSER_MARKS
 shot = screenshots("webapp")
@@ -85,8 +56,9 @@ def served(build, tmp_path_factory):
     try:
         info = server.info
         out = run_sdk_script(SDK_SCRIPT, sdk_env(info, tmp / "sdkhome"), timeout=300, cwd=tmp).stdout
-        logged = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
-        yield SimpleNamespace(info=info, web=info.web_host, **logged)
+        task, project, model = re.search(r"^TASK (\S+) (\S+) (\S+)", out, re.M).groups()
+        yield SimpleNamespace(info=info, web=info.web_host, task=task, project=project, model=model,
+                              dataset=re.search(r"^DATASET (\S+)", out, re.M).group(1))
     finally:
         server.stop()
 
@@ -181,7 +153,7 @@ def test_sign_in_sets_an_httponly_session_that_sign_out_revokes(served, build):
 def test_projects_and_the_tasks_table(app, served):
     text = visit(app, "/projects", PROJECT, name="02_projects")
     assert PROJECT in text
-    text = visit(app, f"/projects/{served.project}/tasks", "detector run", name="03_tasks_table")
+    text = visit(app, f"/projects/{served.project}/tasks", "yolo run one", name="03_tasks_table")
     assert "Completed" in text and "Training" in text
     assert "Unknown User" not in text
 
@@ -194,13 +166,14 @@ def test_task_pages_show_what_the_sdk_logged(app, served):
     assert "lr" in text and "epochs" in text
     text = visit(app, f"{base}/hyper-params/configuration/model%20config", "depth = 17",
                  name="06_task_configuration_object")
-    visit(app, f"{base}/artifacts", "detector weights", name="07_task_artifacts_output_model")
+    visit(app, f"{base}/artifacts", "yolo web model", name="07_task_artifacts_output_model")
     app.page.get_by_text("summary", exact=True).first.click()
     app.page.get_by_text('"best": 0.5').first.wait_for()
     shot(app.page, "07_task_artifacts_summary")
     text = visit(app, f"{base}/general", served.task, name="08_task_info")
     assert "clearml-2.1.12" in text
-    visit(app, f"{base}/log", "hello from the detector run", name="09_task_console")
+    console = visit(app, f"{base}/log", "hello red world", name="09_task_console")
+    assert "\x1b" not in console and "progress 100%" in console
     scalars = visit(app, f"{base}/scalars", "mAP50-95(B)", name="10_task_scalars")
     assert _chart_titles(app.page) == ["loss", "metrics"]
     assert [e.text_content() for e in app.page.query_selector_all("text.legendtext")] == ["train", "mAP50-95(B)"]
@@ -218,10 +191,14 @@ def test_task_pages_show_what_the_sdk_logged(app, served):
 
 
 def test_models_and_a_model_page(app, served):
-    text = visit(app, f"/projects/{served.project}/models", "detector weights", name="13_models_table")
+    text = visit(app, f"/projects/{served.project}/models", "yolo web model", name="13_models_table")
     assert "PyTorch" in text
     base = f"/projects/{served.project}/models/{served.model}"
-    text = visit(app, f"{base}/general", served.model_url.rsplit("/", 1)[-1], name="14_model_general")
-    assert "PyTorch" in text and "detector run" in text
-    visit(app, f"{base}/tasks", "detector run", name="15_model_lineage")
+    text = visit(app, f"{base}/general", "weights.bin", name="14_model_general")
+    assert "PyTorch" in text and "yolo run one" in text
+    visit(app, f"{base}/tasks", "yolo run one", name="15_model_lineage")
     assert {"models.get_all_ex", "models.get_by_id_ex"} <= app.calls.endpoints()
+
+
+def test_datasets_page_lists_the_sdk_dataset(app, served):
+    visit(app, "/datasets", "web data", name="16_datasets")

@@ -34,6 +34,11 @@ def format_version(version: Version) -> str:
     return f"{version[0]}.{version[1]}"
 
 
+def _after_1_9_2(doc: str) -> property:
+    """A behaviour of the releases after 1.9.2 (API 2.23), as a documented flag of :class:`ServerRelease`."""
+    return property(lambda self: self.api > (2, 23), doc=doc)
+
+
 @dataclass(frozen=True)
 class ServerRelease:
     """A clearml-server release the local server can present itself as.
@@ -61,30 +66,26 @@ class ServerRelease:
             return self.api
         return min(parse_version(requested), self.api)
 
-    @property
-    def model_events_keep_iterations(self) -> bool:
-        """Model events keep the iteration they are sent with (1.9.2 stored every one at iteration 0)."""
-        return self.api > (2, 23)
-
-    @property
-    def scalar_x_axis_labels(self) -> bool:
-        """A scalar event's ``x_axis_label`` is kept in its series' ``last_metrics`` and shown by the histogram."""
-        return self.api > (2, 23)
-
-    @property
-    def own_contents_leave_out_archived(self) -> bool:
-        """``projects.get_all_ex(check_own_contents)`` counts only tasks and models that are not archived."""
-        return self.api > (2, 23)
-
-    @property
-    def project_delete_counts_pipelines_and_datasets(self) -> bool:
-        """``projects.validate_delete``/``delete`` count (and refuse) pipelines and datasets on their own."""
-        return self.api > (2, 23)
-
-    @property
-    def delete_returns_event_urls(self) -> bool:
-        """``tasks.delete``/``reset`` with ``return_file_urls`` list the events' files too (1.9.2 only)."""
-        return self.api <= (2, 23)
+    model_events_keep_iterations = _after_1_9_2(
+        "Model events keep the iteration they are sent with and update the model's ``last_iteration``/"
+        "``last_metrics`` (1.9.2 stored every one at iteration 0 and left the model as it was).")
+    scalar_x_axis_labels = _after_1_9_2(
+        "A scalar event's ``x_axis_label`` is kept in its series' ``last_metrics`` and shown by the histogram.")
+    own_contents_leave_out_archived = _after_1_9_2(
+        "``projects.get_all_ex(check_own_contents)`` counts only tasks and models that are not archived.")
+    project_delete_counts_pipelines_and_datasets = _after_1_9_2(
+        "``projects.validate_delete``/``delete`` count (and refuse) pipelines, datasets and reports on their own.")
+    delete_lists_no_event_urls = _after_1_9_2(
+        "``tasks.delete``/``reset`` with ``return_file_urls`` no longer list the events' files (1.9.2 did).")
+    lenient_dequeue = _after_1_9_2(
+        "``tasks.dequeue`` takes any task (one that is not queued is left as it is) and a ``new_status``.")
+    queue_moves_within_queue = _after_1_9_2(
+        "Queue moves keep the task within the queue and answer where it is (1.9.2: the position asked for, -1 for "
+        "the back).")
+    queue_add_records_queue = _after_1_9_2("``queues.add_task`` records the queue in the task.")
+    worker_stats_histograms = _after_1_9_2(
+        "Worker statistics are filed under the worker's id and answered as date histograms over the whole range "
+        "(1.9.2: under its key, the buckets holding data); ``queues.get_all_ex`` lists the workers' keys.")
 
 
 RELEASES: dict[str, ServerRelease] = {

@@ -75,7 +75,7 @@ def get_all_ex(call: Call) -> dict:
         if "entries" in q:
             q["entries"] = [{**e, "task": {"id": e["task"], "name": names.get(e["task"])}} for e in q["entries"]]
         q["workers"] = [{"name": w["worker"], "ip": w.get("ip"), "task": w.get("task"),
-                         **({"key": w["key"]} if call.release.api > (2, 23) else {})}
+                         **({"key": w["key"]} if call.release.worker_stats_histograms else {})}
                         for w in workers if q["id"] in (w.get("queues") or [])]
     return result
 
@@ -138,7 +138,7 @@ def add_task(call: Call) -> dict:
     with call.store.lock:
         added = add_entry(call, get_queue(call, call.model.queue), call.model.task)
         task = call.store.get("tasks", call.model.task, call.company)
-        if added and task is not None and call.model.update_execution_queue and call.release.api > (2, 23):
+        if added and task is not None and call.model.update_execution_queue and call.release.queue_add_records_queue:
             task.setdefault("execution", {})["queue"] = call.model.queue
             call.store.save("tasks", task)
         return {"added": added}

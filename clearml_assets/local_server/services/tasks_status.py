@@ -152,7 +152,7 @@ def enqueue_task(call: Call) -> dict:
 @endpoint("tasks.dequeue")
 def dequeue_task(call: Call) -> dict:
     """Take a queued task off its queue (after 1.9.2 any task, to ``new_status`` when given)."""
-    if call.release.api > (2, 23):
+    if call.release.lenient_dequeue:
         return dequeue_any(call, required(call, "task"), call.data.get("new_status"),
                            bool(call.data.get("remove_from_all_queues")))
     return dequeue_one(call, required(call, "task"))
@@ -180,7 +180,7 @@ def enqueue_many(call: Call) -> dict:
 @endpoint("tasks.dequeue_many")
 def dequeue_many(call: Call) -> dict:
     """``tasks.dequeue`` for each of ``ids``."""
-    if call.release.api > (2, 23):
+    if call.release.lenient_dequeue:
         return _batch(call, lambda t: dequeue_any(call, t, call.data.get("new_status"),
                                                   bool(call.data.get("remove_from_all_queues"))), "dequeued")
     return _batch(call, lambda t: dequeue_one(call, t), "dequeued")

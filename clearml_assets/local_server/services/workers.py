@@ -216,7 +216,7 @@ def get_stats(call: Call) -> dict:
     data = call.data
     start, end = float(data.get("from_date") or 0), float(data.get("to_date") or time.time())
     items, wanted = data.get("items") or [], data.get("worker_ids") or []
-    if call.release.api > (2, 23):
+    if call.release.worker_stats_histograms:
         return {"workers": stats.worker_stats(call, items, start, end, data.get("interval"), wanted,
                                               bool(data.get("split_by_resource")))}
     return {"workers": stats.worker_stats_1_9_2(call, items, start, end, data.get("interval"), wanted,

@@ -20,38 +20,37 @@ def update_model_stats(call: Call, model_ids: set[str], iters: dict[str, int],
                        scalars: dict[str, list[dict]]) -> None:
     """A model's ``last_iteration`` (max), ``last_metrics`` and update times from its events, as the real
     ``ModelBLL.update_statistics`` (after 1.9.2, whose model events left the model as it was)."""
-    with call.store.lock:
-        for model_id in model_ids:
-            doc = call.store.get("models", model_id, call.company)
-            if doc is None:
-                continue
-            if model_id in iters:
-                doc["last_iteration"] = max(doc.get("last_iteration") or 0, iters[model_id])
-            _merge_last_metrics(doc, _batch_last_scalars(scalars.get(model_id, [])))
-            doc["last_update"] = doc["last_change"] = now_iso()
-            doc["last_changed_by"] = call.user
-            call.store.save("models", doc)
+    for doc in _with_batch(call, "models", model_ids, iters, scalars):
+        doc["last_change"] = doc["last_update"]
+        doc["last_changed_by"] = call.user
 
 
 def update_task_stats(call: Call, task_ids: set[str], iters: dict[str, int], scalars: dict[str, list[dict]],
                       stats: dict[str, dict[str, dict[str, int]]]) -> None:
     """``last_iteration`` (max), ``last_metrics``, ``metric_stats`` and ``last_update`` as
     ``TaskBLL.update_statistics`` (``metric_stats`` is replaced by the batch's, as the real update does)."""
+    for doc in _with_batch(call, "tasks", task_ids, iters, scalars):
+        if stats.get(doc["id"]):
+            doc["metric_stats"] = {
+                field_hash(metric): {"metric": metric, "event_stats_by_type": {
+                    etype: {"last_update": ts} for etype, ts in types.items()}}
+                for metric, types in stats[doc["id"]].items()}
+
+
+def _with_batch(call: Call, collection: str, ids: set[str], iters: dict[str, int], scalars: dict[str, list[dict]]):
+    """Each task (or model) of ``ids`` under the store lock with the batch's ``last_iteration``, ``last_metrics``
+    and ``last_update`` applied; saved after the caller's own changes (a generator)."""
     with call.store.lock:
-        for task_id in task_ids:
-            doc = call.store.get("tasks", task_id, call.company)
+        for entity_id in ids:
+            doc = call.store.get(collection, entity_id, call.company)
             if doc is None:
                 continue
-            if task_id in iters:
-                doc["last_iteration"] = max(doc.get("last_iteration") or 0, iters[task_id])
-            _merge_last_metrics(doc, _batch_last_scalars(scalars.get(task_id, [])))
-            if stats.get(task_id):
-                doc["metric_stats"] = {
-                    field_hash(metric): {"metric": metric, "event_stats_by_type": {
-                        etype: {"last_update": ts} for etype, ts in types.items()}}
-                    for metric, types in stats[task_id].items()}
+            if entity_id in iters:
+                doc["last_iteration"] = max(doc.get("last_iteration") or 0, iters[entity_id])
+            _merge_last_metrics(doc, _batch_last_scalars(scalars.get(entity_id, [])))
             doc["last_update"] = now_iso()
-            call.store.save("tasks", doc)
+            yield doc
+            call.store.save(collection, doc)
 
 
 def _batch_last_scalars(events: list[dict]) -> dict[tuple[str, str], dict]:

@@ -77,7 +77,7 @@ def delete_project(call: Call, project_id: str, *, force: bool, delete_contents:
     else:
         _unlink_from_outside(call, scope_set, {m["id"] for m in models}, {t["id"] for t in tasks})
         urls = _delete_contents(call, tasks, models)
-        if not call.release.delete_returns_event_urls:
+        if call.release.delete_lists_no_event_urls:
             urls["event_urls"] = set()
         result.update(deleted_models=len(models), deleted_tasks=len(tasks),
                       urls={k: sorted(v) for k, v in urls.items()})

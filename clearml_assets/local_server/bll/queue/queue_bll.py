@@ -99,11 +99,11 @@ def reposition(call: Call, doc: dict, task_id: str, target) -> int:
     old = tasks.index(task_id)
     new = target(old, len(tasks))
     entry = doc["entries"].pop(old)
-    if call.release.api > (2, 23):
+    if call.release.queue_moves_within_queue:
         new = min(max(new, 0), len(doc["entries"])) if new != -1 else len(doc["entries"])
     if new < 0 or new >= len(doc["entries"]):
         doc["entries"].append(entry)
     else:
         doc["entries"].insert(new, entry)
     touch_queue(call, doc)
-    return [e["task"] for e in doc["entries"]].index(task_id) if call.release.api > (2, 23) else new
+    return [e["task"] for e in doc["entries"]].index(task_id) if call.release.queue_moves_within_queue else new

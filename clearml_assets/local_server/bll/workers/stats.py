@@ -30,7 +30,7 @@ def log_stats(call: Call, worker: dict, timestamp: int | None, task: str | None,
 
 def _name(call: Call, entry: dict) -> str:
     """How a request names a worker's statistics: its key on 1.9.2, its id after."""
-    return entry["worker"] if call.release.api > (2, 23) else entry["id"]
+    return entry["worker"] if call.release.worker_stats_histograms else entry["id"]
 
 
 def _entries(call: Call, wanted: list[str]) -> list[dict]:
@@ -44,7 +44,7 @@ def metric_keys(call: Call, wanted: list[str]) -> list[dict]:
         ApiError: 400/1005 when none of the workers reported any.
     """
     keys = {k for entry in _entries(call, wanted) for _, _, values in entry["samples"] for k, v in values.items()
-            if v or call.release.api <= (2, 23)}
+            if v or not call.release.worker_stats_histograms}
     if not keys:
         raise ApiError(400, 1005, f"Worker stats not found (worker_ids={wanted})")
     categories: dict[str, list[str]] = {}
@@ -169,7 +169,7 @@ def activity_report(call: Call, start: float, end: float, interval: int) -> dict
     """``workers.get_activity_report``: per bucket how many workers reported (``total``) and how many ran a task
     (``active``); after 1.9.2 over the whole range (buckets of at least 40 s, the last one left out, as the
     real server's comparison of milliseconds with seconds always does)."""
-    newer = call.release.api > (2, 23)
+    newer = call.release.worker_stats_histograms
     interval = max(int(interval or 60), MIN_CHART_INTERVAL) if newer else max(1, int(interval or 60))
     if newer and start >= end:
         raise ApiError(400, 12, "Validation error (from_date must be less than to_date)")
