@@ -82,7 +82,8 @@ def test_the_form_is_decided_by_parsing(query, syntax):
 @pytest.mark.parametrize("query, column, part, words", [
     ('meta.split:"train" AND NOT rois.lable:circle', 28, "rois.lable", "unknown field 'rois.lable'"),
     ("split:train", 1, "split", "Did you mean meta.split?"),
-    ("meta.split:train AND (rois.label:circle", 40, "", "not valid Lucene syntax"),
+    ("meta.split:train AND (rois.label:circle", 22, "(", "this bracket is never closed"),
+    ("meta.split:train AND", 21, "", "not valid Lucene syntax"),
     ("meta.split:train AND AND meta.width:1", 22, "AND", "not valid Lucene syntax"),
     ("meta.width:abc", 12, "abc", "meta.width holds numbers"),
     ("meta.width:9*", 12, "9*", "wildcards and /regex/ match text only"),

@@ -41,7 +41,16 @@ def check_bounds(query: str) -> None:
     if len(query) > MAX_QUERY_LENGTH:
         raise FrameQueryError(query, f"it is {len(query)} characters long, more than the {MAX_QUERY_LENGTH} "
                                      "allowed", position=MAX_QUERY_LENGTH, part=query[MAX_QUERY_LENGTH:][:20])
-    depth, quoted, escaped = 0, False, False
+    depth = 0
+    for at, char in _brackets(query):
+        depth += 1 if char in _OPENING else -1
+        if depth > MAX_NESTING:
+            raise FrameQueryError(query, f"brackets are nested more than {MAX_NESTING} deep", position=at, part=char)
+
+
+def _brackets(query: str) -> Iterator[tuple[int, str]]:
+    """The brackets of ``query`` outside double quotes and escapes, with their offsets (one linear pass)."""
+    quoted = escaped = False
     for at, char in enumerate(query):
         if escaped:
             escaped = False
@@ -49,13 +58,8 @@ def check_bounds(query: str) -> None:
             escaped = True
         elif char == '"':
             quoted = not quoted
-        elif not quoted and char in _OPENING:
-            depth += 1
-            if depth > MAX_NESTING:
-                raise FrameQueryError(query, f"brackets are nested more than {MAX_NESTING} deep",
-                                      position=at, part=char)
-        elif not quoted and char in _CLOSING:
-            depth -= 1
+        elif not quoted and (char in _OPENING or char in _CLOSING):
+            yield at, char
 
 
 def parse_lucene(query: str) -> lt.Item:
@@ -85,8 +89,23 @@ def _syntax_error(query: str, message: str) -> FrameQueryError:
         token = re.match(r"\S+", query[at:])
         return FrameQueryError(query, f"not valid Lucene syntax ({detail})", position=at,
                                part=token.group(0)[:40] if token else query[at:at + 1])
+    opener = _unclosed(query)
+    if opener is not None:
+        return FrameQueryError(query, "not valid Lucene syntax (this bracket is never closed)", position=opener,
+                               part=query[opener])
     return FrameQueryError(query, f"not valid Lucene syntax ({detail})", position=len(query), part="",
-                           hint="Check that every bracket and quote is closed and no operator ends the query.")
+                           hint="Check that no operator ends the query.")
+
+
+def _unclosed(query: str) -> int | None:
+    """The offset of the last bracket opened and never closed (outside quotes), or None."""
+    opened: list[int] = []
+    for at, char in _brackets(query):
+        if char in _OPENING:
+            opened.append(at)
+        elif opened:
+            opened.pop()
+    return opened[-1] if opened else None
 
 
 def walk(tree: lt.Item) -> Iterator[tuple[lt.Item, int]]:
