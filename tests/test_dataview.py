@@ -133,6 +133,8 @@ def test_the_seeds_dataset_code_runs_with_only_its_import_changed(made):
     read the frames' files."""
     got = _run(SEED_DATASET + SEED_MODULE, _child_env(made), made.home.parent)
     assert got["account"] == "the embedded local server"
+    # the images of the view's frames, in the home's cache (those the training view left out are not fetched)
+    assert len(list((made.home / "dataview").rglob("shape_*.png"))) == sum(made.splits.values())
     for split in ("train", "val"):
         batches = got["seen"][split]
         assert sum(images[0] for images, _, _ in batches) == made.splits[split] > 0
@@ -200,6 +202,7 @@ def test_prefetch_runs_in_the_background_and_get_local_source_waits_for_it(made,
         view = _view(made, _proxied(made, proxy), tmp_path / "cache")
         frames = view.to_list()  # the manifest is in the curated version's own chunk: not held
         assert frames and all(f.metadata["split"] == "val" for f in frames)
+        assert not any((tmp_path / "cache").rglob("*.png"))  # to_list() read no image
         view.prefetch_files()  # returns while the images' chunk is held at the proxy
         image = frames[0]["image"]
         assert not any((tmp_path / "cache").rglob(Path(image.source).name))
@@ -268,6 +271,9 @@ def test_queries_rois_raw_versions_and_clear_errors(made, tmp_path):
     raw = DataView(clearml=made.resource, cache_dir=tmp_path / "cache")
     raw.add_query(dataset_name="shapes_raw", frame_query="meta.image:images/shape_0001?.png")
     assert [f.id for f in raw.to_list()] == [f"shape_{i:05d}" for i in range(10, 20)]
+    first = raw.to_list()[0]
+    assert set(first.metadata) == {"frame_id", "image", "label", "bytes", "sha256"} and list(first) == \
+        ["image", "label", "mask"] and first.metadata["label"] == "labels/shape_00010.txt"
     both = DataView(clearml=made.resource, cache_dir=tmp_path / "cache")
     both.add_query(dataset_name="shapes_curated", roi_query="circle")
     both.add_query(dataset_name="shapes_curated", frame_query="NOT rois.label:circle")
@@ -281,3 +287,22 @@ def test_queries_rois_raw_versions_and_clear_errors(made, tmp_path):
     missing.add_query(dataset_name="shapes_curated", version_name="9.9.9")
     with pytest.raises(DataViewError, match=r"no finalized version '9.9.9'; its versions: 1.0.0"):
         missing.to_list()
+
+
+def test_a_stored_mask_is_the_frames_mask_source():
+    """A version holding masks/<name>.png beside images/ serves it as frame["mask"]; without one, the mask is
+    rendered from the labels; without labels there is none."""
+    from clearml_assets.dataview.catalog import VersionContents, VersionRef
+    from clearml_assets.dataview.frames import DERIVED_MASK, frame_sources
+    from clearml_assets.dataview.store import StoredFile
+
+    def version(*paths: str) -> VersionContents:
+        files = {p: StoredFile(p, 1, None, "v1", "data") for p in paths}
+        return VersionContents(VersionRef("v1", "d", "1.0.0", "p"), files=files)
+
+    stored = frame_sources(version("a/images/x.jpg", "a/labels/x.txt", "a/masks/x.png"), "a/images/x.jpg",
+                           "a/labels/x.txt")
+    assert stored["mask"].relative_path == "a/masks/x.png"
+    rendered = frame_sources(version("images/x.png", "labels/x.txt"), "images/x.png", "labels/x.txt")
+    assert rendered["mask"] is None and DERIVED_MASK.startswith("derived")
+    assert set(frame_sources(version("images/x.png"), "images/x.png", None)) == {"image"}

@@ -89,6 +89,7 @@ def test_the_form_is_decided_by_parsing(query, syntax):
     ("meta.width:9*", 12, "9*", "wildcards and /regex/ match text only"),
     ("meta.frame_id:/(a/", 15, "/(a/", "not a valid pattern"),
     ("meta.split:trian~1", 12, "trian~1", "fuzzy terms are not supported"),
+    ('meta.image:"c 3"~2', 12, '"c 3"~2', "proximity terms are not supported"),
     ("meta.split:train circle", 18, "circle", "a term needs a field"),
     ("_exists_:meta.nope", 10, "meta.nope", "unknown field 'meta.nope'"),
     ("meta.split:(train OR id:a1)", 22, "id", "inside the group of field"),
