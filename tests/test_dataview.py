@@ -274,6 +274,9 @@ def test_queries_rois_raw_versions_and_clear_errors(made, tmp_path):
     first = raw.to_list()[0]
     assert set(first.metadata) == {"frame_id", "image", "label", "bytes", "sha256"} and list(first) == \
         ["image", "label", "mask"] and first.metadata["label"] == "labels/shape_00010.txt"
+    # a raw version has no manifest: the boxes' names come from its classes.txt, the image size from the image
+    assert first.rois and {roi.label[0] for roi in first.rois} <= {"circle", "square", "triangle"}
+    assert first.image_size() == (96, 96)
     both = DataView(clearml=made.resource, cache_dir=tmp_path / "cache")
     both.add_query(dataset_name="shapes_curated", roi_query="circle")
     both.add_query(dataset_name="shapes_curated", frame_query="NOT rois.label:circle")

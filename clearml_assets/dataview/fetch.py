@@ -54,7 +54,7 @@ class Fetcher:
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._pool: ThreadPoolExecutor | None = None
-        self._futures: dict[UnitKey, Future] = {}
+        self._futures: dict[UnitKey, tuple[Future, frozenset[str]]] = {}  # and the files each run places
 
     def __getstate__(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if k not in ("_lock", "_pool", "_futures")}
@@ -81,7 +81,11 @@ class Fetcher:
 
     def prefetch(self, files: Iterable[StoredFile]) -> list[Future]:
         """Start fetching the units of ``files`` not here yet (or join their running fetch); their futures."""
-        return [self._start(key)[0] for key in {unit_key(f) for f in files if not self.store.path_of(f).is_file()}]
+        missing: dict[UnitKey, set[str]] = {}
+        for stored in files:
+            if not self.store.path_of(stored).is_file():
+                missing.setdefault(unit_key(stored), set()).add(stored.relative_path)
+        return [self._start(key, paths) for key, paths in missing.items()]
 
     def local_path(self, stored: StoredFile, timeout: float | None = None) -> Path:
         """The verified local copy of ``stored``, fetched now if no prefetch has (waits for a running one).
@@ -92,7 +96,7 @@ class Fetcher:
         path = self.store.path_of(stored)
         if path.is_file():
             return path
-        future, _ = self._start(unit_key(stored))
+        future = self._start(unit_key(stored), {stored.relative_path})
         wait = self.timeout if timeout is None else timeout
         try:
             problems = future.result(timeout=wait)
@@ -103,20 +107,23 @@ class Fetcher:
             return path
         raise FetchError(problems.get(stored.relative_path) or "it was not placed by the fetch of its chunk")
 
-    def _start(self, key: UnitKey) -> tuple[Future, bool]:
+    def _start(self, key: UnitKey, needed: set[str]) -> Future:
+        """The run of unit ``key``: the current one, or a new one if none ran in this process, the last failed,
+        or it did not include all of ``needed`` (files registered after it started)."""
         with self._lock:
             if self._pid != os.getpid():
                 self._reset()  # a forked child: the parent's threads and futures are not here
-            future = self._futures.get(key)
-            if future is not None and not (future.done() and future.exception() is not None):
-                return future, False  # running or done; a failed unit is tried again on the next ask
+            future, placed = self._futures.get(key, (None, frozenset()))
+            failed = future is not None and future.done() and future.exception() is not None
+            if future is not None and not failed and needed <= placed:
+                return future
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="clearml-dataview")
                 _on_exit(self._pool)
             members = list(self._members.get(key, {}).values())
             future = self._pool.submit(self._fetch_unit, key, members)
-            self._futures[key] = future
-            return future, True
+            self._futures[key] = (future, frozenset(m.relative_path for m in members))
+            return future
 
     def _fetch_unit(self, key: UnitKey, members: list[StoredFile]) -> dict[str, str]:
         if key[1] == "link":

@@ -52,6 +52,7 @@ class VersionFrames:
     def local_path(self, frame_id: str, source_id: str, stored: StoredFile, timeout: float | None = None) -> Path:
         """The local copy of a frame's file, or ``DataViewFetchError`` naming the frame and the reason."""
         try:
+            self.fetcher.register([stored], self.contents.chunks)
             return self.fetcher.local_path(stored, timeout)
         except FetchError as exc:
             raise DataViewFetchError(frame_id, source_id, stored.relative_path, str(self.contents.ref),
@@ -211,13 +212,14 @@ def frame_sources(contents: VersionContents, image: str, label: str | None) -> d
 
 
 def _mask_path_for(image: PurePosixPath) -> str:
-    """``images/x.jpg`` -> ``masks/x.png`` (the last ``images`` folder of the path); "" without one."""
-    parts = list(image.parts)
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "images":
-            parts[i] = "masks"
-            return str(PurePosixPath(*parts).with_suffix(".png"))
-    return ""
+    """``images/x.jpg`` -> ``masks/x.png``: the folder the label path puts ``labels`` in; "" without one."""
+    label = PurePosixPath(label_path_for(image))
+    changed = [i for i, (a, b) in enumerate(zip(image.parts[:-1], label.parts[:-1])) if a != b]
+    if not changed:
+        return ""
+    parts = list(label.parts)
+    parts[changed[0]] = "masks"
+    return str(PurePosixPath(*parts).with_suffix(".png"))
 
 
 def raw_rows(contents: VersionContents) -> list[dict[str, Any]]:
