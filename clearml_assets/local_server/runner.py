@@ -19,7 +19,8 @@ from typing import Any
 import uvicorn
 
 from .app import build_api_app
-from .auth import Authenticator, Credential, load_or_create_credentials, load_or_create_signing_key
+from .auth import (Authenticator, Credential, ViewSessions, load_or_create_credentials,
+                   load_or_create_signing_key)
 from .fileserver import build_files_app
 from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT,  # noqa: F401
                           DataDirInUse, LocalServerInfo, PortInUse, check_ports_free, free_port, lock_is_held,
@@ -104,8 +105,9 @@ class LocalServer:
         self.store = Store(self.data_dir)
         authenticator = Authenticator(self.credentials, load_or_create_signing_key(self.data_dir))
         api = with_self_description(build_api_app(self.store, authenticator), authenticator, self)
+        sessions = ViewSessions()
         files = build_files_app(self.data_dir / "files", authenticator if self.files_auth else None,
-                                primary_company=self.credentials[0].company)
+                                primary_company=self.credentials[0].company, sessions=sessions)
         common = dict(host=self.host, log_level="warning", access_log=False, lifespan="off",
                       timeout_keep_alive=30)
         servers = [
@@ -115,7 +117,7 @@ class LocalServer:
         if self.web_port:
             from .web import build_web_app
 
-            web = build_web_app(self.store, authenticator, self.info)
+            web = build_web_app(self.store, authenticator, sessions)
             servers.append(uvicorn.Server(uvicorn.Config(web, port=self.web_port, **common)))
         return servers
 
@@ -176,30 +178,44 @@ class LocalServer:
 
 
 SELF_DESCRIPTION_PATH = "/clearml_assets.local_server"
+PROOF_PATH = "/clearml_assets.local_server/proof"
+"""``GET ?key=<access key>&nonce=<hex>``, unauthenticated: :meth:`Authenticator.proof` (how ``ensure`` tells this
+server from a program that took its port, before it sends any credential)."""
 
 
 def with_self_description(api, authenticator: Authenticator, server: "LocalServer"):
     """The API app, plus ``GET /clearml_assets.local_server``: the server's own hosts and ports for a
-    client holding one of its key pairs (so a ``local`` account pointed at the API URL finds the rest)."""
+    client holding one of its key pairs (so a ``local`` account pointed at the API URL finds the rest), and
+    ``GET /clearml_assets.local_server/proof`` (:data:`PROOF_PATH`)."""
+    from starlette.requests import Request
     from starlette.responses import JSONResponse
 
     async def app(scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != SELF_DESCRIPTION_PATH:
+        if scope["type"] != "http" or scope["path"] not in (SELF_DESCRIPTION_PATH, PROOF_PATH):
             return await api(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            authenticator.identity(headers.get("authorization"))
-        except Exception:
-            response = JSONResponse({"error": "a key pair of this server is needed"}, status_code=401)
+        request = Request(scope, receive)
+        if scope["path"] == PROOF_PATH:
+            nonce = request.query_params.get("nonce", "")[:128]
+            response = JSONResponse({"proof": authenticator.proof(request.query_params.get("key", ""), nonce)})
         else:
-            info = server.info
-            response = JSONResponse({"api_port": server.api_port, "files_port": server.files_port,
-                                     "web_port": server.web_port, "api_host": info.api_host,
-                                     "files_host": info.files_host, "web_host": info.web_host,
-                                     "pid": os.getpid()})
+            response = _self_description(request, authenticator, server)
         await response(scope, receive, send)
 
     return app
+
+
+def _self_description(request, authenticator: Authenticator, server: "LocalServer"):
+    """The server's hosts and ports for a holder of one of its key pairs (401 otherwise)."""
+    from starlette.responses import JSONResponse
+
+    try:
+        authenticator.identity(request.headers.get("authorization"))
+    except Exception:
+        return JSONResponse({"error": "a key pair of this server is needed"}, status_code=401)
+    info = server.info
+    return JSONResponse({"api_port": server.api_port, "files_port": server.files_port, "web_port": server.web_port,
+                         "api_host": info.api_host, "files_host": info.files_host, "web_host": info.web_host,
+                         "pid": os.getpid()})
 
 
 @dataclass

@@ -51,5 +51,5 @@ def get_entities_count(call: Call) -> dict:
             docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
         if collection != "projects":
             query = project_bll.with_subprojects(call, query)
-        out[field] = len(filter_docs(docs, query, **spec))
+        out[field] = len(filter_docs(docs, query, released=call.store.lock.released, **spec))
     return out

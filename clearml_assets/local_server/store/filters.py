@@ -1,39 +1,30 @@
 """``*.get_all`` query semantics of the real ClearML server, over documents held in memory.
 
-Mirrors the real server's rules (``apiserver/database/model/base.py``): name fields are regex
-(``re.search``, unanchored), list fields (``id``, ``tags``, ``system_tags``, ``project``, ``status``...)
-take ``__$all``/``__$any``/``__$not``/``-value`` operators, datetime fields take ``[">=2024-..", "<.."]``
-or an inclusive ``[min, max]`` pair. Ordering and paging are in :mod:`.ordering`.
+Mirrors the real server's rules (``apiserver/database/model/base.py``): name fields are regular expressions
+(searched unanchored, with the linear-time RE2 engine, outside the store's lock), list fields (``id``, ``tags``,
+``system_tags``, ``project``, ``status``...) take ``__$all``/``__$any``/``__$not``/``-value`` operators, datetime
+fields take ``[">=2024-..", "<.."]`` or an inclusive ``[min, max]`` pair. Ordering and paging are in
+:mod:`.ordering`.
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, ContextManager, Iterable, Sequence
+
+import re2
 
 from ...timestamps import parse_clearml_time
 from ..core import ApiError, bad_request
 from .fields import get_path
 
 ACCESS_REGEX = re.compile(r"^(?P<prefix>>=|>|<=|<)?(?P<value>.*)$")
+RE2_MAX_MEM = 64 << 20  # a pattern whose program needs more is refused (400) rather than compiled
 OPS = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
        None: lambda a, b: a == b}
-
-
-def match_regex(pattern: str, value: Any) -> bool:
-    """Mongo ``$regex`` semantics: unanchored search."""
-    if value is None:
-        return False
-    try:
-        return re.search(pattern, str(value)) is not None
-    except re.error as exc:
-        raise ApiError(400, 21, f"Malformed regular expression {pattern!r}: {exc}") from None
-
-
-def match_list(doc_value: Any, data: Any, field: str) -> bool:
-    """List-field filter with the real server's operators (``__$all``, ``__$any``, ``__$not``, ``-x``)."""
-    return list_matcher(data, field)(doc_value)
 
 
 def list_matcher(data: Any, field: str):
@@ -152,19 +143,92 @@ def match_dates(doc_value: Any, data: Any, field: str) -> bool:
 OPS_PREFIXES = (">=", ">", "<=", "<")
 
 
+@dataclass(frozen=True)
+class TextCheck:
+    """A regular expression over some text fields of a document (``name``, or ``_any_``'s ``fields``).
+
+    Attributes:
+        fields: The dotted fields it reads.
+        pattern: The compiled (RE2) expression, searched unanchored as Mongo's ``$regex``.
+        any_field: Whether one matching field is enough (else every field must match).
+        missing_fails: Whether a missing field fails (a name filter) or counts as ``""`` (``_any_``).
+    """
+
+    fields: tuple[str, ...]
+    pattern: Any
+    any_field: bool = True
+    missing_fails: bool = True
+
+    def texts(self, doc: dict) -> tuple[str | None, ...]:
+        """The fields' values as text (None: missing), read under the store's lock."""
+        values = (get_path(doc, f) for f in self.fields)
+        if self.missing_fails:
+            return tuple(None if v is None else str(v) for v in values)
+        return tuple(str(v or "") for v in values)
+
+    def matches(self, texts: tuple[str | None, ...]) -> bool:
+        """Whether the copied values match (no document is touched: this runs outside the lock)."""
+        found = (t is not None and self.pattern.search(t) is not None for t in texts)
+        return any(found) if self.any_field else all(found)
+
+
+def compile_pattern(pattern: Any, field: str, ignore_case: bool = False) -> Any:
+    """A caller's regular expression compiled with RE2: linear in the text it searches, whatever the pattern
+    (Mongo's PCRE would backtrack; Python's ``re`` too: ``^(a+)+$`` on ``"a" * 40 + "!"`` never ends).
+
+    Raises:
+        ApiError: 400/21 naming the field when the pattern is not a string or RE2 cannot compile it
+            (backreferences and lookarounds have no linear-time form).
+    """
+    if not isinstance(pattern, str):
+        raise ApiError(400, 21, f"Malformed regular expression for {field}: a string is expected, got "
+                                f"{type(pattern).__name__}")
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = not ignore_case
+    options.max_mem = RE2_MAX_MEM
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ApiError(400, 21, f"Malformed regular expression for {field}: {pattern[:200]!r} ({reason}); "
+                                "patterns are RE2 syntax (no backreferences or lookarounds)") from None
+
+
+def match_texts(checks: Sequence[TextCheck], texts: Sequence[tuple]) -> list[bool]:
+    """For each document's copied texts (one tuple per check), whether every check matches."""
+    return [all(check.matches(values) for check, values in zip(checks, row)) for row in texts]
+
+
 def filter_docs(docs: Iterable[dict], data: dict, *, regex_fields: Sequence[str] = ("name",),
                 list_fields: Sequence[str] = (), date_fields: Sequence[str] = (),
                 range_fields: Sequence[str] = (), exact_fields: Sequence[str] = (),
-                exact_prefixes: Sequence[str] = ()) -> list[dict]:
+                exact_prefixes: Sequence[str] = (), released: Callable[[], ContextManager] | None = None
+                ) -> list[dict]:
     """Documents matching every filter present in ``data`` (request fields).
 
     ``exact_prefixes`` (e.g. ``"runtime."``) make any request field under that prefix an equality filter,
-    like the real server's ``fields=("runtime.*",)``.
+    like the real server's ``fields=("runtime.*",)``. Regular expressions are matched last, on text copied from
+    the candidates, inside ``released()`` (the store's ``lock.released``): never under the store's lock.
     """
-    checks = []
-    for f in regex_fields:
-        if data.get(f):
-            checks.append(lambda d, f=f, p=data[f]: match_regex(p, get_path(d, f)))
+    checks, text_checks = _checks(data, regex_fields=regex_fields, list_fields=list_fields,
+                                  date_fields=date_fields, range_fields=range_fields, exact_fields=exact_fields,
+                                  exact_prefixes=exact_prefixes)
+    candidates = [d for d in docs if all(c(d) for c in checks)]
+    if not text_checks or not candidates:
+        return candidates
+    texts = [tuple(check.texts(d) for check in text_checks) for d in candidates]
+    with released() if released is not None else nullcontext():
+        keep = match_texts(text_checks, texts)
+    return [d for d, ok in zip(candidates, keep) if ok]
+
+
+def _checks(data: dict, *, regex_fields: Sequence[str], list_fields: Sequence[str], date_fields: Sequence[str],
+            range_fields: Sequence[str], exact_fields: Sequence[str], exact_prefixes: Sequence[str]
+            ) -> tuple[list[Callable[[dict], bool]], list[TextCheck]]:
+    """The request's filters: predicates over a document, and the regular expressions over its text fields."""
+    checks: list[Callable[[dict], bool]] = []
+    text_checks = [TextCheck((f,), compile_pattern(data[f], f)) for f in regex_fields if data.get(f)]
     for f in list_fields:
         if data.get(f) is not None and data.get(f) != []:
             checks.append(lambda d, f=f, m=list_matcher(data[f], f): m(get_path(d, f)))
@@ -182,27 +246,25 @@ def filter_docs(docs: Iterable[dict], data: dict, *, regex_fields: Sequence[str]
             if f.startswith(prefix) and v is not None:
                 checks.append(lambda d, f=f, v=v: get_path(d, f) == v)
     for key in ("_any_", "_all_", "_or_", "_and_"):
-        spec = data.get(key)
-        if spec is None:
-            continue
-        if not isinstance(spec, dict) or (spec.get("pattern") is None) == (spec.get("datetime") is None):
-            raise ApiError(400, 12, f"Incorrect field format: {key} needs fields and one of pattern or datetime")
-        fields = spec.get("fields") or []
-        anyop = key in ("_any_", "_or_")
-        if spec.get("pattern") is not None:
-            try:
-                pattern = re.compile(spec["pattern"], re.IGNORECASE)
-            except re.error as exc:
-                raise ApiError(400, 21, f"Malformed regular expression {spec['pattern']!r}: {exc}") from None
-        else:
-            fields = [f for f in fields if f in date_fields]
-            pattern = None
-        if not fields:
-            continue
-        if pattern is not None:
-            checks.append(lambda d, fields=fields, anyop=anyop, pattern=pattern:
-                          (any if anyop else all)(pattern.search(str(get_path(d, f) or "")) for f in fields))
-        else:
-            checks.append(lambda d, fields=fields, anyop=anyop, when=spec["datetime"]:
-                          (any if anyop else all)(match_dates(get_path(d, f), when, f) for f in fields))
-    return [d for d in docs if all(c(d) for c in checks)]
+        _field_group(data, key, date_fields, checks, text_checks)
+    return checks, text_checks
+
+
+def _field_group(data: dict, key: str, date_fields: Sequence[str], checks: list, text_checks: list) -> None:
+    """``_any_``/``_all_``/``_or_``/``_and_``: one pattern (case-insensitive) or datetime over several fields."""
+    spec = data.get(key)
+    if spec is None:
+        return
+    if not isinstance(spec, dict) or (spec.get("pattern") is None) == (spec.get("datetime") is None):
+        raise ApiError(400, 12, f"Incorrect field format: {key} needs fields and one of pattern or datetime")
+    fields = spec.get("fields") or []
+    anyop = key in ("_any_", "_or_")
+    if spec.get("pattern") is not None:
+        pattern = compile_pattern(spec["pattern"], f"{key}.pattern", ignore_case=True)
+        if fields:
+            text_checks.append(TextCheck(tuple(fields), pattern, any_field=anyop, missing_fails=False))
+        return
+    fields = [f for f in fields if f in date_fields]
+    if fields:
+        checks.append(lambda d, fields=fields, anyop=anyop, when=spec["datetime"]:
+                      (any if anyop else all)(match_dates(get_path(d, f), when, f) for f in fields))

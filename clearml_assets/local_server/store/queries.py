@@ -40,7 +40,7 @@ def get_all(call: Call, collection: str, result_key: str, *, list_fields: Sequen
     rows = call.store.all(collection, call.company, allow_public=True) if docs is None else docs
     rows = filter_docs(rows, data, regex_fields=regex_fields, list_fields=list_fields,
                        date_fields=date_fields, range_fields=range_fields, exact_fields=exact_fields,
-                       exact_prefixes=exact_prefixes)
+                       exact_prefixes=exact_prefixes, released=call.store.lock.released)
     rows = sort_docs(rows, data.get("order_by"), NUMERIC_ORDER.get(collection, ()))
     rows, scroll_id = paginate(rows, data)
     only = data.get("only_fields")

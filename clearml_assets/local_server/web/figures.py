@@ -52,14 +52,37 @@ def scalar_figures(series: dict, names: dict[str, str] | None = None) -> list[di
 
 
 def plot_figures(plots: list[dict]) -> list[dict]:
+    """One chart per stored plot, titled ``metric / variant`` (above the chart, and in the figure when the
+    reported one has no title); a plot the server did not inflate, or whose JSON is broken, is its message."""
     figures = []
     for event in sorted(plots, key=lambda e: (str(e.get("metric")), str(e.get("variant")))):
+        title = f"{event.get('metric')} / {event.get('variant')}"
+        if event.get("plot_error"):
+            figures.append({"title": title, "error": event["plot_error"]})
+            continue
         try:
             fig = json.loads(event.get("plot_str") or "{}")
         except ValueError:
+            figures.append({"title": title, "error": "the reported plot is not valid JSON"})
             continue
-        title = f"{event.get('metric')} / {event.get('variant')}"
-        layout = dict(fig.get("layout") or {})
-        layout.setdefault("title", {"text": title})
+        layout = _titles_as_objects(dict(fig.get("layout") or {}))
+        if not _title_text(layout.get("title")):
+            layout["title"] = {"text": title}
         figures.append({"title": title, "json": _figure_json({"data": fig.get("data") or [], "layout": layout})})
     return figures
+
+
+def _titles_as_objects(layout: dict) -> dict:
+    """``layout`` with its string titles (the SDK writes ``"title": "<series>"``, also on axes) as
+    ``{"text": ...}``: plotly.js 3 draws only that form."""
+    if isinstance(layout.get("title"), str):
+        layout["title"] = {"text": layout["title"]}
+    for key, value in list(layout.items()):
+        if key.startswith(("xaxis", "yaxis")) and isinstance(value, dict) and isinstance(value.get("title"), str):
+            layout[key] = {**value, "title": {"text": value["title"]}}
+    return layout
+
+
+def _title_text(title: Any) -> str:
+    """The text of a Plotly layout title (a string, or ``{"text": ...}``)."""
+    return str((title.get("text") if isinstance(title, dict) else title) or "").strip()

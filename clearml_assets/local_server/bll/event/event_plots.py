@@ -11,13 +11,14 @@ from typing import Any, Iterable
 
 from ...core import Call
 from ...store.event_rows import metric_clause
-from ...store.plots import uncompress_plot
+from ...store.plots import PlotBudget
 from .event_common import (EMPTY_SCROLL, MAX_METRICS, MAX_VARIANTS, decode_scroll, encode_scroll, metric_variants,
                            scrolled, target, targets)
 
 
 def _plot_events(rows: Iterable[tuple]) -> list[dict]:
-    return [uncompress_plot(json.loads(r[0])) for r in rows]
+    budget = PlotBudget()
+    return [budget.uncompress(json.loads(r[0])) for r in rows]
 
 
 VALID_PLOT = "(json_extract(body, '$.valid_plot') IS NULL OR json_extract(body, '$.valid_plot') = 1)"

@@ -7,7 +7,7 @@ import json
 from typing import Any, Callable, Optional
 
 from ...core import Call
-from ...store.plots import uncompress_plot
+from ...store.plots import PlotBudget
 from .event_common import MAX_METRICS, MAX_VARIANTS, target
 from .metric_events_iterator import DEBUG_SAMPLE_STATE, IMAGE, PLOT_SAMPLE_STATE, STATES, invalid_scroll, new_state_id
 
@@ -199,8 +199,9 @@ def _plot_events_for(call: Call, company: str, task: str, order: str, cond: str,
 
 
 def _fill_plots(events: list[dict], res: dict, state: dict) -> None:
+    budget = PlotBudget()
     for event in events:
-        uncompress_plot(event)
+        budget.uncompress(event)
     state["metric"], state["iteration"] = events[0]["metric"], events[0]["iter"]
     res["events"] = events
     for ms in state["metric_states"]:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from typing import Any, Optional
 
 from ...core import ApiError, Call
-from ...store.plots import uncompress_plot
+from ...store.plots import PlotBudget
 from .event_common import MAX_METRICS, MAX_VARIANTS, target
 
 IMAGE, PLOT = "training_debug_image", "plot"
@@ -198,13 +198,14 @@ class MetricEventsIterator:
         invalid = {(m["metric"], v["variant"]): v.get("last_invalid_iteration")
                    for m in task_state["metrics"] for v in m["variants"]}
         iterations = []
+        budget = PlotBudget()
         for it in its:
             rows = conn.execute(
                 f"SELECT body FROM (SELECT body, metric, variant, ROW_NUMBER() OVER (PARTITION BY metric, variant "
                 f"ORDER BY {order}, seq) AS n, DENSE_RANK() OVER (PARTITION BY metric ORDER BY variant) AS v "
                 f"FROM events WHERE {where} AND iter=?) WHERE n <= ? AND v <= ? ORDER BY metric, variant, n",
                 args + [it, TOP_HITS, max_variants]).fetchall()
-            events = [self._process(ev) for ev in (json.loads(r[0]) for r in rows)
+            events = [self._process(ev, budget) for ev in (json.loads(r[0]) for r in rows)
                       if self._valid(ev, invalid, specific)]
             if events:
                 iterations.append({"iter": it, "events": events})
@@ -223,8 +224,8 @@ class MetricEventsIterator:
         max_invalid = invalid[key]
         return max_invalid is None or event.get("iter") > max_invalid
 
-    def _process(self, event: dict) -> dict:
-        return uncompress_plot(event) if self.event_type == PLOT else event
+    def _process(self, event: dict, budget: PlotBudget) -> dict:
+        return budget.uncompress(event) if self.event_type == PLOT else event
 
     def metric_events(self, call: Call, req) -> dict:
         """The body of ``events.plots`` / ``events.debug_images`` (``MetricEventsRequest``)."""
