@@ -201,4 +201,5 @@ def test_models_and_a_model_page(app, served):
 
 
 def test_datasets_page_lists_the_sdk_dataset(app, served):
-    visit(app, "/datasets", "web data", name="16_datasets")
+    text = visit(app, "/datasets", "web data", name="16_datasets")
+    assert "9B" in text  # the one file the SDK added ("some data")
