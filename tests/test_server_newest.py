@@ -158,6 +158,9 @@ def test_the_web_session_cookie_is_set_used_and_revoked(tmp_path):
         assert requests.get(f"{web}/configuration.json", timeout=30).json() == {
             "apiBaseUrl": "/api", "fileBaseUrl": info.files_host, "useFilesProxy": True}
         assert "<sm-root>" in requests.get(f"{web}/projects/abc/tasks", timeout=30).text  # a route of the app
+        (build / "widgets").mkdir()
+        (build / "widgets" / "index.html").write_text("<html><sm-widgets></sm-widgets></html>")
+        assert "<sm-widgets>" in requests.get(f"{web}/widgets/?type=scalar&tasks=x", timeout=30).text
         assert requests.get(f"{web}/chunk-MISSING.js", timeout=30).status_code == 404
         assert requests.get(f"{web}/../server/credentials.json", timeout=30).status_code == 404
         modes = requests.post(f"{web}/api/v999.0/login.supported_modes", json={}, timeout=30).json()["data"]

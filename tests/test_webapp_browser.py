@@ -203,3 +203,18 @@ def test_models_and_a_model_page(app, served):
 def test_datasets_page_lists_the_sdk_dataset(app, served):
     text = visit(app, "/datasets", "web data", name="16_datasets")
     assert "9B" in text  # the one file the SDK added ("some data")
+
+
+def test_a_report_opens_with_its_text(app, served):
+    # reports are written in the web app; the SDK has no reports API: this one is made through /api
+    web = app.calls.served.web
+    session = requests.Session()
+    assert session.post(f"{web}/api/v999.0/auth.login", auth=(served.info.access_key, served.info.secret_key),
+                        timeout=30).status_code == 200
+    created = session.post(f"{web}/api/v999.0/reports.create", json={"name": "weekly report",
+                                                                     "project": served.project},
+                           timeout=30).json()["data"]
+    assert session.post(f"{web}/api/v999.0/reports.update", json={"task": created["id"], "report":
+                        "# Week one\n\nThe detector converged."}, timeout=30).status_code == 200
+    visit(app, "/reports", "weekly report", name="17_reports")
+    visit(app, f"/reports/{created['project_id']}/{created['id']}", "The detector converged.", name="18_report")

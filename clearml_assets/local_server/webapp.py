@@ -136,7 +136,17 @@ class _Static:
             return FileResponse(target, media_type=media, headers=_headers(cache))
         if PurePosixPath(path).suffix.lower() in _ASSET_SUFFIXES:
             return Response("not found", status_code=404, media_type="text/plain")
-        return FileResponse(self.root / "index.html", media_type="text/html", headers=_headers("no-cache"))
+        return FileResponse(self.app_index(path), media_type="text/html", headers=_headers("no-cache"))
+
+    def app_index(self, url_path: str) -> Path:
+        """The ``index.html`` of the single-page app a route belongs to: the nearest folder above it that has one
+        (a build's ``widgets/`` app, the reports' embedded charts, has its own), else the build's."""
+        parts = [p for p in PurePosixPath("/" + url_path.lstrip("/")).parts[1:] if p not in ("", ".", "..")]
+        for depth in range(len(parts) - 1, 0, -1):
+            candidate = self.file("/".join(parts[:depth]) + "/index.html")
+            if candidate is not None:
+                return candidate
+        return self.root / "index.html"
 
     def file(self, url_path: str) -> Path | None:
         """The build's file at ``url_path``, never one outside the build (``..``, links out)."""
