@@ -1,0 +1,55 @@
+"""The page-at-a-time fast paths of the exporter write exactly what the event-by-event paths write."""
+
+from __future__ import annotations
+
+import io
+
+from clearml_assets.archives.events import _Seen
+from clearml_assets.archives.logs import ConsoleText, LogResult, _write_page
+
+PLAIN = ["", "a", "b\n", "c\nd", "e\n\n", "\n", "f\ng\nh\n", "tail without newline", "x", "y\n", "\n\n"]
+
+
+def _one_by_one(msgs: list[str]) -> tuple[bytes, int]:
+    out = io.BytesIO()
+    console = ConsoleText(out)
+    for msg in msgs:
+        console.add(msg)
+    console.close()
+    return out.getvalue(), console.lines
+
+
+def test_plain_page_gives_the_console_text_of_adding_line_by_line():
+    for cut in range(len(PLAIN) + 1):  # any split into two pages, and a page of special text after them
+        out = io.BytesIO()
+        console = ConsoleText(out)
+        console.add_plain(PLAIN[:cut])
+        console.add_plain(PLAIN[cut:])
+        console.add("\rrewritten\n")
+        console.close()
+        assert (out.getvalue(), console.lines) == _one_by_one([*PLAIN, "\rrewritten\n"])
+
+
+def test_a_page_holds_every_line_in_the_three_files_and_counts_text_that_is_not_utf8():
+    events = [{"timestamp": i, "level": "info" if i % 3 else "error", "worker": "w", "msg": m}
+              for i, m in enumerate(PLAIN + ["\x1b[1mbold\x1b[0m", "bad \udcff byte", None, 7])]
+    raw, jsonl, text = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    console, result = ConsoleText(text), LogResult()
+    _write_page(events, result, raw, jsonl, console)
+    console.close()
+    assert result.events == len(events) and result.replaced_lines == 1
+    assert result.levels == {"info": 10, "error": 5}
+    assert raw.getvalue().startswith(b"\na\nb\nc\nd\ne\n\n") and b"bad \\udcff byte\n" in raw.getvalue()
+    assert len(jsonl.getvalue().splitlines()) == len(events)
+    assert text.getvalue().decode().splitlines()[-3:] == ["bad \\udcff byte", "", "7"]
+    assert "bold" in text.getvalue().decode() and "\x1b" not in text.getvalue().decode()
+
+
+def test_a_page_past_the_last_iteration_is_taken_whole_and_a_repeat_is_not():
+    seen = _Seen()
+    first = [{"iter": 1, "v": 1}, {"iter": 2, "v": 2}]
+    assert seen.all_new(first)
+    seen.close_page(first)
+    assert seen.all_new([{"iter": 3}, {"iter": 4}])
+    assert not seen.all_new([{"iter": 2, "v": 3}, {"iter": 3}])  # iteration 2 again: checked event by event
+    assert seen.is_new({"iter": 2, "v": 3}) and not seen.is_new({"iter": 2, "v": 2})
