@@ -53,3 +53,17 @@ def test_a_page_past_the_last_iteration_is_taken_whole_and_a_repeat_is_not():
     assert seen.all_new([{"iter": 3}, {"iter": 4}])
     assert not seen.all_new([{"iter": 2, "v": 3}, {"iter": 3}])  # iteration 2 again: checked event by event
     assert seen.is_new({"iter": 2, "v": 3}) and not seen.is_new({"iter": 2, "v": 2})
+
+
+def test_a_big_projects_metrics_table_shows_the_first_hundred_tasks_and_says_so(tmp_path):
+    from clearml_assets.archives.assets import METRICS_TABLE_ROWS, project_metadata
+    from clearml_assets.archives.exporter import ProjectExportResult, TaskExportResult
+
+    tasks = [TaskExportResult(f"{i:032x}", f"t{i}", "p", tmp_path, tmp_path / "a.zip",
+                              {"picked_metrics": {"mAP50": {"last": i / 1000}}}, False, 0.1)
+             for i in range(METRICS_TABLE_ROWS + 50)]
+    meta = project_metadata(ProjectExportResult("p" * 32, "p", tmp_path, tmp_path / "p.zip", {}, tasks))
+    assert len(meta["metrics"].records) == METRICS_TABLE_ROWS and meta["tasks"] == METRICS_TABLE_ROWS + 50
+    assert f"first {METRICS_TABLE_ROWS} of {METRICS_TABLE_ROWS + 50}" in meta["metrics_rows"]
+    small = project_metadata(ProjectExportResult("p" * 32, "p", tmp_path, tmp_path / "p.zip", {}, tasks[:3]))
+    assert len(small["metrics"].records) == 3 and "metrics_rows" not in small

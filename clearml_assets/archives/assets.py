@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..objectstore import RemoteExports
 
 _DEFAULT_TRANSLATOR = DagsterClearMLTranslator()
+METRICS_TABLE_ROWS = 100  # a project's metrics table in the UI (metrics.csv in the archive holds every task)
 
 
 class ClearMLArchiveConfig(dg.Config):
@@ -228,7 +229,7 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
     rows = [dg.TableRecord({"task_id": r.task_id, "task_name": r.task_name,
                             **{n: _num((r.picked_metrics.get(n) or {}).get("last"))
                                for n in ("mAP50", "mAP50-95", "precision", "recall", "F1")}})
-            for r in result.tasks]
+            for r in result.tasks[:METRICS_TABLE_ROWS]]
     schema = dg.TableSchema(columns=[dg.TableColumn("task_id", "string"), dg.TableColumn("task_name", "string"),
                                      *(dg.TableColumn(n, "float")
                                        for n in ("mAP50", "mAP50-95", "precision", "recall", "F1"))])
@@ -245,6 +246,9 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
         "bytes": int(manifest.get("counts", {}).get("bytes", 0)),
         "metrics": dg.MetadataValue.table(rows, schema), "seconds": round(result.seconds, 3),
     }
+    if len(result.tasks) > METRICS_TABLE_ROWS:
+        meta["metrics_rows"] = (f"the first {METRICS_TABLE_ROWS} of {len(result.tasks)} tasks; every task's "
+                                "metrics are in the archive's metrics.csv")
     if manifest.get("web_url"):
         meta["project_link"] = dg.MetadataValue.url(manifest["web_url"])
     return meta

@@ -270,7 +270,7 @@ class ClearMLTaskExporter:
             for future in as_completed(futures):
                 row = futures[future]
                 try:
-                    results.append(future.result())
+                    results.append(_without_file_list(future.result()))
                 except Exception as exc:  # noqa: BLE001 - every other task still gets exported
                     failures.append({"task_id": row["id"], "task_name": row.get("name"), "error": str(exc)})
         results.sort(key=lambda r: (r.task_name, r.task_id))
@@ -304,14 +304,23 @@ class ClearMLTaskExporter:
         return manifest
 
 
+def _without_file_list(result: TaskExportResult) -> TaskExportResult:
+    """``result`` without its manifest's list of files (a project of 20,000 tasks holds 20,000 results; the
+    list is read again from the published manifest when the project links the task)."""
+    if "files" in result.manifest:
+        result.manifest = {k: v for k, v in result.manifest.items() if k != "files"}
+    return result
+
+
 def _link_tasks(tmp: Path, results: list[TaskExportResult]) -> tuple[dict[str, dict], list[dict[str, Any]]]:
     known: dict[str, dict] = {}
     rows = []
     for result in results:
         rel_dir = f"tasks/{result.folder.name}"
         link_tree(result.folder, tmp / rel_dir)
-        for rel, entry in result.manifest.get("files", {}).items():
-            known[f"{rel_dir}/{rel}"] = entry
+        published = read_manifest(result.folder) or {}
+        for rel, entry in published.get("files", {}).items():
+            known[f"{rel_dir}/{rel}"] = {"size": entry["size"], "sha256": entry["sha256"]}
         rows.append({"task_id": result.task_id, "task_name": result.task_name, "folder": rel_dir,
                      "archive": result.archive.name, "archive_sha256": result.manifest["archive"]["sha256"],
                      "status": result.manifest.get("status"), "counts": result.counts,
