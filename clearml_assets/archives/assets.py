@@ -18,7 +18,7 @@ from .packing import ARCHIVE_FORMATS, archive_suffix
 from .paths import account_slug, default_export_root
 
 if TYPE_CHECKING:
-    from ..objectstore import RemoteExports
+    from ..storage import RemoteExports
 
 _DEFAULT_TRANSLATOR = DagsterClearMLTranslator()
 METRICS_TABLE_ROWS = 100  # a project's metrics table in the UI (metrics.csv in the archive holds every task)
@@ -89,9 +89,10 @@ def make_exporter(clearml: ClearMLResource, config: ClearMLArchiveConfig, accoun
     remote = None
     root = resource_export_root(clearml, config.export_root)
     if is_remote_root(config.export_root):
-        from ..objectstore import RemoteExports  # object-store publishing (only when the root is a URL)
+        from ..storage import RemoteExports  # object-store publishing (only when the root is a URL)
 
-        remote = RemoteExports(config.export_root, store_options(client, config.export_root))
+        remote = RemoteExports(config.export_root, store_options(client, config.export_root),
+                               staging_root=clearml.staging_dir(config.export_root))
         root = remote.staging
     return ClearMLTaskExporter(client, account, root, archive_format=config.archive_format,
                                max_workers=config.max_workers), remote

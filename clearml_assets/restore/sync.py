@@ -126,9 +126,10 @@ def _export(clearml: ClearMLResource, source: str, task_id: str, export_root: st
     remote = None
     root = export_root
     if is_remote_root(str(export_root or "")):
-        from ..objectstore import RemoteExports
+        from ..storage import RemoteExports
 
-        remote = RemoteExports(str(export_root), store_options(src, str(export_root)))
+        remote = RemoteExports(str(export_root), store_options(src, str(export_root)),
+                               staging_root=clearml.staging_dir(str(export_root)))
         root = remote.staging
     exporter = ClearMLTaskExporter(src, source, root, max_workers=max_workers)
     try:
