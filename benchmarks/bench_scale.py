@@ -503,14 +503,15 @@ def main(argv: list[str] | None = None) -> int:
                                 artifact_tasks=args.artifact_tasks, artifact_mb=args.artifact_mb)
     phases = set(args.phases.split(","))
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    say(f"seeding {spec}; {load()}")
-    t0 = time.perf_counter()
-    seeded = scale_seed.seed(spec, work / "server", work / "server.log")
-    say(f"seeded {spec.tasks:,} tasks ({seeded.events:,} events) in {time.perf_counter() - t0:.0f} s; {load()}")
-    deploy = deployment(work, seeded.server.info, args.storage)
-    say(f"Dagster storage: {deploy.storage}")
+    seeded = deploy = None
     ok = True
     try:
+        say(f"seeding {spec}; {load()}")
+        t0 = time.perf_counter()
+        seeded = scale_seed.seed(spec, work / "server", work / "server.log")
+        say(f"seeded {spec.tasks:,} tasks ({seeded.events:,} events) in {time.perf_counter() - t0:.0f} s; {load()}")
+        deploy = deployment(work, seeded.server.info, args.storage)
+        say(f"Dagster storage: {deploy.storage}")
         if "sensor" in phases:
             ok &= _phase("sensor", lambda: run_sensor(deploy, spec.tasks + 3)["ok"])  # + the 3 templates
         elif phases & {"ui", "backfill"}:
@@ -526,8 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         if "project" in phases:
             ok &= _phase("project", lambda: run_project(deploy, seeded)["ratio"] <= 1.2)
     finally:
-        seeded.server.stop()
-        if deploy.pg is not None:
+        if seeded is not None:
+            seeded.server.stop()
+        if deploy is not None and deploy.pg is not None:
             deploy.pg.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

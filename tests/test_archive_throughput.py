@@ -67,3 +67,28 @@ def test_a_big_projects_metrics_table_shows_the_first_hundred_tasks_and_says_so(
     assert f"first {METRICS_TABLE_ROWS} of {METRICS_TABLE_ROWS + 50}" in meta["metrics_rows"]
     small = project_metadata(ProjectExportResult("p" * 32, "p", tmp_path, tmp_path / "p.zip", {}, tasks[:3]))
     assert len(small["metrics"].records) == 3 and "metrics_rows" not in small
+
+
+def test_task_documents_in_one_call_equal_each_tasks_get_by_id(clearml_server):
+    """A backfill run reads its tasks' documents with ``tasks.get_all`` a hundred ids at a time: what it gets must be
+    what ``tasks.get_by_id`` gives, for every task (a missing id is left out)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from seeding import DemoSpec, RawSeeder, client_of
+
+    from clearml_assets.archives.exporter import ClearMLTaskExporter
+
+    seeder = RawSeeder.of(clearml_server)
+    spec = DemoSpec(scalar_series=2, points_per_series=3, log_lines=2, artifacts=1, artifact_bytes=64, plots=1,
+                    debug_images=1)
+    ids = seeder.seed_project("documents", 3, spec, workers=1)
+    client = client_of(clearml_server)
+    exporter = ClearMLTaskExporter(client, "personal", clearml_server.data_dir / "unused")
+    before = client.calls
+    documents = exporter.task_documents([*ids, "0" * 32], chunk=2)
+    assert client.calls - before == 2 and sorted(documents) == sorted(ids)
+    for task_id in ids:
+        assert documents[task_id] == client.get_task_record(task_id)
+    exporter.close()

@@ -198,14 +198,15 @@ def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLT
     failures: list[str] = []
     done = 0
     locks, root = locks_for_instance(context.instance), remote.store.url if remote else exporter.root
+    documents = exporter.task_documents(keys) if remote is None and len(keys) > 1 else {}
 
     def run(key: str) -> TaskExportResult:
         with locks.hold(export_lock_name(root, account, "tasks", key)):  # one export of a task at a time, any host
             if remote is not None:
                 return remote.export_task(exporter, key, force=config.force)
-            return exporter.export_task(key, force=config.force)
+            return exporter.export_task(key, force=config.force, document=documents.pop(key, None))
 
-    with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers // 2)) or 1) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers))) as pool:
         for key, future in [(k, pool.submit(run, k)) for k in keys]:
             try:
                 result = future.result()

@@ -165,8 +165,8 @@ class ClearMLTaskExporter:
                        and archive_is_current(folder, manifest))
         return current, folder, manifest
 
-    def export_task(self, task_id: str, *, force: bool = False,
-                    summary: dict[str, Any] | None = None) -> TaskExportResult:
+    def export_task(self, task_id: str, *, force: bool = False, summary: dict[str, Any] | None = None,
+                    document: dict[str, Any] | None = None) -> TaskExportResult:
         """Export one task (or skip it when its published export is current).
 
         Args:
@@ -174,11 +174,12 @@ class ClearMLTaskExporter:
             force: Re-export even if current.
             summary: The task's row from the task listing (name, project and fingerprint fields), used
                 to decide skipping without another request.
+            document: The task's whole document, already read (:meth:`task_documents`): no request for it.
         """
         started = time.monotonic()
         # listing rows omit null fields, like tasks.get_by_id does
-        task = summary if summary and all(k in summary for k in ("id", "name", "last_update")) \
-            else self.get_task(task_id)
+        task = document or (summary if summary and all(k in summary for k in ("id", "name", "last_update"))
+                            else self.get_task(task_id))
         with folder_lock(self.task_folder(task)):
             if not force:
                 current, folder, manifest = self.is_current(task)
@@ -187,6 +188,19 @@ class ClearMLTaskExporter:
             if task is summary:
                 task = self.get_task(task_id)
             return self._export_task(task, started)
+
+    def task_documents(self, task_ids: list[str], chunk: int = 100) -> dict[str, dict[str, Any]]:
+        """The whole documents of ``task_ids``, one ``tasks.get_all`` page of ``chunk`` ids (at most 500) instead of a
+        ``tasks.get_by_id`` each. Ids it does not return (deleted, not visible, or cut off by a server that
+        pages shorter) are left out: :meth:`export_task` reads those one by one."""
+        found: dict[str, dict[str, Any]] = {}
+        size = max(1, min(chunk, 500))
+        for start in range(0, len(task_ids), size):
+            ids = task_ids[start:start + size]
+            rows = self.client.call("tasks.get_all", id=ids, page=0, page_size=len(ids)).get("tasks") or []
+            found.update((r["id"], r) for r in rows if isinstance(r, dict) and r.get("id") in ids
+                         and (self.lookup.include_public or r.get("company", None) != ""))
+        return found
 
     def _result(self, task: dict, folder: Path, manifest: dict, skipped: bool, started: float
                 ) -> TaskExportResult:
