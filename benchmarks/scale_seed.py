@@ -5,7 +5,7 @@ through the REST API as the SDK makes them (:class:`seeding.RawSeeder`: ``tasks.
 fileserver uploads, ``tasks.completed``), then the server is stopped and every other task is a copy of a template
 written straight into its SQLite store: the task document with a new id, name, project and timestamps, and the
 template's event rows with the new task id (each event's identity, which only a later re-report of the same
-event would use, made unique by appending the new id instead of the server's hash of it).
+event would use, made unique by prefixing the new id instead of the server's hash of it).
 Copies keep the template's file URLs, so every copy downloads the same files (the same bytes, really transferred).
 The server is then started again on the same ports and loads the store.
 
@@ -178,7 +178,7 @@ def clone_tasks(db: Path, templates: dict[str, str], plan: list[tuple[str, str, 
 def _clone_events(conn: sqlite3.Connection, source: str, task_id: str, company: str) -> int:
     cursor = conn.execute(
         "INSERT INTO events (company, task, type, ts, iter, metric, variant, value, model_event, ident, body) "
-        "SELECT company, :new, type, ts, iter, metric, variant, value, model_event, ident || :new, "
+        "SELECT company, :new, type, ts, iter, metric, variant, value, model_event, :new || ident, "
         "replace(body, :old_task, :new_task) FROM events WHERE company = :company AND task = :old ORDER BY seq",
         {"new": task_id, "old": source, "company": company, "old_task": f'"task":"{source}"', "new_task": f'"task":"{task_id}"'})
     return cursor.rowcount
