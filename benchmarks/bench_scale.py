@@ -6,13 +6,17 @@ store, which is set-up, not what is measured): most small (40 scalar points, 20 
 image, a 16 KB artifact), 1% big (``--big-events`` scalar points and as many log lines; their events are seeded
 in the backfill's project, where they are read), ``--artifact-tasks`` with an artifact of ``--artifact-mb`` MB.
 Dagster runs on PostgreSQL when Debian's ``postgresql`` is installed (else SQLite), with the project's own code
-location (``clearml_assets.definitions``, the account ``scale`` from the environment). Then, in one run:
+location (``clearml_assets.definitions``, the account ``scale`` from the environment). Then, in one run, each phase
+run whatever the one before gave (a failed phase is printed):
 
 1. **sensor**: the completed-task sensor as deployed (``clearml_completed_tasks_sensor_scale``, default bounds)
    takes every task into partitions, tick after tick in a child process as the daemon's code server evaluates
    it (partition requests applied to the instance as the daemon does; runs are not launched): ticks, HTTP
    requests, wall time, slowest tick, the process's peak memory; then idle ticks (target <= 3 requests).
-2. **backfill**: for each ``--concurrency`` level, ``dagster dev`` with a run queue of that many runs, a backfill
+2. **ui**: ``dagster dev`` with the instance holding every task as a partition: the asset's partitions page and
+   launching a backfill of its missing partitions from the UI, timed in headless Chromium (``/usr/bin/chromium``
+   through Playwright); the backfill launched there is cancelled, not run.
+3. **backfill**: for each ``--concurrency`` level, ``dagster dev`` with a run queue of that many runs, a backfill
    of the ``--backfill`` partitions of project ``scale/backfill`` launched as the UI launches it (GraphQL
    ``launchPartitionBackfill``; the asset's ``BackfillPolicy`` batches them into runs), timed from the launch to
    the end of its last run, each level into its own export root; every partition checked archived once with
@@ -21,17 +25,14 @@ location (``clearml_assets.definitions``, the account ``scale`` from the environ
    requests in flight as the level's runs may have (16 each). The runs use ``--executor`` (default
    ``in_process``: no process per step) and ``--per-run`` task ids a run (default 250; the product's default
    is 25, set with ``CLEARML_ASSETS_PARTITIONS_PER_RUN``).
-3. **project**: the project archive of ``scale/project`` (``--project`` tasks) and of ``scale/project_small``
+4. **project**: the project archive of ``scale/project`` (``--project`` tasks) and of ``scale/project_small``
    (a tenth of it) in child processes: peak memory (target: within 20%).
-4. **ui**: ``dagster dev`` with the instance holding every task as a partition: the asset's partitions page and
-   launching a backfill of its missing partitions from the UI, timed in headless Chromium (``/usr/bin/chromium``
-   through Playwright); the backfill launched there is cancelled, not run.
 
 The load average is printed beside every figure (the machine may be shared).
 
 Usage: python benchmarks/bench_scale.py [--tasks 100000] [--backfill 10000] [--project 20000]
            [--big-events 100000] [--artifact-tasks 5] [--artifact-mb 100] [--concurrency 1,2,4]
-           [--phases sensor,backfill,project,ui] [--storage auto|postgres|sqlite] [--keep]
+           [--phases sensor,ui,backfill,project] [--storage auto|postgres|sqlite] [--keep]
 A small version, minutes: --tasks 5000 --backfill 500 --project 2000 --big-events 10000 --artifact-mb 10
 """
 
@@ -41,7 +42,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -178,7 +178,7 @@ def graphql(url: str, query: str, variables: dict | None = None, timeout: float 
 
 # ------------------------------------------------------------------------------------------------ sensor
 SENSOR_CHILD = """
-import json, os, resource, sys, time
+import json, os, sys, time
 import requests
 import dagster as dg
 counts = {"n": 0}
@@ -191,7 +191,9 @@ from clearml_assets.definitions import defs
 from clearml_assets.automation.sensors import PARTITION_RANGE_START_TAG
 sensor = defs.get_sensor_def(sys.argv[1])
 resources = {"clearml": defs.resources["clearml"]}
-rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm_kb():  # this process's own peak (ru_maxrss would count the parent's memory copied before exec)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+rss_loaded = hwm_kb()
 instance = dg.DagsterInstance.get()
 cursor, ticks, t0 = None, [], time.perf_counter()
 def tick(cursor):
@@ -215,7 +217,7 @@ while True:
 wall = time.perf_counter() - t0
 idle = [tick(cursor)[1] for _ in range(5)]
 print(json.dumps({"ticks": ticks, "wall": wall, "idle": idle, "rss_loaded_kb": rss_loaded,
-                  "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "peak_rss_kb": hwm_kb()}))
 """
 
 
@@ -361,7 +363,7 @@ def run_backfill(deploy: Deployment, seeded: scale_seed.Seeded, levels: list[int
 
 # ----------------------------------------------------------------------------------------------- project
 PROJECT_CHILD = """
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 import dagster as dg
 warnings.filterwarnings("ignore")
 from clearml_assets.archives.assets import build_clearml_project_archive_asset, project_archive_key
@@ -370,7 +372,9 @@ project_id, root, account = sys.argv[1], sys.argv[2], sys.argv[3]
 asset = build_clearml_project_archive_asset(account)
 instance = dg.DagsterInstance.ephemeral()
 instance.add_dynamic_partitions(f"clearml_projects_{account}", [project_id])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm_kb():  # this process's own peak (ru_maxrss would count the parent's memory copied before exec)
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+base = hwm_kb()
 t0 = time.perf_counter()
 result = dg.materialize([asset], instance=instance, partition_key=project_id,
                         resources={"clearml": ClearMLResource.from_env()},
@@ -378,7 +382,7 @@ result = dg.materialize([asset], instance=instance, partition_key=project_id,
                             "export_root": root}}}})
 meta = result.asset_materializations_for_node(project_archive_key(account).to_python_identifier())[0].metadata
 print(json.dumps({"seconds": time.perf_counter() - t0, "ok": result.success, "tasks": meta["tasks"].value,
-                  "rss_before_kb": base, "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "rss_before_kb": base, "peak_rss_kb": hwm_kb()}))
 """
 
 
@@ -489,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact-tasks", type=int, default=spec.artifact_tasks)
     parser.add_argument("--artifact-mb", type=int, default=spec.artifact_mb)
     parser.add_argument("--concurrency", default="1,2,4", help="concurrent runs of the backfill levels")
-    parser.add_argument("--phases", default="sensor,backfill,project,ui")
+    parser.add_argument("--phases", default="sensor,ui,backfill,project")
     parser.add_argument("--executor", default="in_process", help="CLEARML_ASSETS_EXECUTOR of the backfill's "
                         "runs (default in_process; '' for Dagster's multiprocess default)")
     parser.add_argument("--per-run", default="250", help="CLEARML_ASSETS_PARTITIONS_PER_RUN of the backfill "
