@@ -92,3 +92,24 @@ def test_task_documents_in_one_call_equal_each_tasks_get_by_id(clearml_server):
     for task_id in ids:
         assert documents[task_id] == client.get_task_record(task_id)
     exporter.close()
+
+
+def test_stale_leftovers_are_removed_and_a_folder_is_listed_once_an_hour(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from clearml_assets.archives import publish
+
+    old = time.time() - publish.STALE_SECONDS - 60
+    for name in (".partial.t1.abc", ".partial.t1.zip.abc", ".partial.t2.abc"):
+        (tmp_path / name).mkdir() if not name.endswith("zip.abc") else (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (old, old))
+    (tmp_path / ".partial.t1.fresh").mkdir()  # an export still running: kept
+    listings = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(publish.os, "scandir", lambda p: listings.append(p) or real_scandir(p))
+    publish.clean_stale(tmp_path, "t1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".partial.t1.fresh", ".partial.t2.abc"]
+    publish.clean_stale(tmp_path, "t2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".partial.t1.fresh"]
+    assert listings.count(tmp_path) == 1  # the second export into the folder did not list it again
