@@ -113,3 +113,53 @@ def test_stale_leftovers_are_removed_and_a_folder_is_listed_once_an_hour(tmp_pat
     publish.clean_stale(tmp_path, "t2")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".partial.t1.fresh"]
     assert listings.count(tmp_path) == 1  # the second export into the folder did not list it again
+
+
+def test_a_big_batch_logs_its_summary_instead_of_a_line_a_task_and_reads_documents_in_one_call(clearml_server,
+                                                                                                 tmp_path):
+    """A log line is a row in Dagster's event log (a PostgreSQL connection each on dagster-postgres): a run of more
+    than ten tasks logs one summary; its tasks' documents come in one ``tasks.get_all``."""
+    import sys
+    from pathlib import Path
+
+    import dagster as dg
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from seeding import DemoSpec, RawSeeder
+
+    from clearml_assets.archives.assets import (LOGGED_TASKS, build_clearml_task_archive_asset,
+                                                clearml_task_partitions, task_archive_key)
+    from clearml_assets.client import ClearMLClient
+    from clearml_assets.resource import ClearMLResource
+
+    info = clearml_server.info
+    seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
+    project = seeder.project("batch")
+    ids = sorted(seeder.seed_task(project, "batch", f"batch task {i}", DemoSpec(1, 2, 2, 0, 0, 0, 0))
+                 for i in range(LOGGED_TASKS + 2))
+    resource = ClearMLResource.for_local_server(info, home=str(tmp_path / "res"))
+    account = resource.default_account
+    calls: list[str] = []
+    original = ClearMLClient.call
+
+    def counted(client, endpoint, **fields):
+        calls.append(endpoint)
+        return original(client, endpoint, **fields)
+
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        instance.add_dynamic_partitions(clearml_task_partitions(account).name, ids)
+        ClearMLClient.call = counted
+        try:
+            result = dg.materialize(
+                [build_clearml_task_archive_asset(account)], instance=instance, resources={"clearml": resource},
+                run_config={"ops": {task_archive_key(account).to_python_identifier():
+                                    {"config": {"export_root": str(tmp_path / "exports")}}}},
+                tags={"dagster/asset_partition_range_start": ids[0], "dagster/asset_partition_range_end": ids[-1]})
+        finally:
+            ClearMLClient.call = original
+        assert result.success
+        messages = [e.message for e in instance.all_logs(result.run_id) if e.user_message and "task" in e.user_message]
+        assert any(f"{len(ids)} of {len(ids)} tasks archived" in m for m in messages)
+        assert not any(m and "exported ->" in m for m in messages)
+    assert calls.count("tasks.get_all") == 1 and calls.count("tasks.get_by_id") == len(ids)  # the re-checks only

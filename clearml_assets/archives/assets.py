@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..storage import RemoteExports
 
 _DEFAULT_TRANSLATOR = DagsterClearMLTranslator()
+LOGGED_TASKS = 10  # tasks of a run logged one by one (a log line is a row in Dagster's event log)
 METRICS_TABLE_ROWS = 100  # a project's metrics table in the UI (metrics.csv in the archive holds every task)
 
 
@@ -196,7 +197,7 @@ def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLT
     """Export every task partition of the run (one key, or a whole backfill range)."""
     keys = list(context.partition_keys)
     failures: list[str] = []
-    done = 0
+    done = skipped = 0
     locks, root = locks_for_instance(context.instance), remote.store.url if remote else exporter.root
     documents = exporter.task_documents(keys) if remote is None and len(keys) > 1 else {}
 
@@ -214,10 +215,15 @@ def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLT
                 failures.append(f"{key}: {exc}")
                 continue
             done += 1
+            skipped += result.skipped
             context.add_asset_metadata({**task_metadata(result), **remote_metadata(remote, result.archive)},
                                        partition_key=key)
-            context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
-                             f"-> {result.archive}")
+            if len(keys) <= LOGGED_TASKS:  # a log line is an event row: a big batch logs its summary only
+                context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
+                                 f"-> {result.archive}")
+    if len(keys) > LOGGED_TASKS:
+        context.log.info(f"{done} of {len(keys)} tasks archived ({skipped} unchanged, skipped); "
+                         f"{len(failures)} failed")
     if failures:
         raise ArchiveError(f"{len(failures)} of {len(keys)} task archives of account {account!r} failed "
                            f"({done} done): " + "; ".join(failures)[:3000])
