@@ -45,3 +45,15 @@ def test_worker_config_holds_no_secret_and_the_same_settings():
     config = yaml.safe_load(celery_worker_config(900))["execution"]["config"]
     assert config["broker"] == {"env": BROKER_ENV} and config["backend"] == {"env": BROKER_ENV}
     assert config["config_source"] == celery_settings(900)
+
+
+def test_a_deployment_module_can_give_every_job_its_own_executor(monkeypatch):
+    """docs/deployment.md's Kubernetes recipe: merge the project's definitions with one holding the executor."""
+    import dagster as dg
+
+    from clearml_assets.definitions import build_definitions
+
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    defs = dg.Definitions.merge(build_definitions(), dg.Definitions(executor=dg.in_process_executor))
+    for job in ("clearml_archive_job_local", "__ASSET_JOB"):
+        assert defs.resolve_job_def(job).executor_def is dg.in_process_executor
