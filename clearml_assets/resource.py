@@ -261,7 +261,7 @@ class ClearMLResource(dg.ConfigurableResource):
                                max_connections=self.accounts[name].max_connections,
                                files_host_aliases=where["files_host_aliases"],
                                storage_options=where["storage_options"])
-        client.check(self.check_timeout_seconds)
+        client.session.check(self.check_timeout_seconds)
         with self._lock:
             return self._clients.setdefault(name, (client, where))
 

@@ -158,24 +158,19 @@ def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str
 
 
 def locate(client, url: str | None) -> Location:
-    """:func:`classify` with the client's files host and aliases (its own ``own_file_url`` when it has one)."""
-    own = getattr(client, "own_file_url", None)
-    if url and callable(own):
-        rewritten = own(url)
+    """:func:`classify` with the client's files host and aliases (the client's ``files.own_url`` decides)."""
+    if url:
+        rewritten = client.files.own_url(url)
         if rewritten:
             return Location("fileserver", rewritten)
         if _is_http(url):  # the client decided: not the account's fileserver
             return classify(url, None)
-    return classify(url, getattr(client, "files_host", None),
-                    tuple(getattr(client, "files_host_aliases", ()) or ()))
+    return classify(url, client.files_host, client.files.aliases)
 
 
 def client_storage_options(client, url: str) -> dict[str, Any]:
-    """The fsspec options the account has for ``url`` (``storage_options_for`` when the client offers it)."""
-    lookup = getattr(client, "storage_options_for", None)
-    if callable(lookup):
-        return dict(lookup(url) or {})
-    return options_for(url, getattr(client, "storage_options", None) or {})
+    """The fsspec options the account has for ``url``."""
+    return client.files.storage_options_for(url)
 
 
 def _is_http(url: str) -> bool:

@@ -23,7 +23,7 @@ from clearml_assets.archives.defs import build_archive_defs  # noqa: E402
 from clearml_assets.archives.assets import clearml_project_partitions, clearml_task_partitions  # noqa: E402
 from clearml_assets.automation import build_clearml_completed_tasks_sensor  # noqa: E402
 from clearml_assets.automation.cursor import ClearMLTaskCursor  # noqa: E402
-from clearml_assets.client import ClearMLClient  # noqa: E402
+from clearml_assets.client import ClearMLClient, ClearMLSession  # noqa: E402
 from clearml_assets.errors import ClearMLConnectionError  # noqa: E402
 from clearml_assets.resource import ClearMLAccount, ClearMLResource  # noqa: E402
 
@@ -173,7 +173,7 @@ def test_bounded_tick_continues_next_tick(api, resource, instance):
 
 def test_tasks_completing_or_publishing_during_a_tick(api, resource, instance, monkeypatch):
     ids = [new_task(api, f"t{i}") for i in range(6)]
-    original = ClearMLClient.call
+    original = ClearMLSession.call
     state = {"pages": 0, "added": []}
 
     def call_and_interfere(client, endpoint, **fields):
@@ -185,7 +185,7 @@ def test_tasks_completing_or_publishing_during_a_tick(api, resource, instance, m
                 api.call("tasks.publish", task=ids[0])  # a row of page 1 moves to the end
         return result
 
-    monkeypatch.setattr(ClearMLClient, "call", call_and_interfere)
+    monkeypatch.setattr(ClearMLSession, "call", call_and_interfere)
     sensor = build_clearml_completed_tasks_sensor(ACCOUNT, page_size=2)
     requests, _, _ = run_until_idle(sensor, instance, resource)
     assert state["pages"] > 2 and len(state["added"]) == 1
@@ -212,7 +212,7 @@ def test_failure_part_way_moves_nothing_and_next_tick_catches_up(clearml_server,
                                                                   monkeypatch):
     ids = [new_task(api, f"t{i}") for i in range(5)]
     sensor = build_clearml_completed_tasks_sensor(ACCOUNT, page_size=2)
-    original = ClearMLClient.call
+    original = ClearMLSession.call
     pages = {"n": 0}
     host = clearml_server.info.api_host
 
@@ -224,7 +224,7 @@ def test_failure_part_way_moves_nothing_and_next_tick_catches_up(clearml_server,
                                              "(connection refused or dropped).")
         return original(client, endpoint, **fields)
 
-    monkeypatch.setattr(ClearMLClient, "call", fail_second_page)
+    monkeypatch.setattr(ClearMLSession, "call", fail_second_page)
     context = context_for(sensor, instance, resource)
     with pytest.raises(Exception) as info:
         sensor.evaluate_tick(context)
@@ -233,7 +233,7 @@ def test_failure_part_way_moves_nothing_and_next_tick_catches_up(clearml_server,
     assert "cursor did not move" in message
     assert context.cursor is None and instance.get_dynamic_partitions(TASK_PARTS) == []
 
-    monkeypatch.setattr(ClearMLClient, "call", original)
+    monkeypatch.setattr(ClearMLSession, "call", original)
     requests, _, _ = run_until_idle(sensor, instance, resource)
     assert sorted(r.partition_key for r in requests) == sorted(ids)
 

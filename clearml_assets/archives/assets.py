@@ -110,11 +110,7 @@ def resource_export_root(clearml: ClearMLResource, export_root: str | None) -> P
 
 def store_options(client, url: str) -> dict[str, Any]:
     """fsspec options for ``url`` from the account (``storage_options`` by URL prefix); empty: environment."""
-    lookup = getattr(client, "storage_options_for", None)
-    if lookup is not None:
-        return dict(lookup(url))
-    matches = [p for p in (getattr(client, "storage_options", None) or {}) if url.startswith(p)]
-    return dict(client.storage_options[max(matches, key=len)]) if matches else {}
+    return client.files.storage_options_for(url)
 
 
 def remote_metadata(remote: "RemoteExports | None", archive: Path) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def sync_task(clearml: ClearMLResource, source: str, target: str, task_id: str, 
         RestoreError: The restore stopped half-way (the next run finishes it).
     """
     src = clearml.client(source)
-    task = src.get_task_by_id(task_id)
+    task = src.tasks.get(task_id).raw
     if (task.get("runtime") or {}).get("restore_source_account") == target:
         return {"skipped": f"task {task_id} is a copy restored from account {target!r}"}, []
     exporter = ClearMLTaskExporter(src, source, export_root, max_workers=max_workers)
