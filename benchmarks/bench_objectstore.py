@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the seeder and the SeaweedFS helper l
 from clearml_assets.archives.exporter import ClearMLTaskExporter  # noqa: E402
 from clearml_assets.client import ClearMLClient  # noqa: E402
 from clearml_assets.local_server.runner import start_local_server_process  # noqa: E402
-from clearml_assets.objectstore import RemoteExports  # noqa: E402
+from clearml_assets.storage import RemoteExports  # noqa: E402
 from seaweedfs import running_seaweedfs  # noqa: E402
 from seeding import DemoSpec, RawSeeder  # noqa: E402
 

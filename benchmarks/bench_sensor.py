@@ -27,8 +27,10 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from server_api import RawApi  # noqa: E402
 
+from clearml_assets.archives.assets import clearml_task_partitions  # noqa: E402
 from clearml_assets.archives.defs import build_archive_defs  # noqa: E402
 from clearml_assets.automation import build_clearml_completed_tasks_sensor  # noqa: E402
+from clearml_assets.automation.sensors import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG  # noqa: E402
 from clearml_assets.local_server import LocalServer  # noqa: E402
 from clearml_assets.resource import ClearMLResource  # noqa: E402
 
@@ -74,6 +76,7 @@ class Ticker:
     def __init__(self, server: LocalServer, instance: dg.DagsterInstance, home: Path):
         self.server, self.instance, self.home = server, instance, home
         self.sensor = build_clearml_completed_tasks_sensor(ACCOUNT)
+        self.sensor_parts = clearml_task_partitions(ACCOUNT).name
         self.cursor: str | None = None
 
     def tick(self):
@@ -92,15 +95,29 @@ class Ticker:
         return data, HTTP_REQUESTS["n"] - before, seconds
 
     def until_idle(self, max_ticks: int = 100):
+        """Ticks until one requests nothing; returns (task ids archived by the runs requested, ticks, slowest)."""
         keys, ticks, worst = [], 0, 0.0
         for _ in range(max_ticks):
             data, _, seconds = self.tick()
             worst = max(worst, seconds)
             if not data.run_requests:
                 return keys, ticks, worst
-            keys += [r.run_key for r in data.run_requests]
+            keys += self.archived(data.run_requests)
             ticks += 1
         raise SystemExit("the sensor never caught up")
+
+    def archived(self, run_requests) -> list[str]:
+        """The task ids the run requests archive (a partition, or each partition of a range)."""
+        order = self.instance.get_dynamic_partitions(self.sensor_parts)
+        where = {key: i for i, key in enumerate(order)}
+        out = []
+        for request in run_requests:
+            if request.partition_key:
+                out.append(request.partition_key)
+            else:
+                out += order[where[request.tags[PARTITION_RANGE_START_TAG]]:
+                             where[request.tags[PARTITION_RANGE_END_TAG]] + 1]
+        return out
 
 
 def main() -> int:
@@ -137,8 +154,8 @@ def main() -> int:
             print(f"completed {args.new} new tasks through REST in {time.perf_counter() - t0:.1f} s")
             t0 = time.perf_counter()
             keys, ticks, worst = ticker.until_idle()
-            found = {k.split(":", 1)[0] for k in keys}
-            print(f"new tasks: {len(keys)} run requests ({len(found & set(new_ids))}/{args.new} new ids, "
+            found = set(keys)
+            print(f"new tasks: {len(keys)} archived by the runs requested ({len(found & set(new_ids))}/{args.new} new ids, "
                   f"{len(keys) - len(set(keys))} repeated) in {ticks} tick(s), {time.perf_counter() - t0:.1f} s, "
                   f"slowest tick {worst:.2f} s (Dagster's timeout 60 s)")
             ok &= found == set(new_ids) and len(keys) == len(set(keys)) == args.new and worst < 30

@@ -19,6 +19,7 @@ Environment variables (Dagster loads ``.env`` from the folder it starts in):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -40,6 +41,7 @@ _KEY_VAR = re.compile(r"CLEARML_(?:KEY|CONFIG_FILE)_([A-Z][A-Z0-9_]*)")
 HOME_ENV = "CLEARML_ASSETS_HOME"
 DEFAULT_HOME = "~/.clearml_assets"
 EXPORTS_DIR = "exports"
+STAGING_DIR = "staging"
 
 
 def clearml_assets_home(home: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> Path:
@@ -54,8 +56,16 @@ def clearml_assets_home(home: str | os.PathLike | None = None, environ: Mapping[
 
 
 def default_export_root(home: str | os.PathLike | None = None) -> Path:
-    """``<home>/exports``: where archives go unless an export root is configured."""
+    """``<home>/exports``: where archives go unless an export root is configured (the one place it is
+    derived; ``ClearMLResource.export_root_dir()`` adds the resource's field and an asset's run config)."""
     return clearml_assets_home(home) / EXPORTS_DIR
+
+
+def default_staging_root(export_root: str, home: str | os.PathLike | None = None) -> Path:
+    """``<home>/staging/<hash of the URL>``: the local folder exports to the object-store ``export_root`` are
+    built in before the upload (the one place it is derived; one folder per export root)."""
+    digest = hashlib.sha256(str(export_root).rstrip("/").encode("utf-8")).hexdigest()[:16]
+    return clearml_assets_home(home) / STAGING_DIR / digest
 
 
 class ClearMLAccount(dg.Config):

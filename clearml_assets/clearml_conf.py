@@ -2,11 +2,12 @@
 
 Read keys (HOCON, as the SDK reads them): ``api.api_server`` (or ``api.host``), ``api.web_server``,
 ``api.files_server``, ``api.credentials.access_key``/``secret_key``; ``sdk.aws.s3`` (``key``, ``secret``,
-``region`` and per-bucket ``credentials`` with ``bucket``, ``host``, ``secure``), ``sdk.google.storage``
-(``project``, ``credentials_json`` and per-bucket ``credentials``), ``sdk.azure.storage.containers``
-(``account_name``, ``account_key``, ``container_name``) and ``sdk.storage.path_substitution`` (a
-``registered_prefix`` served at the files host becomes a files-host alias). Storage credentials become
-fsspec options per URL prefix (``ClearMLClient(storage_options=...)``).
+``region``, ``use_credentials_chain`` and per-bucket ``credentials`` with ``bucket``, ``host``, ``secure``),
+``sdk.google.storage`` (``project``, ``credentials_json`` and per-bucket ``credentials``),
+``sdk.azure.storage.containers`` (``account_name``, ``account_key``, ``container_name``) and
+``sdk.storage.path_substitution`` (a ``registered_prefix`` served at the files host becomes a files-host
+alias). Storage credentials become fsspec options per URL prefix (``ClearMLClient(storage_options=...)``);
+:func:`clearml_assets.storage.credentials.object_access` decides which endpoint they are sent to.
 """
 
 from __future__ import annotations
@@ -72,14 +73,23 @@ def conf_from_tree(tree: Any) -> ClearMLConf:
 
 def storage_options_from_tree(sdk: Any) -> dict[str, dict[str, Any]]:
     """fsspec options per URL prefix from the ``sdk`` section (s3, gs, azure)."""
+    return {**_s3_conf_options(_get(_get(sdk, "aws"), "s3")), **_gs_conf_options(_get(_get(sdk, "google"), "storage")),
+            **_azure_conf_options(_get(_get(_get(sdk, "azure"), "storage"), "containers"))}
+
+
+def _s3_conf_options(s3: Any) -> dict[str, dict[str, Any]]:
+    """``sdk.aws.s3``: the global key pair (AWS), per-bucket and per-host ``credentials``; an entry with
+    ``use_credentials_chain: true`` and no key pair opts into the machine's AWS credential chain."""
     options: dict[str, dict[str, Any]] = {}
-    s3 = _get(_get(sdk, "aws"), "s3")
+    region, chain = _str(_get(s3, "region")), _flag(_get(s3, "use_credentials_chain"))
     if _get(s3, "key") and _get(s3, "secret"):
-        options["s3://"] = s3_options(_str(_get(s3, "key")), _str(_get(s3, "secret")), region=_str(_get(s3, "region")))
+        options["s3://"] = s3_options(_str(_get(s3, "key")), _str(_get(s3, "secret")), region=region)
+    elif chain:
+        options["s3://"] = s3_options("", "", region=region)
     for entry in _list(_get(s3, "credentials")):
         bucket, host = _str(_get(entry, "bucket")), _str(_get(entry, "host"))
         key, secret = _str(_get(entry, "key") or _get(s3, "key")), _str(_get(entry, "secret") or _get(s3, "secret"))
-        if not (bucket or host) or not (key and secret):
+        if not (bucket or host) or not (key and secret or _flag(_get(entry, "use_credentials_chain", chain))):
             continue
         endpoint = ""
         if host:
@@ -87,9 +97,13 @@ def storage_options_from_tree(sdk: Any) -> dict[str, dict[str, Any]]:
             endpoint = host if "://" in host else f"{scheme}://{host}"
         # the SDK writes objects of a non-AWS endpoint as s3://<host>/<bucket>/<key>
         prefix = "s3://" + "/".join(p for p in (host.split("://")[-1], bucket) if p)
-        options[prefix] = s3_options(key, secret, region=_str(_get(entry, "region") or _get(s3, "region")),
-                                     endpoint_url=endpoint)
-    gs = _get(_get(sdk, "google"), "storage")
+        options[prefix] = s3_options(key, secret, region=_str(_get(entry, "region") or region), endpoint_url=endpoint)
+    return options
+
+
+def _gs_conf_options(gs: Any) -> dict[str, dict[str, Any]]:
+    """``sdk.google.storage``: the project's service account and per-bucket ``credentials``."""
+    options: dict[str, dict[str, Any]] = {}
     if _get(gs, "credentials_json"):
         options["gs://"] = _gs_options(_get(gs, "credentials_json"), _get(gs, "project"))
     for entry in _list(_get(gs, "credentials")):
@@ -97,7 +111,13 @@ def storage_options_from_tree(sdk: Any) -> dict[str, dict[str, Any]]:
             options[f"gs://{_str(_get(entry, 'bucket'))}"] = _gs_options(
                 _get(entry, "credentials_json") or _get(gs, "credentials_json"),
                 _get(entry, "project") or _get(gs, "project"))
-    for entry in _list(_get(_get(_get(sdk, "azure"), "storage"), "containers")):
+    return options
+
+
+def _azure_conf_options(containers: Any) -> dict[str, dict[str, Any]]:
+    """``sdk.azure.storage.containers``: a storage account and key, per container when one is named."""
+    options: dict[str, dict[str, Any]] = {}
+    for entry in _list(containers):
         name, key = _str(_get(entry, "account_name")), _str(_get(entry, "account_key"))
         if name and key:
             container = _str(_get(entry, "container_name"))
@@ -107,9 +127,11 @@ def storage_options_from_tree(sdk: Any) -> dict[str, dict[str, Any]]:
 
 
 def s3_options(key: str, secret: str, *, region: str = "", endpoint_url: str = "") -> dict[str, Any]:
-    """s3fs options for a key pair, a region and an S3-compatible endpoint (empty: AWS)."""
+    """s3fs options for a key pair, a region and an S3-compatible endpoint (empty: AWS). Without a key
+    pair the options say ``credentials_chain``: the machine's AWS credential chain, by the account's choice."""
     client_kwargs = {k: v for k, v in (("endpoint_url", endpoint_url), ("region_name", region)) if v}
-    return {"key": key, "secret": secret, **({"client_kwargs": client_kwargs} if client_kwargs else {})}
+    creds: dict[str, Any] = {"key": key, "secret": secret} if key and secret else {"credentials_chain": True}
+    return {**creds, **({"client_kwargs": client_kwargs} if client_kwargs else {})}
 
 
 def _gs_options(credentials_json: Any, project: Any) -> dict[str, Any]:
@@ -140,6 +162,10 @@ def _get(tree: Any, key: str, default: Any = None) -> Any:
 
 def _list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
 def _str(value: Any) -> str:

@@ -13,6 +13,7 @@ import dagster as dg
 from .archives.defs import build_archive_defs
 from .automation.defs import build_automation_defs
 from .datasets.defs import build_dataset_defs
+from .deployment import deployment_executor
 from .resource import ClearMLResource
 from .restore.sync import build_sync_definitions
 from .training.defs import build_training_defs
@@ -41,7 +42,7 @@ def build_definitions(clearml: ClearMLResource | None = None,
         automation = build_automation_defs(clearml.account_names(), translator=translator,
                                            **_groups(datasets, training))
         restore = build_sync_definitions(accounts=clearml.account_names())
-        core = dg.Definitions(resources={"clearml": clearml})
+        core = dg.Definitions(resources={"clearml": clearml}, executor=deployment_executor())
         return dg.Definitions.merge(core, datasets, training, archives, automation, restore)
 
 

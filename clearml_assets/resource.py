@@ -19,8 +19,9 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from .accounts import (
-    ACCOUNT_NAME, EXPORTS_DIR, LOCAL_ACCOUNT, SAAS_API_HOST, SAAS_FILES_HOST, SAAS_WEB_HOST, ClearMLAccount,
-    accounts_from_env, clearml_assets_home, key_env_names, keys_from_credentials_file, setting, storage_options_of,
+    ACCOUNT_NAME, LOCAL_ACCOUNT, SAAS_API_HOST, SAAS_FILES_HOST, SAAS_WEB_HOST, ClearMLAccount, accounts_from_env,
+    clearml_assets_home, default_export_root, default_staging_root, key_env_names, keys_from_credentials_file,
+    setting, storage_options_of,
 )
 from .clearml_conf import ClearMLConf, read_clearml_conf
 from .client import ClearMLClient, derive_files_host, loopback_aliases
@@ -173,7 +174,12 @@ class ClearMLResource(dg.ConfigurableResource):
         """Where archives go: ``override`` (an asset's run config) if given, else the ``export_root``
         field, else ``<home>/exports``."""
         chosen = override or self.export_root
-        return Path(chosen).expanduser().absolute() if chosen else self.home_dir() / EXPORTS_DIR
+        return Path(chosen).expanduser().absolute() if chosen else default_export_root(self.home_dir())
+
+    def staging_dir(self, export_root: str) -> Path:
+        """The local folder exports to the object-store ``export_root`` are built in before the upload:
+        ``<home>/staging/<hash of the URL>`` (the resource's home, see :meth:`home_dir`)."""
+        return default_staging_root(export_root, self.home_dir())
 
     def choose_account(self, configured: str | None = None, built: str | None = None) -> AccountChoice:
         """The one account rule (see :class:`AccountChoice`).

@@ -37,10 +37,11 @@ class PostgresServer:
     port: int
     password: str
     as_user: list[str]
+    listen: str = "127.0.0.1"
 
     @property
     def host(self) -> str:
-        return "127.0.0.1"
+        return self.listen
 
     def url(self, db: str) -> str:
         return f"postgresql://{USER}:{self.password}@{self.host}:{self.port}/{db}"
@@ -79,8 +80,13 @@ class PostgresServer:
         shutil.rmtree(self.data_dir.parent, ignore_errors=True)
 
 
-def start_postgres() -> PostgresServer:
-    """Initialise and start a cluster; raises RuntimeError naming the missing piece when it cannot."""
+def start_postgres(listen: str = "127.0.0.1", clients: str | None = None) -> PostgresServer:
+    """Initialise and start a cluster; raises RuntimeError naming the missing piece when it cannot.
+
+    Args:
+        listen: The address to listen on (loopback unless a test's simulated hosts must reach it).
+        clients: A CIDR (e.g. ``198.51.100.0/28``) whose clients may log in with the password too.
+    """
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         raise RuntimeError("PostgreSQL is not installed: `apt-get install -y postgresql` (.ci/run does it)")
@@ -100,10 +106,13 @@ def start_postgres() -> PostgresServer:
                               "--auth=scram-sha-256", "-E", "UTF8", "--locale=C"],
                    check=True, capture_output=True, text=True, timeout=120)
     pwfile.unlink()
-    opts = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} -c max_connections=200"
+    if clients:
+        with open(data / "pg_hba.conf", "a", encoding="utf-8") as hba:
+            hba.write(f"host all all {clients} scram-sha-256\n")
+    opts = f"-c listen_addresses={listen} -c port={port} -c unix_socket_directories={root} -c max_connections=200"
     subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-o", opts,
                               "-w", "-t", "120", "start"], check=True, capture_output=True, text=True, timeout=180)
-    server = PostgresServer(bin_dir, data, port, password, as_user)
+    server = PostgresServer(bin_dir, data, port, password, as_user, listen)
     for _ in range(600):  # pg_ctl -w already waited; this only covers a slow first connection
         try:
             server._psql("postgres", "SELECT 1")

@@ -55,12 +55,12 @@ def weed_binary() -> Path:
                        "or set WEED_BINARY to its path")
 
 
-def _free_ports(count: int) -> list[int]:
+def _free_ports(count: int, ip: str = "127.0.0.1") -> list[int]:
     socks = []
     try:
         for _ in range(count):
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((ip, 0))
             socks.append(sock)
         # grpc ports must also be free; SeaweedFS defaults them to port + 10000, so every port is explicit
         return [sock.getsockname()[1] for sock in socks]
@@ -85,12 +85,13 @@ class SeaweedFS:
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(30))
     ports: dict[str, int] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
+    ip: str = "127.0.0.1"
 
     # ---------------------------------------------------------------------------------- connection facts
     @property
     def endpoint_url(self) -> str:
-        """``http://127.0.0.1:<s3 port>``."""
-        return f"http://127.0.0.1:{self.ports['s3.port']}"
+        """``http://<ip>:<s3 port>`` (loopback unless the server was given another address)."""
+        return f"http://{self.ip}:{self.ports['s3.port']}"
 
     def storage_options(self, endpoint_url: str | None = None, **overrides: Any) -> dict[str, Any]:
         """fsspec/s3fs options with this server's credentials (``endpoint_url`` defaults to the server's)."""
@@ -121,7 +122,7 @@ class SeaweedFS:
         ports = [f"-{name}={port}" for name, port in self.ports.items()]
         # every bucket is a collection that grows its own volumes: volume.max=0 sizes the count from the free
         # disk (a fixed small count fills up at ~1 GB); 64 MB volumes keep each one small
-        return [str(weed_binary()), "server", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        return [str(weed_binary()), "server", "-s3", f"-ip={self.ip}", f"-ip.bind={self.ip}",
                 f"-dir={self.data_dir / 'data'}", *ports, "-master.electionTimeout=1s",
                 "-s3.port.iceberg=0", "-s3.port.lance=0",
                 f"-s3.config={self.data_dir / 'identities.json'}", "-volume.max=0",
@@ -132,7 +133,7 @@ class SeaweedFS:
         if self.proc is not None and self.proc.poll() is None:
             return
         if not self.ports:
-            self.ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES))))
+            self.ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES), self.ip)))
         (self.data_dir / "data").mkdir(parents=True, exist_ok=True)
         identities = {"identities": [{"name": "tests", "credentials": [
             {"accessKey": self.access_key, "secretKey": self.secret_key}],

@@ -167,7 +167,8 @@ def test_console_text_is_what_the_ui_shows():
 
 
 def test_file_locations_aliases_object_stores_and_external():
-    from clearml_assets.storage import _fsspec_url, classify, options_for
+    from clearml_assets.storage import classify, options_for
+    from clearml_assets.storage.credentials import object_access
 
     files = "http://127.0.0.1:8081"
     assert classify("http://localhost:8081/p/a.bin", files).url == "http://127.0.0.1:8081/p/a.bin"
@@ -181,8 +182,9 @@ def test_file_locations_aliases_object_stores_and_external():
     for uri in ("file:///etc/passwd", "https://example.org/a.png", "ftp://h/x", "/abs/path", ""):
         where = classify(uri, files)
         assert where.kind == "external" and where.reason
-    assert _fsspec_url("s3://127.0.0.1:9000/bucket/a/b") == ("s3", "bucket/a/b", "127.0.0.1:9000")
-    assert _fsspec_url("s3://my.bucket/a/b") == ("s3", "my.bucket/a/b", None)
+    minio = {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}
+    assert object_access("s3://127.0.0.1:9000/bucket/a/b", minio).path == "bucket/a/b"
+    assert object_access("s3://my.bucket/a/b", {"key": "k", "secret": "s"}).path == "my.bucket/a/b"
     options = {"s3://": {"key": "generic"}, "s3://bucket": {"key": "specific"}}
     assert options_for("s3://bucket/x", options) == {"key": "specific"}
     assert options_for("s3://other/x", options) == {"key": "generic"} and options_for("gs://b/x", options) == {}

@@ -458,12 +458,15 @@ def test_saas_account_accepts_the_legacy_files_host():
     assert self_hosted.files.own_url("https://files.community.clear.ml/p/t/a.pkl") is None
 
 
-def test_storage_options_by_longest_prefix():
+def test_storage_options_are_carried_for_the_storage_layer():
+    from clearml_assets.storage import client_storage_options
+
     options = {"s3://": {"key": "A"}, "s3://bucket-b": {"key": "B"}, "gs://": {"token": "anon"}}
     client = ClearMLClient("http://127.0.0.1:8008", "AK", SECRET, storage_options=options)
-    assert client.files.storage_options_for("s3://bucket-b/x/y") == {"key": "B"}
-    assert client.files.storage_options_for("s3://bucket-a/x") == {"key": "A"}
-    assert client.files.storage_options_for("azure://c/x") == {}
+    assert client.files.storage_options == options and client.files.storage_options is not options
+    assert client_storage_options(client, "s3://bucket-b/x/y") == {"key": "B"}
+    assert client_storage_options(client, "s3://bucket-a/x") == {"key": "A"}
+    assert client_storage_options(client, "azure://c/x") == {}
 
 
 def test_typed_methods_return_parsed_records(clearml_server: LocalServer):

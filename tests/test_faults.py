@@ -215,7 +215,7 @@ def _tick(world: World, sensor, cursor: str | None):
                                    dict(kind="status", code=503, match=r"/tasks\.get_all"),
                                    dict(kind="away")], ids=["401", "503 until cleared", "server away"])
 def test_sensor_tick_fails_clearly_and_the_next_catches_up(world: World, fault: dict):
-    sensor = build_clearml_completed_tasks_sensor(ACCOUNT)
+    sensor = build_clearml_completed_tasks_sensor(ACCOUNT, max_tasks_per_run=1)
     first = _tick(world, sensor, None)
     cursor = first.cursor
     assert sorted(r.partition_key for r in first.run_requests) == sorted(world.task_ids)

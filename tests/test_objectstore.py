@@ -15,7 +15,7 @@ from seeding import DemoSpec, RawSeeder, client_of
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.errors import ArchiveError
 from clearml_assets.local_server import LocalServer
-from clearml_assets.objectstore import ArchiveStore, index_relpath, is_remote_root
+from clearml_assets.storage import ArchiveStore, index_relpath, is_remote_root
 from seaweedfs import CutProxy
 
 SMALL = DemoSpec(scalar_series=3, points_per_series=40, log_lines=30, artifacts=2, artifact_bytes=200_000,
@@ -168,7 +168,7 @@ def test_a_local_fsspec_root_gets_the_same_layout(tmp_path, staged_export):
 
 
 def test_remote_check_fails_an_incomplete_or_missing_export(s3_bucket, staged_export, tmp_path):
-    from clearml_assets.objectstore import check_remote_export
+    from clearml_assets.storage import check_remote_export
 
     root, result, index = staged_export
     store = ArchiveStore(s3_bucket.url, s3_bucket.server.storage_options())

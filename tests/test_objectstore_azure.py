@@ -11,7 +11,7 @@ import dagster as dg
 
 from clearml_assets.archives.assets import build_clearml_task_archive_asset, clearml_task_partitions
 from clearml_assets.archives.checks import build_clearml_archive_checks
-from clearml_assets.objectstore import ArchiveStore, check_remote_export
+from clearml_assets.storage import ArchiveStore, check_remote_export
 from clearml_assets.resource import ClearMLResource
 from seeding import DemoSpec, RawSeeder
 
@@ -19,8 +19,7 @@ from seeding import DemoSpec, RawSeeder
 def test_task_archive_asset_to_azure_its_check_and_a_tampered_member(clearml_server, azurite, az_container,
                                                                      tmp_path: Path, monkeypatch):
     task_id = RawSeeder.of(clearml_server).seed_project("az", 1, DemoSpec(3, 30, 25, 2, 4096, 1, 1), workers=1)[0]
-    resource = ClearMLResource.for_local_server(clearml_server.info, home=str(tmp_path / "res"))
-    account = resource.default_account
+    account = ClearMLResource.for_local_server(clearml_server.info).default_account
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string)
     asset, checks = build_clearml_task_archive_asset(account), build_clearml_archive_checks(account)
     root = f"{az_container}/exports"
@@ -30,10 +29,12 @@ def test_task_archive_asset_to_azure_its_check_and_a_tampered_member(clearml_ser
         instance.add_dynamic_partitions(clearml_task_partitions(account).name, [task_id])
 
         def run(machine: str) -> tuple[dict, dg.AssetCheckEvaluation]:
-            monkeypatch.setenv("CLEARML_ASSETS_HOME", str(tmp_path / machine))  # nothing shared but the store
+            # a machine of its own: its home (and staging folder under it); nothing shared but the store
+            resource = ClearMLResource.for_local_server(clearml_server.info, home=str(tmp_path / machine))
             result = dg.materialize([asset, *checks], instance=instance, partition_key=task_id,
                                     resources={"clearml": resource}, run_config=run_config)
             assert result.success
+            assert any((tmp_path / machine / "staging").rglob("manifest.json"))  # built under the resource's home
             [materialization] = result.asset_materializations_for_node(asset.node_def.name)
             [check] = result.get_asset_check_evaluations()
             return materialization.metadata, check

@@ -20,8 +20,7 @@ def test_task_archive_asset_to_s3_and_its_check(clearml_server, s3_bucket, tmp_p
     info = clearml_server.info
     seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
     task_id = seeder.seed_task(seeder.project("dg"), "dg", "dg task", DemoSpec(4, 25, 20, 2, 4096, 1, 1))
-    resource = ClearMLResource.for_local_server(info, home=str(tmp_path / "res"))
-    account = resource.default_account
+    account = ClearMLResource.for_local_server(info).default_account
     for name, value in s3_bucket.server.env().items():
         monkeypatch.setenv(name, value)
     asset = build_clearml_task_archive_asset(account)
@@ -32,9 +31,10 @@ def test_task_archive_asset_to_s3_and_its_check(clearml_server, s3_bucket, tmp_p
         instance.add_dynamic_partitions(f"clearml_tasks_{account_slug(account)}", [task_id])
         metas = []
         for home in ("machine-a", "machine-b"):  # two run containers: nothing shared but the bucket
-            monkeypatch.setenv("CLEARML_ASSETS_HOME", str(tmp_path / home))
+            resource = ClearMLResource.for_local_server(info, home=str(tmp_path / home))  # staging in its home
             result = dg.materialize([asset, *checks], instance=instance, partition_key=task_id,
                                     resources={"clearml": resource}, run_config=run_config)
+            assert any((tmp_path / home / "staging").rglob("manifest.json"))
             assert result.success
             [check] = result.get_asset_check_evaluations()
             assert check.passed, check.metadata

@@ -12,7 +12,7 @@ import pytest
 from seeding import DemoSpec, RawSeeder, client_of
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.packing import verify_archive
-from clearml_assets.objectstore import RemoteExports
+from clearml_assets.storage import RemoteExports
 
 SMALL = DemoSpec(scalar_series=3, points_per_series=40, log_lines=30, artifacts=2, artifact_bytes=4096,
                  plots=2, debug_images=2)

@@ -20,6 +20,7 @@ from clearml_assets.errors import ClearMLConfigError, ClearMLConnectionError
 from clearml_assets.local_server import LocalServer, free_port
 from clearml_assets.local_server.ensure import ensure_local_server, running_local_server
 from clearml_assets.resource import ClearMLAccount, ClearMLResource
+from clearml_assets.storage import client_storage_options
 from conftest import stop_embedded_server
 from test_client import broken_server
 
@@ -385,7 +386,7 @@ def test_account_from_an_existing_clearml_conf(clearml_server: LocalServer, tmp_
         assert options["gs://"] == {"token": "/keys/gcs.json", "project": "proj"}
         assert options["azure://acct1.blob.core.windows.net/models"] == {
             "account_name": "acct1", "account_key": f"{info.secret_key}-az"}
-        assert client.files.storage_options_for("s3://127.0.0.1:8333/weights/a/b.pt")["key"] == "SWKEY"
+        assert client_storage_options(client, "s3://127.0.0.1:8333/weights/a/b.pt")["key"] == "SWKEY"
     finally:
         conf.unlink()
 

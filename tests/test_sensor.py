@@ -22,6 +22,7 @@ from server_api import RawApi  # noqa: E402
 from clearml_assets.archives.defs import build_archive_defs  # noqa: E402
 from clearml_assets.archives.assets import clearml_project_partitions, clearml_task_partitions  # noqa: E402
 from clearml_assets.automation import build_clearml_completed_tasks_sensor  # noqa: E402
+from clearml_assets.automation.sensors import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG  # noqa: E402
 from clearml_assets.automation.cursor import ClearMLTaskCursor  # noqa: E402
 from clearml_assets.client import ClearMLClient, ClearMLSession  # noqa: E402
 from clearml_assets.errors import ClearMLConnectionError  # noqa: E402
@@ -94,6 +95,21 @@ def error_text(exc: BaseException) -> str:
     return " | ".join(parts)
 
 
+def archived(instance, requests) -> list[str]:
+    """The task ids the run requests archive: a run's partition, or every partition of its range (in the
+    instance's order, as Dagster resolves a ranged run)."""
+    keys = instance.get_dynamic_partitions(TASK_PARTS)
+    out: list[str] = []
+    for request in requests:
+        if request.partition_key:
+            out.append(request.partition_key)
+            continue
+        start, end = keys.index(request.tags[PARTITION_RANGE_START_TAG]), keys.index(request.tags[PARTITION_RANGE_END_TAG])
+        assert start < end, "a ranged run covers more than one partition"
+        out += keys[start:end + 1]
+    return out
+
+
 def run_until_idle(sensor, instance, resource, cursor=None, max_ticks=20):
     """Ticks until one finds nothing; returns (every run request, final cursor, ticks with runs)."""
     requests, busy = [], 0
@@ -117,8 +133,11 @@ def test_new_completed_and_published_tasks_become_partitions_and_runs(api, resou
     sensor = build_clearml_completed_tasks_sensor(ACCOUNT)
 
     data = tick(sensor, instance, resource, None)
-    assert sorted(r.partition_key for r in data.run_requests) == sorted(done)
-    assert {r.run_key for r in data.run_requests} == {f"{t}:{status_changed(api, t)}" for t in done}
+    assert sorted(archived(instance, data.run_requests)) == sorted(done)
+    assert len(data.run_requests) == 1  # one run archives the three new tasks (a partition range)
+    first, last = data.run_requests[0].tags[PARTITION_RANGE_START_TAG], data.run_requests[0].tags[PARTITION_RANGE_END_TAG]
+    assert data.run_requests[0].run_key == \
+        f"{first}:{status_changed(api, first)}..{last}:{status_changed(api, last)}+3"
     assert all(r.tags["clearml/account"] == ACCOUNT for r in data.run_requests)
     assert sorted(instance.get_dynamic_partitions(TASK_PARTS)) == sorted(done)
     assert sorted(instance.get_dynamic_partitions(PROJECT_PARTS)) == sorted([alpha, beta])
@@ -139,7 +158,7 @@ def test_project_filter_names_with_subprojects(api, resource, instance):
     in_other = new_task(api, "o", other)
     new_task(api, "none")
     data = tick(build_clearml_completed_tasks_sensor(ACCOUNT, projects=["alpha"]), instance, resource, None)
-    assert sorted(r.partition_key for r in data.run_requests) == sorted(wanted)
+    assert sorted(archived(instance, data.run_requests)) == sorted(wanted)
     by_id = tick(build_clearml_completed_tasks_sensor(ACCOUNT, projects=[other]), instance, resource, None)
     assert [r.partition_key for r in by_id.run_requests] == [in_other]
 
@@ -156,7 +175,7 @@ def test_shared_timestamps_across_pages_and_ticks(clearml_server, api, resource,
         clearml_server.store.save("tasks", doc)
     sensor = build_clearml_completed_tasks_sensor(ACCOUNT, page_size=2, max_tasks_per_tick=3, overlap_seconds=0)
     requests, cursor, busy = run_until_idle(sensor, instance, resource)
-    keys = [r.partition_key for r in requests]
+    keys = archived(instance, requests)
     assert sorted(keys) == sorted(ids) and len(keys) == len(set(keys))
     assert busy == 3  # 3 + 3 + 1, each tick stopped at a safe point inside the shared timestamp
 
@@ -167,7 +186,7 @@ def test_bounded_tick_continues_next_tick(api, resource, instance):
     first = tick(sensor, instance, resource, None)
     assert 0 < len(first.run_requests) < len(ids)
     requests, _, _ = run_until_idle(sensor, instance, resource, first.cursor)
-    keys = [r.partition_key for r in first.run_requests + requests]
+    keys = archived(instance, first.run_requests + requests)
     assert sorted(keys) == sorted(ids) and len(keys) == len(set(keys))
 
 
@@ -186,7 +205,7 @@ def test_tasks_completing_or_publishing_during_a_tick(api, resource, instance, m
         return result
 
     monkeypatch.setattr(ClearMLSession, "call", call_and_interfere)
-    sensor = build_clearml_completed_tasks_sensor(ACCOUNT, page_size=2)
+    sensor = build_clearml_completed_tasks_sensor(ACCOUNT, page_size=2, max_tasks_per_run=1)
     requests, _, _ = run_until_idle(sensor, instance, resource)
     assert state["pages"] > 2 and len(state["added"]) == 1
     keys = [r.run_key for r in requests]
@@ -204,8 +223,8 @@ def test_restart_continues_from_the_saved_cursor(clearml_server, api, resource, 
                                                       account=ACCOUNT)
     fresh_sensor = build_clearml_completed_tasks_sensor(ACCOUNT)
     data = tick(fresh_sensor, instance, fresh_resource, saved)
-    assert sorted(r.partition_key for r in data.run_requests) == sorted(more)
-    assert not set(first_ids) & {r.partition_key for r in data.run_requests}
+    assert sorted(archived(instance, data.run_requests)) == sorted(more)
+    assert not set(first_ids) & set(archived(instance, data.run_requests))
 
 
 def test_failure_part_way_moves_nothing_and_next_tick_catches_up(clearml_server, api, resource, instance,
@@ -235,7 +254,7 @@ def test_failure_part_way_moves_nothing_and_next_tick_catches_up(clearml_server,
 
     monkeypatch.setattr(ClearMLSession, "call", original)
     requests, _, _ = run_until_idle(sensor, instance, resource)
-    assert sorted(r.partition_key for r in requests) == sorted(ids)
+    assert sorted(archived(instance, requests)) == sorted(ids)
 
 
 def test_recompleted_task_is_archived_again(api, resource, instance):
@@ -251,6 +270,42 @@ def test_recompleted_task_is_archived_again(api, resource, instance):
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
     assert second.run_requests[0].run_key == f"{task_id}:{status_changed(api, task_id)}"
     assert instance.get_dynamic_partitions(TASK_PARTS) == [task_id]
+
+
+def test_new_tasks_are_archived_in_batches_of_max_tasks_per_run(api, resource, instance):
+    ids = [new_task(api, f"t{i}") for i in range(7)]
+    sensor = build_clearml_completed_tasks_sensor(ACCOUNT, max_tasks_per_run=3)
+    data = tick(sensor, instance, resource, None)
+    assert instance.get_dynamic_partitions(TASK_PARTS) == ids  # added in the order they completed
+    ranged = [r for r in data.run_requests if not r.partition_key]
+    assert [(r.tags[PARTITION_RANGE_START_TAG], r.tags[PARTITION_RANGE_END_TAG]) for r in ranged] == \
+        [(ids[0], ids[2]), (ids[3], ids[5])]
+    assert [r.tags["clearml/tasks"] for r in ranged] == ["3", "3"]
+    assert [r.partition_key for r in data.run_requests if r.partition_key] == [ids[6]]  # a batch of one
+    assert archived(instance, data.run_requests) == ids
+    assert len({r.run_key for r in data.run_requests}) == 3
+
+    one_each = tick(build_clearml_completed_tasks_sensor(ACCOUNT, max_tasks_per_run=1), instance, resource, None)
+    assert {r.run_key for r in one_each.run_requests} == {f"{t}:{status_changed(api, t)}" for t in ids}
+
+
+def test_a_known_partition_gets_a_run_of_its_own_beside_a_batch(api, resource, instance):
+    """A range must only cover partitions added together: a task that already is a partition (re-completed)
+    sits elsewhere in the partition order, so it is archived by a run of its own."""
+    again = new_task(api, "again")
+    sensor = build_clearml_completed_tasks_sensor(ACCOUNT)
+    first = tick(sensor, instance, resource, None)
+    api.call("tasks.reset", task=again)
+    fresh = [new_task(api, "n0")]
+    api.call("tasks.started", task=again)
+    api.call("tasks.completed", task=again)
+    fresh.append(new_task(api, "n1"))
+    data = tick(sensor, instance, resource, first.cursor)
+    singles = [r for r in data.run_requests if r.partition_key]
+    assert [r.partition_key for r in singles] == [again]
+    assert singles[0].run_key == f"{again}:{status_changed(api, again)}"
+    assert instance.get_dynamic_partitions(TASK_PARTS) == [again, *fresh]
+    assert sorted(archived(instance, data.run_requests)) == sorted([again, *fresh])
 
 
 def test_late_commit_inside_overlap_is_not_lost(clearml_server, api, resource, instance):
@@ -354,4 +409,56 @@ def test_poll_leaves_out_the_public_companys_tasks():
     assert [t.id for t in result.tasks] == [t["id"] for t in tasks if t["company"]]
     again = poll_finished_tasks(client, result.cursor, page_size=4)
     assert again.tasks == []
+    server.shutdown()
+
+
+def test_idle_tick_makes_one_tasks_call(api, resource, instance, monkeypatch):
+    """Nothing new: one ``tasks.get_all`` (its short page of known tasks is the end), after the resource's login
+    and connection check."""
+    ids = [new_task(api, f"t{i}") for i in range(4)]
+    sensor = build_clearml_completed_tasks_sensor(ACCOUNT)
+    requests, cursor, _ = run_until_idle(sensor, instance, resource)
+    assert sorted(archived(instance, requests)) == sorted(ids)
+    calls: list[str] = []
+    original = ClearMLSession.call
+
+    def counted(client, endpoint, **fields):
+        calls.append(endpoint)
+        return original(client, endpoint, **fields)
+
+    monkeypatch.setattr(ClearMLSession, "call", counted)
+    idle = tick(sensor, instance, resource, cursor)
+    assert idle.run_requests == [] and calls == ["tasks.get_all"]
+    late = new_task(api, "late")
+    found = tick(sensor, instance, resource, idle.cursor)
+    assert archived(instance, found.run_requests) == [late]
+
+
+def test_poll_learns_a_server_that_cuts_pages_short_and_finds_tasks_past_a_page_of_known_ones():
+    """A server cutting pages at 3 rows: the catch-up learns that (the cursor's ``cap``), so a later short page of
+    three known tasks is not taken as the end and the new tasks after it are found."""
+    from test_client import scripted_server
+
+    from clearml_assets.automation.polling import poll_finished_tasks
+
+    tasks = [{"id": f"{i:032x}", "name": f"t{i}", "project": "p" * 32, "status": "completed",
+              "status_changed": f"2026-01-01T00:00:{i:02d}.000+00:00"} for i in range(8)]
+    calls = {"n": 0}
+
+    def answer(path, body):
+        calls["n"] += 1
+        bound = (body.get("status_changed") or [">="])[0][2:]
+        rows = sorted((t for t in tasks if t["status_changed"] >= bound), key=lambda t: (t["status_changed"], t["id"]))
+        start = body["page"] * body["page_size"]
+        return 200, {"meta": {"result_code": 200}, "data": {"tasks": rows[start:start + 3]}}, {}
+
+    server, _ = scripted_server(answer)
+    client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", "client-secret-not-real-01")
+    first = poll_finished_tasks(client, ClearMLTaskCursor(), overlap_seconds=5)
+    assert [t.id for t in first.tasks] == [t["id"] for t in tasks] and first.cursor.cap == 3
+    assert ClearMLTaskCursor.from_json(first.cursor.to_json()).cap == 3
+    tasks += [{"id": f"{i:032x}", "name": f"t{i}", "project": "p" * 32, "status": "completed",
+               "status_changed": f"2026-01-01T00:00:{i:02d}.000+00:00"} for i in range(8, 10)]
+    again = poll_finished_tasks(client, first.cursor, overlap_seconds=5)  # 5 known tasks lie in the overlap
+    assert [t.id for t in again.tasks] == [tasks[8]["id"], tasks[9]["id"]]
     server.shutdown()

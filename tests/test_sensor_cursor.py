@@ -27,7 +27,13 @@ def test_round_trip_and_empty():
     assert again == cursor and again.time == at(1) and again.recent == {"a": at(1), "b": at(1)}
 
 
-@pytest.mark.parametrize("text", ["not json", "[]", '{"v": 2, "time": null}', '{"v": 1, "time": "yesterday"}'])
+def test_page_cap_round_trips_and_is_left_out_when_unknown():
+    assert '"cap"' not in ClearMLTaskCursor().to_json()
+    assert ClearMLTaskCursor.from_json(ClearMLTaskCursor(time=at(1), cap=3).to_json()).cap == 3
+
+
+@pytest.mark.parametrize("text", ["not json", "[]", '{"v": 2, "time": null}', '{"v": 1, "time": "yesterday"}',
+                                  '{"v": 1, "time": null, "cap": 0}', '{"v": 1, "time": null, "cap": "3"}'])
 def test_invalid_cursor_names_the_fix(text):
     with pytest.raises(ClearMLConfigError, match="Clear or set it in the Dagster UI"):
         ClearMLTaskCursor.from_json(text)

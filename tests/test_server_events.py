@@ -366,7 +366,7 @@ def test_events_read_from_stored_json_match_decoded_events(api, monkeypatch):
     byte for byte what decoding every event gives, for odd values, both keys, and a paged scroll."""
     import sqlite3
 
-    from clearml_assets.local_server import events_store
+    from clearml_assets.local_server.store import event_rows
 
     task = _new_task(api, "verbatim")
     values = [0.1234567890123456789, 1e-07, 3, 10 ** 30, -0.0, "2.5", None, 1e+20, 5e-324]
@@ -390,8 +390,8 @@ def test_events_read_from_stored_json_match_decoded_events(api, monkeypatch):
         return out
 
     fast = read_all()
-    assert events_store._VERBATIM[sqlite3.sqlite_version] or sqlite3.sqlite_version_info < (3, 38)
-    monkeypatch.setitem(events_store._VERBATIM, sqlite3.sqlite_version, False)
+    assert event_rows._VERBATIM[sqlite3.sqlite_version] or sqlite3.sqlite_version_info < (3, 38)
+    monkeypatch.setitem(event_rows._VERBATIM, sqlite3.sqlite_version, False)
     assert read_all() == fast
     by_time = json.loads(fast[0])
     assert repr(by_time["v0\u00e9"]["y"]) == repr([0.1234567890123456789, 3, -0.0, None, 5e-324])

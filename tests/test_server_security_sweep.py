@@ -16,7 +16,7 @@ from server_api import RawApi  # noqa: E402
 
 from clearml_assets.local_server import Credential, LocalServer  # noqa: E402
 from clearml_assets.local_server import services  # noqa: E402,F401  (registers the endpoints)
-from clearml_assets.local_server.registry import ENDPOINTS, UNAUTHENTICATED  # noqa: E402
+from clearml_assets.local_server.core.registry import ENDPOINTS, UNAUTHENTICATED  # noqa: E402
 
 # Words only company A wrote; none may appear in anything B gets back.
 MARKERS = ("alpha-project", "alpha-task", "alpha-model", "alpha log line", "alpha-artifact",

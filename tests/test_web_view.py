@@ -115,14 +115,14 @@ def test_pages_need_the_key_pair_and_stay_on_this_site(web):
                          allow_redirects=False, timeout=30)
     assert resp.status_code == 303 and resp.headers["location"] == "/projects"
     assert "HttpOnly" in resp.headers["set-cookie"] and "SameSite=lax" in resp.headers["set-cookie"]
-    token = resp.cookies["clearml_token_basic"]
+    session = resp.cookies["clearml_assets_view"]
     # read only: no page takes a write
-    assert requests.post(task_page, cookies={"clearml_token_basic": token}, timeout=30).status_code == 405
+    assert requests.post(task_page, cookies={"clearml_assets_view": session}, timeout=30).status_code == 405
     # the fileserver takes the session cookie for downloads only, never for uploads
     files = requests.post(f"{web.info.files_host}/", files={"/x/evil.txt": ("evil.txt", b"x")},
-                          cookies={"clearml_token_basic": token}, timeout=30)
+                          cookies={"clearml_assets_view": session}, timeout=30)
     assert files.status_code == 401
-    assert requests.get(f"{web.web}/projects", cookies={"clearml_token_basic": "forged"},
+    assert requests.get(f"{web.web}/projects", cookies={"clearml_assets_view": "forged"},
                         allow_redirects=False, timeout=30).status_code == 303
     assert requests.get(f"{web.web}/static/plotly.min.js", timeout=30).text.startswith("/**")
 

@@ -10,6 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..errors import ArchiveError
+from ..locks import export_lock_name, locks_for_instance
 from ..resource import ClearMLResource
 from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator
 from .exporter import DEFAULT_STATUSES, ClearMLTaskExporter, ProjectExportResult, TaskExportResult
@@ -17,7 +18,7 @@ from .packing import ARCHIVE_FORMATS, archive_suffix
 from .paths import account_slug, default_export_root
 
 if TYPE_CHECKING:
-    from ..objectstore import RemoteExports
+    from ..storage import RemoteExports
 
 _DEFAULT_TRANSLATOR = DagsterClearMLTranslator()
 
@@ -87,9 +88,10 @@ def make_exporter(clearml: ClearMLResource, config: ClearMLArchiveConfig, accoun
     remote = None
     root = resource_export_root(clearml, config.export_root)
     if is_remote_root(config.export_root):
-        from ..objectstore import RemoteExports  # object-store publishing (only when the root is a URL)
+        from ..storage import RemoteExports  # object-store publishing (only when the root is a URL)
 
-        remote = RemoteExports(config.export_root, store_options(client, config.export_root))
+        remote = RemoteExports(config.export_root, store_options(client, config.export_root),
+                               staging_root=clearml.staging_dir(config.export_root))
         root = remote.staging
     return ClearMLTaskExporter(client, account, root, archive_format=config.archive_format,
                                max_workers=config.max_workers), remote
@@ -110,7 +112,9 @@ def resource_export_root(clearml: ClearMLResource, export_root: str | None) -> P
 
 def store_options(client, url: str) -> dict[str, Any]:
     """fsspec options for ``url`` from the account (``storage_options`` by URL prefix); empty: environment."""
-    return client.files.storage_options_for(url)
+    from ..storage import client_storage_options
+
+    return client_storage_options(client, url)
 
 
 def remote_metadata(remote: "RemoteExports | None", archive: Path) -> dict[str, Any]:
@@ -190,11 +194,13 @@ def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLT
     keys = list(context.partition_keys)
     failures: list[str] = []
     done = 0
+    locks, root = locks_for_instance(context.instance), remote.store.url if remote else exporter.root
 
     def run(key: str) -> TaskExportResult:
-        if remote is not None:
-            return remote.export_task(exporter, key, force=config.force)
-        return exporter.export_task(key, force=config.force)
+        with locks.hold(export_lock_name(root, account, "tasks", key)):  # one export of a task at a time, any host
+            if remote is not None:
+                return remote.export_task(exporter, key, force=config.force)
+            return exporter.export_task(key, force=config.force)
 
     with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers // 2)) or 1) as pool:
         for key, future in [(k, pool.submit(run, k)) for k in keys]:
@@ -256,12 +262,14 @@ def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run:
     def _project_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig,
                          clearml: ClearMLResource) -> dg.MaterializeResult:
         exporter, remote = make_exporter(clearml, config, account)
+        locks, root = locks_for_instance(context.instance), remote.store.url if remote else exporter.root
         with exporter:
             for key in context.partition_keys:
-                if remote is not None:
-                    result = remote.export_project(exporter, key, force=config.force, statuses=config.statuses)
-                else:
-                    result = exporter.export_project(key, force=config.force, statuses=config.statuses)
+                with locks.hold(export_lock_name(root, account, "projects", key)):
+                    if remote is not None:
+                        result = remote.export_project(exporter, key, force=config.force, statuses=config.statuses)
+                    else:
+                        result = exporter.export_project(key, force=config.force, statuses=config.statuses)
                 context.add_asset_metadata({**project_metadata(result), **remote_metadata(remote, result.archive)},
                                            partition_key=key)
                 context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")

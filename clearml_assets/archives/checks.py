@@ -54,7 +54,7 @@ def run_export_root(context, asset_key: dg.AssetKey, default: Path | str | None,
 
 def verify_remote(store: Any, account: str, kind: str, obj_id: str) -> tuple[bool, dict[str, Any]]:
     """``verify_export`` on an object store (every file and the archive re-read from the store)."""
-    from ..objectstore import check_remote_export
+    from ..storage import check_remote_export
 
     passed, meta = check_remote_export(store, account, kind, obj_id)
     meta = {k: v for k, v in meta.items() if v is not None}
@@ -70,7 +70,7 @@ def verify_partitions(root: Path | str, account: str, kind: str, keys: list[str]
                       storage_options: dict[str, Any] | None = None) -> dict[str, tuple[bool, dict[str, Any]]]:
     """``(passed, metadata)`` of every partition of the run (a backfill runs a range in one run)."""
     if is_remote_root(root):
-        from ..objectstore import ArchiveStore
+        from ..storage import ArchiveStore
 
         store = ArchiveStore(str(root), storage_options)
         return {key: verify_remote(store, account, kind, key) for key in keys}

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from ..accounts import default_export_root  # noqa: F401 - the one reader of the default export root
 from ..errors import ArchiveError
 
 MAX_COMPONENT_BYTES = 120
@@ -113,12 +114,6 @@ def account_slug(account: str) -> str:
     """``account`` as an identifier usable in Dagster names (``[A-Za-z0-9_]``)."""
     slug = _ACCOUNT_RE.sub("_", account)
     return slug or "default"
-
-
-def default_export_root() -> Path:
-    """``$CLEARML_ASSETS_HOME/exports`` (default ``~/.clearml_assets/exports``)."""
-    home = os.environ.get("CLEARML_ASSETS_HOME") or str(Path("~/.clearml_assets").expanduser())
-    return Path(home).expanduser() / "exports"
 
 
 def task_dir_name(task_name: str, task_id: str) -> str:

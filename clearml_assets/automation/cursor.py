@@ -6,7 +6,9 @@ clock skew between Dagster and ClearML cannot lose a task. The cursor keeps ``ti
 ``overlap_seconds`` of ``time``. The next query starts at ``time - overlap_seconds``: tasks sharing a
 timestamp, tasks committed late by a busy server, and tasks the server renders with less precision than
 it sorts are all seen again and skipped by ``recent``, not lost. A task that completes again later (reset
-and re-run, or published) has a new ``status_changed`` and counts as new.
+and re-run, or published) has a new ``status_changed`` and counts as new. ``cap`` remembers the page length
+of a server that was seen to cut ``tasks.get_all`` pages below the size asked for (the real server never
+does below 500), so that a short page is only taken as the end where it is shorter than that.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ class ClearMLTaskCursor:
     Attributes:
         time: ``status_changed`` of the newest processed task, as the server rendered it (None: never ran).
         recent: Task id -> ``status_changed`` of processed tasks within the overlap of ``time``.
+        cap: The longest page the server was seen to cut short (None: it never did).
     """
 
     time: str | None = None
     recent: dict[str, str] = field(default_factory=dict)
+    cap: int | None = None
 
     # -- serialization ---------------------------------------------------------------------------
     @classmethod
@@ -56,17 +60,22 @@ class ClearMLTaskCursor:
             recent = {str(k): str(v) for k, v in (data.get("recent") or {}).items()}
             if time is not None and parse_clearml_time(time) is None:
                 raise ValueError(f"unparseable time {time!r}")
+            cap = data.get("cap")
+            if cap is not None and (not isinstance(cap, int) or cap < 1):
+                raise ValueError(f"page cap {cap!r}")
         except (ValueError, TypeError, AttributeError) as exc:
             raise ClearMLConfigError(
                 f"The completed-task sensor's cursor is not valid ({exc}): {text[:200]!r}. Clear or set it in "
                 "the Dagster UI (Sensors > the sensor > Cursor), e.g. to "
                 '{"v": 1, "time": "2024-01-01T00:00:00+00:00", "recent": {}}.') from None
-        return cls(time=time, recent=recent)
+        return cls(time=time, recent=recent, cap=cap)
 
     def to_json(self) -> str:
         """The cursor as compact JSON (what Dagster stores)."""
-        return json.dumps({"v": CURSOR_VERSION, "time": self.time, "recent": dict(sorted(self.recent.items()))},
-                          separators=(",", ":"))
+        data: dict = {"v": CURSOR_VERSION, "time": self.time, "recent": dict(sorted(self.recent.items()))}
+        if self.cap is not None:
+            data["cap"] = self.cap
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def starting_at(cls, when: datetime | str) -> "ClearMLTaskCursor":

@@ -82,7 +82,9 @@ def poll_finished_tasks(
     """Tasks whose status changed to one of ``statuses`` after ``cursor``, in bounded pages.
 
     Pages are keyset pages: each query asks for ``status_changed >= <newest time seen>`` ordered by
-    ``status_changed, id``, so tasks that change while the poll runs cannot shift rows out of a page.
+    ``status_changed, id``, so tasks that change while the poll runs cannot shift rows out of a page. A page
+    shorter than asked that brings nothing new ends the poll (an idle tick makes one call), unless the
+    server was seen to cut pages that short (the cursor's ``cap``); otherwise only an empty page ends it.
 
     Args:
         client: The account's client.
@@ -103,7 +105,7 @@ def poll_finished_tasks(
         ClearMLRequestError: The server rejected the query.
     """
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-    state = ClearMLTaskCursor(time=cursor.time, recent=dict(cursor.recent))
+    state = ClearMLTaskCursor(time=cursor.time, recent=dict(cursor.recent), cap=cursor.cap)
     result = ClearMLPollResult(cursor=state)
     if project_ids is not None and not project_ids:
         return result
@@ -111,6 +113,7 @@ def poll_finished_tasks(
     bound = state.lower_bound(overlap_seconds, max_seen=max(1, page_size // 2))
     page = 0
     counted = 0  # pages that found something new: re-reading known tasks must not stall progress
+    short: int | None = None  # length of the previous page if it was shorter than asked and brought new tasks
     while True:
         if counted >= max_pages or (result.pages and time.monotonic() >= deadline):
             result.more, result.stop_reason = True, "max_pages" if counted >= max_pages else "time_budget"
@@ -118,9 +121,14 @@ def poll_finished_tasks(
         query = _tasks_query(statuses, bound, project_ids, include_hidden)
         rows = client.tasks.page(page, page_size, read_timeout=request_timeout_seconds, **query)
         result.pages += 1
-        counted += 1 if _take_new_tasks(rows, result, max_tasks) else 0
-        # only an empty page ends the poll: a server may cap a page below the size asked for
-        if result.more or not rows:
+        new = _take_new_tasks(rows, result, max_tasks)
+        counted += 1 if new else 0
+        if new and short is not None:  # new tasks past a short page: the server cuts pages that short
+            state.cap = max(state.cap or 0, short)
+        is_short = len(rows) < page_size
+        short = len(rows) if is_short and new else None
+        idle_end = is_short and not new and (state.cap is None or len(rows) < state.cap)
+        if result.more or not rows or idle_end:
             break
         bound, page = _next_page(rows, bound, page)
     state.prune(overlap_seconds)

@@ -42,7 +42,8 @@ class FilesClient:
             ``files.community.clear.ml`` is added automatically (see also :func:`loopback_aliases`).
         storage_options: fsspec options per URL prefix (``"s3://bucket"``, ``"s3://"``, ``"gs://"``,
             ``"azure://"``), e.g. ``{"s3://": {"key": ..., "secret": ..., "client_kwargs":
-            {"endpoint_url": ...}}}``; read by object-storage downloads (never sent to the API server).
+            {"endpoint_url": ...}}}``; carried for object-storage reads (``clearml_assets.storage`` picks the
+            options of a URL and the endpoint they may go to), never sent to the API server.
         max_download_bytes: The largest download without a declared ``Content-Length``.
         min_bytes_per_second: The slowest transfer given time beyond the session's deadline.
     """
@@ -79,11 +80,6 @@ class FilesClient:
             if rest is not None:
                 return self.host + rest
         return None
-
-    def storage_options_for(self, url: str) -> dict[str, Any]:
-        """The fsspec options of the longest ``storage_options`` prefix ``url`` starts with ({} if none)."""
-        matches = [p for p in self.storage_options if url.startswith(p)]
-        return dict(self.storage_options[max(matches, key=len)]) if matches else {}
 
     # -- downloads ---------------------------------------------------------------------------------
     def download(self, url: str, dest: Path, chunk_size: int = 1024 * 1024, *, digest: Any = None) -> int:

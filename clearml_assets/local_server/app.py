@@ -1,4 +1,4 @@
-"""Starlette applications: the ClearML REST API and the fileserver.
+"""The Starlette application of the ClearML REST API (the HTTP layer: routing, authentication, request parsing).
 
 The API follows the real server's transport: ``/v{X.Y}/{service}.{action}`` (or no version
 prefix), GET or POST with a JSON body (``application/json-lines`` for batches), and the
@@ -13,6 +13,7 @@ import re
 import time
 import traceback
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .auth import API_VERSION, Authenticator
+from .auth import Authenticator
 from .bll import tags
-from .rawjson import RawJSON as _RawJSON
-from .rawjson import dumps
-from .registry import ENDPOINTS, UNAUTHENTICATED, ApiError, Call, parse_request
-from .registry import UNLOCKED as _UNLOCKED
+from .core import ApiError, Call
+from .core.constants import API_VERSION
+from .core.rawjson import dumps
+from .core.registry import ENDPOINTS, UNAUTHENTICATED, UNLOCKED, parse_request
 from .store import Store
 from .throttle import Throttle
 
@@ -34,11 +35,6 @@ log = logging.getLogger(__name__)
 
 PATH_RE = re.compile(r"^/?(v(?P<version>\d+\.\d+)/)?(?P<name>[a-zA-Z_]\w*\.[a-zA-Z_]\w*)/?$")
 MAX_BODY_BYTES = 512 * 1024 * 1024
-
-# Kept for the events service until it registers with ``endpoint(..., locked=False)`` and imports RawJSON from
-# ``rawjson``: the same set and class as the registry's and the encoder's.
-UNLOCKED = _UNLOCKED
-RawJSON = _RawJSON
 
 
 def envelope(name: str, version: str, code: int, subcode: int, msg: str, data: Any) -> Response:
@@ -90,53 +86,32 @@ def build_api_app(store: Store, authenticator: Authenticator, throttle: Throttle
 
     throttle = throttle if throttle is not None else Throttle.from_env()
     store.throttle = throttle
+    handler = _ApiHandler(store, authenticator, throttle)
+    return Starlette(routes=[Route("/{path:path}", handler.handle, methods=["GET", "POST", "PUT"])])
 
-    async def handle(request: Request) -> Response:
+
+@dataclass
+class _ApiHandler:
+    """Answers one API request: path, throttle, authentication, body, the endpoint, the envelope."""
+
+    store: Store
+    authenticator: Authenticator
+    throttle: Throttle
+
+    async def handle(self, request: Request) -> Response:
+        """The envelope of ``/v{X.Y}/{service}.{action}``: the endpoint's answer or its error."""
         match = PATH_RE.match(request.url.path)
         if not match:
-            return envelope(request.url.path.strip("/"), "", 400, 0,
-                            f"Invalid request path {request.url.path}", {})
+            return envelope(request.url.path.strip("/"), "", 400, 0, f"Invalid request path {request.url.path}", {})
         name, version = match.group("name"), match.group("version") or API_VERSION
         started = time.monotonic()
-        retry_after = throttle.check(name)
+        retry_after = self.throttle.check(name)
         if retry_after is not None:
             response = envelope(name, version, 429, 0, "Too Many Requests (local server 429 switch)", {})
             response.headers["Retry-After"] = str(retry_after)
             return response
         try:
-            handler = ENDPOINTS.get(name)
-            if handler is None:
-                raise ApiError(404, 0, f"Unable to find endpoint for name {name} and version {version}")
-            authorization = request.headers.get("authorization")
-            if name == "auth.login":
-                return envelope(name, version, 200, 0, "OK", authenticator.login(authorization))
-            identity = {} if name in UNAUTHENTICATED else authenticator.identity(authorization)
-            if identity and not identity.get("auth_only"):
-                store.ensure_user(identity.get("company", ""), identity.get("user", ""), identity.get("user_name"))
-            raw = await _bounded_body(request)
-            try:
-                data = _parse_body(raw, request.headers.get("content-type", ""))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ApiError(400, 12, f"Invalid JSON body: {exc}") from None
-            if isinstance(data, dict):
-                data.pop("method", None)  # the SDK sends a spurious "method" key
-            elif not isinstance(data, list):
-                raise ApiError(400, 12, "Request body must be a JSON object")
-            api_version = _version_tuple(version)
-            data = tags.conform_request(name, api_version, data)
-            call = Call(endpoint=name, data=data, company=identity.get("company", ""),
-                        user=identity.get("user", ""), store=store, requested_version=version,
-                        extra={"query": dict(request.query_params),
-                               "worker": request.headers.get("x-clearml-worker", "")},
-                        model=parse_request(name, data))
-            if name in UNLOCKED:
-                result = await run_in_threadpool(handler, call)
-            else:
-                result = await run_in_threadpool(_locked, store, handler, call)
-            if isinstance(result, Response):  # raw endpoints such as events.download_task_log
-                return result
-            result = tags.conform_result(api_version, result)
-            return envelope(name, version, 200, 0, "OK", result if result is not None else {})
+            return await self._dispatch(request, name, version)
         except ApiError as err:
             return envelope(name, version, err.code, err.subcode, err.msg, err.data)
         except Exception as exc:  # a bug: the client gets the real server's 500 shape
@@ -145,7 +120,42 @@ def build_api_app(store: Store, authenticator: Authenticator, throttle: Throttle
         finally:
             log.debug("%s took %.1f ms", name, (time.monotonic() - started) * 1000)
 
-    return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT"])])
+    async def _dispatch(self, request: Request, name: str, version: str) -> Response:
+        handler = ENDPOINTS.get(name)
+        if handler is None:
+            raise ApiError(404, 0, f"Unable to find endpoint for name {name} and version {version}")
+        authorization = request.headers.get("authorization")
+        if name == "auth.login":
+            return envelope(name, version, 200, 0, "OK", self.authenticator.login(authorization))
+        identity = {} if name in UNAUTHENTICATED else self.authenticator.identity(authorization)
+        if identity and not identity.get("auth_only"):
+            self.store.ensure_user(identity.get("company", ""), identity.get("user", ""), identity.get("user_name"))
+        call = await self._call(request, name, version, identity)
+        if name in UNLOCKED:
+            result = await run_in_threadpool(handler, call)
+        else:
+            result = await run_in_threadpool(_locked, self.store, handler, call)
+        if isinstance(result, Response):  # raw endpoints such as events.download_task_log
+            return result
+        result = tags.conform_result(call.api_version, result)
+        return envelope(name, version, 200, 0, "OK", result if result is not None else {})
+
+    async def _call(self, request: Request, name: str, version: str, identity: dict) -> Call:
+        """The request as a :class:`Call`: body read (bounded) and parsed, tags conformed, model validated."""
+        raw = await _bounded_body(request)
+        try:
+            data = _parse_body(raw, request.headers.get("content-type", ""))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, 12, f"Invalid JSON body: {exc}") from None
+        if isinstance(data, dict):
+            data.pop("method", None)  # the SDK sends a spurious "method" key
+        elif not isinstance(data, list):
+            raise ApiError(400, 12, "Request body must be a JSON object")
+        data = tags.conform_request(name, _version_tuple(version), data)
+        return Call(endpoint=name, data=data, company=identity.get("company", ""), user=identity.get("user", ""),
+                    store=self.store, requested_version=version,
+                    extra={"query": dict(request.query_params), "worker": request.headers.get("x-clearml-worker", "")},
+                    model=parse_request(name, data))
 
 
 def _version_tuple(version: str) -> tuple[int, int]:

@@ -8,18 +8,21 @@ Tokens carry the claims the ClearML SDK negotiates with (``api_version`` 2.23,
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import jwt
 
-from .registry import API_VERSION, ApiError
+from .core import ApiError
+from .core.constants import API_VERSION, SERVER_VERSION
 
-SERVER_VERSION = "1.9.2"  # the last clearml-server release serving API 2.23
 TOKEN_LIFETIME_SEC = 30 * 24 * 3600
 
 
@@ -74,12 +77,18 @@ def load_or_create_signing_key(data_dir: Path) -> str:
     return key
 
 
+def identity_proof(secret_key: str, nonce: str) -> str:
+    """The answer a server holding ``secret_key`` gives to ``nonce`` (see :meth:`Authenticator.proof`)."""
+    return hmac.new(secret_key.encode(), f"clearml-assets-local-server:{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
 class Authenticator:
     """Checks Basic credentials for ``auth.login`` and Bearer tokens for everything else."""
 
     def __init__(self, credentials: list[Credential], signing_key: str):
         self._by_key = {c.access_key: c for c in credentials}
         self._signing_key = signing_key
+        self._decoy = secrets.token_hex(32)
 
     def login(self, authorization: str | None) -> dict:
         """Return ``{"token": ...}`` for valid Basic credentials, else raise 401."""
@@ -97,6 +106,14 @@ class Authenticator:
             "exp": now + TOKEN_LIFETIME_SEC,
         }
         return {"token": jwt.encode(claims, self._signing_key, algorithm="HS256")}
+
+    def proof(self, access_key: str, nonce: str) -> str:
+        """HMAC-SHA256 of ``nonce`` under the secret of ``access_key``: proves this server holds that key pair
+        to a client that holds it too, without the client sending the secret anywhere (an unknown key gets a
+        proof under a random key, indistinguishable to whoever asks)."""
+        cred = self._by_key.get(access_key)
+        secret = cred.secret_key if cred is not None else self._decoy
+        return identity_proof(secret, nonce)
 
     def identity(self, authorization: str | None) -> dict:
         """The identity claim of a valid Bearer token (Basic is accepted too), else 401."""
@@ -130,3 +147,52 @@ class Authenticator:
         if cred is None or not secrets.compare_digest(cred.secret_key, secret):
             raise ApiError(401, 22, "Unauthorized (invalid credentials)")
         return cred
+
+
+VIEW_SESSION_COOKIE = "clearml_assets_view"
+VIEW_SESSION_SEC = 12 * 3600
+
+
+class ViewSessions:
+    """Sessions of the read-only web view, kept in the server's memory only.
+
+    Signing in to the web view makes a random session id (the HttpOnly, SameSite cookie) standing for the
+    identity of the key pair; it is no API token: the API refuses it, only web-view pages and fileserver
+    downloads accept it, it expires after ``lifetime`` seconds, and signing out deletes it here (a restart of the
+    server signs every browser out).
+
+    Args:
+        lifetime: Seconds a session lasts from sign-in.
+        limit: Sessions kept at most (the oldest go first).
+    """
+
+    def __init__(self, lifetime: int = VIEW_SESSION_SEC, limit: int = 10_000) -> None:
+        self.lifetime = lifetime
+        self.limit = limit
+        self._sessions: dict[str, tuple[float, dict]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, identity: dict) -> str:
+        """A new session for ``identity``; returns its id."""
+        session_id = secrets.token_urlsafe(32)
+        with self._lock:
+            while len(self._sessions) >= self.limit:
+                self._sessions.pop(next(iter(self._sessions)))
+            self._sessions[session_id] = (time.monotonic() + self.lifetime, dict(identity))
+        return session_id
+
+    def identity(self, session_id: str | None) -> dict | None:
+        """The identity of a live session (None: unknown, expired or signed out)."""
+        if not session_id:
+            return None
+        with self._lock:
+            found = self._sessions.get(session_id)
+            if found is None or found[0] < time.monotonic():
+                self._sessions.pop(session_id, None)
+                return None
+            return dict(found[1])
+
+    def revoke(self, session_id: str | None) -> None:
+        """End a session (signing out)."""
+        with self._lock:
+            self._sessions.pop(session_id or "", None)

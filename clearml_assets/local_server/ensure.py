@@ -11,12 +11,14 @@ start`` on another host); its key pair then comes from ``CLEARML_ASSETS_SERVER_A
 from __future__ import annotations
 
 import fcntl
+import hmac
+import json
 import os
+import secrets
 import signal
 import socket
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -24,11 +26,10 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from ..errors import ClearMLConnectionError
-from .auth import Credential, load_or_create_credentials
-from .runner import (
-    DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, SELF_DESCRIPTION_PATH, DataDirInUse,
-    LocalServerInfo, read_server_file, remove_server_file, start_local_server_process,
-)
+from .auth import Credential, identity_proof, load_or_create_credentials
+from .runner import PROOF_PATH, SELF_DESCRIPTION_PATH, start_local_server_process
+from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, DataDirInUse,
+                          LocalServerInfo, read_server_file, remove_server_file)
 
 SHARED_SERVER_ENV = "CLEARML_ASSETS_LOCAL_SERVER"
 SERVER_KEY_ENV = ("CLEARML_ASSETS_SERVER_ACCESS_KEY", "CLEARML_ASSETS_SERVER_SECRET_KEY")
@@ -47,8 +48,30 @@ def _port_free(port: int, host: str = DEFAULT_HOST) -> bool:
         return True
 
 
+def _proves_identity(info: LocalServerInfo) -> bool:
+    """Whether the server at ``info.api_host`` proves it holds the key pair (an HMAC of a fresh nonce under the
+    secret, :data:`PROOF_PATH`): the secret is never sent, so a program that took the port of a dead server
+    learns nothing."""
+    nonce = secrets.token_hex(16)
+    try:
+        with requests.get(f"{info.api_host}{PROOF_PATH}", params={"key": info.access_key, "nonce": nonce},
+                          timeout=2, stream=True, allow_redirects=False) as resp:
+            body = resp.raw.read(4096, decode_content=True) if resp.status_code == 200 else b""
+        proof = json.loads(body or b"{}").get("proof")
+    except (requests.RequestException, ValueError, AttributeError, OSError):
+        return False
+    return isinstance(proof, str) and hmac.compare_digest(proof, identity_proof(info.secret_key, nonce))
+
+
+def is_our_server(info: LocalServerInfo, pid: int) -> bool:
+    """Whether the recorded server process still runs and the server at its address is it (checked before any
+    credential goes there: a stale ``server.json`` must not hand the key pair to whoever took the port)."""
+    return server_is_alive(pid) and _proves_identity(info)
+
+
 def _answers(info: LocalServerInfo) -> bool:
-    """Whether a server at ``info.api_host`` accepts this data dir's keys (so it is ours)."""
+    """Whether a server at ``info.api_host`` accepts this data dir's keys (call only once it proved its
+    identity: this sends the key pair)."""
     try:
         resp = requests.get(f"{info.api_host}/auth.login", auth=(info.access_key, info.secret_key), timeout=2)
         return resp.status_code == 200 and "token" in (resp.json().get("data") or {})
@@ -84,7 +107,7 @@ def recorded_server(data_dir: Path) -> tuple[LocalServerInfo, int] | None:
 def running_server(data_dir: Path) -> LocalServerInfo | None:
     """The server serving ``data_dir`` if it runs and accepts the folder's keys, else None."""
     found = recorded_server(data_dir)
-    if found is None:
+    if found is None or not is_our_server(*found):
         return None
     return found[0] if _answers(found[0]) else None
 
@@ -217,8 +240,9 @@ def shared_server(url: str, home: Path) -> LocalServerInfo:
 def stop_server(data_dir: Path, timeout: float = 20.0) -> int | None:
     """Stop the server recorded for ``data_dir`` (SIGTERM, then wait); returns its pid, None if none ran.
 
-    Only a process that answers with the folder's key pair is signalled, so a stale record whose pid
-    now belongs to another program is left alone.
+    Only a recorded process that still runs and proves it holds the folder's key pair (before the pair is sent,
+    :func:`is_our_server`) is signalled, so a stale record whose pid or port now belongs to another program is
+    left alone and learns nothing.
 
     Raises:
         LocalServerError: It did not exit within ``timeout``.
@@ -227,8 +251,9 @@ def stop_server(data_dir: Path, timeout: float = 20.0) -> int | None:
     if found is None:
         return None
     info, pid = found
-    if not pid or not _answers(info):
-        (Path(data_dir) / "server.json").unlink(missing_ok=True)  # stale record
+    if not pid or not is_our_server(info, pid) or not _answers(info):
+        if not server_is_alive(pid):
+            (Path(data_dir) / "server.json").unlink(missing_ok=True)  # stale record
         return None
     try:
         os.kill(pid, signal.SIGTERM)
@@ -264,14 +289,15 @@ def _pid_alive(pid: int) -> bool:
 
 
 def health(info: LocalServerInfo) -> dict[str, bool]:
-    """Which parts of a server answer: the API (with the key pair), the fileserver, the web view."""
+    """Which parts of a server answer: the API (once it proved its identity, with the key pair), the
+    fileserver, the web view."""
     def ok(url: str, **kwargs) -> bool:
         try:
             return requests.get(url, timeout=3, **kwargs).status_code < 500
         except requests.RequestException:
             return False
 
-    result = {"api": _answers(info), "files": ok(f"{info.files_host}/")}
+    result = {"api": _proves_identity(info) and _answers(info), "files": ok(f"{info.files_host}/")}
     if info.web_host:
         result["web"] = ok(f"{info.web_host}/healthz")
     return result

@@ -16,12 +16,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from .auth import Authenticator
-from .registry import ApiError
+from .auth import VIEW_SESSION_COOKIE, Authenticator, ViewSessions
+from .core import ApiError
 
 
 class _FileResponse(FileResponse):
@@ -33,23 +35,34 @@ _INLINE = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".g
            ".webp": "image/webp"}
 
 
+MAX_NAME_BYTES = 255  # one path component (NAME_MAX of Linux file systems)
+MAX_PATH_BYTES = 3072  # a whole path under the files folder (PATH_MAX is 4096 with the folder itself)
+
+
 def safe_file_path(root: Path, url_path: str) -> Path:
-    """Map a URL path to a file under ``root``, refusing anything that leaves it."""
+    """Map a URL path to a file under ``root``, refusing anything that leaves it or that no file system holds
+    (a component over 255 bytes, a path over 3,072): a ValueError naming the limit, never an ``OSError``."""
     parts = [p for p in PurePosixPath("/" + url_path.lstrip("/")).parts[1:] if p not in ("", ".")]
     if not parts or any(p == ".." or "\x00" in p for p in parts):
-        raise ValueError(f"invalid file path {url_path!r}")
+        raise ValueError(f"invalid file path {url_path[:200]!r}")
+    longest = max(len(p.encode("utf-8", "surrogatepass")) for p in parts)
+    if longest > MAX_NAME_BYTES:
+        raise ValueError(f"file path {url_path[:120]!r}... has a name of {longest} bytes (at most {MAX_NAME_BYTES})")
+    size = len("/".join(parts).encode("utf-8", "surrogatepass"))
+    if size > MAX_PATH_BYTES:
+        raise ValueError(f"file path {url_path[:120]!r}... is {size} bytes long (at most {MAX_PATH_BYTES})")
     target = root.joinpath(*parts).resolve()
     if not target.is_relative_to(root.resolve()):
-        raise ValueError(f"file path {url_path!r} leaves the files folder")
+        raise ValueError(f"file path {url_path[:200]!r} leaves the files folder")
     return target
 
 
 COMPANIES_DIR = ".companies"
-TOKEN_COOKIE = "clearml_token_basic"  # the web view's session cookie (ClearML's name for it)
+TOKEN_COOKIE = "clearml_token_basic"  # the ClearML web app's token cookie (ClearML's name for it)
 
 
-def build_files_app(files_dir: Path, authenticator: Authenticator | None, primary_company: str | None = None
-                    ) -> Starlette:
+def build_files_app(files_dir: Path, authenticator: Authenticator | None, primary_company: str | None = None,
+                    sessions: ViewSessions | None = None) -> Starlette:
     """The fileserver application storing files under ``files_dir``.
 
     Args:
@@ -58,10 +71,12 @@ def build_files_app(files_dir: Path, authenticator: Authenticator | None, primar
         primary_company: The company whose files live at the top of ``files_dir`` (the server's first
             key pair); every other company's files live apart under ``.companies/<company>``, so one key
             pair's token can neither read nor overwrite another's files.
+        sessions: The web view's sessions: their cookie lets a signed-in browser download (never upload or
+            delete).
     """
     files_dir = Path(files_dir)
     files_dir.mkdir(parents=True, exist_ok=True)
-    files = _Files(files_dir, authenticator, primary_company)
+    files = _Files(files_dir, authenticator, primary_company, sessions)
     return Starlette(routes=[
         Route("/", files.upload, methods=["POST"]),
         Route("/{path:path}", files.download, methods=["GET", "HEAD"]),
@@ -77,11 +92,13 @@ class _Files:
         files_dir: Where uploaded files live.
         authenticator: When given, every request needs a valid token of the API server.
         primary_company: The company whose files live at the top of ``files_dir``.
+        sessions: The web view's sessions (downloads only).
     """
 
     files_dir: Path
     authenticator: Authenticator | None
     primary_company: str | None
+    sessions: ViewSessions | None = None
 
     def company_root(self, request: Request) -> Path:
         """The folder of the requesting identity's company.
@@ -97,16 +114,30 @@ class _Files:
         """
         if self.authenticator is None:
             return self.files_dir
-        authorization = request.headers.get("authorization")
-        cookie = request.cookies.get(TOKEN_COOKIE)
-        if not authorization and cookie and request.method in ("GET", "HEAD"):
-            # a browser session of the web view (as ClearML's fileserver: fileserver.auth.cookie_names);
-            # downloads only, so a page elsewhere cannot upload or delete with the user's cookie
-            authorization = f"Bearer {cookie}"
-        company = str(self.authenticator.identity(authorization).get("company") or "")
+        company = str(self._identity(request).get("company") or "")
         if self.primary_company is None or company == self.primary_company:
             return self.files_dir
         return self.files_dir / COMPANIES_DIR / hashlib.sha256(company.encode()).hexdigest()[:32]
+
+    def _identity(self, request: Request) -> dict:
+        """The identity of the request's API token (header, or the ClearML web app's cookie) or, for downloads,
+        of the web view's session cookie.
+
+        Raises:
+            ApiError: None of them is valid.
+        """
+        authorization = request.headers.get("authorization")
+        download = request.method in ("GET", "HEAD")
+        if not authorization and download and self.sessions is not None:
+            identity = self.sessions.identity(request.cookies.get(VIEW_SESSION_COOKIE))
+            if identity is not None:
+                return identity
+        cookie = request.cookies.get(TOKEN_COOKIE)
+        if not authorization and cookie and download:
+            # the ClearML web app's session (as ClearML's fileserver: fileserver.auth.cookie_names); downloads
+            # only, so a page elsewhere cannot upload or delete with the user's cookie
+            authorization = f"Bearer {cookie}"
+        return self.authenticator.identity(authorization)
 
     def resolve(self, request: Request, url_path: str) -> Path:
         """The file a request may touch; ApiError 401 without a valid token, ValueError for a bad path."""
@@ -121,7 +152,12 @@ class _Files:
             self.company_root(request)
         except ApiError as exc:
             return _refused(exc)
-        form = await request.form(max_files=10_000, max_fields=10_000, max_part_size=64 * 1024 * 1024)
+        try:
+            form = await request.form(max_files=10_000, max_fields=10_000, max_part_size=64 * 1024 * 1024)
+        except (MultiPartException, HTTPException) as exc:
+            detail = getattr(exc, "message", None) or getattr(exc, "detail", None) or exc
+            return _refused(ValueError(f"invalid multipart upload ({detail}); each file's field name is its path "
+                                       f"(at most {MAX_PATH_BYTES} bytes, {MAX_NAME_BYTES} a name)"))
         stored = []
         try:
             for field_name, value in form.multi_items():

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,55 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from urllib.parse import urlsplit
 
-import requests
 import uvicorn
 
 from .app import build_api_app
-from .auth import Authenticator, Credential, load_or_create_credentials, load_or_create_signing_key
+from .auth import (Authenticator, Credential, ViewSessions, load_or_create_credentials,
+                   load_or_create_signing_key)
 from .fileserver import build_files_app
+from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT,  # noqa: F401
+                          DataDirInUse, LocalServerInfo, PortInUse, check_ports_free, free_port, lock_is_held,
+                          read_server_file, remove_server_file, wait_until_ready, write_server_file)
 from .store import Store
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_API_PORT = 8008
-DEFAULT_FILES_PORT = 8081
-DEFAULT_WEB_PORT = 8080
-
-
-def free_port(host: str = DEFAULT_HOST) -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class LocalServerInfo:
-    """Where a running local server is and the key pair a client uses."""
-
-    api_host: str
-    files_host: str
-    web_host: str
-    access_key: str
-    secret_key: str
-    data_dir: Path
-
-    @property
-    def web_port(self) -> int | None:
-        """Port of the web view (None when the server has none)."""
-        return urlsplit(self.web_host).port if self.web_host else None
-
-    def env(self) -> dict[str, str]:
-        """The ``CLEARML_*`` variables a ClearML SDK client must set."""
-        return {
-            "CLEARML_API_HOST": self.api_host,
-            "CLEARML_WEB_HOST": self.web_host,
-            "CLEARML_FILES_HOST": self.files_host,
-            "CLEARML_API_ACCESS_KEY": self.access_key,
-            "CLEARML_API_SECRET_KEY": self.secret_key,
-        }
-
 
 @dataclass
 class LocalServer:
@@ -145,8 +105,9 @@ class LocalServer:
         self.store = Store(self.data_dir)
         authenticator = Authenticator(self.credentials, load_or_create_signing_key(self.data_dir))
         api = with_self_description(build_api_app(self.store, authenticator), authenticator, self)
+        sessions = ViewSessions()
         files = build_files_app(self.data_dir / "files", authenticator if self.files_auth else None,
-                                primary_company=self.credentials[0].company)
+                                primary_company=self.credentials[0].company, sessions=sessions)
         common = dict(host=self.host, log_level="warning", access_log=False, lifespan="off",
                       timeout_keep_alive=30)
         servers = [
@@ -156,7 +117,7 @@ class LocalServer:
         if self.web_port:
             from .web import build_web_app
 
-            web = build_web_app(self.store, authenticator, self.info)
+            web = build_web_app(self.store, authenticator, sessions)
             servers.append(uvicorn.Server(uvicorn.Config(web, port=self.web_port, **common)))
         return servers
 
@@ -216,81 +177,45 @@ class LocalServer:
         self.stop()
 
 
-class PortInUse(RuntimeError):
-    """A port the local server should listen on is taken by another program."""
-
-
-def check_ports_free(host: str, ports: dict[str, int | None]) -> None:
-    """Raise :class:`PortInUse` naming the first of ``ports`` (purpose -> port) that cannot be bound on
-    ``host`` (bound as uvicorn does, with ``SO_REUSEADDR``), so a taken port is a clear error before
-    anything starts instead of one of the three servers dying with the others running."""
-    for purpose, port in ports.items():
-        if not port:
-            continue
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError as exc:
-                flag = {"API": "--api-port", "files": "--files-port", "web view": "--web-port"}.get(purpose, "")
-                raise PortInUse(f"port {port} ({purpose}) on {host} is in use ({exc.strerror}); stop what "
-                                f"listens there or choose another port{' with ' + flag if flag else ''}") from exc
-
-
-class DataDirInUse(RuntimeError):
-    """Another local server already serves this data folder (two would corrupt its database)."""
-
-    def __init__(self, data_dir: Path):
-        self.data_dir = Path(data_dir)
-        where = ""
-        record = read_server_file(self.data_dir)
-        if record:
-            where = f" at {record.get('api_host')} (pid {record.get('pid')})"
-        super().__init__(
-            f"the data directory {self.data_dir} is already served by a local server{where}; use that server, "
-            f"or stop it first with `clearml-assets local-server stop --data-dir {self.data_dir}`")
-
-
 SELF_DESCRIPTION_PATH = "/clearml_assets.local_server"
+PROOF_PATH = "/clearml_assets.local_server/proof"
+"""``GET ?key=<access key>&nonce=<hex>``, unauthenticated: :meth:`Authenticator.proof` (how ``ensure`` tells this
+server from a program that took its port, before it sends any credential)."""
 
 
 def with_self_description(api, authenticator: Authenticator, server: "LocalServer"):
     """The API app, plus ``GET /clearml_assets.local_server``: the server's own hosts and ports for a
-    client holding one of its key pairs (so a ``local`` account pointed at the API URL finds the rest)."""
+    client holding one of its key pairs (so a ``local`` account pointed at the API URL finds the rest), and
+    ``GET /clearml_assets.local_server/proof`` (:data:`PROOF_PATH`)."""
+    from starlette.requests import Request
     from starlette.responses import JSONResponse
 
     async def app(scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != SELF_DESCRIPTION_PATH:
+        if scope["type"] != "http" or scope["path"] not in (SELF_DESCRIPTION_PATH, PROOF_PATH):
             return await api(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        try:
-            authenticator.identity(headers.get("authorization"))
-        except Exception:
-            response = JSONResponse({"error": "a key pair of this server is needed"}, status_code=401)
+        request = Request(scope, receive)
+        if scope["path"] == PROOF_PATH:
+            nonce = request.query_params.get("nonce", "")[:128]
+            response = JSONResponse({"proof": authenticator.proof(request.query_params.get("key", ""), nonce)})
         else:
-            info = server.info
-            response = JSONResponse({"api_port": server.api_port, "files_port": server.files_port,
-                                     "web_port": server.web_port, "api_host": info.api_host,
-                                     "files_host": info.files_host, "web_host": info.web_host,
-                                     "pid": os.getpid()})
+            response = _self_description(request, authenticator, server)
         await response(scope, receive, send)
 
     return app
 
 
-def wait_until_ready(api_host: str, timeout: float = 20.0) -> None:
-    """Poll ``debug.ping`` until it answers or raise ``TimeoutError``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(f"{api_host}/debug.ping", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"local ClearML server at {api_host} did not answer within {timeout:.0f}s")
-        time.sleep(0.05)
+def _self_description(request, authenticator: Authenticator, server: "LocalServer"):
+    """The server's hosts and ports for a holder of one of its key pairs (401 otherwise)."""
+    from starlette.responses import JSONResponse
+
+    try:
+        authenticator.identity(request.headers.get("authorization"))
+    except Exception:
+        return JSONResponse({"error": "a key pair of this server is needed"}, status_code=401)
+    info = server.info
+    return JSONResponse({"api_port": server.api_port, "files_port": server.files_port, "web_port": server.web_port,
+                         "api_host": info.api_host, "files_host": info.files_host, "web_host": info.web_host,
+                         "pid": os.getpid()})
 
 
 @dataclass
@@ -448,7 +373,7 @@ def _wait_for_child(proc: subprocess.Popen, data_dir: Path, api_host: str, timeo
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            if read_server_file(data_dir) and _lock_is_held(data_dir):
+            if read_server_file(data_dir) and lock_is_held(data_dir):
                 raise DataDirInUse(data_dir)
             raise RuntimeError(f"local ClearML server exited with code {proc.returncode}"
                                + (f"; see {log_file}" if log_file else ""))
@@ -460,39 +385,3 @@ def _wait_for_child(proc: subprocess.Popen, data_dir: Path, api_host: str, timeo
                 raise
 
 
-def _lock_is_held(data_dir: Path) -> bool:
-    """Whether some process holds the data folder's ``serve.lock`` (a server serves it)."""
-    path = Path(data_dir) / "serve.lock"
-    if not path.exists():
-        return False
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-        return False
-
-
-def write_server_file(data_dir: Path, info: LocalServerInfo, pid: int) -> None:
-    """Record where a running server listens (``server.json``; no secrets in it)."""
-    path = Path(data_dir) / "server.json"
-    tmp = path.with_name(f".server.json.{pid}")
-    tmp.write_text(json.dumps({"api_host": info.api_host, "files_host": info.files_host,
-                               "web_host": info.web_host, "web_port": info.web_port, "pid": pid}))
-    os.replace(tmp, path)
-
-
-def read_server_file(data_dir: Path) -> dict | None:
-    """The ``server.json`` record of a data folder, or None."""
-    try:
-        return json.loads((Path(data_dir) / "server.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def remove_server_file(data_dir: Path, pid: int) -> None:
-    """Remove ``server.json`` if it still records ``pid`` (a newer server's record stays)."""
-    record = read_server_file(data_dir)
-    if record and record.get("pid") == pid:
-        (Path(data_dir) / "server.json").unlink(missing_ok=True)

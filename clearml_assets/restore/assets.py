@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..archives.paths import account_slug
+from ..locks import locks_for_instance
 from ..resource import ClearMLResource
 from .engine import RestoreResult, TaskRestorer
 
@@ -57,7 +58,8 @@ def build_clearml_restore_asset(account: str, *, group_name: str = RESTORE_GROUP
                           "with provenance (idempotent and resumable).")
     def _restore(context: dg.AssetExecutionContext, config: ClearMLRestoreConfig,
                  clearml: ClearMLResource) -> dg.MaterializeResult:
-        restorer = TaskRestorer(clearml.client(account), project=config.project, max_workers=config.max_workers)
+        restorer = TaskRestorer(clearml.client(account), project=config.project, max_workers=config.max_workers,
+                                locks=locks_for_instance(context.instance))
         results = restorer.restore_path(config.archive)
         for r in results:
             context.log.info(f"task {r.source_task_id} -> {r.task_id}: "

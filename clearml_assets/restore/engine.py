@@ -11,11 +11,9 @@ found by their own provenance tag.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 import re
-import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,9 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
-from filelock import FileLock
-
 from ..errors import ArchiveError, ClearMLAssetsError
+from ..locks import ClearMLLocks, locks_from_env
 from .reader import TaskArchive, open_archive
 
 PROVENANCE_PREFIX = "restored-from:"
@@ -40,6 +37,11 @@ _PATH_PART = re.compile(r"[^A-Za-z0-9_.-]")
 
 class RestoreError(ClearMLAssetsError):
     """A restore could not be finished; the target task (if any) still carries ``restore-incomplete``."""
+
+
+def restore_lock_name(api_host: str, source_id: str) -> str:
+    """The lock serializing restores of source task ``source_id`` into the server at ``api_host``."""
+    return f"clearml_assets:restore:{api_host.rstrip('/')}|{source_id}"
 
 
 def provenance_tag(source_id: str) -> str:
@@ -90,13 +92,14 @@ class TaskRestorer:
         batch_bytes: Most (estimated) bytes per ``events.add_batch`` request.
         fail_after: Test hook called with the name of each finished write step (raising in it simulates a
             restore dying half-way).
-        lock_dir: Folder of the per-task lock files (default: ``clearml_assets/locks`` in the temp folder,
-            shared by every process of this machine).
+        locks: Where the per-task restore lock lives (default: :func:`clearml_assets.locks.locks_from_env`,
+            ``CLEARML_ASSETS_LOCK_URL``'s PostgreSQL, else lock files of this machine). The Dagster assets pass
+            the instance's PostgreSQL, which every host of a deployment shares.
     """
 
     def __init__(self, client, *, project: str | None = None, max_workers: int = 4,
                  batch_events: int = DEFAULT_BATCH_EVENTS, batch_bytes: int = DEFAULT_BATCH_BYTES,
-                 fail_after: Callable[[str], None] | None = None, lock_dir: Path | str | None = None):
+                 fail_after: Callable[[str], None] | None = None, locks: ClearMLLocks | None = None):
         self.client = client
         self.project = project
         self.max_workers = max(1, int(max_workers))
@@ -105,7 +108,7 @@ class TaskRestorer:
         self._hook = fail_after
         self._lock = threading.Lock()
         self._projects: dict[str, str] = {}
-        self.lock_dir = Path(lock_dir) if lock_dir else Path(tempfile.gettempdir()) / "clearml_assets" / "locks"
+        self.locks = locks or locks_from_env()
 
     # ------------------------------------------------------------------------------------------ entry
     def restore_path(self, path: Path | str, task_workers: int = 4) -> list[RestoreResult]:
@@ -154,12 +157,11 @@ class TaskRestorer:
     def restore(self, archive: TaskArchive) -> RestoreResult:
         """Restore one verified task archive (see the module docstring for idempotence and resuming).
 
-        Two restores of the same source task into the same account on this machine run one after the other
-        (a file lock per target host and source task), so they never both create a copy.
+        Two restores of the same source task into the same server run one after the other (a lock per target
+        server and source task in :attr:`locks`, shared by every host when it is PostgreSQL), so they never
+        both create a copy; the second finds the first's copy and writes nothing.
         """
-        key = hashlib.sha256(f"{self.client.api_host}|{archive.source_task_id}".encode()).hexdigest()[:32]
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.lock_dir / f"restore-{key}.lock")):
+        with self.locks.hold(restore_lock_name(self.client.api_host, archive.source_task_id)):
             return self._restore(archive)
 
     def _restore(self, archive: TaskArchive) -> RestoreResult:

@@ -18,12 +18,14 @@ from typing import Mapping, Sequence
 import dagster as dg
 from pydantic import Field
 
+from ..archives.assets import is_remote_root, store_options
 from ..archives.exporter import ClearMLTaskExporter
 from ..archives.packing import verify_archive
 from ..archives.paths import account_slug
 from ..automation.cursor import ClearMLTaskCursor
 from ..automation.polling import FINISHED_STATUSES, account_host, poll_finished_tasks, resolve_project_ids
 from ..errors import ArchiveError, ClearMLAssetsError, ClearMLConfigError
+from ..locks import ClearMLLocks, export_lock_name, locks_for_instance, locks_from_env
 from ..resource import ClearMLResource
 from .assets import RESTORE_GROUP, restore_metadata
 from .engine import TaskRestorer
@@ -75,17 +77,22 @@ def sync_sensor_name(source: str, target: str) -> str:
 class ClearMLSyncConfig(dg.Config):
     """Run configuration of a sync asset."""
 
-    export_root: str | None = Field(default=None, description="Where the source task's archive is written; "
-                                                              "default $CLEARML_ASSETS_HOME/exports.")
+    export_root: str | None = Field(default=None, description="Where the source task's archive is written: a "
+                                                              "folder or an object store URL (s3://bucket/prefix, "
+                                                              "shared by every host); default "
+                                                              "$CLEARML_ASSETS_HOME/exports.")
     project: str | None = Field(default=None, description="Target project (full name); default: the source "
                                                           "task's project name.")
     max_workers: int = Field(default=4, ge=1, le=32, description="Downloads, uploads and event batches in flight.")
 
 
 def sync_task(clearml: ClearMLResource, source: str, target: str, task_id: str, *,
-              export_root: str | Path | None = None, project: str | None = None, max_workers: int = 4
-              ) -> tuple[dict, list]:
+              export_root: str | Path | None = None, project: str | None = None, max_workers: int = 4,
+              locks: ClearMLLocks | None = None) -> tuple[dict, list]:
     """Archive source task ``task_id``, verify the archive, restore it into ``target``.
+
+    The export and the restore each hold their lock in ``locks`` (default: :func:`locks_from_env`), so runs on
+    several hosts never export the same task over each other nor both create a copy.
 
     Returns:
         ``(export facts, restore results)``; restore results are empty when the task is itself a copy
@@ -99,21 +106,39 @@ def sync_task(clearml: ClearMLResource, source: str, target: str, task_id: str, 
     task = src.tasks.get(task_id).raw
     if (task.get("runtime") or {}).get("restore_source_account") == target:
         return {"skipped": f"task {task_id} is a copy restored from account {target!r}"}, []
-    exporter = ClearMLTaskExporter(src, source, export_root, max_workers=max_workers)
-    try:
-        exported = exporter.export_task(task_id)
-    finally:
-        close = getattr(exporter, "close", None)  # an exporter owning its download pool shuts it down
-        if close is not None:
-            close()
+    locks = locks or locks_from_env()
+    exported = _export(clearml, source, task_id, export_root, max_workers, locks)
     problems = verify_archive(exported.archive, exported.manifest)
     if problems:
         raise ArchiveError(f"the archive of task {task_id} ({source}) does not match its manifest "
                            f"({problems[0]}); nothing was restored into {target!r}, re-run to export it again")
-    results = TaskRestorer(clearml.client(target), project=project, max_workers=max_workers
+    results = TaskRestorer(clearml.client(target), project=project, max_workers=max_workers, locks=locks
                            ).restore_path(exported.archive)
     return {"archive": str(exported.archive), "archive_sha256": exported.manifest["archive"]["sha256"],
             "export_skipped_unchanged": exported.skipped}, results
+
+
+def _export(clearml: ClearMLResource, source: str, task_id: str, export_root: str | Path | None,
+            max_workers: int, locks: ClearMLLocks):
+    """The verified export of ``task_id``: under a local root, or built in this host's staging folder and
+    published to an object-store root (``s3://...``), whose current export it reuses."""
+    src = clearml.client(source)
+    remote = None
+    root = export_root
+    if is_remote_root(str(export_root or "")):
+        from ..storage import RemoteExports
+
+        remote = RemoteExports(str(export_root), store_options(src, str(export_root)),
+                               staging_root=clearml.staging_dir(str(export_root)))
+        root = remote.staging
+    exporter = ClearMLTaskExporter(src, source, root, max_workers=max_workers)
+    try:
+        with locks.hold(export_lock_name(remote.store.url if remote else exporter.root, source, "tasks", task_id)):
+            return remote.export_task(exporter, task_id) if remote else exporter.export_task(task_id)
+    finally:
+        close = getattr(exporter, "close", None)  # an exporter owning its download pool shuts it down
+        if close is not None:
+            close()
 
 
 def build_clearml_sync_asset(source: str, target: str, *, group_name: str = RESTORE_GROUP) -> dg.AssetsDefinition:
@@ -127,7 +152,8 @@ def build_clearml_sync_asset(source: str, target: str, *, group_name: str = REST
               clearml: ClearMLResource) -> dg.MaterializeResult:
         task_id = context.partition_key
         facts, results = sync_task(clearml, source, target, task_id, export_root=config.export_root,
-                                   project=config.project, max_workers=config.max_workers)
+                                   project=config.project, max_workers=config.max_workers,
+                                   locks=locks_for_instance(context.instance))
         if not results:
             context.log.info(facts["skipped"])
             return dg.MaterializeResult(metadata={"skipped": facts["skipped"]})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..registry import ApiError
+from ..core import ApiError
 
 TAGS_SPLIT_MAX = (2, 3)
 SYSTEM_TAGS = {

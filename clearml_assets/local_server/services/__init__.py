@@ -1,3 +1,4 @@
 """Endpoint handlers of the local server, one module per ClearML service."""
 
-from . import auth, debug, events, models, organization, projects, queues, server, tasks, users, workers  # noqa: F401
+from . import (auth, debug, events, events_iterators, models, organization, projects, queues, server,  # noqa: F401
+               tasks, tasks_params, tasks_status, users, workers)

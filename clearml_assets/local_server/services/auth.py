@@ -1,6 +1,6 @@
 """``auth.*``: ``auth.login`` is answered by the app itself (it needs the Basic header)."""
 
-from ..registry import Call, endpoint
+from ..core import Call, endpoint
 
 
 @endpoint("auth.login", authorize=False)

@@ -1,6 +1,6 @@
 """``debug.*``: unauthenticated ping, as on the real server."""
 
-from ..registry import Call, endpoint
+from ..core import Call, endpoint
 
 
 @endpoint("debug.ping", authorize=False)

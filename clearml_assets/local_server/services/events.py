@@ -1,36 +1,30 @@
 """``events.*`` endpoints (API 2.23): typed requests in, the ``bll`` layer's answers out.
 
 Behaviour is the real server's (``apiserver/services/events.py`` and ``bll/event`` of clearml-server v1.9.2),
-limits and quirks included; see :mod:`..bll.events` for what a client meets and for the switchable
+limits and quirks included; see :mod:`..bll.event.event_bll` for what a client meets and for the switchable
 real-server bugs.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections import defaultdict
 from typing import Any, Callable, Iterator
 
 from starlette.responses import StreamingResponse
 
-from ..bll import events as bll
-from ..bll import events_iterators as iterators
-from ..bll import events_models as m
-from ..events_store import add_events
-from ..registry import ApiError, Call, endpoint, missing_field
+from ..apimodels import events as m
+from ..bll.event import event_bll as bll
+from ..bll.event import event_common as common
+from ..bll.event import event_metrics as metrics
+from ..bll.event.metric_events_iterator import STATES
+from ..core import ApiError, Call, endpoint, missing_field
+from ..store.event_writer import add_events
 
 
 def events_endpoint(name: str, model: type | None = None, required: tuple[str, ...] = ()):
     """Register an events handler with its request model; it runs outside the document lock (it does its own
     SQLite I/O). ``required`` are the real ``required_fields`` (missing: 400/11 rather than 400/12)."""
-    accepts = inspect.signature(endpoint).parameters
-    if "locked" not in accepts:  # the registry before endpoint(locked=...): app's set
-        from .. import app  # noqa: PLC0415
-
-        app.UNLOCKED.add(name)
-        return endpoint(name, request_data_model=model)
-    extra = {"required_fields": required} if required and "required_fields" in accepts else {}
-    return endpoint(name, request_data_model=model, locked=False, **extra)
+    return endpoint(name, request_data_model=model, locked=False, required_fields=required)
 
 
 def forward(name: str, model: type, body: Callable[[Call, Any], dict]) -> None:
@@ -86,7 +80,7 @@ def _line_format(line_format: object) -> str:
 def download_task_log(call: Call) -> StreamingResponse:
     """The whole log, oldest first, streamed: JSON lines (default) or ``line_format`` text lines."""
     req: m.DownloadTaskLogRequest = call.model
-    _, company = bll.target(call, req.task)
+    _, company = common.target(call, req.task)
     is_json = str(req.line_type).lower() == "json"
     line_format = "" if is_json else _line_format(req.line_format)
     return StreamingResponse(_log_stream(call, company, req.task, is_json, line_format), media_type="text/plain",
@@ -100,7 +94,7 @@ def _log_stream(call: Call, company: str, task_id: str, is_json: bool, line_form
         if is_json:
             ev.pop("type", None)
             ev.pop("task", None)
-            out.append(bll._json(ev) + "\n")
+            out.append(common.json_text(ev) + "\n")
         else:
             out.append(line_format.format_map(defaultdict(str, ev)))
         if len(out) >= 1000:
@@ -146,8 +140,8 @@ def get_scalar_metric_data(call: Call) -> dict:
 @events_endpoint("events.clear_scroll", m.ClearScrollRequest)
 def clear_scroll(call: Call) -> dict:
     """Forget a scroll state (scroll ids of the JWT kind need nothing)."""
-    if call.model.scroll_id and call.model.scroll_id != bll.EMPTY_SCROLL:
-        iterators.STATES.delete(call.model.scroll_id)
+    if call.model.scroll_id and call.model.scroll_id != common.EMPTY_SCROLL:
+        STATES.delete(call.model.scroll_id)
     return {}
 
 
@@ -156,8 +150,8 @@ def clear_scroll(call: Call) -> dict:
 def scalar_metrics_iter_histogram(call: Call) -> dict:
     """``{metric: {variant: {name, x, y}}}`` sampled into at most ``samples`` buckets per series."""
     req: m.ScalarMetricsIterHistogramRequest = call.model
-    _, company = bll.target(call, req.task, req.model_events)
-    return bll.scalar_histogram(call, req.task, company, req.samples, req.key.value, req.metrics)
+    _, company = common.target(call, req.task, req.model_events)
+    return metrics.scalar_histogram(call, req.task, company, req.samples, req.key.value, req.metrics)
 
 
 @events_endpoint("events.multi_task_scalar_metrics_iter_histogram", m.MultiTaskScalarMetricsIterHistogramRequest)
@@ -165,7 +159,7 @@ def multi_task_scalar_metrics_iter_histogram(call: Call) -> dict:
     """``{metrics: {metric: {variant: {task: {name, x, y}}}}}`` over 1 to 100 tasks."""
     req: m.MultiTaskScalarMetricsIterHistogramRequest = call.model
     tasks = [s.strip() for s in req.tasks.split(",")] if isinstance(req.tasks, str) else req.tasks
-    return {"metrics": bll.multi_task_histogram(call, tasks, req.samples, req.key.value, req.model_events,
+    return {"metrics": metrics.multi_task_histogram(call, tasks, req.samples, req.key.value, req.model_events,
                                                 (req.model_extra or {}).get("metrics"))}
 
 
@@ -173,28 +167,28 @@ def multi_task_scalar_metrics_iter_histogram(call: Call) -> dict:
 def get_scalar_metrics_and_variants(call: Call) -> dict:
     """``{metric: [variants]}`` of a task's scalars (sorted)."""
     req = call.model
-    return {"metrics": bll.metrics_and_variants(call, req.task, "training_stats_scalar", req.model_events)}
+    return {"metrics": metrics.metrics_and_variants(call, req.task, "training_stats_scalar", req.model_events)}
 
 
 @events_endpoint("events.get_vector_metrics_and_variants", m.MetricsAndVariantsRequest, ("task",))
 def get_vector_metrics_and_variants(call: Call) -> dict:
     """``{metric: [variants]}`` of a task's vectors (sorted)."""
     req = call.model
-    return {"metrics": bll.metrics_and_variants(call, req.task, "training_stats_vector", req.model_events)}
+    return {"metrics": metrics.metrics_and_variants(call, req.task, "training_stats_vector", req.model_events)}
 
 
 @events_endpoint("events.vector_metrics_iter_histogram", m.VectorHistogramRequest, ("task", "metric", "variant"))
 def vector_metrics_iter_histogram(call: Call) -> dict:
     """One vector metric/variant: ``vectors`` and their ``iterations``."""
     req: m.VectorHistogramRequest = call.model
-    return bll.vector_histogram(call, req.task, req.metric, req.variant, req.model_events)
+    return metrics.vector_histogram(call, req.task, req.metric, req.variant, req.model_events)
 
 
 @events_endpoint("events.get_task_metrics", m.TaskMetricsRequest)
 def get_task_metrics(call: Call) -> dict:
     """Metric names of each task for one ``event_type``."""
     req: m.TaskMetricsRequest = call.model
-    return {"metrics": bll.task_metrics(call, req.tasks, req.event_type.value, req.model_events)}
+    return {"metrics": metrics.task_metrics(call, req.tasks, req.event_type.value, req.model_events)}
 
 
 @events_endpoint("events.get_multi_task_metrics", m.MultiTaskMetricsRequest)
@@ -202,20 +196,18 @@ def get_multi_task_metrics(call: Call) -> dict:
     """``[{metric, variants}]`` reported by any of the tasks."""
     req: m.MultiTaskMetricsRequest = call.model
     event_type = req.event_type.value if req.event_type else None
-    return {"metrics": bll.multi_task_metrics(call, req.tasks, event_type, req.model_events)}
+    return {"metrics": metrics.multi_task_metrics(call, req.tasks, event_type, req.model_events)}
 
 
 @events_endpoint("events.get_task_single_value_metrics", m.SingleValueMetricsRequest)
 def get_task_single_value_metrics(call: Call) -> dict:
     """Single values (iteration -2^31) of the tasks that have any."""
-    return {"tasks": bll.single_value_metrics(call, call.model.tasks, call.model.model_events,
+    return {"tasks": metrics.single_value_metrics(call, call.model.tasks, call.model.model_events,
                                               (call.model.model_extra or {}).get("metrics"))}
 
 
 @events_endpoint("events.get_task_latest_scalar_values", m.LatestScalarValuesRequest, ("task",))
 def get_task_latest_scalar_values(call: Call) -> dict:
     """The last value of each scalar series, the last iteration, name, status and last write time."""
-    return bll.latest_scalar_values(call, call.model.task)
+    return metrics.latest_scalar_values(call, call.model.task)
 
-
-from . import events_iterators  # noqa: E402,F401  (plots and debug image endpoints)

@@ -6,16 +6,16 @@ Behaviour follows clearml-server 1.9.2 (API 2.23) ``services/models.py`` and ``b
 from __future__ import annotations
 
 from .. import apimodels as req
-from ..bll import project as project_bll
-from ..queries import now_iso
-from ..registry import ApiError, Call, bad_request, endpoint
+from ..bll.access import get_for_writing, get_or_raise, merge_tags, run_batch
+from ..bll.project import ids_with_children, with_subprojects
+from ..bll.task import publish_task
+from ..core import ApiError, Call, bad_request, endpoint, new_id, now_iso, required
+from ..core.constants import DELETED_PREFIX, INVALID_MODEL, INVALID_PROJECT
+from ..store.queries import get_all
 from . import projects
-from .common import (archive_many_endpoints, get_all, get_for_writing, get_or_raise, merge_tags, new_id,
-                     publicity_endpoints, required, run_batch)
-from .tasks import publish_task, requested_version
+from .common import archive_many_endpoints, publicity_endpoints
 
-INVALID = (201, "Invalid model id")
-DELETED_PREFIX = "__DELETED__"
+INVALID = INVALID_MODEL
 # models.create / models.edit fields (create_fields of the real service)
 CREATE_FIELDS = ("name", "tags", "system_tags", "task", "comment", "uri", "project", "parent", "framework",
                  "design", "labels", "ready", "metadata", "ui_cache")
@@ -64,7 +64,7 @@ def _check_fields(call: Call, fields: dict) -> dict:
     if "uri" in fields:
         fields.setdefault("ui_cache", {})  # a new URI clears the UI cache
     if fields.get("project"):
-        get_or_raise(call, "projects", fields["project"], projects.INVALID)
+        get_or_raise(call, "projects", fields["project"], INVALID_PROJECT)
     if fields.get("task"):
         get_for_writing(call, "tasks", fields["task"], (101, "Invalid task id"))
     if "metadata" in fields:
@@ -130,7 +130,7 @@ def get_all_models(call: Call) -> dict:
 @endpoint("models.get_all_ex")
 def get_all_ex(call: Call) -> dict:
     """As ``get_all``, with references expanded/joined; ``include_stats`` adds ``stats.labels_count``."""
-    data = projects.with_subprojects(call, dict(call.data))
+    data = with_subprojects(call, dict(call.data))
     result = get_all(call, "models", "models", docs=_query_docs(call), data=data, **MODEL_QUERY)
     if call.data.get("include_stats"):
         for row in result["models"]:
@@ -143,7 +143,7 @@ def get_all_ex(call: Call) -> dict:
 def get_frameworks(call: Call) -> dict:
     """Frameworks of the company's models (optionally under some projects and their sub-projects), sorted."""
     projects_ = call.model.projects
-    wanted = set(project_bll.ids_with_children(call, projects_)) if projects_ else set()
+    wanted = set(ids_with_children(call, projects_)) if projects_ else set()
     docs = call.store.all("models", call.company, allow_public=True)
     return {"frameworks": sorted({d["framework"] for d in docs if d.get("framework")
                                   and (not wanted or d.get("project") in wanted)})}
@@ -193,7 +193,7 @@ def update(call: Call) -> dict:
 @endpoint("models.update_for_task", required_fields=("task",))
 def update_for_task(call: Call) -> dict:
     """The pre-2.13 way to set a task's output model; from API 2.14 on the real 301/1."""
-    if requested_version(call) > COMPAT_MAX_VERSION:
+    if call.api_version > COMPAT_MAX_VERSION:
         raise ApiError(301, 1, "This endpoint is no longer supported for the requested API version: "
                                "use tasks.add_or_update_model")
     task_id = call.data["task"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .. import apimodels as req
 from ..bll import project as project_bll
-from ..queries import filter_docs
-from ..registry import Call, endpoint
+from ..core import Call, endpoint
+from ..store.filters import filter_docs
 from .models import MODEL_QUERY
 from .projects import PROJECT_QUERY
 from .tasks import TASK_QUERY
@@ -51,5 +51,5 @@ def get_entities_count(call: Call) -> dict:
             docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
         if collection != "projects":
             query = project_bll.with_subprojects(call, query)
-        out[field] = len(filter_docs(docs, query, **spec))
+        out[field] = len(filter_docs(docs, query, released=call.store.lock.released, **spec))
     return out

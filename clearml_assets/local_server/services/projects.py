@@ -9,11 +9,11 @@ from typing import Callable
 
 from .. import apimodels as req
 from ..bll import project as bll
-from ..bll.project import (INVALID, ensure_project, find_by_name, target_project, touch,  # noqa: F401
-                           with_subprojects)
-from ..queries import now_iso
-from ..registry import ApiError, Call, endpoint
-from .common import get_all, get_for_writing, publicity_endpoints, required
+from ..bll.access import get_for_writing
+from ..bll.project import INVALID, ensure_project, find_by_name, target_project
+from ..core import ApiError, Call, endpoint, now_iso
+from ..store.queries import get_all
+from .common import publicity_endpoints
 
 
 def move_endpoint(service: str, move_one: Callable[[Call, str, str | None], None]) -> None:
@@ -232,5 +232,3 @@ def get_unique_metric_variants(call: Call) -> dict:
                                        "variant_hash": variant_hash})
     return {"metrics": [found[k] for k in sorted(found, key=lambda k: (str(k[0]), str(k[1])))]}
 
-
-__all__ = ["ensure_project", "find_by_name", "target_project", "touch", "with_subprojects", "required"]

@@ -1,7 +1,7 @@
 """``server.info``: what this server is."""
 
-from ..auth import API_VERSION, SERVER_VERSION
-from ..registry import Call, endpoint
+from ..core import Call, endpoint
+from ..core.constants import API_VERSION, SERVER_VERSION
 
 
 @endpoint("server.info")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..bll import project as project_bll
-from ..registry import ApiError, Call, endpoint
-from .common import get_all
+from ..core import ApiError, Call, endpoint
+from ..store.queries import get_all
 
 USER_QUERY = dict(list_fields=("id",), regex_fields=("name",))
 

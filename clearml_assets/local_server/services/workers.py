@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..queries import now_iso
-from ..registry import ApiError, Call, RequestModel, endpoint
-from . import tasks as task_service
-from .common import get_or_raise
+from ..bll.access import get_or_raise
+from ..bll.workers import alive, live_workers, stop_non_responsive
+from ..core import ApiError, Call, RequestModel, endpoint, now_iso
+from ..core.constants import INVALID_TASK
 
 DEFAULT_TIMEOUT = 600
 
@@ -48,68 +48,8 @@ class StatusReportRequest(RequestModel):
     system_tags: list[str] | None = None
 
 
-# The real server's services.tasks.non_responsive_tasks_watchdog (threshold_sec, watch_interval_sec).
-NONRESPONSIVE_ENV = "CLEARML_LOCAL_SERVER_NONRESPONSIVE_SEC"
-WATCH_INTERVAL_ENV = "CLEARML_LOCAL_SERVER_NONRESPONSIVE_WATCH_SEC"
-_last_sweep: dict[int, float] = {}
-
-
-def _iso_seconds(value: Any) -> float:
-    from datetime import datetime, timezone
-
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return time.time()
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def stop_non_responsive(call: Call) -> int:
-    """Stop ``in_progress`` tasks not updated for the threshold (7200 s), as the real server's watchdog.
-
-    Its agent or process is gone (killed, machine lost): without this such a task would stay running
-    for ever. The real server runs it in a thread every ``watch_interval_sec`` (900 s); the local server
-    runs it at most that often when agents poll (``workers.*``, ``queues.get_next_task``).
-    """
-    import os
-
-    now = time.time()
-    if now - _last_sweep.get(id(call.store), 0.0) < float(os.environ.get(WATCH_INTERVAL_ENV, 900)):
-        return 0
-    _last_sweep[id(call.store)] = now
-    threshold = float(os.environ.get(NONRESPONSIVE_ENV, 7200))
-    stopped = 0
-    for task in call.store.all("tasks"):
-        if task.get("status") == "in_progress" and _iso_seconds(task.get("last_update")) < now - threshold:
-            stamp = now_iso()
-            task.update(status="stopped", status_reason="Forced stop (non-responsive)",
-                        status_message="Forced stop (non-responsive)", status_changed=stamp, last_update=stamp,
-                        last_change=stamp)
-            call.store.save("tasks", task)
-            stopped += 1
-    return stopped
-
-
 def _key(call: Call, worker: str) -> str:
     return f"worker_{call.company}_{call.user}_{worker}"
-
-
-def _alive(doc: dict, now: float | None = None) -> bool:
-    return doc.get("expires", 0) > (now or time.time())
-
-
-def live_workers(call: Call, last_seen: float | None = None) -> list[dict]:
-    """The company's workers whose registration has not expired (and active within ``last_seen`` s)."""
-    now = time.time()
-    out = []
-    for doc in call.store.all("workers", call.company):
-        if not _alive(doc, now):
-            call.store.delete("workers", doc["id"])
-            continue
-        if last_seen and doc["last_activity_ts"] < now - max(1, last_seen):
-            continue
-        out.append(doc)
-    return out
 
 
 def _save(call: Call, doc: dict) -> None:
@@ -168,7 +108,7 @@ def status_report(call: Call) -> dict:
     """Renew a worker's registration and record what it runs (an unknown worker is registered)."""
     m = call.model
     doc = call.store.get("workers", _key(call, m.worker), call.company)
-    if doc is None or not _alive(doc):
+    if doc is None or not alive(doc):
         doc = register_worker(call, m.worker)  # apiserver.workers.auto_register
     now = now_iso()
     doc.update(last_activity_time=now, last_activity_ts=time.time(), last_report_time=now, queue=m.queue)
@@ -182,7 +122,7 @@ def status_report(call: Call) -> dict:
         _log_stats(call, doc, m.timestamp, m.task, m.machine_stats)
     doc["task"] = doc["project"] = None
     if m.task:
-        task = get_or_raise(call, "tasks", m.task, task_service.INVALID)
+        task = get_or_raise(call, "tasks", m.task, INVALID_TASK)
         task.update(last_worker=m.worker, last_worker_report=now, last_update=now, last_change=now)
         call.store.save("tasks", task)
         doc["task"] = {"id": task["id"], "name": task.get("name")}

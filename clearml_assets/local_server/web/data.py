@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from .. import services  # noqa: F401  (registers the endpoints)
-from ..app import UNLOCKED, dumps
-from ..registry import ENDPOINTS, Call, parse_request
+from ..core.rawjson import dumps
+from ..core.registry import ENDPOINTS, UNLOCKED, Call, parse_request
 from ..store import Store
 
 READS = frozenset({

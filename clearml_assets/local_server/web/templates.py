@@ -20,7 +20,8 @@ th{background:#eef0f4;font-weight:600}
 .status.completed,.status.published{background:#cdeccf}.status.failed{background:#f6caca}
 .status.in_progress{background:#cfe0fb}.status.stopped{background:#f6e3b5}
 pre.log{background:#10131a;color:#d6dde9;padding:12px;font-size:12.5px;overflow:auto;max-height:75vh;white-space:pre-wrap}
-.chart{background:#fff;border:1px solid #e3e6ec;margin:10px 0;height:360px}
+.chart{background:#fff;border:1px solid #e3e6ec;margin:4px 0 10px;height:360px}
+h3.figure-title{font-size:14px;margin:10px 0 2px;overflow-wrap:anywhere}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
 .images{display:flex;flex-wrap:wrap;gap:14px}.images figure{background:#fff;border:1px solid #e3e6ec;margin:0;padding:8px}
 .images img{max-width:420px;max-height:420px;display:block}
@@ -48,15 +49,17 @@ document.querySelectorAll("[data-figure]").forEach(function (div) {
 });
 </script>"""
 
-FIGURES = """{% for fig in figures %}
+FIGURES = """{% for fig in figures %}<section class="figure">
+<h3 class="figure-title">{{ fig.title }}</h3>
+{% if fig.error %}<p class="err plot-error">{{ fig.error }}</p>{% else %}
 <div class="chart" id="chart-{{ loop.index }}" data-figure="fig-{{ loop.index }}" data-title="{{ fig.title }}"></div>
-<script type="application/json" id="fig-{{ loop.index }}">{{ fig.json | safe }}</script>
-{% endfor %}"""
+<script type="application/json" id="fig-{{ loop.index }}">{{ fig.json | safe }}</script>{% endif %}
+</section>{% endfor %}"""
 
 LOGIN = """{% extends "base" %}{% block title %}Sign in{% endblock %}{% block main %}
 <h1>Sign in</h1>
-<p class="muted">Use a key pair of this server: its <code>credentials.json</code> (in the server's data directory,
-{{ data_dir }}) holds the first one.</p>
+<p class="muted">Use a key pair of this server: the first one is in <code>credentials.json</code> in the server's
+data directory (<code>clearml-assets local-server status</code> names the directory).</p>
 {% if error %}<p class="err">{{ error }}</p>{% endif %}
 <form class="login" method="post" action="/login">
 <input type="hidden" name="next" value="{{ next }}">

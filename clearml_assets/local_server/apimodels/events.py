@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from ..registry import RequestModel as _BaseRequest
+from ..core import RequestModel as _BaseRequest
 
 
 class RequestModel(_BaseRequest):

@@ -7,9 +7,11 @@ credentials and records the URI). :func:`classify` decides, per URI, how an arch
 - ``fileserver``: on the account's files host or one of its aliases (the SDK may spell the same host
   ``localhost`` while the account says ``127.0.0.1``): fetched with the ClearML token;
 - ``object_store``: ``s3://``/``gs://``/``azure://``: read with fsspec using the account's
-  ``storage_options`` for the longest matching prefix (never with the ClearML token);
-- ``external``: anything else (``file://`` on another machine, public ``https://`` media): recorded with
-  the reason, not fetched and not a failure.
+  ``storage_options`` for the longest matching prefix, from the endpoint they are configured for (never
+  with the ClearML token; :func:`~.credentials.object_access`);
+- ``external``: anything else (``file://`` on another machine, public ``https://`` media, an object-store
+  URL on an endpoint the account has no storage credentials for): recorded with the reason, not fetched
+  and not a failure.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-OBJECT_SCHEMES = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "azure": "az", "az": "az", "abfs": "abfs"}
+from .credentials import OBJECT_SCHEMES, ObjectAccess, client_storage_options, object_access, options_for
+
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _CHUNK = 1 << 20
 
@@ -97,55 +100,28 @@ def classify(url: str | None, files_host: str | None, aliases: Sequence[str] = (
     return Location("external", url, f"unsupported URI scheme {scheme!r}")
 
 
-def options_for(url: str, storage_options: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The fsspec options of the longest ``storage_options`` prefix matching ``url`` (``{}`` if none)."""
-    best, length = {}, -1
-    for prefix, options in (storage_options or {}).items():
-        if url.startswith(prefix) and len(prefix) > length:
-            best, length = dict(options), len(prefix)
-    return best
-
-
-def _fsspec_url(url: str) -> tuple[str, str, str | None]:
-    """``(fsspec protocol, bucket/key path, host)``; ClearML writes a non-AWS S3 endpoint into the URI
-    (``s3://host:port/bucket/key``), a segment no bucket name can be (bucket names hold no ``:``)."""
-    scheme, rest = url.split("://", 1)
-    protocol = OBJECT_SCHEMES[scheme.lower()]
-    first, _, tail = rest.partition("/")
-    if protocol == "s3" and ":" in first and tail:
-        return protocol, tail, first
-    return protocol, rest, None
-
-
 def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str, Any]], *,
                  digest: Any = None) -> int:
     """Copy an object-store ``url`` to ``dest`` (temporary name, renamed when whole); returns the bytes.
 
+    Read with the options of the longest ``storage_options`` prefix of ``url``, from the endpoint they
+    name (:func:`~.credentials.object_access`).
+
     Raises:
+        PermissionError: The account's storage credentials are not for this URL's endpoint (not fetched).
         FileNotFoundError: The object does not exist.
         ImportError: The fsspec backend of the scheme (``s3fs``, ``gcsfs``, ``adlfs``) is not installed.
     """
-    import fsspec
-
-    protocol, path, host = _fsspec_url(url)
-    options = options_for(url, storage_options)
-    if host and not (options.get("client_kwargs") or {}).get("endpoint_url") and not options.get("endpoint_url"):
-        secure = options.pop("secure", True)
-        options["client_kwargs"] = {**(options.get("client_kwargs") or {}),
-                                    "endpoint_url": f"{'https' if secure else 'http'}://{host}"}
-    options.pop("secure", None)
-    try:
-        fs = fsspec.filesystem(protocol, skip_instance_cache=True, **options)
-    except ImportError as exc:
-        raise ImportError(f"reading {url.split('://')[0]}:// needs the fsspec backend for {protocol!r} "
-                          f"(pip install 'clearml_assets[{'s3' if protocol == 's3' else protocol}]'): {exc}"
-                          ) from exc
+    access = object_access(url, options_for(url, storage_options))
+    if access.refused:
+        raise PermissionError(access.refused)
+    fs = _filesystem(url, access)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.part")
     written = 0
     try:
-        with fs.open(path, "rb") as src, open(tmp, "wb") as out:
+        with fs.open(access.path, "rb") as src, open(tmp, "wb") as out:
             while chunk := src.read(_CHUNK):
                 out.write(chunk)
                 if digest is not None:
@@ -157,20 +133,32 @@ def fetch_object(url: str, dest: Path, storage_options: Mapping[str, Mapping[str
         tmp.unlink(missing_ok=True)
 
 
+def _filesystem(url: str, access: ObjectAccess):
+    import fsspec
+
+    try:
+        return fsspec.filesystem(access.protocol, skip_instance_cache=True, **access.options)
+    except ImportError as exc:
+        extra = {"s3": "s3", "gcs": "gcs"}.get(access.protocol, "azure")
+        raise ImportError(f"reading {url.split('://')[0]}:// needs the fsspec backend for {access.protocol!r} "
+                          f"(pip install 'clearml_assets[{extra}]'): {exc}") from exc
+
+
 def locate(client, url: str | None) -> Location:
-    """:func:`classify` with the client's files host and aliases (the client's ``files.own_url`` decides)."""
+    """:func:`classify` with the client's files host and aliases (the client's ``files.own_url`` decides);
+    an object-store URL the account's storage credentials are not for is ``external`` with the reason."""
     if url:
         rewritten = client.files.own_url(url)
         if rewritten:
             return Location("fileserver", rewritten)
         if _is_http(url):  # the client decided: not the account's fileserver
             return classify(url, None)
-    return classify(url, client.files_host, client.files.aliases)
-
-
-def client_storage_options(client, url: str) -> dict[str, Any]:
-    """The fsspec options the account has for ``url``."""
-    return client.files.storage_options_for(url)
+    where = classify(url, client.files_host, client.files.aliases)
+    if where.kind == "object_store":
+        refused = object_access(where.url, client_storage_options(client, where.url)).refused
+        if refused:
+            return Location("external", where.url, refused)
+    return where
 
 
 def _is_http(url: str) -> bool:

@@ -48,6 +48,42 @@ CREATE INDEX IF NOT EXISTS events_by_metric_iter ON events (company, task, type,
 """
 
 
+class DocumentLock:
+    """The store's document lock: reentrant, and able to step aside for slow pure work.
+
+    Read-modify-write sequences of documents run under it (every locked handler). :meth:`released` lets the
+    holding thread give it up entirely while it does work that touches no document (matching a caller's regular
+    expression against names copied out), so one slow request never stalls every other company's.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = threading.local()
+
+    def __enter__(self) -> "DocumentLock":
+        self._lock.acquire()
+        self._depth.n = getattr(self._depth, "n", 0) + 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._depth.n -= 1
+        self._lock.release()
+
+    @contextmanager
+    def released(self) -> Iterator[None]:
+        """Give the lock up for the block (however deeply this thread holds it), then take it back as it was."""
+        depth = getattr(self._depth, "n", 0)
+        for _ in range(depth):
+            self._lock.release()
+        self._depth.n = 0
+        try:
+            yield
+        finally:
+            for _ in range(depth):
+                self._lock.acquire()
+            self._depth.n = depth
+
+
 class Store:
     """Thread-safe document and event store rooted at ``data_dir``.
 
@@ -59,7 +95,7 @@ class Store:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / "server.sqlite3"
-        self.lock = threading.RLock()
+        self.lock = DocumentLock()
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._conn = self.connect()

@@ -1,4 +1,4 @@
-"""Endpoint registry and API errors for the local ClearML-compatible server.
+"""Endpoint registry of the local ClearML-compatible server (clearml-server's ``service_repo``).
 
 Handlers are plain synchronous functions ``handler(call: Call) -> dict`` registered with
 :func:`endpoint`. The returned dict becomes the ``data`` of the ClearML response envelope.
@@ -7,39 +7,16 @@ Handlers are plain synchronous functions ``handler(call: Call) -> dict`` registe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-API_VERSION = "2.23"  # what the server claims: clearml-server 1.9.2 serves API 2.23
+from .constants import API_VERSION
+from .errors import ApiError, bad_request, missing_field
 
-if TYPE_CHECKING:
-    from .store import Store
-
-
-class ApiError(Exception):
-    """An error returned to the client in the ClearML envelope.
-
-    Codes and subcodes follow the real server's ``apierrors/errors.conf``
-    (e.g. 400/101 invalid task id, 401/30 invalid token, 404/0 unknown endpoint).
-    """
-
-    def __init__(self, code: int, subcode: int, msg: str, data: dict | None = None):
-        super().__init__(msg)
-        self.code = code
-        self.subcode = subcode
-        self.msg = msg
-        self.data = data or {}
-
-
-def bad_request(msg: str, subcode: int = 12) -> ApiError:
-    """A 400 validation error (subcode 12 ``validation_error`` unless given)."""
-    return ApiError(400, subcode, msg)
-
-
-def missing_field(name: str) -> ApiError:
-    """A 400/11 ``missing_required_fields`` error naming the field."""
-    return ApiError(400, 11, f"Validation error (missing required fields): {name}")
+__all__ = ["ApiError", "bad_request", "missing_field", "API_VERSION", "Call", "RequestModel", "Handler", "ENDPOINTS",
+           "REQUEST_MODELS", "REQUIRED_FIELDS", "UNAUTHENTICATED", "UNLOCKED", "endpoint", "parse_request",
+           "required"]
 
 
 @dataclass
@@ -50,11 +27,21 @@ class Call:
     data: dict[str, Any]
     company: str
     user: str
-    store: "Store"
+    store: Any
+    """The server's :class:`~..store.Store` (typed loosely: the shared types sit below the store layer)."""
     requested_version: str = API_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     model: Any = None
     """The request parsed into the endpoint's ``request_data_model`` (None for endpoints without one)."""
+
+    @property
+    def api_version(self) -> tuple[int, int]:
+        """The API version in the request path as a comparable tuple (no or a bad version: the server's own)."""
+        try:
+            major, minor = str(self.requested_version).split(".")[:2]
+            return int(major), int(minor)
+        except ValueError:
+            return 2, 23
 
     def require(self, name: str) -> Any:
         """Return a required request field or raise ``missing_required_fields``."""
@@ -62,6 +49,17 @@ class Call:
         if value is None:
             raise missing_field(name)
         return value
+
+
+def required(call: Call, name: str) -> Any:
+    """A field the endpoint's JSON schema requires: missing is the real server's 400/12 validation error.
+
+    (Only endpoints registered with ``required_fields``, e.g. ``projects.create``, answer 400/11.)
+    """
+    value = call.data.get(name)
+    if value is None:
+        raise ApiError(400, 12, f"Validation error: data must contain ['{name}'] properties")
+    return value
 
 
 class RequestModel(BaseModel):

@@ -1,8 +1,4 @@
-"""Typed request models of the local server's endpoints (clearml-server ``apiserver/apimodels``).
-
-Each is a :class:`~.registry.RequestModel` (unknown fields kept) handed to the handler as ``call.model``;
-defaults are the real server's. Required fields missing are the real 400/11; a wrong type is 400/12.
-"""
+"""``tasks.*`` requests."""
 
 from __future__ import annotations
 
@@ -10,119 +6,10 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field
 
-from .registry import RequestModel
+from ..core import RequestModel
+from .shared import BatchRequest
 
 
-# -- shared ----------------------------------------------------------------------------------------------
-class BatchRequest(RequestModel):
-    """Any ``*_many`` call."""
-
-    ids: list[str] = Field(min_length=1, description="ids of the objects to act on")
-
-
-class MakePublicRequest(RequestModel):
-    ids: list[str] = Field(description="ids to make public or private")
-
-
-class MoveRequest(RequestModel):
-    """``tasks.move``/``models.move``: to a project by id or by name, or to the root."""
-
-    ids: list[str]
-    project: Optional[str] = None
-    project_name: Optional[str] = None
-
-
-class TagsRequest(RequestModel):
-    include_system: bool = False
-    filter: Optional[dict[str, Any]] = Field(default=None, description="tags/system_tags conditions")
-
-
-# -- projects --------------------------------------------------------------------------------------------
-class ProjectRequest(RequestModel):
-    project: str
-
-
-class ProjectCreateRequest(RequestModel):
-    name: str
-    description: Optional[str] = None
-    tags: Optional[list[str]] = None
-    system_tags: Optional[list[str]] = None
-    default_output_destination: Optional[str] = None
-
-
-class ProjectDeleteRequest(ProjectRequest):
-    force: bool = False
-    delete_contents: bool = False
-
-
-class ProjectMoveRequest(ProjectRequest):
-    new_location: Optional[str] = None
-
-
-class ProjectMergeRequest(ProjectRequest):
-    destination_project: Optional[str] = None
-
-
-class ProjectsGetRequest(RequestModel):
-    """``projects.get_all_ex`` options beyond the shared query fields."""
-
-    include_dataset_stats: bool = False
-    include_stats: bool = False
-    include_stats_filter: Optional[dict[str, Any]] = None
-    stats_with_children: bool = True
-    stats_for_state: Optional[Literal["active", "archived"]] = "active"
-    active_users: Optional[list[str]] = None
-    check_own_contents: bool = False
-    shallow_search: bool = False
-    search_hidden: bool = False
-    allow_public: bool = True
-
-
-class ProjectTagsRequest(TagsRequest):
-    projects: Optional[list[str]] = None
-
-
-class MultiProjectRequest(RequestModel):
-    projects: Optional[list[str]] = None
-    include_subprojects: bool = True
-
-
-class ProjectTaskParentsRequest(MultiProjectRequest):
-    tasks_state: Optional[Literal["active", "archived"]] = None
-
-
-class ProjectHyperparamValuesRequest(MultiProjectRequest):
-    section: str
-    name: str
-    allow_public: bool = True
-
-
-class ProjectOrNoneRequest(RequestModel):
-    project: Optional[str] = None
-    include_subprojects: bool = True
-
-
-class GetParamsRequest(ProjectOrNoneRequest):
-    page: int = Field(default=0, ge=0)
-    page_size: int = Field(default=500, ge=1)
-
-
-# -- organization ----------------------------------------------------------------------------------------
-class EntitiesCountRequest(RequestModel):
-    """Each of projects/tasks/models/pipelines/datasets/reports is a get_all-style query (counted if given)."""
-
-    projects: Optional[dict[str, Any]] = None
-    tasks: Optional[dict[str, Any]] = None
-    models: Optional[dict[str, Any]] = None
-    pipelines: Optional[dict[str, Any]] = None
-    datasets: Optional[dict[str, Any]] = None
-    reports: Optional[dict[str, Any]] = None
-    active_users: Optional[list[str]] = None
-    search_hidden: bool = False
-    allow_public: bool = True
-
-
-# -- tasks -----------------------------------------------------------------------------------------------
 class CreateTaskRequest(RequestModel):
     """``tasks.create``/``tasks.validate``: the schema's field types (extra fields kept)."""
 
@@ -159,68 +46,6 @@ class CloneRequest(RequestModel):
     validate_references: bool = False
     new_project_name: Optional[str] = None
 
-
-# -- models ----------------------------------------------------------------------------------------------
-class ModelRequest(RequestModel):
-    model: str
-
-
-class CreateModelRequest(RequestModel):
-    """``models.create``: ``ready`` defaults to true and ``metadata`` is an object keyed by item key, as the
-    real CreateModelRequest (a list of items is accepted too)."""
-
-    name: str
-    uri: str
-    labels: Optional[dict[str, int | str]] = None
-    tags: Optional[list[str]] = None
-    system_tags: Optional[list[str]] = None
-    comment: Optional[str] = None
-    public: bool = False
-    project: Optional[str] = None
-    parent: Optional[str] = None
-    framework: Optional[str] = None
-    design: Optional[dict[str, Any]] = None
-    ready: bool = True
-    ui_cache: Optional[dict[str, Any]] = None
-    task: Optional[str] = None
-    metadata: Optional[dict[str, dict[str, Any]] | list[dict[str, Any]]] = None
-
-
-class PublishModelRequest(ModelRequest):
-    force_publish_task: bool = False
-    publish_task: bool = True
-
-
-class ModelsPublishManyRequest(BatchRequest):
-    force_publish_task: bool = False
-    publish_task: bool = True
-
-
-class DeleteModelRequest(ModelRequest):
-    force: bool = False
-
-
-class ModelsDeleteManyRequest(BatchRequest):
-    force: bool = False
-
-
-class GetFrameworksRequest(RequestModel):
-    projects: Optional[list[str]] = None
-
-
-class MetadataItem(RequestModel):
-    key: str
-    type: Optional[str] = None
-    value: Optional[str] = None
-
-
-class AddOrUpdateMetadataRequest(ModelRequest):
-    metadata: list[MetadataItem] = Field(min_length=1)
-    replace_metadata: bool = False
-
-
-class DeleteMetadataRequest(ModelRequest):
-    keys: list[str] = Field(min_length=1)
 
 
 class TaskRequest(RequestModel):

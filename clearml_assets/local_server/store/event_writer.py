@@ -4,71 +4,29 @@ Follows the real server's ``bll/event/event_bll.py``: non-log events are identif
 (task, iter, metric, variant, key) so a re-report overwrites; scalar values must be finite 32-bit
 floats (Elasticsearch rejects others and the real server answers 500); the task's ``last_metrics``,
 ``last_iteration``, ``metric_stats`` and ``last_update`` follow each batch; plots of 100,000 characters
-or more are stored compressed (``plot_data``). Reading is in :mod:`.bll.events`.
+or more are stored compressed (``plot_data``, :mod:`.plots`). Reading is in the ``bll`` layer's ``event``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import math
-import re
-import sqlite3
 import struct
 import time
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .queries import now_iso
-from .registry import ApiError, Call, bad_request
-
-EVENT_TYPES = ("log", "training_stats_scalar", "training_stats_vector", "training_debug_image", "plot")
-LOCKED = ("publishing", "published")
-SINGLE_VALUE_ITER = -(2 ** 31)
+from ..core import ApiError, Call, bad_request
+from ..core.constants import EVENT_TYPES, LOCKED_STATUSES
+from .event_stats import field_hash, update_task_stats
+from .plots import compress_plot
 MIN_LONG, MAX_LONG = -(2 ** 63), 2 ** 63 - 1
 FLOAT32_MAX = 3.4028234663852886e38
 BULK_CHUNK = 500  # the real server indexes in chunks of 500 and stops at the first failing chunk
-MAX_UNIQUE_METRICS = 2000
-PLOT_COMPRESSION_THRESHOLD = 100_000  # services.events.plot_compression_threshold
-IMG_SOURCE_RE = re.compile(r"['\"]source['\"]:\s?['\"]([a-z][a-z0-9+\-.]*://.*?)['\"]", flags=re.IGNORECASE)
 INVALID_ITERATION = f"Iteration number should not exceed {MAX_LONG}"
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def field_hash(name: str) -> str:
-    """The real server's ``hash_field_name`` (keys of ``last_metrics``)."""
-    return hashlib.md5(name.encode("utf-8")).hexdigest()
-
-
-def compress_plot(event: dict) -> None:
-    """``plot_len``, ``source_urls`` and, from ``PLOT_COMPRESSION_THRESHOLD`` characters, ``plot_data``
-    (base64 of zlib level 1, in ``base64.encodebytes`` lines) instead of ``plot_str``: the real
-    ``validate_and_compress_plots``."""
-    plot_str = event.get("plot_str")
-    if not plot_str:
-        event["plot_len"] = 0
-        return
-    plot_str = plot_str if isinstance(plot_str, str) else str(plot_str)
-    event["plot_len"] = len(plot_str)
-    urls = set(IMG_SOURCE_RE.findall(plot_str))
-    if urls:
-        event["source_urls"] = list(urls)
-    if len(plot_str) >= PLOT_COMPRESSION_THRESHOLD:
-        event["plot_data"] = base64.encodebytes(zlib.compress(plot_str.encode("utf-8", "surrogatepass"), level=1)
-                                                ).decode("ascii")
-        event.pop("plot_str", None)
-
-
-def uncompress_plot(event: dict) -> dict:
-    """The real ``uncompress_plot``: ``plot_data`` back into ``plot_str`` (read paths that do so)."""
-    plot_data = event.pop("plot_data", None)
-    if plot_data and event.get("plot_str") is None:
-        event["plot_str"] = zlib.decompress(base64.b64decode(plot_data)).decode("utf-8", "surrogatepass")
-    return event
 
 
 def float32(value: float) -> float:
@@ -102,7 +60,7 @@ def _valid_entities(call: Call, ids: dict[str, bool], model: bool) -> set[str]:
         doc = call.store.get("models" if model else "tasks", entity_id, call.company)
         if doc is None:
             continue
-        if allow_locked or not (doc.get("ready") if model else doc.get("status") in LOCKED):
+        if allow_locked or not (doc.get("ready") if model else doc.get("status") in LOCKED_STATUSES):
             valid.add(entity_id)
     return valid
 
@@ -389,7 +347,7 @@ def _commit_batch(call: Call, batch: _Batch) -> dict:
     added = len(rows)
     if rows:
         _insert(call, rows)
-        _update_tasks(call, batch.used, batch.task_iter, batch.scalars, batch.stats)
+        update_task_stats(call, batch.used, batch.task_iter, batch.scalars, batch.stats)
     if errors.get(INVALID_ITERATION):
         raise ApiError(500, 100, f"General data error: err={errors[INVALID_ITERATION]} document(s) failed to "
                                  f"index., extra_info=None")
@@ -408,115 +366,3 @@ def _insert(call: Call, rows: list[tuple]) -> None:
             "model_event, ident, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
 
 
-def _update_tasks(call: Call, task_ids: set[str], iters: dict[str, int], scalars: dict[str, list[dict]],
-                  stats: dict[str, dict[str, dict[str, int]]]) -> None:
-    """``last_iteration`` (max), ``last_metrics``, ``metric_stats`` and ``last_update`` as
-    ``TaskBLL.update_statistics`` (``metric_stats`` is replaced by the batch's, as the real update does)."""
-    with call.store.lock:
-        for task_id in task_ids:
-            doc = call.store.get("tasks", task_id, call.company)
-            if doc is None:
-                continue
-            if task_id in iters:
-                doc["last_iteration"] = max(doc.get("last_iteration") or 0, iters[task_id])
-            _merge_last_metrics(doc, _batch_last_scalars(scalars.get(task_id, [])))
-            if stats.get(task_id):
-                doc["metric_stats"] = {
-                    field_hash(metric): {"metric": metric, "event_stats_by_type": {
-                        etype: {"last_update": ts} for etype, ts in types.items()}}
-                    for metric, types in stats[task_id].items()}
-            doc["last_update"] = now_iso()
-            call.store.save("tasks", doc)
-
-
-def _batch_last_scalars(events: list[dict]) -> dict[tuple[str, str], dict]:
-    out: dict[tuple[str, str], dict] = {}
-    for ev in events:
-        last = out.setdefault((ev["metric"], ev["variant"]), {"metric": ev["metric"], "variant": ev["variant"]})
-        value, it, ts = ev["value"], ev.get("iter", 0), ev.get("timestamp", 0)
-        last["count"] = last.get("count", 0) + 1
-        last["total"] = last.get("total", 0) + value
-        if (it, ts) >= (last.get("iter", it), last.get("timestamp", ts)):
-            last.update(value=value, iter=it, timestamp=ts)
-        if last.get("first_value_iter") is None or it < last["first_value_iter"]:
-            last.update(first_value=value, first_value_iter=it)
-        if last.get("min_value") is None or value < last["min_value"]:
-            last.update(min_value=value, min_value_iter=it)
-        if last.get("max_value") is None or value > last["max_value"]:
-            last.update(max_value=value, max_value_iter=it)
-    return out
-
-
-def _merge_last_metrics(doc: dict, batch: dict[tuple[str, str], dict]) -> None:
-    if not batch:
-        return
-    metrics = doc.get("last_metrics") or {}
-    unique = list(doc.get("unique_metrics") or [])
-    for (metric, variant), data in batch.items():
-        name = f"{metric}/{variant}"
-        if name not in unique:
-            if len(unique) >= MAX_UNIQUE_METRICS:
-                continue
-            unique.append(name)
-        stored = metrics.setdefault(field_hash(metric), {}).setdefault(field_hash(variant), {})
-        stored.update(metric=metric, variant=variant, value=data["value"])
-        if stored.get("first_value") is None:
-            stored.update(first_value=data["first_value"], first_value_iteration=data["first_value_iter"])
-        if stored.get("min_value") is None or stored["min_value"] > data["min_value"]:
-            stored.update(min_value=data["min_value"], min_value_iteration=data["min_value_iter"])
-        if stored.get("max_value") is None or stored["max_value"] < data["max_value"]:
-            stored.update(max_value=data["max_value"], max_value_iteration=data["max_value_iter"])
-        count = stored.get("count") or 0
-        stored["mean_value"] = round(((stored.get("mean_value") or 0) * count + data["total"])
-                                     / (count + data["count"]), 2)
-        stored["count"] = count + data["count"]
-    doc["last_metrics"] = metrics
-    doc["unique_metrics"] = unique
-
-
-# -- reading -----------------------------------------------------------------------------------------
-def metric_clause(metrics: Any) -> tuple[str, list]:
-    """SQL for the real ``MetricVariants`` filter: ``[{metric, variants?}]`` or ``{metric: variants}``."""
-    if not metrics:
-        return "", []
-    if isinstance(metrics, dict):
-        metrics = [{"metric": m, "variants": v} for m, v in metrics.items()]
-    parts, args = [], []
-    for m in metrics:
-        if not isinstance(m, dict) or not isinstance(m.get("metric"), str):
-            raise bad_request("Validation error (metrics items need a metric string)")
-        variants = m.get("variants") or []
-        if variants:
-            parts.append(f"(metric=? AND variant IN ({','.join('?' * len(variants))}))")
-            args += [m["metric"], *variants]
-        else:
-            parts.append("metric=?")
-            args.append(m["metric"])
-    return " AND (" + " OR ".join(parts) + ")", args
-
-
-_VERBATIM: dict[str, bool] = {}
-
-
-def json_fields_verbatim(conn: sqlite3.Connection) -> bool:
-    """Whether SQLite's ``body -> '$.field'`` returns a field's JSON text exactly as stored.
-
-    Checked once on values this module writes (floats, big integers, escaped text); when it holds,
-    scalar columns are read straight from the stored JSON instead of decoding every event.
-    """
-    version = sqlite3.sqlite_version
-    if version not in _VERBATIM:
-        samples = [0.12345678901234568, 1e-07, 1e+20, -0.0, 5e-324, 10 ** 30, -(2 ** 63), "\u00e9\ud800",
-                   None, True, 3]
-        try:
-            ok = all(conn.execute("SELECT ? -> '$.v'", (_encode({"v": v}),)).fetchone()[0] == _encode(v)
-                     for v in samples)
-        except sqlite3.Error:  # no JSON operators in this SQLite
-            ok = False
-        _VERBATIM[version] = ok
-    return _VERBATIM[version]
-
-
-def count(conn: sqlite3.Connection, where: str, args: list) -> int:
-    """The number of events matching ``where``."""
-    return conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}", args).fetchone()[0]
