@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--changed", type=float, default=0.05)
     args = parser.parse_args()
 
-    from clearml_assets.datasets.assets import publish_folder
+    from clearml_assets.datasets.publish import publish_folder
     from clearml_assets.datasets.shapes import format_yolo_label, generate_demo_dataset, render_demo_image
     from clearml_assets.local_server import LocalServer
     from clearml_assets.resource import ClearMLResource

@@ -24,7 +24,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import dagster as dg
 from pydantic import Field
@@ -121,6 +121,23 @@ def key_env_names(account: str) -> dict[str, str]:
     return {"api_host": f"CLEARML_API_HOST_{up}", "web_host": f"CLEARML_WEB_HOST_{up}",
             "files_host": f"CLEARML_FILES_HOST_{up}", "access_key": f"CLEARML_KEY_{up}",
             "secret_key": f"CLEARML_SECRET_{up}", **storage}
+
+
+def unknown_account_message(name: str, known: Iterable[str]) -> str:
+    """What to say when account ``name`` is not configured: the variables that would make it, or, for a name
+    that cannot be an account name (``Local``), that names are lower case, with the configured one it matches."""
+    known = sorted(known)
+    head = f"ClearML account '{name}' is not configured (known: {', '.join(known) or 'none'})."
+    if not ACCOUNT_NAME.match(name):
+        same = [k for k in known if k == name.lower()]
+        return (f"{head} Account names are lower case: letters, digits and underscores, starting with a letter"
+                + (f"; use '{same[0]}'." if same else
+                   f" (the account made by CLEARML_KEY_{name.upper()} is '{name.lower()}')."
+                   if ACCOUNT_NAME.match(name.lower()) else "."))
+    var = key_env_names(name)
+    return (f"{head} Set {var['access_key']} and {var['secret_key']} (and {var['api_host']} for a self-hosted "
+            "server) in the environment or .env, or choose another account with run config "
+            '{"resources": {"clearml": {"config": {"default_account": "<account>"}}}}.')
 
 
 def accounts_from_env(env: Mapping[str, str]) -> dict[str, ClearMLAccount]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,6 +27,15 @@ def _port(value: str) -> int | None:
     return None if value.lower() in ("none", "off") else int(value)
 
 
+HOME_PORT = -1  # a port option not given: the server keeps the port it was first started on
+
+
+def _explicit_ports(args: argparse.Namespace) -> dict[str, int | None]:
+    """The ports given on the command line (``api``, ``files``, ``web``): they replace the recorded ones."""
+    given = {"api": args.api_port, "files": args.files_port, "web": args.web_port}
+    return {part: port for part, port in given.items() if port != HOME_PORT}
+
+
 def _local_server(args: argparse.Namespace) -> int:
     action = {"serve": _serve_local_server, "start": _start_local_server, "stop": _stop_local_server,
               "status": _local_server_status}[args.action]
@@ -36,8 +43,9 @@ def _local_server(args: argparse.Namespace) -> int:
 
 
 def _serve_local_server(args: argparse.Namespace) -> int:
-    from .local_server import Credential, LocalServer
-    from .local_server.runner import DataDirInUse, PortInUse, check_ports_free
+    from .local_server import Credential, LocalServer, sdk_config_file
+    from .local_server.home_ports import HomePortTaken, choose_ports, record_ports
+    from .local_server.runner import DataDirInUse, PortInUse, check_ports_free, lock_is_held
 
     key = args.access_key or os.environ.get("CLEARML_ASSETS_SERVER_ACCESS_KEY")
     secret = args.secret_key or os.environ.get("CLEARML_ASSETS_SERVER_SECRET_KEY")
@@ -45,14 +53,21 @@ def _serve_local_server(args: argparse.Namespace) -> int:
         print("error: --access-key and --secret-key go together", file=sys.stderr)
         return 2
     creds = [Credential(key, secret)] if key else None
-    server = LocalServer(_server_data_dir(args), host=args.host, api_port=args.api_port,
-                         files_port=args.files_port, web_port=args.web_port, credentials=creds)
+    data_dir = _server_data_dir(args)
+    if lock_is_held(data_dir):
+        print(f"error: {DataDirInUse(data_dir)}", file=sys.stderr)
+        return 1
     try:  # before printing where it listens: a taken port is the one line it prints
+        ports = choose_ports(data_dir, args.host, {"api": 8008, "files": 8081, "web": 8080}, _explicit_ports(args))
+        server = LocalServer(data_dir, host=args.host, api_port=ports["api"], files_port=ports["files"],
+                             web_port=ports["web"], credentials=creds)
         check_ports_free(server.host, {"API": server.api_port, "files": server.files_port,
                                        "web view": server.web_port})
-    except PortInUse as exc:
+    except (PortInUse, HomePortTaken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    record_ports(data_dir, ports)
+    sdk_config_file(server.info)
     if not args.quiet:
         _print_server(server.info, "ClearML-compatible local server")
         if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -67,6 +82,8 @@ def _serve_local_server(args: argparse.Namespace) -> int:
 
 
 def _print_server(info, title: str) -> None:
+    from .local_server import sdk_config_file
+
     print(f"{title}, data in {info.data_dir}")
     print(f"  API:       {info.api_host}")
     print(f"  files:     {info.files_host}")
@@ -77,6 +94,8 @@ def _print_server(info, title: str) -> None:
     for name, value in info.env().items():
         if value:
             print(f"  export {name}={shlex.quote(value)}")
+    print("or the same in one file:")
+    print(f"  export CLEARML_CONFIG_FILE={shlex.quote(str(sdk_config_file(info)))}")
 
 
 def _server_command(args: argparse.Namespace, action: str) -> str:
@@ -93,8 +112,7 @@ def _start_local_server(args: argparse.Namespace) -> int:
               "CLEARML_ASSETS_SERVER_SECRET_KEY (a command line is visible to every user in ps)", file=sys.stderr)
         return 2
     try:
-        info, started = start_server(_server_data_dir(args), host=args.host, api_port=args.api_port,
-                                     files_port=args.files_port, web_port=args.web_port)
+        info, started = start_server(_server_data_dir(args), host=args.host, explicit=_explicit_ports(args))
     except LocalServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -139,7 +157,17 @@ def _local_server_status(args: argparse.Namespace) -> int:
     hosts = {"api": info.api_host, "files": info.files_host, "web": info.web_host}
     for part, answered in parts.items():
         print(f"  {part:6s} {hosts[part]}  {'answers' if answered else 'does not answer'}")
+    if parts["api"]:
+        _print_sdk_settings(info)
     return 0 if ok else 1
+
+
+def _print_sdk_settings(info) -> None:
+    """How a ClearML SDK script uses this server: the ``clearml.conf`` written for it (hosts and key pair)."""
+    from .local_server import sdk_config_file
+
+    print("SDK settings (hosts and key pair, for a ClearML script or `clearml-agent`):")
+    print(f"  export CLEARML_CONFIG_FILE={shlex.quote(str(sdk_config_file(info)))}")
 
 
 def _prog() -> str:
@@ -153,7 +181,9 @@ def _prog() -> str:
 def ui_command(home: Path, dagster_home: Path) -> str:
     """The ``clearml-assets ui`` command line that opens the Dagster UI on ``home``/``dagster_home``."""
     parts = [_prog(), "ui", "--home", shlex.quote(str(home))]
-    if Path(dagster_home).resolve() != (Path(home) / "dagster_home").resolve():
+    from .demo import home_dagster_dir
+
+    if Path(dagster_home).resolve() != home_dagster_dir(home).resolve():
         parts += ["--dagster-home", shlex.quote(str(dagster_home))]
     return " ".join(parts)
 
@@ -161,38 +191,6 @@ def ui_command(home: Path, dagster_home: Path) -> str:
 def stop_command(home: Path) -> str:
     """The command that stops the local server of ``home``."""
     return f"{_prog()} local-server stop --home {shlex.quote(str(home))}"
-
-
-def _ui(args: argparse.Namespace) -> int:
-    from .demo import prepare_dagster_home
-    from .local_server.ensure import LocalServerError, ensure_local_server
-
-    home = (Path(args.home).expanduser() if args.home else _home()).resolve()
-    dagster_home = Path(args.dagster_home or os.environ.get("DAGSTER_HOME") or home / "dagster_home")
-    dagster_home = dagster_home.expanduser().resolve()
-    prepare_dagster_home(dagster_home)
-    dagster = Path(sys.executable).with_name("dagster")
-    if not dagster.is_file():
-        print(f"error: dagster is not installed next to {sys.executable}: pip install dagster-webserver",
-              file=sys.stderr)
-        return 1
-    env = {**os.environ, "CLEARML_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
-    os.environ["CLEARML_ASSETS_HOME"] = str(home)
-    try:
-        server = ensure_local_server(home)
-    except LocalServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
-    print(f"Dagster UI: open {url} in a browser once it is up (runs and assets of {dagster_home}).")
-    if server.web_host:
-        print(f"ClearML web view of the local server: {server.web_host} (sign in with the key pair in "
-              f"{server.data_dir / 'credentials.json'}).")
-    print("Ctrl+C stops the UI; the local server keeps running (stop it with "
-          f"`{stop_command(home)}`).", flush=True)
-    argv = [str(dagster), "dev", "-m", "clearml_assets.definitions", "-h", args.host, "-p", str(args.port)]
-    os.execve(str(dagster), argv, env)
-    return 0  # not reached
 
 
 def _make_demo_data(args: argparse.Namespace) -> int:
@@ -244,72 +242,14 @@ def print_summary(summary: dict) -> None:
     print(f"  {ui_command(home, dagster_home)}")
 
 
-def _add_partitions(args: argparse.Namespace) -> int:
-    from .errors import ClearMLAssetsError
-
-    if not os.environ.get("DAGSTER_HOME"):
-        print("error: DAGSTER_HOME is not set: partitions live in a persistent Dagster instance; set DAGSTER_HOME "
-              "to the folder `dagster dev` / `dagster asset materialize` use (e.g. export "
-              "DAGSTER_HOME=~/.clearml_assets/dagster_home)", file=sys.stderr)
-        return 2
-    import dagster as dg
-
-    from .automation.partitions import add_clearml_archive_partitions, materialize_command
-    from .resource import ClearMLResource
-
-    kind = "project" if args.projects else "task"
-    clearml = ClearMLResource.from_env()
-    try:
-        with dg.DagsterInstance.get() as instance:
-            new = add_clearml_archive_partitions(instance, clearml, args.ids, account=args.account, kind=kind)
-    except ClearMLAssetsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    account = args.account or clearml.default_account
-    print(f"added {len(new)} {kind} partition(s) of account {account!r}"
-          + (f" ({len(set(args.ids)) - len(new)} already there)" if len(new) < len(set(args.ids)) else ""))
-    print("archive one with:")
-    for partition in dict.fromkeys(args.ids):
-        print(f"  {materialize_command(account, partition, kind)}")
-    return 0
-
-
 def _restore(args: argparse.Namespace) -> int:
     from .restore.cli import restore_main
 
     return restore_main(args.restore_args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``clearml-assets``."""
-    parser = argparse.ArgumentParser(
-        prog="clearml-assets",
-        description="Dagster assets for ClearML, with an embedded local ClearML-compatible server.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    srv = sub.add_parser("local-server", help="run, start, stop or check the local ClearML-compatible server",
-                         description="Serve the ClearML REST API, a fileserver and a read-only web view from a "
-                                     "local folder. `serve` (default) runs in the foreground; `start` runs it in "
-                                     "the background (it keeps running until `stop`); `status` is a health check "
-                                     "(exit 0 healthy, 1 not healthy, 3 not running). Data persists in the data "
-                                     "directory; the key pair is generated once and kept there unless given. One "
-                                     "data directory is served by one server at most.")
-    srv.add_argument("action", nargs="?", choices=["serve", "start", "stop", "status"], default="serve",
-                     help="what to do (default: serve)")
-    srv.add_argument("--home", help="CLEARML_ASSETS_HOME whose server to use (data in HOME/server; default: "
-                                    "$CLEARML_ASSETS_HOME or ~/.clearml_assets)")
-    srv.add_argument("--data-dir", help="folder for the database and files (default: HOME/server)")
-    srv.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
-    srv.add_argument("--api-port", type=int, default=8008, help="API port (default: %(default)s)")
-    srv.add_argument("--files-port", type=int, default=8081, help="fileserver port (default: %(default)s)")
-    srv.add_argument("--web-port", type=_port, default=8080,
-                     help="web view port, 0 for a free one, none for no web view (default: %(default)s)")
-    srv.add_argument("--access-key", help="access key to accept (or CLEARML_ASSETS_SERVER_ACCESS_KEY)")
-    srv.add_argument("--secret-key", help="secret key to accept (or CLEARML_ASSETS_SERVER_SECRET_KEY)")
-    srv.add_argument("--quiet", action="store_true", help="print nothing on start")
-    srv.set_defaults(func=_local_server)
-
+def _add_demo_parsers(sub: argparse._SubParsersAction) -> None:
+    """``make-demo-data`` and ``demo``."""
     demo = sub.add_parser("make-demo-data", help="write the demo object detection set (shapes on noise)",
                           description="Write coloured circles, squares and triangles on noise with exact "
                                       "YOLO labels (images/, labels/, classes.txt); the same seed always "
@@ -334,33 +274,56 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "instead of the demo log file")
     run.set_defaults(func=_demo)
 
-    ui = sub.add_parser("ui", help="open the Dagster UI on the demo's home (dagster dev)",
-                        description="Start `dagster dev` for clearml_assets.definitions with DAGSTER_HOME and "
-                                    "CLEARML_ASSETS_HOME set to the home the demo used (and its local server "
-                                    "running), so the UI shows the demo's runs and re-runs use the same server.")
-    ui.add_argument("--home", help="CLEARML_ASSETS_HOME (default: $CLEARML_ASSETS_HOME or ~/.clearml_assets)")
-    ui.add_argument("--dagster-home", help="DAGSTER_HOME (default: $DAGSTER_HOME or HOME/dagster_home)")
-    ui.add_argument("--host", default="127.0.0.1", help="interface of the UI (default: %(default)s)")
-    ui.add_argument("--port", type=int, default=int(os.environ.get("CLEARML_ASSETS_UI_PORT") or 3000),
-                    help="UI port (default: $CLEARML_ASSETS_UI_PORT or %(default)s)")
-    ui.set_defaults(func=_ui)
 
-    add = sub.add_parser("add-partitions", help="add ClearML task (or project) ids as archive partitions",
-                         description="Check that the ids exist on the account and add them as partitions of "
-                                     "<account>/clearml_task_archive (or clearml_project_archive with --projects) "
-                                     "in the Dagster instance of $DAGSTER_HOME, so `dagster asset materialize "
-                                     "--partition <id>` and the launchpad can archive them. The completed-task "
-                                     "sensor does this by itself for tasks that complete.")
-    add.add_argument("ids", nargs="+", metavar="ID", help="ClearML task ids (project ids with --projects)")
-    add.add_argument("--account", help="ClearML account (default: CLEARML_ASSETS_DEFAULT_ACCOUNT or local)")
-    add.add_argument("--projects", action="store_true", help="the ids are project ids (project archive)")
-    add.set_defaults(func=_add_partitions)
-
+def _add_restore_parser(sub: argparse._SubParsersAction) -> None:
+    """``restore``: its arguments are parsed by ``restore.cli``."""
     rest = sub.add_parser("restore", add_help=False, prefix_chars="\0",
                           help="restore an archive into a ClearML account, or copy dataset versions",
                           description="See `clearml-assets restore --help`.")
     rest.add_argument("restore_args", nargs=argparse.REMAINDER)
     rest.set_defaults(func=_restore)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``clearml-assets``."""
+    parser = argparse.ArgumentParser(
+        prog="clearml-assets",
+        description="Dagster assets for ClearML, with an embedded local ClearML-compatible server.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    srv = sub.add_parser("local-server", help="run, start, stop or check the local ClearML-compatible server",
+                         description="Serve the ClearML REST API, a fileserver and a read-only web view from a "
+                                     "local folder. `serve` (default) runs in the foreground; `start` runs it in "
+                                     "the background (it keeps running until `stop`); `status` is a health check "
+                                     "(exit 0 healthy, 1 not healthy, 3 not running). Data persists in the data "
+                                     "directory; the key pair is generated once and kept there unless given. One "
+                                     "data directory is served by one server at most.")
+    srv.add_argument("action", nargs="?", choices=["serve", "start", "stop", "status"], default="serve",
+                     help="what to do (default: serve)")
+    srv.add_argument("--home", help="CLEARML_ASSETS_HOME whose server to use (data in HOME/server; default: "
+                                    "$CLEARML_ASSETS_HOME or ~/.clearml_assets)")
+    srv.add_argument("--data-dir", help="folder for the database and files (default: HOME/server)")
+    srv.add_argument("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    kept = "the port this server was first started on (recorded in its data directory: links to it keep working)"
+    srv.add_argument("--api-port", type=int, default=HOME_PORT,
+                     help=f"API port, 0 for a free one (default: {kept}; at the first start 8008, or a free one)")
+    srv.add_argument("--files-port", type=int, default=HOME_PORT,
+                     help=f"fileserver port, 0 for a free one (default: {kept}; at the first start 8081, or a free "
+                          "one)")
+    srv.add_argument("--web-port", type=_port, default=HOME_PORT,
+                     help=f"web view port, 0 for a free one, none for no web view (default: {kept}; at the first "
+                          "start 8080, or a free one)")
+    srv.add_argument("--access-key", help="access key to accept (or CLEARML_ASSETS_SERVER_ACCESS_KEY)")
+    srv.add_argument("--secret-key", help="secret key to accept (or CLEARML_ASSETS_SERVER_SECRET_KEY)")
+    srv.add_argument("--quiet", action="store_true", help="print nothing on start")
+    srv.set_defaults(func=_local_server)
+
+    _add_demo_parsers(sub)
+    from .cli_dagster import add_instance_parsers  # it imports this module's helpers
+
+    add_instance_parsers(sub)
+    _add_restore_parser(sub)
     return parser
 
 

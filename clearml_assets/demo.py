@@ -36,6 +36,12 @@ DEMO_ARCHIVE_JOB = "clearml_demo_archive"
 _progress_out: IO[str] | None = None
 
 
+def home_dagster_dir(home: Path) -> Path:
+    """The Dagster instance folder of a home (``HOME/dagster_home``): what the demo, ``clearml-assets ui``,
+    ``add-partitions`` and ``materialize`` use when ``DAGSTER_HOME`` is not set."""
+    return Path(home) / "dagster_home"
+
+
 def prepare_dagster_home(path: Path) -> Path:
     """Create the demo's ``DAGSTER_HOME`` with a ``dagster.yaml`` (kept if there is one)."""
     path = Path(path).expanduser().resolve()
@@ -177,7 +183,7 @@ def run_demo(account: str | None = None, home: Path | None = None, train_epochs:
         os.environ["CLEARML_ASSETS_HOME"] = str(Path(home).expanduser().resolve())
     base = clearml_assets_home().resolve()
     os.environ["CLEARML_ASSETS_HOME"] = str(base)
-    os.environ.setdefault("DAGSTER_HOME", str(base / "dagster_home"))
+    os.environ.setdefault("DAGSTER_HOME", str(home_dagster_dir(base)))
     dagster_home = prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     log_file = None if verbose else base / "logs" / f"demo-{datetime.now():%Y%m%d-%H%M%S}.log"

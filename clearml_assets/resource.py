@@ -20,8 +20,8 @@ from pydantic import Field, PrivateAttr
 
 from .accounts import (
     ACCOUNT_NAME, LOCAL_ACCOUNT, SAAS_API_HOST, SAAS_FILES_HOST, SAAS_WEB_HOST, ClearMLAccount, accounts_from_env,
-    clearml_assets_home, default_export_root, default_staging_root, key_env_names, keys_from_credentials_file,
-    setting, storage_options_of,
+    clearml_assets_home, default_export_root, default_staging_root, keys_from_credentials_file,
+    setting, storage_options_of, unknown_account_message,
 )
 from .clearml_conf import ClearMLConf, read_clearml_conf
 from .client import ClearMLClient, derive_files_host, loopback_aliases
@@ -150,13 +150,7 @@ class ClearMLResource(dg.ConfigurableResource):
             raise self._unknown(self.default_account)
 
     def _unknown(self, name: str) -> ClearMLConfigError:
-        known = ", ".join(sorted(self.accounts)) or "none"
-        var = key_env_names(name) if ACCOUNT_NAME.match(name) else key_env_names("name")
-        return ClearMLConfigError(
-            f"ClearML account '{name}' is not configured (known: {known}). Set {var['access_key']} and "
-            f"{var['secret_key']} (and {var['api_host']} for a self-hosted server) in the environment or .env, "
-            "or choose another account with run config "
-            '{"resources": {"clearml": {"config": {"default_account": "<account>"}}}}.')
+        return ClearMLConfigError(unknown_account_message(name, self.accounts))
 
     # -- accounts -----------------------------------------------------------------------------
     def account_names(self) -> list[str]:

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-# Where keys belong: the local server's key store, and .env files tests write on purpose.
+# Where keys belong: the local server's key store (and the SDK settings it writes beside it, clearml.conf, 0600),
+# and .env files tests write on purpose.
 ALLOWED_NAMES = {"credentials.json", ".env"}
+BESIDE_KEY_STORE = {"clearml.conf"}
 CHUNK = 1 << 20
 MIN_SECRET_LENGTH = 12  # shorter strings would match by chance
 
@@ -119,6 +121,8 @@ def scan_tree(root: Path, secrets: list[Secret]) -> list[Finding]:
     findings = []
     for path in root.rglob("*"):
         if path.name in ALLOWED_NAMES or path.is_symlink() or not path.is_file():
+            continue
+        if path.name in BESIDE_KEY_STORE and (path.parent / "credentials.json").is_file():
             continue
         try:
             findings += scan_file(path, secrets)

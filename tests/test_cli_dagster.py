@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +36,10 @@ def cli(tmp_path_factory):
     # What the `local` account does on first use; the CLI runs below find this server and reuse it.
     info = ensure_local_server(home, api_port=0, files_port=0, web_port=0)
     try:
-        def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-            return subprocess.run(list(args), env=env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+        def run(*args: str, timeout: float = 300, path: str | None = None, **extra: str
+                ) -> subprocess.CompletedProcess:
+            run_env = {**env, **extra, **({"PATH": path} if path else {})}
+            return subprocess.run(list(args), env=run_env, cwd=tmp, capture_output=True, text=True, timeout=timeout)
 
         def instance() -> dg.DagsterInstance:
             return dg.DagsterInstance.from_config(str(dagster_home))
@@ -88,13 +89,19 @@ def test_task_partition_missing_then_added_then_materialized(cli):
     proc = cli.run(str(BIN / "clearml-assets"), "add-partitions", task_id)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "added 1 task partition(s) of account 'local'" in proc.stdout
-    command = next(line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("dagster asset"))
-    assert command == f"dagster asset materialize -m clearml_assets.definitions --select {TASK_ARCHIVE} " \
+    assert f"  {task_id}  cli task" in proc.stdout.splitlines()  # the task's name beside its id
+    command = next(line.strip() for line in proc.stdout.splitlines() if "asset materialize" in line)
+    # Dagster's CLI by its full path (DAGSTER_HOME is set in this shell, so it is not repeated)
+    assert command == f"{BIN / 'dagster'} asset materialize -m clearml_assets.definitions --select {TASK_ARCHIVE} " \
                       f"--partition {task_id}"
+    # ... and the partition carries the task's name before any archive run
+    with cli.instance() as instance:
+        observed = instance.fetch_observations(dg.AssetKey(["local", "clearml_task_archive"]), limit=1).records
+    assert observed[0].partition_key == task_id
+    assert observed[0].asset_observation.metadata["task_name"].value == "cli task"
 
-    # The printed command, as printed.
-    argv = shlex.split(command)
-    proc = cli.run(str(BIN / argv[0]), *argv[1:])
+    # The printed command, as printed, from a shell without the venv on its PATH.
+    proc = cli.run("sh", "-c", command, path="/usr/bin:/bin")
     assert proc.returncode == 0, proc.stderr[-4000:]
     with cli.instance() as instance:
         assert instance.get_dynamic_partitions("clearml_tasks_local") == [task_id]
@@ -120,11 +127,61 @@ def test_task_partition_missing_then_added_then_materialized(cli):
         assert instance.get_dynamic_partitions("clearml_projects_local") == [project_id]
 
 
-def test_add_partitions_needs_a_persistent_dagster_home(cli):
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    proc = subprocess.run([str(BIN / "clearml-assets"), "add-partitions", "abc"], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 2 and "DAGSTER_HOME is not set" in proc.stderr
+def test_add_partitions_without_dagster_home_uses_the_homes_instance_and_prints_a_working_command(cli):
+    out = run_sdk_script("""
+        from clearml import Task
+        task = Task.init(project_name="cli_project", task_name="no dagster home", auto_connect_frameworks=False,
+                         auto_resource_monitoring=False, auto_connect_streams=False)
+        print("ID", task.id)
+        task.close()
+    """, cli.sdk_env, timeout=120, cwd=cli.tmp)
+    task_id = out.stdout.split("ID ", 1)[1].split()[0]
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "CLEARML_ASSETS_HOME")}
+    home_dagster = cli.home / "dagster_home"
+    proc = subprocess.run([str(BIN / "clearml-assets"), "add-partitions", "--home", str(cli.home), task_id], env=env,
+                          cwd=cli.tmp, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"to the Dagster instance in {home_dagster.resolve()}" in proc.stdout
+    assert (home_dagster / "dagster.yaml").is_file()  # created as `clearml-assets ui` and the demo do
+    command = next(line.strip() for line in proc.stdout.splitlines() if "asset materialize" in line)
+    assert command.startswith(f"DAGSTER_HOME={home_dagster.resolve()} CLEARML_ASSETS_HOME={cli.home.resolve()} "
+                              f"{BIN / 'dagster'} asset materialize")
+    # verbatim, in a shell that has neither variable nor the venv on its PATH
+    proc = subprocess.run(["sh", "-c", command], env={**env, "PATH": "/usr/bin:/bin"}, cwd=cli.tmp,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with dg.DagsterInstance.from_config(str(home_dagster)) as instance:
+        assert instance.get_dynamic_partitions("clearml_tasks_local") == [task_id]
+        record = instance.fetch_materializations(dg.AssetKey(["local", "clearml_task_archive"]), limit=1).records[0]
+    assert record.asset_materialization.partition == task_id
+
+
+def test_run_config_under_an_asset_key_fails_naming_the_op(cli):
+    # Dagster accepts (and ignores) an `ops` entry named after the asset; the asset refuses it before any work.
+    config = {"ops": {"training/shapes_yolo": {"config": {"epochs": 1}}}}
+    proc = cli.run(*materialize("--select", "training/shapes_yolo", "--config-json", json.dumps(config)))
+    assert proc.returncode != 0
+    assert "Run config key ops.'training/shapes_yolo' names an asset" in proc.stderr
+    assert '{"ops": {"training__shapes_yolo": {"config": {...}}}}' in proc.stderr
+    typo = {"ops": {"trainig__shapes_yolo": {"config": {"epochs": 1}}}}
+    proc = cli.run(*materialize("--select", "training/shapes_yolo", "--config-json", json.dumps(typo)))
+    assert proc.returncode != 0 and "did you mean 'training__shapes_yolo'" in proc.stderr
+
+
+def test_materialize_reads_run_config_files_itself_and_names_a_yaml_error(cli):
+    bad = cli.tmp / "bad.yaml"
+    bad.write_text("ops:\n  training__shapes_yolo:\n    config: {epochs: 1\n")
+    proc = cli.run(str(BIN / "clearml-assets"), "materialize", "--select", "training/shapes_yolo", "-c", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"error: Run config file '{bad}', line 4, column 1: expected ',' or '}}'" in proc.stderr
+    proc = cli.run(str(BIN / "clearml-assets"), "materialize", "--select", "training/shapes_yolo",
+                   "--config-json", '{"ops": ')
+    assert proc.returncode == 2 and "--config-json is not valid JSON" in proc.stderr and "column 9" in proc.stderr
+    # a valid file reaches the run (which then says what to materialize first: nothing was trained yet)
+    good = cli.tmp / "good.yaml"
+    good.write_text("ops:\n  training__shapes_yolo:\n    config: {epochs: 1}\n")
+    proc = cli.run(str(BIN / "clearml-assets"), "materialize", "--select", "training/shapes_yolo", "-c", str(good))
+    assert proc.returncode != 0 and "No dataset version to train on" in proc.stderr
 
 
 @pytest.mark.slow

@@ -202,7 +202,7 @@ def test_failed_upload_leaves_no_dataset(env):
 
 
 def test_unfinished_drafts_of_a_killed_child_are_deleted_and_others_kept(env):
-    from clearml_assets.datasets.assets import discard_unfinished_drafts
+    from clearml_assets.datasets.publish import discard_unfinished_drafts
 
     ids = env.sdk(f"""
         from clearml import Dataset

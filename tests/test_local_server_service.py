@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,71 @@ def test_local_account_points_at_a_shared_server_by_url(service, tmp_path: Path,
     monkeypatch.setenv("CLEARML_ASSETS_LOCAL_SERVER", "http://127.0.0.1:9")
     with pytest.raises(ClearMLConnectionError, match="does not answer"):
         ClearMLResource(home=str(other_home)).client("local")
+
+
+# -- a home's server keeps its ports, and says where its SDK settings are ------------------------------------------
+def _listen(port: int = 0) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(4)
+    return sock
+
+
+def test_a_home_server_keeps_its_ports_across_restarts_or_says_why_it_cannot(tmp_path: Path, monkeypatch):
+    """Links written to the server (metadata, task.json, summaries) stay valid: the ports it got at its first start
+    are reused at every start; a recorded port another program took is an error naming it, not a silent move."""
+    from clearml_assets.local_server.ensure import LocalServerError, start_server, stop_server
+    from clearml_assets.local_server.server_info import free_port
+
+    data_dir = tmp_path / "home" / "server"
+    stranger = _listen()  # holds the preferred web port at the first start
+    preferred = dict(api_port=free_port(), files_port=free_port(), web_port=stranger.getsockname()[1])
+    try:
+        first, started = start_server(data_dir, **preferred)
+        assert started and not first.web_host.endswith(f":{preferred['web_port']}")
+    finally:
+        stranger.close()
+    assert stop_server(data_dir)
+    again, started = start_server(data_dir, **preferred)  # the preferred web port is free now: not taken back
+    assert started and (again.api_host, again.files_host, again.web_host) == (
+        first.api_host, first.files_host, first.web_host)
+    assert stop_server(data_dir)
+
+    squatter = _listen(again.web_port)
+    try:
+        with pytest.raises(LocalServerError) as err:
+            start_server(data_dir, **preferred)
+        msg = str(err.value)
+        assert f"port {again.web_port} (web view" in msg and f"pid {os.getpid()}" in msg
+        assert "CLEARML_ASSETS_LOCAL_WEB_PORT=<port>" in msg and "--web-port" in msg
+        # choosing another port is recorded and then kept
+        moved, _ = start_server(data_dir, **preferred, explicit={"web": 0})
+        assert moved.web_host != again.web_host and moved.api_host == again.api_host
+    finally:
+        squatter.close()
+    assert stop_server(data_dir)
+    kept, _ = start_server(data_dir, **preferred)
+    assert kept.web_host == moved.web_host
+    assert stop_server(data_dir)
+
+
+def test_status_names_the_sdk_settings_file_a_script_can_use_alone(service, tmp_path: Path):
+    home, out = service
+    conf = home / "server" / "clearml.conf"
+    assert f"export CLEARML_CONFIG_FILE={conf}" in out
+    status = cli("local-server", "status", "--home", str(home))
+    assert status.returncode == 0 and f"export CLEARML_CONFIG_FILE={conf}" in status.stdout
+    assert conf.stat().st_mode & 0o777 == 0o600
+    secret = json.loads((home / "server" / "credentials.json").read_text())[0]["secret_key"]
+    assert secret not in status.stdout
+    # a ClearML script with nothing but that file reaches the server
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
+    env.update(HOME=str(tmp_path / "sdk-home"), CLEARML_CONFIG_FILE=str(conf), CLEARML_TASK_NO_REUSE="1")
+    (tmp_path / "sdk-home").mkdir()
+    script = ("from clearml import Task\n"
+              "t = Task.create(project_name='conf only', task_name='made with clearml.conf')\n"
+              "print('TASK', t.id, Task.get_task(task_id=t.id).name)\n")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "made with clearml.conf" in proc.stdout

@@ -114,6 +114,13 @@ def test_invalid_configuration_is_rejected_at_resource_init():
     assert not result.success
     text = failure_text(result)
     assert "ClearML account 'personal' is not configured (known: local)" in text and "CLEARML_KEY_PERSONAL" in text
+    # A name written with capitals: names are lower case, and the configured one it means is named (no placeholder).
+    with pytest.raises(ClearMLConfigError) as caught:
+        ClearMLResource().choose_account("Local")
+    assert "Account names are lower case" in str(caught.value) and "use 'local'" in str(caught.value)
+    assert "CLEARML_KEY_NAME" not in str(caught.value)
+    with pytest.raises(ClearMLConfigError, match=r"the account made by CLEARML_KEY_PERSONAL is 'personal'"):
+        ClearMLResource().choose_account("Personal")
 
     bad_name = ClearMLResource(accounts={"Team-A": ClearMLAccount(api_host="http://x", access_key="a",
                                                                   secret_key="s")}, default_account="Team-A")

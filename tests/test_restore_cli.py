@@ -24,7 +24,11 @@ def exported_and_target(tmp_path, monkeypatch):
             LocalServer(tmp_path / "b", api_port=0, files_port=0) as b:
         ia, ib = a.info, b.info
         seeder = RawSeeder(ia.api_host, ia.files_host, ia.access_key, ia.secret_key)
-        task_id = seeder.seed_task(seeder.project("cli"), "cli", "cli task", SPEC)
+        task_id = seeder.seed_task(seeder.project("cli"), "cli", "cli task", SPEC, complete=False)
+        # one log event holding several lines, as the SDK sends a burst of console output
+        seeder.add_events([{"type": "log", "task": task_id, "timestamp": 4_000_000_000_000, "level": "info",
+                            "worker": "demo", "msg": "first line\nsecond line\nthird line"}])
+        seeder.call("tasks.completed", task=task_id, force=True)
         source = ClearMLClient(ia.api_host, ia.access_key, ia.secret_key, files_host=ia.files_host)
         exported = ClearMLTaskExporter(source, "personal", tmp_path / "exports").export_task(task_id)
         for name, value in {"CLEARML_KEY_ORIGINAL": ib.access_key, "CLEARML_SECRET_ORIGINAL": ib.secret_key,
@@ -80,3 +84,19 @@ def test_an_archive_marked_incomplete_restores_nothing(exported_and_target, caps
     assert restore_main([str(partial), "--account", "original"]) == 1
     assert "marked incomplete" in capsys.readouterr().err
     assert target.session.call("tasks.get_all", only_fields=["id"])["tasks"] == []
+
+
+def test_restore_summary_counts_lines_and_files_land_under_the_target_project(exported_and_target, capsys):
+    exported, target = exported_and_target
+    assert restore_main([str(exported.archive), "--account", "original", "--project", "team/restored here"]) == 0
+    captured = capsys.readouterr()
+    task_id = _last_json(captured.out)["task_id"]
+    summary = next(line for line in captured.err.splitlines() if line.startswith("task "))
+    counts = json.loads(summary.split("; ", 1)[1])
+    # lines as the archive (and the ClearML console) counts them, not events: 5 lines + 1 event of 3 lines
+    assert counts["log_lines"] == exported.manifest["counts"]["log_lines"] == SPEC.log_lines + 3
+    assert counts["log_events"] == SPEC.log_lines + 1
+    # the re-uploaded files are stored under the project the copy went to, not the source project
+    task = target.tasks.get(task_id).raw
+    uris = [a["uri"] for a in task["execution"]["artifacts"] if a.get("uri")]
+    assert uris and all("/team/restored_here/" in uri and "/cli/" not in uri for uri in uris), uris

@@ -139,6 +139,8 @@ def test_new_completed_and_published_tasks_become_partitions_and_runs(api, resou
     assert data.run_requests[0].run_key == \
         f"{first}:{status_changed(api, first)}..{last}:{status_changed(api, last)}+3"
     assert all(r.tags["clearml/account"] == ACCOUNT for r in data.run_requests)
+    # the tasks' names beside their ids in the runs list (in the order of the partition range)
+    assert data.run_requests[0].tags["clearml/task_names"] == "task-a1, task-b1, task-n1"
     assert sorted(instance.get_dynamic_partitions(TASK_PARTS)) == sorted(done)
     assert sorted(instance.get_dynamic_partitions(PROJECT_PARTS)) == sorted([alpha, beta])
     assert sensor.job_name == "clearml_archive_job_acme"

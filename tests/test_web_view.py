@@ -254,3 +254,33 @@ def test_hostile_task_contents_are_shown_as_text_never_run(web):
         assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;" in pages[2]
     assert 'href="javascript:' not in pages[0] and "<code>javascript:alert(1)</code>" in pages[0]
+
+
+def test_long_values_wrap_previews_keep_lines_and_plots_are_titled(web, page):
+    """A long configuration value (the Pipes context, one 5,000-character token) wraps instead of widening the
+    page; an artifact preview keeps its line breaks; every plot is titled with its metric and variant."""
+    from server_api import RawApi
+
+    api = RawApi(web.info)
+    task = api.call("tasks.create", name="long values", type="training", project=web.project)["id"]
+    context = "eyJ" + "QmFzZTY0IGNvbnRleHQ" * 260  # one unbreakable token, as a Pipes context is
+    api.call("tasks.edit_configuration", task=task, configuration=[{"name": "Pipes", "value": context}])
+    api.call("tasks.edit_hyper_params", task=task, hyperparams=[{"section": "Args", "name": "context",
+                                                                 "value": context}])
+    api.call("tasks.add_or_update_artifacts", task=task, artifacts=[
+        {"key": "table", "type": "pandas", "mode": "output", "uri": f"{web.info.files_host}/t.csv",
+         "type_data": {"preview": "a,b\n1,2\n3,4"}}])
+    base = f"{web.web}/projects/{web.project}/experiments/{task}"
+    page.goto(f"{base}/output/execution")
+    sign_in(page, web)
+    page.wait_for_selector("pre.log")
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], width
+    shot(page, "10_long_configuration")
+    page.goto(f"{base}/artifacts")
+    assert page.inner_text("#artifacts td.preview") == "a,b\n1,2\n3,4"
+    page.goto(f"{web.web}/projects/{web.project}/experiments/{web.task}/output/metrics/plots")
+    page.wait_for_function("document.querySelectorAll('.chart .main-svg').length >= 1")
+    assert page.eval_on_selector_all("h3.figure-title", "els => els.map(e => e.innerText)") == ["confusion / matrix"]
+    # the SDK's own title (the series, a plain string in its layout) is drawn by plotly.js too
+    assert page.eval_on_selector(".chart .gtitle", "e => e.textContent") == "matrix"

@@ -12,6 +12,7 @@ from pydantic import Field
 from ..errors import ArchiveError
 from ..locks import export_lock_name, locks_for_instance
 from ..resource import ClearMLResource
+from ..run_config import check_ops_config_keys
 from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator
 from .exporter import DEFAULT_STATUSES, ClearMLTaskExporter, ProjectExportResult, TaskExportResult
 from .packing import ARCHIVE_FORMATS, archive_suffix
@@ -24,7 +25,10 @@ _DEFAULT_TRANSLATOR = DagsterClearMLTranslator()
 
 
 class ClearMLArchiveConfig(dg.Config):
-    """Run configuration of the archive assets."""
+    """Run configuration of the archive assets.
+
+    Run config goes under its op name, ``<account>__clearml_task_archive`` (the asset key joined by ``__``).
+    """
 
     export_root: str | None = Field(
         default=None, description="Folder the exports go under, or an object store URL (s3://bucket/prefix, "
@@ -165,7 +169,9 @@ def task_metadata(result: TaskExportResult) -> dict[str, Any]:
 
 def build_clearml_task_archive_asset(account: str, *, max_partitions_per_run: int = 25,
                                      group_name: str | None = None,
-                                     translator: DagsterClearMLTranslator | None = None) -> dg.AssetsDefinition:
+                                     translator: DagsterClearMLTranslator | None = None,
+                                     config_cls: type[ClearMLArchiveConfig] = ClearMLArchiveConfig
+                                     ) -> dg.AssetsDefinition:
     """The task archive asset of ``account`` (partitioned by ClearML task id).
 
     Args:
@@ -173,14 +179,17 @@ def build_clearml_task_archive_asset(account: str, *, max_partitions_per_run: in
         max_partitions_per_run: Backfills run this many task ids per run.
         group_name: Dagster asset group (default: the translator's, ``clearml_archives``).
         translator: Maps the account's archives to their asset key and group.
+        config_cls: The run-config class (``ClearMLArchiveConfig`` with other defaults, see
+            ``clearml_assets.run_config.config_with_defaults``).
     """
 
     @_archive_asset(account, "task", max_partitions_per_run, group_name, translator,
                     f"Complete export of a ClearML task of account {account!r}: task.json, the whole "
                     "console log, every scalar point (parquet + JSON lines), metrics summary, plots, debug "
                     "images, artifacts, models, manifest.json, and one verified archive file.")
-    def _task_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig,
+    def _task_archive(context: dg.AssetExecutionContext, config: config_cls,  # type: ignore[valid-type]
                       clearml: ClearMLResource) -> dg.MaterializeResult:
+        check_ops_config_keys(context)
         exporter, remote = make_exporter(clearml, config, account)
         with exporter:
             return _materialize_tasks(context, config, exporter, account, remote)
@@ -243,7 +252,10 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
         "files": int(manifest.get("counts", {}).get("files", 0)),
         "bytes": int(manifest.get("counts", {}).get("bytes", 0)),
         "metrics": dg.MetadataValue.table(rows, schema), "seconds": round(result.seconds, 3),
+        "status": str(manifest.get("status")),
     }
+    if result.failures:  # listed in the archive too; its check fails until a run exports them
+        meta["failed_tasks"] = dg.MetadataValue.json(result.failures[:50])
     if manifest.get("web_url"):
         meta["project_link"] = dg.MetadataValue.url(manifest["web_url"])
     return meta
@@ -251,7 +263,9 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
 
 def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run: int = 4,
                                         group_name: str | None = None,
-                                        translator: DagsterClearMLTranslator | None = None) -> dg.AssetsDefinition:
+                                        translator: DagsterClearMLTranslator | None = None,
+                                        config_cls: type[ClearMLArchiveConfig] = ClearMLArchiveConfig
+                                        ) -> dg.AssetsDefinition:
     """The project archive asset of ``account`` (partitioned by ClearML project id, or exact name); the
     arguments are those of :func:`build_clearml_task_archive_asset`, with project ids as partitions."""
 
@@ -259,8 +273,9 @@ def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run:
                     f"Every completed task of a ClearML project of account {account!r} (paged, no cap), "
                     "exported like the task archive (current task exports are reused), gathered under "
                     "projects/<project>/ with a metrics table, plus one verified archive file.")
-    def _project_archive(context: dg.AssetExecutionContext, config: ClearMLArchiveConfig,
+    def _project_archive(context: dg.AssetExecutionContext, config: config_cls,  # type: ignore[valid-type]
                          clearml: ClearMLResource) -> dg.MaterializeResult:
+        check_ops_config_keys(context)
         exporter, remote = make_exporter(clearml, config, account)
         locks, root = locks_for_instance(context.instance), remote.store.url if remote else exporter.root
         with exporter:
@@ -273,6 +288,10 @@ def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run:
                 context.add_asset_metadata({**project_metadata(result), **remote_metadata(remote, result.archive)},
                                            partition_key=key)
                 context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")
+                if result.failures:
+                    context.log.warning(f"project {key}: {len(result.failures)} task(s) could not be exported and "
+                                        f"are listed in the archive as failed (first: {result.failures[0]['task_id']}: "
+                                        f"{result.failures[0]['error'][:300]})")
         return dg.MaterializeResult()
 
     return _project_archive

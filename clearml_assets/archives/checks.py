@@ -1,4 +1,5 @@
-"""Asset checks: a published archive matches its manifest (every member's size and sha256)."""
+"""Asset checks: a published archive matches its manifest (every member's size and sha256), and the manifest
+is signed with ``CLEARML_ASSETS_ARCHIVE_KEY`` when that is set."""
 
 
 from pathlib import Path
@@ -13,6 +14,7 @@ from .assets import (clearml_project_partitions, clearml_task_partitions, is_rem
 from .publish import find_export
 from .manifest import read_manifest
 from .packing import verify_archive
+from .signing import archive_key, signature_problem
 
 
 def verify_export(root: Path, account: str, kind: str, obj_id: str) -> tuple[bool, dict[str, Any]]:
@@ -32,6 +34,11 @@ def verify_export(root: Path, account: str, kind: str, obj_id: str) -> tuple[boo
         return False, {"problem": "the archive lacks data the server holds (status incomplete); the next "
                                   "materialization exports it again", "folder": str(folder),
                        "issues": dg.MetadataValue.json(lacking)}
+    key = archive_key()
+    signature = signature_problem(manifest, key) if key is not None else None
+    if signature:
+        return False, {"problem": f"the manifest is refused under CLEARML_ASSETS_ARCHIVE_KEY: {signature}; the next "
+                                  "materialization exports it again, signed", "folder": str(folder)}
     archive = folder.parent / manifest["archive"]["file"]
     problems = verify_archive(archive, manifest)
     return not problems, {"archive_path": dg.MetadataValue.path(str(archive)),

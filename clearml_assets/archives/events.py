@@ -14,15 +14,15 @@ Plots over 100,000 characters come back compressed (``plot_data``: base64 of zli
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import orjson
+
+from .bounds import inflate_plot_data
 
 EVENTS_BATCH = 500
 # the real server's own pattern for image URLs inside a plot (EventBLL.img_source_regex)
@@ -50,11 +50,12 @@ def event_key(event: dict) -> bytes:
 
 
 def decode_plot(event: dict) -> dict:
-    """``event`` with ``plot_str`` restored from a compressed ``plot_data`` (base64 of zlib)."""
+    """``event`` with ``plot_str`` restored from a compressed ``plot_data`` (base64 of zlib), inflated as a
+    stream bounded by :func:`.bounds.max_plot_bytes` (:class:`.bounds.InflateError` past it)."""
     data = event.get("plot_data")
     if data and event.get("plot_str") is None:
         event = dict(event)
-        event["plot_str"] = zlib.decompress(base64.b64decode(data)).decode("utf-8")
+        event["plot_str"] = inflate_plot_data(data)
         event.pop("plot_data", None)
     return event
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..errors import ArchiveError
+from ..errors import ArchiveError, ClearMLConnectionError
+from ..spreadsheet import safe_cell
 from .lookup import ArchiveLookup
 from .manifest import MANIFEST_VERSION, archive_is_current, hash_folder, read_manifest, sha256_file, write_manifest
 from .packing import archive_suffix, write_archive
@@ -231,8 +232,10 @@ class ClearMLTaskExporter:
         The project folder ``<root>/<account>/projects/<project>/.../%project/`` holds ``project.json``,
         ``metrics.csv`` (the picked metrics per task), and ``tasks/<task folder>/`` (hard links to the
         task exports); the archive beside it packs the folder.
-        Raises :class:`ArchiveError` after exporting every other task when some task failed (no
-        project archive is published then).
+        A task that cannot be exported (a name, a record or a file the export fails on) is listed in the
+        project archive (``failed_tasks``, with its error) and makes its status ``incomplete`` instead of
+        blocking it. When the server itself failed a task (unreachable, 5xx), :class:`ArchiveError` is raised
+        after exporting every other task, and no project archive is published.
         """
         started = time.monotonic()
         project = self.resolve_project(project_key)
@@ -245,7 +248,7 @@ class ClearMLTaskExporter:
         archive = self._archive_path(folder)
         fingerprint = {"statuses": sorted(statuses), "format": self.archive_format,
                        "tasks": {r.task_id: r.manifest["archive"]["sha256"] for r in results}}
-        if failures:
+        if any(f.pop("server_failed") for f in failures):
             raise ArchiveError(
                 f"{len(failures)} of {len(rows)} tasks of project {project_name!r} ({self.account}) could "
                 f"not be exported (first: {failures[0]['task_id']}: {failures[0]['error']}); the others "
@@ -254,10 +257,10 @@ class ClearMLTaskExporter:
         with folder_lock(folder):
             current = read_manifest(folder)
             skipped = bool(not force and current and current.get("fingerprint") == fingerprint
-                           and archive_is_current(folder, current))
+                           and current.get("status") != "incomplete" and archive_is_current(folder, current))
             manifest = current if skipped else self._write_project(project, folder, archive, results,
-                                                                   fingerprint, started)
-        return ProjectExportResult(project_id, project_name, folder, archive, manifest or {}, results, [],
+                                                                   fingerprint, started, failures)
+        return ProjectExportResult(project_id, project_name, folder, archive, manifest or {}, results, failures,
                                    skipped, time.monotonic() - started)
 
     def _export_tasks(self, rows: list[dict], force: bool) -> tuple[list[TaskExportResult], list[dict]]:
@@ -272,17 +275,18 @@ class ClearMLTaskExporter:
                 try:
                     results.append(future.result())
                 except Exception as exc:  # noqa: BLE001 - every other task still gets exported
-                    failures.append({"task_id": row["id"], "task_name": row.get("name"), "error": str(exc)})
+                    failures.append({"task_id": row["id"], "task_name": row.get("name"), "error": str(exc)[:2000],
+                                     "server_failed": _server_failed(exc)})
         results.sort(key=lambda r: (r.task_name, r.task_id))
         return results, failures
 
     def _write_project(self, project: dict, folder: Path, archive: Path, results: list[TaskExportResult],
-                       fingerprint: dict, started: float) -> dict[str, Any]:
+                       fingerprint: dict, started: float, failures: list[dict[str, Any]]) -> dict[str, Any]:
         with staged(folder, archive) as stage:
             known, rows = _link_tasks(stage.tmp, results)
             web_url = self._web_url("project", project["id"])
             write_json(stage.tmp / PROJECT_JSON, {"project": project, "account": self.account, "web_url": web_url,
-                                                  "exported_at": now_iso(), "tasks": rows})
+                                                  "exported_at": now_iso(), "tasks": rows, "failed_tasks": failures})
             _write_metrics_csv(stage.tmp / "metrics.csv", rows)
             files = hash_folder(stage.tmp, known)
             manifest = {
@@ -291,9 +295,11 @@ class ClearMLTaskExporter:
                 "fingerprint": fingerprint, "complete": True, "tasks": len(rows), "task_totals": _totals(rows),
                 "counts": {"files": len(files), "bytes": sum(f["size"] for f in files.values()),
                            "tasks": len(rows)},
-                "status": "incomplete" if any(r["status"] == "incomplete" for r in rows) else
+                "status": "incomplete" if failures or any(r["status"] == "incomplete" for r in rows) else
                 ("ok" if all(r["status"] == "ok" for r in rows) else "with_issues"),
-                "issues": [{"task_id": r["task_id"], "status": r["status"]} for r in rows if r["status"] != "ok"],
+                "issues": [{"task_id": r["task_id"], "status": r["status"]} for r in rows if r["status"] != "ok"]
+                + [{"task_id": f["task_id"], "status": "failed", "error": f["error"]} for f in failures],
+                "failed_tasks": failures,
                 "web_url": web_url, "exported_at": now_iso(), "seconds": round(time.monotonic() - started, 3),
                 "files": files,
             }
@@ -334,8 +340,18 @@ def _write_metrics_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerow(["task_id", "task_name", *PICKED, "status"])
         for row in rows:
             picked = row.get("picked_metrics") or {}
-            writer.writerow([row["task_id"], row["task_name"],
-                             *((picked.get(n) or {}).get("last", "") for n in PICKED), row.get("status")])
+            writer.writerow([safe_cell(cell) for cell in (row["task_id"], row["task_name"], *(
+                (picked.get(n) or {}).get("last", "") for n in PICKED), row.get("status"))])  # no live formulas
+
+
+def _server_failed(exc: BaseException) -> bool:
+    """Whether the server (unreachable, 5xx, refusing the keys), not the task, failed an export."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClearMLConnectionError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 __all__ = ["ClearMLTaskExporter", "TaskExportResult", "ProjectExportResult", "FINGERPRINT_FIELDS",

@@ -1,7 +1,9 @@
 """``manifest.json``: every exported file's size and sha256, the server's counts, and what went wrong.
 
 The manifest is written last into a task or project folder. A folder is *done* only when its manifest says
-``"complete": true`` and the archive beside it has the size and sha256 the manifest records.
+``"complete": true`` and the archive beside it has the size and sha256 the manifest records. With
+``CLEARML_ASSETS_ARCHIVE_KEY`` set, every manifest is signed when written (:mod:`.signing`), and one that is
+not signed with that key is not current.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ..client import redact_url_credentials
+from .signing import is_signed_as_required, sign_in_place
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -56,9 +61,15 @@ def hash_folder(folder: Path, known: dict[str, dict] | None = None) -> dict[str,
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any], sync: bool = True) -> Path:
-    """Write ``manifest.json`` atomically (temporary file, fsync unless ``sync`` is false, rename)."""
+    """Write ``manifest.json`` atomically (temporary file, fsync unless ``sync`` is false, rename).
+
+    URL credentials in it (an issue's URI or error) are masked, and it is signed (in place) when
+    ``CLEARML_ASSETS_ARCHIVE_KEY`` is set.
+    """
     path = folder / MANIFEST_NAME
     tmp = folder / f".{MANIFEST_NAME}.tmp"
+    manifest.update({k: redact_url_credentials(v) for k, v in manifest.items() if k != "files"})
+    sign_in_place(manifest)
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False,
                   default=str)
@@ -97,14 +108,16 @@ def verify_folder(folder: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def archive_is_current(folder: Path, manifest: dict[str, Any] | None, full: bool = False) -> bool:
-    """Whether ``manifest`` is complete and its recorded archive exists with the recorded size.
+    """Whether ``manifest`` is complete (and signed when a key is set) and its recorded archive exists with
+    the recorded size.
 
     Args:
         folder: The export folder (the archive is its sibling).
         manifest: The folder's manifest.
         full: Also recompute the archive's sha256.
     """
-    if not manifest or not manifest.get("complete") or not manifest.get("archive"):
+    if not manifest or not manifest.get("complete") or not manifest.get("archive") \
+            or not is_signed_as_required(manifest):
         return False
     info = manifest["archive"]
     path = Path(folder).parent / info.get("file", "")

@@ -10,7 +10,6 @@ the export goes on.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import shutil
 import threading
@@ -23,8 +22,10 @@ from urllib.parse import unquote, urlsplit
 from .. import storage
 from ..client import redact_url_credentials
 from ..errors import ClearMLRequestError
+from .bounds import InflateError
 from .events import PagingReport, count_issue, decode_plot, iter_task_events, plot_image_urls
 from .paths import safe_component
+from .records import record_line
 
 PLOTS_DIR = "plots"
 DEBUG_DIR = "debug_images"
@@ -47,7 +48,10 @@ def export_event_stream(client, task_id: str, event_type: str | None, dest: Path
                         model_events: bool = False) -> EventsResult:
     """Write every ``event_type`` event of the task (or model) to ``dest`` (JSON lines, one per line).
 
-    Compressed plots are written decoded (``plot_str``). Duplicates from a restarted scroll are dropped.
+    Compressed plots are written decoded (``plot_str``) unless they are corrupt or inflate past
+    :func:`.bounds.max_plot_bytes`: those are kept as the server stored them (``plot_data``), with a warning.
+    Each line is written as soon as it is made (one plot in memory at a time). Duplicates from a restarted
+    scroll are dropped.
 
     Args:
         on_event: Called per event; its return value (if any) is merged into the written line.
@@ -58,13 +62,10 @@ def export_event_stream(client, task_id: str, event_type: str | None, dest: Path
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", encoding="utf-8", newline="\n") as out:
         for events in iter_task_events(client, task_id, event_type, report, model_events=model_events):
-            lines = []
             for event in events:
-                event = decode_plot(event)
+                event = _decoded(event, result.errors)
                 extra = on_event(event) if on_event else None
-                line = {**event, **extra} if extra else event
-                lines.append(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-            out.write("".join(lines))
+                out.write(record_line({**event, **extra} if extra else event))
             result.events += len(events)
     result.server_total = report.total if report.total is not None else result.events
     result.errors.extend(report.issues)
@@ -72,6 +73,17 @@ def export_event_stream(client, task_id: str, event_type: str | None, dest: Path
     if issue:
         result.errors.append(issue)
     return result
+
+
+def _decoded(event: dict, issues: list[dict[str, Any]]) -> dict:
+    """``decode_plot(event)``, or ``event`` as stored (with a warning) when its plot cannot be inflated."""
+    try:
+        return decode_plot(event)
+    except InflateError as exc:
+        issues.append({"section": "plots", "warning": f"plot {str(event.get('metric'))[:200]!r}/"
+                       f"{str(event.get('variant'))[:200]!r} iteration {event.get('iter')} is kept compressed "
+                       f"as the server stored it (plot_data): {exc}"})
+        return event
 
 
 def local_file_name(url: str, fallback: str) -> str:
@@ -181,13 +193,24 @@ def _remove(folder: Path, record: dict) -> None:
                 pass
 
 
-def plan_debug_image(downloads: Downloads, event: dict) -> dict:
-    """Schedule a debug image event's ``url``; returns the fields added to its index line."""
+def event_file_path(folder: str, event: dict, url: str | None) -> str:
+    """``<folder>/<metric>/<variant>/<iter>_<file name>``: where the file of an image event goes."""
     metric = safe_component(str(event.get("metric", "")))
     variant = safe_component(str(event.get("variant", "")))
+    return f"{folder}/{metric}/{variant}/{safe_component(str(event.get('iter', 0)))}_" \
+           f"{local_file_name(url or '', 'image')}"
+
+
+def artifact_folder(mode: str, key: str) -> str:
+    """``artifacts/<mode>.<key>``: where an artifact's file and preview go (a dot in the mode is escaped, so
+    two mode/key pairs never share a folder)."""
+    return f"{ARTIFACTS_DIR}/{safe_component(mode, escape='.')}.{safe_component(key)}"
+
+
+def plan_debug_image(downloads: Downloads, event: dict) -> dict:
+    """Schedule a debug image event's ``url``; returns the fields added to its index line."""
     iteration = event.get("iter", 0)
-    name = local_file_name(event.get("url", ""), "image")
-    rel = f"{DEBUG_DIR}/{metric}/{variant}/{safe_component(str(iteration))}_{name}"
+    rel = event_file_path(DEBUG_DIR, event, event.get("url"))
     record = downloads.add(event.get("url"), rel, {"kind": "debug_image", "metric": event.get("metric"),
                                                    "variant": event.get("variant"), "iter": iteration})
     return {"local_file": record["file"], "download_status": "see downloads.jsonl"
@@ -201,7 +224,7 @@ def plan_artifacts(downloads: Downloads, task: dict) -> list[dict[str, Any]]:
     for artifact in artifacts:
         key = str(artifact.get("key", ""))
         mode = str(artifact.get("mode", "output"))
-        folder = f"{ARTIFACTS_DIR}/{safe_component(mode)}.{safe_component(key)}"
+        folder = artifact_folder(mode, key)
         preview = (artifact.get("type_data") or {}).get("preview")
         entry: dict[str, Any] = {"key": key, "mode": mode, "type": artifact.get("type"),
                                  "hash": artifact.get("hash"), "content_size": artifact.get("content_size"),
@@ -289,12 +312,9 @@ def plan_plot_images(downloads: Downloads, event: dict) -> dict | None:
     urls = plot_image_urls(event)
     if not urls:
         return None
-    metric = safe_component(str(event.get("metric", "")))
-    variant = safe_component(str(event.get("variant", "")))
     files = []
     for url in urls:
-        rel = f"{PLOTS_DIR}/images/{metric}/{variant}/{safe_component(str(event.get('iter', 0)))}_" \
-              f"{local_file_name(url, 'image')}"
+        rel = event_file_path(f"{PLOTS_DIR}/images", event, url)
         record = downloads.add(url, rel, {"kind": "plot_image", "metric": event.get("metric"),
                                           "variant": event.get("variant"), "iter": event.get("iter")})
         files.append(record["file"])

@@ -20,6 +20,8 @@ from typing import Iterator
 
 from filelock import FileLock
 
+from .manifest import read_manifest
+from .packing import ARCHIVE_CODECS, verify_archive
 from .paths import safe_component
 
 PARTIAL = ".partial."
@@ -51,7 +53,9 @@ class Staging:
         self.archive_tmp.unlink(missing_ok=True)
 
     def publish(self) -> None:
-        """Rename the archive, then the folder, into place (the old folder is removed afterwards)."""
+        """Rename the archive, then the folder, into place (the old folder is removed afterwards); an archive
+        of the same folder in another format (``archive_format`` changed) is removed once the new archive
+        has been read back and matches the manifest."""
         os.replace(self.archive_tmp, self.archive)
         trash = None
         if self.folder.exists():
@@ -60,6 +64,19 @@ class Staging:
         os.replace(self.tmp, self.folder)
         if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
+        self._remove_other_formats()
+
+    def _remove_other_formats(self) -> None:
+        others = [self.folder.parent / f"{self.folder.name}.{fmt}" for fmt in ARCHIVE_CODECS]
+        others = [p for p in others if p != self.archive and p.exists()]
+        if not others:
+            return
+        manifest = read_manifest(self.folder)
+        if manifest is None or verify_archive(self.archive, manifest):
+            return  # the new archive is not verified: the old one stays
+        for old in others:
+            old.unlink(missing_ok=True)
+            old.with_name(f"{old.name}.sha256").unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -14,17 +14,16 @@ read is kept, but it is never treated as current (the next run exports again) an
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from concurrent.futures import Executor, Future, wait
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..client import redact_url_credentials
 from ..errors import ClearMLRequestError
 from . import logs, media, scalars
 from .manifest import MANIFEST_VERSION, hash_folder, write_manifest
+from .records import record_line, write_json
 
 TASK_JSON = "task.json"
 FINGERPRINT_FIELDS = ("last_update", "last_change", "status", "last_iteration")
@@ -38,12 +37,6 @@ def now_iso() -> str:
 def task_fingerprint(task: dict[str, Any]) -> dict[str, Any]:
     """The task fields whose change means the export is out of date."""
     return {k: task.get(k) for k in FINGERPRINT_FIELDS}
-
-
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, ensure_ascii=False, default=str, allow_nan=True)
 
 
 def lacking(issues: Iterable[dict[str, Any]]) -> bool:
@@ -78,7 +71,7 @@ class TaskWriter:
         """Write everything of ``task`` under ``tmp``; returns the manifest (also written there)."""
         issues: list[dict[str, Any]] = []
         write_json(tmp / TASK_JSON, {
-            "task": redact_url_credentials(task), "account": self.account, "web_url": web_url,
+            "task": task, "account": self.account, "web_url": web_url,
             "exported_at": now_iso(), "project": {"id": task.get("project"), "name": project_name},
             "names": {"task": task.get("name"), "project": project_name, "folder": folder.name},
         })
@@ -176,7 +169,7 @@ class TaskWriter:
             if mine:
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 with open(tmp / rel, "w", encoding="utf-8") as handle:
-                    handle.writelines(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in mine)
+                    handle.writelines(record_line(r) for r in mine)
         write_json(tmp / media.ARTIFACTS_DIR / "index.json", done["artifacts"] or [])
         write_json(tmp / media.MODELS_DIR / "models.json", done["models"] or [])
 

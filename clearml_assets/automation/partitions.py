@@ -7,6 +7,7 @@ ClearML account and adds them, so the CLI and the launchpad can archive them.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Literal, Sequence
 
 import dagster as dg
@@ -19,11 +20,19 @@ from ..resource import ClearMLResource
 PartitionKind = Literal["task", "project"]
 
 
-def materialize_command(account: str, partition: str, kind: PartitionKind = "task") -> str:
-    """The ``dagster asset materialize`` command archiving one partition of ``account``."""
+def materialize_command(account: str, partition: str, kind: PartitionKind = "task", dagster: str = "dagster") -> str:
+    """The ``dagster asset materialize`` command archiving one partition of ``account`` (``dagster``: how to run
+    Dagster's CLI, e.g. its full path)."""
     key = task_archive_key(account) if kind == "task" else project_archive_key(account)
-    return (f"dagster asset materialize -m clearml_assets.definitions --select {key.to_user_string()} "
+    return (f"{dagster} asset materialize -m clearml_assets.definitions --select {key.to_user_string()} "
             f"--partition {partition}")
+
+
+def clearml_name_tag(name: str | None, limit: int = 100) -> str:
+    """A ClearML task or project name as a run tag / metadata value beside its id: control and format
+    characters (newlines, RTL overrides) left out, at most ``limit`` characters."""
+    text = "".join(c for c in str(name or "") if unicodedata.category(c)[0] != "C")
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def add_clearml_archive_partitions(instance: dg.DagsterInstance, clearml: ClearMLResource, ids: Sequence[str], *,
@@ -49,9 +58,9 @@ def add_clearml_archive_partitions(instance: dg.DagsterInstance, clearml: ClearM
     if not wanted:
         raise ClearMLConfigError(f"no ClearML {kind} ids given: pass one or more {kind} ids")
     client = clearml.client(account)
-    rows = client.tasks.iter(id=wanted, only_fields=["id"]) if kind == "task" else \
-        client.projects.iter(id=wanted, only_fields=["id"])
-    found = {row.id for row in rows}
+    rows = client.tasks.iter(id=wanted, only_fields=["id", "name"]) if kind == "task" else \
+        client.projects.iter(id=wanted, only_fields=["id", "name"])
+    found = {row.id: clearml_name_tag(row.name) for row in rows}
     missing = [i for i in wanted if i not in found]
     if missing:
         raise ClearMLConfigError(
@@ -62,4 +71,8 @@ def add_clearml_archive_partitions(instance: dg.DagsterInstance, clearml: ClearM
     new = [i for i in wanted if i not in known]
     if new:
         instance.add_dynamic_partitions(parts.name, new)
+    key = task_archive_key(client.account) if kind == "task" else project_archive_key(client.account)
+    for partition in new:  # the name beside the id on the asset's partitions, before any archive run
+        instance.report_runless_asset_event(dg.AssetObservation(
+            asset_key=key, partition=partition, metadata={f"{kind}_name": found[partition]}))
     return new

@@ -16,6 +16,7 @@ from ..resource import ClearMLResource
 from ..types import Task
 from .cursor import ClearMLTaskCursor
 from .jobs import build_clearml_archive_job
+from .partitions import clearml_name_tag
 from .polling import (FINISHED_STATUSES, ClearMLPollResult, account_host, poll_finished_tasks,
                       resolve_project_ids)
 
@@ -211,13 +212,14 @@ class _CompletedTasksTick:
         return dg.RunRequest(
             run_key=clearml_task_run_key(task.id, task.status_changed), partition_key=task.id,
             tags={"clearml/account": account_slug(self.account), "clearml/task_status": task.status,
-                  "clearml/status_changed": task.status_changed})
+                  "clearml/task_name": clearml_name_tag(task.name), "clearml/status_changed": task.status_changed})
 
     def _batch_run(self, batch: list[Task]) -> dg.RunRequest:
         first, last = batch[0], batch[-1]
         return dg.RunRequest(
             run_key=clearml_tasks_run_key(first, last, len(batch)),
             tags={"clearml/account": account_slug(self.account), "clearml/tasks": str(len(batch)),
+                  "clearml/task_names": clearml_name_tag(", ".join(clearml_name_tag(t.name, 40) for t in batch), 200),
                   "clearml/status_changed": f"{first.status_changed}..{last.status_changed}",
                   PARTITION_RANGE_START_TAG: first.id, PARTITION_RANGE_END_TAG: last.id})
 

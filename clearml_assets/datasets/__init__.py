@@ -6,8 +6,8 @@ Names are imported on first use, so the SDK child that runs ``datasets.sdk_ops``
 from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
-    "ClearMLCuratedDatasetConfig": ".assets", "ClearMLDatasetNames": ".assets", "ClearMLRawDatasetConfig": ".assets",
-    "ClearMLTrainingViewConfig": ".assets", "latest_dataset_id": ".checks", "build_dataset_defs": ".defs",
+    "ClearMLCuratedDatasetConfig": ".config", "ClearMLDatasetNames": ".config", "ClearMLRawDatasetConfig": ".config",
+    "ClearMLTrainingViewConfig": ".config", "latest_dataset_id": ".checks", "build_dataset_defs": ".defs",
     "FrameQueryError": ".frame_query", "select_frames": ".frame_query", "generate_demo_dataset": ".shapes",
 }
 __all__ = sorted(_EXPORTS)

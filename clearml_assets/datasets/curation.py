@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DatasetValidationError
+from ..spreadsheet import safe_frame
 from .manifest import build_manifest, write_manifest
 from .validation import SourceScan
 
@@ -88,5 +89,5 @@ def write_curated_folder(scan: SourceScan, out: Path, *, val_fraction: float, se
     manifest = build_manifest(scan.frames, splits, scan.class_names, source)
     write_manifest(manifest, out)
     rejected = pd.DataFrame([vars(i) for i in scan.issues], columns=["path", "problem", "detail"])
-    rejected.to_csv(out / REJECTED_CSV, index=False, lineterminator="\n")
+    safe_frame(rejected).to_csv(out / REJECTED_CSV, index=False, lineterminator="\n")  # no live formulas
     return CuratedFolder(folder=out, manifest=manifest, rejected=rejected)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import dagster as dg
 
 from ..resource import ClearMLResource
 from ..translator import DagsterClearMLTranslator
-from .assets import DEFAULT_PROJECT, ClearMLDatasetNames, build_dataset_assets, check_dataset_names
+from .assets import build_dataset_assets
+from .config import DEFAULT_PROJECT, ClearMLDatasetNames, check_dataset_names
 from .checks import build_training_view_checks
 from .observe import build_dataset_observation
 
@@ -26,6 +27,7 @@ def build_dataset_defs(
     observe_interval_minutes: int | None = None,
     clearml: ClearMLResource | None = None,
     translator: DagsterClearMLTranslator | None = None,
+    config_defaults: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dg.Definitions:
     """Assets raw -> curated -> training view, the raw observation, and the training view checks.
 
@@ -48,6 +50,8 @@ def build_dataset_defs(
             Definitions.
         translator: Maps each ClearML dataset to its asset key and group (overrides ``key_prefix`` and
             ``group_name``); see :class:`clearml_assets.translator.DagsterClearMLTranslator`.
+        config_defaults: Run-config defaults by stage (``raw``, ``curated``, ``training_view``), e.g.
+            ``{"raw": {"source_folder": "/data/shapes", "demo": False}}`` (the components set them).
 
     Raises:
         ClearMLConfigError: A project or dataset name is shorter than the 3 characters ClearML needs.
@@ -57,7 +61,7 @@ def build_dataset_defs(
     names = ClearMLDatasetNames(project=dataset_project, raw=raw_name, curated=curated_name,
                                 training_view=training_view_name, account=account, key_prefix=tuple(key_prefix),
                                 translator=translator)
-    assets: list = build_dataset_assets(names, group_name=group_name)
+    assets: list = build_dataset_assets(names, group_name=group_name, config_defaults=config_defaults)
     observation = build_dataset_observation(names.raw_external_key, project=dataset_project, name=raw_name,
                                              account=account, group_name=names.group("raw_external", group_name))
     checks = build_training_view_checks(names.training_view_key, min_class_fraction=min_class_fraction)

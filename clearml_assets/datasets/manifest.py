@@ -8,6 +8,8 @@ from typing import Iterable
 
 import pandas as pd
 
+from ..spreadsheet import original_frame, safe_frame
+
 from .validation import Frame, file_sha256
 
 MANIFEST_PARQUET = "manifest.parquet"
@@ -59,7 +61,7 @@ def write_manifest(manifest: pd.DataFrame, folder: Path) -> None:
     """Write ``manifest.parquet`` and ``manifest.csv`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     manifest.to_parquet(folder / MANIFEST_PARQUET, index=False)
-    manifest.to_csv(folder / MANIFEST_CSV, index=False, lineterminator="\n")
+    safe_frame(manifest).to_csv(folder / MANIFEST_CSV, index=False, lineterminator="\n")  # no live formulas
 
 
 def read_manifest(folder: Path) -> pd.DataFrame:
@@ -67,7 +69,7 @@ def read_manifest(folder: Path) -> pd.DataFrame:
     if (folder / MANIFEST_PARQUET).is_file():
         return pd.read_parquet(folder / MANIFEST_PARQUET)
     if (folder / MANIFEST_CSV).is_file():
-        return pd.read_csv(folder / MANIFEST_CSV, keep_default_na=False)
+        return original_frame(pd.read_csv(folder / MANIFEST_CSV, keep_default_na=False))
     raise FileNotFoundError(f"No {MANIFEST_PARQUET} or {MANIFEST_CSV} in {folder}")
 
 

@@ -183,6 +183,30 @@ def _image_size(path: Path) -> tuple[int, int]:
         return img.size
 
 
+def _label_of(rel: Path, labels: set[Path]) -> Path:
+    """The label file of an image: under ``labels/`` when there is one, else beside the image."""
+    label_rel = label_path_for(rel)
+    if label_rel not in labels and rel.with_suffix(".txt") in labels:
+        return rel.with_suffix(".txt")
+    return label_rel
+
+
+def _read_pair(root: Path, rel: Path, label_rel: Path, class_count: int) -> tuple[int, int, list] | Issue:
+    """The image's size and its label's boxes, or the issue that makes the pair unusable."""
+    try:
+        width, height = _image_size(root / rel)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return Issue(str(rel), "corrupt_image", f"{type(exc).__name__}: {exc}")
+    try:
+        text = (root / label_rel).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        return Issue(str(label_rel), "bad_label", f"unreadable: {exc}")
+    boxes, problems = parse_label(text, class_count)
+    if problems:
+        return Issue(str(label_rel), "bad_label", "; ".join(problems[:3]))
+    return width, height, boxes
+
+
 def scan_source(folder: Path | str, class_names: tuple[str, ...] | list[str] | None = None) -> SourceScan:
     """Validate every image/label pair under ``folder``.
 
@@ -210,39 +234,26 @@ def scan_source(folder: Path | str, class_names: tuple[str, ...] | list[str] | N
     by_hash: dict[str, str] = {}
     stems: defaultdict[str, int] = defaultdict(int)
     for rel in images:
-        label_rel = label_path_for(rel)
-        if label_rel not in labels:
-            label_rel = rel.with_suffix(".txt") if rel.with_suffix(".txt") in labels else label_rel
-        image_path = root / rel
+        label_rel = _label_of(rel, labels)
         if label_rel not in labels:
             scan.issues.append(Issue(str(rel), "orphan_image", f"no label file {label_rel}"))
             continue
         used_labels.add(label_rel)
-        try:
-            width, height = _image_size(image_path)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            scan.issues.append(Issue(str(rel), "corrupt_image", f"{type(exc).__name__}: {exc}"))
+        read = _read_pair(root, rel, label_rel, len(names))
+        if isinstance(read, Issue):
+            scan.issues.append(read)
             continue
-        try:
-            text = (root / label_rel).read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            scan.issues.append(Issue(str(label_rel), "bad_label", f"unreadable: {exc}"))
-            continue
-        boxes, problems = parse_label(text, len(names))
-        if problems:
-            scan.issues.append(Issue(str(label_rel), "bad_label", "; ".join(problems[:3])))
-            continue
-        sha = file_sha256(image_path)
+        sha = file_sha256(root / rel)
         if sha in by_hash:
             scan.issues.append(Issue(str(rel), "duplicate_image", f"same bytes as {by_hash[sha]}"))
             continue
         by_hash[sha] = str(rel)
-        stem = rel.stem
-        stems[stem] += 1
-        frame_id = stem if stems[stem] == 1 else f"{stem}~{stems[stem]}"
+        stems[rel.stem] += 1
+        frame_id = rel.stem if stems[rel.stem] == 1 else f"{rel.stem}~{stems[rel.stem]}"
+        width, height, boxes = read
         scan.frames.append(Frame(
             frame_id=frame_id, image=rel.as_posix(), label=label_rel.as_posix(), sha256=sha,
-            bytes=image_path.stat().st_size, label_bytes=(root / label_rel).stat().st_size,
+            bytes=(root / rel).stat().st_size, label_bytes=(root / label_rel).stat().st_size,
             width=width, height=height, boxes=tuple(boxes)))
     for rel in sorted(labels - used_labels):
         scan.issues.append(Issue(str(rel), "orphan_label", "no image with this name"))

@@ -19,10 +19,10 @@ clearml-server's ``apiserver/services -> bll -> database``:
 from .auth import Credential, generate_credential
 from .runner import LocalServer, LocalServerProcess, start_local_server_process
 from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, LocalServerInfo,
-                          free_port, wait_until_ready)
+                          free_port, sdk_config_file, wait_until_ready)
 
 __all__ = [
     "Credential", "generate_credential", "LocalServer", "LocalServerInfo", "LocalServerProcess",
-    "start_local_server_process", "free_port", "wait_until_ready",
+    "start_local_server_process", "free_port", "wait_until_ready", "sdk_config_file",
     "DEFAULT_API_PORT", "DEFAULT_FILES_PORT", "DEFAULT_HOST", "DEFAULT_WEB_PORT",
 ]

@@ -16,20 +16,20 @@ import json
 import os
 import secrets
 import signal
-import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from ..errors import ClearMLConnectionError
 from .auth import Credential, identity_proof, load_or_create_credentials
+from .home_ports import HomePortTaken, choose_ports, record_ports
 from .runner import PROOF_PATH, SELF_DESCRIPTION_PATH, start_local_server_process
 from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, DataDirInUse,
-                          LocalServerInfo, read_server_file, remove_server_file)
+                          LocalServerInfo, read_server_file, remove_server_file, sdk_config_file)
 
 SHARED_SERVER_ENV = "CLEARML_ASSETS_LOCAL_SERVER"
 SERVER_KEY_ENV = ("CLEARML_ASSETS_SERVER_ACCESS_KEY", "CLEARML_ASSETS_SERVER_SECRET_KEY")
@@ -37,15 +37,6 @@ SERVER_KEY_ENV = ("CLEARML_ASSETS_SERVER_ACCESS_KEY", "CLEARML_ASSETS_SERVER_SEC
 
 class LocalServerError(ClearMLConnectionError):
     """The local server cannot be reached or started; the message says why and what to do."""
-
-
-def _port_free(port: int, host: str = DEFAULT_HOST) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
 
 
 def _proves_identity(info: LocalServerInfo) -> bool:
@@ -119,30 +110,47 @@ def running_local_server(home: Path) -> LocalServerInfo | None:
 
 def start_server(data_dir: Path, host: str = DEFAULT_HOST, api_port: int = DEFAULT_API_PORT,
                  files_port: int = DEFAULT_FILES_PORT, web_port: int | None = DEFAULT_WEB_PORT,
-                 timeout: float = 30.0) -> tuple[LocalServerInfo, bool]:
+                 timeout: float = 30.0, explicit: Mapping[str, int | None] | None = None
+                 ) -> tuple[LocalServerInfo, bool]:
     """The running server of ``data_dir``, or a new one started detached (it outlives the caller).
 
-    Preferred ports that are taken (by another program or another home's server) are replaced by free
-    ones. The server's log goes to ``<data_dir>/server.log``.
+    Its ports are chosen once (:mod:`.home_ports`): at the first start the preferred ones, a free one for each that
+    is taken; at every later start the recorded ones, so links to the server keep working. The server's log goes
+    to ``<data_dir>/server.log``; its SDK settings to ``<data_dir>/clearml.conf`` (:func:`sdk_config_file`).
+
+    Args:
+        data_dir: The server's data folder.
+        host: The interface it binds.
+        api_port: Preferred API port at the first start.
+        files_port: Preferred fileserver port at the first start.
+        web_port: Preferred web view port at the first start (None: no web view).
+        timeout: Seconds to wait for a new server to answer.
+        explicit: Ports chosen for this start (``api``, ``files``, ``web``; 0: any free one): they replace the
+            recorded ones.
 
     Returns:
         The server's info and whether it was started now.
 
     Raises:
-        LocalServerError: It could not start (the message has the log's last lines).
+        LocalServerError: A recorded or chosen port is held by another program (named), or it could not start
+            (the message has the log's last lines).
     """
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _locked(data_dir.parent / f".{data_dir.name}.start.lock"):
         info = running_server(data_dir)
         if info is not None:
+            sdk_config_file(info)
             return info, False
-        ports = [p if p and _port_free(p, host) else (p if p is None else 0)
-                 for p in (api_port, files_port, web_port)]
+        try:
+            ports = choose_ports(data_dir, host, {"api": api_port, "files": files_port, "web": web_port},
+                                 dict(explicit or {}))
+        except HomePortTaken as exc:
+            raise LocalServerError(str(exc)) from None
         log_file = data_dir / "server.log"
         try:
-            proc = start_local_server_process(data_dir, host=host, api_port=ports[0], files_port=ports[1],
-                                              web_port=ports[2], timeout=timeout, log_file=log_file,
+            proc = start_local_server_process(data_dir, host=host, api_port=ports["api"], files_port=ports["files"],
+                                              web_port=ports["web"], timeout=timeout, log_file=log_file,
                                               detach=True)
         except DataDirInUse as exc:
             raise LocalServerError(str(exc)) from None
@@ -150,6 +158,8 @@ def start_server(data_dir: Path, host: str = DEFAULT_HOST, api_port: int = DEFAU
             tail = log_file.read_text(errors="replace").splitlines()[-15:] if log_file.exists() else []
             raise LocalServerError(f"the local ClearML server for {data_dir} did not start: {exc}"
                                    + ("\n" + "\n".join(tail) if tail else "")) from None
+        record_ports(data_dir, ports)
+        sdk_config_file(proc.info)
         return proc.info, True
 
 
@@ -159,41 +169,47 @@ def ensure_local_server(home: Path, timeout: float = 30.0, api_port: int = DEFAU
     """The local server of the ``local`` account: a shared one by URL, or the home's, started if needed.
 
     With ``CLEARML_ASSETS_LOCAL_SERVER`` set, that server is used and none is started. Otherwise the server
-    keeps its data in ``<home>/server`` and is reused by later runs and other processes; it uses
-    ``api_port``/``files_port``/``web_port`` (default 8008/8081/8080, or ``CLEARML_ASSETS_LOCAL_API_PORT``,
-    ``..._FILES_PORT``, ``..._WEB_PORT``; 0 = any free port) when free and free ports otherwise.
+    keeps its data in ``<home>/server`` and is reused by later runs and other processes. Its ports are chosen at
+    its first start (``api_port``/``files_port``/``web_port`` when free, else free ones) and kept for every later
+    start (:func:`start_server`); ``CLEARML_ASSETS_LOCAL_API_PORT``, ``..._FILES_PORT``, ``..._WEB_PORT`` (0: any
+    free port; ``none``: no web view) choose them instead.
 
     Args:
         home: The ``CLEARML_ASSETS_HOME`` folder.
         timeout: Seconds to wait for a new server to answer.
-        api_port: Preferred API port.
-        files_port: Preferred fileserver port.
-        web_port: Preferred web view port (None: no web view).
+        api_port: Preferred API port at the first start.
+        files_port: Preferred fileserver port at the first start.
+        web_port: Preferred web view port at the first start (None: no web view).
 
     Raises:
-        LocalServerError: The shared server does not answer, or a new one could not start.
+        LocalServerError: The shared server does not answer, a port it needs is held by another program, or a new
+            one could not start.
     """
     home = Path(home).expanduser().resolve()
     shared = os.environ.get(SHARED_SERVER_ENV, "").strip()
     if shared:
         return shared_server(shared, home)
-    api_port, files_port, web_port = (_port_from_env(name, port) for name, port in
-                                      (("API", api_port), ("FILES", files_port), ("WEB", web_port)))
     return start_server(home / "server", api_port=api_port, files_port=files_port, web_port=web_port,
-                        timeout=timeout)[0]
+                        timeout=timeout, explicit=ports_from_env())[0]
 
 
-def _port_from_env(part: str, default: int | None) -> int | None:
-    """``CLEARML_ASSETS_LOCAL_<PART>_PORT`` (a number, 0 for a free port, ``none`` for no web view)."""
-    value = os.environ.get(f"CLEARML_ASSETS_LOCAL_{part}_PORT", "").strip().lower()
-    if not value:
-        return default
-    if value in ("none", "off") and part == "WEB":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise LocalServerError(f"CLEARML_ASSETS_LOCAL_{part}_PORT={value!r} is not a port number") from None
+def ports_from_env() -> dict[str, int | None]:
+    """The ports ``CLEARML_ASSETS_LOCAL_<PART>_PORT`` choose (a number, 0 for any free port, ``none`` for no web
+    view), by part (``api``, ``files``, ``web``); parts without the variable are left out."""
+    out: dict[str, int | None] = {}
+    for part in ("api", "files", "web"):
+        name = f"CLEARML_ASSETS_LOCAL_{part.upper()}_PORT"
+        value = os.environ.get(name, "").strip().lower()
+        if not value:
+            continue
+        if value in ("none", "off") and part == "web":
+            out[part] = None
+            continue
+        try:
+            out[part] = int(value)
+        except ValueError:
+            raise LocalServerError(f"{name}={value!r} is not a port number") from None
+    return out
 
 
 def shared_server(url: str, home: Path) -> LocalServerInfo:

@@ -140,3 +140,32 @@ def remove_server_file(data_dir: Path, pid: int) -> None:
     record = read_server_file(data_dir)
     if record and record.get("pid") == pid:
         (Path(data_dir) / "server.json").unlink(missing_ok=True)
+
+
+SDK_CONFIG_FILE = "clearml.conf"
+
+
+def sdk_config_file(info: LocalServerInfo) -> Path:
+    """Write (when it changed) and return ``<data_dir>/clearml.conf`` (mode 0600): the ClearML SDK settings of
+    this server (hosts and key pair), for ``CLEARML_CONFIG_FILE=<path>``."""
+    path = Path(info.data_dir) / SDK_CONFIG_FILE
+    text = (f"# The ClearML SDK settings of the local server of {info.data_dir} (written by clearml-assets):\n"
+            f"#   export CLEARML_CONFIG_FILE={path}\n"
+            "api {\n"
+            f"  api_server: {json.dumps(info.api_host)}\n"
+            f"  web_server: {json.dumps(info.web_host or info.api_host)}\n"
+            f"  files_server: {json.dumps(info.files_host)}\n"
+            f"  credentials {{ access_key: {json.dumps(info.access_key)}, "
+            f"secret_key: {json.dumps(info.secret_key)} }}\n"
+            "}\n")
+    try:
+        if path.read_text() == text:
+            return path
+    except OSError:
+        pass
+    tmp = path.with_name(f".{SDK_CONFIG_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path

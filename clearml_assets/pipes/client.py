@@ -4,186 +4,25 @@ dagster-k8s ``PipesK8sClient``, dagster-prefect's logs reader)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import dagster as dg
-from dagster._core.pipes.client import PipesClient, PipesClientCompletedInvocation, PipesMessageReader
-from dagster._core.pipes.context import PipesMessageHandler
+from dagster._core.pipes.client import PipesClient, PipesClientCompletedInvocation
 from dagster._core.pipes.utils import PipesEnvContextInjector, open_pipes_session
 from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR, PipesExtras
 
-from .protocol import CHANNEL_KEY, CONTEXT_PARAM, MESSAGES_PARAM, SECTION, parse_messages
+from .local_runner import LOCAL_WORKER, LocalTaskRunner
+from .protocol import CONTEXT_PARAM, MESSAGES_PARAM, SECTION
+from .reader import PipesClearMLMessageReader
 from .tasks_api import TaskControl
 
 FINISHED = ("completed", "failed", "stopped", "closed", "published")
-LOCAL_WORKER = "dagster-local"
 
 
 class ClearMLTaskFailure(dg.Failure):
     """The ClearML task failed, was stopped, or could not be started."""
-
-
-class PipesClearMLMessageReader(PipesMessageReader):
-    """Reads Pipes messages from a ClearML task's log while it runs, in order, each once.
-
-    Args:
-        control: Task operations of the account the task runs in.
-        poll_interval: Seconds between two reads of the task's log.
-    """
-
-    def __init__(self, control: TaskControl, poll_interval: float = 1.0):
-        self._control = control
-        self._poll_interval = poll_interval
-        self._task_id: str | None = None
-        self._handler: PipesMessageHandler | None = None
-        self._next_seq = 1
-        self._pending: dict[int, dict] = {}
-        self._since = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self.closed = False
-        self.exception: dict | None = None
-        """The exception the script reported when it closed Pipes (``name``, ``message``, ``stack``)."""
-
-    @property
-    def expected_writer_count(self) -> int:
-        """One writer: the task's script (overridden without the base class's preview warning)."""
-        return 1
-
-    def attach(self, task_id: str) -> None:
-        """Start following ``task_id``'s log."""
-        self._task_id = task_id
-
-    @contextmanager
-    def read_messages(self, handler: PipesMessageHandler) -> Iterator[dict]:
-        self._handler = handler
-        thread = threading.Thread(target=self._follow, name="pipes-clearml-reader", daemon=True)
-        thread.start()
-        try:
-            yield {CHANNEL_KEY: True}
-        finally:
-            self._stop.set()
-            thread.join(30)
-            self.poll()  # what arrived after the last read
-
-    def _follow(self) -> None:
-        while not self._stop.wait(self._poll_interval):
-            try:
-                self.poll()
-            except Exception:  # noqa: BLE001 - a transient read error; the next poll retries
-                pass
-
-    def poll(self) -> int:
-        """Read the log once and hand over every message now in sequence; returns how many."""
-        if self._task_id is None or self._handler is None:
-            return 0
-        with self._lock:
-            # Timestamps come from the writer's clock and batches may land out of order: re-read a window.
-            events = self._control.log_events(self._task_id, since_ms=max(0, self._since - 60_000))
-            for event in events:
-                self._since = max(self._since, int(event.get("timestamp") or 0))
-                for seq, message in parse_messages(str(event.get("msg") or "")):
-                    if seq >= self._next_seq:
-                        self._pending[seq] = message
-            handed = 0
-            while self._next_seq in self._pending:
-                message = self._pending.pop(self._next_seq)
-                self._next_seq += 1
-                self._handler.handle_message(message)
-                handed += 1
-                if message.get("method") == "closed":
-                    self.closed = True
-                    self.exception = (message.get("params") or {}).get("exception") or None
-            return handed
-
-    def drain(self, timeout: float) -> None:
-        """After the task ended: read until the ``closed`` message arrived or ``timeout`` passed."""
-        deadline = time.monotonic() + timeout
-        while not self.closed and time.monotonic() < deadline:
-            self.poll()
-            if not self.closed:
-                time.sleep(min(self._poll_interval, 0.5))
-
-    def no_messages_debug_text(self) -> str:
-        return ("Attempted to read Pipes messages from the ClearML task's log; the script must call "
-                "clearml_assets.pipes.open_clearml_pipes().")
-
-
-class _LocalRunner:
-    """Runs the task's script in a subprocess the way ``clearml-agent`` would (status, console, exit)."""
-
-    def __init__(self, control: TaskControl, task_id: str, script: str, entry_point: str,
-                 env: Mapping[str, str], echo: bool):
-        self.control, self.task_id, self.echo = control, task_id, echo
-        self.folder = Path(tempfile.mkdtemp(prefix="clearml_pipes_"))
-        (self.folder / entry_point).write_text(script)
-        self.control.started(task_id)
-        child_env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
-        child_env.update(env)
-        child_env.update({"CLEARML_TASK_ID": task_id, "PYTHONUNBUFFERED": "1"})
-        # Own session: a Ctrl-C in the terminal reaches Dagster only, which stops the task cleanly.
-        self.process = subprocess.Popen([sys.executable, entry_point], cwd=self.folder, env=child_env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        self.console = threading.Thread(target=self._pump, daemon=True)
-        self.console.start()
-
-    def _pump(self) -> None:
-        """The child's console into the task's log (as the agent does), and to stderr with ``echo``."""
-        batch: list[str] = []
-        last = time.monotonic()
-        assert self.process.stdout is not None
-        for raw in iter(self.process.stdout.readline, b""):
-            line = raw.decode(errors="replace")
-            if self.echo:
-                sys.stderr.write(line)
-            batch.append(line)
-            if time.monotonic() - last > 1.0 or len(batch) > 200:
-                self._send(batch)
-                batch, last = [], time.monotonic()
-        self._send(batch)
-
-    def _send(self, lines: list[str]) -> None:
-        if lines:
-            try:
-                self.control.add_log(self.task_id, "".join(lines), worker=LOCAL_WORKER)
-            except Exception:  # noqa: BLE001 - console upload is best effort; the run goes on
-                pass
-
-    def finished(self) -> bool:
-        """Whether the script exited; then the task's status is set as the agent sets it."""
-        code = self.process.poll()
-        if code is None:
-            return False
-        self.console.join(10)
-        if code == 0:
-            self.control.completed(self.task_id)
-        else:
-            self.control.failed(self.task_id, reason=f"Script exited with code {code}", message="script failed")
-        return True
-
-    def terminate(self, grace: float = 10.0) -> None:
-        """SIGTERM the script's process group, SIGKILL after ``grace`` seconds."""
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            if self.process.poll() is not None:
-                return
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
 
 
 class PipesClearMLClient(PipesClient):
@@ -290,7 +129,7 @@ class PipesClearMLClient(PipesClient):
             if queue_id:
                 control.enqueue(task_id, queue_id)
             else:
-                runner = _LocalRunner(control, task_id, source, entry_point,
+                runner = LocalTaskRunner(control, task_id, source, entry_point,
                                       self.clearml.sdk_env(self.account), self.forward_console)
             return self._wait(control, task_id, queue, runner, timeout)
         except (LostWorkerError, TimeoutError) as exc:
@@ -314,7 +153,7 @@ class PipesClearMLClient(PipesClient):
                             "with execution 'local'.")
         return queue_id
 
-    def _wait(self, control: TaskControl, task_id: str, queue: str | None, runner: _LocalRunner | None,
+    def _wait(self, control: TaskControl, task_id: str, queue: str | None, runner: LocalTaskRunner | None,
               timeout: float | None) -> str:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -347,7 +186,7 @@ class PipesClearMLClient(PipesClient):
                 raise LostWorkerError(f"No live ClearML worker serves queue '{queue}' any more while the task "
                                       "runs (agent killed or machine lost).")
 
-    def _terminate(self, control: TaskControl, task_id: str, runner: _LocalRunner | None, *, reason: str,
+    def _terminate(self, control: TaskControl, task_id: str, runner: LocalTaskRunner | None, *, reason: str,
                    log: Any) -> None:
         """Stop the task wherever it is and mark it failed with ``reason``; never raises."""
         try:

@@ -10,6 +10,7 @@ from pydantic import Field
 from ..archives.paths import account_slug
 from ..locks import locks_for_instance
 from ..resource import ClearMLResource
+from ..run_config import check_ops_config_keys
 from .engine import RestoreResult, TaskRestorer
 
 RESTORE_ASSET_NAME = "clearml_restored_tasks"
@@ -17,7 +18,10 @@ RESTORE_GROUP = "clearml_restore"
 
 
 class ClearMLRestoreConfig(dg.Config):
-    """Run configuration of the restore asset."""
+    """Run configuration of the restore asset.
+
+    Run config goes under its op name, ``<account>__clearml_restored_tasks`` (the asset key joined by ``__``).
+    """
 
     archive: str = Field(description="Task or project archive (.zip/.tar.gz/.tar.xz/.tar) or export folder made by "
                                      "clearml-assets, on the machine the run executes on.")
@@ -58,6 +62,7 @@ def build_clearml_restore_asset(account: str, *, group_name: str = RESTORE_GROUP
                           "with provenance (idempotent and resumable).")
     def _restore(context: dg.AssetExecutionContext, config: ClearMLRestoreConfig,
                  clearml: ClearMLResource) -> dg.MaterializeResult:
+        check_ops_config_keys(context)
         restorer = TaskRestorer(clearml.client(account), project=config.project, max_workers=config.max_workers,
                                 locks=locks_for_instance(context.instance))
         results = restorer.restore_path(config.archive)

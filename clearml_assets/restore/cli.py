@@ -20,8 +20,8 @@ def build_restore_parser(prog: str = "clearml-assets restore") -> argparse.Argum
                                "(--dataset ID --from ACCOUNT). The last line printed is JSON with the new ids.")
     parser.add_argument("archive", nargs="?", help="task or project archive (.zip/.tar.gz/.tar.xz/.tar) or export folder")
     parser.add_argument("--account", required=True, help="target ClearML account (e.g. original, local)")
-    parser.add_argument("--project", help="target project (full name, e.g. team/restored); default: the "
-                                          "source project's name")
+    parser.add_argument("--project", help="target project (full name, e.g. team/restored): the copies and the "
+                                          "files they re-upload go there; default: the source project's name")
     parser.add_argument("--dataset", help="copy this dataset version (and its parents) instead of an archive")
     parser.add_argument("--from", dest="source", help="source account of --dataset")
     parser.add_argument("--workers", type=int, default=4, help="uploads and event batches in flight "

@@ -12,6 +12,7 @@ found by their own provenance tag.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
+from ..archives.logs import ConsoleText
 from ..errors import ArchiveError, ClearMLAssetsError
 from ..locks import ClearMLLocks, locks_from_env
 from .reader import TaskArchive, open_archive
@@ -168,6 +170,7 @@ class TaskRestorer:
         started = time.monotonic()
         src = archive.task
         done, partial = self.find_restored(archive.source_task_id)
+        archive.check_provenance(done if done is not None else partial)  # before any state change
         project = self.project or archive.project_name or "Restored"
         if done is not None:
             result = RestoreResult(archive.source_task_id, done["id"], str(done.get("name")), project, False, False,
@@ -276,7 +279,9 @@ class TaskRestorer:
                 self.client.tasks.reset(task_id)
                 self.client.tasks.edit(task_id, runtime=self._runtime(archive))
             self.client.tasks.set_status(task_id, "in_progress", message="restoring")
-            prefix = f"{_part(archive.project_name or 'project')}/{_part(str(src.get('name') or 'task'))}.{task_id}"
+            # files land under the project the copy is restored into (--project), as the SDK would put them
+            project_path = "/".join(_part(p) for p in result.project.split("/"))
+            prefix = f"{project_path}/{_part(str(src.get('name') or 'task'))}.{task_id}"
             # every upload starts at once; events that point at no file go while they run
             with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="clearml-restore") as pool:
                 urls = self._upload_images(archive, prefix, pool, result)
@@ -326,17 +331,23 @@ class TaskRestorer:
     # ----------------------------------------------------------------------------------------- events
     def _all_events(self, archive: TaskArchive, task_id: str, urls: dict[str, Future],
                     result: RestoreResult) -> Iterator[dict]:
-        kinds = (("scalar_points", archive.scalar_events()), ("log_lines", archive.log_events()),
+        kinds = (("scalar_points", archive.scalar_events()), ("log_events", archive.log_events()),
                  ("plots", (_relinked(e, [u for u, _ in files], urls) for e, files in archive.plot_events())),
                  ("debug_image_events", (e for e, _ in archive.debug_image_events())))
-        for name, events in kinds:
-            result.counts.setdefault(name, 0)
-            for event in events:
-                if name == "debug_image_events" and event.get("url") in urls:
-                    event["url"] = urls[event["url"]].result()
-                event["task"] = task_id
-                result.counts[name] += 1
-                yield event
+        with open(os.devnull, "wb") as sink:
+            console = ConsoleText(sink)  # log lines counted as the archive counts them (an event may hold many)
+            for name, events in kinds:
+                result.counts.setdefault(name, 0)
+                for event in events:
+                    if name == "debug_image_events" and event.get("url") in urls:
+                        event["url"] = urls[event["url"]].result()
+                    elif name == "log_events":
+                        console.add(str(event.get("msg") or ""))
+                    event["task"] = task_id
+                    result.counts[name] += 1
+                    yield event
+            console.close()
+        result.counts["log_lines"] = console.lines
 
     def _send_events(self, archive: TaskArchive, task_id: str, urls: dict[str, Future], pool: ThreadPoolExecutor,
                      result: RestoreResult) -> None:

@@ -2,32 +2,35 @@
 
 Works with the archive format of today (``console.log``, scalars without timestamps) and picks up the
 additions when present: ``log.jsonl`` (every log event with its level and timestamp), a ``timestamp`` on
-scalar lines, ``plot_data`` (compressed plots, decoded here), model events under ``models/``. An archive
-is used only once its files match its manifest (sizes and sha256), so a damaged one restores nothing.
+scalar lines, ``plot_data`` (compressed plots, decoded here within :func:`.bounds.max_plot_bytes`), model
+events under ``models/``. An archive is used only once its files match its manifest (sizes and sha256), its
+top manifest is signed when ``CLEARML_ASSETS_ARCHIVE_KEY`` is set, and its compressed plots inflate within
+their limit, so a damaged, tampered or hostile one restores nothing. :meth:`TaskArchive.check_provenance`
+compares what an archive claims with the records of a copy already in the target.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import math
+import os
 import shutil
 import tempfile
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 from urllib.parse import urlsplit
 
+from ..archives.bounds import MAX_PLOT_ENV, InflateError, inflate_plot_data, max_record_chars
 from ..archives.manifest import MANIFEST_NAME, read_manifest, verify_folder
+from ..archives.media import model_folder
 from ..archives.packing import extract_archive
-from ..archives.paths import safe_component
+from ..archives.signing import require_signature
 from ..errors import ArchiveError
 
 # Fields the server adds to a stored event (or the exporter to an index line); never sent back.
-MODELS_DIR = "models"
 SERVER_EVENT_FIELDS = frozenset({"@timestamp", "model_event", "plot_len", "company", "_id", "id", "task",
                                  "local_file", "download_status", "allow_locked", "plot_data",
                                  "local_image_files"})
@@ -86,35 +89,27 @@ class TaskArchive:
         if not path.exists():
             return
         base = self.base_timestamp()
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                value = row.get("value")
-                if not isinstance(value, (int, float)) or not math.isfinite(value):
-                    continue
-                yield {"type": "training_stats_scalar", "metric": row["metric"], "variant": row["variant"],
-                       "iter": row["iter"], "value": value, "timestamp": row.get("timestamp", base)}
+        for row in _jsonl(path):
+            value = row.get("value")
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                continue
+            yield {"type": "training_stats_scalar", "metric": row.get("metric"), "variant": row.get("variant"),
+                   "iter": row.get("iter"), "value": value, "timestamp": row.get("timestamp", base)}
 
     def log_events(self) -> Iterator[dict[str, Any]]:
         """Every log event: from ``log.jsonl`` (level and timestamp kept) or else from ``console.log``
         (one event per line, in order, timestamps counted up from the task's start)."""
         structured = self.folder / "log.jsonl"
         if structured.exists():
-            with open(structured, encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        event = _clean(json.loads(line))
-                        event["type"] = "log"
-                        yield event
+            for event in _jsonl(structured):
+                yield {**_clean(event), "type": "log"}
             return
         text = self.folder / "console.log"
         if not text.exists():
             return
         base = self.base_timestamp()
         with open(text, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            for i, line in enumerate(handle):
+            for i, line in enumerate(_lines(handle, text)):
                 yield {"type": "log", "timestamp": base + i, "level": "info",
                        "msg": line[:-1] if line.endswith("\n") else line}
 
@@ -124,7 +119,7 @@ class TaskArchive:
         images = {r.get("file"): r.get("uri") for r in _jsonl(self.folder / "plots" / "images.jsonl") if r.get("file")}
         for event in _jsonl(self.folder / "plots" / "plots.jsonl"):
             if event.get("plot_str") is None and event.get("plot_data"):
-                event["plot_str"] = zlib.decompress(base64.b64decode(event["plot_data"])).decode()
+                event["plot_str"] = _inflated(event, self.folder)
             files = [(images[rel], path) for rel in event.get("local_image_files") or []
                      if rel in images and images[rel] and (path := self._file(rel)) is not None]
             yield _clean(event), files
@@ -160,10 +155,31 @@ class TaskArchive:
 
     def model_folder(self, record: dict[str, Any]) -> Path | None:
         """``models/<role>.<name>.<id>`` of a model record (its weights and events), if archived."""
-        folder = self.folder / MODELS_DIR / (f"{safe_component(str(record.get('role')))}."
-                                             f"{safe_component(str(record.get('name') or ''))}."
-                                             f"{safe_component(str(record.get('id')), 40)}")
+        folder = self.folder / model_folder({"role": str(record.get("role")), "name": record.get("name"),
+                                             "id": str(record.get("id"))})
         return folder if folder.is_dir() else None
+
+    def check_provenance(self, copy: dict[str, Any] | None) -> None:
+        """Refuse this archive when ``copy`` (a task of the target tagged as restored from the same source id)
+        records another source account or server: the archive is forged or foreign, and must neither
+        publish nor resume that copy. Records the copy lacks are not compared.
+
+        Raises:
+            ArchiveError: A recorded source differs from the archive's claim.
+        """
+        if copy is None:
+            return
+        runtime = copy.get("runtime") or {}
+        claimed = {"restore_source_task": self.source_task_id, "restore_source_account": self.source_account,
+                   "restore_source_server": self.source_server}
+        wrong = {k: str(runtime[k]) for k, v in claimed.items() if runtime.get(k) not in (None, "") and
+                 str(runtime[k]) != v}
+        if wrong:
+            raise ArchiveError(
+                f"the archive of task {self.source_task_id} claims account {self.source_account!r} on "
+                f"{self.source_server or '?'!r}, but task {copy.get('id')} in the target, the copy of that task id, "
+                f"records {', '.join(f'{k}={v!r}' for k, v in sorted(wrong.items()))}: refusing a forged or "
+                "foreign archive; nothing was changed")
 
     def _file(self, rel: str | None) -> Path | None:
         if not rel:
@@ -174,6 +190,43 @@ class TaskArchive:
         return path
 
 
+def _inflated(event: dict[str, Any], folder: Path) -> str:
+    try:
+        return inflate_plot_data(event["plot_data"])
+    except InflateError as exc:
+        raise ArchiveError(f"plot {str(event.get('metric'))[:100]!r}/{str(event.get('variant'))[:100]!r} iteration "
+                           f"{event.get('iter')} in {folder.name}/plots/plots.jsonl cannot be restored: {exc}; "
+                           "nothing was restored") from None
+
+
+_RECORD_FILES = ("scalars/scalars.jsonl", "log.jsonl", "console.log", "plots/plots.jsonl", "debug_images/index.jsonl")
+
+
+def _check_records(folder: Path) -> None:
+    """Before any write: every line of the event files within :func:`_lines`' bound, and every plot kept
+    compressed inflating within its limit."""
+    paths = [folder / rel for rel in _RECORD_FILES] + sorted((folder / "models").glob("*/events.jsonl"))
+    for path in (p for p in paths if p.is_file()):
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            for number, line in enumerate(_lines(handle, path), 1):
+                if path.name == "plots.jsonl" and '"plot_data"' in line:
+                    event = _parsed(line, path, number)
+                    if event.get("plot_str") is None and event.get("plot_data"):
+                        _inflated(event, folder)
+
+
+def _parsed(line: str, path: Path, number: int) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        raise ArchiveError(f"{path.parent.name}/{path.name} line {number} is not JSON ({exc}); nothing was "
+                           "restored") from None
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{path.parent.name}/{path.name} line {number} is not a JSON object; nothing was "
+                           "restored")
+    return value
+
+
 def _clean(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in SERVER_EVENT_FIELDS}
 
@@ -182,9 +235,21 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     with open(path, encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(_lines(handle, path), 1):
             if line.strip():
-                yield json.loads(line)
+                yield _parsed(line, path, number)
+
+
+def _lines(handle: TextIO, path: Path) -> Iterator[str]:
+    """The lines of ``handle``, each read within :func:`.bounds.max_record_chars` (one record in memory)."""
+    limit = max_record_chars()
+    number = 0
+    while line := handle.readline(limit + 1):
+        number += 1
+        if len(line) > limit:
+            raise ArchiveError(f"{path.parent.name}/{path.name} line {number} is longer than {limit} characters "
+                               f"(4 times {MAX_PLOT_ENV}); nothing was restored")
+        yield line
 
 
 def _json(path: Path) -> Any:
@@ -206,11 +271,17 @@ def _parse_time(value: Any) -> int | None:
     return int(when.timestamp() * 1000)
 
 
-def load_task_folder(folder: Path) -> TaskArchive:
+def load_task_folder(folder: Path, signed: bool = True) -> TaskArchive:
     """A verified task export folder.
 
+    Args:
+        folder: The task export folder.
+        signed: Require its manifest's signature when a key is set (not for the task folders of a project
+            export, whose own signed manifest vouches for their files).
+
     Raises:
-        ArchiveError: No complete manifest, or a file differs from it.
+        ArchiveError: No complete manifest, an unsigned or tampered one while a key is set, a file that
+            differs from it, or a compressed plot over its limit.
     """
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -222,6 +293,8 @@ def load_task_folder(folder: Path) -> TaskArchive:
         raise ArchiveError(f"task export {folder} is marked incomplete (something the server held is missing"
                            f"{': ' + str(first.get('error'))[:300] if first else ''}); nothing was restored. "
                            "Export the task again and restore the new archive")
+    if signed:
+        require_signature(manifest, f"task export {folder.name!r}")
     problems = verify_folder(folder, manifest)
     if problems:
         raise ArchiveError(f"task export {folder} does not match its manifest ({len(problems)} problem(s), "
@@ -229,6 +302,7 @@ def load_task_folder(folder: Path) -> TaskArchive:
     info = _json(folder / "task.json")
     if not isinstance(info, dict) or not isinstance(info.get("task"), dict) or not info["task"].get("id"):
         raise ArchiveError(f"{folder}/task.json is missing or has no task; nothing was restored")
+    _check_records(folder)
     return TaskArchive(folder, manifest, info)
 
 
@@ -244,31 +318,35 @@ def open_archive(path: Path | str, workdir: Path | None = None) -> Iterator[list
     if not path.exists():
         raise ArchiveError(f"archive {str(path)!r} does not exist; give a task or project archive "
                            "(.zip/.tar.gz/.tar.xz/.tar) or export folder made by clearml-assets")
-    tmp = None
+    if path.is_dir():
+        yield list_task_exports(path)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="clearml-restore-", dir=workdir))
     try:
-        if path.is_dir():
-            root = path
-        else:
-            tmp = Path(tempfile.mkdtemp(prefix="clearml-restore-", dir=workdir))
-            extract_archive(path, tmp)
-            tops = [p for p in tmp.iterdir() if (p / MANIFEST_NAME).exists()]
-            if len(tops) != 1:
-                raise ArchiveError(f"archive {path.name!r} holds no export folder with a manifest.json; "
-                                   "restore an archive made by clearml-assets")
-            root = tops[0]
-        yield list_task_exports(root)
+        extract_archive(path, tmp)
+        tops = [p for p in tmp.iterdir() if (p / MANIFEST_NAME).exists()]
+        if len(tops) != 1:
+            raise ArchiveError(f"archive {path.name!r} holds no export folder with a manifest.json; "
+                               "restore an archive made by clearml-assets")
+        try:
+            archives = list_task_exports(tops[0])
+        except ArchiveError as exc:  # name the file the user gave, not the temporary folder
+            raise ArchiveError(f"archive {path.name!r}: {str(exc).replace(str(tmp) + os.sep, '')}") from None
+        yield archives
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def list_task_exports(root: Path) -> list[TaskArchive]:
     """The task exports of a task folder, or of a project folder (``tasks/*``), verified."""
     manifest = read_manifest(root)
     if manifest and manifest.get("kind") == "project":
+        require_signature(manifest, f"project export {root.name!r}")
         problems = verify_folder(root, manifest)
         if problems:
             raise ArchiveError(f"project export {root} does not match its manifest (first: {problems[0]}); "
                                "nothing was restored")
-        return [load_task_folder(p) for p in sorted((root / "tasks").iterdir()) if p.is_dir()]
+        tasks = root / "tasks"
+        return [load_task_folder(p, signed=False) for p in sorted(tasks.iterdir()) if p.is_dir()] \
+            if tasks.is_dir() else []
     return [load_task_folder(root)]

@@ -27,6 +27,7 @@ from ..automation.polling import FINISHED_STATUSES, account_host, poll_finished_
 from ..errors import ArchiveError, ClearMLAssetsError, ClearMLConfigError
 from ..locks import ClearMLLocks, export_lock_name, locks_for_instance, locks_from_env
 from ..resource import ClearMLResource
+from ..run_config import check_ops_config_keys
 from .assets import RESTORE_GROUP, restore_metadata
 from .engine import TaskRestorer
 
@@ -150,6 +151,7 @@ def build_clearml_sync_asset(source: str, target: str, *, group_name: str = REST
                           "and restored (idempotent, resumable; provenance on the copy).")
     def _sync(context: dg.AssetExecutionContext, config: ClearMLSyncConfig,
               clearml: ClearMLResource) -> dg.MaterializeResult:
+        check_ops_config_keys(context)
         task_id = context.partition_key
         facts, results = sync_task(clearml, source, target, task_id, export_root=config.export_root,
                                    project=config.project, max_workers=config.max_workers,

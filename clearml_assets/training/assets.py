@@ -5,14 +5,15 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import dagster as dg
 
 from ..datasets.checks import dataset_id_for_account
 from ..errors import ClearMLConfigError, TrainingError
 from ..pipes.client import ClearMLTaskFailure, PipesClearMLClient
-from ..resource import ClearMLResource
+from ..resource import AccountChoice, ClearMLResource
+from ..run_config import check_ops_config_keys, config_with_defaults
 from ..translator import ClearMLModelRef, DagsterClearMLTranslator
 from .config import ClearMLTrainingConfig, short_metric_name
 from .curves import png_markdown, render_training_curves
@@ -143,13 +144,29 @@ def _curves_file(home: Path, run_id: str, png: bytes) -> Path:
     return path
 
 
-def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig, names: ClearMLTrainingNames,
-                clearml: ClearMLResource) -> dg.MaterializeResult:
-    """Body of the model asset (see ``build_training_assets``)."""
-    started = time.monotonic()
+@dataclass
+class _TrainingPlan:
+    """What a run trains on, decided before the training task starts."""
+
+    choice: AccountChoice
+    client: Any
+    dataset_id: str
+    main_metric: str
+    project: str
+    champion: Any
+
+
+def _plan_training(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig, names: ClearMLTrainingNames,
+                   clearml: ClearMLResource) -> _TrainingPlan:
+    """The account, dataset version, main metric and current champion of this run.
+
+    Raises:
+        ClearMLConfigError: Run config Dagster would ignore, no dataset version to train on, or an unknown
+            main metric.
+    """
+    check_ops_config_keys(context)
     choice = clearml.choose_account(config.account, names.account)
-    account = choice.name
-    dataset_id = dataset_id_for_account(context.instance, names.training_view_key, account, config.dataset_id)
+    dataset_id = dataset_id_for_account(context.instance, names.training_view_key, choice.name, config.dataset_id)
     if not dataset_id:
         raise ClearMLConfigError(
             f"No dataset version to train on: materialize {names.training_view_key.to_user_string()} first "
@@ -158,47 +175,15 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         main_metric = short_metric_name(config.main_metric)
     except ValueError as exc:
         raise ClearMLConfigError(f"main_metric: {exc}") from None
-    client = clearml.client(account)
+    client = clearml.client(choice.name)
     project = config.project or names.project
-    project_id = find_project_id(client, project)
-    champions = find_champions(client, project_id)
-    champion = champions[0] if champions else None
-    context.log.info(f"Training on dataset {dataset_id}; current champion: "
-                     f"{champion.id if champion else 'none'}")
+    champions = find_champions(client, find_project_id(client, project))
+    return _TrainingPlan(choice, client, dataset_id, main_metric, project, champions[0] if champions else None)
 
-    request = training_request(config, names, dataset_id=dataset_id, run_id=context.run.run_id,
-                               champion=dataclasses.asdict(champion) if champion else None)
-    before_child = time.monotonic() - started
-    result = _run_training_task(context, clearml, account, client, config, request)
-    child_process = time.monotonic() - started - before_child
-    decision = result.decision
-    demoted: list[str] = []
-    if decision["promote"]:
-        demoted = promote_model(client, result.model_id, result.project_id)
-    metrics = result.metrics
-    png = render_training_curves(result.results, title=f"{result.model_name} on {result.dataset.id[:8]}")
-    metadata = {
-        "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result.task_id, result.project_id)),
-        "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result.model_id, result.project_id)),
-        **choice.metadata(),
-        "task_id": result.task_id, "model_id": result.model_id, "model_uri": result.model_uri,
-        "project": project, "dataset_id": result.dataset.id, "dataset_name": result.dataset.name,
-        "dataset_version": result.dataset.version,
-        "main_metric": main_metric, "main_metric_value": float(metrics[main_metric]),
-        **{f"metric_{k}": float(v) for k, v in metrics.items()},
-        "per_class": dg.MetadataValue.md(_per_class_markdown(result.per_class)),
-        "labels": dg.MetadataValue.json(result.labels),
-        "training_curves": dg.MetadataValue.md(png_markdown(png)),
-        "training_curves_file": dg.MetadataValue.path(str(_curves_file(clearml.home_dir(), context.run.run_id, png))),
-        "epochs": result.epochs, "train_seconds": round(result.train_seconds, 2),
-        "child_seconds": round(result.wall_seconds, 2),
-        "task_close_seconds": round(result.phase_seconds.get("close", 0.0), 2),
-        "execution": config.execution if config.execution == "local" else f"queue {config.queue}",
-        "child_phase_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in result.phase_seconds.items()}),
-        "wall_seconds": round(time.monotonic() - started, 2),
-        "parent_phase_seconds": dg.MetadataValue.json({
-            "before_child": round(before_child, 2), "child_process": round(child_process, 2),
-            "after_child": round(time.monotonic() - started - before_child - child_process, 2)}),
+
+def _decision_metadata(decision: dict[str, Any], demoted: list[str]) -> dict[str, Any]:
+    """The champion/challenger decision as metadata."""
+    return {
         "champion_decision": "promoted" if decision["promote"] else "not promoted",
         "champion_reason": decision["reason"],
         "challenger_value": float(decision["challenger_value"]),
@@ -207,12 +192,73 @@ def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig
         "previous_champion_model_id": decision["champion_model_id"] or "none",
         "demoted_model_ids": ", ".join(demoted) or "none",
     }
-    context.log.info(f"Model {result.model_id}: {main_metric}={metrics[main_metric]:.4f}; {decision['reason']}")
+
+
+def _result_metadata(plan: _TrainingPlan, config: ClearMLTrainingConfig, result: TrainingResult,
+                     curves_png: bytes, curves_file: Path) -> dict[str, Any]:
+    """Links, ids, metrics, curves and timings of a finished training (secret-free)."""
+    client, metrics = plan.client, result.metrics
+    return {
+        "clearml_task_url": dg.MetadataValue.url(client.web_url("task", result.task_id, result.project_id)),
+        "clearml_model_url": dg.MetadataValue.url(client.web_url("model", result.model_id, result.project_id)),
+        **plan.choice.metadata(),
+        "task_id": result.task_id, "model_id": result.model_id, "model_uri": result.model_uri,
+        "project": plan.project, "dataset_id": result.dataset.id, "dataset_name": result.dataset.name,
+        "dataset_version": result.dataset.version,
+        "main_metric": plan.main_metric, "main_metric_value": float(metrics[plan.main_metric]),
+        **{f"metric_{k}": float(v) for k, v in metrics.items()},
+        "per_class": dg.MetadataValue.md(_per_class_markdown(result.per_class)),
+        "labels": dg.MetadataValue.json(result.labels),
+        "training_curves": dg.MetadataValue.md(png_markdown(curves_png)),
+        "training_curves_file": dg.MetadataValue.path(str(curves_file)),
+        "epochs": result.epochs, "train_seconds": round(result.train_seconds, 2),
+        "child_seconds": round(result.wall_seconds, 2),
+        "task_close_seconds": round(result.phase_seconds.get("close", 0.0), 2),
+        "execution": config.execution if config.execution == "local" else f"queue {config.queue}",
+        "child_phase_seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in result.phase_seconds.items()}),
+    }
+
+
+def train_model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig, names: ClearMLTrainingNames,
+                clearml: ClearMLResource) -> dg.MaterializeResult:
+    """Body of the model asset (see ``build_training_assets``)."""
+    started = time.monotonic()
+    plan = _plan_training(context, config, names, clearml)
+    champion = plan.champion
+    context.log.info(f"Training on dataset {plan.dataset_id}; current champion: "
+                     f"{champion.id if champion else 'none'}")
+    request = training_request(config, names, dataset_id=plan.dataset_id, run_id=context.run.run_id,
+                               champion=dataclasses.asdict(champion) if champion else None)
+    before_child = time.monotonic() - started
+    result = _run_training_task(context, clearml, plan.choice.name, plan.client, config, request)
+    child_process = time.monotonic() - started - before_child
+    decision = result.decision
+    demoted = promote_model(plan.client, result.model_id, result.project_id) if decision["promote"] else []
+    png = render_training_curves(result.results, title=f"{result.model_name} on {result.dataset.id[:8]}")
+    metadata = {
+        **_result_metadata(plan, config, result, png, _curves_file(clearml.home_dir(), context.run.run_id, png)),
+        "wall_seconds": round(time.monotonic() - started, 2),
+        "parent_phase_seconds": dg.MetadataValue.json({
+            "before_child": round(before_child, 2), "child_process": round(child_process, 2),
+            "after_child": round(time.monotonic() - started - before_child - child_process, 2)}),
+        **_decision_metadata(decision, demoted),
+    }
+    context.log.info(f"Model {result.model_id}: {plan.main_metric}={result.metrics[plan.main_metric]:.4f}; "
+                     f"{decision['reason']}")
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(result.model_id))
 
 
-def build_training_assets(names: ClearMLTrainingNames, group_name: str = "training") -> list[dg.AssetsDefinition]:
-    """The model asset ``<key_prefix>/<model_name>``, downstream of the training view asset."""
+def build_training_assets(names: ClearMLTrainingNames, group_name: str = "training",
+                          config_defaults: Mapping[str, Any] | None = None) -> list[dg.AssetsDefinition]:
+    """The model asset ``<key_prefix>/<model_name>``, downstream of the training view asset.
+
+    Args:
+        names: Build-time project, model name, account and keys.
+        group_name: Asset group.
+        config_defaults: Defaults of the run config (``ClearMLTrainingConfig`` fields, e.g.
+            ``{"execution": "queue", "queue": "gpu"}``; the components set them).
+    """
+    config_cls = config_with_defaults(ClearMLTrainingConfig, config_defaults)
 
     @dg.asset(key=names.model_key, deps=[names.training_view_key], group_name=group_name,
               kinds={"clearml", "pytorch"},
@@ -220,7 +266,7 @@ def build_training_assets(names: ClearMLTrainingNames, group_name: str = "traini
                           "(its latest materialization's dataset_id), logged as a ClearML task, registered "
                           "as an output model, and tagged 'champion' when its main metric beats the current "
                           "champion's.")
-    def model(context: dg.AssetExecutionContext, config: ClearMLTrainingConfig,
+    def model(context: dg.AssetExecutionContext, config: config_cls,  # type: ignore[valid-type]
               clearml: ClearMLResource) -> dg.MaterializeResult:
         return train_model(context, config, names, clearml)
 

@@ -11,7 +11,10 @@ from .records import METRIC_KEYS, short_metric_name  # noqa: F401  (re-exported)
 
 
 class ClearMLTrainingConfig(dg.Config):
-    """How one training run of the YOLO model asset trains, logs and decides promotion."""
+    """How one training run of the YOLO model asset trains, logs and decides promotion.
+
+    Run config goes under its op name, ``training__shapes_yolo`` (the asset key joined by ``__``).
+    """
 
     dataset_id: str = Field(default="", description="ClearML dataset version to train on; empty = the "
                                                     "dataset_id of the upstream training view asset's latest "

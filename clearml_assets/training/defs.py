@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import dagster as dg
 
@@ -22,6 +22,7 @@ def build_training_defs(
     metric_floor: float = 0.3,
     clearml: Any = None,
     translator: DagsterClearMLTranslator | None = None,
+    config_defaults: Mapping[str, Any] | None = None,
 ) -> dg.Definitions:
     """The YOLO model asset ``training/shapes_yolo`` and its ``main_metric_floor`` check.
 
@@ -41,12 +42,14 @@ def build_training_defs(
         clearml: A ``ClearMLResource`` bound as resource ``clearml``; None leaves it to the merged
             Definitions.
         translator: Maps the model (and the default training view) to asset keys and the model's group.
+        config_defaults: Defaults of the model asset's run config (``ClearMLTrainingConfig`` fields, e.g.
+            ``{"execution": "queue", "queue": "gpu", "epochs": 50}``).
     """
     names = ClearMLTrainingNames(project=project, model_name=model_name, account=account,
                                  key_prefix=tuple(key_prefix), translator=translator,
                                  training_view_key=_view_key(training_view_key, project, translator))
     group = translator.get_model_group_name(names.model_ref) if translator else group_name
-    return dg.Definitions(assets=build_training_assets(names, group_name=group),
+    return dg.Definitions(assets=build_training_assets(names, group_name=group, config_defaults=config_defaults),
                           asset_checks=[build_model_checks(names.model_key, metric_floor=metric_floor)],
                           resources={"clearml": clearml} if clearml is not None else None)
 

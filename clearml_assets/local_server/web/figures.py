@@ -65,11 +65,22 @@ def plot_figures(plots: list[dict]) -> list[dict]:
         except ValueError:
             figures.append({"title": title, "error": "the reported plot is not valid JSON"})
             continue
-        layout = dict(fig.get("layout") or {})
+        layout = _titles_as_objects(dict(fig.get("layout") or {}))
         if not _title_text(layout.get("title")):
             layout["title"] = {"text": title}
         figures.append({"title": title, "json": _figure_json({"data": fig.get("data") or [], "layout": layout})})
     return figures
+
+
+def _titles_as_objects(layout: dict) -> dict:
+    """``layout`` with its string titles (the SDK writes ``"title": "<series>"``, also on axes) as
+    ``{"text": ...}``: plotly.js 3 draws only that form."""
+    if isinstance(layout.get("title"), str):
+        layout["title"] = {"text": layout["title"]}
+    for key, value in list(layout.items()):
+        if key.startswith(("xaxis", "yaxis")) and isinstance(value, dict) and isinstance(value.get("title"), str):
+            layout[key] = {**value, "title": {"text": value["title"]}}
+    return layout
 
 
 def _title_text(title: Any) -> str:

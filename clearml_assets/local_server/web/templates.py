@@ -20,6 +20,8 @@ th{background:#eef0f4;font-weight:600}
 .status.completed,.status.published{background:#cdeccf}.status.failed{background:#f6caca}
 .status.in_progress{background:#cfe0fb}.status.stopped{background:#f6e3b5}
 pre.log{background:#10131a;color:#d6dde9;padding:12px;font-size:12.5px;overflow:auto;max-height:75vh;white-space:pre-wrap}
+td,th,h1,h2,h3,p,pre,code,figcaption{overflow-wrap:anywhere}
+td.preview{white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:12.5px}
 .chart{background:#fff;border:1px solid #e3e6ec;margin:4px 0 10px;height:360px}
 h3.figure-title{font-size:14px;margin:10px 0 2px;overflow-wrap:anywhere}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:12px}
@@ -136,7 +138,7 @@ TASK = """{% extends "base" %}{% block title %}{{ task.name }}{% endblock %}{% b
 {% elif tab == "artifacts" %}
 <h2>Artifacts</h2><table id="artifacts"><tr><th>Name</th><th>Type</th><th>Size</th><th>Preview</th><th>File</th></tr>
 {% for a in artifacts %}<tr><td>{{ a.key }}</td><td>{{ a.type }}</td><td>{{ a.content_size or "" }}</td>
-<td class="muted">{{ (a.type_data or {}).get("preview", "")[:300] }}</td>
+<td class="muted preview">{{ (a.type_data or {}).get("preview", "")[:300] }}</td>
 <td>{% if a.uri | http_only %}<a href="{{ a.uri | http_only }}" download>download</a>{% elif a.uri %}<code>{{ a.uri }}</code>{% endif %}</td></tr>
 {% else %}<tr><td colspan="5" class="muted">No artifacts.</td></tr>{% endfor %}</table>
 <h2>Models</h2><table id="models"><tr><th>Role</th><th>Model</th><th>Framework</th><th>File</th></tr>
