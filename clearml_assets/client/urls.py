@@ -14,8 +14,10 @@ SAAS_FILES_HOST = "https://files.clear.ml"
 SAAS_LEGACY_FILES_HOSTS = ("https://files.community.clear.ml",)
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
-# the scheme is bounded so that a megabyte of letters is scanned in linear time, not quadratic
-_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/@\s]*@")
+# The userinfo ends at the authority's last "@" (as urlsplit and every HTTP client read it: a password may hold
+# "@"), and never crosses a quote or brace (a URL inside compact JSON). The scheme is bounded so that a megabyte
+# of letters is scanned in linear time, not quadratic.
+_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/?#\s\"<>\\{}]*@")
 
 
 def redact_url_credentials(value: Any) -> Any:
