@@ -139,6 +139,7 @@ class FilesClient:
         try:
             token = session.token(refresh=renewed, deadline=deadline)
             with bounded(deadline), session.http.get(own, stream=True, timeout=deadline.timeout(*session.timeout),
+                                                     proxies=session.proxies(own),
                                                      headers={"Authorization": f"Bearer {token}"}) as resp:
                 if resp.status_code == 401 and not renewed:
                     return _RENEW
@@ -222,8 +223,9 @@ class FilesClient:
             with open(source, "rb") as handle, bounded(deadline):
                 form = MultipartEncoder(fields={path: (Path(path).name, handle, "application/octet-stream")})
                 with session.http.post(f"{self.host}/", data=form, timeout=deadline.timeout(*session.timeout),
-                                       stream=True, headers={"Authorization": f"Bearer {token}",
-                                                             "Content-Type": form.content_type}) as resp:
+                                       stream=True, proxies=session.proxies(f"{self.host}/"),
+                                       headers={"Authorization": f"Bearer {token}",
+                                                "Content-Type": form.content_type}) as resp:
                     for _ in iter_body(resp, session.max_response_bytes):
                         pass
                     return resp.status_code

@@ -10,6 +10,8 @@ account, the host, the call and what to do.
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from typing import Any, Iterator
@@ -21,7 +23,7 @@ from ..errors import ClearMLConnectionError, ClearMLRequestError
 from . import failures
 from .failures import RETRY_STATUSES
 from .paging import MAX_PAGE_SIZE, PageGuard
-from .transport import Deadline, TooLarge, bounded, http_session, parse_json, read_body, retry_after
+from .transport import Deadline, Proxies, TooLarge, bounded, http_session, parse_json, read_body, retry_after
 from .urls import derive_files_host, derive_web_host
 
 API_VERSION = "2.23"
@@ -44,6 +46,16 @@ def is_read_endpoint(endpoint: str) -> bool:
     """Whether ``service.action`` only reads (safe to send again after a 429/5xx answer)."""
     action = endpoint.rpartition(".")[2]
     return action.startswith("get") or action in _READ_ACTIONS
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, unverified (``{}`` if it is not one)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _meta(payload: Any) -> dict:
@@ -101,6 +113,10 @@ class ClearMLSession:
         self.retries = retries
         self.calls = 0  # number of API calls sent (benchmarks and tests read it)
         self._auth = (access_key, secret_key)
+        self.proxies = Proxies()
+        #: The claims of the current token (``auth.login``'s JWT payload, unverified: e.g. the server's identity
+        #: and API version for a caller that needs them); ``{}`` before the first login.
+        self.token_claims: dict[str, Any] = {}
         self._token: str | None = None
         self._token_lock = threading.Lock()
         # urllib3 only retries connections that were never made (the request was not sent); answers are
@@ -127,8 +143,9 @@ class ClearMLSession:
             return self._token
 
     def _login(self, deadline: Deadline, http: requests.Session | None = None) -> str:
+        url = f"{self.api_host}/auth.login"
         answer = self._exchange("auth.login", deadline, http, lambda h, timeout: h.get(
-            f"{self.api_host}/auth.login", auth=self._auth, timeout=timeout, stream=True))
+            url, auth=self._auth, timeout=timeout, stream=True, proxies=self.proxies(url)))
         if answer.status == 401 or answer.code == 401:
             raise failures.refused_keys(self.account, self.api_host, answer.msg)
         if answer.status >= 500:
@@ -137,6 +154,7 @@ class ClearMLSession:
         token = data.get("token") if isinstance(data, dict) else None
         if not token:
             raise failures.no_token(self.account, self.api_host, answer.status)
+        self.token_claims = _claims(token)
         return token
 
     def check(self, deadline: float = CHECK_DEADLINE_SEC) -> None:
@@ -213,7 +231,7 @@ class ClearMLSession:
             self.calls += 1
             answer = self._exchange(endpoint, deadline, http, lambda h, timeout: h.post(
                 url, json=fields if lines is None else None, data=lines, timeout=timeout, headers=headers,
-                stream=True))
+                stream=True, proxies=self.proxies(url)))
             if answer.code == 401 and renewed == 0 and token is None:
                 renewed += 1  # token expired or server restarted with a new signing key: log in again
                 continue

@@ -193,12 +193,34 @@ class BoundedAdapter(HTTPAdapter):
 
 
 def http_session(retries: urllib3.Retry | int, pool_size: int) -> requests.Session:
-    """A ``requests`` session whose requests honour :func:`bounded` deadlines."""
+    """A ``requests`` session whose requests honour :func:`bounded` deadlines.
+
+    At most ``pool_size`` requests are in flight (more wait for a connection). The environment is read once
+    here, not on every request: proxies come from :class:`Proxies` per host, the CA bundle from
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``; ``.netrc`` is never read (the token is the only credential).
+    """
     http = requests.Session()
-    adapter = BoundedAdapter(max_retries=retries, pool_connections=2, pool_maxsize=pool_size)
+    http.trust_env = False
+    http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    adapter = BoundedAdapter(max_retries=retries, pool_connections=2, pool_maxsize=pool_size, pool_block=True)
     http.mount("http://", adapter)
     http.mount("https://", adapter)
     return http
+
+
+class Proxies:
+    """The environment's proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) for a URL, resolved once per host."""
+
+    def __init__(self) -> None:
+        self._by_origin: dict[str, dict[str, str]] = {}
+
+    def __call__(self, url: str) -> dict[str, str]:
+        origin = url.split("/", 3)[:3]
+        key = "/".join(origin)
+        found = self._by_origin.get(key)
+        if found is None:
+            found = self._by_origin[key] = requests.utils.get_environ_proxies(key)
+        return found
 
 
 def declared_length(resp: requests.Response) -> int | None:
