@@ -12,7 +12,7 @@ import dagster as dg
 
 from clearml_assets.archives.assets import task_archive_key
 from seeding import DemoSpec, RawSeeder
-from clearml_assets.archives.paths import account_slug
+from clearml_assets.translator import account_slug
 
 MODULE = """
 import json, os

@@ -13,10 +13,10 @@ from ..errors import ArchiveError
 from ..locks import export_lock_name, locks_for_instance
 from ..resource import ClearMLResource
 from ..run_config import check_ops_config_keys
-from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator
+from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator, account_slug
 from .exporter import DEFAULT_STATUSES, ClearMLTaskExporter, ProjectExportResult, TaskExportResult
 from .packing import ARCHIVE_FORMATS, archive_suffix
-from .paths import account_slug, default_export_root
+from .paths import default_export_root
 
 if TYPE_CHECKING:
     from ..storage import RemoteExports

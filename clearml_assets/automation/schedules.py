@@ -7,7 +7,7 @@ from typing import Sequence
 import dagster as dg
 
 from ..archives.assets import clearml_project_partitions
-from ..archives.paths import account_slug
+from ..translator import account_slug
 from ..errors import ClearMLAssetsError
 from ..resource import ClearMLResource
 from .jobs import TRAINING_GROUP, build_clearml_project_archive_job

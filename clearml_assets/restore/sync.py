@@ -21,7 +21,7 @@ from pydantic import Field
 from ..archives.assets import is_remote_root, store_options
 from ..archives.exporter import ClearMLTaskExporter
 from ..archives.packing import verify_archive
-from ..archives.paths import account_slug
+from ..translator import account_slug
 from ..automation.cursor import ClearMLTaskCursor
 from ..automation.polling import FINISHED_STATUSES, account_host, poll_finished_tasks, resolve_project_ids
 from ..errors import ArchiveError, ClearMLAssetsError, ClearMLConfigError
