@@ -621,3 +621,17 @@ def test_public_rows_of_the_local_server_are_left_out(clearml_server: LocalServe
         pytest.skip("this local server has no tasks.make_public yet (branch `server`)")
     assert [t.id for t in client.tasks.iter(project=[project_id], only_fields=["id"])] == [own]
     assert {t.id for t in client.tasks.iter(project=[project_id], include_public=True)} == {own, shared}
+
+
+def test_the_session_reads_the_servers_versions_from_its_token(clearml_server: LocalServer):
+    """``api_version``/``server_version`` are the login token's claims (as the SDK reads them), no extra call."""
+    import jwt
+
+    info = clearml_server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
+    assert (client.session.api_version, client.session.server_version) == (None, None)  # before the login
+    token = client.session.token()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert client.session.token_claims == claims
+    assert client.session.api_version == str(claims["api_version"]) and "." in client.session.api_version
+    assert client.session.server_version == str(claims["server_version"]) and "." in client.session.server_version

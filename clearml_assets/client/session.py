@@ -130,6 +130,19 @@ class ClearMLSession:
     def __repr__(self) -> str:
         return f"ClearMLSession(account={self.account!r}, api_host={self.api_host!r})"
 
+    @property
+    def api_version(self) -> str | None:
+        """The API version the server's token claims (``api_version``, as the SDK reads it; None before the
+        first login or when absent)."""
+        value = self.token_claims.get("api_version")
+        return str(value) if value is not None else None
+
+    @property
+    def server_version(self) -> str | None:
+        """The clearml-server version the token claims (``server_version``; None before login or when absent)."""
+        value = self.token_claims.get("server_version")
+        return str(value) if value is not None else None
+
     def deadline(self, seconds: float | None = None) -> Deadline:
         """A deadline of ``seconds`` (default: the session's) from now."""
         return Deadline(self.deadline_seconds if seconds is None else seconds)
