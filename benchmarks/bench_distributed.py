@@ -9,8 +9,8 @@ of ``--sync`` richer tasks; while a sync step's copy is incomplete the host runn
 (``--no-kill``: nobody dies). Then it checks what the CI test checks (exactly one verified archive per task, one
 finished copy per synced task, no step run twice but the killed host's) and prints the figures.
 
-Usage (as root): python benchmarks/bench_distributed.py [--tasks 300] [--hosts 3] [--sync 4] [--visibility-timeout 120]
-       [--no-kill] [--keep]
+Usage (as root): python benchmarks/bench_distributed.py [--tasks 300] [--hosts 3] [--sync 4]
+       [--visibility-timeout 900] [--no-kill] [--keep]
 Exits 1 when anything was lost, duplicated or failed.
 """
 
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hosts", type=int, default=3, help="worker hosts (default 3)")
     parser.add_argument("--sync", type=int, default=4, help="synced tasks (default 4)")
     parser.add_argument("--concurrency", type=int, default=1, help="Celery processes per worker host (default 1)")
-    parser.add_argument("--visibility-timeout", type=int, default=120, help="seconds (default 120)")
+    parser.add_argument("--visibility-timeout", type=int, default=900,
+                        help="seconds (default 900: above the slowest 25-task step of a loaded 2-core machine)")
     parser.add_argument("--no-kill", action="store_true", help="kill no host")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args(argv)

@@ -236,6 +236,8 @@ def print_summary(summary: dict) -> None:
     if summary.get("server_api"):
         print(f"\nThe local ClearML server keeps running (API {summary['server_api']}, web view "
               f"{summary['server_web'] or 'off'}; sign in with the key pair in {summary['server_credentials']}).")
+        print(f"  SDK:       export CLEARML_CONFIG_FILE={shlex.quote(summary['server_sdk_config'])}"
+              "   (hosts and key pair for any ClearML script)")
         print(f"  stop it:   {stop_command(home)}")
         print(f"  check it:  {_prog()} local-server status --home {shlex.quote(str(home))}")
     print("\nSee the runs, assets and checks in the Dagster UI:")

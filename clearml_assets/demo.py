@@ -320,8 +320,10 @@ def _local_server_of(clearml: ClearMLResource, account: str) -> dict:
     """Where the embedded server the run used listens (empty for a remote account)."""
     if not clearml.accounts[account].embedded:
         return {}
+    from .local_server import sdk_config_file
     from .local_server.ensure import ensure_local_server
 
     info = ensure_local_server(clearml.home_dir())
     return {"server_api": info.api_host, "server_web": info.web_host,
-            "server_credentials": str(info.data_dir / "credentials.json")}
+            "server_credentials": str(info.data_dir / "credentials.json"),
+            "server_sdk_config": str(sdk_config_file(info))}

@@ -12,7 +12,8 @@ they finished (``task_acks_late``), so the step's message stays in Redis' unackn
 another worker when its visibility timeout (``CLEARML_ASSETS_CELERY_VISIBILITY_TIMEOUT``, seconds, default
 7200) has passed; the run waiting for the step gets its result from whichever worker ran it. The timeout must
 exceed the longest step (a batch of ``max_partitions_per_run`` tasks): a step still running when it expires is
-handed out a second time. The export and restore locks make such a second execution write nothing twice.
+handed out a second time. The export and restore locks make such a second execution write no archive or copy twice
+(it records its materializations again). docs/deployment.md says what Redis' transport can still lose.
 
 Start the workers with the same settings (:func:`celery_worker_config` writes the file)::
 

@@ -70,6 +70,17 @@ def test_demo_is_quiet_and_its_printed_commands_work_verbatim(tmp_path: Path):
         page = requests.get(task_link, auth=(creds["access_key"], creds["secret_key"]), timeout=60)
         assert page.status_code == 200 and "shapes_yolo training" in page.text
 
+        # the SDK settings it prints: a clearml.conf that is all a ClearML SDK needs to reach the local server
+        sdk_line = next(line for line in lines if line.startswith("  SDK:       export CLEARML_CONFIG_FILE="))
+        conf = shlex.split(sdk_line.split("=", 1)[1])[0]
+        assert Path(conf) == home.resolve() / "server" / "clearml.conf"
+        task_id = summary["training task"].split()[0]
+        sdk = subprocess.run([sys.executable, "-c", "from clearml import Task; import sys; "
+                              "print('NAME', Task.get_task(task_id=sys.argv[1]).name)", task_id],
+                             env={**env, "CLEARML_CONFIG_FILE": conf, "HOME": str(tmp_path / "sdkhome")},
+                             capture_output=True, text=True, timeout=180)
+        assert "NAME shapes_yolo training" in sdk.stdout, sdk.stdout + sdk.stderr[-3000:]
+
         check = printed(out, "check it:")
         assert check[0] == str(BIN / "clearml-assets")  # works without the venv on PATH
         status = subprocess.run(check, env=env, capture_output=True, text=True, timeout=120)

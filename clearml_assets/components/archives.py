@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import dagster as dg
@@ -14,7 +13,6 @@ from ..archives.packing import ARCHIVE_FORMATS
 from ..automation.defs import build_automation_defs
 from ..restore.sync import build_sync_definitions
 from .base import ClearMLComponent, run_config_field
-from .resource import resource_defs
 from .scaffold import scaffolded_with_example
 
 _EXAMPLE = """\
@@ -60,18 +58,13 @@ class ClearMLArchivesComponent(ClearMLComponent):
                                                                 "location loads (default: stopped, start them in the "
                                                                 "UI's Automation tab).")
 
-    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+    def build_clearml_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """The account's archive assets, checks, jobs, sensor, schedule and restore asset."""
-        resources = resource_defs(self.account)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=dg.BetaWarning)
-            warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-            archives = build_archive_defs(
-                [self.account], export_root=self.export_root, max_partitions_per_run=self.max_partitions_per_run,
-                config_defaults={"archive_format": self.archive_format, "max_workers": self.max_workers})
-            automation = build_automation_defs(
-                [self.account], projects=self.projects, sensor_interval_seconds=self.sensor_interval_seconds,
-                project_archive_cron=self.project_archive_cron, retraining_cron=None, include_training_job=False,
-                default_status_running=self.automation_running, environ={})
-            restore = build_sync_definitions(pairs=[], accounts=[self.account])
-        return dg.Definitions.merge(resources, archives, automation, restore)
+        archives = build_archive_defs(
+            [self.account], export_root=self.export_root, max_partitions_per_run=self.max_partitions_per_run,
+            config_defaults={"archive_format": self.archive_format, "max_workers": self.max_workers})
+        automation = build_automation_defs(
+            [self.account], projects=self.projects, sensor_interval_seconds=self.sensor_interval_seconds,
+            project_archive_cron=self.project_archive_cron, retraining_cron=None, include_training_job=False,
+            default_status_running=self.automation_running, environ={})
+        return dg.Definitions.merge(archives, automation, build_sync_definitions(pairs=[], accounts=[self.account]))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import warnings
+from abc import abstractmethod
 from typing import Any
 
 import dagster as dg
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+
+from .resource import resource_defs
 
 
 class ClearMLComponent(dg.Component, dg.Model, dg.Resolvable):
@@ -15,7 +19,24 @@ class ClearMLComponent(dg.Component, dg.Model, dg.Resolvable):
 
     Dagster derives the YAML schema (what ``dg check defs`` validates and the UI's docs tab shows) from the
     fields, but drops the description of every field that has a default; :meth:`model` puts them back.
+    Subclasses have an ``account`` attribute and build their definitions in :meth:`build_clearml_defs`.
     """
+
+    account: str
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        """The component's definitions with the shared ``clearml`` resource; an account that is not configured
+        fails here, when the definitions load (``dg check defs``), naming the variables that make it."""
+        resources = resource_defs(self.account or None)
+        # The beta/preview features used (backfill policies, partitioned checks) are deliberate.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=dg.BetaWarning)
+            warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+            return dg.Definitions.merge(resources, self.build_clearml_defs(context))
+
+    @abstractmethod
+    def build_clearml_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        """The assets, checks, jobs, sensors and schedules, through the builders ``build_definitions`` uses."""
 
     @classmethod
     def model(cls) -> type[BaseModel]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import dagster as dg
 from pydantic import Field
@@ -11,7 +10,6 @@ from ..datasets.config import (DEFAULT_PROJECT, ClearMLCuratedDatasetConfig, Cle
                                ClearMLTrainingViewConfig)
 from ..datasets.defs import build_dataset_defs
 from .base import ClearMLComponent, run_config_field
-from .resource import resource_defs
 from .scaffold import scaffolded_with_example
 
 _EXAMPLE = """\
@@ -59,18 +57,13 @@ class ClearMLDatasetsComponent(ClearMLComponent):
                                                                                  "in ClearML this often (a "
                                                                                  "schedule); null: no schedule.")
 
-    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+    def build_clearml_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """The dataset assets, the raw observation and the training view checks."""
-        resources = resource_defs(self.account or None)
         defaults = {"raw": {"source_folder": self.source_folder, "demo": self.demo},
                     "curated": {"val_fraction": self.val_fraction},
                     "training_view": {"train_query": self.train_query, "val_query": self.val_query}}
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=dg.BetaWarning)
-            warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-            datasets = build_dataset_defs(
-                dataset_project=self.project, raw_name=self.raw_name, curated_name=self.curated_name,
-                training_view_name=self.training_view_name, account=self.account or None,
-                key_prefix=self.key_prefix, group_name=self.group_name, min_class_fraction=self.min_class_fraction,
-                observe_interval_minutes=self.observe_interval_minutes, config_defaults=defaults)
-        return dg.Definitions.merge(resources, datasets)
+        return build_dataset_defs(
+            dataset_project=self.project, raw_name=self.raw_name, curated_name=self.curated_name,
+            training_view_name=self.training_view_name, account=self.account or None, key_prefix=self.key_prefix,
+            group_name=self.group_name, min_class_fraction=self.min_class_fraction,
+            observe_interval_minutes=self.observe_interval_minutes, config_defaults=defaults)

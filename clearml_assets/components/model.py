@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import dagster as dg
@@ -13,7 +12,6 @@ from ..automation.schedules import build_clearml_retraining_schedule
 from ..training.config import ClearMLTrainingConfig
 from ..training.defs import build_training_defs
 from .base import ClearMLComponent, run_config_field
-from .resource import resource_defs
 from .scaffold import scaffolded_with_example
 
 _EXAMPLE = """\
@@ -68,22 +66,18 @@ class ClearMLYoloModelComponent(ClearMLComponent):
     retraining_cron: str | None = Field(default=None, description="When to retrain on the latest training view "
                                                                   "(cron); null: no schedule.")
 
-    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+    def build_clearml_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """The model asset and its check, the training job and the optional retraining schedule."""
-        resources = resource_defs(self.account or None)
         defaults = {"execution": self.execution, "queue": self.queue, "device": str(self.device), "epochs": self.epochs,
                     "imgsz": self.imgsz, "batch": self.batch, "model_yaml": self.model_yaml,
                     "main_metric": self.main_metric}
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=dg.BetaWarning)
-            warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-            training = build_training_defs(
-                project=self.project, model_name=self.model_name, account=self.account or None,
-                training_view_key=dg.AssetKey.from_user_string(self.training_view_key), key_prefix=self.key_prefix,
-                group_name=self.group_name, metric_floor=self.metric_floor, config_defaults=defaults)
+        training = build_training_defs(
+            project=self.project, model_name=self.model_name, account=self.account or None,
+            training_view_key=dg.AssetKey.from_user_string(self.training_view_key), key_prefix=self.key_prefix,
+            group_name=self.group_name, metric_floor=self.metric_floor, config_defaults=defaults)
         jobs = ([build_clearml_training_job(self.dataset_group, self.group_name, name=self.training_job_name)]
                 if self.training_job_name else [])
         schedules = ([build_clearml_retraining_schedule(cron_schedule=self.retraining_cron,
                                                         training_group=self.group_name)]
                      if self.retraining_cron else [])
-        return dg.Definitions.merge(resources, training, dg.Definitions(jobs=jobs, schedules=schedules))
+        return dg.Definitions.merge(training, dg.Definitions(jobs=jobs, schedules=schedules))
