@@ -58,6 +58,13 @@ def failure(call: Callable[[], Any]) -> ClearMLAssetsError:
     return error
 
 
+def scroll_by_hand(client: ClearMLClient, batch_size: int) -> None:
+    """Follow an event scroll page by page, as a caller that keeps its own state does (1,000 pages at most)."""
+    scroll_id = None
+    for _ in range(1000):
+        scroll_id = client.events.task_events_page("t1", "plot", batch_size=batch_size, scroll_id=scroll_id)["scroll_id"]
+
+
 def names_the_call(error: Exception, server: HostileServer, call: str) -> str:
     text = str(error)
     assert f"'{ACCOUNT}'" in text and server.url in text and call in text, text
@@ -99,14 +106,7 @@ def test_an_event_scroll_past_its_own_total_is_stopped(server):
     """main: a caller paging by scroll id (the exporter stops at the total itself) got new events for ever
     (stopped by the test after 1,000 pages)."""
     server.misbehave("events.get_task_events", "endless_scroll", total=5, batch=100)
-    client = client_of(server)
-
-    def scroll() -> None:
-        scroll_id = None
-        for _ in range(1000):
-            scroll_id = client.events.task_events_page("t1", "plot", batch_size=100, scroll_id=scroll_id)["scroll_id"]
-
-    error = failure(scroll)
+    error = failure(lambda: scroll_by_hand(client_of(server), batch_size=100))
     assert "past the 5 events it counted" in names_the_call(error, server, "events.get_task_events")
     assert server.count("events.get_task_events") == 2
 
@@ -115,14 +115,7 @@ def test_an_event_scroll_whose_id_never_advances_is_stopped(server):
     """main: the same page and scroll id again and again; the client had no scroll guard (a caller's loop
     went on for ever, stopped by the test after 1,000 pages)."""
     server.misbehave("events.get_task_events", "same_scroll")
-    client = client_of(server)
-
-    def scroll() -> None:
-        scroll_id = None
-        for _ in range(1000):
-            scroll_id = client.events.task_events_page("t1", "plot", batch_size=3, scroll_id=scroll_id)["scroll_id"]
-
-    error = failure(scroll)
+    error = failure(lambda: scroll_by_hand(client_of(server), batch_size=3))
     assert "does not advance" in names_the_call(error, server, "events.get_task_events")
     assert server.count("events.get_task_events") == 3  # one repeat is a real server's restart: allowed
 
@@ -137,18 +130,22 @@ def test_a_log_that_ignores_from_timestamp_is_stopped(server, tmp_path: Path):
 
 
 # -- bodies ---------------------------------------------------------------------------------------------------
+def traced_failure(client: ClearMLClient) -> tuple[ClearMLAssetsError, int]:
+    """The error of ``tasks.get_all`` and the peak of Python allocations (tracemalloc) while it ran."""
+    tracemalloc.start()
+    try:
+        error = failure(lambda: client.session.call("tasks.get_all"))
+        return error, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("declare_length", [False, True], ids=["chunked", "content-length"])
 def test_a_300_mb_answer_is_refused_without_being_held(server, declare_length: bool):
     """main: read the body whole (``resp.content``): still reading after 45 s here under tracemalloc (1,325 MiB
     RSS and 111 s in the issue's run)."""
     server.misbehave("tasks.get_all", "huge_body", size=300 * 1000 * 1000, declare_length=declare_length)
-    client = client_of(server)
-    tracemalloc.start()
-    try:
-        error = failure(lambda: client.session.call("tasks.get_all"))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    error, peak = traced_failure(client_of(server))
     text = names_the_call(error, server, "tasks.get_all")
     assert f"{DEFAULT_MAX_RESPONSE_BYTES // MIB} MiB" in text and "max_response_mib" in text
     assert ("declared" in text) is declare_length
@@ -158,13 +155,7 @@ def test_a_300_mb_answer_is_refused_without_being_held(server, declare_length: b
 def test_a_smaller_response_cap_bounds_memory_to_it(server):
     """main had no cap (as above)."""
     server.misbehave("tasks.get_all", "huge_body", size=300 * 1000 * 1000)
-    client = client_of(server, max_response_bytes=4 * MIB)
-    tracemalloc.start()
-    try:
-        error = failure(lambda: client.session.call("tasks.get_all"))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    error, peak = traced_failure(client_of(server, max_response_bytes=4 * MIB))
     assert "4 MiB" in names_the_call(error, server, "tasks.get_all")
     assert peak < 32 * MIB
 

@@ -16,7 +16,7 @@ import orjson
 
 from ..errors import ClearMLRequestError
 from .paging import EXACT_TOTAL_BELOW, PageGuard, ScrollGuards
-from .session import ClearMLSession
+from .session import ClearMLSession, ServiceClient
 
 #: ``events.add_batch`` may take this long (a large batch is written by the server before it answers).
 ADD_BATCH_DEADLINE_SEC = 300.0
@@ -25,7 +25,7 @@ ADD_BATCH_DEADLINE_SEC = 300.0
 DEFAULT_MAX_SCROLL_PAGES = 20_000
 
 
-class EventsClient:
+class EventsClient(ServiceClient):
     """Events of one account's tasks and models.
 
     Args:
@@ -34,7 +34,7 @@ class EventsClient:
     """
 
     def __init__(self, session: ClearMLSession, max_scroll_pages: int = DEFAULT_MAX_SCROLL_PAGES):
-        self._session = session
+        super().__init__(session)
         self.max_scroll_pages = max_scroll_pages
         self._scrolls = ScrollGuards()
         self._lock = threading.Lock()

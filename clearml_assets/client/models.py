@@ -7,18 +7,11 @@ from typing import Any, Iterator, Sequence
 from ..errors import ClearMLRequestError
 from ..types import Model
 from .paging import MAX_PAGE_SIZE, listing
-from .session import ClearMLSession
+from .session import ServiceClient
 
 
-class ModelsClient:
-    """Models of one account.
-
-    Args:
-        session: The account's session.
-    """
-
-    def __init__(self, session: ClearMLSession):
-        self._session = session
+class ModelsClient(ServiceClient):
+    """Models of one account."""
 
     def iter(self, *, only_fields: Sequence[str] | None = None, page_size: int = MAX_PAGE_SIZE,
              include_public: bool = False, **filters: Any) -> Iterator[Model]:

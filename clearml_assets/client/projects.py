@@ -8,18 +8,11 @@ from typing import Any, Iterator, Sequence
 from ..errors import ClearMLRequestError
 from ..types import Project
 from .paging import MAX_PAGE_SIZE, listing
-from .session import ClearMLSession
+from .session import ServiceClient
 
 
-class ProjectsClient:
-    """Projects of one account (full names: ``parent/child``).
-
-    Args:
-        session: The account's session.
-    """
-
-    def __init__(self, session: ClearMLSession):
-        self._session = session
+class ProjectsClient(ServiceClient):
+    """Projects of one account (full names: ``parent/child``)."""
 
     def get(self, project_id: str) -> Project:
         """One project by id (``Project.raw`` holds the whole document).

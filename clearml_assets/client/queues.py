@@ -5,18 +5,11 @@ from __future__ import annotations
 import re
 
 from ..types import Queue, Worker
-from .session import ClearMLSession
+from .session import ServiceClient
 
 
-class QueuesClient:
-    """Queues of one account.
-
-    Args:
-        session: The account's session.
-    """
-
-    def __init__(self, session: ClearMLSession):
-        self._session = session
+class QueuesClient(ServiceClient):
+    """Queues of one account."""
 
     def find(self, name: str) -> Queue | None:
         """The queue named exactly ``name``, or None."""
@@ -25,15 +18,8 @@ class QueuesClient:
         return next((Queue.from_api(q) for q in rows if q.get("name") == name), None)
 
 
-class WorkersClient:
-    """Workers (agents) registered with one account's server.
-
-    Args:
-        session: The account's session.
-    """
-
-    def __init__(self, session: ClearMLSession):
-        self._session = session
+class WorkersClient(ServiceClient):
+    """Workers (agents) registered with one account's server."""
 
     def live(self) -> list[Worker]:
         """Every registered (not expired) worker with the queues it serves."""

@@ -335,3 +335,14 @@ class ClearMLSession:
             total = data.get("total")
             if isinstance(total, int) and guard.rows >= total:
                 return
+
+
+class ServiceClient:
+    """The client of one ClearML service (``client.tasks``, ``client.events``...) over an account's session.
+
+    Args:
+        session: The account's session.
+    """
+
+    def __init__(self, session: ClearMLSession):
+        self._session = session

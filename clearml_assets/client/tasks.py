@@ -7,7 +7,7 @@ from typing import Any, Iterator, Mapping, Sequence
 from ..errors import ClearMLRequestError
 from ..types import Task
 from .paging import MAX_PAGE_SIZE, listing
-from .session import ClearMLSession
+from .session import ServiceClient
 
 #: ``set_status`` targets and the call that moves a task there.
 _STATUS_CALLS = {"in_progress": "tasks.started", "stopped": "tasks.stopped", "failed": "tasks.failed",
@@ -18,15 +18,8 @@ _STATUS_FIELDS = ["id", "status", "status_reason", "status_message", "execution"
                   "last_worker_report", "project"]
 
 
-class TasksClient:
-    """Tasks of one account (a dataset version is a task too).
-
-    Args:
-        session: The account's session.
-    """
-
-    def __init__(self, session: ClearMLSession):
-        self._session = session
+class TasksClient(ServiceClient):
+    """Tasks of one account (a dataset version is a task too)."""
 
     # -- reads -------------------------------------------------------------------------------------
     def get(self, task_id: str) -> Task:
