@@ -193,7 +193,8 @@ def remote_main(args: argparse.Namespace) -> int:
         latencies = []
         for n in range(args.latency):
             task = client.session.call("tasks.create", name=f"latency {n}", type="testing",
-                               script={"entry_point": "noop.py", "working_dir": ".", "diff": "print('ok')\n"})["id"]
+                                       script={"entry_point": "noop.py", "working_dir": ".",
+                                               "diff": "print('ok')\n"})["id"]
             enqueued = time.time()
             client.session.call("tasks.enqueue", task=task, queue=queue)
             while True:

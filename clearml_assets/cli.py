@@ -60,16 +60,21 @@ def _serve_local_server(args: argparse.Namespace) -> int:
     try:  # before printing where it listens: a taken port is the one line it prints
         ports = choose_ports(data_dir, args.host, {"api": 8008, "files": 8081, "web": 8080}, _explicit_ports(args))
         server = LocalServer(data_dir, host=args.host, api_port=ports["api"], files_port=ports["files"],
-                             web_port=ports["web"], credentials=creds)
+                             web_port=ports["web"], credentials=creds, server_version=args.server_version,
+                             web_app=args.web_app)
         check_ports_free(server.host, {"API": server.api_port, "files": server.files_port,
                                        "web view": server.web_port})
     except (PortInUse, HomePortTaken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # an unknown release or a folder that is not a web app build
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     record_ports(data_dir, ports)
     sdk_config_file(server.info)
     if not args.quiet:
-        _print_server(server.info, "ClearML-compatible local server")
+        _print_server(server.info, f"ClearML-compatible local server (clearml-server {server.release.version}, "
+                                   f"API {server.release.api_version})", server.web_app)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"warning: listening on {args.host}, not loopback only", file=sys.stderr)
         print("Ctrl+C stops it.", flush=True)
@@ -81,13 +86,16 @@ def _serve_local_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_server(info, title: str) -> None:
+def _print_server(info, title: str, web_app: Path | None = None) -> None:
     from .local_server import sdk_config_file
 
     print(f"{title}, data in {info.data_dir}")
     print(f"  API:       {info.api_host}")
     print(f"  files:     {info.files_host}")
-    if info.web_host:
+    if info.web_host and web_app:
+        print(f"  web app:   {info.web_host}  (the ClearML web app from {web_app}; sign in with the access key as "
+              f"user name and the secret key as password, from {info.data_dir / 'credentials.json'})")
+    elif info.web_host:
         print(f"  web view:  {info.web_host}  (sign in with the key pair in {info.data_dir / 'credentials.json'})")
     print("Set these for a ClearML client (the key pair is also in "
           f"{info.data_dir / 'credentials.json'}):")
@@ -112,15 +120,36 @@ def _start_local_server(args: argparse.Namespace) -> int:
               "CLEARML_ASSETS_SERVER_SECRET_KEY (a command line is visible to every user in ps)", file=sys.stderr)
         return 2
     try:
+        web_app = _child_server_settings(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         info, started = start_server(_server_data_dir(args), host=args.host, explicit=_explicit_ports(args))
     except LocalServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.quiet:
-        _print_server(info, "Started the local server" if started else "The local server already runs")
+        _print_server(info, "Started the local server" if started else "The local server already runs", web_app)
         print(f"Stop it with: {_server_command(args, 'stop')}")
         print(f"Check it with: {_server_command(args, 'status')}")
     return 0
+
+
+def _child_server_settings(args: argparse.Namespace) -> Path | None:
+    """``--web-app`` and ``--server-version`` for a server started in the background: checked here, handed to the
+    child in its environment (``CLEARML_ASSETS_WEB_APP``, ``CLEARML_ASSETS_SERVER_VERSION``); the web app build."""
+    from .local_server.core.versions import SERVER_VERSION_ENV, server_release
+    from .local_server.webapp import WEB_APP_ENV, check_web_app_build
+
+    if args.server_version:
+        os.environ[SERVER_VERSION_ENV] = server_release(args.server_version).version
+    web_app = args.web_app or os.environ.get(WEB_APP_ENV)
+    if not web_app:
+        return None
+    build = check_web_app_build(web_app)
+    os.environ[WEB_APP_ENV] = str(build)
+    return build
 
 
 def _stop_local_server(args: argparse.Namespace) -> int:
@@ -295,9 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     srv = sub.add_parser("local-server", help="run, start, stop or check the local ClearML-compatible server",
-                         description="Serve the ClearML REST API, a fileserver and a read-only web view from a "
-                                     "local folder. `serve` (default) runs in the foreground; `start` runs it in "
-                                     "the background (it keeps running until `stop`); `status` is a health check "
+                         description="Serve the ClearML REST API, a fileserver and a read-only web view (or the "
+                                     "ClearML web app, with --web-app) from a local folder. `serve` (default) runs "
+                                     "in the foreground; `start` runs it in the background (it keeps running until "
+                                     "`stop`); `status` is a health check "
                                      "(exit 0 healthy, 1 not healthy, 3 not running). Data persists in the data "
                                      "directory; the key pair is generated once and kept there unless given. One "
                                      "data directory is served by one server at most.")
@@ -316,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--web-port", type=_port, default=HOME_PORT,
                      help=f"web view port, 0 for a free one, none for no web view (default: {kept}; at the first "
                           "start 8080, or a free one)")
+    srv.add_argument("--web-app", metavar="DIR",
+                     help="serve this ClearML web app build (clearml-web, or /usr/share/nginx/html of clearml-server's "
+                          "webserver image) on the web port instead of the read-only web view (or "
+                          "CLEARML_ASSETS_WEB_APP)")
+    srv.add_argument("--server-version", choices=["2.3.0", "1.9.2"],
+                     help="clearml-server release to present itself as (default: CLEARML_ASSETS_SERVER_VERSION or "
+                          "2.3.0, API 2.34; 1.9.2 is API 2.23)")
     srv.add_argument("--access-key", help="access key to accept (or CLEARML_ASSETS_SERVER_ACCESS_KEY)")
     srv.add_argument("--secret-key", help="secret key to accept (or CLEARML_ASSETS_SERVER_SECRET_KEY)")
     srv.add_argument("--quiet", action="store_true", help="print nothing on start")

@@ -6,6 +6,7 @@ Tests point an account's hosts at one proxy per upstream and switch faults on an
 - ``drop``: forward, then send the status line, headers and half the body, and reset the connection;
 - ``truncate``: forward, then send half the body under the upstream's (now wrong) ``Content-Length``;
 - ``slow``: wait ``delay`` seconds, then forward;
+- ``hold``: wait until ``gate`` (a ``threading.Event``) is set, then forward (``delay``: the most to wait);
 - ``away`` (:meth:`FaultProxy.take_away` / :meth:`FaultProxy.bring_back`): nothing listens on the port.
 
 Each fault applies to requests whose path matches ``match`` (a regex), ``times`` times (None: until
@@ -47,6 +48,7 @@ class Fault:
     skip: int = 0
     code: int = 503
     delay: float = 0.0
+    gate: threading.Event | None = None
 
     def applies(self, path: str) -> bool:
         if not re.search(self.match, path):
@@ -76,6 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_status(fault.code)
         if fault and fault.kind == "slow":
             time.sleep(fault.delay)
+        if fault and fault.kind == "hold" and fault.gate is not None:
+            fault.gate.wait(fault.delay or 120)
         if proxy.quirks is not None:
             refused = proxy.quirks.refuse(self.path, body)
             if refused is not None:

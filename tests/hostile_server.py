@@ -213,7 +213,7 @@ def _handler(hostile: HostileServer) -> type[BaseHTTPRequestHandler]:
         def upstream(self, body: dict, raw: bytes) -> tuple[int, dict, bytes]:
             data = json.dumps(body).encode() if body else raw
             return hostile.forward(self.command, self.path, {**dict(self.headers), "Content-Type":
-                                                            self.headers.get("Content-Type", "application/json")},
+                                                             self.headers.get("Content-Type", "application/json")},
                                    data)
 
     return Handler

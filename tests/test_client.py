@@ -184,7 +184,7 @@ def test_iter_pages_returns_every_row_once(clearml_server: LocalServer):
                for i in range(105)}
     before = client.calls
     rows = list(client.session.iter_pages("tasks.get_all", "tasks", page_size=25, project=[project],
-                                  only_fields=["id"], order_by=["name"]))
+                                          only_fields=["id"], order_by=["name"]))
     assert [r["id"] for r in rows] == list(dict.fromkeys(r["id"] for r in rows))
     assert {r["id"] for r in rows} == created
     # 4 full pages, a short one and the empty page that ends paging: a real server may cap a page below the
@@ -487,7 +487,7 @@ def test_typed_methods_return_parsed_records(clearml_server: LocalServer):
     task_id = client.tasks.create("t-typed", project_id)
     client.tasks.set_status(task_id, "in_progress")
     client.events.add_batch([{"type": "training_stats_scalar", "task": task_id, "timestamp": 1, "iter": i,
-                        "metric": "m", "variant": "v", "value": float(i)} for i in range(3)])
+                              "metric": "m", "variant": "v", "value": float(i)} for i in range(3)])
     client.tasks.add_artifacts(task_id, [{"key": "a", "type": "custom", "mode": "output", "uri": "s3://b/a"}])
     client.tasks.set_status(task_id, "completed")
     task = client.tasks.get(task_id)

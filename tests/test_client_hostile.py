@@ -62,7 +62,8 @@ def scroll_by_hand(client: ClearMLClient, batch_size: int) -> None:
     """Follow an event scroll page by page, as a caller that keeps its own state does (1,000 pages at most)."""
     scroll_id = None
     for _ in range(1000):
-        scroll_id = client.events.task_events_page("t1", "plot", batch_size=batch_size, scroll_id=scroll_id)["scroll_id"]
+        page = client.events.task_events_page("t1", "plot", batch_size=batch_size, scroll_id=scroll_id)
+        scroll_id = page["scroll_id"]
 
 
 def names_the_call(error: Exception, server: HostileServer, call: str) -> str:

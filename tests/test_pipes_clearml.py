@@ -181,7 +181,8 @@ def test_a_killed_agents_task_does_not_stay_in_progress(world):
             outcome["error"] = exc
 
     try:
-        wait_until(lambda: any(w["id"] == "doomed-agent" for w in world.client.session.call("workers.get_all")["workers"]),
+        wait_until(lambda: any(w["id"] == "doomed-agent"
+                               for w in world.client.session.call("workers.get_all")["workers"]),
                    "the agent to register")
         thread = threading.Thread(target=run)
         thread.start()

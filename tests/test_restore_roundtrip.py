@@ -217,8 +217,10 @@ def test_second_restore_creates_nothing(round_trip):
     assert first.created and not first.unchanged
     assert second.unchanged and not second.created and second.task_id == first.task_id
     b = round_trip["b"]
-    assert b.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == round_trip["tasks_after_first"]
-    assert len(b.session.call("models.get_all", only_fields=["id"])["models"]) == len(round_trip["models_after_first"]) == 1
+    tasks = b.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
+    assert tasks == round_trip["tasks_after_first"]
+    assert len(b.session.call("models.get_all", only_fields=["id"])["models"]) == len(round_trip["models_after_first"])
+    assert len(round_trip["models_after_first"]) == 1
 
 
 @pytest.mark.parametrize("step", ["uploads", "events", "models", "status"])

@@ -40,9 +40,11 @@ def test_every_endpoint_needs_a_token(two_companies):
     assert len(protected) > 60
     for name in protected:
         for headers in ({}, {"Authorization": "Bearer x.y.z"}, {"Authorization": "Digest abc"}):
-            resp = requests.post(f"{info.api_host}/v2.23/{name}", json={"task": "t"}, headers=headers, timeout=10)
+            resp = requests.post(f"{info.api_host}/v999.0/{name}", json={"task": "t"}, headers=headers, timeout=10)
             assert resp.status_code == 401 and resp.json()["meta"]["result_code"] == 401, (name, headers)
-    assert UNAUTHENTICATED == {"auth.login", "debug.ping"}
+    # login.supported_modes answers either way (the real schema's `authorize: null`): it tells the web app whether
+    # the caller is signed in, and nothing else
+    assert UNAUTHENTICATED == {"auth.login", "debug.ping", "login.supported_modes"}
     files = info.files_host
     for method in ("GET", "POST", "PUT", "DELETE", "HEAD"):
         resp = requests.request(method, f"{files}/p/t.1/a.txt", data=b"x", timeout=10)
@@ -140,9 +142,10 @@ def test_another_company_can_neither_see_nor_change_anything(two_companies):
     markers = [m for m in MARKERS if m not in echoed]
     assert "alpha log line" in markers and "alpha-image-url" in markers
     answered: dict[str, int] = {}
-    for name in sorted(set(ENDPOINTS) - {"auth.login"}):
-        for variant, body in enumerate(bodies):
-            resp = api_b.raw(name, body)
+    # signing out (login.logout, auth.logout) revokes the caller's own token: swept last, below
+    for name in sorted(set(ENDPOINTS) - {"auth.login", "login.logout", "auth.logout"}):
+        for variant, body in enumerate(bodies):  # at the newest API, where every endpoint exists
+            resp = api_b.session.post(f"{api_b.info.api_host}/v999.0/{name}", json=body, timeout=60)
             answered[f"{name}#{variant}"] = resp.status_code
             text = resp.text
             leaked = [m for m in markers if m in text]
@@ -162,8 +165,15 @@ def test_another_company_can_neither_see_nor_change_anything(two_companies):
     assert after == before, "company B's calls changed company A's documents"
     # B's own documents from the sweep stay B's, and A still sees none of them
     assert all(t["name"] != "stolen" for t in api_a.call("tasks.get_all", search_hidden=True)["tasks"])
-    # the sweep did reach the handlers: most endpoints answered something other than 401
-    assert sum(code != 401 for code in answered.values()) == len(answered)
+    # the sweep did reach the handlers: every endpoint answered something other than 401 or 404
+    assert sum(code not in (401, 404) for code in answered.values()) == len(answered), \
+        sorted(k for k, v in answered.items() if v in (401, 404))
+    # signing out revokes B's own token, and only that
+    for name in ("login.logout", "auth.logout"):
+        api_b = RawApi(two_companies.info, B.access_key, B.secret_key)
+        assert api_b.raw(name).status_code == 200
+        assert api_b.raw("tasks.get_all").status_code == 401
+    assert api_a.call("tasks.get_all", id=[ids["task"]])["tasks"]
 
 
 def test_oversized_request_bodies_are_refused(two_companies, monkeypatch):

@@ -117,10 +117,11 @@ class ClearMLTrainingViewConfig(_DatasetConfig):
 
     curated_dataset_id: str = Field(default="", description="Curated version to select from; empty = the one "
                                                             "the curated asset last materialized.")
-    train_query: str = Field(default='split == "train"', description="Frame query (pandas query syntax, safe "
-                                                                     "subset) selecting training frames from "
-                                                                     "the manifest, e.g. 'split == \"train\" "
-                                                                     "and n_triangle > 0'.")
+    train_query: str = Field(default='split == "train"', description="Frame query selecting training frames from "
+                                                                     "the manifest: ClearML's Lucene-style syntax, "
+                                                                     "e.g. 'meta.split:\"train\" AND NOT "
+                                                                     "rois.label:circle', or the pandas form, e.g. "
+                                                                     "'split == \"train\" and n_triangle > 0'.")
     val_query: str = Field(default='split == "val"', description="Frame query selecting validation frames; "
                                                                  "must not overlap train_query.")
 

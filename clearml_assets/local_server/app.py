@@ -25,9 +25,9 @@ from starlette.routing import Route
 from .auth import Authenticator
 from .bll import tags
 from .core import ApiError, Call
-from .core.constants import API_VERSION
 from .core.rawjson import dumps
-from .core.registry import ENDPOINTS, UNAUTHENTICATED, UNLOCKED, parse_request
+from .core.registry import OPTIONAL_AUTH, UNAUTHENTICATED, UNLOCKED, find_endpoint, parse_request
+from .core.versions import NEWEST, ServerRelease
 from .store import Store
 from .throttle import Throttle
 
@@ -37,13 +37,14 @@ PATH_RE = re.compile(r"^/?(v(?P<version>\d+\.\d+)/)?(?P<name>[a-zA-Z_]\w*\.[a-zA
 MAX_BODY_BYTES = 512 * 1024 * 1024
 
 
-def envelope(name: str, version: str, code: int, subcode: int, msg: str, data: Any) -> Response:
+def envelope(name: str, version: str, code: int, subcode: int, msg: str, data: Any,
+             release: ServerRelease = NEWEST) -> Response:
     """A ClearML response envelope with HTTP status == result_code."""
     trx = uuid.uuid4().hex
     meta = {
         "id": trx,
         "trx": trx,
-        "endpoint": {"name": name, "requested_version": version, "actual_version": API_VERSION},
+        "endpoint": {"name": name, "requested_version": version, "actual_version": release.api_version},
         "result_code": code,
         "result_subcode": subcode,
         "result_msg": msg,
@@ -76,17 +77,20 @@ async def _bounded_body(request: Request) -> bytes:
     return bytes(raw)
 
 
-def build_api_app(store: Store, authenticator: Authenticator, throttle: Throttle | None = None) -> Starlette:
+def build_api_app(store: Store, authenticator: Authenticator, throttle: Throttle | None = None,
+                  release: ServerRelease = NEWEST) -> Starlette:
     """The API application serving every registered endpoint.
 
     ``throttle`` (default: from ``CLEARML_ASSETS_SERVER_429``, off when unset) makes chosen calls answer 429 with
     ``Retry-After``; it is reachable as ``store.throttle`` so in-process tests can arm it (see :mod:`.throttle`).
+    ``release`` is the clearml-server release the API presents itself as: which endpoints exist and which
+    version a request without one gets (see :mod:`.core.versions`).
     """
     from . import services  # noqa: F401  (registers the endpoints)
 
     throttle = throttle if throttle is not None else Throttle.from_env()
     store.throttle = throttle
-    handler = _ApiHandler(store, authenticator, throttle)
+    handler = _ApiHandler(store, authenticator, throttle, release)
     return Starlette(routes=[Route("/{path:path}", handler.handle, methods=["GET", "POST", "PUT"])])
 
 
@@ -97,37 +101,37 @@ class _ApiHandler:
     store: Store
     authenticator: Authenticator
     throttle: Throttle
+    release: ServerRelease = NEWEST
 
     async def handle(self, request: Request) -> Response:
         """The envelope of ``/v{X.Y}/{service}.{action}``: the endpoint's answer or its error."""
         match = PATH_RE.match(request.url.path)
         if not match:
             return envelope(request.url.path.strip("/"), "", 400, 0, f"Invalid request path {request.url.path}", {})
-        name, version = match.group("name"), match.group("version") or API_VERSION
+        name, version = match.group("name"), match.group("version") or self.release.api_version
         started = time.monotonic()
         retry_after = self.throttle.check(name)
         if retry_after is not None:
-            response = envelope(name, version, 429, 0, "Too Many Requests (local server 429 switch)", {})
+            response = envelope(name, version, 429, 0, "Too Many Requests (local server 429 switch)", {}, self.release)
             response.headers["Retry-After"] = str(retry_after)
             return response
         try:
             return await self._dispatch(request, name, version)
         except ApiError as err:
-            return envelope(name, version, err.code, err.subcode, err.msg, err.data)
+            return envelope(name, version, err.code, err.subcode, err.msg, err.data, self.release)
         except Exception as exc:  # a bug: the client gets the real server's 500 shape
             log.error("local server error in %s: %s\n%s", name, exc, traceback.format_exc())
-            return envelope(name, version, 500, 0, f"General data error ({type(exc).__name__}: {exc})", {})
+            return envelope(name, version, 500, 0, f"General data error ({type(exc).__name__}: {exc})", {},
+                            self.release)
         finally:
             log.debug("%s took %.1f ms", name, (time.monotonic() - started) * 1000)
 
     async def _dispatch(self, request: Request, name: str, version: str) -> Response:
-        handler = ENDPOINTS.get(name)
-        if handler is None:
-            raise ApiError(404, 0, f"Unable to find endpoint for name {name} and version {version}")
+        handler = find_endpoint(name, version, self.release)
         authorization = request.headers.get("authorization")
         if name == "auth.login":
-            return envelope(name, version, 200, 0, "OK", self.authenticator.login(authorization))
-        identity = {} if name in UNAUTHENTICATED else self.authenticator.identity(authorization)
+            return envelope(name, version, 200, 0, "OK", self.authenticator.login(authorization), self.release)
+        identity = self._identity(name, authorization)
         if identity and not identity.get("auth_only"):
             self.store.ensure_user(identity.get("company", ""), identity.get("user", ""), identity.get("user_name"))
         call = await self._call(request, name, version, identity)
@@ -138,7 +142,17 @@ class _ApiHandler:
         if isinstance(result, Response):  # raw endpoints such as events.download_task_log
             return result
         result = tags.conform_result(call.api_version, result)
-        return envelope(name, version, 200, 0, "OK", result if result is not None else {})
+        return envelope(name, version, 200, 0, "OK", result if result is not None else {}, self.release)
+
+    def _identity(self, name: str, authorization: str | None) -> dict:
+        """Who calls: the token's identity; none for endpoints answered without one (a valid token given to an
+        endpoint that takes either is still its identity)."""
+        if name in OPTIONAL_AUTH:
+            try:
+                return self.authenticator.identity(authorization) if authorization else {}
+            except ApiError:
+                return {}
+        return {} if name in UNAUTHENTICATED else self.authenticator.identity(authorization)
 
     async def _call(self, request: Request, name: str, version: str, identity: dict) -> Call:
         """The request as a :class:`Call`: body read (bounded) and parsed, tags conformed, model validated."""
@@ -151,16 +165,12 @@ class _ApiHandler:
             data.pop("method", None)  # the SDK sends a spurious "method" key
         elif not isinstance(data, list):
             raise ApiError(400, 12, "Request body must be a JSON object")
-        data = tags.conform_request(name, _version_tuple(version), data)
+        data = tags.conform_request(name, self.release.effective(version), data)
         return Call(endpoint=name, data=data, company=identity.get("company", ""), user=identity.get("user", ""),
-                    store=self.store, requested_version=version,
-                    extra={"query": dict(request.query_params), "worker": request.headers.get("x-clearml-worker", "")},
+                    store=self.store, requested_version=version, release=self.release,
+                    extra={"query": dict(request.query_params), "worker": request.headers.get("x-clearml-worker", ""),
+                           "token_id": identity.get("token_id"), "token_exp": identity.get("token_exp")},
                     model=parse_request(name, data))
-
-
-def _version_tuple(version: str) -> tuple[int, int]:
-    major, _, minor = version.partition(".")
-    return int(major), int(minor or 0)
 
 
 def _locked(store: Store, handler, call: Call) -> dict:

@@ -1,8 +1,8 @@
 """Credentials and JWT tokens of the local server.
 
-Tokens carry the claims the ClearML SDK negotiates with (``api_version`` 2.23,
-``server_version``, ``feature_set`` basic, ``env``, ``exp``) plus the identity whose
-``company`` scopes every document a key pair can see.
+Tokens carry the claims the ClearML SDK negotiates with (``api_version`` and ``server_version`` of the release the
+server presents itself as, ``feature_set`` basic, ``env``, ``exp``) plus the identity whose ``company`` scopes every
+document a key pair can see, and an id (``jti``) by which signing out revokes the token.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import jwt
 
 from .core import ApiError
-from .core.constants import API_VERSION, SERVER_VERSION
+from .core.versions import NEWEST, ServerRelease
 
 TOKEN_LIFETIME_SEC = 30 * 24 * 3600
 
@@ -32,6 +33,7 @@ class Credential:
 
     ``auth_only``: the user exists for authentication only, as clearml-server's users that have credentials but
     no backend user record: it signs in and owns what it creates, but ``users.*`` do not list it.
+    ``name``: the user's display name (default: its id).
     """
 
     access_key: str
@@ -39,6 +41,7 @@ class Credential:
     company: str = "local"
     user: str = "local-user"
     auth_only: bool = False
+    name: str = ""
 
 
 def generate_credential(company: str = "local", user: str = "local-user") -> Credential:
@@ -83,11 +86,21 @@ def identity_proof(secret_key: str, nonce: str) -> str:
 
 
 class Authenticator:
-    """Checks Basic credentials for ``auth.login`` and Bearer tokens for everything else."""
+    """Checks Basic credentials for ``auth.login`` and Bearer tokens for everything else.
 
-    def __init__(self, credentials: list[Credential], signing_key: str):
+    Args:
+        credentials: The key pairs.
+        signing_key: The HS256 key of the tokens.
+        release: The clearml-server release the tokens name (``api_version``, ``server_version``).
+        is_revoked: Whether a token id (``jti``) was revoked (signed out); revoked tokens are refused.
+    """
+
+    def __init__(self, credentials: list[Credential], signing_key: str, release: ServerRelease = NEWEST,
+                 is_revoked: Callable[[str], bool] | None = None):
         self._by_key = {c.access_key: c for c in credentials}
         self._signing_key = signing_key
+        self._release = release
+        self._is_revoked = is_revoked
         self._decoy = secrets.token_hex(32)
 
     def login(self, authorization: str | None) -> dict:
@@ -96,14 +109,16 @@ class Authenticator:
         now = int(time.time())
         claims = {
             "identity": {"company": cred.company, "user": cred.user, "role": "user",
-                         "company_name": cred.company, "user_name": cred.user, "auth_only": cred.auth_only},
-            "api_version": API_VERSION,
-            "server_version": SERVER_VERSION,
+                         "company_name": cred.company, "user_name": cred.name or cred.user,
+                         "auth_only": cred.auth_only},
+            "api_version": self._release.api_version,
+            "server_version": self._release.version,
             "server_build": "local",
             "feature_set": "basic",
             "env": "local",
             "iat": now,
             "exp": now + TOKEN_LIFETIME_SEC,
+            "jti": secrets.token_hex(16),
         }
         return {"token": jwt.encode(claims, self._signing_key, algorithm="HS256")}
 
@@ -116,7 +131,10 @@ class Authenticator:
         return identity_proof(secret, nonce)
 
     def identity(self, authorization: str | None) -> dict:
-        """The identity claim of a valid Bearer token (Basic is accepted too), else 401."""
+        """The identity claim of a valid Bearer token (Basic is accepted too), else 401.
+
+        A token's identity also names the token (``token_id``, ``token_exp``), so signing out can revoke it.
+        """
         if not authorization:
             raise ApiError(401, 20, "Unauthorized (missing credentials)")
         scheme, _, value = authorization.partition(" ")
@@ -134,7 +152,10 @@ class Authenticator:
         identity = claims.get("identity") or {}
         if identity.get("company") not in {c.company for c in self._by_key.values()}:
             raise ApiError(401, 30, "Invalid token")
-        return identity
+        token_id = claims.get("jti")
+        if token_id and self._is_revoked is not None and self._is_revoked(token_id):
+            raise ApiError(401, 30, "Invalid token (revoked: signed out)")
+        return {**identity, "token_id": token_id, "token_exp": claims.get("exp")}
 
     def _basic(self, authorization: str | None) -> Credential:
         if not authorization or not authorization.lower().startswith("basic "):

@@ -21,11 +21,15 @@ import uvicorn
 from .app import build_api_app
 from .auth import (Authenticator, Credential, ViewSessions, load_or_create_credentials,
                    load_or_create_signing_key)
+from .bll.auth import is_revoked
+from .core.versions import ServerRelease, server_release
 from .fileserver import build_files_app
 from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT,  # noqa: F401
                           DataDirInUse, LocalServerInfo, PortInUse, check_ports_free, free_port, lock_is_held,
                           read_server_file, remove_server_file, wait_until_ready, write_server_file)
 from .store import Store
+from .webapp import WEB_APP_ENV, build_web_app_server, check_web_app_build
+
 
 @dataclass
 class LocalServer:
@@ -36,11 +40,18 @@ class LocalServer:
         host: Interface to bind (loopback unless told otherwise).
         api_port: API port (0 picks a free one).
         files_port: Fileserver port (0 picks a free one).
-        web_port: Port of the read-only web view (0 picks a free one; None: no web view).
+        web_port: Port of the web app, or of the read-only web view without one (0 picks a free one; None:
+            neither).
         credentials: Key pairs; by default the data directory's own (generated once).
         files_auth: Whether the fileserver requires a valid API token.
+        server_version: The clearml-server release to present itself as (``2.3.0``, the default, or ``1.9.2``;
+            default: ``CLEARML_ASSETS_SERVER_VERSION``).
+        web_app: A ClearML web app build (clearml-web) to serve on the web port as clearml-server does (default:
+            ``CLEARML_ASSETS_WEB_APP``; neither: the read-only web view).
 
     Raises:
+        ValueError: ``server_version`` is not a release the server can present itself as.
+        WebAppBuildError: ``web_app`` is not a web app build.
         DataDirInUse: (on start) another local server already serves ``data_dir``.
     """
 
@@ -51,6 +62,9 @@ class LocalServer:
     web_port: int | None = 0
     credentials: list[Credential] | None = field(default=None, repr=False)  # keys never in a repr/traceback
     files_auth: bool = True
+    server_version: str | None = None
+    web_app: Path | None = None
+    release: ServerRelease = field(init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _servers: list[uvicorn.Server] = field(default_factory=list, init=False, repr=False)
     store: Store | None = field(default=None, init=False, repr=False)
@@ -68,6 +82,10 @@ class LocalServer:
             self.files_port = free_port(self.host)
         if self.web_port == 0:
             self.web_port = free_port(self.host)
+        self.release = server_release(self.server_version)
+        self.server_version = self.release.version
+        web_app = self.web_app or os.environ.get(WEB_APP_ENV)
+        self.web_app = check_web_app_build(web_app) if web_app else None
 
     @property
     def info(self) -> LocalServerInfo:
@@ -102,24 +120,32 @@ class LocalServer:
 
     def _build(self) -> list[uvicorn.Server]:
         self._claim_data_dir()
-        self.store = Store(self.data_dir)
-        authenticator = Authenticator(self.credentials, load_or_create_signing_key(self.data_dir))
-        api = with_self_description(build_api_app(self.store, authenticator), authenticator, self)
+        store = self.store = Store(self.data_dir)
+        authenticator = Authenticator(self.credentials, load_or_create_signing_key(self.data_dir), self.release,
+                                      is_revoked=lambda token_id: is_revoked(store, token_id))
+        api = build_api_app(self.store, authenticator, release=self.release)
         sessions = ViewSessions()
         files = build_files_app(self.data_dir / "files", authenticator if self.files_auth else None,
                                 primary_company=self.credentials[0].company, sessions=sessions)
         common = dict(host=self.host, log_level="warning", access_log=False, lifespan="off",
                       timeout_keep_alive=30)
         servers = [
-            uvicorn.Server(uvicorn.Config(api, port=self.api_port, **common)),
+            uvicorn.Server(uvicorn.Config(with_self_description(api, authenticator, self), port=self.api_port,
+                                          **common)),
             uvicorn.Server(uvicorn.Config(files, port=self.files_port, **common)),
         ]
         if self.web_port:
-            from .web import build_web_app
-
-            web = build_web_app(self.store, authenticator, sessions)
+            web = self._web(api, files, authenticator, sessions)
             servers.append(uvicorn.Server(uvicorn.Config(web, port=self.web_port, **common)))
         return servers
+
+    def _web(self, api, files, authenticator, sessions):
+        """The web port's application: the real web app when there is a build, else the read-only web view."""
+        if self.web_app is not None:
+            return build_web_app_server(self.web_app, api, files, self.info.files_host)
+        from .web import build_web_app
+
+        return build_web_app(self.store, authenticator, sessions)
 
     def serve_forever(self, record: bool = False) -> None:
         """Run in the foreground until SIGINT/SIGTERM.

@@ -28,7 +28,7 @@ class TaskControl:
                                  for key, value in values.items()} for section, values in params.items()}
         extra = {"output_dest": self.client.files_host} if self.client.files_host else {}
         return self.client.tasks.create(name, project_id, task_type, tags=tags, script=dict(script),
-                                       hyperparams=hyperparams, system_tags=[], **extra)
+                                        hyperparams=hyperparams, system_tags=[], **extra)
 
     def get(self, task_id: str) -> dict:
         """The task's status fields and execution (the API row)."""

@@ -51,7 +51,8 @@ def copy_dataset_version(clearml: ClearMLResource, source: str, target: str, dat
                 if row.get("status") in FINALIZED and spec["id"] not in known:
                     known[spec["id"]] = row["id"]
                 elif row.get("status") not in FINALIZED:
-                    client.tasks.delete(row["id"], with_outputs=True)  # a draft of a copy that died: never finalized, made again
+                    # a draft of a copy that died: never finalized, made again
+                    client.tasks.delete(row["id"], with_outputs=True)
             spec["tags"] = [t for t in spec["tags"] if not t.startswith("restored-from:")] + [tag]
             if project:
                 spec["project"] = project

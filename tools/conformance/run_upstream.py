@@ -7,22 +7,26 @@ only:
 
 * redirects the host: the tests build ``http://localhost:8008/v<version>``; a ``conftest.py`` in the scratch
   folder swaps scheme/host/port for the local server's (the version path is kept);
-* hands over the key pairs: ``apiserver.config_repo.config.get("apiclient.api_key"/"secret_key")`` and the
-  second user's ``apiclient.user_auth_only``/``user_auth_only_secret`` (same company, another user, with no
-  user record: ``Credential(auth_only=True)``, as the upstream tests require);
+* hands over the key pairs: ``apiserver.config_repo.config.get("apiclient.api_key"/"secret_key")`` (of user
+  ``Test1``, named ``Test User``, as in upstream's test environment) and the second user's
+  ``apiclient.user_auth_only``/``user_auth_only_secret`` (same company, another user, with no user record:
+  ``Credential(auth_only=True)``, as the upstream tests require);
 * stubs the server modules the tests import to load (``apiserver.config_repo``, ``apiserver.apierrors`` generated
   from that revision's ``errors.conf``, ``apiserver.database.utils``, ``apiserver.database.model``,
   ``apiserver.es_factory``, ``apiserver.utilities.dicts``) with minimal stand-ins written into the scratch folder;
   ``apiserver.database.utils.partition_tags`` is the local server's own (``--repo`` is on the tests' path).
 
 It starts a local server from ``--repo`` (a worktree; default the current folder) in a child process on free ports
-with a temporary data folder, runs pytest on the chosen files and prints per-file and total pass/fail counts plus
-the failing test ids.
+with a temporary data folder, presenting itself as the clearml-server release the tests come from (its
+``apiserver/version.py``: ``--rev v1.9.2`` tests a server that is 1.9.2 with API 2.23, ``--rev HEAD`` the newest
+release; ``CLEARML_ASSETS_SERVER_VERSION``), runs pytest on the chosen files and prints per-file and total
+pass/fail counts plus the failing test ids.
 
 Usage::
 
     python tools/conformance/run_upstream.py --repo . --rev v1.9.2            # the in-scope files
     python tools/conformance/run_upstream.py --rev HEAD test_models.py -k publish
+    python tools/conformance/run_upstream.py --rev HEAD --group agent          # queues and workers
     python tools/conformance/run_upstream.py --all                             # every upstream file
 
 Test deps (installed in the venv): pytest, requests, six, boltons, packaging, future.
@@ -59,6 +63,13 @@ IN_SCOPE = (
     "test_tasks_delete.py", "test_tasks_diff.py", "test_tasks_edit.py", "test_tasks_filtering.py",
     "test_tasks_running.py",
 )
+
+# What the local server serves to a ClearML agent.
+AGENT = ("test_queues.py", "test_workers.py")
+# Services the web app and newer clients use (HEAD only; absent files are left out).
+NEWER = ("test_organization.py", "test_pipelines.py", "test_project_usages.py", "test_queue_model_metadata.py",
+         "test_reports.py", "test_serving.py", "test_users.py")
+GROUPS = {"in-scope": IN_SCOPE, "agent": AGENT, "newer": NEWER}
 
 # -- stand-ins for the server modules the tests import ------------------------------------------------------
 STUBS = {
@@ -214,6 +225,16 @@ def extract(mirror: str, rev: str, scratch: Path) -> None:
         path.write_text(text.lstrip("\n"))
 
 
+def release_of(mirror: str, rev: str) -> str:
+    """The clearml-server release of ``rev`` (``apiserver/version.py``'s ``__version__``)."""
+    text = subprocess.run(["git", "-C", mirror, "show", f"{rev}:apiserver/version.py"], check=True,
+                          capture_output=True, text=True).stdout
+    match = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", text)
+    if not match:
+        raise SystemExit(f"no __version__ in apiserver/version.py at {rev}")
+    return match.group(1)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -224,18 +245,22 @@ SERVER_SCRIPT = """
 import sys
 from pathlib import Path
 from clearml_assets.local_server import LocalServer, Credential
-creds = [Credential(sys.argv[4], sys.argv[5]), Credential(sys.argv[6], sys.argv[7], user="conformance-user2",
-                                                                auth_only=True)]
+# the upstream test environment's user behind the first key pair (test_subprojects names it)
+creds = [Credential(sys.argv[4], sys.argv[5], user="Test1", name="Test User"),
+         Credential(sys.argv[6], sys.argv[7], user="conformance-user2", auth_only=True)]
 server = LocalServer(Path(sys.argv[1]), api_port=int(sys.argv[2]), files_port=int(sys.argv[3]), credentials=creds)
 server.serve_forever()
 """
 
 
-def start_server(repo: Path, data_dir: Path, keys: list[str], log_path: Path) -> tuple[subprocess.Popen, str]:
-    """The repo's local server in a child process; returns it and its API URL once it answers."""
+def start_server(repo: Path, data_dir: Path, keys: list[str], log_path: Path, release: str
+                 ) -> tuple[subprocess.Popen, str]:
+    """The repo's local server, presenting itself as clearml-server ``release``, in a child process; returns it
+    and its API URL once it answers."""
     api_port, files_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_"))}
     env["PYTHONPATH"] = str(repo)
+    env["CLEARML_ASSETS_SERVER_VERSION"] = release
     log = open(log_path, "wb")
     proc = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(data_dir), str(api_port), str(files_port),
                              *keys], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=repo)
@@ -300,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mirror", default=os.environ.get("CLEARML_SERVER_MIRROR", DEFAULT_MIRROR),
                         help="read-only git mirror of clearml/clearml-server")
     parser.add_argument("--all", action="store_true", help="every upstream test file, not only the in-scope ones")
+    parser.add_argument("--group", choices=sorted(GROUPS), default="in-scope",
+                        help="which files without --all or named files: in-scope (default), agent (queues, "
+                             "workers) or newer (reports, pipelines, users, organization, ...)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and server log")
     parser.add_argument("-q", "--quiet", action="store_true", help="only the summary (no pytest output)")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
@@ -316,12 +344,14 @@ def main(argv: list[str] | None = None) -> int:
         present = sorted(p.name for p in tests_dir.glob("test_*.py"))
         files = [a for a in args.pytest_args if a.endswith(".py")]
         options = [a for a in args.pytest_args if not a.endswith(".py")]
-        chosen = files or (present if args.all else [f for f in IN_SCOPE if f in present])
+        chosen = files or (present if args.all else [f for f in GROUPS[args.group] if f in present])
         missing = [f for f in chosen if f not in present]
         if missing:
             parser.error(f"not in {args.rev}: {', '.join(missing)}")
         keys = [("CONF" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)) for _ in range(2)]
-        proc, url = start_server(repo, scratch / "data", [k for pair in keys for k in pair], scratch / "server.log")
+        release = release_of(args.mirror, args.rev)
+        proc, url = start_server(repo, scratch / "data", [k for pair in keys for k in pair], scratch / "server.log",
+                                 release)
         env = {**os.environ, "CONFORMANCE_API_HOST": url, "CONFORMANCE_ACCESS_KEY": keys[0][0],
                "CONFORMANCE_SECRET_KEY": keys[0][1], "CONFORMANCE_ACCESS_KEY2": keys[1][0],
                "CONFORMANCE_SECRET_KEY2": keys[1][1], "PYTHONPATH": os.pathsep.join([str(scratch), str(repo)])}
@@ -329,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "pytest", "-rN", "--tb=line" if args.quiet else "--tb=short",
                f"--junitxml={junit}", "-o", "junit_family=xunit1", *options,
                *[f"apiserver/tests/automated/{f}" for f in chosen]]
-        print(f"upstream tests {args.rev} against {repo} ({url}); scratch {scratch}", flush=True)
+        print(f"upstream tests {args.rev} (clearml-server {release}) against {repo} ({url}); scratch {scratch}",
+              flush=True)
         out = subprocess.DEVNULL if args.quiet else None
         subprocess.run(cmd, cwd=scratch, env=env, stdout=out, stderr=out)
         if not junit.exists():

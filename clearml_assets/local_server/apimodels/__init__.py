@@ -7,8 +7,9 @@ defaults are the real server's. Required fields missing are the real 400/11; a w
 
 from .shared import (BatchRequest, MakePublicRequest, MoveRequest, TagsRequest)
 from .projects import (GetParamsRequest, MultiProjectRequest, ProjectCreateRequest, ProjectDeleteRequest,
-                       ProjectHyperparamValuesRequest, ProjectMergeRequest, ProjectMoveRequest, ProjectOrNoneRequest,
-                       ProjectRequest, ProjectTagsRequest, ProjectTaskParentsRequest, ProjectsGetRequest)
+                       ProjectHyperparamValuesRequest, ProjectMergeRequest, ProjectModelMetadataValuesRequest,
+                       ProjectMoveRequest, ProjectOrNoneRequest, ProjectRequest, ProjectTagsRequest,
+                       ProjectTaskParentsRequest, ProjectUserNamesRequest, ProjectsGetRequest)
 from .organization import (EntitiesCountRequest)
 from .tasks import (AddOrUpdateArtifactsRequest, AddOrUpdateModelRequest, ArchiveRequest, Artifact, ArtifactId,
                     CloneRequest, CompletedRequest, ConfigurationItem, CreateTaskRequest, DeleteArtifactsRequest,
@@ -32,9 +33,10 @@ __all__ = [
     "GetHyperParamsRequest", "GetParamsRequest", "HyperParamItem", "MakePublicRequest", "MetadataItem",
     "ModelItemKey", "ModelRequest", "ModelsDeleteManyRequest", "ModelsPublishManyRequest", "MoveRequest",
     "MultiProjectRequest", "ProjectCreateRequest", "ProjectDeleteRequest", "ProjectHyperparamValuesRequest",
-    "ProjectMergeRequest", "ProjectMoveRequest", "ProjectOrNoneRequest", "ProjectRequest", "ProjectTagsRequest",
-    "ProjectTaskParentsRequest", "ProjectsGetRequest", "PublishManyRequest", "PublishModelRequest",
-    "PublishRequest", "ResetFields", "ResetManyRequest", "ResetRequest", "SetRequirementsRequest",
-    "StatusNoteFields", "StopManyRequest", "TagsRequest", "TaskBatchRequest", "TaskForceRequest",
-    "TaskOutputsFields", "TaskRequest", "TaskUpdateFieldsRequest", "TaskUpdateRequest"
+    "ProjectMergeRequest", "ProjectModelMetadataValuesRequest", "ProjectMoveRequest", "ProjectOrNoneRequest",
+    "ProjectRequest", "ProjectsGetRequest", "ProjectTagsRequest", "ProjectTaskParentsRequest",
+    "ProjectUserNamesRequest", "PublishManyRequest", "PublishModelRequest", "PublishRequest", "ResetFields",
+    "ResetManyRequest", "ResetRequest", "SetRequirementsRequest", "StatusNoteFields", "StopManyRequest",
+    "TagsRequest", "TaskBatchRequest", "TaskForceRequest", "TaskOutputsFields", "TaskRequest",
+    "TaskUpdateFieldsRequest", "TaskUpdateRequest"
 ]

@@ -46,8 +46,14 @@ class ProjectsGetRequest(RequestModel):
     active_users: Optional[list[str]] = None
     check_own_contents: bool = False
     shallow_search: bool = False
-    search_hidden: bool = False
+    search_hidden: Optional[bool] = False
     allow_public: bool = True
+    children_type: Optional[Literal["pipeline", "report", "dataset"]] = None
+    """Only projects holding (at any depth) pipelines, reports or datasets (API 2.24)."""
+    children_tags: Optional[list[Optional[str]]] = None
+    """...whose tags match this list query (API 2.24)."""
+    children_tags_filter: Optional[dict[str, Any]] = None
+    """...or this list filter (``{"any": {"include": [...]}}``, API 2.27)."""
 
 
 class ProjectTagsRequest(TagsRequest):
@@ -61,12 +67,31 @@ class MultiProjectRequest(RequestModel):
 
 class ProjectTaskParentsRequest(MultiProjectRequest):
     tasks_state: Optional[Literal["active", "archived"]] = None
+    task_name: Optional[str] = None
+    """Parents whose name matches this pattern only (API 2.25)."""
 
 
 class ProjectHyperparamValuesRequest(MultiProjectRequest):
     section: str
     name: str
     allow_public: bool = True
+    pattern: Optional[str] = None
+    """Values matching this case-insensitive pattern only (API 2.26)."""
+    page: int = Field(default=0, ge=0)
+    page_size: int = Field(default=500, ge=1)
+
+
+class ProjectModelMetadataValuesRequest(MultiProjectRequest):
+    key: str
+    allow_public: bool = True
+    page: int = Field(default=0, ge=0)
+    page_size: int = Field(default=500, ge=1)
+
+
+class ProjectUserNamesRequest(RequestModel):
+    projects: Optional[list[str]] = None
+    include_subprojects: bool = True
+    entity: Literal["task", "model"] = "task"
 
 
 class ProjectOrNoneRequest(RequestModel):

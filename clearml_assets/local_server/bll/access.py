@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ..core import ApiError, Call, ids_of
+from ..core import ApiError, Call, ids_of, now_iso
 
 
 def get_or_raise(call: Call, collection: str, obj_id: Any, code: tuple[int, str],
@@ -72,3 +72,27 @@ def run_batch(ids: Any, func) -> dict:
             failed.append({"id": obj_id, "error": {"codes": [err.code, err.subcode], "msg": err.msg,
                                                     "data": err.data}})
     return {"succeeded": succeeded, "failed": failed}
+
+
+def edit_entity_tags(call: Call, collection: str, ids: Sequence[str], add: Sequence[str], remove: Sequence[str],
+                     code: tuple[int, str]) -> int:
+    """The real ``OrgBLL.edit_entity_tags`` (``tasks.update_tags``/``models.update_tags``): add and remove tags of
+    the company's documents; returns how many updates were made (adding and removing count once each per
+    document, as the two Mongo updates do).
+
+    Raises:
+        ApiError: 400/12 without ids or without tags to add or remove; the invalid-id error of a document that
+            is not the company's.
+    """
+    if not ids:
+        raise ApiError(400, 12, "Validation error (No entity ids provided for editing tags)")
+    if not (add or remove):
+        raise ApiError(400, 12, "Validation error (Either add tags or remove tags should be provided)")
+    docs = [get_for_writing(call, collection, obj_id, code) for obj_id in dict.fromkeys(ids)]
+    for doc in docs:
+        tags = merge_tags(doc.get("tags"), list(add or []))
+        doc["tags"] = sorted(t for t in tags if t not in set(remove or []))
+        doc["last_change"] = now_iso()
+        doc["last_changed_by"] = call.user
+        call.store.save(collection, doc)
+    return len(docs) * (bool(add) + bool(remove))

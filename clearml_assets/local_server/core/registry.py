@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .constants import API_VERSION
 from .errors import ApiError, bad_request, missing_field
+from .versions import NEWEST, ServerRelease, parse_version
 
 __all__ = ["ApiError", "bad_request", "missing_field", "API_VERSION", "Call", "RequestModel", "Handler", "ENDPOINTS",
-           "REQUEST_MODELS", "REQUIRED_FIELDS", "UNAUTHENTICATED", "UNLOCKED", "endpoint", "parse_request",
-           "required"]
+           "REQUEST_MODELS", "REQUIRED_FIELDS", "UNAUTHENTICATED", "OPTIONAL_AUTH", "UNLOCKED", "MIN_VERSIONS",
+           "endpoint", "find_endpoint", "parse_request", "required"]
 
 
 @dataclass
@@ -33,15 +34,17 @@ class Call:
     extra: dict[str, Any] = field(default_factory=dict)
     model: Any = None
     """The request parsed into the endpoint's ``request_data_model`` (None for endpoints without one)."""
+    release: ServerRelease = NEWEST
+    """The clearml-server release the server presents itself as (see :mod:`.versions`)."""
 
     @property
     def api_version(self) -> tuple[int, int]:
-        """The API version in the request path as a comparable tuple (no or a bad version: the server's own)."""
+        """The API version the call gets: the one in its path, never beyond the release's newest (no or a bad
+        version: the release's newest, as the real server)."""
         try:
-            major, minor = str(self.requested_version).split(".")[:2]
-            return int(major), int(minor)
+            return self.release.effective(self.requested_version)
         except ValueError:
-            return 2, 23
+            return self.release.api
 
     def require(self, name: str) -> Any:
         """Return a required request field or raise ``missing_required_fields``."""
@@ -75,31 +78,43 @@ ENDPOINTS: dict[str, Handler] = {}
 REQUEST_MODELS: dict[str, type[RequestModel]] = {}
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {}
 UNAUTHENTICATED: set[str] = set()
+OPTIONAL_AUTH: set[str] = set()
+"""Endpoints registered with ``authorize=None`` (the real schema's ``authorize: null``): answered without a token,
+but a valid one given is the call's identity (``login.supported_modes`` says whether the caller is signed in)."""
+MIN_VERSIONS: dict[str, tuple[int, int]] = {}
+"""The API version each endpoint came with (``min_version``): a request for an older version, or a release whose
+newest API is older, does not find it (404)."""
 UNLOCKED: set[str] = set()
 """Endpoints registered with ``locked=False``: they manage their own concurrency (events) and run outside
 the store's document lock; every other handler runs under it so read-modify-write sequences stay atomic."""
 
 
-def endpoint(name: str, authorize: bool = True, request_data_model: type[RequestModel] | None = None,
-             *, locked: bool = True, required_fields: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+def endpoint(name: str, authorize: bool | None = True, request_data_model: type[RequestModel] | None = None,
+             *, locked: bool = True, required_fields: tuple[str, ...] = (), min_version: str = "1.0"
+             ) -> Callable[[Handler], Handler]:
     """Register ``name`` (``service.action``) to the decorated handler.
 
     Args:
         name: ``service.action``.
-        authorize: False for the few calls answered without a token (``debug.ping``, ``auth.login``).
+        authorize: False for the few calls answered without a token (``debug.ping``, ``auth.login``); None for
+            those answered either way (the token, when valid, is the call's identity).
         request_data_model: The body is validated into it before the handler runs and handed over as
             ``call.model``; a bad or missing field is the real server's 400/12 validation error.
         locked: False runs the handler outside the store's document lock (it must lock what it touches).
         required_fields: As the real ``@endpoint(required_fields=...)``: these missing are 400/11
             (missing required fields) instead of 400/12.
+        min_version: The API version the endpoint came with (the real schema's first version of it).
     """
 
     def register(func: Handler) -> Handler:
         ENDPOINTS[name] = func
+        MIN_VERSIONS[name] = parse_version(min_version)
         if request_data_model is not None:
             REQUEST_MODELS[name] = request_data_model
         if required_fields:
             REQUIRED_FIELDS[name] = tuple(required_fields)
+        if authorize is None:
+            OPTIONAL_AUTH.add(name)
         if not authorize:
             UNAUTHENTICATED.add(name)
         if not locked:
@@ -107,6 +122,23 @@ def endpoint(name: str, authorize: bool = True, request_data_model: type[Request
         return func
 
     return register
+
+
+def find_endpoint(name: str, requested_version: str, release: ServerRelease) -> Handler:
+    """The handler of ``name`` for a request at ``requested_version`` to a server presenting ``release``.
+
+    Raises:
+        ApiError: 404 as the real server's, when there is no such endpoint, it came after the requested version or
+            after the release's newest API.
+    """
+    handler = ENDPOINTS.get(name)
+    try:
+        wanted = release.effective(requested_version)
+    except ValueError:
+        raise ApiError(400, 0, f"Invalid API version {requested_version!r} in the request path") from None
+    if handler is None or MIN_VERSIONS.get(name, (1, 0)) > wanted:
+        raise ApiError(404, 0, f"Unable to find endpoint for name {name} and version {requested_version}")
+    return handler
 
 
 def parse_request(name: str, data: Any) -> Any:

@@ -1,4 +1,5 @@
 """Endpoint handlers of the local server, one module per ClearML service."""
 
-from . import (auth, debug, events, events_iterators, models, organization, projects, queues, server,  # noqa: F401
-               tasks, tasks_params, tasks_status, users, workers)
+from . import (auth, debug, events, events_iterators, login, models, organization, projects,  # noqa: F401
+               pipelines, queues, reports, server, serving, tasks, tasks_params, tasks_status,
+               users, workers)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import apimodels as req
-from ..bll.access import run_batch, set_public
-from ..core import Call, Handler, RequestModel, endpoint
+from ..bll.access import edit_entity_tags, run_batch, set_public
+from ..core import Call, Handler, RequestModel, endpoint, ids_of
 
 def publicity_endpoints(service: str, code: tuple[int, str]) -> None:
     """Register ``<service>.make_public`` and ``<service>.make_private`` (see :func:`set_public`).
@@ -49,3 +49,13 @@ def _archive_handler(set_archived: ArchiveSetter, key: str, archived: bool) -> H
         """Add or remove the ``archived`` system tag of each id (per-id results)."""
         return run_batch(call.model.ids, lambda i: {key: set_archived(call, i, archived)})
     return handler
+
+
+def update_tags_endpoint(service: str, code: tuple[int, str]) -> None:
+    """Register ``<service>.update_tags`` (API 2.27): add and remove tags of several tasks or models."""
+    def update_tags(call: Call) -> dict:
+        """Add ``add_tags`` and remove ``remove_tags`` on the documents ``ids``."""
+        data = call.data
+        return {"updated": edit_entity_tags(call, service, ids_of(data.get("ids")), data.get("add_tags") or [],
+                                            data.get("remove_tags") or [], code)}
+    endpoint(f"{service}.update_tags", min_version="2.27")(update_tags)

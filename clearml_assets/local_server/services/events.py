@@ -150,8 +150,9 @@ def clear_scroll(call: Call) -> dict:
 def scalar_metrics_iter_histogram(call: Call) -> dict:
     """``{metric: {variant: {name, x, y}}}`` sampled into at most ``samples`` buckets per series."""
     req: m.ScalarMetricsIterHistogramRequest = call.model
-    _, company = common.target(call, req.task, req.model_events)
-    return metrics.scalar_histogram(call, req.task, company, req.samples, req.key.value, req.metrics)
+    doc, company = common.target(call, req.task, req.model_events)
+    histogram = metrics.scalar_histogram(call, req.task, company, req.samples, req.key.value, req.metrics)
+    return metrics.with_x_axis_labels(histogram, doc) if call.release.scalar_x_axis_labels else histogram
 
 
 @events_endpoint("events.multi_task_scalar_metrics_iter_histogram", m.MultiTaskScalarMetricsIterHistogramRequest)

@@ -13,7 +13,7 @@ from ..core import ApiError, Call, bad_request, endpoint, new_id, now_iso, requi
 from ..core.constants import DELETED_PREFIX, INVALID_MODEL, INVALID_PROJECT
 from ..store.queries import get_all
 from . import projects
-from .common import archive_many_endpoints, publicity_endpoints
+from .common import archive_many_endpoints, publicity_endpoints, update_tags_endpoint
 
 INVALID = INVALID_MODEL
 # models.create / models.edit fields (create_fields of the real service)
@@ -123,8 +123,17 @@ def _query_docs(call: Call) -> list[dict]:
 
 @endpoint("models.get_all")
 def get_all_models(call: Call) -> dict:
-    """Models filtered, ordered and paged like the real server (public ones included)."""
-    return get_all(call, "models", "models", docs=_query_docs(call), **MODEL_QUERY)
+    """Models filtered, ordered and paged like the real server (public ones included; ``include_subprojects``
+    widens ``project`` to its sub-projects)."""
+    data = with_subprojects(call, dict(call.data))
+    return get_all(call, "models", "models", docs=_query_docs(call), data=data, **MODEL_QUERY)
+
+
+@endpoint("models.get_by_id_ex", required_fields=("id",), min_version="2.11")
+def get_by_id_ex(call: Call) -> dict:
+    """The models of ``id`` (public ones too) with references joined, as ``get_all_ex``."""
+    docs = call.store.all("models", call.company, allow_public=True)
+    return get_all(call, "models", "models", data=dict(call.data), docs=docs, expand=True, **MODEL_QUERY)
 
 
 @endpoint("models.get_all_ex")
@@ -327,6 +336,7 @@ def delete_many(call: Call) -> dict:
 
 
 publicity_endpoints("models", INVALID)
+update_tags_endpoint("models", INVALID)
 
 
 def _move(call: Call, model_id: str, project_id: str | None) -> None:

@@ -53,3 +53,11 @@ def get_entities_count(call: Call) -> dict:
             query = project_bll.with_subprojects(call, query)
         out[field] = len(filter_docs(docs, query, released=call.store.lock.released, **spec))
     return out
+
+
+@endpoint("organization.get_user_companies", min_version="2.12")
+def get_user_companies(call: Call) -> dict:
+    """The caller's company (its id as its name) with its users, by name."""
+    users = sorted(({"id": u["id"], "name": u.get("name") or u["id"], "avatar": u.get("avatar")}
+                    for u in call.store.all("users", call.company)), key=lambda u: u["name"])
+    return {"companies": [{"id": call.company, "name": call.company, "allocated": len(users), "owners": users}]}

@@ -11,7 +11,7 @@ from .. import apimodels as req
 from ..bll import project as bll
 from ..bll.access import get_for_writing
 from ..bll.project import INVALID, ensure_project, find_by_name, target_project
-from ..core import ApiError, Call, endpoint, now_iso
+from ..core import ApiError, Call, endpoint, ids_of, now_iso
 from ..store.queries import get_all
 from .common import publicity_endpoints
 
@@ -81,35 +81,79 @@ def get_all_projects(call: Call) -> dict:
 
 @endpoint("projects.get_all_ex", request_data_model=req.ProjectsGetRequest)
 def get_all_ex(call: Call) -> dict:
-    """As ``get_all`` plus references joined, and on request statistics, own contents, dataset stats."""
+    """As ``get_all`` plus references joined, and on request statistics, own contents, dataset stats; after
+    1.9.2 ``children_type`` (with ``children_tags``/``children_tags_filter``) keeps the projects holding such
+    children, whose statistics then count those children only."""
     model: req.ProjectsGetRequest = call.model
     data = dict(call.data)
     allow_public = data["allow_public"] if "allow_public" in data else not data.get("non_public", False)
-    docs = _search(call, data, model.shallow_search, model.search_hidden, bool(allow_public))
-    if model.active_users:
-        active = bll.active_user_projects(call, data.get("id") or [], model.active_users)
-        docs = [d for d in docs if d["id"] in active]
+    requested = ids_of(data.get("id"))
+    docs = _search(call, data, model.shallow_search, bool(model.search_hidden), bool(allow_public))
+    selected = _selected(call, model, data, requested, bool(allow_public))
+    if selected is not None and not data.get("id"):
+        return {"projects": []}
     result = get_all(call, "projects", "projects", docs=docs, data=data, **PROJECT_QUERY)
     projects = result["projects"]
+    if projects:
+        _add_statistics(call, model, projects, selected)
+    return result
+
+
+def _selected(call: Call, model: req.ProjectsGetRequest, data: dict, requested: list[str], allow_public: bool
+              ) -> list[str] | None:
+    """``active_users``/``children_type``: narrows ``data["id"]`` to the projects holding such children and
+    returns every project selected (None when neither is asked)."""
+    children_type = model.children_type if call.api_version >= (2, 24) else None
+    if not (model.active_users or children_type):
+        return None
+    if children_type is None and call.api_version < (2, 24):
+        active = sorted(bll.active_user_projects(call, requested, model.active_users))
+        ids, selected = (sorted(set(active) & set(requested)) if requested else active), active
+    else:
+        ids, selected = bll.selected_children(call, model.active_users, requested, allow_public, children_type,
+                                              model.children_tags, model.children_tags_filter)
+    data["id"] = ids
+    return selected
+
+
+def _stats_filter(call: Call, model: req.ProjectsGetRequest) -> tuple[dict | None, bool]:
+    """The real ``_get_project_stats_filter``: with ``children_type``, the children's own filter."""
+    children_type = model.children_type if call.api_version >= (2, 24) else None
+    if model.include_stats_filter or not children_type:
+        return model.include_stats_filter, bool(model.search_hidden)
+    tags = ({"tags": model.children_tags_filter} if model.children_tags_filter else
+            {"tags": model.children_tags} if model.children_tags else {})
+    if children_type == "pipeline":
+        return {**tags, "system_tags": ["pipeline"], "type": ["controller"]}, True
+    if children_type == "report":
+        return {**tags, "system_tags": ["reports"], "type": ["report"]}, True
+    return tags, bool(model.search_hidden)
+
+
+def _add_statistics(call: Call, model: req.ProjectsGetRequest, projects: list[dict], selected) -> None:
+    """Own contents, statistics with sub-projects and dataset statistics, as asked."""
     ids = [p["id"] for p in projects]
-    if not ids:
-        return result
+    stats_filter, stats_hidden = _stats_filter(call, model)
+    datasets = model.children_type == "dataset" and call.api_version >= (2, 24)
     if model.check_own_contents:
-        contents = bll.own_contents(call, ids, model.include_stats_filter, model.active_users)
+        own = bll.own_datasets if datasets else bll.own_contents
+        contents = own(call, ids, stats_filter, model.active_users)
         for p in projects:
             p.update(contents.get(p["id"], {}))
     if model.include_stats:
-        stats, subs = bll.project_stats(call, ids, state=model.stats_for_state,
-                                        include_children=model.stats_with_children,
-                                        search_hidden=model.search_hidden, filter_=model.include_stats_filter,
-                                        users=model.active_users)
+        if datasets:
+            stats, subs = bll.dataset_children_stats(call, ids, include_children=model.stats_with_children,
+                                                     filter_=stats_filter, users=model.active_users, allowed=selected)
+        else:
+            stats, subs = bll.project_stats(call, ids, state=model.stats_for_state,
+                                            include_children=model.stats_with_children, search_hidden=stats_hidden,
+                                            filter_=stats_filter, users=model.active_users, allowed=selected)
         for p in projects:
             p["stats"], p["sub_projects"] = stats[p["id"]], subs[p["id"]]
     if model.include_dataset_stats:
         ds = bll.dataset_stats(call, ids)
         for p in projects:
             p["dataset_stats"] = ds.get(p["id"])
-    return result
 
 
 @endpoint("projects.update", required_fields=("project",))
@@ -178,7 +222,8 @@ def get_hyper_parameters(call: Call) -> dict:
 def get_hyperparam_values(call: Call) -> dict:
     """Distinct values of one hyperparameter over the projects' tasks."""
     m: req.ProjectHyperparamValuesRequest = call.model
-    return bll.hyperparam_values(call, m.projects, m.section, m.name, m.include_subprojects, m.allow_public)
+    return bll.hyperparam_values(call, m.projects, m.section, m.name, m.include_subprojects, m.allow_public,
+                                 pattern=m.pattern, page=m.page, page_size=m.page_size)
 
 
 @endpoint("projects.get_task_tags", request_data_model=req.ProjectTagsRequest)
@@ -206,7 +251,32 @@ def get_project_tags(call: Call) -> dict:
 def get_task_parents(call: Call) -> dict:
     """Distinct parents of the tasks under the projects, by name."""
     m: req.ProjectTaskParentsRequest = call.model
-    return {"parents": bll.task_parents(call, m.projects, m.include_subprojects, m.tasks_state)}
+    return {"parents": bll.task_parents(call, m.projects, m.include_subprojects, m.tasks_state, m.task_name)}
+
+
+@endpoint("projects.get_model_metadata_keys", request_data_model=req.GetParamsRequest, min_version="2.17")
+def get_model_metadata_keys(call: Call) -> dict:
+    """Metadata keys of the models (of a project and, by default, its sub-projects), paged."""
+    m: req.GetParamsRequest = call.model
+    return bll.model_metadata_keys(call, [m.project] if m.project else None, m.include_subprojects, m.page,
+                                   m.page_size)
+
+
+@endpoint("projects.get_model_metadata_values", request_data_model=req.ProjectModelMetadataValuesRequest,
+          min_version="2.17")
+def get_model_metadata_values(call: Call) -> dict:
+    """Distinct values of one metadata key over the models, paged."""
+    m: req.ProjectModelMetadataValuesRequest = call.model
+    return bll.model_metadata_values(call, m.projects, m.key, m.include_subprojects, m.allow_public, m.page,
+                                     m.page_size)
+
+
+@endpoint("projects.get_user_names", request_data_model=req.ProjectUserNamesRequest, min_version="2.26")
+def get_user_names(call: Call) -> dict:
+    """The users who created tasks (or models, ``entity: model``) under the projects, by name."""
+    m: req.ProjectUserNamesRequest = call.model
+    collection = "models" if m.entity == "model" else "tasks"
+    return {"users": bll.entity_users(call, collection, m.projects, m.include_subprojects)}
 
 
 publicity_endpoints("projects", INVALID)
@@ -214,21 +284,25 @@ publicity_endpoints("projects", INVALID)
 
 @endpoint("projects.get_unique_metric_variants", request_data_model=req.ProjectOrNoneRequest)
 def get_unique_metric_variants(call: Call) -> dict:
-    """Metric/variant pairs reported by the tasks (of a project and its sub-projects; no project: all), from
-    the tasks' ``last_metrics`` as the real ``project_queries.get_unique_metric_variants``."""
+    """Metric/variant pairs reported by the tasks (of a project and its sub-projects; no project: all; ``ids``:
+    those tasks; ``model_metrics``: models instead), from their ``last_metrics`` as the real
+    ``project_queries.get_unique_metric_variants``."""
     m: req.ProjectOrNoneRequest = call.model
-    tasks = call.store.all("tasks", call.company, allow_public=True)
+    collection = "models" if call.data.get("model_metrics") else "tasks"
+    docs = call.store.all(collection, call.company, allow_public=True)
     if m.project:
         scope = set(bll.ids_with_children(call, [m.project]) if m.include_subprojects else [m.project])
-        tasks = [t for t in tasks if t.get("project") in scope]
+        docs = [t for t in docs if t.get("project") in scope]
     elif not m.include_subprojects:
-        tasks = [t for t in tasks if not t.get("project")]
+        docs = [t for t in docs if not t.get("project")]
+    ids = set(ids_of(call.data.get("ids")))
+    if ids:
+        docs = [t for t in docs if t["id"] in ids]
     found: dict[tuple, dict] = {}
-    for task in tasks:
-        for metric_hash, variants in (task.get("last_metrics") or {}).items():
+    for doc in docs:
+        for metric_hash, variants in (doc.get("last_metrics") or {}).items():
             for variant_hash, value in (variants or {}).items():
                 key = (value.get("metric"), value.get("variant"))
                 found.setdefault(key, {"metric": key[0], "metric_hash": metric_hash, "variant": key[1],
                                        "variant_hash": variant_hash})
     return {"metrics": [found[k] for k in sorted(found, key=lambda k: (str(k[0]), str(k[1])))]}
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 
 from ..bll.queue import (HIDDEN_TAGS, add_entry, default_queue, get_queue, new_queue, public_view, remove_entry,
-                         touch_queue)
+                         reposition, touch_queue)
 from ..bll.task import back_from_queue
 from ..bll.workers import live_workers, stop_non_responsive
 from ..core import ApiError, Call, RequestModel, bad_request, endpoint, ids_of, now_iso, required
@@ -28,6 +28,18 @@ class MoveRequest(QueueTaskRequest):
     """A move by ``count`` places."""
 
     count: int = 1
+
+
+class AddTaskRequest(QueueTaskRequest):
+    """``queues.add_task``: ``update_execution_queue`` records the queue in the task (after 1.9.2)."""
+
+    update_execution_queue: bool = True
+
+
+class RemoveTaskRequest(QueueTaskRequest):
+    """``queues.remove_task``: ``update_task_status`` returns the task to its status before the queue (2.31)."""
+
+    update_task_status: bool = False
 
 
 def _visible(call: Call) -> list[dict]:
@@ -62,7 +74,8 @@ def get_all_ex(call: Call) -> dict:
     for q in result["queues"]:
         if "entries" in q:
             q["entries"] = [{**e, "task": {"id": e["task"], "name": names.get(e["task"])}} for e in q["entries"]]
-        q["workers"] = [{"name": w["worker"], "ip": w.get("ip"), "task": w.get("task")}
+        q["workers"] = [{"name": w["worker"], "ip": w.get("ip"), "task": w.get("task"),
+                         **({"key": w["key"]} if call.release.worker_stats_histograms else {})}
                         for w in workers if q["id"] in (w.get("queues") or [])]
     return result
 
@@ -87,15 +100,16 @@ def create(call: Call) -> dict:
     if not isinstance(name, str) or not name.strip():
         raise bad_request(f"Validation error: queue name must be a non-empty string (name={name!r})")
     doc = new_queue(call, name.strip(), call.data.get("tags"), call.data.get("system_tags"),
-                     call.data.get("metadata"))
+                     call.data.get("metadata"), call.data.get("display_name"))
     return {"id": doc["id"]}
 
 
 @endpoint("queues.update")
 def update(call: Call) -> dict:
-    """Change name, tags, system_tags or metadata."""
+    """Change name, display name, tags, system_tags or metadata."""
     doc = get_queue(call)
-    fields = {k: call.data[k] for k in ("name", "tags", "system_tags", "metadata") if k in call.data}
+    fields = {k: call.data[k] for k in ("name", "display_name", "tags", "system_tags", "metadata")
+              if k in call.data}
     doc.update(fields)
     doc["last_update"] = now_iso()
     call.store.save("queues", doc)
@@ -117,18 +131,53 @@ def delete(call: Call) -> dict:
     return {"deleted": 1}
 
 
-@endpoint("queues.add_task", request_data_model=QueueTaskRequest)
+@endpoint("queues.add_task", request_data_model=AddTaskRequest)
 def add_task(call: Call) -> dict:
-    """Append a task (its status is not changed: ``tasks.enqueue`` does both)."""
+    """Append a task (its status is not changed: ``tasks.enqueue`` does both); after 1.9.2 the task records the
+    queue (``update_execution_queue``)."""
     with call.store.lock:
-        return {"added": add_entry(call, get_queue(call, call.model.queue), call.model.task)}
+        added = add_entry(call, get_queue(call, call.model.queue), call.model.task)
+        task = call.store.get("tasks", call.model.task, call.company)
+        if added and task is not None and call.model.update_execution_queue and call.release.queue_add_records_queue:
+            task.setdefault("execution", {})["queue"] = call.model.queue
+            call.store.save("tasks", task)
+        return {"added": added}
 
 
-@endpoint("queues.remove_task", request_data_model=QueueTaskRequest)
+@endpoint("queues.remove_task", request_data_model=RemoveTaskRequest)
 def remove_task(call: Call) -> dict:
-    """Remove a task from the queue."""
+    """Remove a task from the queue; with ``update_task_status`` it returns to its status before the queue."""
     with call.store.lock:
-        return {"removed": remove_entry(call, call.model.queue, call.model.task)}
+        removed = remove_entry(call, call.model.queue, call.model.task)
+        if removed and call.model.update_task_status:
+            _back_to_pre_queue(call, [call.model.task], call.model.queue, f"Task was removed from the queue "
+                                                                          f"{call.model.queue}")
+        return {"removed": removed}
+
+
+@endpoint("queues.clear_queue", min_version="2.31")
+def clear_queue(call: Call) -> dict:
+    """Empty a queue; its tasks return to their status before the queue. Answers the tasks it changed."""
+    with call.store.lock:
+        doc = get_queue(call)
+        tasks = [e["task"] for e in doc["entries"]]
+        changed = _back_to_pre_queue(call, tasks, doc["id"], f"Queue {doc['id']} was cleared") if tasks else []
+        doc["entries"] = []
+        touch_queue(call, doc)
+        return {"removed_tasks": changed}
+
+
+def _back_to_pre_queue(call: Call, task_ids: list[str], queue_id: str, reason: str) -> list[str]:
+    """The real ``_update_task_status_on_removal_from_queue``: the tasks that record this queue go back to the
+    status they were enqueued from (``created`` by default) and forget the queue."""
+    changed = []
+    for task_id in task_ids:
+        task = call.store.get("tasks", task_id, call.company)
+        if task is None or (task.get("execution") or {}).get("queue") != queue_id:
+            continue
+        back_from_queue(call, task, reason=reason, message="")
+        changed.append(task_id)
+    return changed
 
 
 @endpoint("queues.get_next_task")
@@ -150,45 +199,34 @@ def get_next_task(call: Call) -> dict:
     return data
 
 
-def _move(call: Call, position_of) -> dict:
+def _move(call: Call, target) -> dict:
     with call.store.lock:
         doc = get_queue(call, call.model.queue)
-        tasks = [e["task"] for e in doc["entries"]]
-        if call.model.task not in tasks:
-            raise ApiError(400, 703, f"Invalid queue id or task not in queue (task={call.model.task})")
-        old = tasks.index(call.model.task)
-        new = position_of(old)
-        entry = doc["entries"].pop(old)
-        if new < 0 or new >= len(doc["entries"]):
-            doc["entries"].append(entry)
-        else:
-            doc["entries"].insert(new, entry)
-        touch_queue(call, doc)
-    return {"position": new}
+        return {"position": reposition(call, doc, call.model.task, target)}
 
 
 @endpoint("queues.move_task_forward", request_data_model=MoveRequest)
 def move_task_forward(call: Call) -> dict:
     """Move a task ``count`` places towards the front."""
-    return _move(call, lambda p: max(0, p - call.model.count))
+    return _move(call, lambda p, n: max(0, p - call.model.count))
 
 
 @endpoint("queues.move_task_backward", request_data_model=MoveRequest)
 def move_task_backward(call: Call) -> dict:
     """Move a task ``count`` places towards the back."""
-    return _move(call, lambda p: max(0, p + call.model.count))
+    return _move(call, lambda p, n: max(0, p + call.model.count))
 
 
 @endpoint("queues.move_task_to_front", request_data_model=QueueTaskRequest)
 def move_task_to_front(call: Call) -> dict:
     """Move a task to the front."""
-    return _move(call, lambda p: 0)
+    return _move(call, lambda p, n: 0)
 
 
 @endpoint("queues.move_task_to_back", request_data_model=QueueTaskRequest)
 def move_task_to_back(call: Call) -> dict:
-    """Move a task to the back (position -1, as the real server answers)."""
-    return _move(call, lambda p: -1)
+    """Move a task to the back (1.9.2 answers position -1, later releases the last position)."""
+    return _move(call, lambda p, n: -1)
 
 
 @endpoint("queues.peek_task")

@@ -11,15 +11,15 @@ from ..bll.access import get_or_raise
 from ..bll.project import ids_with_children, with_subprojects
 from ..bll.task import (MODELS_COMPAT_MAX, check_name, clone_task, get_task, get_task_readable,
                         models_prepare_for_save, move_task, new_task_doc, params_prepare_for_save, save_task,
-                        set_archived, unprepare_for_version, validate_references)
+                        set_archived, unprepare_for_version, validate_references, with_pipeline_steps)
 from ..core import ApiError, Call, bad_request, endpoint, ids_of, required
-from ..core.constants import INVALID_PROJECT, INVALID_TASK, TASK_TYPES
+from ..core.constants import INVALID_PROJECT, INVALID_TASK, TASK_STATUSES, TASK_TYPES
 from ..store.queries import get_all
 from . import projects
-from .common import archive_many_endpoints, publicity_endpoints
+from .common import archive_many_endpoints, publicity_endpoints, update_tags_endpoint
 
 EDITABLE = ("name", "type", "comment", "parent", "project", "tags", "system_tags", "script", "hyperparams",
-            "configuration", "execution", "models", "container", "runtime", "input", "output")
+            "configuration", "execution", "models", "container", "runtime", "input", "output", "status")
 # Embedded documents of the real Task: tasks.edit merges their top-level keys instead of replacing them.
 EMBEDDED = ("script", "execution", "output", "models")
 
@@ -89,6 +89,13 @@ def get_all_ex(call: Call) -> dict:
     return get_all_tasks(call)
 
 
+@endpoint("tasks.get_by_id_ex", required_fields=("id",), min_version="2.11")
+def get_by_id_ex(call: Call) -> dict:
+    """The tasks of ``id`` (public ones too, hidden ones too) with references joined, as ``get_all_ex``."""
+    docs = call.store.all("tasks", call.company, allow_public=True)
+    return get_all(call, "tasks", "tasks", data=dict(call.data), docs=docs, expand=True, **TASK_QUERY)
+
+
 @endpoint("tasks.get_types")
 def get_types(call: Call) -> dict:
     """The task types the company's and public tasks use: under ``projects`` and their sub-projects, else of
@@ -101,8 +108,10 @@ def get_types(call: Call) -> dict:
     return {"types": sorted({t["type"] for t in docs if t.get("type") in TASK_TYPES and in_scope(t)})}
 
 
-archive_many_endpoints("tasks", req.TaskBatchRequest, set_archived)
+archive_many_endpoints("tasks", req.TaskBatchRequest, lambda call, task_id, archived: with_pipeline_steps(
+    call, task_id, lambda t: set_archived(call, t, archived)))
 publicity_endpoints("tasks", INVALID_TASK)
+update_tags_endpoint("tasks", INVALID_TASK)
 
 
 def _move(call: Call, task_id: str, project_id: str | None) -> None:
@@ -149,6 +158,8 @@ def edit(call: Call) -> dict:
         fields["output"] = {**doc.get("output", {}), "destination": call.data["output_dest"]}
     if "type" in fields and fields["type"] not in TASK_TYPES:
         raise bad_request(f"Invalid task type {fields['type']!r}")
+    if "status" in fields and fields["status"] not in TASK_STATUSES:
+        raise bad_request(f"Invalid task status {fields['status']!r}")
     if fields.get("project"):
         get_or_raise(call, "projects", fields["project"], INVALID_PROJECT)
     if "name" in fields:

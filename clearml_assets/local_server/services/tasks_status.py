@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from .. import apimodels as req
 from ..bll.access import run_batch
-from ..bll.task import (change_status, delete_task, dequeue, dequeue_one, enqueue_one, get_task, publish_task,
-                        reset_task, set_archived, stop_task)
+from ..bll.task import (change_status, delete_task, dequeue, dequeue_any, dequeue_one, enqueue_one, get_task,
+                        publish_task, reset_task, set_archived, stop_task, with_pipeline_steps)
 from ..bll.workers import live_workers
 from ..core import ApiError, Call, endpoint, ids_of, now_iso, required
 
@@ -67,13 +67,15 @@ def publish_many(call: Call) -> dict:
 @endpoint("tasks.stop", request_data_model=req.TaskUpdateRequest)
 def stop(call: Call) -> dict:
     """Ask a running task to stop."""
-    return stop_task(call, call.model.task, call.model.force)
+    return with_pipeline_steps(call, call.model.task, lambda t: stop_task(call, t, call.model.force),
+                               lambda t: stop_task(call, t, True))
 
 
 @endpoint("tasks.stop_many", request_data_model=req.StopManyRequest)
 def stop_many(call: Call) -> dict:
     """Stop several tasks (per-id results)."""
-    return run_batch(call.model.ids, lambda i: {"updated": stop_task(call, i, call.model.force)["updated"]})
+    return run_batch(call.model.ids, lambda i: {"updated": with_pipeline_steps(
+        call, i, lambda t: stop_task(call, t, call.model.force), lambda t: stop_task(call, t, True))["updated"]})
 
 
 def _reset_args(call: Call) -> dict:
@@ -113,14 +115,17 @@ def _delete_args(call: Call) -> dict:
 @endpoint("tasks.delete", request_data_model=req.DeleteRequest)
 def delete(call: Call) -> dict:
     """Delete a task (``created`` or archived unless ``force``), its events and its draft output models."""
-    return delete_task(call, call.model.task, **_delete_args(call))
+    args = _delete_args(call)
+    return with_pipeline_steps(call, call.model.task, lambda t: delete_task(call, t, **args),
+                               lambda t: delete_task(call, t, **{**args, "force": True}))
 
 
 @endpoint("tasks.delete_many", request_data_model=req.DeleteManyRequest)
 def delete_many(call: Call) -> dict:
     """Delete several tasks (per-id results)."""
     args = _delete_args(call)
-    return run_batch(call.model.ids, lambda i: delete_task(call, i, **args))
+    return run_batch(call.model.ids, lambda i: with_pipeline_steps(
+        call, i, lambda t: delete_task(call, t, **args), lambda t: delete_task(call, t, **{**args, "force": True})))
 
 
 @endpoint("tasks.archive", request_data_model=req.ArchiveRequest)
@@ -129,7 +134,8 @@ def archive(call: Call) -> dict:
     ids = call.model.tasks
     for task_id in ids:
         get_task(call, task_id)
-    return {"archived": sum(set_archived(call, task_id, True) for task_id in ids)}
+    return {"archived": sum(with_pipeline_steps(call, task_id, lambda t: set_archived(call, t, True))
+                            for task_id in ids)}
 
 
 @endpoint("tasks.enqueue")
@@ -145,7 +151,10 @@ def enqueue_task(call: Call) -> dict:
 
 @endpoint("tasks.dequeue")
 def dequeue_task(call: Call) -> dict:
-    """Take a queued task off its queue."""
+    """Take a queued task off its queue (after 1.9.2 any task, to ``new_status`` when given)."""
+    if call.release.lenient_dequeue:
+        return dequeue_any(call, required(call, "task"), call.data.get("new_status"),
+                           bool(call.data.get("remove_from_all_queues")))
     return dequeue_one(call, required(call, "task"))
 
 
@@ -171,4 +180,7 @@ def enqueue_many(call: Call) -> dict:
 @endpoint("tasks.dequeue_many")
 def dequeue_many(call: Call) -> dict:
     """``tasks.dequeue`` for each of ``ids``."""
+    if call.release.lenient_dequeue:
+        return _batch(call, lambda t: dequeue_any(call, t, call.data.get("new_status"),
+                                                  bool(call.data.get("remove_from_all_queues"))), "dequeued")
     return _batch(call, lambda t: dequeue_one(call, t), "dequeued")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..bll import project as project_bll
+from ..bll.user import get_preferences as read_preferences
+from ..bll.user import set_preferences as write_preferences
 from ..core import ApiError, Call, endpoint
 from ..store.queries import get_all
 
@@ -51,3 +53,20 @@ def get_all_ex(call: Call) -> dict:
         data["id"] = sorted(active)
     return get_all(call, "users", "users", docs=call.store.all("users", call.company), data=data, expand=False,
                    **USER_QUERY)
+
+
+@endpoint("users.get_preferences")
+def get_preferences(call: Call) -> dict:
+    """The calling user's preferences (the web app's settings)."""
+    return {"preferences": read_preferences(call)}
+
+
+@endpoint("users.set_preferences", required_fields=("preferences",))
+def set_preferences(call: Call) -> dict:
+    """Merge the request's preferences into the calling user's (see :func:`..bll.user.set_preferences`)."""
+    changes = call.data["preferences"]
+    if not isinstance(changes, dict):
+        raise ApiError(400, 12, "Validation error (invalid value for preferences): an object is expected")
+    updated, preferences = write_preferences(call, changes)
+    return {"updated": updated, "fields": {"preferences": preferences} if updated and call.data.get(
+        "return_updated", True) else {}}

@@ -12,9 +12,10 @@ import time
 from typing import Any
 
 from ..bll.access import get_or_raise
-from ..bll.workers import alive, live_workers, stop_non_responsive
+from ..bll.workers import alive, live_workers, stats, stop_non_responsive
 from ..core import ApiError, Call, RequestModel, endpoint, now_iso
 from ..core.constants import INVALID_TASK
+from ..store.filters import compile_pattern
 
 DEFAULT_TIMEOUT = 600
 
@@ -119,7 +120,7 @@ def status_report(call: Call) -> dict:
     if m.queues:
         doc["queues"] = m.queues
     if m.machine_stats:
-        _log_stats(call, doc, m.timestamp, m.task, m.machine_stats)
+        stats.log_stats(call, doc, m.timestamp, m.task, m.machine_stats)
     doc["task"] = doc["project"] = None
     if m.task:
         task = get_or_raise(call, "tasks", m.task, INVALID_TASK)
@@ -140,6 +141,8 @@ def _queue_entry(call: Call, queue_id: str | None) -> dict | None:
     if queue is None:
         return {"id": queue_id}
     entry: dict = {"id": queue_id, "name": queue.get("name"), "num_tasks": len(queue["entries"])}
+    if queue.get("display_name") is not None:
+        entry["display_name"] = queue["display_name"]
     if queue["entries"]:
         first = call.store.get("tasks", queue["entries"][0]["task"], call.company) or {}
         entry["next_task"] = {"id": queue["entries"][0]["task"], "name": first.get("name")}
@@ -200,110 +203,37 @@ def set_runtime_properties(call: Call) -> dict:
     return {"added": len(call.data.get("runtime_properties") or [])}
 
 
-# -- machine statistics (the real server keeps them in Elasticsearch) -------------------------------
-STATS_KEPT = 20_000  # samples per worker
-
-
-def _log_stats(call: Call, doc: dict, timestamp: int | None, task: str | None, stats: dict) -> None:
-    entry = call.store.get("worker_stats", doc["key"], call.company) or {
-        "id": doc["key"], "company": call.company, "worker": doc["worker"], "samples": []}
-    values = {k: v for k, v in stats.items() if v is not None}
-    entry["samples"] = entry["samples"][-STATS_KEPT:] + [[int(timestamp or time.time() * 1000), task, values]]
-    call.store.save("worker_stats", entry)
-
-
-def _category(key: str) -> str:
-    return key.split("_", 1)[0]
-
-
+# -- machine statistics (the logic is in :mod:`..bll.workers.stats`) -----------------------------------
 @endpoint("workers.get_metric_keys")
 def get_metric_keys(call: Call) -> dict:
     """The machine-stat keys the workers reported, by category (``cpu``: ``cpu_usage``, ...)."""
-    wanted = call.data.get("worker_ids") or []
-    keys: set[str] = set()
-    for entry in call.store.all("worker_stats", call.company):
-        if not wanted or entry["id"] in wanted:
-            keys.update(k for _, _, values in entry["samples"] for k in values)
-    if not keys:
-        raise ApiError(400, 1005, f"Worker stats not found (worker_ids={wanted})")
-    categories: dict[str, list[str]] = {}
-    for key in sorted(keys):
-        categories.setdefault(_category(key), []).append(key)
-    return {"categories": [{"name": name, "metric_keys": names} for name, names in categories.items()]}
-
-
-def _aggregate(values: list[float], how: str) -> float:
-    if how == "max":
-        return max(values)
-    if how == "min":
-        return min(values)
-    return sum(values) / len(values)
-
-
-def _series(samples: list, key: str, aggregations: list[str], interval: int, variant: int | None) -> dict:
-    buckets: dict[int, list[float]] = {}
-    for ts, _, values in samples:
-        value = values.get(key)
-        if value is None:
-            continue
-        items = value if isinstance(value, list) else [value]
-        if variant is not None:
-            if variant >= len(items):
-                continue
-            items = [items[variant]]
-        buckets.setdefault(int(ts // 1000 // interval * interval), []).extend(float(v) for v in items)
-    dates = sorted(buckets)
-    out = {"metric": key, "dates": [d * 1000 for d in dates],
-           "stats": [{"aggregation": a, "values": [_aggregate(buckets[d], a) for d in dates]} for a in aggregations]}
-    if variant is not None:
-        out["variant"] = str(variant)
-    return out
+    return {"categories": stats.metric_keys(call, call.data.get("worker_ids") or [])}
 
 
 @endpoint("workers.get_stats")
 def get_stats(call: Call) -> dict:
-    """Per worker, each requested key aggregated per ``interval`` seconds (per list index with split_by_variant)."""
-    start, end = float(call.data.get("from_date") or 0), float(call.data.get("to_date") or time.time())
-    interval = max(1, int(call.data.get("interval") or 1))
-    wanted = call.data.get("worker_ids") or []
-    items: dict[str, list[str]] = {}
-    for item in call.data.get("items") or []:
-        items.setdefault(item["key"], []).append(item.get("aggregation", "avg"))
-    workers = []
-    for entry in call.store.all("worker_stats", call.company):
-        if wanted and entry["id"] not in wanted:
-            continue
-        samples = [s for s in entry["samples"] if start * 1000 <= s[0] <= end * 1000]
-        if not samples:
-            continue
-        metrics = []
-        for key, aggs in items.items():
-            if call.data.get("split_by_variant"):
-                width = max((len(v[key]) for _, _, v in samples if isinstance(v.get(key), list)), default=0)
-                metrics += [_series(samples, key, aggs, interval, i) for i in range(width)]
-            else:
-                metrics.append(_series(samples, key, aggs, interval, None))
-        workers.append({"worker": entry["id"], "metrics": [m for m in metrics if m["dates"]]})
-    return {"workers": workers}
+    """Per worker, each requested key aggregated per ``interval`` seconds (see :mod:`..bll.workers.stats`)."""
+    data = call.data
+    start, end = float(data.get("from_date") or 0), float(data.get("to_date") or time.time())
+    items, wanted = data.get("items") or [], data.get("worker_ids") or []
+    if call.release.worker_stats_histograms:
+        return {"workers": stats.worker_stats(call, items, start, end, data.get("interval"), wanted,
+                                              bool(data.get("split_by_resource")))}
+    return {"workers": stats.worker_stats_1_9_2(call, items, start, end, data.get("interval"), wanted,
+                                                bool(data.get("split_by_variant")))}
 
 
 @endpoint("workers.get_activity_report")
 def get_activity_report(call: Call) -> dict:
     """Per ``interval`` seconds: how many workers reported (total) and how many of them ran a task (active)."""
     start, end = float(call.data.get("from_date") or 0), float(call.data.get("to_date") or time.time())
-    interval = max(1, int(call.data.get("interval") or 60))
-    total: dict[int, set] = {}
-    active: dict[int, set] = {}
-    for entry in call.store.all("worker_stats", call.company):
-        for ts, task, _ in entry["samples"]:
-            if start * 1000 <= ts <= end * 1000:
-                bucket = int(ts // 1000 // interval * interval)
-                total.setdefault(bucket, set()).add(entry["id"])
-                if task:
-                    active.setdefault(bucket, set()).add(entry["id"])
+    return stats.activity_report(call, start, end, call.data.get("interval"))
 
-    def series(buckets: dict[int, set]) -> dict:
-        dates = sorted(buckets)
-        return {"dates": dates, "counts": [len(buckets[d]) for d in dates]}
 
-    return {"total": series(total), "active": series(active)}
+@endpoint("workers.get_count", min_version="2.26")
+def get_count(call: Call) -> dict:
+    """How many workers are registered (seen within ``last_seen`` seconds, with these tags, ids matching)."""
+    data = call.data
+    return {"count": stats.count_workers(call, live_workers(call), data.get("last_seen"), data.get("tags"),
+                                         data.get("system_tags"), data.get("worker_pattern"), _tag_match,
+                                         compile_pattern)}

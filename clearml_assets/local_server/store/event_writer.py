@@ -20,7 +20,7 @@ from typing import Any
 
 from ..core import ApiError, Call, bad_request
 from ..core.constants import EVENT_TYPES, LOCKED_STATUSES
-from .event_stats import field_hash, update_task_stats
+from .event_stats import field_hash, update_model_stats, update_task_stats
 from .plots import compress_plot
 MIN_LONG, MAX_LONG = -(2 ** 63), 2 ** 63 - 1
 FLOAT32_MAX = 3.4028234663852886e38
@@ -69,8 +69,10 @@ def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> di
     """Validate, store and account for a batch of events exactly as the real ``add_events``.
 
     ``model_event`` and ``allow_locked`` are per event (consistent per task/model, as the current server; the
-    2.23 server took the first event's for the whole batch); a model event's ``iter`` is always 0 (2.23); plots get ``plot_len`` (and ``source_urls``) and are compressed from
-    ``PLOT_COMPRESSION_THRESHOLD`` characters on.
+    2.23 server took the first event's for the whole batch); a model event's ``iter`` is always 0 on 1.9.2 (API
+    2.23), later releases keep it and update the model's ``last_iteration``/``last_metrics``; a scalar's
+    ``x_axis_label`` goes to its series' ``last_metrics``; plots get ``plot_len`` (and ``source_urls``) and are
+    compressed from ``PLOT_COMPRESSION_THRESHOLD`` characters on.
 
     Args:
         call: The API call (store, company, worker).
@@ -89,13 +91,14 @@ def add_events(call: Call, events: list[dict], allow_locked: bool = False) -> di
         valid_tasks = _valid_entities(call, task_ids, False)
     batch = _Batch(now_ms=int(time.time() * 1000), es_now=_es_timestamp())
     for event in events:
+        label = event.get("x_axis_label") if call.release.scalar_x_axis_labels else None
         try:
             etype, model, entity = _checked_event(event, valid_models, valid_tasks)
             it = _normalize_event(call, batch, event, etype, model)
         except _Rejected as exc:
             batch.errors[exc.reason] += 1
             continue
-        _record_event(call, batch, event, etype, model, entity, it)
+        _record_event(call, batch, event, etype, model, entity, it, label)
     return _commit_batch(call, batch)
 
 
@@ -121,6 +124,7 @@ class _Batch:
         scalars: Each task's scalar events (with float values).
         stats: Task -> metric -> event type -> latest timestamp.
         used: Tasks that got events.
+        used_models: Models that got events (releases after 1.9.2 update their statistics).
     """
 
     now_ms: int
@@ -132,6 +136,7 @@ class _Batch:
     scalars: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     stats: dict[str, dict[str, dict[str, int]]] = field(default_factory=lambda: defaultdict(dict))
     used: set[str] = field(default_factory=set)
+    used_models: set[str] = field(default_factory=set)
 
 
 def _entity_ids(events: list[dict], allow_locked: bool) -> tuple[dict[str, bool], dict[str, bool]]:
@@ -233,7 +238,7 @@ def _normalize_event(call: Call, batch: _Batch, event: dict, etype: str, model: 
         event["worker"] = call.extra.get("worker", "")
     it = event.get("iter")
     if it is not None:
-        it = _iteration(it, model)
+        it = _iteration(it, model and not call.release.model_events_keep_iterations)
         event["iter"] = it
     if "values" in event:
         event["value"] = event.pop("values")
@@ -245,15 +250,15 @@ def _normalize_event(call: Call, batch: _Batch, event: dict, etype: str, model: 
     return it
 
 
-def _iteration(it: Any, model: bool) -> int:
-    """An event's ``iter`` as stored.
+def _iteration(it: Any, at_zero: bool) -> int:
+    """An event's ``iter`` as stored (``at_zero``: a model event on 1.9.2, which keeps one iteration of them).
 
     Raises:
         _Rejected: Out of the 64-bit range.
         ApiError: 500 when not an integer (the real server fails the same way).
     """
-    if model:
-        return 0  # the 2.23 server keeps one iteration of model events (later servers keep them all)
+    if at_zero:
+        return 0
     try:
         it = int(it)
     except (TypeError, ValueError):
@@ -280,7 +285,7 @@ def _encoded_event(event: dict, etype: str) -> tuple[str | None, int, str | None
 
 
 def _record_event(call: Call, batch: _Batch, event: dict, etype: str, model: bool, entity: str,
-                  it: int | None) -> None:
+                  it: int | None, label: Any = None) -> None:
     """Add a normalized event's row to the batch and account for it in its task's statistics.
 
     Args:
@@ -291,6 +296,7 @@ def _record_event(call: Call, batch: _Batch, event: dict, etype: str, model: boo
         model: Whether it is a model event.
         entity: Its task or model.
         it: Its iteration (None when it has none).
+        label: Its ``x_axis_label`` (scalars).
     """
     value = event.get("value")
     body, timestamp, reason = _encoded_event(event, etype)
@@ -306,18 +312,24 @@ def _record_event(call: Call, batch: _Batch, event: dict, etype: str, model: boo
     number = float(value) if etype == "training_stats_scalar" and value is not None else None
     batch.rows.append((call.company, entity, etype, timestamp, it, event["metric"],
                        event["variant"], float32(number) if number is not None else None, int(model), ident, body))
-    if it is not None and not model and event["metric"] not in (":monitor:machine", ":monitor:gpu"):
+    if model and not call.release.model_events_keep_iterations:
+        return  # 1.9.2 leaves the model as it was
+    if it is not None and event["metric"] not in (":monitor:machine", ":monitor:gpu"):
         batch.task_iter[entity] = max(it, batch.task_iter.get(entity, 0))
-    if not model:
-        _account_task_event(batch, event, etype, entity, number, timestamp)
+    if model:
+        batch.used_models.add(entity)
+        if number is not None:
+            batch.scalars[entity].append({**event, "value": number, "x_axis_label": label})
+    else:
+        _account_task_event(batch, event, etype, entity, number, timestamp, label)
 
 
 def _account_task_event(batch: _Batch, event: dict, etype: str, task: str, number: float | None,
-                        timestamp: int) -> None:
+                        timestamp: int, label: Any = None) -> None:
     """Note a stored task event for ``last_metrics`` and ``metric_stats``."""
     batch.used.add(task)
     if etype == "training_stats_scalar" and number is not None:
-        batch.scalars[task].append({**event, "value": number})
+        batch.scalars[task].append({**event, "value": number, "x_axis_label": label})
     if event["metric"]:
         last = batch.stats[task].setdefault(event["metric"], {})
         if etype not in last or last[etype] < timestamp:
@@ -348,6 +360,7 @@ def _commit_batch(call: Call, batch: _Batch) -> dict:
     if rows:
         _insert(call, rows)
         update_task_stats(call, batch.used, batch.task_iter, batch.scalars, batch.stats)
+        update_model_stats(call, batch.used_models, batch.task_iter, batch.scalars)
     if errors.get(INVALID_ITERATION):
         raise ApiError(500, 100, f"General data error: err={errors[INVALID_ITERATION]} document(s) failed to "
                                  f"index., extra_info=None")

@@ -45,6 +45,61 @@ def list_matcher(data: Any, field: str):
     return predicate
 
 
+def list_filter_matcher(spec: Any, field: str):
+    """The real ``ListQueryFilter`` (``get_all_ex``'s ``filters``, API 2.27): ``{"any": {"include": [...],
+    "exclude": [...]}, "all": {...}, "op": "and"|"or"}``; a None in ``include`` means an empty field (in
+    ``exclude`` a non-empty one). Returns ``predicate(doc_value) -> bool``.
+
+    Raises:
+        ApiError: 400/12 for anything else (the real ValidationError).
+    """
+    if not isinstance(spec, dict) or set(spec) - {"any", "all", "op"} or spec.get("op", "and") not in ("and", "or"):
+        raise ApiError(400, 12, f"Validation error (invalid filter for field {field}: {spec!r})")
+    parts = []
+    for cond in ("any", "all"):
+        lists = spec.get(cond)
+        if lists is None:
+            continue
+        if not isinstance(lists, dict) or set(lists) - {"include", "exclude"}:
+            raise ApiError(400, 12, f"Validation error (invalid filter for field {field}: {spec!r})")
+        checks = [check for include in (True, False)
+                  for check in _filter_checks(lists.get("include" if include else "exclude") or [], include,
+                                              cond == "all")]
+        if checks:
+            parts.append((all if cond == "all" else any, checks))
+    combine = all if spec.get("op", "and") == "and" else any
+
+    def predicate(doc_value: Any) -> bool:
+        have = set(doc_value if isinstance(doc_value, list) else ([] if doc_value is None else [doc_value]))
+        return combine(join(check(have) for check in checks) for join, checks in parts) if parts else True
+
+    return predicate
+
+
+def _list_filter_checks(filters: Any, list_fields: Sequence[str]) -> list:
+    """``filters`` of the list fields as document checks (other fields are ignored, as the real server does)."""
+    if filters is not None and not isinstance(filters, dict):
+        raise ApiError(400, 12, f"Validation error (invalid value type for filters, an object is expected: "
+                                f"{filters!r})")
+    return [lambda d, f=f, m=list_filter_matcher(spec, f): m(get_path(d, f))
+            for f, spec in (filters or {}).items() if f in list_fields]
+
+
+def _filter_checks(values: Sequence, include: bool, all_of: bool) -> list:
+    """One condition's include (or exclude) checks: ``in``/``all`` (``not all``/``nin``), and ``size 0`` (``not
+    size 0``) for a None among them."""
+    wanted = {v for v in values if v is not None}
+    checks = []
+    if None in values:
+        checks.append((lambda have: not have) if include else (lambda have: bool(have)))
+    if wanted:
+        if include:
+            checks.append((lambda have: wanted <= have) if all_of else (lambda have: bool(have & wanted)))
+        else:
+            checks.append((lambda have: not (have & wanted)) if all_of else (lambda have: not wanted <= have))
+    return checks
+
+
 _OPERATORS = {"__$all": "and", "__$and": "and", "__$any": "or", "__$or": "or"}
 _MODIFIERS = {("and", True): "all", ("and", False): "nin", ("or", True): "in", ("or", False): "nin"}
 
@@ -227,7 +282,7 @@ def _checks(data: dict, *, regex_fields: Sequence[str], list_fields: Sequence[st
             range_fields: Sequence[str], exact_fields: Sequence[str], exact_prefixes: Sequence[str]
             ) -> tuple[list[Callable[[dict], bool]], list[TextCheck]]:
     """The request's filters: predicates over a document, and the regular expressions over its text fields."""
-    checks: list[Callable[[dict], bool]] = []
+    checks: list[Callable[[dict], bool]] = _list_filter_checks(data.get("filters"), list_fields)
     text_checks = [TextCheck((f,), compile_pattern(data[f], f)) for f in regex_fields if data.get(f)]
     for f in list_fields:
         if data.get(f) is not None and data.get(f) != []:

@@ -14,7 +14,7 @@ from functools import cmp_to_key
 from typing import Any, Sequence
 
 from ..core import bad_request
-from .fields import get_path, has_path, split_path
+from .fields import get_path, split_path
 
 def _is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
@@ -91,7 +91,12 @@ def sort_docs(docs: list[dict], order_by: Any, numeric_prefixes: Sequence[str] =
 
 
 def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
-    """Keep only the dotted ``only_fields`` (plus ``id``); ``-field`` entries are left out instead."""
+    """Keep only the dotted ``only_fields`` (plus ``id``); ``-field`` entries are left out instead.
+
+    As Mongo's projection, a path through a list of sub-documents keeps that field of each of them
+    (``models.output.name`` -> ``{"models": {"output": [{"name": ...}, ...]}}``), and the existing parents of a missing
+    field are kept empty (``runtime.version`` -> ``runtime: {}``).
+    """
     if not only_fields:
         return doc
     include = [f for f in only_fields if not f.startswith("-")]
@@ -109,27 +114,28 @@ def project(doc: dict, only_fields: Sequence[str] | None) -> dict:
             return doc
     out: dict = {"id": doc.get("id")}
     for path in include:
-        value = get_path(doc, path)
-        if value is None and not has_path(doc, path):
-            _keep_parents(doc, path, out)  # Mongo keeps an existing parent: runtime.version -> runtime: {}
-            continue
-        parts = split_path(path)
-        target = out
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-        target[parts[-1]] = value
+        _project_path(doc, split_path(path), out)
     return out
 
 
-def _keep_parents(doc: dict, path: str, out: dict) -> None:
-    """Copy the existing embedded-document parents of a missing dotted path as empty dicts."""
-    value: Any = doc
-    target = out
-    for part in split_path(path)[:-1]:
-        value = value.get(part) if isinstance(value, dict) else None
-        if not isinstance(value, dict):
-            return
-        target = target.setdefault(part, {})
+def _project_path(value: dict, parts: list[str], out: dict) -> None:
+    """Copy the field at ``parts`` of ``value`` into ``out`` (through lists of sub-documents)."""
+    head, rest = parts[0], parts[1:]
+    if head not in value:
+        return
+    found = value[head]
+    if not rest:
+        out[head] = found
+    elif isinstance(found, dict):
+        target = out.get(head)
+        _project_path(found, rest, target if isinstance(target, dict) else out.setdefault(head, {}))
+    elif isinstance(found, list):
+        items = [item for item in found if isinstance(item, dict)]
+        target = out.get(head)
+        if not isinstance(target, list) or len(target) != len(items):
+            target = out[head] = [{} for _ in items]
+        for item, holder in zip(items, target):
+            _project_path(item, rest, holder)
 
 
 MAX_PAGE_SIZE = 500  # the real server's mongo max_page_size

@@ -15,10 +15,13 @@ from .ordering import paginate, project, sort_docs
 # Reference fields per collection (the real documents' ``reference_field``): ``*_ex`` calls expand them
 # into ``{"id": ...}`` and an ``only_fields`` entry below them (``project.name``) joins the referenced document.
 REFERENCES = {
-    "tasks": {"project": "projects", "parent": "tasks", "execution.queue": "queues"},
-    "models": {"project": "projects", "task": "tasks", "parent": "models"},
-    "projects": {"parent": "projects"},
+    "tasks": {"project": "projects", "parent": "tasks", "execution.queue": "queues", "user": "users",
+              "company": "companies", "models.input.model": "models", "models.output.model": "models"},
+    "models": {"project": "projects", "task": "tasks", "parent": "models", "user": "users", "company": "companies"},
+    "projects": {"parent": "projects", "user": "users", "company": "companies"},
+    "queues": {"user": "users", "company": "companies"},
 }
+# A list on the way to a reference (``models.output`` is a list of ``{name, model}``) holds one reference per item.
 # Fields ordered with Mongo's numericOrdering collation (the real documents' ``_field_collation_overrides``).
 NUMERIC_ORDER = {
     "tasks": ("execution.parameters.", "last_metrics.", "hyperparams."),
@@ -69,19 +72,31 @@ def _own_fields(collection: str, only: Sequence[str] | None) -> Sequence[str] | 
 
 
 def join_references(call: Call, collection: str, row: dict, only: Sequence[str] | None) -> None:
-    """Expand reference ids into ``{"id": ...}`` and join the fields asked below them (``project.name``)."""
+    """Expand reference ids into ``{"id": ...}`` and join the fields asked below them (``project.name``,
+    ``models.output.model.name``): as the real ``ProjectionHelper``, every reference a ``*_ex`` row holds."""
     for ref, target in REFERENCES.get(collection, {}).items():
-        *parents, leaf = ref.split(".")
-        holder: Any = row
-        for part in parents:
-            holder = holder.get(part) if isinstance(holder, dict) else None
-        if not isinstance(holder, dict) or not isinstance(holder.get(leaf), str):
-            continue
-        ref_id = holder[leaf]
-        joined: dict = {"id": ref_id}
         wanted = [f[len(ref) + 1:] for f in (only or []) if f.startswith(ref + ".")]
-        if wanted:
-            doc = call.store.get(target, ref_id, call.company, allow_public=True)
-            if doc is not None:
-                joined = project(doc, wanted) | {"id": ref_id}
-        holder[leaf] = joined
+        for holder, leaf in _reference_holders(row, ref.split(".")):
+            holder[leaf] = _joined(call, target, holder[leaf], wanted)
+
+
+def _reference_holders(value: Any, parts: list[str]) -> list[tuple[dict, str]]:
+    """The dicts holding a reference id at ``parts`` (through lists), with the key holding it."""
+    if isinstance(value, list):
+        return [h for item in value for h in _reference_holders(item, parts)]
+    if not isinstance(value, dict) or parts[0] not in value:
+        return []
+    if len(parts) == 1:
+        return [(value, parts[0])] if isinstance(value[parts[0]], str) else []
+    return _reference_holders(value[parts[0]], parts[1:])
+
+
+def _joined(call: Call, target: str, ref_id: str, wanted: list[str]) -> dict:
+    """``{"id": ref_id}`` plus the ``wanted`` fields of the referenced document (when there is one)."""
+    if not wanted:
+        return {"id": ref_id}
+    if target == "companies":  # a company is its id here (no company records): its name is the id
+        doc: dict | None = {"id": ref_id, "name": ref_id} if ref_id else None
+    else:
+        doc = call.store.get(target, ref_id, call.company, allow_public=True)
+    return project(doc, wanted) | {"id": ref_id} if doc is not None else {"id": ref_id}

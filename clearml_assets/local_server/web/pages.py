@@ -42,9 +42,10 @@ def project_route(request: Request, api: ReadApi) -> Response:
 
 def _project_page(request: Request, api: ReadApi, project_id: str, rest: str) -> Response:
     """The page of ``rest`` under a project (the project's own page when ``rest`` names nothing else)."""
-    if rest.startswith("experiments/"):
-        task_id, _, tab_path = rest[len("experiments/"):].partition("/")
-        return _task_page(api, project_id, task_id, tab_path)
+    for prefix in ("experiments/", "tasks/"):  # the SDK writes tasks/ links for servers of API 2.31 and later
+        if rest.startswith(prefix):
+            task_id, _, tab_path = rest[len(prefix):].partition("/")
+            return _task_page(api, project_id, task_id, tab_path)
     if rest.startswith("models/"):
         return _model_page(api, rest[len("models/"):].partition("/")[0])
     if rest.startswith("compare-experiments"):

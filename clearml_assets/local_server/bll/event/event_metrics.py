@@ -50,6 +50,19 @@ def scalar_histogram(call: Call, task_id: str, company: str, samples: int, key: 
     return {m: dict(sorted(v.items())) for m, v in sorted(result.items())}
 
 
+def with_x_axis_labels(histogram: dict, doc: dict | None) -> dict:
+    """The histogram with each series' ``x_axis_label`` (from its task's or model's ``last_metrics``), as the real
+    ``get_scalar_metrics_average_per_iter`` after 1.9.2."""
+    labels = {(v.get("metric"), v.get("variant")): v["x_axis_label"]
+              for variants in ((doc or {}).get("last_metrics") or {}).values() for v in variants.values()
+              if isinstance(v, dict) and v.get("x_axis_label") is not None}
+    for metric, variants in histogram.items():
+        for variant, data in variants.items():
+            if (metric, variant) in labels:
+                data["x_axis_label"] = labels[(metric, variant)]
+    return histogram
+
+
 def _interval_groups(intervals: list[tuple]) -> list[tuple[int, list[tuple[str, str]]]]:
     """Series sharing one histogram interval (within 10%), as the real ``_group_task_metric_intervals``."""
     groups, group, upper, group_max, group_samples = [], [], 0, 0, 0

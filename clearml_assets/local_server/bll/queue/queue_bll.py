@@ -22,12 +22,14 @@ def get_queue(call: Call, queue_id: Any = None) -> dict:
 
 
 def new_queue(call: Call, name: str, tags: list | None = None, system_tags: list | None = None,
-              metadata: dict | None = None) -> dict:
-    """Create an empty queue."""
+              metadata: dict | None = None, display_name: str | None = None) -> dict:
+    """Create an empty queue (``display_name``: the name the web app shows, API 2.31)."""
     now = now_iso()
     doc = {"id": new_id(), "company": call.company, "user": call.user, "name": name, "created": now,
            "tags": list(tags or []), "system_tags": list(system_tags or []), "metadata": metadata or {},
            "entries": [], "last_update": now, "metrics": []}
+    if display_name is not None:
+        doc["display_name"] = display_name
     call.store.save("queues", doc)
     return doc
 
@@ -86,3 +88,22 @@ def remove_entry(call: Call, queue_id: str, task_id: str) -> int:
     doc["entries"] = [e for e in doc["entries"] if e["task"] != task_id]
     touch_queue(call, doc)
     return before - len(doc["entries"])
+
+
+def reposition(call: Call, doc: dict, task_id: str, target) -> int:
+    """Move a task within a queue to ``target(position, length)``; after 1.9.2 the position is kept within the
+    queue and the answer is where the task is (1.9.2 answers the position asked for, -1 for the back)."""
+    tasks = [e["task"] for e in doc["entries"]]
+    if task_id not in tasks:
+        raise ApiError(400, 703, f"Invalid queue id or task not in queue (task={task_id})")
+    old = tasks.index(task_id)
+    new = target(old, len(tasks))
+    entry = doc["entries"].pop(old)
+    if call.release.queue_moves_within_queue:
+        new = min(max(new, 0), len(doc["entries"])) if new != -1 else len(doc["entries"])
+    if new < 0 or new >= len(doc["entries"]):
+        doc["entries"].append(entry)
+    else:
+        doc["entries"].insert(new, entry)
+    touch_queue(call, doc)
+    return [e["task"] for e in doc["entries"]].index(task_id) if call.release.queue_moves_within_queue else new

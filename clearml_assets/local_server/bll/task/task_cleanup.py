@@ -58,6 +58,8 @@ def cleanup_outputs(call: Call, doc: dict, *, force: bool, delete_output_models:
     for model in published:
         model["task"] = DELETED_PREFIX + task_id if update_children else None
         call.store.save("models", model)
+    if call.release.delete_lists_no_event_urls:
+        urls["event_urls"] = set()  # after 1.9.2 the events' files are scheduled for deletion, not listed
     return {"deleted_models": deleted, "updated_models": len(published) if update_children else 0,
             "updated_children": children,
             "urls": {k: sorted(v) for k, v in urls.items()} if return_file_urls else None}

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from ....timestamps import parse_clearml_time
 from ...core import ApiError, Call, bad_request, now_iso
-from ...core.constants import INVALID_TASK, STATE_MACHINE
+from ...core.constants import INVALID_TASK, STATE_MACHINE, TASK_STATUSES
 from ..access import get_or_raise, merge_tags
 from ..project.sub_projects import touch
 from ..queue import add_entry, default_queue, get_queue, new_queue, remove_entry
@@ -54,6 +54,23 @@ def dequeue(call: Call, doc: dict) -> dict:
             removed = 0
     doc.pop("enqueue_status", None)
     return {"removed": removed} if queue_id and doc.get("status") == "queued" else {}
+
+
+def pipeline_steps(call: Call, task_id: str) -> list[str]:
+    """The steps of a pipeline controller (the company's tasks whose parent it is); none for another task."""
+    doc = call.store.get("tasks", task_id, call.company)
+    if doc is None or doc.get("type") != "controller":
+        return []
+    return [t["id"] for t in call.store.all("tasks", call.company) if t.get("parent") == task_id]
+
+
+def with_pipeline_steps(call: Call, task_id: str, operation, on_step=None):
+    """``operation(task_id)``, after ``on_step(step_id)`` (default: ``operation``) on each of its pipeline steps
+    when the request asks ``include_pipeline_steps`` (API 2.29): the controller's answer is returned."""
+    if call.data.get("include_pipeline_steps"):
+        for step in pipeline_steps(call, task_id):
+            (on_step or operation)(step)
+    return operation(task_id)
 
 
 def stop_task(call: Call, task_id: str, force: bool) -> dict:
@@ -115,8 +132,8 @@ def enqueue_one(call: Call, task_id: str, queue_id: str | None, queue_name: str 
             queue = found[0] if found else new_queue(call, queue_name)
         elif queue_id:
             queue = get_queue(call, queue_id)
-        else:
-            queue = default_queue(call, create=False)
+        else:  # the real server makes each company's default queue at start-up; here on first use
+            queue = default_queue(call)
         task = get_or_raise(call, "tasks", task_id, INVALID_TASK)
         previous = task["status"]
         if previous == "queued" and not force:
@@ -133,6 +150,34 @@ def enqueue_one(call: Call, task_id: str, queue_id: str | None, queue_name: str 
             raise
     result["fields"]["execution.queue"] = queue["id"]
     return {"queued": 1, **result}
+
+
+def dequeue_any(call: Call, task_id: str, new_status: str | None = None, from_all_queues: bool = False) -> dict:
+    """``tasks.dequeue`` after 1.9.2 (the real ``dequeue_and_change_status``): off its queue when it has one, a
+    queued or running task moves to ``new_status`` (else the status it was enqueued from, else ``created``); any
+    other status is left as it is (``updated: 0``), never an error."""
+    if new_status and new_status not in TASK_STATUSES:
+        raise bad_request(f"Invalid task status: {new_status}")
+    with call.store.lock:
+        task = get_task(call, task_id)
+        queue_id = (task.get("execution") or {}).get("queue")
+        removed = 0
+        if task["status"] == "queued" and queue_id:
+            try:
+                removed = remove_entry(call, queue_id, task_id)
+            except ApiError:
+                pass  # the queue was deleted
+        if from_all_queues:
+            for queue in call.store.all("queues", call.company):
+                if any(e["task"] == task_id for e in queue["entries"]):
+                    removed += remove_entry(call, queue["id"], task_id)
+        if task["status"] not in ("queued", "in_progress"):
+            return {"dequeued": 1, "updated": 0}
+        call.data.setdefault("status_reason", "")
+        target = new_status or task.pop("enqueue_status", None) or "created"
+        task.pop("enqueue_status", None)
+        task.get("execution", {}).pop("queue", None)
+        return {"dequeued": 1, "removed": removed, **change_status(call, task, target, force=True)}
 
 
 def dequeue_one(call: Call, task_id: str) -> dict:
