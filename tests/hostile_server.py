@@ -21,8 +21,9 @@ success. So the exporter, the sensor and restore can run against a real server w
 Misbehaviours (``kind``) and their options:
 
 - ``same_page``: a ``get_all`` answers the same rows whatever ``page`` asks (proxied: the upstream's page 0;
-  alone: ``rows`` fake rows with ids).
-- ``page_cycle``: pages cycle through ``period`` distinct pages (proxied: page ``n % period``).
+  alone, or with ``rows``: that many fake rows with ids, default 3).
+- ``page_cycle``: pages cycle through ``period`` distinct pages (proxied: page ``n % period``; alone, or with
+  ``rows``: fake pages).
 - ``huge_body``: ``size`` bytes (default 300 MB) of a JSON answer that never closes, streamed from one small
   block (nothing is held whole here); ``declare_length`` sends ``Content-Length``, else chunked.
 - ``drip``: the answer (the upstream's, or an empty success) one byte every ``interval`` seconds;
@@ -226,7 +227,7 @@ def _fake_rows(key: str, page: int, rows: int) -> dict:
 
 
 def _same_page(h: Any, hostile: HostileServer, rule: Rule, body: dict, raw: bytes) -> None:
-    if hostile.upstream is None:
+    if hostile.upstream is None or "rows" in rule.options:
         h.answer(envelope(_fake_rows(_key(h.path), 0, rule.options.get("rows", 3))))
     else:
         h._send(*h.upstream({**body, "page": 0}, raw))
@@ -235,7 +236,7 @@ def _same_page(h: Any, hostile: HostileServer, rule: Rule, body: dict, raw: byte
 def _page_cycle(h: Any, hostile: HostileServer, rule: Rule, body: dict, raw: bytes) -> None:
     period = int(rule.options.get("period", 3))
     page = int(body.get("page") or 0) % period
-    if hostile.upstream is None:
+    if hostile.upstream is None or "rows" in rule.options:
         h.answer(envelope(_fake_rows(_key(h.path), page, rule.options.get("rows", 3))))
     else:
         h._send(*h.upstream({**body, "page": page}, raw))

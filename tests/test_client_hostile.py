@@ -38,7 +38,8 @@ def client_of(server: HostileServer, **options: Any) -> ClearMLClient:
     return ClearMLClient(server.url, "AK", SECRET, account=ACCOUNT, files_host=server.url, **options)
 
 
-def failure(call: Callable[[], Any]) -> ClearMLAssetsError:
+def failure(call: Callable[[], Any], kinds: tuple[type, ...] = (ClearMLConnectionError, ClearMLRequestError)
+            ) -> ClearMLAssetsError:
     """The error ``call`` ends with, run in a thread so that a hang fails the test instead of stalling it."""
     outcome: dict[str, Any] = {}
 
@@ -54,7 +55,7 @@ def failure(call: Callable[[], Any]) -> ClearMLAssetsError:
     assert not worker.is_alive(), f"still running after {HANG_GUARD:.0f}s: the client did not bound the call"
     assert "error" in outcome, f"no error; the call returned {str(outcome.get('value'))[:200]!r}"
     error = outcome["error"]
-    assert isinstance(error, (ClearMLConnectionError, ClearMLRequestError)), repr(error)
+    assert isinstance(error, kinds), repr(error)
     return error
 
 
@@ -266,3 +267,44 @@ def test_the_accounts_bounds_reach_its_client(server):
     server.misbehave("tasks.get_all", "stall")
     assert "2s deadline" in names_the_call(failure(lambda: client.session.call("tasks.get_all")), server,
                                            "tasks.get_all")
+
+
+# -- the fixture in front of a real server: the package's read paths ------------------------------------------
+def test_an_export_through_a_proxy_with_one_broken_call_is_incomplete(clearml_server, tmp_path: Path):
+    """The exporter against the local server behind the hostile proxy, ``models.get_all`` answering the same page
+    for ever: the archive is written ``incomplete`` (its check fails, the next run exports it again) with the
+    error naming the call (main: the export paged ``models.get_all`` for ever)."""
+    from seeding import DemoSpec, RawSeeder
+
+    from clearml_assets.archives.exporter import ClearMLTaskExporter
+
+    info = clearml_server.info
+    seeder = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
+    task_id = seeder.seed_task(seeder.project("hostile proxy"), "hostile proxy", "proxied task",
+                               DemoSpec(1, 3, 3, 1, 100, 0, 0))
+    with HostileServer(upstream=info.api_host) as api:
+        api.misbehave("models.get_all", "same_page", rows=2)
+        client = ClearMLClient(api.url, info.access_key, info.secret_key, account=ACCOUNT, files_host=info.files_host)
+        exporter = ClearMLTaskExporter(client, ACCOUNT, tmp_path / "exports")
+        outcome: dict[str, Any] = {}
+        worker = threading.Thread(target=lambda: outcome.update(result=exporter.export_task(task_id)), daemon=True)
+        worker.start()
+        worker.join(HANG_GUARD)
+        assert "result" in outcome, "the export did not end"
+        result = outcome["result"]
+        assert result.manifest["status"] == "incomplete"
+        (issue,) = [i for i in result.issues if i.get("section") == "models"]
+        assert "models.get_all" in issue["error"] and api.url in issue["error"] and "same rows" in issue["error"]
+        assert api.count("models.get_all") <= 4 and api.count("tasks.get_by_id") >= 1  # the rest was read
+
+
+def test_the_sensors_poll_fails_at_its_request_timeout_against_a_drip(server):
+    """The completed-task sensor's poll (``request_timeout_seconds`` = the call's deadline) against a dripped
+    ``tasks.get_all`` (main: a read timeout per byte, so the poll lasted as long as the drip, 40 s)."""
+    from clearml_assets.automation.cursor import ClearMLTaskCursor
+    from clearml_assets.automation.polling import poll_finished_tasks
+
+    server.misbehave("tasks.get_all", "drip", interval=0.5)
+    client = client_of(server)
+    error = failure(lambda: poll_finished_tasks(client, ClearMLTaskCursor(), request_timeout_seconds=2))
+    assert "2s deadline" in names_the_call(error, server, "tasks.get_all")
