@@ -202,7 +202,7 @@ class ClearMLTaskExporter:
         size = max(1, min(chunk, 500))
         for start in range(0, len(task_ids), size):
             ids = task_ids[start:start + size]
-            rows = self.client.call("tasks.get_all", id=ids, page=0, page_size=len(ids)).get("tasks") or []
+            rows = [t.raw for t in self.client.tasks.page(0, len(ids), id=ids)]
             found.update((r["id"], r) for r in rows if isinstance(r, dict) and r.get("id") in ids
                          and (self.lookup.include_public or r.get("company", None) != ""))
         return found
@@ -216,7 +216,7 @@ class ClearMLTaskExporter:
         for start in range(0, len(ids), max(1, min(chunk, 500))):
             part = ids[start:start + chunk]
             created: dict[str, list[dict]] = {task_id: [] for task_id in part}
-            for model in self.client.archive_rows("models.get_all", "models", task=part):
+            for model in (m.raw for m in self.client.models.iter(task=part)):
                 if model.get("task") in created:
                     created[model["task"]].append(model)
             with self._models_lock:

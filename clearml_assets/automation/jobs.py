@@ -14,9 +14,8 @@ from typing import Mapping
 import dagster as dg
 
 from ..archives.assets import project_archive_key, task_archive_key
-from ..archives.paths import account_slug
 from ..deployment import EXECUTOR_ENV, deployment_executor
-from ..translator import DagsterClearMLTranslator
+from ..translator import DagsterClearMLTranslator, account_slug
 
 CLEARML_TRAINING_JOB = "clearml_training_job"
 DATASETS_GROUP = "datasets"

@@ -21,8 +21,7 @@ import dagster as dg
 
 from ..archives.assets import clearml_task_partitions, task_archive_key
 from ..archives.defs import partitions_per_run
-from ..archives.paths import account_slug
-from ..translator import DagsterClearMLTranslator
+from ..translator import DagsterClearMLTranslator, account_slug
 from .jobs import build_clearml_archive_job
 from .sensors import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
 
