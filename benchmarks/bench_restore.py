@@ -15,7 +15,11 @@ side by side, for every round trip (``--latency-ms``, default ``0,100``):
 The round trip is simulated by the proxy of bench_export (its own process, in front of the target's API
 server and fileserver, delaying every request by R ms); seeding and exporting are not delayed.
 
+With ``--profile`` it also says where the time goes, per side: requests per task by endpoint, the requests a task's
+own thread sends one after the other (its sequential chain), and the mean number of requests in flight.
+
 Usage: python benchmarks/bench_restore.py [--tasks 20] [--latency-ms 0,100] [--workers 4] [--task-workers 4]
+       [--profile]
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import dataclasses
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -83,6 +89,39 @@ def bare_upload(client: ClearMLClient, plan: list[dict], project_id: str, in_fli
     return time.perf_counter() - t0
 
 
+class RequestLog:
+    """Every request ``client`` sends: (thread name, endpoint, start, end); :meth:`take` returns and clears them."""
+
+    def __init__(self, client: ClearMLClient):
+        self.rows: list[tuple[str, str, float, float]] = []
+        session = client._http  # the client's one requests.Session (API calls, event batches and uploads)
+        send = session.request
+
+        def timed(method, url, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return send(method, url, *args, **kwargs)
+            finally:
+                endpoint = url.rsplit("/", 1)[-1] if "/v2." in url else "upload"
+                self.rows.append((threading.current_thread().name, endpoint, start, time.perf_counter()))
+
+        session.request = timed
+
+    def take(self) -> list[tuple[str, str, float, float]]:
+        rows, self.rows = self.rows, []
+        return rows
+
+
+def profile(side: str, rows: list, seconds: float, tasks: int) -> str:
+    """Requests per task (by endpoint), a task thread's own sequential requests, mean requests in flight."""
+    busy = sum(end - start for _, _, start, end in rows)
+    own = sum(1 for thread, _, _, _ in rows if thread.startswith("clearml-restore-task"))
+    kinds = ", ".join(f"{name} {n / tasks:.1f}" for name, n in Counter(e for _, e, _, _ in rows).most_common())
+    chain = f"; sent one after the other by the task's own thread: {own / tasks:.1f}/task" if own else ""
+    return (f"    {side}: {len(rows) / tasks:.1f} requests/task ({kinds}){chain}; "
+            f"mean in flight {busy / seconds:.1f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=20, help="tasks in the project archive (default 20; the "
@@ -90,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", default="0,100", help="simulated round trips, comma-separated (default 0,100)")
     parser.add_argument("--workers", type=int, default=4, help="uploads/event batches in flight per task (default 4)")
     parser.add_argument("--task-workers", type=int, default=4, help="tasks restored at once (default 4)")
+    parser.add_argument("--profile", action="store_true", help="where the time goes (requests, chains, in flight)")
     args = parser.parse_args(argv)
     latencies = [float(x) for x in args.latency_ms.split(",") if x.strip()]
     work = Path(tempfile.mkdtemp(prefix="bench_restore_"))
@@ -117,14 +157,19 @@ def main(argv: list[str] | None = None) -> None:
                                         files_host=files_proxy.url(tinfo.files_host))
             client = client_of(tinfo, "target", in_flight)
             bare_project = client.ensure_project("bench-bare")
+            log = RequestLog(client) if args.profile else None
             api_proxy.latency = files_proxy.latency = rtt / 1000
             t0 = time.perf_counter()
             results = TaskRestorer(client, project="bench-restore", max_workers=args.workers).restore_path(
                 exported.archive, task_workers=args.task_workers)
             r = time.perf_counter() - t0
             assert len(results) == args.tasks and all(x.created for x in results)
+            restore_rows = log.take() if log else []
             u = bare_upload(client, plan, bare_project, in_flight)
             print(f"--- {rtt:g} ms: (r) restore {r:.2f}s   (u) bare upload {u:.2f}s   (r)/(u) {r / u:.2f}", flush=True)
+            if log:
+                print(profile("(r)", restore_rows, r, args.tasks), flush=True)
+                print(profile("(u)", log.take(), u, args.tasks), flush=True)
             rows.append((rtt, r, u))
         print(f"\n{args.tasks} tasks, {args.task_workers} tasks x {args.workers} requests in flight")
         print(f"{'RTT ms':>7} {'(r) s':>8} {'(u) s':>8} {'(r)/(u)':>8}")

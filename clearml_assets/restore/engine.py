@@ -89,7 +89,8 @@ class TaskRestorer:
     Args:
         client: The target account's ``ClearMLClient`` (needs its ``files_host`` for files).
         project: Project (full name) for the restored tasks; default: the source task's project name.
-        max_workers: Uploads and event batches in flight at once.
+        max_workers: Uploads and event batches in flight at once for one task (``restore_path`` spreads
+            ``task_workers`` x ``max_workers`` over the archive's tasks).
         batch_events: Most events per ``events.add_batch`` request.
         batch_bytes: Most (estimated) bytes per ``events.add_batch`` request.
         fail_after: Test hook called with the name of each finished write step (raising in it simulates a
@@ -105,10 +106,12 @@ class TaskRestorer:
         self.client = client
         self.project = project
         self.max_workers = max(1, int(max_workers))
+        self._per_task = self.max_workers  # requests in flight for one task (restore_path spreads its budget)
         self.batch_events = max(1, int(batch_events))
         self.batch_bytes = max(1024, int(batch_bytes))
         self._hook = fail_after
         self._lock = threading.Lock()
+        self._project_lock = threading.Lock()
         self._projects: dict[str, str] = {}
         self.locks = locks or locks_from_env()
 
@@ -116,26 +119,23 @@ class TaskRestorer:
     def restore_path(self, path: Path | str, task_workers: int = 4) -> list[RestoreResult]:
         """Restore every task of a task or project archive (file or folder), parents before children.
 
+        The ``task_workers`` x ``max_workers`` requests in flight are spread over as many tasks as the archive
+        holds (each task's own steps, one after the other, then cost round trips only to itself): 20 small tasks
+        go 16 at a time with one upload or event batch each, one big task alone gets all 16.
+
         Args:
             path: The archive file or export folder.
-            task_workers: Tasks restored at once (a task whose parent is in the archive waits for it).
+            task_workers: With ``max_workers``, the requests in flight (a task whose parent is in the archive
+                waits for it).
         """
         with open_archive(path) as archives:
-            results: dict[str, RestoreResult] = {}
-            failures: dict[str, str] = {}
-            with ThreadPoolExecutor(max_workers=max(1, task_workers), thread_name_prefix="clearml-restore-task") as pool:
-                for level in _levels(archives):
-                    todo = []
-                    for archive in level:
-                        if archive.task.get("parent") in failures:  # its copy would lose the parent link
-                            failures[archive.source_task_id] = f"its parent {archive.task['parent']} failed"
-                        else:
-                            todo.append((archive.source_task_id, pool.submit(self.restore, archive)))
-                    for key, future in todo:
-                        try:
-                            results[key] = future.result()
-                        except RestoreError as exc:  # every other task still gets restored
-                            failures[key] = str(exc)
+            budget = max(1, task_workers) * self.max_workers
+            at_once = max(1, min(budget, len(archives)))
+            self._per_task = max(1, budget // at_once)
+            try:
+                results, failures = self._restore_levels(archives, at_once)
+            finally:
+                self._per_task = self.max_workers
             if failures:
                 first = next(iter(failures.items()))
                 raise RestoreError(
@@ -145,6 +145,26 @@ class TaskRestorer:
                     metadata={"failed": json.dumps(failures)[:4000],
                               "restored": json.dumps({k: r.task_id for k, r in results.items()})[:4000]})
             return [results[a.source_task_id] for a in _parents_first(archives)]
+
+    def _restore_levels(self, archives: list[TaskArchive], at_once: int
+                        ) -> tuple[dict[str, RestoreResult], dict[str, str]]:
+        """Restore level by level (parents first), ``at_once`` tasks at a time: ``(results, failures)``."""
+        results: dict[str, RestoreResult] = {}
+        failures: dict[str, str] = {}
+        with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="clearml-restore-task") as pool:
+            for level in _levels(archives):
+                todo = []
+                for archive in level:
+                    if archive.task.get("parent") in failures:  # its copy would lose the parent link
+                        failures[archive.source_task_id] = f"its parent {archive.task['parent']} failed"
+                    else:
+                        todo.append((archive.source_task_id, pool.submit(self.restore, archive)))
+                for key, future in todo:
+                    try:
+                        results[key] = future.result()
+                    except RestoreError as exc:  # every other task still gets restored
+                        failures[key] = str(exc)
+        return results, failures
 
     def find_restored(self, source_id: str) -> tuple[dict | None, dict | None]:
         """``(finished copy, unfinished copy)`` of source task ``source_id`` in the target account."""
@@ -207,12 +227,10 @@ class TaskRestorer:
         return result
 
     def _project_id(self, name: str) -> str:
-        with self._lock:
-            if name in self._projects:
-                return self._projects[name]
-        project_id = self.client.ensure_project(name)
-        with self._lock:
-            return self._projects.setdefault(name, project_id)
+        with self._project_lock:  # one lookup per project name, however many tasks ask for it at once
+            if name not in self._projects:
+                self._projects[name] = self.client.ensure_project(name)
+            return self._projects[name]
 
     def _stop_after_failure(self, task_id: str) -> None:
         """Leave no copy in progress after a failure or an interrupt (best effort: the server may be gone)."""
@@ -260,7 +278,6 @@ class TaskRestorer:
             else:
                 result.notes.append(f"parent task {parent} is not restored in this account; the copy has no parent")
         task_id = self.client.create_task_from_fields(**fields)
-        self.client.edit_task(task_id, runtime=self._runtime(archive))
         return task_id, fields["system_tags"]
 
     @staticmethod
@@ -277,17 +294,20 @@ class TaskRestorer:
         if status != "published":
             if result.resumed:  # events, metrics and output models of the first try go, the rest is sent again
                 self.client.reset_task(task_id)
-                self.client.edit_task(task_id, runtime=self._runtime(archive))
-            self.client.set_task_status(task_id, "in_progress", message="restoring")
             # files land under the project the copy is restored into (--project), as the SDK would put them
             project_path = "/".join(_part(p) for p in result.project.split("/"))
             prefix = f"{project_path}/{_part(str(src.get('name') or 'task'))}.{task_id}"
-            # every upload starts at once; events that point at no file go while they run
-            with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="clearml-restore") as pool:
+            # every upload starts at once, the runtime and the status go while they run, then the events (those
+            # that point at no file first); the last event batch and the artifact records go together
+            with ThreadPoolExecutor(max_workers=self._per_task, thread_name_prefix="clearml-restore") as pool:
                 urls = self._upload_images(archive, prefix, pool, result)
                 artifacts = self._upload_artifacts(archive, prefix, pool, result)
-                self._send_events(archive, task_id, urls, pool, result)
+                runtime = pool.submit(self.client.edit_task, task_id, runtime=self._runtime(archive))
+                self.client.set_task_status(task_id, "in_progress", message="restoring")
+                settle_events = self._send_events(archive, task_id, urls, pool, result)
                 self._finish_artifacts(task_id, artifacts, result)
+                settle_events()
+                runtime.result()
                 self._step("uploads")
                 self._step("events")
                 self._restore_models(archive, task_id, project_id, prefix, pool, result)
@@ -350,11 +370,15 @@ class TaskRestorer:
         result.counts["log_lines"] = console.lines
 
     def _send_events(self, archive: TaskArchive, task_id: str, urls: dict[str, Future], pool: ThreadPoolExecutor,
-                     result: RestoreResult) -> None:
+                     result: RestoreResult) -> Callable[[], None]:
         """Every event of the archive, ``max_workers`` batches in flight; then, alone in the last batch, the
         latest event of each metric (and type) the source's own last batch held: the server replaces a task's
         ``metric_stats`` with the metrics of each batch (``TaskBLL.update_statistics``), so the copy ends with
-        the same ``metric_stats`` as the source. Every event is still sent exactly once."""
+        the same ``metric_stats`` as the source. Every event is still sent exactly once.
+
+        Returns:
+            A function that waits for that last batch and raises :class:`RestoreError` unless the server took
+            every event (the caller records the artifacts meanwhile)."""
         last_batch = _last_batch_metrics(archive.task)
         held: dict[tuple[str, str], dict] = {}
 
@@ -374,16 +398,21 @@ class TaskRestorer:
         sent = added = 0
         for batch in _batches(others(), self.batch_events, self.batch_bytes):
             in_flight.append((len(batch), pool.submit(self.client.add_events_counted, batch)))
-            if len(in_flight) >= self.max_workers:
+            if len(in_flight) >= self._per_task:
                 size, future = in_flight.pop(0)
                 sent, added = sent + size, added + int(future.result().get("added", size))
         for size, future in in_flight:
             sent, added = sent + size, added + int(future.result().get("added", size))
         final = [held[key] for key in last_batch if key in held]  # the source's order: the same metric_stats
-        for batch in _batches(final, max(self.batch_events, len(final)), max(self.batch_bytes, 1 << 30)):
-            sent, added = sent + len(batch), added + int(self.client.add_events_counted(batch).get("added", len(batch)))
-        if added != sent:  # never a silent truncation: the server must have taken every event
-            raise RestoreError(f"the server added {added} of the {sent} events sent for task {task_id}")
+        tail = [(len(batch), pool.submit(self.client.add_events_counted, batch))  # after every other batch landed
+                for batch in _batches(final, max(self.batch_events, len(final)), max(self.batch_bytes, 1 << 30))]
+
+        def settle() -> None:
+            total, taken = sent + sum(n for n, _ in tail), added + sum(int(f.result().get("added", n)) for n, f in tail)
+            if taken != total:  # never a silent truncation: the server must have taken every event
+                raise RestoreError(f"the server added {taken} of the {total} events sent for task {task_id}")
+
+        return settle
 
     # -------------------------------------------------------------------------------- artifacts/models
     def _upload_artifacts(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
