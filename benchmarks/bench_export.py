@@ -219,7 +219,8 @@ def bare_events(reader: RawSeeder, ids: list[str], workers: int) -> float:
     # the real server's limits: log pages of 5,000 (its default), events pages of at most 10,000 (scalars,
     # with their timestamps, as the archive reads them) and 500 (plots, debug images)
     def log(task_id):
-        ts, got = None, 0
+        # the log's total is exact only below 10,000 (Elasticsearch's track_total_hits): above, page to the end
+        ts, got, total = None, 0, None
         while True:
             req = {"task": task_id, "batch_size": 5000, "navigate_earlier": False, "order": "asc"}
             if ts is not None:
@@ -227,7 +228,8 @@ def bare_events(reader: RawSeeder, ids: list[str], workers: int) -> float:
             data = reader.call("events.get_task_log", **req)
             events = data.get("events") or []
             got += len(events)
-            if not events or got >= data.get("total", 0):
+            total = data.get("total", 0) if total is None else total
+            if not events or (total < 10_000 and got >= total) or events[-1]["timestamp"] == ts:
                 return
             ts = events[-1]["timestamp"]
 

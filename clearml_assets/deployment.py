@@ -69,8 +69,9 @@ def _visibility_timeout(env: Mapping[str, str]) -> int:
 
 
 def deployment_executor(environ: Mapping[str, str] | None = None) -> dg.ExecutorDefinition | None:
-    """The executor ``CLEARML_ASSETS_EXECUTOR`` names: ``celery`` (see the module docstring), or None for
-    Dagster's default (every step in a process of the run's machine).
+    """The executor ``CLEARML_ASSETS_EXECUTOR`` names: ``celery`` (see the module docstring), ``in_process``
+    (every step in the run's own process: a run of archive partitions then starts no process per step), or
+    None for Dagster's default (every step in a process of its own on the run's machine).
 
     Raises:
         ClearMLConfigError: An unknown executor, a missing broker, or ``dagster-celery`` not installed.
@@ -79,8 +80,10 @@ def deployment_executor(environ: Mapping[str, str] | None = None) -> dg.Executor
     name = env.get(EXECUTOR_ENV, "").strip().lower()
     if name in ("", "default", "multiprocess"):
         return None
+    if name == "in_process":  # every step in the run's own process: no process start per step
+        return dg.in_process_executor
     if name != "celery":
-        raise ClearMLConfigError(f"{EXECUTOR_ENV}={name!r} is not an executor this project knows; use celery "
+        raise ClearMLConfigError(f"{EXECUTOR_ENV}={name!r} is not an executor this project knows; use celery, in_process "
                                  "(or leave it unset for Dagster's default)")
     if not env.get(BROKER_ENV, "").strip():
         raise ClearMLConfigError(f"{EXECUTOR_ENV}=celery needs {BROKER_ENV}, the Redis broker's URL "

@@ -281,6 +281,9 @@ def test_queries_rois_raw_versions_and_clear_errors(made, tmp_path):
     both.add_query(dataset_name="shapes_curated", roi_query="circle")
     both.add_query(dataset_name="shapes_curated", frame_query="NOT rois.label:circle")
     assert len(both.to_list()) == 24  # queries add up, each frame once
+    by_id = DataView(clearml=made.resource, cache_dir=tmp_path / "cache")
+    by_id.add_query(dataset_id=made.view_id)
+    assert len(by_id.to_list()) == sum(made.splits.values())
     wrong = _view(made, made.resource, tmp_path / "cache", query='meta.splt:"val"')
     with pytest.raises(FrameQueryError, match="Did you mean meta.split"):
         wrong.to_list()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 import yaml
 
@@ -13,6 +14,7 @@ from clearml_assets.errors import ClearMLConfigError
 def test_default_is_dagsters_own_executor():
     assert deployment_executor({}) is None
     assert deployment_executor({EXECUTOR_ENV: "multiprocess"}) is None
+    assert deployment_executor({EXECUTOR_ENV: "in_process"}) is dg.in_process_executor
 
 
 def test_celery_executor_runs_every_job_of_the_code_location(monkeypatch):

@@ -116,3 +116,43 @@ def test_a_damaged_remote_copy_is_exported_again_and_replaced(clearml_server, s3
     assert not again.skipped and len(machines.downloads) == 8  # fetched from ClearML again, not from the bad copy
     passed, meta = fresh.check("personal", "tasks", task_id)
     assert passed, meta["problems"]
+
+
+def _flip_last_byte(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 0xFF])
+
+
+def test_a_damaged_remote_copy_is_replaced_from_the_same_staging_folder(clearml_server, s3_bucket, machines):
+    """The machine that published an export still has it in staging: the next run re-reads the store's copy
+    (not just its manifest) and uploads what does not match, without fetching anything from ClearML again."""
+    _, task_id = seed_small_task(clearml_server, "same")
+    remote, exporter = machines.new("a")
+    first = remote.export_task(exporter, task_id)
+    fetched = len(machines.downloads)
+    fs, base = s3_bucket.filesystem(), f"{s3_bucket.name}/exports"
+    rel = first.folder.relative_to(remote.staging).as_posix()
+    archive = f"{base}/{first.archive.relative_to(remote.staging).as_posix()}"
+    index = f"{base}/personal/index/tasks/{task_id}.json"
+    published = []
+    publish = remote.store.publish
+    remote.store.publish = lambda *a, **k: published.append(a[1]) or publish(*a, **k)
+    damages = {  # what is done to the store's copy -> whether the archive check sees it
+        "a listed file rewritten": (lambda: fs.pipe(f"{base}/{rel}/task.json", b"{}"), True),
+        "the archive rewritten, same size": (lambda: fs.pipe(archive, _flip_last_byte(fs.cat(archive))), True),
+        "an unlisted file added": (lambda: fs.pipe(f"{base}/{rel}/planted.txt", b"x"), True),
+        "the index entry removed": (lambda: fs.rm(index), True),
+        "the archive's sidecar rewritten": (lambda: fs.pipe(f"{archive}.sha256", b"0" * 64), False),
+    }
+    for what, (damage, seen_by_check) in damages.items():
+        damage()
+        assert remote.check("personal", "tasks", task_id)[0] is not seen_by_check, what
+        again = remote.export_task(exporter, task_id)
+        assert again.skipped, what  # the staging copy is current: built from staging, not from ClearML
+        passed, meta = remote.check("personal", "tasks", task_id)
+        assert passed, (what, meta)
+        assert fs.cat(f"{archive}.sha256") == Path(f"{first.archive}.sha256").read_bytes(), what
+        assert published == [first.folder], what
+        published.clear()
+    assert len(machines.downloads) == fetched
+    remote.export_task(exporter, task_id)
+    assert published == []  # an intact copy is re-read, not uploaded again

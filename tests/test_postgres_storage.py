@@ -58,9 +58,10 @@ def test_cli_partition_and_materialization_live_in_postgres(pg_cli, postgres_ser
 
     proc = run(str(BIN / "clearml-assets"), "add-partitions", task_id)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    command = next(line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("dagster asset"))
-    argv = shlex.split(command)
-    proc = run(str(BIN / argv[0]), *argv[1:])
+    command = next(line.strip() for line in proc.stdout.splitlines() if "asset materialize" in line)
+    argv = shlex.split(command)  # printed with Dagster's CLI by full path (DAGSTER_HOME is set): run verbatim
+    assert argv[:3] == [str(BIN / "dagster"), "asset", "materialize"], command
+    proc = run(*argv)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", postgres_server.password)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..storage import RemoteExports
 
 _DEFAULT_TRANSLATOR = DagsterClearMLTranslator()
+LOGGED_TASKS = 10  # tasks of a run logged one by one (a log line is a row in Dagster's event log)
+METRICS_TABLE_ROWS = 100  # a project's metrics table in the UI (metrics.csv in the archive holds every task)
 
 
 class ClearMLArchiveConfig(dg.Config):
@@ -204,16 +206,17 @@ def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLT
     """Export every task partition of the run (one key, or a whole backfill range)."""
     keys = list(context.partition_keys)
     failures: list[str] = []
-    done = 0
+    done = skipped = 0
     locks, root = locks_for_instance(context.instance), remote.store.url if remote else exporter.root
+    documents = exporter.task_documents(keys) if remote is None and len(keys) > 1 else {}
 
     def run(key: str) -> TaskExportResult:
         with locks.hold(export_lock_name(root, account, "tasks", key)):  # one export of a task at a time, any host
             if remote is not None:
                 return remote.export_task(exporter, key, force=config.force)
-            return exporter.export_task(key, force=config.force)
+            return exporter.export_task(key, force=config.force, document=documents.pop(key, None))
 
-    with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers // 2)) or 1) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(keys), max(1, config.max_workers))) as pool:
         for key, future in [(k, pool.submit(run, k)) for k in keys]:
             try:
                 result = future.result()
@@ -221,10 +224,15 @@ def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLT
                 failures.append(f"{key}: {exc}")
                 continue
             done += 1
+            skipped += result.skipped
             context.add_asset_metadata({**task_metadata(result), **remote_metadata(remote, result.archive)},
                                        partition_key=key)
-            context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
-                             f"-> {result.archive}")
+            if len(keys) <= LOGGED_TASKS:  # a log line is an event row: a big batch logs its summary only
+                context.log.info(f"task {key}: {'unchanged, skipped' if result.skipped else 'exported'} "
+                                 f"-> {result.archive}")
+    if len(keys) > LOGGED_TASKS:
+        context.log.info(f"{done} of {len(keys)} tasks archived ({skipped} unchanged, skipped); "
+                         f"{len(failures)} failed")
     if failures:
         raise ArchiveError(f"{len(failures)} of {len(keys)} task archives of account {account!r} failed "
                            f"({done} done): " + "; ".join(failures)[:3000])
@@ -238,7 +246,7 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
     rows = [dg.TableRecord({"task_id": r.task_id, "task_name": r.task_name,
                             **{n: _num((r.picked_metrics.get(n) or {}).get("last"))
                                for n in ("mAP50", "mAP50-95", "precision", "recall", "F1")}})
-            for r in result.tasks]
+            for r in result.tasks[:METRICS_TABLE_ROWS]]
     schema = dg.TableSchema(columns=[dg.TableColumn("task_id", "string"), dg.TableColumn("task_name", "string"),
                                      *(dg.TableColumn(n, "float")
                                        for n in ("mAP50", "mAP50-95", "precision", "recall", "F1"))])
@@ -256,6 +264,9 @@ def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
         "metrics": dg.MetadataValue.table(rows, schema), "seconds": round(result.seconds, 3),
         "status": str(manifest.get("status")),
     }
+    if len(result.tasks) > METRICS_TABLE_ROWS:
+        meta["metrics_rows"] = (f"the first {METRICS_TABLE_ROWS} of {len(result.tasks)} tasks; every task's "
+                                "metrics are in the archive's metrics.csv")
     if result.failures:  # listed in the archive too; its check fails until a run exports them
         meta["failed_tasks"] = dg.MetadataValue.json(result.failures[:50])
     if manifest.get("web_url"):

@@ -87,6 +87,12 @@ class _Seen:
             return True
         return it == self.last and event_key(event) not in self.tail
 
+    def all_new(self, events: list[dict]) -> bool:
+        """Whether every event lies past the last iteration received (the usual page: no per-event check)."""
+        if self.last is None:
+            return True
+        return bool(events) and min(self.sign * _iteration(e) for e in events) > self.last
+
     def close_page(self, accepted: list[dict]) -> None:
         """Remember the page's last iteration and the content of its events there."""
         if not accepted:
@@ -139,7 +145,10 @@ def iter_task_events(client, task_id: str, event_type: str | None, report: Pagin
 
 
 def _accept(events: list[dict], seen: _Seen, report: PagingReport, floor: _Seen | None = None) -> list[dict]:
-    fresh = [e for e in events if seen.is_new(e) and (floor is None or floor.is_new(e))]
+    if floor is None and seen.all_new(events):
+        fresh = events
+    else:
+        fresh = [e for e in events if seen.is_new(e) and (floor is None or floor.is_new(e))]
     report.duplicates += len(events) - len(fresh)
     report.received += len(fresh)
     seen.close_page(fresh)

@@ -166,8 +166,8 @@ class ClearMLTaskExporter:
                        and archive_is_current(folder, manifest))
         return current, folder, manifest
 
-    def export_task(self, task_id: str, *, force: bool = False,
-                    summary: dict[str, Any] | None = None) -> TaskExportResult:
+    def export_task(self, task_id: str, *, force: bool = False, summary: dict[str, Any] | None = None,
+                    document: dict[str, Any] | None = None) -> TaskExportResult:
         """Export one task (or skip it when its published export is current).
 
         Args:
@@ -175,11 +175,12 @@ class ClearMLTaskExporter:
             force: Re-export even if current.
             summary: The task's row from the task listing (name, project and fingerprint fields), used
                 to decide skipping without another request.
+            document: The task's whole document, already read (:meth:`task_documents`): no request for it.
         """
         started = time.monotonic()
         # listing rows omit null fields, like tasks.get_by_id does
-        task = summary if summary and all(k in summary for k in ("id", "name", "last_update")) \
-            else self.get_task(task_id)
+        task = document or (summary if summary and all(k in summary for k in ("id", "name", "last_update"))
+                            else self.get_task(task_id))
         with folder_lock(self.task_folder(task)):
             if not force:
                 current, folder, manifest = self.is_current(task)
@@ -188,6 +189,19 @@ class ClearMLTaskExporter:
             if task is summary:
                 task = self.get_task(task_id)
             return self._export_task(task, started)
+
+    def task_documents(self, task_ids: list[str], chunk: int = 100) -> dict[str, dict[str, Any]]:
+        """The whole documents of ``task_ids``, one ``tasks.get_all`` page of ``chunk`` ids (at most 500) instead of a
+        ``tasks.get_by_id`` each. Ids it does not return (deleted, not visible, or cut off by a server that
+        pages shorter) are left out: :meth:`export_task` reads those one by one."""
+        found: dict[str, dict[str, Any]] = {}
+        size = max(1, min(chunk, 500))
+        for start in range(0, len(task_ids), size):
+            ids = task_ids[start:start + size]
+            rows = self.client.call("tasks.get_all", id=ids, page=0, page_size=len(ids)).get("tasks") or []
+            found.update((r["id"], r) for r in rows if isinstance(r, dict) and r.get("id") in ids
+                         and (self.lookup.include_public or r.get("company", None) != ""))
+        return found
 
     def _result(self, task: dict, folder: Path, manifest: dict, skipped: bool, started: float
                 ) -> TaskExportResult:
@@ -273,7 +287,7 @@ class ClearMLTaskExporter:
             for future in as_completed(futures):
                 row = futures[future]
                 try:
-                    results.append(future.result())
+                    results.append(_without_file_list(future.result()))
                 except Exception as exc:  # noqa: BLE001 - every other task still gets exported
                     failures.append({"task_id": row["id"], "task_name": row.get("name"), "error": str(exc)[:2000],
                                      "server_failed": _server_failed(exc)})
@@ -310,14 +324,23 @@ class ClearMLTaskExporter:
         return manifest
 
 
+def _without_file_list(result: TaskExportResult) -> TaskExportResult:
+    """``result`` without its manifest's list of files (a project of 20,000 tasks holds 20,000 results; the
+    list is read again from the published manifest when the project links the task)."""
+    if "files" in result.manifest:
+        result.manifest = {k: v for k, v in result.manifest.items() if k != "files"}
+    return result
+
+
 def _link_tasks(tmp: Path, results: list[TaskExportResult]) -> tuple[dict[str, dict], list[dict[str, Any]]]:
     known: dict[str, dict] = {}
     rows = []
     for result in results:
         rel_dir = f"tasks/{result.folder.name}"
         link_tree(result.folder, tmp / rel_dir)
-        for rel, entry in result.manifest.get("files", {}).items():
-            known[f"{rel_dir}/{rel}"] = entry
+        published = read_manifest(result.folder) or {}
+        for rel, entry in published.get("files", {}).items():
+            known[f"{rel_dir}/{rel}"] = {"size": entry["size"], "sha256": entry["sha256"]}
         rows.append({"task_id": result.task_id, "task_name": result.task_name, "folder": rel_dir,
                      "archive": result.archive.name, "archive_sha256": result.manifest["archive"]["sha256"],
                      "status": result.manifest.get("status"), "counts": result.counts,

@@ -18,6 +18,7 @@ Three files:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -64,6 +65,29 @@ class ConsoleText:
         self._pending: str | None = None
         self._open = False  # the pending line was not ended by a newline: a "\r" may still rewrite it
         self.lines = 0
+
+    def add_plain(self, msgs: list[str]) -> None:
+        """:meth:`add` of every message, for messages holding no ``\r`` and no escape (the common page):
+        each line but the last is final, so they are written at once."""
+        pending, done = self._pending, []
+        for msg in msgs:
+            if "\n" not in msg:
+                if pending is not None:
+                    done.append(pending)
+                pending, self._open = msg, True
+                continue
+            pieces = msg.split("\n")
+            ended = pieces[-1] == ""
+            if ended:
+                pieces.pop()
+            if pending is not None:
+                done.append(pending)
+            done += pieces[:-1]
+            pending, self._open = pieces[-1], not ended
+        if done:
+            self._out.write(("\n".join(done) + "\n").encode("utf-8", "backslashreplace"))
+            self.lines += len(done)
+        self._pending = pending
 
     def add(self, msg: str) -> None:
         text = strip_ansi(msg)
@@ -150,18 +174,7 @@ def _page_log(client, task_id: str, batch_size: int, result: LogResult, raw: Bin
             first_total = int(data["total"])
         if not events:
             break
-        chunks = []
-        for event in events:
-            msg = event.get("msg")
-            chunks.append(_raw_bytes(_line(msg), result))
-            jsonl.write(_structured(event))
-            console.add(msg if isinstance(msg, str) else ("" if msg is None else str(msg)))
-            level = str(event.get("level") or "")
-            result.levels[level] = result.levels.get(level, 0) + 1
-        blob = b"".join(chunks)
-        raw.write(blob)
-        result.bytes += len(blob)
-        result.events += len(events)
+        _write_page(events, result, raw, jsonl, console)
         last = events[-1].get("timestamp")
         exact_done = first_total is not None and first_total < EXACT_TOTAL_BELOW and result.events >= first_total
         if last is None or last == from_timestamp or exact_done:
@@ -170,6 +183,33 @@ def _page_log(client, task_id: str, batch_size: int, result: LogResult, raw: Bin
     total = first_total or 0
     result.total_capped = total >= EXACT_TOTAL_BELOW
     result.server_total = max(total, result.events) if result.total_capped else total
+
+
+def _write_page(events: list[dict], result: LogResult, raw: BinaryIO, jsonl: BinaryIO,
+                console: ConsoleText) -> None:
+    """One page of log events into the three files, a page at a time where the text allows."""
+    msgs = [m if isinstance(m, str) else ("" if m is None else str(m)) for m in (e.get("msg") for e in events)]
+    text = "".join(m if m.endswith("\n") else m + "\n" for m in msgs)
+    try:
+        blob = text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: count and escape them event by event
+        blob = b"".join(_raw_bytes(_line(m), result) for m in msgs)
+    raw.write(blob)
+    try:
+        jsonl.write(b"".join([orjson.dumps({"timestamp": e.get("timestamp"), "level": e.get("level"),
+                                            "worker": e.get("worker"), "msg": e.get("msg")}) + b"\n"
+                              for e in events]))
+    except TypeError:  # a value orjson refuses (lone surrogates): event by event
+        jsonl.write(b"".join(_structured(e) for e in events))
+    if "\r" in text or "\x1b" in text:
+        for msg in msgs:
+            console.add(msg)
+    else:
+        console.add_plain(msgs)
+    for level, n in Counter(str(e.get("level") or "") for e in events).items():
+        result.levels[level] = result.levels.get(level, 0) + n
+    result.bytes += len(blob)
+    result.events += len(events)
 
 
 def _check_count(result: LogResult) -> None:

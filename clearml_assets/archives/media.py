@@ -142,7 +142,8 @@ class Downloads:
         digest = hashlib.sha256()  # hashed as the bytes arrive: the manifest needs no second read
         if where.kind == "object_store":
             options = storage.client_storage_options(self.client, where.url)
-            return storage.fetch_object(where.url, dest, {where.url: options}, digest=digest), digest.hexdigest()
+            return storage.fetch_object(where.url, dest, {where.url: options}, digest=digest,
+                                        account=getattr(self.client, "account", "")), digest.hexdigest()
         return int(self.client.download(where.url, dest, digest=digest)), digest.hexdigest()
 
     def known_hashes(self) -> dict[str, dict[str, Any]]:

@@ -12,6 +12,8 @@ import contextlib
 import json
 import os
 import shutil
+import stat
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -129,24 +131,43 @@ def write_index(root: Path, account: str, kind: str, obj_id: str, folder: Path) 
     os.replace(tmp, path)
 
 
-def clean_stale(parent: Path, name: str) -> None:
-    """Remove temporary leftovers of ``name`` from runs that died (older than a few hours)."""
-    prefix = f"{PARTIAL}{name}"
+CLEAN_INTERVAL_SECONDS = 3600
+_partials: dict[str, tuple[float, list[str]]] = {}
+_partials_lock = threading.Lock()
+
+
+def _partial_names(parent: Path) -> list[str]:
+    """The temporary entries of ``parent``, listed at most once every ``CLEAN_INTERVAL_SECONDS`` per process: a
+    project's task exports share one folder, and listing it for each of 10,000 tasks cost more than the exports."""
+    key = str(parent)
+    with _partials_lock:
+        cached = _partials.get(key)
+        if cached is not None and time.monotonic() - cached[0] < CLEAN_INTERVAL_SECONDS:
+            return cached[1]
     try:
-        entries = list(os.scandir(parent))
+        names = [e.name for e in os.scandir(parent) if e.name.startswith(PARTIAL)]
     except OSError:
-        return
+        names = []
+    with _partials_lock:
+        _partials[key] = (time.monotonic(), names)
+    return names
+
+
+def clean_stale(parent: Path, name: str) -> None:
+    """Remove temporary leftovers of ``name`` from runs that died (older than a few hours); leftovers that
+    appeared since the folder was last listed wait for the next listing."""
+    prefix = f"{PARTIAL}{name}"
     now = time.time()
-    for entry in entries:
-        if not entry.name.startswith(prefix):
-            continue
+    for entry_name in [n for n in _partial_names(parent) if n.startswith(prefix)]:
+        path = parent / entry_name
         try:
-            if now - entry.stat(follow_symlinks=False).st_mtime < STALE_SECONDS:
+            info = path.lstat()
+            if now - info.st_mtime < STALE_SECONDS:
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(path, ignore_errors=True)
             else:
-                os.unlink(entry.path)
+                os.unlink(path)
         except OSError:
             continue
 

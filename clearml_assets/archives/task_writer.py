@@ -1,7 +1,8 @@
 """Writing one task's export folder: every stream of the task, then its manifest.
 
-The pool reads the scalars (the longest stream) and downloads the files while the calling thread reads
-the other streams: at most two of a task's streams are in flight, and the pool bounds the account's.
+The pool reads the scalars (the longest stream), the plots and the debug images and downloads the files
+while the calling thread reads the other streams (artifacts, models, console): the pool bounds the account's
+requests in flight.
 Everything is settled before anything is read or rolled back.
 
 The manifest's ``status`` says what the archive holds against what the server holds:
@@ -102,17 +103,19 @@ class TaskWriter:
     def _read_streams(self, task: dict, tmp: Path, downloads: media.Downloads,
                       issues: list[dict[str, Any]]) -> dict[str, Any]:
         task_id = str(task["id"])
-        futures = {"scalars": self.pool.submit(scalars.export_scalars, self.client, task_id, tmp)}
+        futures = {  # independent streams: in the pool, beside the calling thread's
+            "scalars": self.pool.submit(scalars.export_scalars, self.client, task_id, tmp),
+            "debug_images": self.pool.submit(
+                media.export_event_stream, self.client, task_id, "training_debug_image",
+                tmp / media.DEBUG_DIR / "index.jsonl", on_event=lambda ev: media.plan_debug_image(downloads, ev)),
+            "plots": self.pool.submit(
+                media.export_event_stream, self.client, task_id, "plot", tmp / media.PLOTS_DIR / "plots.jsonl",
+                on_event=lambda ev: media.plan_plot_images(downloads, ev)),
+        }
         streams = {
             "artifacts": lambda: media.plan_artifacts(downloads, task),
-            "debug_images": lambda: media.export_event_stream(
-                self.client, task_id, "training_debug_image", tmp / media.DEBUG_DIR / "index.jsonl",
-                on_event=lambda ev: media.plan_debug_image(downloads, ev)),
             "models": lambda: media.collect_models(self.client, task),
             "console": lambda: logs.export_console_log(self.client, task_id, tmp),
-            "plots": lambda: media.export_event_stream(
-                self.client, task_id, "plot", tmp / media.PLOTS_DIR / "plots.jsonl",
-                on_event=lambda ev: media.plan_plot_images(downloads, ev)),
         }
         done: dict[str, Any] = {}
         try:

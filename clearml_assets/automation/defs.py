@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 
 import dagster as dg
 
+from ..archives.defs import partitions_per_run
 from ..translator import DagsterClearMLTranslator
 from .jobs import (DATASETS_GROUP, TRAINING_GROUP, build_clearml_archive_job, build_clearml_project_archive_job,
                    build_clearml_training_job)
@@ -66,6 +67,8 @@ def build_automation_defs(
       the sensor and schedule watch (unset: every project).
     * ``CLEARML_ASSETS_ARCHIVE_CRON``: project archive cron (default ``0 2 * * *``; ``off`` disables).
     * ``CLEARML_ASSETS_RETRAIN_CRON``: retraining cron (unset or ``off``: no retraining schedule).
+    * ``CLEARML_ASSETS_PARTITIONS_PER_RUN``: most new tasks the sensor archives in one run (default 25, as the
+      task archive's backfill policy).
 
     Args:
         accounts: ClearML account names known to the ``clearml`` resource.
@@ -97,7 +100,7 @@ def build_automation_defs(
         jobs += [archive_job, project_job]
         sensors.append(build_clearml_completed_tasks_sensor(
             account, projects=watched, job=archive_job, minimum_interval_seconds=sensor_interval_seconds,
-            default_status=sensor_status))
+            max_tasks_per_run=partitions_per_run(env), default_status=sensor_status))
         if archive_cron:
             schedules.append(build_clearml_project_archive_schedule(
                 account, cron_schedule=archive_cron, projects=watched, job=project_job,

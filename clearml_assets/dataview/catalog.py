@@ -67,6 +67,9 @@ def find_version(client, *, dataset_name: str | None, version_name: str | None, 
         found = [t for t in client.get_tasks([dataset_id], only_fields=_FIELDS) if "dataset" in t.system_tags]
         if not found:
             raise DataViewError(f"No ClearML dataset version with id {dataset_id!r} in account '{client.account}'.")
+        if found[0].status not in FINALIZED_STATUSES:
+            raise DataViewError(f"{_ref(found[0])} is {found[0].status!r}, not finalized: its files may be "
+                                "incomplete. Finalize it, or query a finalized version.")
         return _ref(found[0]), found[0]
     if not dataset_name:
         raise DataViewError("add_query needs dataset_name (or dataset_id).")

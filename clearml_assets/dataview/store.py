@@ -22,6 +22,7 @@ from ..storage.credentials import client_storage_options
 from ..storage.recorded import fetch_object, locate
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_UNSAFE_CHARACTER = re.compile(r"[\x00-\x1f\\]")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COPY_BLOCK = 1 << 20
 
@@ -56,7 +57,7 @@ class Chunk:
 def safe_relative(path: str) -> PurePosixPath | None:
     """``path`` as a relative POSIX path that stays inside its folder, or None (absolute, ``..``, backslashes,
     empty or control characters: a name from a server is never trusted to build a path)."""
-    if not isinstance(path, str) or not path or "\\" in path or any(ord(c) < 32 for c in path):
+    if not isinstance(path, str) or not path or _UNSAFE_CHARACTER.search(path):
         return None
     rel = PurePosixPath(path)
     if rel.is_absolute() or any(part in ("", ".", "..") for part in rel.parts) or len(path) > 4096:
@@ -126,17 +127,18 @@ class FileStore:
         Raises:
             FetchError: The chunk itself could not be downloaded or read.
         """
-        missing = [m for m in members if not self.path_of(m).is_file()]
+        missing = [(m, target) for m in members if not (target := self.path_of(m)).is_file()]
         if not missing:
             return {}
         with tempfile.TemporaryDirectory(prefix=".chunk-", dir=self._scratch()) as scratch:
             archive = download_verified(self._client_source(), chunk.url, Path(scratch) / "chunk.zip",
                                         size=chunk.size, sha256=chunk.sha256,
                                         what=f"chunk {chunk.artifact!r} of dataset version {chunk.dataset_id}")
+            made: set[Path] = set()  # folders created by this fetch (one mkdir per folder, not per file)
             try:
                 with zipfile.ZipFile(archive) as zipped:
-                    return {m.relative_path: problem for m in missing
-                            if (problem := self._extract(zipped, m, Path(scratch)))}
+                    return {m.relative_path: problem for m, target in missing
+                            if (problem := self._extract(zipped, m, target, Path(scratch), made))}
             except (zipfile.BadZipFile, OSError) as exc:
                 raise FetchError(f"chunk {chunk.artifact!r} of dataset version {chunk.dataset_id} ({chunk.url}) "
                                  f"is not a readable zip: {exc}") from None
@@ -146,7 +148,8 @@ class FileStore:
         download_verified(self._client_source(), stored.link, self.path_of(stored), size=stored.size,
                           sha256=stored.sha256, what=f"linked file {stored.relative_path!r}")
 
-    def _extract(self, zipped: zipfile.ZipFile, stored: StoredFile, scratch: Path) -> str:
+    def _extract(self, zipped: zipfile.ZipFile, stored: StoredFile, target: Path, scratch: Path,
+                 made: set[Path]) -> str:
         """Copy one member out of the chunk, no more bytes than recorded, hash checked; "" or the problem."""
         try:
             info = zipped.getinfo(stored.relative_path)
@@ -166,8 +169,9 @@ class FileStore:
                 out.write(block)
         if stored.sha256 and digest.hexdigest() != stored.sha256:
             return "its bytes in the chunk do not match the SHA-256 ClearML recorded for it"
-        target = self.path_of(stored)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         os.replace(part, target)
         return ""
 

@@ -94,8 +94,10 @@ class DataView:
             FrameQueryError: The frame query does not parse (its fields are checked when frames are listed).
         """
         query = _combined(frame_query, roi_query)
-        if query:
-            parse_lucene(query) if query_syntax(query) == "lucene" else parse_pandas_query(query)
+        if query and query_syntax(query) == "lucene":
+            parse_lucene(query)
+        elif query:
+            parse_pandas_query(query)
         self._queries.append(dict(dataset_name=dataset_name, version_name=version_name, frame_query=query,
                                   dataset_project=dataset_project, dataset_id=dataset_id))
         self._frames = None
@@ -119,7 +121,10 @@ class DataView:
         """
         frames = self.to_list()
         files = [s.stored for f in frames for s in f.values() if s.stored is not None]
-        files += [f.shared.contents.files["classes.txt"] for f in frames[:1] if "classes.txt" in f.shared.contents.files]
+        for contents in {id(f.shared.contents): f.shared.contents for f in frames}.values():
+            if "classes.txt" in contents.files:  # the names of the boxes (rois)
+                files.append(contents.files["classes.txt"])
+                self._fetcher.register([contents.files["classes.txt"]], contents.chunks)
         futures = self._fetcher.prefetch(files) if self._fetcher else []
         log.info("DataView: prefetching %d files of %d frames (%d downloads)", len(files), len(frames), len(futures))
         if wait:

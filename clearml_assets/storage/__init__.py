@@ -17,9 +17,9 @@ Nothing here talks to the ClearML API: the fileserver is read through the client
 from .credentials import OBJECT_SCHEMES, client_storage_options, options_for
 from .exports import RemoteExports, check_remote_export, default_staging_root, is_remote_root
 from .layout import MANIFEST_NAME, index_relpath
-from .recorded import Location, classify, fetch_object, fileserver_url, locate
+from .recorded import Location, ObjectReadLimits, classify, fetch_object, fileserver_url, locate
 from .remote import ArchiveStore, PublishReport, RemoteMismatch
 
-__all__ = ["MANIFEST_NAME", "OBJECT_SCHEMES", "ArchiveStore", "Location", "PublishReport", "RemoteExports",
-           "RemoteMismatch", "check_remote_export", "classify", "client_storage_options", "default_staging_root",
+__all__ = ["MANIFEST_NAME", "OBJECT_SCHEMES", "ArchiveStore", "Location", "ObjectReadLimits", "PublishReport",
+           "RemoteExports", "RemoteMismatch", "check_remote_export", "classify", "client_storage_options", "default_staging_root",
            "fetch_object", "fileserver_url", "index_relpath", "is_remote_root", "locate", "options_for"]

@@ -49,6 +49,7 @@ class RemoteExports:
         self.store = ArchiveStore(export_root, storage_options, verify=verify)
         self.staging = Path(staging_root or default_staging_root(export_root)).expanduser().resolve()
         self.staging.mkdir(parents=True, exist_ok=True)
+        self._fetched: dict[str, dict[str, Any]] = {}  # folders download() verified: their manifests
 
     # ------------------------------------------------------------------ hooks (usable inside the exporter)
     def rel(self, local: Path) -> str:
@@ -64,12 +65,18 @@ class RemoteExports:
         return self.store.archive_is_current(self.rel(folder), manifest)
 
     def upload(self, folder: Path, archive: Path, index: Path | None = None) -> PublishReport | None:
-        """Publish a staging export to the store unless the store already holds exactly it."""
-        local = read_local_manifest(folder)
-        remote = self.manifest_of(folder)
-        if local and remote == local and self.is_current(folder, remote):
-            return None
+        """Publish a staging export to the store unless the store's copy is verified to be exactly it.
+
+        The store is re-read (:meth:`ArchiveStore.differences`), not trusted from its manifest: a copy damaged
+        on the store is replaced by the next run, also on the machine whose staging folder still holds the
+        export. What :meth:`download` verified moments ago is not read a second time.
+        """
         index = index if index is not None and Path(index).exists() else None
+        local = read_local_manifest(folder)
+        if local:
+            fetched = self._fetched.pop(self.rel(folder), None)
+            if not self.store.differences(self.staging, folder, archive, index=index, reread=fetched != local):
+                return None
         return self.store.publish(self.staging, folder, archive, index=index)
 
     def download(self, folder: Path, archive: Path, manifest: dict[str, Any]) -> None:
@@ -101,6 +108,7 @@ class RemoteExports:
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(tmp, folder)
+            self._fetched[self.rel(folder)] = manifest
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

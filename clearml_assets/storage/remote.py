@@ -12,9 +12,10 @@ makes a half-done upload never look done:
 5. ``manifest.json`` is written (the export is now done), then the index entry.
 
 A run cut short anywhere before 5 leaves no manifest, so the incremental skip (which reads the remote
-manifest) re-exports and the next upload completes. Object stores have no rename and no lock: two runs
-publishing the *same* folder at once are not serialized (Dagster runs one materialization of a partition
-at a time).
+manifest) re-exports and the next upload completes. An upload is skipped only when the store's copy, re-read,
+is exactly the local export (:meth:`ArchiveStore.differences`), so a copy damaged on the store is replaced.
+Object stores have no rename and no lock: two runs publishing the *same* folder at once are not serialized
+(Dagster runs one materialization of a partition at a time).
 
 Credentials: for ``s3://`` the standard AWS environment (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_SESSION_TOKEN``, ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` for S3-compatible servers, profiles)
@@ -35,7 +36,7 @@ from typing import Any
 
 from ..errors import ArchiveError
 from .credentials import PACKAGES, endpoint_of, environment_secrets, root_options, secret_values
-from .layout import CHUNK, MANIFEST_NAME, digest_file, index_relpath, is_safe_rel, join, relative
+from .layout import CHUNK, MANIFEST_NAME, digest_file, index_relpath, is_safe_rel, join, read_local_manifest, relative
 
 _SMALL = 8 << 20  # files up to this size are read back in one batched request; bigger ones streamed
 _BATCH_BYTES = 64 << 20
@@ -214,14 +215,21 @@ class ArchiveStore:
         return report
 
     # ----------------------------------------------------------------------------------------- verify
-    def verify_export(self, rel_folder: str) -> tuple[list[str], dict[str, Any] | None]:
+    def verify_export(self, rel_folder: str, *, reread: bool = True, manifest: dict[str, Any] | None = None
+                      ) -> tuple[list[str], dict[str, Any] | None]:
         """Re-read a remote export: the manifest is complete, every listed file and the archive have the
         recorded size and sha256, no unlisted file sits in the folder.
+
+        Args:
+            rel_folder: The export folder, relative to the root.
+            reread: Read the listed files and the archive back (``False``: they were verified moments ago by
+                a download; only the manifest and the folder's listing are read).
+            manifest: The remote manifest when the caller has just read it.
 
         Returns:
             ``(problems, manifest)``; no problems means the remote copy is intact.
         """
-        manifest = self.read_manifest(rel_folder)
+        manifest = manifest if manifest is not None else self.read_manifest(rel_folder)
         if not manifest or not manifest.get("complete") or not manifest.get("archive"):
             return [f"{self.url_of(rel_folder)} has no complete manifest"], manifest
         info = manifest["archive"]
@@ -230,13 +238,44 @@ class ArchiveStore:
         rel_archive = join(posixpath.dirname(rel_folder), str(info.get("file", "")))
         expected.append((self.remote(rel_archive), info.get("size"), info.get("sha256")))
         try:
-            problems = self._verify_files(expected)
+            problems = self._verify_files(expected) if reread else []
             listed = {p for p, _, _ in expected} | {self.remote(f"{rel_folder}/{MANIFEST_NAME}")}
             problems += [f"unexpected file {self._rel(p)}" for p in self._find(self.remote(rel_folder))
                          if p not in listed]
         except Exception as exc:  # noqa: BLE001
             raise self._error(f"verifying {self.url_of(rel_folder)}", exc) from exc
         return problems, manifest
+
+    def differences(self, local_root: Path, folder: Path, archive: Path, *, index: Path | None = None,
+                    reread: bool = True) -> list[str]:
+        """How the store's copy of a locally published export differs from it (``[]``: it holds exactly it).
+
+        The store is re-read, never trusted from its manifest alone: its manifest equals the local one, every
+        listed file and the archive have the sizes and sha256 it records (:meth:`verify_export`), no unlisted
+        file sits in the folder, and the archive's ``.sha256`` sidecar and the ``index`` entry hold the local
+        bytes.
+
+        Args:
+            local_root: The local (staging) export root.
+            folder: The published export folder under ``local_root``.
+            archive: Its archive.
+            index: Its local index entry (under ``local_root``), compared too when given.
+            reread: See :meth:`verify_export`.
+
+        Raises:
+            ArchiveError: the store cannot be reached or refuses the credentials.
+        """
+        rel_folder = relative(local_root, folder)
+        remote = self.read_manifest(rel_folder)
+        if remote is None or remote != read_local_manifest(folder):
+            return [f"{self.url_of(rel_folder)}/{MANIFEST_NAME} is not the local manifest"]
+        problems, _ = self.verify_export(rel_folder, reread=reread, manifest=remote)
+        small = [p for p in (archive.parent / f"{archive.name}.sha256", index) if p is not None and p.exists()]
+        expected = [(self.remote(relative(local_root, p)), *digest_file(p)[::-1]) for p in small]
+        try:
+            return problems + self._verify_files(expected)
+        except Exception as exc:  # noqa: BLE001
+            raise self._error(f"verifying {self.url_of(rel_folder)}", exc) from exc
 
     def fetch_folder(self, rel_folder: str, dest: Path) -> dict[str, Any]:
         """Download a published remote export folder into ``dest`` (verified against its manifest).

@@ -65,6 +65,18 @@ def _sort_key_cmp(order: list[tuple[str, bool]], numeric: Sequence[str] = ()):
     return cmp
 
 
+def _sorted_by_keys(docs: list[dict], order: list[tuple[str, bool]]) -> list[dict] | None:
+    """The order of :func:`_sort_key_cmp` with each document's values read once (stable sorts from the last field
+    to the first); None when some value is not a string or missing (the comparison then decides)."""
+    columns = [[get_path(d, field) for d in docs] for field, _ in order]
+    if any(v is not None and not isinstance(v, str) for column in columns for v in column):
+        return None
+    index = list(range(len(docs)))
+    for (_, desc), column in zip(reversed(order), reversed(columns)):
+        index.sort(key=lambda i, c=column: (0, "") if c[i] is None else (1, c[i]), reverse=desc)
+    return [docs[i] for i in index]
+
+
 def sort_docs(docs: list[dict], order_by: Any, numeric_prefixes: Sequence[str] = ()) -> list[dict]:
     """Sort by ``order_by`` (``-field`` descending), always ending with ``id`` like the real server.
 
@@ -83,7 +95,9 @@ def sort_docs(docs: list[dict], order_by: Any, numeric_prefixes: Sequence[str] =
         order.append(("id", False))
     first, desc = order[0]
     numeric = numeric_prefixes if first.startswith(tuple(numeric_prefixes or ("\0",))) else ()
-    ordered = sorted(docs, key=cmp_to_key(_sort_key_cmp(order, numeric)))
+    ordered = _sorted_by_keys(docs, order) if not numeric else None
+    if ordered is None:
+        ordered = sorted(docs, key=cmp_to_key(_sort_key_cmp(order, numeric)))
     if desc:
         return ordered
     return ([d for d in ordered if not _is_empty(get_path(d, first))] +
