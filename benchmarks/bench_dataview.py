@@ -52,7 +52,7 @@ def _timed(label: str, call):
 def _bare(client, url: str, folder: Path) -> None:
     import zipfile
 
-    client.download(url, folder / "chunk.zip")
+    client.files.download(url, folder / "chunk.zip")
     with zipfile.ZipFile(folder / "chunk.zip") as zipped:
         zipped.extractall(folder / "files")
 
@@ -68,7 +68,7 @@ def _transfers(tmp: Path, clearml, raw_id: str, curated_id: str) -> int:
     _, prefetch = _timed(f"prefetch_files(wait=True): {len(frames)} frames", lambda: view.prefetch_files(wait=True))
     fetched = _tree_bytes(tmp / "cache") - listed
     client = clearml.client()
-    chunk = next(row for row in client.get_task(raw_id).raw["execution"]["artifacts"] if row["key"] == "data")
+    chunk = next(row for row in client.tasks.get(raw_id).raw["execution"]["artifacts"] if row["key"] == "data")
     _, bare = _timed(f"bare: download the chunk ({chunk['content_size']:,} B) + extractall",
                      lambda: _bare(client, chunk["uri"], tmp / "bare"))
     _, sdk = _timed("SDK Dataset.get_local_copy() in a child process",

@@ -266,7 +266,7 @@ from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.client import ClearMLClient
 info, task_id, root = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 client = ClearMLClient(info["api_host"], info["access_key"], info["secret_key"], account="mem",
-                       files_host=info["files_host"], read_timeout=600)
+                       files_host=info["files_host"], read_timeout=600, deadline_seconds=600)
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 result = ClearMLTaskExporter(client, "mem", root, max_workers=4).export_task(task_id)

@@ -77,13 +77,13 @@ def bare_upload(client: ClearMLClient, plan: list[dict], project_id: str, in_fli
     """Create the tasks, send every event and upload every file, ``in_flight`` requests at once."""
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=in_flight) as pool:
-        ids = list(pool.map(lambda p: client.create_task_from_fields(name=p["name"], type="training", project=project_id), plan))
+        ids = list(pool.map(lambda p: client.tasks.create(name=p["name"], type="training", project=project_id), plan))
         jobs = []
         for task_id, item in zip(ids, plan):
             for batch in _batches(({**e, "task": task_id} for e in item["events"]), 5_000, 4 << 20):
-                jobs.append(pool.submit(client.add_events_counted, batch))
+                jobs.append(pool.submit(client.events.add_batch, batch))
             for path in item["files"]:
-                jobs.append(pool.submit(client.upload_file, f"bare/{task_id}/{path.parent.name}/{path.name}", path))
+                jobs.append(pool.submit(client.files.upload, f"bare/{task_id}/{path.parent.name}/{path.name}", path))
         for job in jobs:
             job.result()
     return time.perf_counter() - t0
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             tinfo = dataclasses.replace(tinfo, api_host=api_proxy.url(tinfo.api_host),
                                         files_host=files_proxy.url(tinfo.files_host))
             client = client_of(tinfo, "target", in_flight)
-            bare_project = client.ensure_project("bench-bare")
+            bare_project = client.projects.ensure("bench-bare")
             log = RequestLog(client) if args.profile else None
             api_proxy.latency = files_proxy.latency = rtt / 1000
             t0 = time.perf_counter()

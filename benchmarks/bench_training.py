@@ -187,17 +187,18 @@ def remote_main(args: argparse.Namespace) -> int:
         client, env = resource.client(), resource.sdk_env()
         agent = start_local_agent("bench_q", env, tmp / "agent", worker="bench-agent",
                                   extra_env={"PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))})
-        while not any(w["id"] == "bench-agent" for w in client.call("workers.get_all")["workers"]):
+        while not any(w["id"] == "bench-agent" for w in client.session.call("workers.get_all")["workers"]):
             time.sleep(0.1)
-        queue = next(q["id"] for q in client.call("queues.get_all", name="^bench_q$")["queues"])
+        queue = next(q["id"] for q in client.session.call("queues.get_all", name="^bench_q$")["queues"])
         latencies = []
         for n in range(args.latency):
-            task = client.call("tasks.create", name=f"latency {n}", type="testing",
-                               script={"entry_point": "noop.py", "working_dir": ".", "diff": "print('ok')\n"})["id"]
+            task = client.session.call("tasks.create", name=f"latency {n}", type="testing",
+                                       script={"entry_point": "noop.py", "working_dir": ".",
+                                               "diff": "print('ok')\n"})["id"]
             enqueued = time.time()
-            client.call("tasks.enqueue", task=task, queue=queue)
+            client.session.call("tasks.enqueue", task=task, queue=queue)
             while True:
-                doc = client.call("tasks.get_all", id=[task], only_fields=["status", "started"])["tasks"][0]
+                doc = client.session.call("tasks.get_all", id=[task], only_fields=["status", "started"])["tasks"][0]
                 if doc["status"] in ("completed", "failed", "stopped"):
                     break
                 time.sleep(0.1)

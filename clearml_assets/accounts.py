@@ -85,6 +85,12 @@ class ClearMLAccount(dg.Config):
                                                       "(started on demand); hosts and keys are then ignored.")
     max_connections: int = Field(default=8, ge=1, le=64, description="Most parallel API/file calls to this "
                                                                      "account (bounds the server's load).")
+    request_deadline_seconds: float = Field(default=60.0, gt=0, le=3600, description="The most one API call may "
+                                            "take, retries and its whole answer included: a server that stops "
+                                            "answering or drips its answer fails then (downloads get time for "
+                                            "their size on top).")
+    max_response_mib: int = Field(default=128, ge=1, le=4096, description="The largest API answer read, in MiB; "
+                                  "a larger one fails before it is held in memory.")
     config_file: str = Field(default="", description="A clearml.conf (from clearml-init) to take hosts, keys and "
                                                      "storage credentials from where the fields above are empty.")
     files_host_aliases: list[str] = Field(default_factory=list, description="Other spellings of the files host "

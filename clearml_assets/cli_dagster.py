@@ -57,8 +57,8 @@ def _add_partitions(args: argparse.Namespace) -> int:
         with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             new = add_clearml_archive_partitions(instance, clearml, args.ids, account=args.account, kind=kind)
         client = clearml.client(args.account)
-        rows = (client.iter_tasks if kind == "task" else client.iter_projects)(id=list(args.ids),
-                                                                              only_fields=["id", "name"])
+        rows = (client.tasks.iter if kind == "task" else client.projects.iter)(id=list(args.ids),
+                                                                               only_fields=["id", "name"])
         names = {row.id: clearml_name_tag(row.name) for row in rows}
     except ClearMLAssetsError as exc:
         print(f"error: {exc}", file=sys.stderr)

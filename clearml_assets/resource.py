@@ -259,9 +259,11 @@ class ClearMLResource(dg.ConfigurableResource):
         client = ClearMLClient(where["api_host"], where["access_key"], where["secret_key"], account=name,
                                files_host=where["files_host"] or None, web_host=where["web_host"] or None,
                                max_connections=self.accounts[name].max_connections,
+                               deadline_seconds=self.accounts[name].request_deadline_seconds,
+                               max_response_bytes=self.accounts[name].max_response_mib * 1024 * 1024,
                                files_host_aliases=where["files_host_aliases"],
                                storage_options=where["storage_options"])
-        client.check(self.check_timeout_seconds)
+        client.session.check(self.check_timeout_seconds)
         with self._lock:
             return self._clients.setdefault(name, (client, where))
 

@@ -16,15 +16,21 @@ translator to every factory (``build_definitions(translator=...)`` does), e.g.::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 import dagster as dg
 
-from .archives.paths import account_slug
+_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_]")
 
 DatasetStage = Literal["raw", "raw_external", "curated", "training_view"]
 ArchiveKind = Literal["task", "project"]
+
+
+def account_slug(account: str) -> str:
+    """``account`` as an identifier usable in Dagster names (``[A-Za-z0-9_]``)."""
+    return _NOT_IN_NAMES.sub("_", account) or "default"
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def _account_asset(account: str):
         task_id = run_clearml_text_task(clearml, f"{account}-task", f"{account} result", project_name="iso",
                                         account=account, timeout=120)
         client = clearml.client(account)
-        tasks = client.call("tasks.get_all", only_fields=["id", "name", "project"])["tasks"]
+        tasks = client.session.call("tasks.get_all", only_fields=["id", "name", "project"])["tasks"]
         assert [(t["id"], t["name"]) for t in tasks] == [(task_id, f"{account}-task")]
         context.add_output_metadata({"account": account,
                                      "task": dg.MetadataValue.url(client.web_url("task", task_id,
@@ -72,14 +72,14 @@ def test_two_accounts_in_one_materialize_do_not_cross(two_servers, tmp_path: Pat
 
     for server, own, other, name in ((a, alpha, beta, "alpha-task"), (b, beta, alpha, "beta-task")):
         client = _raw(server)
-        tasks = client.call("tasks.get_all", only_fields=["id", "name", "status"])["tasks"]
+        tasks = client.session.call("tasks.get_all", only_fields=["id", "name", "status"])["tasks"]
         assert [(t["id"], t["name"], t["status"]) for t in tasks] == [(own["task_id"], name, "completed")]
-        assert [p["name"] for p in client.call("projects.get_all", only_fields=["name"])["projects"]] == ["iso"]
-        log = client.call("events.get_task_log", task=own["task_id"], navigate_earlier=False, batch_size=100)
+        assert [p["name"] for p in client.session.call("projects.get_all", only_fields=["name"])["projects"]] == ["iso"]
+        log = client.session.call("events.get_task_log", task=own["task_id"], navigate_earlier=False, batch_size=100)
         texts = [e.get("msg", "") for e in log["events"]]
         assert any(f"result: {name.split('-')[0]} result" in t for t in texts)
         with pytest.raises(ClearMLRequestError, match="400"):
-            client.call("tasks.get_by_id", task=other["task_id"])
+            client.session.call("tasks.get_by_id", task=other["task_id"])
 
     captured = capsys.readouterr()
     text = "\n".join([str(e) for e in result.all_events] + [captured.out, captured.err])
@@ -113,13 +113,13 @@ def test_seed_operations_configure_one_account_per_process(two_servers, tmp_path
     task_id = proc.stdout.split("ID ", 1)[1].split()[0]
 
     personal = _raw(a)
-    tasks = personal.call("tasks.get_all", only_fields=["id", "name", "comment", "status", "project"])["tasks"]
+    tasks = personal.session.call("tasks.get_all", only_fields=["id", "name", "comment", "status", "project"])["tasks"]
     assert [(t["id"], t["name"], t["comment"], t["status"]) for t in tasks] == [
         (task_id, "seed-task", "seed description", "completed")]
-    project = personal.call("projects.get_by_id", project=tasks[0]["project"])["project"]
+    project = personal.session.call("projects.get_by_id", project=tasks[0]["project"])["project"]
     assert project["name"] == "YOLOv8 Research"
-    log = personal.call("events.get_task_log", task=task_id, navigate_earlier=False, batch_size=100)
+    log = personal.session.call("events.get_task_log", task=task_id, navigate_earlier=False, batch_size=100)
     assert any("result: mAP50 0.61" in e.get("msg", "") for e in log["events"])
-    assert _raw(b).call("tasks.get_all", only_fields=["id"])["tasks"] == []
+    assert _raw(b).session.call("tasks.get_all", only_fields=["id"])["tasks"] == []
     for secret in (ALPHA_SECRET, BETA_SECRET):
         assert secret not in proc.stdout + proc.stderr

@@ -90,7 +90,7 @@ def test_task_documents_in_one_call_equal_each_tasks_get_by_id(clearml_server):
     documents = exporter.task_documents([*ids, "0" * 32], chunk=2)
     assert client.calls - before == 2 and sorted(documents) == sorted(ids)
     for task_id in ids:
-        assert documents[task_id] == client.get_task_record(task_id)
+        assert documents[task_id] == client.tasks.get(task_id).raw
     exporter.close()
 
 
@@ -129,7 +129,7 @@ def test_a_big_batch_logs_its_summary_instead_of_a_line_a_task_and_reads_documen
 
     from clearml_assets.archives.assets import (LOGGED_TASKS, build_clearml_task_archive_asset,
                                                 clearml_task_partitions, task_archive_key)
-    from clearml_assets.client import ClearMLClient
+    from clearml_assets.client import ClearMLSession
     from clearml_assets.resource import ClearMLResource
 
     info = clearml_server.info
@@ -140,7 +140,7 @@ def test_a_big_batch_logs_its_summary_instead_of_a_line_a_task_and_reads_documen
     resource = ClearMLResource.for_local_server(info, home=str(tmp_path / "res"))
     account = resource.default_account
     calls: list[str] = []
-    original = ClearMLClient.call
+    original = ClearMLSession.call
 
     def counted(client, endpoint, **fields):
         calls.append(endpoint)
@@ -149,7 +149,7 @@ def test_a_big_batch_logs_its_summary_instead_of_a_line_a_task_and_reads_documen
     (tmp_path / "dagster").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         instance.add_dynamic_partitions(clearml_task_partitions(account).name, ids)
-        ClearMLClient.call = counted
+        ClearMLSession.call = counted
         try:
             result = dg.materialize(
                 [build_clearml_task_archive_asset(account)], instance=instance, resources={"clearml": resource},
@@ -157,7 +157,7 @@ def test_a_big_batch_logs_its_summary_instead_of_a_line_a_task_and_reads_documen
                                     {"config": {"export_root": str(tmp_path / "exports")}}}},
                 tags={"dagster/asset_partition_range_start": ids[0], "dagster/asset_partition_range_end": ids[-1]})
         finally:
-            ClearMLClient.call = original
+            ClearMLSession.call = original
         assert result.success
         messages = [e.message for e in instance.all_logs(result.run_id) if e.user_message and "task" in e.user_message]
         assert any(f"{len(ids)} of {len(ids)} tasks archived" in m for m in messages)

@@ -12,7 +12,7 @@ import dagster as dg
 
 from clearml_assets.archives.assets import task_archive_key
 from seeding import DemoSpec, RawSeeder
-from clearml_assets.archives.paths import account_slug
+from clearml_assets.translator import account_slug
 
 MODULE = """
 import json, os
@@ -40,7 +40,8 @@ def test_cli_materializes_a_task_partition_and_the_check_passes(clearml_server, 
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "PYTHONPATH": str(tmp_path),
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
            "CLEARML_ASSETS_HOME": str(tmp_path / "home"),
            "ARCHIVE_TEST_SERVER": json.dumps({**info.__dict__, "data_dir": str(info.data_dir)})}
     os.environ["DAGSTER_HOME"] = str(dagster_home)

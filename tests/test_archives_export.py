@@ -15,7 +15,7 @@ from seeding import DemoSpec, RawSeeder, client_of
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.archives.manifest import read_manifest, verify_folder
 from clearml_assets.archives.packing import extract_archive, verify_archive
-from clearml_assets.client import ClearMLClient
+from clearml_assets.client import ClearMLClient, ClearMLSession
 from clearml_assets.errors import ArchiveError
 
 
@@ -91,7 +91,7 @@ def test_incremental_skip_then_reexport_on_change(clearml_server, tmp_path: Path
 
     def counting_download(url, dest):
         calls.append(url)
-        return client.download(url, dest)
+        return client.files.download(url, dest)
 
     client = client_of(clearml_server)
     exporter = ClearMLTaskExporter(client, "personal", tmp_path / "x", download=counting_download)
@@ -166,8 +166,8 @@ def test_hostile_names_missing_and_foreign_uris(clearml_server, tmp_path: Path):
     assert all(target.resolve() in p.resolve().parents for p in target.rglob("*"))
 
 
-class _DeletingClient(ClearMLClient):
-    """The real client, but the task is deleted on the server right after its log is read; the scalars
+class _DeletingSession(ClearMLSession):
+    """The real session, but the task is deleted on the server right after its log is read; the scalars
     (read concurrently with the log) are asked for only after that."""
 
     def __init__(self, server, task_id):
@@ -176,10 +176,10 @@ class _DeletingClient(ClearMLClient):
                          files_host=info.files_host, web_host=info.web_host)
         self._task_id, self._deleted = task_id, threading.Event()
 
-    def call(self, endpoint, _timeout=None, **fields):
+    def call(self, endpoint, _deadline=None, _idempotent=None, **fields):
         if endpoint == "events.get_scalar_metrics_and_variants":
             assert self._deleted.wait(30)
-        result = super().call(endpoint, _timeout, **fields)
+        result = super().call(endpoint, _deadline, _idempotent, **fields)
         if endpoint == "events.get_task_log" and not self._deleted.is_set():
             super().call("tasks.delete", task=self._task_id, force=True)
             self._deleted.set()
@@ -189,7 +189,7 @@ class _DeletingClient(ClearMLClient):
 def test_task_deleted_mid_export_is_recorded(clearml_server, tmp_path: Path):
     seeder = RawSeeder.of(clearml_server)
     task_id = seeder.seed_task(seeder.project("del"), "del", "doomed", SMALL)
-    client = _DeletingClient(clearml_server, task_id)
+    client = ClearMLClient.of(_DeletingSession(clearml_server, task_id))
     result = ClearMLTaskExporter(client, "personal", tmp_path / "x").export_task(task_id)
     assert result.manifest["task_deleted"] is True and result.manifest["status"] == "with_issues"
     assert result.counts["log_lines"] == SMALL.log_lines

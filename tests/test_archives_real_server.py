@@ -121,7 +121,7 @@ def test_public_rows_are_left_out_and_pages_clamped(real, tmp_path: Path):
     result = exporter.export_project(project)
     assert {r.task_id for r in result.tasks} == ids and not result.failures
     assert quirks.counts.get("public_rows")
-    rows = list(client.list_tasks(project=project, statuses=["completed"], only_fields=["id"],
+    rows = list(client.tasks.iter(project=[project], status=["completed"], only_fields=["id"],
                                   include_public=True))
     assert len(rows) == 4  # asked for: the public row is there
 

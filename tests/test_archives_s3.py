@@ -83,7 +83,7 @@ def test_sdk_s3_outputs_are_archived_byte_for_byte(clearml_server, sdk_runner, s
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="s3",
                            files_host=info.files_host)
-    client.storage_options = _options(s3_bucket)  # what the resource fills from the account's clearml.conf
+    client.files.storage_options = _options(s3_bucket)  # what the resource fills from the account's clearml.conf
     result = ClearMLTaskExporter(client, "s3", tmp_path / "exports").export_task(facts["id"])
     manifest = result.manifest
     assert manifest["status"] == "ok", manifest["issues"]
@@ -113,10 +113,10 @@ def test_s3_with_wrong_keys_is_incomplete_then_completed(clearml_server, s3_buck
     seeder.call("tasks.completed", task=task_id, force=True)
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="s3",
                            files_host=info.files_host)
-    client.storage_options = _options(s3_bucket, key="wrong", secret="wrong")
+    client.files.storage_options = _options(s3_bucket, key="wrong", secret="wrong")
     result = ClearMLTaskExporter(client, "s3", tmp_path / "x").export_task(task_id)
     assert result.manifest["status"] == "incomplete"  # the bucket holds it; the archive does not
-    client.storage_options = _options(s3_bucket)
+    client.files.storage_options = _options(s3_bucket)
     again = ClearMLTaskExporter(client, "s3", tmp_path / "x").export_task(task_id)
     assert not again.skipped and again.manifest["status"] == "ok"
     assert (again.folder / "artifacts" / "output.a" / "a.bin").read_bytes() == b"a" * 1000

@@ -9,6 +9,7 @@ import os
 import tarfile
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -208,6 +209,7 @@ def test_event_paging_survives_a_restart_at_iteration_0():
             return {"events": page, "total": len(stored), "scroll_id": ("s", page[-1]["iter"] if page else None)}
 
     report = PagingReport()
-    got = [e for page in iter_task_events(RealScroll(), "t", "plot", report, batch_size=2) for e in page]
+    got = [e for page in iter_task_events(SimpleNamespace(events=RealScroll()), "t", "plot", report, batch_size=2)
+           for e in page]
     assert sorted(e["n"] for e in got) == sorted(e["n"] for e in stored)
     assert report.restarts == 1 and report.received == len(stored) and report.issues

@@ -64,7 +64,7 @@ def broken_server(login_status: int = 200, after_login_status: int = 503, login_
 def timed_check(client: ClearMLClient, label: str) -> tuple[ClearMLConnectionError, float]:
     started = time.monotonic()
     with pytest.raises(ClearMLConnectionError) as info:
-        client.check()
+        client.session.check()
     elapsed = time.monotonic() - started
     print(f"\ntime-to-error[client.check, {label}]: {elapsed:.2f}s: {info.value}")
     assert SECRET not in str(info.value) and SECRET not in repr(info.value.metadata)
@@ -137,12 +137,12 @@ def test_server_dying_after_login_fails_fast(tmp_path: Path):
     server = LocalServer(tmp_path / "dies", api_port=0, files_port=0).start()
     info = server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal")
-    client.check()
-    assert client.call("projects.get_all", page=0, page_size=1)["projects"] == []
+    client.session.check()
+    assert client.session.call("projects.get_all", page=0, page_size=1)["projects"] == []
     server.stop()
     started = time.monotonic()
     with pytest.raises(ClearMLConnectionError) as err:
-        client.call("tasks.get_all", page=0, page_size=1)
+        client.session.call("tasks.get_all", page=0, page_size=1)
     elapsed = time.monotonic() - started
     print(f"\ntime-to-error[client.call, server died after login]: {elapsed:.2f}s: {err.value}")
     assert "'personal'" in str(err.value) and info.api_host in str(err.value) and elapsed < BOUND_SECONDS
@@ -153,13 +153,13 @@ def test_token_is_renewed_after_a_server_restart_with_a_new_signing_key(tmp_path
     first = LocalServer(data, api_port=0, files_port=0).start()
     info = first.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
-    project = client.call("projects.create", name="survives")["id"]
+    project = client.session.call("projects.create", name="survives")["id"]
     first.stop()
     (data / "jwt.key").unlink()  # old tokens no longer verify
     second = LocalServer(data, api_port=first.api_port, files_port=first.files_port).start()
     try:
         logins_before = client.calls
-        rows = client.call("projects.get_all", id=[project], only_fields=["name"])["projects"]
+        rows = client.session.call("projects.get_all", id=[project], only_fields=["name"])["projects"]
         assert [r["name"] for r in rows] == ["survives"]
         assert client.calls == logins_before + 2  # the 401 and the retry after logging in again
     finally:
@@ -170,7 +170,7 @@ def test_request_errors_name_account_endpoint_and_server_message(clearml_server:
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal")
     with pytest.raises(ClearMLRequestError) as err:
-        client.call("tasks.get_by_id", task="0" * 32)
+        client.session.call("tasks.get_by_id", task="0" * 32)
     text = str(err.value)
     assert "'personal'" in text and "tasks.get_by_id" in text and "400" in text
     assert err.value.metadata["result_code"].value == 400
@@ -179,12 +179,12 @@ def test_request_errors_name_account_endpoint_and_server_message(clearml_server:
 def test_iter_pages_returns_every_row_once(clearml_server: LocalServer):
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
-    project = client.call("projects.create", name="paging")["id"]
-    created = {client.call("tasks.create", name=f"t{i:03d}", type="training", project=project)["id"]
+    project = client.session.call("projects.create", name="paging")["id"]
+    created = {client.session.call("tasks.create", name=f"t{i:03d}", type="training", project=project)["id"]
                for i in range(105)}
     before = client.calls
-    rows = list(client.iter_pages("tasks.get_all", "tasks", page_size=25, project=[project],
-                                  only_fields=["id"], order_by=["name"]))
+    rows = list(client.session.iter_pages("tasks.get_all", "tasks", page_size=25, project=[project],
+                                          only_fields=["id"], order_by=["name"]))
     assert [r["id"] for r in rows] == list(dict.fromkeys(r["id"] for r in rows))
     assert {r["id"] for r in rows} == created
     # 4 full pages, a short one and the empty page that ends paging: a real server may cap a page below the
@@ -203,20 +203,20 @@ def test_download_streams_own_files_and_refuses_others(clearml_server: LocalServ
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="personal",
                            files_host=info.files_host)
-    client.check()
+    client.session.check()
     body = bytes(range(256)) * 4099
-    url = _upload(info, client._bearer(), "proj/task.abc/artifacts/blob.bin", body)
+    url = _upload(info, client.session.token(), "proj/task.abc/artifacts/blob.bin", body)
     dest = tmp_path / "out" / "blob.bin"
-    assert client.download(url, dest) == len(body)
+    assert client.files.download(url, dest) == len(body)
     assert dest.read_bytes() == body
     assert [p.name for p in dest.parent.iterdir()] == ["blob.bin"]  # no leftover temporary file
 
     for foreign in ("http://example.com/proj/x.bin", f"{info.api_host}/proj/x.bin",
                     f"{info.files_host}/proj/../../etc/passwd"):
         with pytest.raises(ClearMLRequestError, match="refusing to download"):
-            client.download(foreign, tmp_path / "never")
+            client.files.download(foreign, tmp_path / "never")
     with pytest.raises(ClearMLRequestError, match="HTTP 404"):
-        client.download(f"{info.files_host}/proj/missing.bin", tmp_path / "missing.bin")
+        client.files.download(f"{info.files_host}/proj/missing.bin", tmp_path / "missing.bin")
     assert not (tmp_path / "never").exists() and not (tmp_path / "missing.bin").exists()
 
 
@@ -244,7 +244,7 @@ def test_download_refused_by_the_fileserver_fails_once_renewed(clearml_server: L
         client = ClearMLClient(info.api_host, info.access_key, info.secret_key, files_host=other.info.files_host)
         before = client.calls
         with pytest.raises(ClearMLRequestError, match="HTTP 401"):
-            client.download(f"{other.info.files_host}/p/x.bin", tmp_path / "x.bin")
+            client.files.download(f"{other.info.files_host}/p/x.bin", tmp_path / "x.bin")
         assert not (tmp_path / "x.bin").exists() and client.calls == before
     finally:
         other.stop()
@@ -268,10 +268,10 @@ def test_download_refused_by_the_fileserver_fails_once_renewed(clearml_server: L
 def test_only_the_accounts_own_fileserver_urls_are_downloadable(url: str, own: bool, tmp_path: Path):
     client = ClearMLClient("http://127.0.0.1:8080", "KEY", "SECRET", account="acct",
                            files_host="http://127.0.0.1:8081/")
-    assert client.is_own_file_url(url) is own
+    assert client.files.is_own(url) is own
     if not own:
         with pytest.raises(ClearMLRequestError, match="refusing to download") as caught:
-            client.download(url, tmp_path / "x.bin")
+            client.files.download(url, tmp_path / "x.bin")
         assert "user:pass" not in str(caught.value) + str(caught.value.metadata)
         assert not list(tmp_path.iterdir())
 
@@ -285,7 +285,7 @@ def test_answers_only_pythons_json_parser_reads_are_still_read():
     login = b'{"meta": {"result_code": 200}, "data": {"token": "a.b.c"}}'
     server = answering_server(lambda path: (200, login if path.endswith("auth.login") else body))
     try:
-        data = ClearMLClient(f"http://127.0.0.1:{server.server_address[1]}", "AK", SECRET).call("tasks.get_all")
+        data = ClearMLClient(f"http://127.0.0.1:{server.server_address[1]}", "AK", SECRET).session.call("tasks.get_all")
     finally:
         server.shutdown()
     assert data["msg"] == "bytes \udcff here" and data["iter"] == 123456789012345678901234567890
@@ -330,7 +330,7 @@ def test_reads_answered_busy_are_sent_again_after_retry_after(code: int):
     server, seen = scripted_server(answer)
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET, retries=2)
     started = time.monotonic()
-    assert client.call("tasks.get_all", id=["t1"]) == {"tasks": [{"id": "t1"}]}
+    assert client.session.call("tasks.get_all", id=["t1"]) == {"tasks": [{"id": "t1"}]}
     assert _api_calls(seen, "tasks.get_all") == 3
     assert time.monotonic() - started >= 2.0  # both waits the server asked for were honoured
     server.shutdown()
@@ -340,7 +340,7 @@ def test_reads_give_up_after_bounded_retries_naming_the_status():
     server, seen = scripted_server(lambda path, body: _busy(429, "0"))
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET, account="original", retries=2)
     with pytest.raises(ClearMLConnectionError) as err:
-        client.call("tasks.get_all")
+        client.session.call("tasks.get_all")
     assert _api_calls(seen, "tasks.get_all") == 3
     assert "429" in str(err.value) and "'original'" in str(err.value) and "3 times" in str(err.value)
     server.shutdown()
@@ -350,7 +350,7 @@ def test_retry_after_longer_than_the_bound_fails_at_once_naming_the_wait():
     server, seen = scripted_server(lambda path, body: _busy(503, "3600"))
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET, retry_after_max_seconds=5)
     with pytest.raises(ClearMLConnectionError) as err:
-        client.call("tasks.get_all")
+        client.session.call("tasks.get_all")
     assert _api_calls(seen, "tasks.get_all") == 1
     assert "3600s" in str(err.value)
     server.shutdown()
@@ -362,7 +362,7 @@ def test_calls_that_change_data_are_never_sent_twice(code: int):
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET, retries=3)
     for endpoint in ("tasks.create", "events.add_batch", "models.update", "tasks.delete"):
         with pytest.raises(ClearMLConnectionError) as err:
-            client.call(endpoint, name="x")
+            client.session.call(endpoint, name="x")
         assert _api_calls(seen, endpoint) == 1, endpoint
         assert "not sent again" in str(err.value)
     server.shutdown()
@@ -380,7 +380,7 @@ def test_iter_pages_clamps_the_page_size_and_reads_past_short_pages():
 
     server, seen = scripted_server(answer)
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
-    got = list(client.iter_pages("tasks.get_all", "tasks", page_size=2000))
+    got = list(client.session.iter_pages("tasks.get_all", "tasks", page_size=2000))
     assert {body["page_size"] for path, body in seen if path.endswith("tasks.get_all")} == {500}
     # with offset paging each short page skips the rows past the cap: the client cannot see them, but it
     # must never stop early on a short page, so it reads every page the server has
@@ -398,7 +398,7 @@ def test_iter_pages_reads_every_row_when_the_server_caps_at_500():
 
     server, _ = scripted_server(answer)
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
-    assert list(client.iter_pages("tasks.get_all", "tasks", page_size=1000)) == rows
+    assert list(client.session.iter_pages("tasks.get_all", "tasks", page_size=1000)) == rows
     server.shutdown()
 
 
@@ -407,7 +407,7 @@ def test_iter_pages_fails_on_a_server_that_ignores_paging():
         200, {"meta": {"result_code": 200}, "data": {"tasks": [{"id": "a"}, {"id": "b"}]}}, {}))
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
     with pytest.raises(ClearMLRequestError, match="ignores paging"):
-        list(client.iter_pages("tasks.get_all", "tasks", page_size=2))
+        list(client.session.iter_pages("tasks.get_all", "tasks", page_size=2))
     server.shutdown()
 
 
@@ -422,12 +422,12 @@ def test_iter_pages_fails_on_a_server_that_ignores_paging():
 def test_files_host_is_derived_from_the_api_host_as_the_sdk_does(api_host, web_host, files_host):
     client = ClearMLClient(api_host, "AK", SECRET, web_host=web_host)
     assert client.files_host == files_host
-    assert client.is_own_file_url(f"{files_host}/project/task/artifacts/a.bin")
+    assert client.files.is_own(f"{files_host}/project/task/artifacts/a.bin")
 
 
 def test_files_host_not_derivable_downloads_nothing():
     client = ClearMLClient("http://10.0.0.5:9000", "AK", SECRET)
-    assert client.files_host is None and not client.is_own_file_url("http://10.0.0.5:8081/a/b")
+    assert client.files_host is None and not client.files.is_own("http://10.0.0.5:8081/a/b")
 
 
 def test_files_host_aliases_are_downloaded_from_the_files_host(clearml_server: LocalServer, tmp_path: Path):
@@ -436,34 +436,37 @@ def test_files_host_aliases_are_downloaded_from_the_files_host(clearml_server: L
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, files_host=info.files_host,
                            files_host_aliases=[*loopback_aliases(info.files_host),
                                                "https://files.old-name.example.com/"])
-    token = client._bearer()
+    token = client.session.token()
     url = _upload(info, token, "proj/t1/artifacts/a/a.bin", b"alias bytes")
     rest = url.split(info.files_host, 1)[1]
     # the SDK writes the spelling it was configured with: localhost for an account that says 127.0.0.1
     for spelled in (f"http://localhost:{port}{rest}", f"https://files.old-name.example.com{rest}"):
-        assert client.own_file_url(spelled) == info.files_host + rest
-        assert client.download(spelled, tmp_path / "a.bin") == len(b"alias bytes")
+        assert client.files.own_url(spelled) == info.files_host + rest
+        assert client.files.download(spelled, tmp_path / "a.bin") == len(b"alias bytes")
         assert (tmp_path / "a.bin").read_bytes() == b"alias bytes"
     for foreign in (f"http://localhost:{int(port) + 1}{rest}", f"http://files.old-name.example.com{rest}",
                     f"https://files.old-name.example.com/../x", f"https://u:p@files.old-name.example.com{rest}"):
-        assert client.own_file_url(foreign) is None
+        assert client.files.own_url(foreign) is None
         with pytest.raises(ClearMLRequestError, match="refusing to download"):
-            client.download(foreign, tmp_path / "b.bin")
+            client.files.download(foreign, tmp_path / "b.bin")
 
 
 def test_saas_account_accepts_the_legacy_files_host():
     client = ClearMLClient("https://api.clear.ml", "AK", SECRET)
-    assert client.own_file_url("https://files.community.clear.ml/p/t/a.pkl") == "https://files.clear.ml/p/t/a.pkl"
+    assert client.files.own_url("https://files.community.clear.ml/p/t/a.pkl") == "https://files.clear.ml/p/t/a.pkl"
     self_hosted = ClearMLClient("https://api.example.com", "AK", SECRET)
-    assert self_hosted.own_file_url("https://files.community.clear.ml/p/t/a.pkl") is None
+    assert self_hosted.files.own_url("https://files.community.clear.ml/p/t/a.pkl") is None
 
 
-def test_storage_options_by_longest_prefix():
+def test_storage_options_are_carried_for_the_storage_layer():
+    from clearml_assets.storage import client_storage_options
+
     options = {"s3://": {"key": "A"}, "s3://bucket-b": {"key": "B"}, "gs://": {"token": "anon"}}
     client = ClearMLClient("http://127.0.0.1:8008", "AK", SECRET, storage_options=options)
-    assert client.storage_options_for("s3://bucket-b/x/y") == {"key": "B"}
-    assert client.storage_options_for("s3://bucket-a/x") == {"key": "A"}
-    assert client.storage_options_for("azure://c/x") == {}
+    assert client.files.storage_options == options and client.files.storage_options is not options
+    assert client_storage_options(client, "s3://bucket-b/x/y") == {"key": "B"}
+    assert client_storage_options(client, "s3://bucket-a/x") == {"key": "A"}
+    assert client_storage_options(client, "azure://c/x") == {}
 
 
 def test_typed_methods_return_parsed_records(clearml_server: LocalServer):
@@ -472,31 +475,31 @@ def test_typed_methods_return_parsed_records(clearml_server: LocalServer):
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
     name = "typed (1.x) [a+b]"  # regex characters: the lookup is by exact name
-    project_id = client.create_project(name, "typed")
-    client.create_project("typed (1.x) [a+b]/child")
-    client.create_project("typed (1.x) [a+b]x")
-    found = client.find_project(name)
+    project_id = client.projects.create(name, "typed")
+    client.projects.create("typed (1.x) [a+b]/child")
+    client.projects.create("typed (1.x) [a+b]x")
+    found = client.projects.find(name)
     assert isinstance(found, Project) and (found.id, found.name) == (project_id, name)
-    assert client.find_project("typed (1.x)") is None
-    assert client.get_project(project_id).name == name
-    with_children = client.find_projects([name], include_subprojects=True)
+    assert client.projects.find("typed (1.x)") is None
+    assert client.projects.get(project_id).name == name
+    with_children = client.projects.find_many([name], include_subprojects=True)
     assert sorted(p.name for p in with_children) == [name, f"{name}/child"]
-    task_id = client.create_task("t-typed", project_id)
-    client.mark_task_started(task_id, force=True)
-    client.add_events([{"type": "training_stats_scalar", "task": task_id, "timestamp": 1, "iter": i,
-                        "metric": "m", "variant": "v", "value": float(i)} for i in range(3)])
-    client.add_task_artifacts(task_id, [{"key": "a", "type": "custom", "mode": "output", "uri": "s3://b/a"}])
-    client.mark_task_completed(task_id, force=True)
-    task = client.get_task(task_id)
+    task_id = client.tasks.create("t-typed", project_id)
+    client.tasks.set_status(task_id, "in_progress")
+    client.events.add_batch([{"type": "training_stats_scalar", "task": task_id, "timestamp": 1, "iter": i,
+                              "metric": "m", "variant": "v", "value": float(i)} for i in range(3)])
+    client.tasks.add_artifacts(task_id, [{"key": "a", "type": "custom", "mode": "output", "uri": "s3://b/a"}])
+    client.tasks.set_status(task_id, "completed")
+    task = client.tasks.get(task_id)
     assert isinstance(task, Task) and (task.name, task.status, task.project) == ("t-typed", "completed", project_id)
     assert task.raw["execution"]["artifacts"][0]["uri"] == "s3://b/a"
-    assert [t.id for t in client.iter_tasks(project=[project_id], only_fields=["id"])] == [task_id]
-    assert [t.id for t in client.get_tasks([task_id])] == [task_id]
-    assert list(client.iter_models(task=[task_id])) == []
+    assert [t.id for t in client.tasks.iter(project=[project_id], only_fields=["id"])] == [task_id]
+    assert [t.id for t in client.tasks.get_many([task_id])] == [task_id]
+    assert list(client.models.iter(task=[task_id])) == []
     with pytest.raises(ClearMLRequestError, match="was not found"):
-        client.get_model("f" * 32)
-    client.delete_task(task_id)
-    assert client.get_tasks([task_id]) == []
+        client.models.get("f" * 32)
+    client.tasks.delete(task_id)
+    assert client.tasks.get_many([task_id]) == []
 
 
 def test_records_parse_what_the_server_sends():
@@ -513,19 +516,19 @@ def test_records_parse_what_the_server_sends():
 def test_typed_task_control_methods(clearml_server: LocalServer):
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
-    project_id = client.find_or_create_project("control")
-    assert client.find_or_create_project("control") == project_id
-    task_id = client.create_task("ctl", project_id, "training", tags=["dagster"])
-    client.mark_task_started(task_id)
-    client.add_log(task_id, "hello", worker="w1", timestamp_ms=1000)
-    client.add_log(task_id, "world", worker="w1", level="error", timestamp_ms=2000)
-    assert [e["msg"] for e in client.task_log_page(task_id)] == ["hello", "world"]
-    assert [e["msg"] for e in client.task_log_page(task_id, from_timestamp=1000)] == ["world"]
-    client.mark_task_stopped(task_id, "stopped by the test")
-    status = client.get_task_status(task_id)
+    project_id = client.projects.ensure("control")
+    assert client.projects.ensure("control") == project_id
+    task_id = client.tasks.create("ctl", project_id, "training", tags=["dagster"])
+    client.tasks.set_status(task_id, "in_progress", force=False)
+    client.events.add_log(task_id, "hello", worker="w1", timestamp_ms=1000)
+    client.events.add_log(task_id, "world", worker="w1", level="error", timestamp_ms=2000)
+    assert [e["msg"] for e in client.events.task_log_page(task_id)["events"]] == ["hello", "world"]
+    assert [e["msg"] for e in client.events.task_log_page(task_id, from_timestamp=1000)["events"]] == ["world"]
+    client.tasks.set_status(task_id, "stopped", reason="stopped by the test")
+    status = client.tasks.get_status(task_id)
     assert (status.status, status.status_reason) == ("stopped", "stopped by the test")
     with pytest.raises(ClearMLRequestError, match="was not found"):
-        client.get_task_status("0" * 32)
+        client.tasks.get_status("0" * 32)
 
 
 def test_queue_and_worker_records():
@@ -539,8 +542,8 @@ def test_queue_and_worker_records():
 
     server, seen = scripted_server(answer)
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
-    assert client.find_queue("default").id == "q1" and client.find_queue("nope") is None
-    assert [(w.id, w.queues, w.task) for w in client.live_workers()] == [("w1", ("q1",), "t1"), ("w2", ("q2",), "")]
+    assert client.queues.find("default").id == "q1" and client.queues.find("nope") is None
+    assert [(w.id, w.queues, w.task) for w in client.workers.live()] == [("w1", ("q1",), "t1"), ("w2", ("q2",), "")]
     assert next(body for path, body in seen if path.endswith("queues.get_all"))["name"] == "^default$"
     server.shutdown()
 
@@ -550,20 +553,20 @@ def test_reads_survive_the_local_servers_429_switch(clearml_server: LocalServer)
     pytest.importorskip("clearml_assets.local_server.throttle")  # the server's switch (branch `server`)
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, retries=2)
-    project_id = client.create_project("throttled reads")
+    project_id = client.projects.create("throttled reads")
     throttle = clearml_server.store.throttle
     try:
         throttle.arm(next=2, retry_after=1)
-        assert client.find_project("throttled reads").id == project_id
+        assert client.projects.find("throttled reads").id == project_id
         assert throttle.throttled == 2
         throttle.arm(next=1, retry_after=1)
         with pytest.raises(ClearMLConnectionError, match="not sent again") as err:
-            client.create_project("throttled write")
+            client.projects.create("throttled write")
         assert "429" in str(err.value)
         assert throttle.throttled == 3
     finally:
         throttle.disarm()
-    assert client.find_project("throttled write") is None  # refused once, never re-sent
+    assert client.projects.find("throttled write") is None  # refused once, never re-sent
 
 
 def test_downloads_answered_busy_are_fetched_again_after_retry_after(tmp_path: Path):
@@ -579,7 +582,7 @@ def test_downloads_answered_busy_are_fetched_again_after_retry_after(tmp_path: P
     server = loopback_server(reply)
     host = f"http://127.0.0.1:{server.server_port}"
     client = ClearMLClient(host, "AK", SECRET, files_host=host, retries=2)
-    assert client.download(f"{host}/p/t/a.bin", tmp_path / "a.bin") == len(b"file bytes")
+    assert client.files.download(f"{host}/p/t/a.bin", tmp_path / "a.bin") == len(b"file bytes")
     assert (tmp_path / "a.bin").read_bytes() == b"file bytes"
     assert sum(1 for h in hits if h == "/p/t/a.bin") == 3
     server.shutdown()
@@ -598,23 +601,37 @@ def test_listings_leave_out_the_public_companys_rows():
 
     server, _ = scripted_server(answer)
     client = ClearMLClient(f"http://127.0.0.1:{server.server_port}", "AK", SECRET)
-    assert [t.id for t in client.iter_tasks(only_fields=["id"])] == ["own1", "own2"]
+    assert [t.id for t in client.tasks.iter(only_fields=["id"])] == ["own1", "own2"]
     assert "company" in asked[0]["only_fields"]  # asked for, so public rows can be told apart
-    assert [p.id for p in client.iter_projects()] == ["own1", "own2"]
-    assert [m.id for m in client.iter_models()] == ["own1", "own2"]
-    assert [t.id for t in client.iter_tasks(include_public=True)] == ["own1", "pub1", "own2"]
-    assert "pub1" in [t.id for t in client.get_tasks(["pub1"])]  # an id asked for is kept
+    assert [p.id for p in client.projects.iter()] == ["own1", "own2"]
+    assert [m.id for m in client.models.iter()] == ["own1", "own2"]
+    assert [t.id for t in client.tasks.iter(include_public=True)] == ["own1", "pub1", "own2"]
+    assert "pub1" in [t.id for t in client.tasks.get_many(["pub1"])]  # an id asked for is kept
     server.shutdown()
 
 
 def test_public_rows_of_the_local_server_are_left_out(clearml_server: LocalServer):
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
-    project_id = client.create_project("public rows")
-    own, shared = (client.create_task(n, project_id) for n in ("own", "shared"))
+    project_id = client.projects.create("public rows")
+    own, shared = (client.tasks.create(n, project_id) for n in ("own", "shared"))
     try:
-        client.call("tasks.make_public", ids=[shared])
+        client.session.call("tasks.make_public", ids=[shared])
     except ClearMLRequestError:
         pytest.skip("this local server has no tasks.make_public yet (branch `server`)")
-    assert [t.id for t in client.iter_tasks(project=[project_id], only_fields=["id"])] == [own]
-    assert {t.id for t in client.iter_tasks(project=[project_id], include_public=True)} == {own, shared}
+    assert [t.id for t in client.tasks.iter(project=[project_id], only_fields=["id"])] == [own]
+    assert {t.id for t in client.tasks.iter(project=[project_id], include_public=True)} == {own, shared}
+
+
+def test_the_session_reads_the_servers_versions_from_its_token(clearml_server: LocalServer):
+    """``api_version``/``server_version`` are the login token's claims (as the SDK reads them), no extra call."""
+    import jwt
+
+    info = clearml_server.info
+    client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
+    assert (client.session.api_version, client.session.server_version) == (None, None)  # before the login
+    token = client.session.token()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert client.session.token_claims == claims
+    assert client.session.api_version == str(claims["api_version"]) and "." in client.session.api_version
+    assert client.session.server_version == str(claims["server_version"]) and "." in client.session.server_version

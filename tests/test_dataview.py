@@ -312,3 +312,36 @@ def test_a_stored_mask_is_the_frames_mask_source():
     rendered = frame_sources(version("images/x.png", "labels/x.txt"), "images/x.png", "labels/x.txt")
     assert rendered["mask"] is None and DERIVED_MASK.startswith("derived")
     assert set(frame_sources(version("images/x.png"), "images/x.png", None)) == {"image"}
+
+
+def test_unsafe_names_and_lying_chunks_are_refused(tmp_path):
+    """state.json and chunks come from a server: a path that leaves its folder is refused before anything is read,
+    and a member is placed only with the size and SHA-256 state.json records (nothing of a liar is left)."""
+    import zipfile
+
+    from clearml_assets.dataview.catalog import VersionRef, _files
+    from clearml_assets.dataview.store import FileStore, StoredFile, safe_relative
+
+    ref = VersionRef("v1", "d", "1.0.0", "p")
+    for bad in ("../escape.png", "/etc/passwd", "a/../../b", "a\\b", "a\x00b", ""):
+        assert safe_relative(bad) is None
+        with pytest.raises(DataViewError, match="unsafe entry"):
+            _files(ref, {"dataset_file_entries": [{"relative_path": bad, "parent_dataset_id": "v1"}]})
+    with pytest.raises(DataViewError, match="unsafe entry"):
+        _files(ref, {"dataset_file_entries": [{"relative_path": "x.png", "parent_dataset_id": "../v0"}]})
+    archive = tmp_path / "chunk.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name in ("good.txt", "other.txt", "long.txt"):
+            zipped.writestr(name, b"0123456789")
+    digest = hashlib.sha256(b"0123456789").hexdigest()
+    store = FileStore(tmp_path / "cache", client_source=None)
+    members = {"good.txt": (10, digest), "other.txt": (10, hashlib.sha256(b"something else").hexdigest()),
+               "long.txt": (4, None), "gone.txt": (10, digest)}
+    with zipfile.ZipFile(archive) as zipped:
+        problems = {name: store._extract(zipped, stored, store.path_of(stored), tmp_path, set())
+                    for name, (size, sha) in members.items()
+                    for stored in [StoredFile(name, size, sha, "v1", "data")]}
+    assert problems["good.txt"] == "" and (tmp_path / "cache/v1/data/good.txt").read_bytes() == b"0123456789"
+    assert "SHA-256" in problems["other.txt"] and "ClearML recorded 4" in problems["long.txt"]
+    assert "does not contain it" in problems["gone.txt"]
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()) == ["good.txt"]

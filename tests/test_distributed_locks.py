@@ -132,13 +132,13 @@ def test_two_hosts_restoring_one_task_make_one_copy(lock_url, tmp_path):
 
         first = threading.Thread(target=restore, args=("first", first_step))
         first.start()
-        _wait_for(lambda: bool(target.find_tasks_by_system_tag(provenance_tag(task_id))), "the first copy exists")
+        _wait_for(lambda: bool(target.tasks.find_by_system_tag(provenance_tag(task_id))), "the first copy exists")
         second = threading.Thread(target=restore, args=("second",))
         second.start()
         first.join(300)
         second.join(300)
         assert second_waits.is_set()
-        copies = target.find_tasks_by_system_tag(provenance_tag(task_id))
+        copies = target.tasks.find_by_system_tag(provenance_tag(task_id))
         assert len(copies) == 1 and INCOMPLETE_TAG not in (copies[0].get("system_tags") or [])
         assert results["first"].created and results["second"].unchanged
         assert results["first"].task_id == results["second"].task_id == copies[0]["id"]

@@ -311,18 +311,18 @@ def test_training_when_the_weights_upload_fails(world: World):
     assert not failed.success and world.files.injected.get("status", 0) > 0
     message = failure_text(failed)
     assert "No model was registered and the champion is unchanged" in message, message[:800]
-    models = client.call("models.get_all", only_fields=["id", "ready", "uri", "tags"])["models"]
+    models = client.session.call("models.get_all", only_fields=["id", "ready", "uri", "tags"])["models"]
     half_done = [m for m in models if m.get("ready") or CHAMPION_TAG in (m.get("tags") or [])]
     TOTALS["partial outputs marked done"] += len(half_done)
     assert not half_done, half_done
-    (project,) = client.call("projects.get_all", name="^fault training$", only_fields=["id"])["projects"]
-    tasks = client.call("tasks.get_all", project=[project["id"]], only_fields=["id", "status"])["tasks"]
+    (project,) = client.session.call("projects.get_all", name="^fault training$", only_fields=["id"])["projects"]
+    tasks = client.session.call("tasks.get_all", project=[project["id"]], only_fields=["id", "status"])["tasks"]
     assert [t["status"] for t in tasks] == ["failed"]
 
     world.files.clear()
     assert train().success
-    (champion,) = [m for m in client.call("models.get_all", only_fields=["id", "uri", "tags"])["models"]
+    (champion,) = [m for m in client.session.call("models.get_all", only_fields=["id", "uri", "tags"])["models"]
                    if CHAMPION_TAG in (m.get("tags") or [])]
     weights = world.tmp / "weights.pt"
-    assert client.download(champion["uri"], weights) > 0
+    assert client.files.download(champion["uri"], weights) > 0
 

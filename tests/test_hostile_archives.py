@@ -74,7 +74,7 @@ def _repack(folder: Path, dest: Path, *, resign: bool = False) -> Path:
 
 
 def _copies(client, source_id: str) -> list[dict]:
-    return client.find_tasks_by_system_tag(provenance_tag(source_id))
+    return client.tasks.find_by_system_tag(provenance_tag(source_id))
 
 
 # -- 2: zlib bombs ------------------------------------------------------------------------------------------
@@ -329,19 +329,19 @@ def test_7_a_forged_archive_claiming_a_restored_source_changes_nothing(world):
     result = exporter.export_task(task_id)
     (copy,) = TaskRestorer(client).restore_path(result.archive)
     forged = _forged(result, tmp_path, status="published", name="forged")
-    before = client.get_task_by_id(copy.task_id)
+    before = client.tasks.get(copy.task_id).raw
     with pytest.raises(ArchiveError, match="records restore_source_account='hostile'.*nothing was changed"):
         TaskRestorer(client).restore_path(forged)
-    after = client.get_task_by_id(copy.task_id)
+    after = client.tasks.get(copy.task_id).raw
     assert after["status"] == "completed" and after["last_update"] == before["last_update"]
     tags = [*after["system_tags"], "restore-incomplete"]  # as a restore that died half-way leaves it
-    client.update_task(copy.task_id, system_tags=tags)
+    client.tasks.update(copy.task_id, system_tags=tags)
     with pytest.raises(ArchiveError, match="forged or foreign"):
         TaskRestorer(client).restore_path(forged)
-    after = client.get_task_by_id(copy.task_id)
+    after = client.tasks.get(copy.task_id).raw
     assert after["name"] == "original" and after["status"] == "completed"
-    assert client.call("events.get_task_events", task=copy.task_id, event_type="training_stats_scalar",
-                       batch_size=100)["total"] == 10
+    assert client.session.call("events.get_task_events", task=copy.task_id, event_type="training_stats_scalar",
+                               batch_size=100)["total"] == 10
 
 
 # -- 8: bombs unpacked to disk --------------------------------------------------------------------------------

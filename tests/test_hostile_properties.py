@@ -196,8 +196,6 @@ def test_no_stored_url_keeps_its_password(scheme: str, userinfo: str, host: str,
     assert urlsplit(stored).hostname == urlsplit(url).hostname and urlsplit(stored).password in (None, "")
 
 
-@pytest.mark.xfail(strict=True, reason="the client package's URL userinfo pattern stops at the first '@' "
-                                       "(REQUEST to client in /work/wt/status/hostile.md); remove this mark then")
 @pytest.mark.parametrize("url", ["http://user:p@ss@files.example.com/x.png", "s3://key:s3cr@t0ps3cret@bucket/w.pt"])
 def test_a_password_holding_an_at_sign_is_masked_whole(url: str):
     """``urlsplit`` (and every HTTP client) reads the userinfo up to the authority's last ``@``."""

@@ -106,7 +106,7 @@ def test_local_account_points_at_a_shared_server_by_url(service, tmp_path: Path,
     client = ClearMLResource(home=str(other_home)).client("local")
     assert client.api_host == record["api_host"] and client.files_host == record["files_host"]
     assert client.web_host == record["web_host"]
-    assert client.call("projects.get_all", only_fields=["id"]) is not None
+    assert client.session.call("projects.get_all", only_fields=["id"]) is not None
     assert not (other_home / "server").exists()  # nothing started in this process's home
 
     monkeypatch.setenv("CLEARML_ASSETS_SERVER_SECRET_KEY", "wrong")

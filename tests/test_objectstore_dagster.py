@@ -10,7 +10,7 @@ import dagster as dg
 
 from clearml_assets.archives.assets import build_clearml_task_archive_asset
 from clearml_assets.archives.checks import build_clearml_archive_checks
-from clearml_assets.archives.paths import account_slug
+from clearml_assets.translator import account_slug
 from seeding import DemoSpec, RawSeeder
 
 

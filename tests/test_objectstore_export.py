@@ -40,7 +40,7 @@ class Machines:
 
         def counting_download(url, dest):
             self.downloads.append(url)
-            return self.client.download(url, dest)
+            return self.client.files.download(url, dest)
 
         return remote, ClearMLTaskExporter(self.client, "personal", remote.staging, download=counting_download)
 

@@ -67,7 +67,7 @@ def run_log(instance, result) -> list[str]:
 
 
 def task_of(world, meta) -> dict:
-    (doc,) = world.client.call("tasks.get_all", id=[meta["clearml_task_id"].value])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[meta["clearml_task_id"].value])["tasks"]
     return doc
 
 
@@ -87,7 +87,7 @@ def test_local_execution_runs_the_script_as_a_clearml_task_and_reads_its_message
     instance = dg.DagsterInstance.ephemeral()
     result = materialize(world, instance=instance)
     doc = check_success(world, result)
-    logs = world.client.call("events.get_task_log", task=doc["id"], navigate_earlier=False)["events"]
+    logs = world.client.session.call("events.get_task_log", task=doc["id"], navigate_earlier=False)["events"]
     assert any("console line from the script" in e["msg"] for e in logs)
     lines = run_log(instance, result)
     assert "hello world" in lines, lines
@@ -104,14 +104,14 @@ def test_a_failing_script_fails_the_run_and_the_task(world):
 
 
 def test_no_live_worker_on_the_queue_fails_at_once_naming_it(world):
-    world.client.call("queues.create", name="nobody")
-    before = len(world.client.call("tasks.get_all", only_fields=["id"])["tasks"])
+    world.client.session.call("queues.create", name="nobody")
+    before = len(world.client.session.call("tasks.get_all", only_fields=["id"])["tasks"])
     with pytest.raises(ClearMLTaskFailure, match="No live ClearML worker serves queue 'nobody'"):
         materialize(world, queue="nobody")
     with pytest.raises(ClearMLTaskFailure, match="no ClearML queue named 'missing'"):
         materialize(world, queue="missing")
     # Refused before anything was created: no task left pending.
-    assert len(world.client.call("tasks.get_all", only_fields=["id"])["tasks"]) == before
+    assert len(world.client.session.call("tasks.get_all", only_fields=["id"])["tasks"]) == before
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def agent(world):
     try:
         # The agent registers before it polls: wait for that event (not a time).
         deadline_checks = 0
-        while not any(w["id"] == "test-agent" for w in world.client.call("workers.get_all")["workers"]):
+        while not any(w["id"] == "test-agent" for w in world.client.session.call("workers.get_all")["workers"]):
             deadline_checks += 1
             assert running.process.poll() is None, running.log()[-3000:]
             assert deadline_checks < 1200, running.log()[-3000:]
@@ -142,7 +142,7 @@ def test_queue_execution_is_run_by_a_real_clearml_agent(world, agent):
     doc = check_success(world, result)
     assert "hello world" in run_log(instance, result)
     assert doc["last_worker"] == "test-agent"
-    logs = world.client.call("events.get_task_log", task=doc["id"], navigate_earlier=False)["events"]
+    logs = world.client.session.call("events.get_task_log", task=doc["id"], navigate_earlier=False)["events"]
     assert any("console line from the script" in e["msg"] for e in logs)
 
 
@@ -158,10 +158,10 @@ def wait_until(predicate, what: str, limit: float = 300):
 
 
 def running_task(world, queue_name: str) -> str | None:
-    (queue,) = [q for q in world.client.call("queues.get_all", name=f"^{queue_name}$")["queues"]]
-    tasks = world.client.call("tasks.get_all", status=["in_progress"], only_fields=["id", "execution"])["tasks"]
+    (queue,) = [q for q in world.client.session.call("queues.get_all", name=f"^{queue_name}$")["queues"]]
+    tasks = world.client.session.call("tasks.get_all", status=["in_progress"], only_fields=["id", "execution"])["tasks"]
     found = [t["id"] for t in tasks if (t.get("execution") or {}).get("queue") == queue["id"]]
-    if found and any("blocking" in e["msg"] for e in world.client.call(
+    if found and any("blocking" in e["msg"] for e in world.client.session.call(
             "events.get_task_log", task=found[0], navigate_earlier=False)["events"]):
         return found[0]
     return None
@@ -181,7 +181,8 @@ def test_a_killed_agents_task_does_not_stay_in_progress(world):
             outcome["error"] = exc
 
     try:
-        wait_until(lambda: any(w["id"] == "doomed-agent" for w in world.client.call("workers.get_all")["workers"]),
+        wait_until(lambda: any(w["id"] == "doomed-agent"
+                               for w in world.client.session.call("workers.get_all")["workers"]),
                    "the agent to register")
         thread = threading.Thread(target=run)
         thread.start()
@@ -198,7 +199,7 @@ def test_a_killed_agents_task_does_not_stay_in_progress(world):
         shutil.rmtree(home, ignore_errors=True)
     assert isinstance(outcome.get("error"), ClearMLTaskFailure), outcome
     assert "doomed" in str(outcome["error"]) or "No live ClearML worker" in str(outcome["error"])
-    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["status", "status_reason"])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[task_id], only_fields=["status", "status_reason"])["tasks"]
     assert doc["status"] == "failed" and doc["status_reason"], doc
 
 
@@ -238,7 +239,7 @@ def test_terminating_the_dagster_run_stops_the_task_on_the_agent(world, agent, t
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["status", "status_reason"])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[task_id], only_fields=["status", "status_reason"])["tasks"]
     assert doc["status"] == "failed" and doc["status_reason"].startswith("Interrupted"), doc
     # The agent killed the blocked script: it is free and runs the next task to the end.
     check_success(world, materialize(world, queue="pipes_q"))
@@ -270,7 +271,7 @@ def test_a_module_level_function_runs_as_the_task(world, tmp_path, monkeypatch):
     result = dg.materialize([rows], resources={"clearml": world.resource})
     (mat,) = result.asset_materializations_for_node("rows")
     assert mat.metadata["rows"].value == 7
-    (doc,) = world.client.call("tasks.get_all", id=[mat.metadata["clearml_task_id"].value])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[mat.metadata["clearml_task_id"].value])["tasks"]
     assert doc["script"]["entry_point"] == "report_rows.py" and doc["status"] == "completed"
     with pytest.raises(ValueError, match="not a module-level function"):
         PipesClearMLClient(world.resource).run(context=None, script=lambda: None)

@@ -23,5 +23,5 @@ def test_example_asset_runs_its_script_as_a_clearml_task(world):  # noqa: F811
     assert mat.metadata["lr"].value == 0.2 and 0 < mat.metadata["final_loss"].value < 1
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "loss_below_one" and check.passed
-    (doc,) = world.client.call("tasks.get_all", id=[mat.metadata["clearml_task_id"].value])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[mat.metadata["clearml_task_id"].value])["tasks"]
     assert doc["status"] == "completed"

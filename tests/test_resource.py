@@ -20,6 +20,7 @@ from clearml_assets.errors import ClearMLConfigError, ClearMLConnectionError
 from clearml_assets.local_server import LocalServer, free_port
 from clearml_assets.local_server.ensure import ensure_local_server, running_local_server
 from clearml_assets.resource import ClearMLAccount, ClearMLResource
+from clearml_assets.storage import client_storage_options
 from conftest import stop_embedded_server
 from test_client import broken_server
 
@@ -41,7 +42,7 @@ def probe_asset():
     @dg.asset
     def probe(context, clearml: ClearMLResource) -> str:
         client = clearml.client()
-        project = client.call("projects.create", name=f"probe-{client.account}")["id"]
+        project = client.session.call("projects.create", name=f"probe-{client.account}")["id"]
         context.add_output_metadata({"account": client.account,
                                      "url": dg.MetadataValue.url(client.web_url("project", project))})
         return client.account
@@ -99,7 +100,7 @@ def test_for_local_server_keeps_keys_out_of_the_config(clearml_server: LocalServ
     resource = ClearMLResource.for_local_server(clearml_server.info, account="mine")
     shown = json.dumps(resource.get_resource_definition().config_schema.as_field().default_value)
     assert clearml_server.info.secret_key not in shown and "credentials.json" in shown
-    assert resource.client().call("projects.get_all", page=0, page_size=1)["projects"] == []
+    assert resource.client().session.call("projects.get_all", page=0, page_size=1)["projects"] == []
 
 
 def test_invalid_configuration_is_rejected_at_resource_init():
@@ -150,7 +151,7 @@ def _set_account_env(monkeypatch, name: str, info) -> None:
 
 def _project_names(info) -> list[str]:
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key)
-    return [p["name"] for p in client.call("projects.get_all", only_fields=["name"])["projects"]]
+    return [p["name"] for p in client.session.call("projects.get_all", only_fields=["name"])["projects"]]
 
 
 def test_run_config_chooses_the_account(monkeypatch, tmp_path: Path):
@@ -312,13 +313,14 @@ def test_dotenv_and_config_json_through_dagster_asset_materialize(clearml_server
         @dg.asset
         def account_probe(context, clearml: ClearMLResource) -> None:
             client = clearml.client()
-            created = client.call("projects.create", name="from-dotenv")
+            created = client.session.call("projects.create", name="from-dotenv")
             context.add_output_metadata({"account": client.account, "project_id": created["id"]})
 
         defs = dg.Definitions(assets=[account_probe], resources={"clearml": ClearMLResource.from_env()})
     """))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARML_")}
-    env.update({"DAGSTER_HOME": str(tmp_path / "dh"), "PYTHONPATH": str(project),
+    env.update({"DAGSTER_HOME": str(tmp_path / "dh"),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(project), os.environ.get("PYTHONPATH")])),
                 "CLEARML_ASSETS_HOME": str(tmp_path / "home")})
     (tmp_path / "dh").mkdir()
     cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "envdefs", "--select", "account_probe"]
@@ -381,7 +383,7 @@ def test_account_from_an_existing_clearml_conf(clearml_server: LocalServer, tmp_
         assert client.api_host == info.api_host
         # files_server absent from the file: derived from the web host as the SDK does (port -> 8081)
         assert client.files_host == info.web_host.rsplit(":", 1)[0] + ":8081"
-        options = client.storage_options
+        options = client.files.storage_options
         assert options["s3://"] == {"key": "GLOBALKEY", "secret": f"{info.secret_key}-s3",
                                     "client_kwargs": {"region_name": "eu-west-1"}}
         assert options["s3://127.0.0.1:8333/weights"] == {
@@ -391,7 +393,7 @@ def test_account_from_an_existing_clearml_conf(clearml_server: LocalServer, tmp_
         assert options["gs://"] == {"token": "/keys/gcs.json", "project": "proj"}
         assert options["azure://acct1.blob.core.windows.net/models"] == {
             "account_name": "acct1", "account_key": f"{info.secret_key}-az"}
-        assert client.storage_options_for("s3://127.0.0.1:8333/weights/a/b.pt")["key"] == "SWKEY"
+        assert client_storage_options(client, "s3://127.0.0.1:8333/weights/a/b.pt")["key"] == "SWKEY"
     finally:
         conf.unlink()
 
@@ -463,7 +465,7 @@ def test_local_account_accepts_the_loopback_spellings_of_its_files_host(clearml_
     resource = ClearMLResource.for_local_server(clearml_server.info)
     client = resource.client()
     port = clearml_server.info.files_host.rsplit(":", 1)[1]
-    assert client.own_file_url(f"http://localhost:{port}/p/t/a.bin") == f"{clearml_server.info.files_host}/p/t/a.bin"
+    assert client.files.own_url(f"http://localhost:{port}/p/t/a.bin") == f"{clearml_server.info.files_host}/p/t/a.bin"
 
 
 def test_home_and_export_root_are_resolved_once_on_the_resource(tmp_path: Path, monkeypatch):

@@ -36,4 +36,4 @@ def test_restore_asset_materializes_the_copy_once(tmp_path: Path):
         assert metas[0]["created"].value == 1 and metas[1]["unchanged"].value == 1
         copy_id = metas[0]["task_ids"].value[task_id]
         assert metas[1]["task_ids"].value[task_id] == copy_id
-        assert resource.client("original").get_task_by_id(copy_id)["name"] == "asset task"
+        assert resource.client("original").tasks.get(copy_id).raw["name"] == "asset task"

@@ -48,14 +48,14 @@ def test_restore_command_prints_the_new_task_id_and_a_second_run_changes_nothing
     exported, target = exported_and_target
     assert restore_main([str(exported.archive), "--account", "original", "--project", "restored/here"]) == 0
     first = _last_json(capsys.readouterr().out)
-    task = target.get_task_by_id(first["task_id"])
+    task = target.tasks.get(first["task_id"]).raw
     assert task["name"] == "cli task" and task["status"] == "completed"
-    project = target.call("projects.get_by_id", project=task["project"])["project"]
+    project = target.session.call("projects.get_by_id", project=task["project"])["project"]
     assert project["name"] == "restored/here"
     assert restore_main([str(exported.archive), "--account", "original", "--project", "restored/here"]) == 0
     second = _last_json(capsys.readouterr().out)
     assert second["task_id"] == first["task_id"] and second["tasks"][0]["unchanged"]
-    assert len(target.call("tasks.get_all", only_fields=["id"])["tasks"]) == 1
+    assert len(target.session.call("tasks.get_all", only_fields=["id"])["tasks"]) == 1
 
 
 def test_an_archive_not_matching_its_manifest_restores_nothing(exported_and_target, capsys, tmp_path):
@@ -67,7 +67,7 @@ def test_an_archive_not_matching_its_manifest_restores_nothing(exported_and_targ
     assert restore_main([str(damaged), "--account", "original"]) == 1
     err = capsys.readouterr().err
     assert "does not match its manifest" in err and "console.log" in err
-    assert target.call("tasks.get_all", only_fields=["id"])["tasks"] == []
+    assert target.session.call("tasks.get_all", only_fields=["id"])["tasks"] == []
     assert restore_main([str(tmp_path / "nothing.zip"), "--account", "original"]) == 1
     assert "does not exist" in capsys.readouterr().err
 
@@ -83,7 +83,7 @@ def test_an_archive_marked_incomplete_restores_nothing(exported_and_target, caps
     write_manifest(partial, manifest)
     assert restore_main([str(partial), "--account", "original"]) == 1
     assert "marked incomplete" in capsys.readouterr().err
-    assert target.call("tasks.get_all", only_fields=["id"])["tasks"] == []
+    assert target.session.call("tasks.get_all", only_fields=["id"])["tasks"] == []
 
 
 def test_restore_summary_counts_lines_and_files_land_under_the_target_project(exported_and_target, capsys):
@@ -97,6 +97,6 @@ def test_restore_summary_counts_lines_and_files_land_under_the_target_project(ex
     assert counts["log_lines"] == exported.manifest["counts"]["log_lines"] == SPEC.log_lines + 3
     assert counts["log_events"] == SPEC.log_lines + 1
     # the re-uploaded files are stored under the project the copy went to, not the source project
-    task = target.get_task_by_id(task_id)
+    task = target.tasks.get(task_id).raw
     uris = [a["uri"] for a in task["execution"]["artifacts"] if a.get("uri")]
     assert uris and all("/team/restored_here/" in uri and "/cli/" not in uri for uri in uris), uris

@@ -59,7 +59,7 @@ def test_dataset_versions_copy_with_their_parent_chain(tmp_path):
         assert provenance_tag(v2.id) in chain[1]["tags"]
 
         target = clearml.client("original")
-        before = target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
+        before = target.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
         again = copy_dataset_version(clearml, "personal", "original", v2.id)
         assert all(r["unchanged"] for r in again) and {r["id"] for r in again} == set(copied.values())
-        assert target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before
+        assert target.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before

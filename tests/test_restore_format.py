@@ -49,13 +49,14 @@ def test_log_levels_timestamps_scalar_timestamps_and_compressed_plots_are_restor
 
         target = _client(b)
         (result,) = TaskRestorer(target).restore_path(folder)
-        got = target.call("events.get_task_log", task=result.task_id, order="asc", batch_size=100)["events"]
+        got = target.session.call("events.get_task_log", task=result.task_id, order="asc", batch_size=100)["events"]
         assert [(e["level"], e["timestamp"], e["msg"], e["worker"]) for e in got] == \
             [(e["level"], e["timestamp"], e["msg"], e["worker"]) for e in logs]
-        scalars = target.call("events.get_task_events", task=result.task_id, event_type="training_stats_scalar",
-                              batch_size=1000)["events"]
+        scalars = target.session.call("events.get_task_events", task=result.task_id,
+                                      event_type="training_stats_scalar", batch_size=1000)["events"]
         assert sorted(e["timestamp"] for e in scalars) == [s["timestamp"] for s in stamped]
-        (restored_plot,) = target.call("events.get_task_events", task=result.task_id, event_type="plot")["events"]
+        (restored_plot,) = target.session.call("events.get_task_events", task=result.task_id,
+                                               event_type="plot")["events"]
         # a plot of 100,000 characters or more is stored compressed, and get_task_events returns it so
         assert len(plot) >= 100_000 and "plot_str" not in restored_plot
         assert zlib.decompress(base64.b64decode(restored_plot["plot_data"])).decode() == plot

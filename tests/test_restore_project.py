@@ -40,12 +40,12 @@ def test_project_archive_restores_every_task_with_parents_mapped(source_and_targ
     results = TaskRestorer(target).restore_path(exported.archive)
     copies = {r.source_task_id: r.task_id for r in results}
     assert [r.source_task_id for r in results] == [parent, child]
-    assert target.get_task_by_id(copies[child])["parent"] == copies[parent]
-    project_id = target.get_task_by_id(copies[child])["project"]
-    assert target.call("projects.get_by_id", project=project_id)["project"]["name"] == "team/proj"
+    assert target.tasks.get(copies[child]).raw["parent"] == copies[parent]
+    project_id = target.tasks.get(copies[child]).raw["project"]
+    assert target.session.call("projects.get_by_id", project=project_id)["project"]["name"] == "team/proj"
     again = TaskRestorer(target).restore_path(exported.archive)
     assert all(r.unchanged for r in again) and {r.task_id for r in again} == set(copies.values())
-    assert len(target.call("tasks.get_all", only_fields=["id"])["tasks"]) == 2
+    assert len(target.session.call("tasks.get_all", only_fields=["id"])["tasks"]) == 2
 
 
 def test_tasks_of_a_project_are_all_attempted_and_children_of_a_failed_parent_wait(source_and_target, tmp_path):
@@ -72,9 +72,9 @@ def test_tasks_of_a_project_are_all_attempted_and_children_of_a_failed_parent_wa
     with pytest.raises(RestoreError, match="2 of 3 tasks") as raised:
         restorer.restore_path(exported.archive)
     assert other in raised.value.metadata["restored"].value
-    names = {t["name"] for t in target.call("tasks.get_all", only_fields=["name"])["tasks"]}
+    names = {t["name"] for t in target.session.call("tasks.get_all", only_fields=["name"])["tasks"]}
     assert names == {"the parent", "another"}  # the child waits for its parent's copy
     results = TaskRestorer(target).restore_path(exported.archive)
     copies = {r.source_task_id: r for r in results}
     assert copies[parent].resumed and copies[other].unchanged and copies[child].created
-    assert target.get_task_by_id(copies[child].task_id)["parent"] == copies[parent].task_id
+    assert target.tasks.get(copies[child].task_id).raw["parent"] == copies[parent].task_id

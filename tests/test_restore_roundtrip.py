@@ -129,8 +129,8 @@ def round_trip(tmp_path_factory):
         exported = ClearMLTaskExporter(a, "personal", root / "exports").export_task(task_id)
         restorer = TaskRestorer(b)
         first = restorer.restore_path(exported.archive)
-        tasks_after_first = b.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
-        models_after_first = b.call("models.get_all", only_fields=["id"])["models"]
+        tasks_after_first = b.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
+        models_after_first = b.session.call("models.get_all", only_fields=["id"])["models"]
         second = restorer.restore_path(exported.archive)
         copy = ClearMLTaskExporter(b, "original", root / "exports").export_task(first[0].task_id)
         yield {"a": a, "b": b, "source": exported, "copy": copy, "first": first[0], "second": second[0],
@@ -217,8 +217,10 @@ def test_second_restore_creates_nothing(round_trip):
     assert first.created and not first.unchanged
     assert second.unchanged and not second.created and second.task_id == first.task_id
     b = round_trip["b"]
-    assert b.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == round_trip["tasks_after_first"]
-    assert len(b.call("models.get_all", only_fields=["id"])["models"]) == len(round_trip["models_after_first"]) == 1
+    tasks = b.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
+    assert tasks == round_trip["tasks_after_first"]
+    assert len(b.session.call("models.get_all", only_fields=["id"])["models"]) == len(round_trip["models_after_first"])
+    assert len(round_trip["models_after_first"]) == 1
 
 
 @pytest.mark.parametrize("step", ["uploads", "events", "models", "status"])
@@ -235,17 +237,17 @@ def test_restore_that_died_half_way_is_finished_not_doubled(tmp_path, step):
 
         with pytest.raises(RestoreError):
             TaskRestorer(b, fail_after=die).restore_path(exported.archive)
-        (partial,) = b.find_tasks_by_system_tag(provenance_tag(task_id))
+        (partial,) = b.tasks.find_by_system_tag(provenance_tag(task_id))
         assert INCOMPLETE_TAG in partial["system_tags"]
         assert partial["status"] in ("stopped", "published")  # never left in progress
         result = TaskRestorer(b).restore_path(exported.archive)[0]
         assert result.resumed and result.task_id == partial["id"]
-        assert len(b.find_tasks_by_system_tag(provenance_tag(task_id))) == 1
+        assert len(b.tasks.find_by_system_tag(provenance_tag(task_id))) == 1
         copy = ClearMLTaskExporter(b, "original", tmp_path / "x").export_task(result.task_id)
         diff = compare_exports(exported.folder, copy.folder)
         assert diff["different"] == [] and not diff["only_a"] and not diff["only_b"], diff
         assert copy.manifest["fingerprint"]["status"] == "published"
-        assert len(b.call("models.get_all", only_fields=["id"])["models"]) == 1
+        assert len(b.session.call("models.get_all", only_fields=["id"])["models"]) == 1
 
 
 def test_an_interrupted_restore_leaves_no_task_in_progress(tmp_path):
@@ -261,8 +263,8 @@ def test_an_interrupted_restore_leaves_no_task_in_progress(tmp_path):
 
         with pytest.raises(KeyboardInterrupt):
             TaskRestorer(b, fail_after=interrupt).restore_path(exported.archive)
-        (partial,) = b.find_tasks_by_system_tag(provenance_tag(task_id))
+        (partial,) = b.tasks.find_by_system_tag(provenance_tag(task_id))
         assert partial["status"] == "stopped" and INCOMPLETE_TAG in partial["system_tags"]
         (done,) = TaskRestorer(b).restore_path(exported.archive)
         assert done.resumed and done.task_id == partial["id"]
-        assert b.get_task_by_id(done.task_id)["status"] == "completed"
+        assert b.tasks.get(done.task_id).raw["status"] == "completed"

@@ -24,7 +24,7 @@ from clearml_assets.archives.assets import clearml_project_partitions, clearml_t
 from clearml_assets.automation import build_clearml_completed_tasks_sensor  # noqa: E402
 from clearml_assets.automation.sensors import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG  # noqa: E402
 from clearml_assets.automation.cursor import ClearMLTaskCursor  # noqa: E402
-from clearml_assets.client import ClearMLClient  # noqa: E402
+from clearml_assets.client import ClearMLClient, ClearMLSession  # noqa: E402
 from clearml_assets.errors import ClearMLConnectionError  # noqa: E402
 from clearml_assets.resource import ClearMLAccount, ClearMLResource  # noqa: E402
 
@@ -194,7 +194,7 @@ def test_bounded_tick_continues_next_tick(api, resource, instance):
 
 def test_tasks_completing_or_publishing_during_a_tick(api, resource, instance, monkeypatch):
     ids = [new_task(api, f"t{i}") for i in range(6)]
-    original = ClearMLClient.call
+    original = ClearMLSession.call
     state = {"pages": 0, "added": []}
 
     def call_and_interfere(client, endpoint, **fields):
@@ -206,7 +206,7 @@ def test_tasks_completing_or_publishing_during_a_tick(api, resource, instance, m
                 api.call("tasks.publish", task=ids[0])  # a row of page 1 moves to the end
         return result
 
-    monkeypatch.setattr(ClearMLClient, "call", call_and_interfere)
+    monkeypatch.setattr(ClearMLSession, "call", call_and_interfere)
     sensor = build_clearml_completed_tasks_sensor(ACCOUNT, page_size=2, max_tasks_per_run=1)
     requests, _, _ = run_until_idle(sensor, instance, resource)
     assert state["pages"] > 2 and len(state["added"]) == 1
@@ -233,7 +233,7 @@ def test_failure_part_way_moves_nothing_and_next_tick_catches_up(clearml_server,
                                                                   monkeypatch):
     ids = [new_task(api, f"t{i}") for i in range(5)]
     sensor = build_clearml_completed_tasks_sensor(ACCOUNT, page_size=2)
-    original = ClearMLClient.call
+    original = ClearMLSession.call
     pages = {"n": 0}
     host = clearml_server.info.api_host
 
@@ -245,7 +245,7 @@ def test_failure_part_way_moves_nothing_and_next_tick_catches_up(clearml_server,
                                              "(connection refused or dropped).")
         return original(client, endpoint, **fields)
 
-    monkeypatch.setattr(ClearMLClient, "call", fail_second_page)
+    monkeypatch.setattr(ClearMLSession, "call", fail_second_page)
     context = context_for(sensor, instance, resource)
     with pytest.raises(Exception) as info:
         sensor.evaluate_tick(context)
@@ -254,7 +254,7 @@ def test_failure_part_way_moves_nothing_and_next_tick_catches_up(clearml_server,
     assert "cursor did not move" in message
     assert context.cursor is None and instance.get_dynamic_partitions(TASK_PARTS) == []
 
-    monkeypatch.setattr(ClearMLClient, "call", original)
+    monkeypatch.setattr(ClearMLSession, "call", original)
     requests, _, _ = run_until_idle(sensor, instance, resource)
     assert sorted(archived(instance, requests)) == sorted(ids)
 
@@ -422,13 +422,13 @@ def test_idle_tick_makes_one_tasks_call(api, resource, instance, monkeypatch):
     requests, cursor, _ = run_until_idle(sensor, instance, resource)
     assert sorted(archived(instance, requests)) == sorted(ids)
     calls: list[str] = []
-    original = ClearMLClient.call
+    original = ClearMLSession.call
 
     def counted(client, endpoint, **fields):
         calls.append(endpoint)
         return original(client, endpoint, **fields)
 
-    monkeypatch.setattr(ClearMLClient, "call", counted)
+    monkeypatch.setattr(ClearMLSession, "call", counted)
     idle = tick(sensor, instance, resource, cursor)
     assert idle.run_requests == [] and calls == ["tasks.get_all"]
     late = new_task(api, "late")

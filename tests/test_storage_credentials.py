@@ -182,7 +182,8 @@ def test_azure_files_are_read_from_the_configured_account_only(clearml_server, a
     seeder.call("tasks.completed", task=task_id, force=True)
     info = clearml_server.info
     client = ClearMLClient(info.api_host, info.access_key, info.secret_key, account="az", files_host=info.files_host)
-    client.storage_options = {"azure://": {"account_name": ACCOUNT, "connection_string": azurite.connection_string}}
+    client.files.storage_options = {"azure://": {"account_name": ACCOUNT,
+                                                 "connection_string": azurite.connection_string}}
 
     result = ClearMLTaskExporter(client, "az", tmp_path / "exports").export_task(task_id)
 

@@ -69,7 +69,7 @@ def test_sensor_copies_each_newly_completed_task_end_to_end(pair):
         assert instance.get_dynamic_partitions(sync_partitions("personal", "original").name) == [first]
         run = materialize(instance, resource, root, first)
         assert run.success
-        (copy,) = target.find_tasks_by_system_tag(provenance_tag(first))
+        (copy,) = target.tasks.find_by_system_tag(provenance_tag(first))
         assert INCOMPLETE_TAG not in copy["system_tags"] and copy["status"] == "completed"
         meta = run.asset_materializations_for_node("original__clearml_synced_from_personal")[0].metadata
         assert meta["target_task_id"].value == copy["id"]
@@ -82,9 +82,9 @@ def test_sensor_copies_each_newly_completed_task_end_to_end(pair):
         assert materialize(instance, resource, root, second).success
 
         # a repeated run (retry, re-execution) of the first task creates nothing in the target
-        before = target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
+        before = target.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"]
         assert materialize(instance, resource, root, first).success
-        assert target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before
+        assert target.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before
         assert len(before) == 2
 
         # the source task is published later: a new status change, a new run, and the copy follows
@@ -92,8 +92,8 @@ def test_sensor_copies_each_newly_completed_task_end_to_end(pair):
         published = tick(sensor, instance, resource, later.cursor)
         assert [r.partition_key for r in published.run_requests] == [first]
         assert materialize(instance, resource, root, first).success
-        assert target.get_task_by_id(copy["id"])["status"] == "published"
-        assert target.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before
+        assert target.tasks.get(copy["id"]).raw["status"] == "published"
+        assert target.session.call("tasks.get_all", search_hidden=True, only_fields=["id"])["tasks"] == before
 
 
 def test_a_copy_restored_from_the_target_is_not_copied_back(pair):
@@ -106,7 +106,7 @@ def test_a_copy_restored_from_the_target_is_not_copied_back(pair):
         instance.add_dynamic_partitions(sync_partitions("personal", "original").name, [task_id])
         run = materialize(instance, resource, root, task_id)
         assert run.success
-        assert resource.client("original").find_tasks_by_system_tag(provenance_tag(task_id)) == []
+        assert resource.client("original").tasks.find_by_system_tag(provenance_tag(task_id)) == []
 
 
 def test_sync_pairs_from_the_environment():

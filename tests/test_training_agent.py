@@ -25,7 +25,7 @@ def agent(world):  # noqa: F811
                                 extra_env={"PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))})
     try:
         for _ in range(1200):  # until it registered (an event); the bound only guards against a hang
-            if any(w["id"] == "training-agent" for w in world.client.call("workers.get_all")["workers"]):
+            if any(w["id"] == "training-agent" for w in world.client.session.call("workers.get_all")["workers"]):
                 break
             assert running.process.poll() is None, running.log()[-3000:]
             time.sleep(0.1)
@@ -36,7 +36,7 @@ def agent(world):  # noqa: F811
 
 
 def test_queue_without_a_live_worker_fails_at_once_naming_it(world):  # noqa: F811
-    world.client.call("queues.create", name="gpu_nobody")
+    world.client.session.call("queues.create", name="gpu_nobody")
     started = time.monotonic()
     with pytest.raises(TrainingError) as err:
         materialize(world, {**TINY, "dataset_id": world.dataset_id, "execution": "queue", "queue": "gpu_nobody"})
@@ -58,7 +58,7 @@ def test_training_on_a_queue_served_by_a_real_agent_matches_the_local_path(world
     task = read_task(world, meta["task_id"])
     assert task["status"] == "completed" and task["models"] == [meta["model_id"]]
     assert task["params"]["General/epochs"] == "2" and task["params"]["Dataset/id"] == world.dataset_id
-    (doc,) = world.client.call("tasks.get_all", id=[meta["task_id"]], only_fields=["last_worker"])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[meta["task_id"]], only_fields=["last_worker"])["tasks"]
     assert doc["last_worker"] == "training-agent"
     # Per-epoch progress reached the Dagster run log while the agent trained.
     lines = [e.user_message for e in instance.all_logs(result.run_id)]

@@ -167,7 +167,7 @@ def test_training_logs_task_registers_model_and_first_model_becomes_champion(wor
     assert json.loads(model["tables"]["Per-class metrics"]) == json.loads(task["table"][0])
     print(f"task.close() in the training child took {meta['task_close_seconds']:.2f} s")
 
-    size = world.client.download(meta["model_uri"], world.tmp / "best.pt")
+    size = world.client.files.download(meta["model_uri"], world.tmp / "best.pt")
     assert size > 1_000_000
 
     (check,) = trained.result.get_asset_check_evaluations()
@@ -176,7 +176,7 @@ def test_training_logs_task_registers_model_and_first_model_becomes_champion(wor
 
 
 def champion_ids(world) -> list[str]:
-    return [m["id"] for m in world.client.call("models.get_all", tags=[CHAMPION_TAG])["models"]]
+    return [m["id"] for m in world.client.session.call("models.get_all", tags=[CHAMPION_TAG])["models"]]
 
 
 @pytest.fixture(scope="module")
@@ -210,30 +210,30 @@ def test_failed_training_marks_task_failed_registers_nothing_keeps_champion(worl
         view = write_view(world.tmp / "no_val", train=4, val=0)
         config, error = {"dataset_id": upload_dataset(world.env, view, "no_val", world.tmp)}, "images/val"
     champion_before = champion_ids(world)
-    models_before = len(world.client.call("models.get_all")["models"])
+    models_before = len(world.client.session.call("models.get_all")["models"])
     with pytest.raises(TrainingError) as err:
         materialize(world, {**TINY, **config})
     assert "No model was registered" in str(err.value) and error in str(err.value)
     task_id = err.value.metadata["task_id"].value
     task = read_task(world, task_id)
     assert task["status"] == "failed" and task["models"] == []
-    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["status_reason"])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[task_id], only_fields=["status_reason"])["tasks"]
     assert error in doc["status_reason"]
-    assert len(world.client.call("models.get_all")["models"]) == models_before
+    assert len(world.client.session.call("models.get_all")["models"]) == models_before
     assert champion_ids(world) == champion_before
 
 
 @pytest.mark.timeout(300)
 def test_interrupted_training_is_marked_failed_by_the_parent(world, trained):
     champion_before = champion_ids(world)
-    models_before = len(world.client.call("models.get_all")["models"])
+    models_before = len(world.client.session.call("models.get_all")["models"])
     with pytest.raises(TrainingError) as err:
         materialize(world, {**TINY, "epochs": 500, "dataset_id": world.dataset_id, "timeout_seconds": 20})
     assert "did not finish within 20s" in str(err.value)
     task_id = err.value.metadata["task_id"].value
-    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["id", "status"])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[task_id], only_fields=["id", "status"])["tasks"]
     assert doc["status"] == "failed"
-    assert len(world.client.call("models.get_all")["models"]) == models_before
+    assert len(world.client.session.call("models.get_all")["models"]) == models_before
     assert champion_ids(world) == champion_before
 
 

@@ -60,7 +60,7 @@ def test_signal_during_training_marks_the_task_failed_and_registers_nothing(worl
     (tmp_path / "defs.py").write_text(DEFS)
     env = dagster_child_env(info, tmp_path / "dagster_home", T_PROJECT=PROJECT, T_HOME=str(tmp_path / "home"),
                             PYTHONUNBUFFERED="1")
-    models_before = len(world.client.call("models.get_all")["models"])
+    models_before = len(world.client.session.call("models.get_all")["models"])
     champions_before = champion_ids(world)
     config = {"ops": {"training__shapes_yolo": {"config": {**TINY, "epochs": 300, "dataset_id": world.dataset_id}}}}
     dagster = str(Path(sys.executable).with_name("dagster"))
@@ -82,7 +82,7 @@ def test_signal_during_training_marks_the_task_failed_and_registers_nothing(worl
     interrupted = [line for line in out.lines if "Training interrupted: ClearML task" in line]
     assert len(interrupted) >= 1, text[-5000:]
     task_id = interrupted[0].split("ClearML task ", 1)[1].split()[0]
-    (doc,) = world.client.call("tasks.get_all", id=[task_id], only_fields=["status", "status_reason"])["tasks"]
+    (doc,) = world.client.session.call("tasks.get_all", id=[task_id], only_fields=["status", "status_reason"])["tasks"]
     assert doc["status"] == "failed" and doc["status_reason"].startswith("Interrupted"), doc
-    assert len(world.client.call("models.get_all")["models"]) == models_before
+    assert len(world.client.session.call("models.get_all")["models"]) == models_before
     assert champion_ids(world) == champions_before

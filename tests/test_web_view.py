@@ -204,7 +204,7 @@ def test_project_page_lists_tasks_with_metrics_and_compares_two(web, page):
 def test_dataset_and_archive_metadata_links_open(web, page, tmp_path, monkeypatch):
     from clearml_assets.archives.assets import task_archive_key
     from clearml_assets.archives.defs import build_archive_defs
-    from clearml_assets.archives.paths import account_slug
+    from clearml_assets.translator import account_slug
     from clearml_assets.resource import ClearMLResource
 
     dataset_id, dataset_project = web.dataset

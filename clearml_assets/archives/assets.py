@@ -13,10 +13,10 @@ from ..errors import ArchiveError
 from ..locks import export_lock_name, locks_for_instance
 from ..resource import ClearMLResource
 from ..run_config import check_ops_config_keys
-from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator
+from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator, account_slug
 from .exporter import DEFAULT_STATUSES, ClearMLTaskExporter, ProjectExportResult, TaskExportResult
 from .packing import ARCHIVE_FORMATS, archive_suffix
-from .paths import account_slug, default_export_root
+from .paths import default_export_root
 
 if TYPE_CHECKING:
     from ..storage import RemoteExports
@@ -118,11 +118,9 @@ def resource_export_root(clearml: ClearMLResource, export_root: str | None) -> P
 
 def store_options(client, url: str) -> dict[str, Any]:
     """fsspec options for ``url`` from the account (``storage_options`` by URL prefix); empty: environment."""
-    lookup = getattr(client, "storage_options_for", None)
-    if lookup is not None:
-        return dict(lookup(url))
-    matches = [p for p in (getattr(client, "storage_options", None) or {}) if url.startswith(p)]
-    return dict(client.storage_options[max(matches, key=len)]) if matches else {}
+    from ..storage import client_storage_options
+
+    return client_storage_options(client, url)
 
 
 def remote_metadata(remote: "RemoteExports | None", archive: Path) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def iter_task_events(client, task_id: str, event_type: str | None, report: Pagin
     scroll_id = None
     request = {"batch_size": batch_size, "model_events": model_events, "metrics": metrics}
     while True:
-        data = client.task_events_page(task_id, event_type, scroll_id=scroll_id, **request)
+        data = client.events.task_events_page(task_id, event_type, scroll_id=scroll_id, **request)
         if report.total is None and data.get("total") is not None:
             report.total = int(data["total"])
         events = data.get("events") or []
@@ -164,7 +164,7 @@ def _newest_first(client, task_id: str, event_type: str | None, request: dict, f
     seen = _Seen(descending=True)
     scroll_id = None
     while not _all_received(report):
-        data = client.task_events_page(task_id, event_type, order="desc", scroll_id=scroll_id, **request)
+        data = client.events.task_events_page(task_id, event_type, order="desc", scroll_id=scroll_id, **request)
         events = data.get("events") or []
         fresh = _accept(events, seen, report, floor)
         yield from fresh

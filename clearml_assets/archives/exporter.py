@@ -198,7 +198,7 @@ class ClearMLTaskExporter:
         size = max(1, min(chunk, 500))
         for start in range(0, len(task_ids), size):
             ids = task_ids[start:start + size]
-            rows = self.client.call("tasks.get_all", id=ids, page=0, page_size=len(ids)).get("tasks") or []
+            rows = [t.raw for t in self.client.tasks.page(0, len(ids), id=ids)]
             found.update((r["id"], r) for r in rows if isinstance(r, dict) and r.get("id") in ids
                          and (self.lookup.include_public or r.get("company", None) != ""))
         return found

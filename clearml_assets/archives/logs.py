@@ -168,7 +168,7 @@ def _page_log(client, task_id: str, batch_size: int, result: LogResult, raw: Bin
     from_timestamp = None
     first_total: int | None = None
     while True:
-        data = client.task_log_events_page(task_id, batch_size=batch_size, from_timestamp=from_timestamp)
+        data = client.events.task_log_page(task_id, batch_size=batch_size, from_timestamp=from_timestamp)
         events = data.get("events") or []
         if first_total is None and data.get("total") is not None:
             first_total = int(data["total"])

@@ -31,7 +31,7 @@ class ArchiveLookup:
     def get_task(self, task_id: str) -> dict[str, Any]:
         """The full task document; :class:`ArchiveError` if it does not exist or cannot be read."""
         try:
-            return self.client.get_task_record(task_id)
+            return self.client.tasks.get(task_id).raw
         except ClearMLRequestError as exc:
             code = exc.metadata.get("result_code")
             if getattr(code, "value", code) != 400:  # the server failed; the task may well exist
@@ -52,7 +52,7 @@ class ArchiveLookup:
             if project_id in self._names:
                 return self._names[project_id]
         try:
-            name = self.client.get_project_record(project_id).get("name")
+            name = self.client.projects.get(project_id).raw.get("name")
         except ClearMLRequestError:
             name = None
         self.remember(project_id, name or project_id)
@@ -66,10 +66,10 @@ class ArchiveLookup:
     def resolve_project(self, key: str) -> dict[str, Any]:
         """The project whose id (or else exact name) is ``key``."""
         try:
-            return self.client.get_project_record(key)
+            return self.client.projects.get(key).raw
         except ClearMLRequestError:
             pass
-        found = self.client.find_projects_named(key, include_public=self.include_public)
+        found = [p.raw for p in self.client.projects.find_many([key], include_public=self.include_public)]
         if not found:
             raise ArchiveError(f"project {key!r} was not found on ClearML account {self.account!r}; "
                                "use a project id (or exact name) that exists")
@@ -78,5 +78,6 @@ class ArchiveLookup:
     def project_tasks(self, project_id: str, statuses: Iterable[str]) -> list[dict[str, Any]]:
         """Every task of the project with one of ``statuses`` (every page, public rows left out)."""
         fields = ["id", "name", "project", *FINGERPRINT_FIELDS]
-        return list(self.client.list_tasks(project=project_id, statuses=list(statuses), only_fields=fields,
-                                           page_size=self.page_size, include_public=self.include_public))
+        return [t.raw for t in self.client.tasks.iter(project=[project_id], status=list(statuses), only_fields=fields,
+                                                      order_by=["created"], page_size=self.page_size,
+                                                      include_public=self.include_public)]

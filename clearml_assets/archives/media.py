@@ -1,6 +1,6 @@
 """Plots, debug images, artifacts and models of a task: event streams and fileserver downloads.
 
-Files on the account's fileserver (or an alias of it) are fetched with ``ClearMLClient.download``,
+Files on the account's fileserver (or an alias of it) are fetched with ``ClearMLClient.files.download``,
 ``s3://``/``gs://``/``azure://`` objects with fsspec and the account's storage options
 (:mod:`clearml_assets.storage`); anything else (``file://``, a public web URL) is recorded as an
 external reference with its reason. A file the server no longer has (404) is recorded too; the rest of
@@ -144,7 +144,7 @@ class Downloads:
             options = storage.client_storage_options(self.client, where.url)
             return storage.fetch_object(where.url, dest, {where.url: options}, digest=digest,
                                         account=getattr(self.client, "account", "")), digest.hexdigest()
-        return int(self.client.download(where.url, dest, digest=digest)), digest.hexdigest()
+        return int(self.client.files.download(where.url, dest, digest=digest)), digest.hexdigest()
 
     def known_hashes(self) -> dict[str, dict[str, Any]]:
         """``{relative path: {"size", "sha256"}}`` of the files hashed while downloading."""
@@ -253,10 +253,10 @@ def collect_models(client, task: dict) -> list[dict[str, Any]]:
     by_id: dict[str, dict] = {}
     ids = sorted({r[2] for r in refs})
     if ids:
-        for model in client.list_models(ids=ids):
+        for model in (m.raw for m in client.models.iter(id=ids, include_public=True)):
             if model.get("id") in ids:
                 by_id[model["id"]] = model
-    for model in client.list_models(task=task["id"]):
+    for model in (m.raw for m in client.models.iter(task=[task["id"]])):
         by_id.setdefault(model["id"], model)
     records = []
     seen = set()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from pathlib import Path
 
 from ..accounts import default_export_root  # noqa: F401 - the one reader of the default export root
@@ -26,7 +25,6 @@ MAX_COMPONENT_BYTES = 120
 _SAFE_PUNCT = frozenset(" _-.,+=@()[]{}#!$&'")
 _HASH_MARK = "~"
 _EMPTY = "%"
-_ACCOUNT_RE = re.compile(r"[^A-Za-z0-9_]")
 #: Deepest project folder chain (bytes of the joined project folders); deeper projects end in one folder
 #: ``%nested~<hash>`` (no ClearML name maps to ``%n...``) so that a path stays far below ``PATH_MAX``.
 PROJECT_PATH_MAX_BYTES = 1024
@@ -129,12 +127,6 @@ def safe_join(root: Path, *components: str) -> Path:
         if part in ("", ".", "..") or "/" in part or "\0" in part or os.sep in part:
             raise ArchiveError(f"refusing unsafe path component {part!r} under {str(root)!r}")
     return resolved
-
-
-def account_slug(account: str) -> str:
-    """``account`` as an identifier usable in Dagster names (``[A-Za-z0-9_]``)."""
-    slug = _ACCOUNT_RE.sub("_", account)
-    return slug or "default"
 
 
 def task_dir_name(task_name: str, task_id: str) -> str:

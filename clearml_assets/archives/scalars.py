@@ -134,7 +134,7 @@ def to_float(value: Any) -> float:
 def list_scalar_metrics(client, task_id: str) -> dict[str, list[str]]:
     """``{metric: [variant, ...]}`` from the server's scalar metrics listing."""
     out: dict[str, list[str]] = {}
-    for metric, variants in client.scalar_metrics_and_variants(task_id).items():
+    for metric, variants in client.events.scalar_metrics_and_variants(task_id).items():
         out[metric] = sorted(variants) if isinstance(variants, (list, dict)) else []
     return out
 

@@ -179,7 +179,7 @@ class TaskWriter:
     def _recheck(self, task: dict[str, Any], issues: list[dict[str, Any]]) -> bool:
         """Re-read the task: changed meanwhile (warning) or deleted (returns True)."""
         try:
-            latest = self.client.get_task_record(str(task["id"]))
+            latest = self.client.tasks.get(str(task["id"])).raw
         except ClearMLRequestError as exc:
             issues.append({"section": "task", "error": f"the task was deleted during the export: {exc}"})
             return True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ..archives.assets import project_archive_key, task_archive_key
-from ..archives.paths import account_slug
+from ..translator import account_slug
 from ..translator import DagsterClearMLTranslator
 
 CLEARML_TRAINING_JOB = "clearml_training_job"

@@ -58,8 +58,8 @@ def add_clearml_archive_partitions(instance: dg.DagsterInstance, clearml: ClearM
     if not wanted:
         raise ClearMLConfigError(f"no ClearML {kind} ids given: pass one or more {kind} ids")
     client = clearml.client(account)
-    rows = client.iter_tasks(id=wanted, only_fields=["id", "name"]) if kind == "task" else \
-        client.iter_projects(id=wanted, only_fields=["id", "name"])
+    rows = client.tasks.iter(id=wanted, only_fields=["id", "name"]) if kind == "task" else \
+        client.projects.iter(id=wanted, only_fields=["id", "name"])
     found = {row.id: clearml_name_tag(row.name) for row in rows}
     missing = [i for i in wanted if i not in found]
     if missing:

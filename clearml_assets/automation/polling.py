@@ -57,7 +57,7 @@ def resolve_project_ids(client: ClearMLClient, projects: Sequence[str], include_
     """
     ids = [p for p in projects if _is_object_id(p)]
     names = [p for p in projects if not _is_object_id(p)]
-    ids += [p.id for p in client.find_projects(names, include_subprojects=include_subprojects)]
+    ids += [p.id for p in client.projects.find_many(names, include_subprojects=include_subprojects)]
     return sorted(set(ids))
 
 
@@ -119,7 +119,7 @@ def poll_finished_tasks(
             result.more, result.stop_reason = True, "max_pages" if counted >= max_pages else "time_budget"
             break
         query = _tasks_query(statuses, bound, project_ids, include_hidden)
-        rows = client.tasks_page(page, page_size, read_timeout=request_timeout_seconds, **query)
+        rows = client.tasks.page(page, page_size, read_timeout=request_timeout_seconds, **query)
         result.pages += 1
         new = _take_new_tasks(rows, result, max_tasks)
         counted += 1 if new else 0

@@ -7,7 +7,7 @@ from typing import Sequence
 import dagster as dg
 
 from ..archives.assets import clearml_project_partitions
-from ..archives.paths import account_slug
+from ..translator import account_slug
 from ..errors import ClearMLAssetsError
 from ..resource import ClearMLResource
 from .jobs import TRAINING_GROUP, build_clearml_project_archive_job
@@ -72,7 +72,7 @@ def build_clearml_project_archive_schedule(
             else:
                 ids = list(context.instance.get_dynamic_partitions(parts.name))
                 if discover_projects:
-                    ids += [project.id for project in client.iter_projects(only_fields=["id"])]
+                    ids += [project.id for project in client.projects.iter(only_fields=["id"])]
         except ClearMLAssetsError as exc:
             raise type(exc)(f"Schedule {schedule_name} (ClearML account '{account}' at {host}): {exc}",
                             metadata={"account": account, "api_host": host}) from None

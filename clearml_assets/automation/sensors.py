@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import dagster as dg
 
 from ..archives.assets import clearml_project_partitions, clearml_task_partitions
-from ..archives.paths import account_slug
+from ..translator import account_slug
 from ..errors import ClearMLAssetsError
 from ..resource import ClearMLResource
 from ..types import Task

@@ -112,7 +112,7 @@ def discard_unfinished_drafts(client: ClearMLClient, project: str, name: str, ve
         if draft.version != version or draft.status in FINALIZED_STATUSES or tag not in draft.tags:
             continue
         try:
-            client.delete_task(draft.id)
+            client.tasks.delete(draft.id)
             deleted.append(draft.id)
         except ClearMLAssetsError as exc:
             if log:

@@ -93,7 +93,7 @@ def list_dataset_versions(client: "ClearMLClient", project: str, name: str, *, f
         name: Dataset name.
         finalized_only: Only completed/published versions (drafts are never "done").
     """
-    home = client.find_project(dataset_project_path(project, name), search_hidden=True)
+    home = client.projects.find(dataset_project_path(project, name), search_hidden=True)
     if home is None:
         return []
     filters: dict[str, Any] = dict(
@@ -102,14 +102,14 @@ def list_dataset_versions(client: "ClearMLClient", project: str, name: str, *, f
     if finalized_only:
         filters["status"] = list(FINALIZED_STATUSES)
     versions = [ClearMLDatasetVersion.from_task(task, name, home.id)
-                for task in client.iter_tasks(only_fields=_VERSION_FIELDS, **filters) if task.name == name]
+                for task in client.tasks.iter(only_fields=_VERSION_FIELDS, **filters) if task.name == name]
     versions.sort(key=lambda v: (parse_semver(v.version) or (-1, -1, -1), v.last_update), reverse=True)
     return versions
 
 
 def get_dataset_version(client: "ClearMLClient", dataset_id: str) -> ClearMLDatasetVersion:
     """One version by id (any status)."""
-    tasks = client.get_tasks([dataset_id], only_fields=_VERSION_FIELDS)
+    tasks = client.tasks.get_many([dataset_id], only_fields=_VERSION_FIELDS)
     if not tasks:
         raise LookupError(f"No ClearML dataset version with id {dataset_id}")
     return ClearMLDatasetVersion.from_task(tasks[0])

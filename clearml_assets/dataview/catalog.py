@@ -64,7 +64,7 @@ def find_version(client, *, dataset_name: str | None, version_name: str | None, 
         DataViewError: None matches (naming the versions there are), or versions of several projects do.
     """
     if dataset_id:
-        found = [t for t in client.get_tasks([dataset_id], only_fields=_FIELDS) if "dataset" in t.system_tags]
+        found = [t for t in client.tasks.get_many([dataset_id], only_fields=_FIELDS) if "dataset" in t.system_tags]
         if not found:
             raise DataViewError(f"No ClearML dataset version with id {dataset_id!r} in account '{client.account}'.")
         if found[0].status not in FINALIZED_STATUSES:
@@ -73,7 +73,7 @@ def find_version(client, *, dataset_name: str | None, version_name: str | None, 
         return _ref(found[0]), found[0]
     if not dataset_name:
         raise DataViewError("add_query needs dataset_name (or dataset_id).")
-    rows = [t for t in client.iter_tasks(
+    rows = [t for t in client.tasks.iter(
         only_fields=_FIELDS, name=f"^{re.escape(dataset_name)}$", type=["data_processing"],
         system_tags=["__$all", "dataset", "__$not", "archived"], status=list(FINALIZED_STATUSES),
         search_hidden=True) if t.name == dataset_name]
@@ -94,7 +94,7 @@ def find_version(client, *, dataset_name: str | None, version_name: str | None, 
 def _project_name(client, project_id: str) -> str:
     """The dataset project a version's hidden project (``<project>/.datasets/<name>``) belongs to."""
     try:
-        return _HIDDEN_TAIL.sub("", client.get_project(project_id).name)
+        return _HIDDEN_TAIL.sub("", client.projects.get(project_id).name)
     except Exception:  # noqa: BLE001 - a project that cannot be read is named by its id
         return project_id
 
@@ -164,7 +164,7 @@ def _chunks(client, ref: VersionRef, files, task: Task) -> dict[tuple[str, str],
     tasks = {task.id: task}
     others = sorted(owners - {task.id})
     if others:
-        tasks.update({t.id: t for t in client.get_tasks(others, only_fields=["id", "execution.artifacts"])})
+        tasks.update({t.id: t for t in client.tasks.get_many(others, only_fields=["id", "execution.artifacts"])})
     chunks = {}
     for owner in owners:
         if owner not in tasks:

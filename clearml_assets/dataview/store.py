@@ -83,7 +83,7 @@ def download_verified(client, url: str, dest: Path, *, size: int | None, sha256:
     digest = hashlib.sha256()
     try:
         if where.kind == "fileserver":
-            client.download(where.url, tmp, digest=digest)
+            client.files.download(where.url, tmp, digest=digest)
         elif where.kind == "object_store":
             fetch_object(where.url, tmp, {where.url: client_storage_options(client, where.url)}, digest=digest)
         else:

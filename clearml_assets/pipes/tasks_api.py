@@ -19,7 +19,7 @@ class TaskControl:
     # -- tasks -----------------------------------------------------------------------------------
     def project_id(self, name: str) -> str:
         """Id of the project named exactly ``name``, created if missing."""
-        return self.client.find_or_create_project(name)
+        return self.client.projects.ensure(name)
 
     def create_task(self, *, name: str, project_id: str, task_type: str, tags: list[str],
                     script: Mapping[str, Any], params: Mapping[str, Mapping[str, str]]) -> str:
@@ -27,28 +27,28 @@ class TaskControl:
         hyperparams = {section: {key: {"section": section, "name": key, "value": value, "type": "str"}
                                  for key, value in values.items()} for section, values in params.items()}
         extra = {"output_dest": self.client.files_host} if self.client.files_host else {}
-        return self.client.create_task(name, project_id, task_type, tags=tags, script=dict(script),
-                                       hyperparams=hyperparams, system_tags=[], **extra)
+        return self.client.tasks.create(name, project_id, task_type, tags=tags, script=dict(script),
+                                        hyperparams=hyperparams, system_tags=[], **extra)
 
     def get(self, task_id: str) -> dict:
         """The task's status fields and execution (the API row)."""
-        return dict(self.client.get_task_status(task_id).raw)
+        return dict(self.client.tasks.get_status(task_id).raw)
 
     def started(self, task_id: str) -> None:
-        self.client.mark_task_started(task_id)
+        self.client.tasks.set_status(task_id, "in_progress", force=False)
 
     def completed(self, task_id: str) -> None:
-        self.client.mark_task_completed(task_id, force=True, reason="script exited 0")
+        self.client.tasks.set_status(task_id, "completed", reason="script exited 0")
 
     def failed(self, task_id: str, reason: str, message: str = "failed") -> None:
         """Mark failed with ``reason`` (also when it already is: the reason is replaced by the better one)."""
-        self.client.mark_task_failed(task_id, reason, message)
+        self.client.tasks.set_status(task_id, "failed", reason=reason, message=message)
 
     def enqueue(self, task_id: str, queue_id: str) -> None:
-        self.client.enqueue_task(task_id, queue_id, "Dagster run")
+        self.client.tasks.enqueue(task_id, queue_id, "Dagster run")
 
     def dequeue(self, task_id: str, reason: str) -> None:
-        self.client.dequeue_task(task_id, reason)
+        self.client.tasks.dequeue(task_id, reason)
 
     def stop(self, task_id: str, reason: str) -> None:
         """Ask the agent to stop a running task (``tasks.stop``), or force it ``stopped`` where that is missing.
@@ -56,9 +56,9 @@ class TaskControl:
         Either way the agent sees the change on its next status check and kills the script.
         """
         try:
-            self.client.stop_task(task_id, reason)
+            self.client.tasks.stop(task_id, reason)
         except Exception:  # noqa: BLE001 - a server without tasks.stop
-            self.client.mark_task_stopped(task_id, reason)
+            self.client.tasks.set_status(task_id, "stopped", reason=reason)
 
     # -- log -------------------------------------------------------------------------------------
     def log_events(self, task_id: str, since_ms: int = 0, batch: int = 5000) -> list[dict]:
@@ -66,7 +66,7 @@ class TaskControl:
         out: list[dict] = []
         since, seen = since_ms, 0
         while True:
-            page = self.client.task_log_page(task_id, from_timestamp=since, batch_size=batch)
+            page = self.client.events.task_log_page(task_id, from_timestamp=since, batch_size=batch).get("events") or []
             out.extend(page)
             newest = max((int(e.get("timestamp") or 0) for e in page), default=since)
             if len(page) < batch or newest <= since or len(out) == seen:
@@ -75,18 +75,18 @@ class TaskControl:
 
     def add_log(self, task_id: str, text: str, worker: str) -> None:
         """One console log event (what the agent sends for a script's output)."""
-        self.client.add_log(task_id, text, worker=worker)
+        self.client.events.add_log(task_id, text, worker=worker)
 
     # -- queues and workers ----------------------------------------------------------------------
     def queue_id(self, name: str) -> str | None:
         """Id of the queue named exactly ``name``."""
-        queue = self.client.find_queue(name)
+        queue = self.client.queues.find(name)
         return queue.id if queue else None
 
     def live_workers(self, queue_id: str) -> list[str]:
         """Ids of the registered (not expired) workers serving ``queue_id``."""
-        return [w.id for w in self.client.live_workers() if queue_id in w.queues]
+        return [w.id for w in self.client.workers.live() if queue_id in w.queues]
 
     def live_worker_ids(self) -> set[str]:
         """Ids of every registered worker."""
-        return {w.id for w in self.client.live_workers()}
+        return {w.id for w in self.client.workers.live()}

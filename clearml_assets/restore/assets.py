@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ..archives.paths import account_slug
+from ..translator import account_slug
 from ..locks import locks_for_instance
 from ..resource import ClearMLResource
 from ..run_config import check_ops_config_keys

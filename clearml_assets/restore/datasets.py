@@ -47,11 +47,12 @@ def copy_dataset_version(clearml: ClearMLResource, source: str, target: str, dat
         known: dict[str, str] = {}
         for spec in chain:
             tag = provenance_tag(spec["id"])
-            for row in client.find_tasks_by_tag(tag):
+            for row in client.tasks.find_by_tag(tag):
                 if row.get("status") in FINALIZED and spec["id"] not in known:
                     known[spec["id"]] = row["id"]
                 elif row.get("status") not in FINALIZED:
-                    client.delete_task_and_outputs(row["id"])  # a draft of a copy that died: never finalized, made again
+                    # a draft of a copy that died: never finalized, made again
+                    client.tasks.delete(row["id"], with_outputs=True)
             spec["tags"] = [t for t in spec["tags"] if not t.startswith("restored-from:")] + [tag]
             if project:
                 spec["project"] = project

@@ -169,7 +169,7 @@ class TaskRestorer:
     def find_restored(self, source_id: str) -> tuple[dict | None, dict | None]:
         """``(finished copy, unfinished copy)`` of source task ``source_id`` in the target account."""
         done = partial = None
-        for row in self.client.find_tasks_by_system_tag(provenance_tag(source_id)):
+        for row in self.client.tasks.find_by_system_tag(provenance_tag(source_id)):
             if INCOMPLETE_TAG in (row.get("system_tags") or []):
                 partial = partial or row
             else:
@@ -197,7 +197,7 @@ class TaskRestorer:
                                    True, web_url=self._web(done))
             if src.get("status") == "published" and done.get("status") in ("completed", "stopped"):
                 # the source was published after it was copied: the copy follows (its content is the same)
-                self.client.set_task_status(done["id"], "published", message=str(src.get("status_message") or ""))
+                self.client.tasks.set_status(done["id"], "published", message=str(src.get("status_message") or ""))
                 result.notes.append("the source was published since it was copied: the copy is published too")
             result.seconds = time.monotonic() - started
             return result
@@ -206,14 +206,14 @@ class TaskRestorer:
         project_id = self._project_id(project)
         if partial is not None:
             task_id, system_tags = partial["id"], list(partial.get("system_tags") or [])
-            status = self.client.get_task_by_id(task_id).get("status")
+            status = self.client.tasks.get(task_id).raw.get("status")
         else:
             task_id, system_tags = self._create(archive, project_id, result)
             status = "created"
         result.task_id = task_id
         try:
             self._fill(archive, task_id, project_id, status, result)
-            self.client.update_task(task_id, system_tags=[t for t in system_tags if t != INCOMPLETE_TAG])
+            self.client.tasks.update(task_id, system_tags=[t for t in system_tags if t != INCOMPLETE_TAG])
         except BaseException as exc:
             self._stop_after_failure(task_id)
             if not isinstance(exc, Exception):
@@ -229,15 +229,15 @@ class TaskRestorer:
     def _project_id(self, name: str) -> str:
         with self._project_lock:  # one lookup per project name, however many tasks ask for it at once
             if name not in self._projects:
-                self._projects[name] = self.client.ensure_project(name)
+                self._projects[name] = self.client.projects.ensure(name)
             return self._projects[name]
 
     def _stop_after_failure(self, task_id: str) -> None:
         """Leave no copy in progress after a failure or an interrupt (best effort: the server may be gone)."""
         try:
-            if self.client.get_task_by_id(task_id).get("status") == "in_progress":
-                self.client.set_task_status(task_id, "stopped", message="restore interrupted",
-                                            reason="the next restore of the same archive finishes it")
+            if self.client.tasks.get(task_id).raw.get("status") == "in_progress":
+                self.client.tasks.set_status(task_id, "stopped", message="restore interrupted",
+                                             reason="the next restore of the same archive finishes it")
         except Exception:  # noqa: BLE001 - the original failure is what gets reported
             pass
 
@@ -277,7 +277,7 @@ class TaskRestorer:
                 fields["parent"] = mapped["id"]
             else:
                 result.notes.append(f"parent task {parent} is not restored in this account; the copy has no parent")
-        task_id = self.client.create_task_from_fields(**fields)
+        task_id = self.client.tasks.create(**fields)
         return task_id, fields["system_tags"]
 
     @staticmethod
@@ -293,7 +293,7 @@ class TaskRestorer:
         src = archive.task
         if status != "published":
             if result.resumed:  # events, metrics and output models of the first try go, the rest is sent again
-                self.client.reset_task(task_id)
+                self.client.tasks.reset(task_id)
             # files land under the project the copy is restored into (--project), as the SDK would put them
             project_path = "/".join(_part(p) for p in result.project.split("/"))
             prefix = f"{project_path}/{_part(str(src.get('name') or 'task'))}.{task_id}"
@@ -302,8 +302,8 @@ class TaskRestorer:
             with ThreadPoolExecutor(max_workers=self._per_task, thread_name_prefix="clearml-restore") as pool:
                 urls = self._upload_images(archive, prefix, pool, result)
                 artifacts = self._upload_artifacts(archive, prefix, pool, result)
-                runtime = pool.submit(self.client.edit_task, task_id, runtime=self._runtime(archive))
-                self.client.set_task_status(task_id, "in_progress", message="restoring")
+                runtime = pool.submit(self.client.tasks.edit, task_id, runtime=self._runtime(archive))
+                self.client.tasks.set_status(task_id, "in_progress", message="restoring")
                 settle_events = self._send_events(archive, task_id, urls, pool, result)
                 self._finish_artifacts(task_id, artifacts, result)
                 settle_events()
@@ -319,16 +319,16 @@ class TaskRestorer:
         status = src.get("status")
         message, reason = str(src.get("status_message") or ""), str(src.get("status_reason") or "")
         if status == "published":
-            self.client.set_task_status(task_id, "completed")
-            self.client.set_task_status(task_id, "published", message=message, reason=reason)
+            self.client.tasks.set_status(task_id, "completed")
+            self.client.tasks.set_status(task_id, "published", message=message, reason=reason)
         elif status in FINAL_STATUSES:
-            self.client.set_task_status(task_id, status, message=message, reason=reason)
+            self.client.tasks.set_status(task_id, status, message=message, reason=reason)
         else:  # created / queued / in_progress in the archive: the copy runs nowhere
-            self.client.set_task_status(task_id, "stopped", message=f"restored from a {status} task",
-                                        reason=reason)
+            self.client.tasks.set_status(task_id, "stopped", message=f"restored from a {status} task",
+                                         reason=reason)
 
     def _upload(self, prefix: str, rel: str, path: Path, pool: ThreadPoolExecutor) -> Future:
-        return pool.submit(self.client.upload_file, f"{prefix}/{rel}", path)
+        return pool.submit(self.client.files.upload, f"{prefix}/{rel}", path)
 
     def _upload_images(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
                        result: RestoreResult) -> dict[str, Future]:
@@ -397,14 +397,14 @@ class TaskRestorer:
         in_flight: list[tuple[int, Future]] = []
         sent = added = 0
         for batch in _batches(others(), self.batch_events, self.batch_bytes):
-            in_flight.append((len(batch), pool.submit(self.client.add_events_counted, batch)))
+            in_flight.append((len(batch), pool.submit(self.client.events.add_batch, batch)))
             if len(in_flight) >= self._per_task:
                 size, future = in_flight.pop(0)
                 sent, added = sent + size, added + int(future.result().get("added", size))
         for size, future in in_flight:
             sent, added = sent + size, added + int(future.result().get("added", size))
         final = [held[key] for key in last_batch if key in held]  # the source's order: the same metric_stats
-        tail = [(len(batch), pool.submit(self.client.add_events_counted, batch))  # after every other batch landed
+        tail = [(len(batch), pool.submit(self.client.events.add_batch, batch))  # after every other batch landed
                 for batch in _batches(final, max(self.batch_events, len(final)), max(self.batch_bytes, 1 << 30))]
 
         def settle() -> None:
@@ -437,7 +437,7 @@ class TaskRestorer:
             if upload is not None:
                 artifact["uri"] = upload.result()
         if planned:
-            self.client.add_or_update_artifacts(task_id, [a for a, _ in planned])
+            self.client.tasks.add_artifacts(task_id, [a for a, _ in planned])
         result.counts["artifacts"] = len(planned)
         result.counts["artifact_files"] = sum(1 for _, u in planned if u is not None)
 
@@ -452,10 +452,10 @@ class TaskRestorer:
             if not model or record.get("missing"):
                 result.notes.append(f"model {record.get('id')} was not in the archive (missing on the source)")
                 continue
-            found = self.client.find_models_by_system_tag(provenance_tag(model["id"]))
+            found = self.client.models.find_by_system_tag(provenance_tag(model["id"]))
             if found:
                 if model.get("task") == archive.source_task_id and found[0].get("task") != task_id:
-                    self.client.edit_model(found[0]["id"], task=task_id)  # detached by a reset
+                    self.client.models.edit(found[0]["id"], task=task_id)  # detached by a reset
                 planned.append((record, found[0]["id"], None))
                 continue
             upload = None
@@ -473,20 +473,20 @@ class TaskRestorer:
                                               project_id)
                 result.counts["model_files"] = result.counts.get("model_files", 0) + (upload is not None)
             else:
-                ready = bool(self.client.get_model_by_id(model_id).get("ready"))
+                ready = bool(self.client.models.get(model_id).raw.get("ready"))
             if not ready:  # a ready (published) model takes no events: they go first
                 self._send_model_events(archive, record, model_id, result)
                 if model.get("ready"):
-                    self.client.edit_model(model_id, ready=True)
+                    self.client.models.edit(model_id, ready=True)
             if (record["role"], record.get("name"), record["id"]) in refs:
-                self.client.add_task_model(task_id, record.get("name") or model.get("name"), model_id,
-                                           record["role"])
+                self.client.tasks.add_model(task_id, record.get("name") or model.get("name"), model_id,
+                                            record["role"])
         result.counts["models"] = len(planned)
 
     def _send_model_events(self, archive: TaskArchive, record: dict, model_id: str, result: RestoreResult) -> None:
         events = ({**event, "task": model_id, "model_event": True} for event in archive.model_events(record))
         for batch in _batches(events, self.batch_events, self.batch_bytes):
-            self.client.add_events_counted(batch)
+            self.client.events.add_batch(batch)
             result.counts["model_events"] = result.counts.get("model_events", 0) + len(batch)
 
     def _create_model(self, model: dict, uri: str | None, task_id: str | None, project_id: str) -> str:
@@ -503,10 +503,10 @@ class TaskRestorer:
             fields["metadata"] = list(metadata.values()) if isinstance(metadata, dict) else metadata
         parent = model.get("parent")
         if parent:
-            found = self.client.find_models_by_system_tag(provenance_tag(parent))
+            found = self.client.models.find_by_system_tag(provenance_tag(parent))
             if found:
                 fields["parent"] = found[0]["id"]
-        return self.client.create_model(**{k: v for k, v in fields.items() if v is not None})
+        return self.client.models.create(**{k: v for k, v in fields.items() if v is not None})
 
 
 def _relinked(event: dict, old_urls: list[str], urls: dict[str, Future]) -> dict:

@@ -21,7 +21,7 @@ from pydantic import Field
 from ..archives.assets import is_remote_root, store_options
 from ..archives.exporter import ClearMLTaskExporter
 from ..archives.packing import verify_archive
-from ..archives.paths import account_slug
+from ..translator import account_slug
 from ..automation.cursor import ClearMLTaskCursor
 from ..automation.polling import FINISHED_STATUSES, account_host, poll_finished_tasks, resolve_project_ids
 from ..errors import ArchiveError, ClearMLAssetsError, ClearMLConfigError
@@ -104,7 +104,7 @@ def sync_task(clearml: ClearMLResource, source: str, target: str, task_id: str, 
         RestoreError: The restore stopped half-way (the next run finishes it).
     """
     src = clearml.client(source)
-    task = src.get_task_by_id(task_id)
+    task = src.tasks.get(task_id).raw
     if (task.get("runtime") or {}).get("restore_source_account") == target:
         return {"skipped": f"task {task_id} is a copy restored from account {target!r}"}, []
     locks = locks or locks_from_env()

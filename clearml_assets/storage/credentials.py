@@ -239,10 +239,6 @@ def options_for(url: str, storage_options: Mapping[str, Mapping[str, Any]]) -> d
 
 
 def client_storage_options(client, url: str) -> dict[str, Any]:
-    """The fsspec options the account of ``client`` has for ``url`` (:func:`options_for` on its
-    ``storage_options``; a client without them but with ``storage_options_for`` is asked)."""
-    options = getattr(client, "storage_options", None)
-    if isinstance(options, Mapping):
-        return options_for(url, options)
-    lookup = getattr(client, "storage_options_for", None)
-    return dict(lookup(url) or {}) if callable(lookup) else {}
+    """The fsspec options the account of ``client`` has for ``url`` (:func:`options_for` on the
+    ``storage_options`` its files client carries)."""
+    return options_for(url, client.files.storage_options)

@@ -295,17 +295,15 @@ def _filesystem(url: str, access: ObjectAccess):
 
 
 def locate(client, url: str | None) -> Location:
-    """:func:`classify` with the client's files host and aliases (its own ``own_file_url`` when it has one);
+    """:func:`classify` with the client's files host and aliases (the client's ``files.own_url`` decides);
     an object-store URL the account's storage credentials are not for is ``external`` with the reason."""
-    own = getattr(client, "own_file_url", None)
-    if url and callable(own):
-        rewritten = own(url)
+    if url:
+        rewritten = client.files.own_url(url)
         if rewritten:
             return Location("fileserver", rewritten)
         if _is_http(url):  # the client decided: not the account's fileserver
             return classify(url, None)
-    where = classify(url, getattr(client, "files_host", None),
-                     tuple(getattr(client, "files_host_aliases", ()) or ()))
+    where = classify(url, client.files_host, client.files.aliases)
     if where.kind == "object_store":
         refused = object_access(where.url, client_storage_options(client, where.url)).refused
         if refused:

@@ -107,9 +107,9 @@ def _run_training_task(context: dg.AssetExecutionContext, clearml: Any, account:
 def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> None:
     # The agent or local runner marks a failed script's task failed; this keeps it so and records the reason.
     try:
-        tasks = client.get_tasks([task_id], only_fields=["id", "status", "status_reason"])
+        tasks = client.tasks.get_many([task_id], only_fields=["id", "status", "status_reason"])
         if tasks and (tasks[0].status != "failed" or not tasks[0].status_reason):
-            client.mark_task_failed(task_id, reason, "training failed")
+            client.tasks.set_status(task_id, "failed", reason=reason, message="training failed")
     except Exception as exc:  # the training error is the one to report
         log.warning(f"Could not mark ClearML task {task_id} failed: {exc}")
 
@@ -117,9 +117,9 @@ def _ensure_task_failed(client: Any, task_id: str, reason: str, log: Any) -> Non
 def _discard_models_of(client: Any, task_id: str, log: Any) -> list[str]:
     """Delete the model records a failed training created: none may look registered without weights."""
     try:
-        ids = [m.id for m in client.iter_models(task=[task_id], only_fields=["id"])]
+        ids = [m.id for m in client.models.iter(task=[task_id], only_fields=["id"])]
         for model_id in ids:
-            client.delete_model(model_id)
+            client.models.delete(model_id)
         return ids
     except Exception as exc:  # the training error is the one to report
         log.warning(f"Could not delete the models of failed ClearML task {task_id}: {exc}")

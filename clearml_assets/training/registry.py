@@ -62,7 +62,7 @@ def _record(model: Any) -> ClearMLModelRecord:
 
 def find_project_id(client: Any, project: str) -> str | None:
     """Id of the ClearML project named exactly ``project``, or None if it does not exist."""
-    found = client.find_project(project, search_hidden=True)
+    found = client.projects.find(project, search_hidden=True)
     return found.id if found else None
 
 
@@ -70,14 +70,14 @@ def find_champions(client: Any, project_id: str | None) -> list[ClearMLModelReco
     """Models of the project tagged ``champion``, newest first (normally one; more after a race)."""
     if not project_id:
         return []
-    models = client.iter_models(project=[project_id], tags=[CHAMPION_TAG], only_fields=_MODEL_FIELDS,
+    models = client.models.iter(project=[project_id], tags=[CHAMPION_TAG], only_fields=_MODEL_FIELDS,
                                 order_by=["-created"])
     return [_record(m) for m in models if CHAMPION_TAG in m.tags]
 
 
 def get_model(client: Any, model_id: str) -> ClearMLModelRecord:
     """One model by id (``ClearMLRequestError`` naming the account when it does not exist)."""
-    return _record(client.get_model(model_id, only_fields=_MODEL_FIELDS))
+    return _record(client.models.get(model_id, only_fields=_MODEL_FIELDS))
 
 
 def decide_promotion(challenger_value: float, champion: ClearMLModelRecord | None, metric: str,
@@ -118,7 +118,7 @@ def decide_promotion(challenger_value: float, champion: ClearMLModelRecord | Non
 
 
 def _set_tags(client: Any, model: ClearMLModelRecord, tags: list[str]) -> None:
-    client.set_model_tags(model.id, tags)
+    client.models.set_tags(model.id, tags)
 
 
 def promote_model(client: Any, model_id: str, project_id: str | None) -> list[str]:
