@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from functools import lru_cache
 from pathlib import Path
 
 import clearml_assets
@@ -32,8 +33,6 @@ LONG_MODULES: dict[str, str] = {
     # and the member checks; owned by hostile, and scale2 is changing the project-archive format in it right now
     # (stored task archives): a split is hostile's, after that lands.
     "archives/packing.py": "pack + bounded extract share the codec table; hostile's, format change by scale2 in flight",
-    # TEMPORARY (sweep's next commit): split by restore step into restore/*.py
-    "restore/engine.py": "being split by step (sweep), the next commit drops this entry",
 }
 # "module:function" -> why it stays over FUNCTION_LINES of code (none today)
 LONG_FUNCTIONS: dict[str, str] = {}
@@ -42,6 +41,13 @@ ENDPOINT_LAYERS = ("client", "local_server")
 
 def _modules(root: Path = PACKAGE) -> list[Path]:
     return sorted(root.rglob("*.py"))
+
+
+@lru_cache(maxsize=None)
+def _parsed(path: Path) -> tuple[list[str], ast.Module]:
+    """A module's lines and syntax tree (read once for every check)."""
+    text = path.read_text(encoding="utf-8")
+    return text.splitlines(), ast.parse(text)
 
 
 def _rel(path: Path, root: Path = PACKAGE) -> str:
@@ -63,16 +69,15 @@ def code_lines(lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef) -
 
 def module_sizes(root: Path = PACKAGE) -> dict[str, int]:
     """Lines of each module under ``root`` (all lines, as ``wc -l`` counts them)."""
-    return {_rel(p, root): len(p.read_text(encoding="utf-8").splitlines()) for p in _modules(root)}
+    return {_rel(p, root): len(_parsed(p)[0]) for p in _modules(root)}
 
 
 def function_sizes(root: Path = PACKAGE) -> dict[str, int]:
     """Lines of code of each function under ``root`` as ``module:name`` (the longest of a repeated name)."""
     found: dict[str, int] = {}
     for path in _modules(root):
-        text = path.read_text(encoding="utf-8")
-        lines = text.splitlines()
-        for node in ast.walk(ast.parse(text)):
+        lines, tree = _parsed(path)
+        for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 key = f"{_rel(path, root)}:{node.name}"
                 found[key] = max(found.get(key, 0), code_lines(lines, node))
@@ -152,7 +157,7 @@ def test_endpoint_names_live_in_the_client_and_the_local_server():
     checked = [p for p in _modules() if _rel(p).split("/", 1)[0] not in ENDPOINT_LAYERS]
     assert len(checked) > 80
     found = [f"{_rel(p)}:{line} {text}" for p in checked
-             for line, text in _endpoint_uses(ast.parse(p.read_text(encoding="utf-8")), services, actions)]
+             for line, text in _endpoint_uses(_parsed(p)[1], services, actions)]
     assert found == [], "endpoint names outside client/ and local_server/: call client.<service>.<call>() instead"
     probe = ast.parse('a = "tasks.get_all"; b = "models.json"; c = f"events.{x}"; d = s.call("x")')
     assert [t for _, t in _endpoint_uses(probe, services, actions)] == ["tasks.get_all", "events.{...}",
