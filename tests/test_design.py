@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 
@@ -201,6 +202,29 @@ def test_lint_imports_fails_on_an_upward_import(tmp_path):
         """), encoding="utf-8")
     done = _lint_imports(tmp_path, tmp_path, "--config", str(tmp_path / ".importlinter"))
     assert done.returncode != 0 and "probe layers BROKEN" in done.stdout, done.stdout[-2000:]
+
+
+
+def test_the_architecture_page_names_what_exists():
+    """docs/architecture.md: every module, file and folder it names exists, its diagram holds every layer of every
+    import-linter contract, and it names each module the allow-list keeps over size."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = [_rel(p) for p in _modules()]
+    folders = {part for m in modules for part in m.split("/")[:-1]}
+    named = set(re.findall(r"`([\w./]+\.(?:py|toml|md)|\w+/)`", text))
+    assert len(named) > 40
+    missing = [n for n in named if not ((PACKAGE / n).exists() or (REPO / n).exists()
+                                        or (n.endswith("/") and n[:-1] in folders)
+                                        or any(m.rsplit("/", 1)[-1] == n for m in modules))]
+    assert missing == [], f"docs/architecture.md names what the tree does not hold: {missing}"
+    diagram = text.split("```")[1]
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    layers = {name.strip() for contract in contracts["contracts"] for layer in contract["layers"]
+              for name in re.split(r"[:|]", layer)}
+    assert {"client", "local_server", "services", "bll", "store"} <= layers
+    absent = sorted(name for name in layers if not re.search(rf"(?<![\w.]){name}\b", diagram))
+    assert absent == [], f"layers of pyproject's contracts missing from the diagram: {absent}"
+    assert [m for m in LONG_MODULES if f"`{m}`" not in text] == [], "say in the page why these stay over size"
 
 
 if __name__ == "__main__":
