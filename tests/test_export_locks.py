@@ -13,13 +13,13 @@ import os
 import threading
 import time
 
-import psycopg2
 import pytest
 
 from clearml_assets.archives.assets import export_project_locked
 from clearml_assets.archives.exporter import DEFAULT_STATUSES, ClearMLTaskExporter
-from clearml_assets.locks import ClearMLPostgresLocks, export_lock_name, lock_key
+from clearml_assets.locks import ClearMLPostgresLocks, export_lock_name
 from clearml_assets.storage import RemoteExports
+from pgserver import waiting_for_lock
 from seeding import DemoSpec, RawSeeder, client_of
 
 SPEC = DemoSpec(scalar_series=1, points_per_series=10, log_lines=5, artifacts=1, artifact_bytes=1024, plots=0,
@@ -29,15 +29,6 @@ SPEC = DemoSpec(scalar_series=1, points_per_series=10, log_lines=5, artifacts=1,
 @pytest.fixture
 def lock_url(postgres_server) -> str:
     return postgres_server.url(postgres_server.create_database(f"xlocks_{os.getpid()}_{time.monotonic_ns()}"))
-
-
-def _waiting_on(url: str, name: str) -> bool:
-    """Whether some session waits (not granted) for the advisory lock of ``name``."""
-    key = lock_key(name)
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 "
-                    "AND ((classid::bigint << 32) | objid::bigint) = %s", (key,))
-        return cur.fetchone()[0] > 0
 
 
 def _project_waits_for_the_task(lock_url: str, root: str, exporter: ClearMLTaskExporter,
@@ -59,7 +50,7 @@ def _project_waits_for_the_task(lock_url: str, root: str, exporter: ClearMLTaskE
         worker = threading.Thread(target=run)
         worker.start()
         deadline = time.monotonic() + 300
-        while worker.is_alive() and not _waiting_on(lock_url, name):
+        while worker.is_alive() and not waiting_for_lock(lock_url, name):
             assert time.monotonic() < deadline, "the project export neither waited for the task's lock nor ended"
             time.sleep(0.05)
         assert worker.is_alive(), f"the project export ended without waiting for the task's lock: {sorted(out)}"
