@@ -45,6 +45,56 @@ def no_key_left_behind(tmp_path_factory: pytest.TempPathFactory):
                     pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind(tmp_path_factory: pytest.TempPathFactory):
+    """After the whole session: no process started in the session's temporary folders (a detached local server, a
+    daemon) runs on. Each one left is waited for (its stop may be in flight), then stopped and named: its command
+    line holds the folder of the test that started it."""
+    yield
+    root = f"{tmp_path_factory.getbasetemp()}{os.sep}"
+    left = [(pid, cmd) for pid, cmd in _processes_mentioning(root) if not _exits(pid, 30.0)]
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if left:
+        pytest.fail(f"{len(left)} process(es) outlived the tests that started them (killed now):\n"
+                    + "\n".join(f"pid {pid}: {cmd[:300]}" for pid, cmd in left), pytrace=False)
+
+
+def _processes_mentioning(text: str) -> list[tuple[int, str]]:
+    """``(pid, command line)`` of the running processes (not this one or its parent) whose command line holds
+    ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), os.getppid()):
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if text in cmd:
+            found.append((int(entry.name), cmd))
+    return found
+
+
+def _exits(pid: int, limit: float) -> bool:
+    """Whether ``pid`` is gone (or a zombie) within ``limit`` seconds (the bound only stops a leak from hanging)."""
+    import time
+
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.2)
+    return False
+
+
 @pytest.fixture
 def clearml_server(tmp_path: Path):
     """A local ClearML server (in-process thread) with its own data dir and key pair."""

@@ -51,6 +51,18 @@ def test_dequeue_returns_the_task_to_its_status_and_a_deleted_queue_releases_its
     assert api.call("tasks.get_by_id", task=task)["task"]["status"] == "created"
 
 
+def test_an_agent_dequeuing_the_task_it_runs_keeps_its_queue(api):
+    """clearml-agent's ``execute`` calls ``tasks.dequeue(new_status=in_progress)`` on the task it pulled; the real
+    server's ``dequeue_and_change_status`` keeps ``execution.queue`` (what watches the run reads the queue there)."""
+    queue = api.call("queues.create", name="gpu")["id"]
+    task = new_task(api)
+    api.call("tasks.enqueue", task=task, queue=queue)
+    assert api.call("queues.get_next_task", queue=queue)["entry"]["task"] == task
+    assert api.call("tasks.dequeue", task=task, new_status="in_progress")["updated"] == 1
+    doc = api.call("tasks.get_by_id", task=task)["task"]
+    assert doc["status"] == "in_progress" and doc["execution"]["queue"] == queue
+
+
 def test_enqueue_by_name_creates_the_queue_and_default_queue_exists(api):
     task = new_task(api)
     res = api.call("tasks.enqueue", task=task, queue_name="named", verify_watched_queue=True)

@@ -220,6 +220,20 @@ def test_a_stalled_server_fails_at_the_deadline(server):
     assert "2s deadline" in names_the_call(error, server, "projects.get_all")
 
 
+def test_an_event_batch_to_a_stalled_server_fails_at_its_deadline_and_is_not_resent(server):
+    """``events.add_batch`` gets 300 s (the server stores a batch before it answers), not longer (main: 300 s read
+    timeout per byte, so a drip held it for ever)."""
+    from clearml_assets.client.events import ADD_BATCH_DEADLINE_SEC
+
+    assert client_of(server).events.add_batch_deadline_seconds == ADD_BATCH_DEADLINE_SEC == 300
+    server.misbehave("events.add_batch", "stall")
+    client = client_of(server, deadline_seconds=1)
+    client.events.add_batch_deadline_seconds = 2  # the 300 s default is a long test
+    error = failure(lambda: client.events.add_batch([{"type": "log", "task": "t1", "msg": "x", "timestamp": 1}]))
+    assert "2s deadline" in names_the_call(error, server, "events.add_batch")
+    assert server.count("events.add_batch") == 1
+
+
 # -- storms ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("status", [429, 503])
 def test_a_storm_without_retry_after_gives_up_after_the_retries(server, status: int):

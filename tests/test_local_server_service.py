@@ -133,35 +133,38 @@ def test_a_home_server_keeps_its_ports_across_restarts_or_says_why_it_cannot(tmp
     from clearml_assets.local_server.server_info import free_port
 
     data_dir = tmp_path / "home" / "server"
-    stranger = _listen()  # holds the preferred web port at the first start
-    preferred = dict(api_port=free_port(), files_port=free_port(), web_port=stranger.getsockname()[1])
     try:
-        first, started = start_server(data_dir, **preferred)
-        assert started and not first.web_host.endswith(f":{preferred['web_port']}")
-    finally:
-        stranger.close()
-    assert stop_server(data_dir)
-    again, started = start_server(data_dir, **preferred)  # the preferred web port is free now: not taken back
-    assert started and (again.api_host, again.files_host, again.web_host) == (
-        first.api_host, first.files_host, first.web_host)
-    assert stop_server(data_dir)
+        stranger = _listen()  # holds the preferred web port at the first start
+        preferred = dict(api_port=free_port(), files_port=free_port(), web_port=stranger.getsockname()[1])
+        try:
+            first, started = start_server(data_dir, **preferred)
+            assert started and not first.web_host.endswith(f":{preferred['web_port']}")
+        finally:
+            stranger.close()
+        assert stop_server(data_dir)
+        again, started = start_server(data_dir, **preferred)  # the preferred web port is free now: not taken back
+        assert started and (again.api_host, again.files_host, again.web_host) == (
+            first.api_host, first.files_host, first.web_host)
+        assert stop_server(data_dir)
 
-    squatter = _listen(again.web_port)
-    try:
-        with pytest.raises(LocalServerError) as err:
-            start_server(data_dir, **preferred)
-        msg = str(err.value)
-        assert f"port {again.web_port} (web view" in msg and f"pid {os.getpid()}" in msg
-        assert "CLEARML_ASSETS_LOCAL_WEB_PORT=<port>" in msg and "--web-port" in msg
-        # choosing another port is recorded and then kept
-        moved, _ = start_server(data_dir, **preferred, explicit={"web": 0})
-        assert moved.web_host != again.web_host and moved.api_host == again.api_host
-    finally:
-        squatter.close()
-    assert stop_server(data_dir)
-    kept, _ = start_server(data_dir, **preferred)
-    assert kept.web_host == moved.web_host
-    assert stop_server(data_dir)
+        squatter = _listen(again.web_port)
+        try:
+            with pytest.raises(LocalServerError) as err:
+                start_server(data_dir, **preferred)
+            msg = str(err.value)
+            assert f"port {again.web_port} (web view" in msg and f"pid {os.getpid()}" in msg
+            assert "CLEARML_ASSETS_LOCAL_WEB_PORT=<port>" in msg and "--web-port" in msg
+            # choosing another port is recorded and then kept
+            moved, _ = start_server(data_dir, **preferred, explicit={"web": 0})
+            assert moved.web_host != again.web_host and moved.api_host == again.api_host
+        finally:
+            squatter.close()
+        assert stop_server(data_dir)
+        kept, _ = start_server(data_dir, **preferred)
+        assert kept.web_host == moved.web_host
+        assert stop_server(data_dir)
+    finally:  # a failed check must not leave a detached server running
+        stop_server(data_dir)
 
 
 def test_status_names_the_sdk_settings_file_a_script_can_use_alone(service, tmp_path: Path):

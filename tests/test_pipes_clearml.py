@@ -146,14 +146,15 @@ def test_queue_execution_is_run_by_a_real_clearml_agent(world, agent):
     assert any("console line from the script" in e["msg"] for e in logs)
 
 
-def wait_until(predicate, what: str, limit: float = 300):
-    """Poll until ``predicate()`` is truthy (the limit only guards against a hang)."""
+def wait_until(predicate, what: str, limit: float = 300, detail=lambda: ""):
+    """Poll until ``predicate()`` is truthy (the limit only guards against a hang; ``detail()`` is added to the
+    message then)."""
     end = time.monotonic() + limit
     while True:
         value = predicate()
         if value:
             return value
-        assert time.monotonic() < end, f"gave up waiting for {what}"
+        assert time.monotonic() < end, f"gave up waiting for {what}\n{detail()}"
         time.sleep(0.2)
 
 
@@ -180,10 +181,12 @@ def test_a_killed_agents_task_does_not_stay_in_progress(world):
         except BaseException as exc:  # noqa: BLE001 - inspected below
             outcome["error"] = exc
 
-    try:
-        wait_until(lambda: any(w["id"] == "doomed-agent"
-                               for w in world.client.session.call("workers.get_all")["workers"]),
-                   "the agent to register")
+    def registered() -> bool:
+        assert doomed.process.poll() is None, f"the agent exited:\n{doomed.log()[-3000:]}"
+        return any(w["id"] == "doomed-agent" for w in world.client.session.call("workers.get_all")["workers"])
+
+    try:  # bounded below the test's timeout, so a hang ends with the agent's log rather than a stack dump
+        wait_until(registered, "the agent to register", limit=200, detail=lambda: doomed.log()[-3000:])
         thread = threading.Thread(target=run)
         thread.start()
         task_id = wait_until(lambda: running_task(world, "doomed_q"), "the script to run")

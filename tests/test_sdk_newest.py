@@ -18,6 +18,7 @@ import pytest
 
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.local_server import LocalServer
+from clearml_assets.restore.engine import restore_archive
 
 from conftest import sdk_env
 from seeding import client_of
@@ -167,3 +168,42 @@ def test_every_task_of_the_run_archives_complete(ran):
         assert result.manifest["status"] == "ok", (result.task_name, result.manifest["issues"])
     dataset = others[0].manifest
     assert dataset["counts"]["artifact_files"] >= 1  # the version's state and files
+
+
+RESTORED_SCRIPT = r'''
+import json
+from pathlib import Path
+
+from clearml import Dataset
+
+dataset = Dataset.get(dataset_project="sdk newest", dataset_name="numbers")
+copy = Path(dataset.get_local_copy())
+print(json.dumps({"id": dataset.id, "files": sorted(p.name for p in copy.rglob("*.txt")),
+                  "texts": sorted(p.read_text() for p in copy.rglob("*.txt"))}))
+'''
+
+
+def test_the_dataset_and_the_pipeline_restore_into_a_1_9_2_server_as_what_they_are(ran):
+    server, api, facts, tmp = ran
+    root = tmp / "restore-exports"
+    with ClearMLTaskExporter(client_of(server), "personal", root, max_workers=2) as exporter:
+        pipeline = exporter.export_project(_project(api, r"sdk newest/\.pipelines/sum run")["id"])
+        dataset = exporter.export_task(facts["dataset"])
+    target = LocalServer(tmp / "old", api_port=0, files_port=0, web_port=0, server_version="1.9.2").start()
+    try:
+        client = client_of(target, "old")
+        restore_archive(client, dataset.archive)
+        restore_archive(client, pipeline.archive)
+        old = RawApi(target.info)
+        assert set(_project(old, r"sdk newest/\.datasets/numbers")["system_tags"]) == {"hidden", "dataset"}
+        assert set(_project(old, r"sdk newest/\.pipelines/sum run")["system_tags"]) == {"hidden", "pipeline"}
+        script = tmp / "restored.py"
+        script.write_text(RESTORED_SCRIPT)
+        proc = subprocess.run([sys.executable, str(script)], env=sdk_env(target.info, tmp / "home-old"),
+                              cwd=tmp, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"STDOUT:\n{proc.stdout[-4000:]}\nSTDERR:\n{proc.stderr[-4000:]}"
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert found["id"] != facts["dataset"] and found["files"] == facts["dataset_files"]
+        assert found["texts"] == [f"numbers {i}\n" for i in range(3)]
+    finally:
+        target.stop()

@@ -218,7 +218,8 @@ class ClearMLTaskExporter:
         try:
             with staged(folder, archive) as stage:
                 manifest = writer.write(task, self.project_name(task.get("project")), folder, stage.tmp,
-                                        started, self._web_url("task", task_id, task.get("project")))
+                                        started, self._web_url("task", task_id, task.get("project")),
+                                        project_chain=self.lookup.project_chain(task.get("project")))
                 self._pack(stage, manifest)
         except ArchiveError:
             raise

@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 from ..errors import ArchiveError, ClearMLRequestError
 from .paths import task_export_dir
+from .system_projects import ProjectChains, system_subprojects
 from .task_writer import FINGERPRINT_FIELDS
 
 
@@ -27,6 +28,7 @@ class ArchiveLookup:
         self.page_size, self.include_public = page_size, include_public
         self._names: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.chains = ProjectChains(client)
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         """The full task document; :class:`ArchiveError` if it does not exist or cannot be read."""
@@ -63,21 +65,28 @@ class ArchiveLookup:
         return task_export_dir(self.root, self.account, self.project_name(task.get("project")),
                                str(task.get("name") or ""), str(task["id"]))
 
+    def project_chain(self, project_id: str | None) -> list[dict[str, Any]]:
+        """The project's ``[{"name", "system_tags"}]`` and its ancestors', root first (``[]`` without one)."""
+        return self.chains.chain(self.project_name(project_id)) if project_id else []
+
     def resolve_project(self, key: str) -> dict[str, Any]:
-        """The project whose id (or else exact name) is ``key``."""
+        """The project whose id (or else exact name, hidden ones too) is ``key``."""
         try:
             return self.client.projects.get(key).raw
         except ClearMLRequestError:
             pass
-        found = [p.raw for p in self.client.projects.find_many([key], include_public=self.include_public)]
+        found = [p.raw for p in self.client.projects.find_many([key], include_public=self.include_public,
+                                                               search_hidden=True)]
         if not found:
             raise ArchiveError(f"project {key!r} was not found on ClearML account {self.account!r}; "
                                "use a project id (or exact name) that exists")
         return found[0]
 
     def project_tasks(self, project_id: str, statuses: Iterable[str]) -> list[dict[str, Any]]:
-        """Every task of the project with one of ``statuses`` (every page, public rows left out)."""
+        """Every task of the project with one of ``statuses`` (every page, public rows left out), hidden ones
+        (reports) and those of its system projects (its pipelines' runs, datasets' versions, reports) too."""
         fields = ["id", "name", "project", *FINGERPRINT_FIELDS]
-        return [t.raw for t in self.client.tasks.iter(project=[project_id], status=list(statuses), only_fields=fields,
+        projects = [project_id, *system_subprojects(self.client, self.project_name(project_id))]
+        return [t.raw for t in self.client.tasks.iter(project=projects, status=list(statuses), only_fields=fields,
                                                       order_by=["created"], page_size=self.page_size,
-                                                      include_public=self.include_public)]
+                                                      include_public=self.include_public, search_hidden=True)]

@@ -143,7 +143,7 @@ class Downloads:
         if where.kind == "object_store":
             options = storage.client_storage_options(self.client, where.url)
             return storage.fetch_object(where.url, dest, {where.url: options}, digest=digest,
-                                        account=getattr(self.client, "account", "")), digest.hexdigest()
+                                        account=self.client.account), digest.hexdigest()
         return int(self.client.files.download(where.url, dest, digest=digest)), digest.hexdigest()
 
     def known_hashes(self) -> dict[str, dict[str, Any]]:

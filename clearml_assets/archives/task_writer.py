@@ -25,6 +25,7 @@ from ..errors import ClearMLRequestError
 from . import logs, media, scalars
 from .manifest import MANIFEST_VERSION, hash_folder, write_manifest
 from .records import record_line, write_json
+from .server_release import server_facts
 
 TASK_JSON = "task.json"
 FINGERPRINT_FIELDS = ("last_update", "last_change", "status", "last_iteration")
@@ -68,12 +69,19 @@ class TaskWriter:
         self.client, self.account, self.pool, self.download = client, account, pool, download
 
     def write(self, task: dict[str, Any], project_name: str, folder: Path, tmp: Path, started: float,
-              web_url: str | None) -> dict[str, Any]:
-        """Write everything of ``task`` under ``tmp``; returns the manifest (also written there)."""
+              web_url: str | None, project_chain: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Write everything of ``task`` under ``tmp``; returns the manifest (also written there).
+
+        ``task.json`` also says the project's chain (``project_chain``: it and its ancestors with their system
+        tags, see :mod:`.system_projects`) and the release of the server it was read from (``server``).
+        """
         issues: list[dict[str, Any]] = []
+        project: dict[str, Any] = {"id": task.get("project"), "name": project_name}
+        if project_chain:
+            project["chain"] = project_chain
         write_json(tmp / TASK_JSON, {
-            "task": task, "account": self.account, "web_url": web_url,
-            "exported_at": now_iso(), "project": {"id": task.get("project"), "name": project_name},
+            "task": task, "account": self.account, "web_url": web_url, "server": server_facts(self.client),
+            "exported_at": now_iso(), "project": project,
             "names": {"task": task.get("name"), "project": project_name, "folder": folder.name},
         })
         downloads = media.Downloads(self.client, tmp, self.pool, self.download)

@@ -53,11 +53,13 @@ def resolve_project_ids(client: ClearMLClient, projects: Sequence[str], include_
     Args:
         client: The account's client.
         projects: Project ids (32 hex digits) or full project names (``parent/child``).
-        include_subprojects: Also return the ids of every subproject of a named project.
+        include_subprojects: Also return the ids of every subproject of a named project (its hidden system
+            projects too: its pipelines' runs, datasets' versions and reports).
     """
     ids = [p for p in projects if _is_object_id(p)]
     names = [p for p in projects if not _is_object_id(p)]
-    ids += [p.id for p in client.projects.find_many(names, include_subprojects=include_subprojects)]
+    ids += [p.id for p in client.projects.find_many(names, include_subprojects=include_subprojects,
+                                                    search_hidden=True)]
     return sorted(set(ids))
 
 
@@ -91,7 +93,8 @@ def poll_finished_tasks(
         cursor: Where the previous poll stopped (not modified; the result holds the new one).
         project_ids: Only these projects (None: all projects). An empty list finds nothing.
         statuses: Task statuses that count as finished.
-        include_hidden: Also return hidden tasks (e.g. dataset tasks).
+        include_hidden: Also return hidden tasks (e.g. dataset tasks); reports (hidden tasks that are the
+            web app's Reports) are returned either way.
         page_size: Rows per ``tasks.get_all`` call (at most 500, the real server's cap).
         max_pages: Most calls that find new tasks per poll (calls re-reading known tasks are bounded
             by the time budget only, so a tick always makes progress).
@@ -145,8 +148,9 @@ def _tasks_query(statuses: Sequence[str], bound: str | None, project_ids: Sequen
         query["status_changed"] = [f">={bound}"]
     if project_ids is not None:
         query["project"] = list(project_ids)
-    if include_hidden:
-        query["search_hidden"] = True
+    query["search_hidden"] = True
+    if not include_hidden:  # what is not hidden, or is a report (clearml-server's list operators)
+        query["system_tags"] = ["__$any", "__$not", "hidden", "reports"]
     return query
 
 

@@ -79,7 +79,7 @@ def build_clearml_completed_tasks_sensor(
         projects: Project ids or full names to watch (None: every project).
         include_subprojects: Named projects include their subprojects.
         statuses: Task statuses that count as finished.
-        include_hidden: Also archive hidden tasks (e.g. dataset tasks).
+        include_hidden: Also archive hidden tasks (e.g. dataset tasks); reports are archived either way.
         job: The task archive job to run (default: ``clearml_archive_job_<account>``).
         minimum_interval_seconds: Seconds between ticks.
         page_size: Tasks per ``tasks.get_all`` call.

@@ -21,6 +21,7 @@ from .models import ModelsClient
 from .paging import MAX_PAGE_SIZE
 from .projects import ProjectsClient
 from .queues import QueuesClient, WorkersClient
+from .reports import ReportsClient
 from .session import (
     API_VERSION,
     CHECK_DEADLINE_SEC,
@@ -70,6 +71,7 @@ class ClearMLClient:
         self.models = ModelsClient(session)
         self.queues = QueuesClient(session)
         self.workers = WorkersClient(session)
+        self.reports = ReportsClient(session)
         self.files = files
 
     def __repr__(self) -> str:
@@ -108,6 +110,7 @@ class ClearMLClient:
 __all__ = [
     "API_VERSION", "CHECK_DEADLINE_SEC", "DEFAULT_DEADLINE_SEC", "DEFAULT_MAX_DOWNLOAD_BYTES",
     "DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_MIN_BYTES_PER_SECOND", "MAX_PAGE_SIZE", "ClearMLClient", "ClearMLSession",
-    "EventsClient", "FilesClient", "ModelsClient", "ProjectsClient", "QueuesClient", "TasksClient", "WorkersClient",
-    "derive_files_host", "derive_web_host", "is_read_endpoint", "loopback_aliases", "redact_url_credentials",
+    "EventsClient", "FilesClient", "ModelsClient", "ProjectsClient", "QueuesClient", "ReportsClient", "TasksClient",
+    "WorkersClient", "derive_files_host", "derive_web_host", "is_read_endpoint", "loopback_aliases",
+    "redact_url_credentials",
 ]

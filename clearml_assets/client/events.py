@@ -36,6 +36,7 @@ class EventsClient(ServiceClient):
     def __init__(self, session: ClearMLSession, max_scroll_pages: int = DEFAULT_MAX_SCROLL_PAGES):
         super().__init__(session)
         self.max_scroll_pages = max_scroll_pages
+        self.add_batch_deadline_seconds = ADD_BATCH_DEADLINE_SEC
         self._scrolls = ScrollGuards()
         self._lock = threading.Lock()
 
@@ -129,7 +130,7 @@ class EventsClient(ServiceClient):
         body = b"\n".join(orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY) for e in events)
         session = self._session
         data = session.send("events.add_batch", None, lines=body,
-                            deadline=session.deadline(max(session.deadline_seconds, ADD_BATCH_DEADLINE_SEC)))
+                            deadline=session.deadline(max(session.deadline_seconds, self.add_batch_deadline_seconds)))
         if data.get("errors"):
             raise ClearMLRequestError(
                 f"ClearML account '{session.account}': events.add_batch refused {data['errors']} of "

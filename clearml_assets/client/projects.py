@@ -54,15 +54,34 @@ class ProjectsClient(ServiceClient):
         filters.setdefault("order_by", ["id"])
         return listing(self._session, "projects", Project, only_fields, include_public, MAX_PAGE_SIZE, filters)
 
-    def create(self, name: str, description: str = "") -> str:
-        """Create a project and return its id (never sent twice: see :meth:`ClearMLSession.call`)."""
-        return self._session.call("projects.create", name=name, description=description)["id"]
+    def create(self, name: str, description: str = "", *, system_tags: Sequence[str] = ()) -> str:
+        """Create a project and return its id (never sent twice: see :meth:`ClearMLSession.call`).
 
-    def ensure(self, name: str, description: str = "") -> str:
+        Args:
+            name: Full name (``parent/child``; missing parents are created without system tags).
+            description: Its description.
+            system_tags: Its system tags (``hidden``, ``pipeline``, ``dataset``, ``reports``...).
+        """
+        fields: dict[str, Any] = {"system_tags": list(system_tags)} if system_tags else {}
+        return self._session.call("projects.create", name=name, description=description, **fields)["id"]
+
+    def update(self, project_id: str, **fields: Any) -> None:
+        """``projects.update``: name, description, tags, system_tags..."""
+        self._session.call("projects.update", project=project_id, **fields)
+
+    def ensure(self, name: str, description: str = "", *, system_tags: Sequence[str] = ()) -> str:
         """The id of the project named exactly ``name`` (full path; hidden ones included), created with its
-        parents if missing (also when another writer creates it at the same moment)."""
+        parents if missing (also when another writer creates it at the same moment); ``system_tags`` are those
+        of a project it creates."""
         found = self.find(name, search_hidden=True)
         if found:
+            return found.id
+        try:
+            return self.create(name, description, system_tags=system_tags)
+        except ClearMLRequestError:  # created meanwhile by someone else
+            found = self.find(name, search_hidden=True)
+            if not found:
+                raise
             return found.id
         try:
             return self.create(name, description)

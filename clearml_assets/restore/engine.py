@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import re
+import tempfile
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,8 +25,11 @@ from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
 from ..archives.logs import ConsoleText
+from ..archives.server_release import collapsed_iterations_note
+from ..archives.system_projects import ensure_chain, rebased, recorded_chain
 from ..errors import ArchiveError, ClearMLAssetsError
 from ..locks import ClearMLLocks, locks_from_env
+from . import system_tasks
 from .reader import TaskArchive, open_archive
 
 PROVENANCE_PREFIX = "restored-from:"
@@ -191,7 +195,8 @@ class TaskRestorer:
         src = archive.task
         done, partial = self.find_restored(archive.source_task_id)
         archive.check_provenance(done if done is not None else partial)  # before any state change
-        project = self.project or archive.project_name or "Restored"
+        chain = self._chain(archive)
+        project = chain[-1]["name"]
         if done is not None:
             result = RestoreResult(archive.source_task_id, done["id"], str(done.get("name")), project, False, False,
                                    True, web_url=self._web(done))
@@ -203,7 +208,7 @@ class TaskRestorer:
             return result
         result = RestoreResult(archive.source_task_id, "", str(src.get("name")), project, partial is None,
                                partial is not None, False)
-        project_id = self._project_id(project)
+        project_id = self._project_id(chain)
         if partial is not None:
             task_id, system_tags = partial["id"], list(partial.get("system_tags") or [])
             status = self.client.tasks.get(task_id).raw.get("status")
@@ -226,11 +231,26 @@ class TaskRestorer:
         result.web_url = self.client.web_url("task", task_id, project_id)
         return result
 
-    def _project_id(self, name: str) -> str:
-        with self._project_lock:  # one lookup per project name, however many tasks ask for it at once
-            if name not in self._projects:
-                self._projects[name] = self.client.projects.ensure(name)
-            return self._projects[name]
+    def _chain(self, archive: TaskArchive) -> list[dict[str, Any]]:
+        """The projects the copy goes into, root first, with their system tags: the source's (a pipeline run,
+        a dataset version and a report stay in their hidden system projects), under ``--project`` if given."""
+        chain = recorded_chain(archive.info, archive.project_name or "Restored")
+        return rebased(chain, self.project) if self.project else chain
+
+    def _project_id(self, chain: list[dict[str, Any]]) -> str:
+        key = json.dumps(chain, sort_keys=True)
+        with self._project_lock:  # one lookup per project chain, however many tasks ask for it at once
+            if key not in self._projects:
+                self._projects[key] = ensure_chain(self.client, chain)
+            return self._projects[key]
+
+    def _mapped(self, source_id: str) -> str | None:
+        """The id of the copy of source task (or model) ``source_id`` in the target, or None."""
+        done, _ = self.find_restored(source_id)
+        if done is not None:
+            return str(done["id"])
+        found = self.client.models.find_by_system_tag(provenance_tag(source_id))
+        return str(found[0]["id"]) if found else None
 
     def _stop_after_failure(self, task_id: str) -> None:
         """Leave no copy in progress after a failure or an interrupt (best effort: the server may be gone)."""
@@ -277,6 +297,9 @@ class TaskRestorer:
                 fields["parent"] = mapped["id"]
             else:
                 result.notes.append(f"parent task {parent} is not restored in this account; the copy has no parent")
+        if system_tasks.is_report(src):
+            return system_tasks.create_report(self.client, src, project_id, fields["system_tags"]), \
+                sorted({*system_tasks.REPORT_SYSTEM_TAGS, *fields["system_tags"]})
         task_id = self.client.tasks.create(**fields)
         return task_id, fields["system_tags"]
 
@@ -291,6 +314,13 @@ class TaskRestorer:
     def _fill(self, archive: TaskArchive, task_id: str, project_id: str, status: str,
               result: RestoreResult) -> None:
         src = archive.task
+        if system_tasks.is_report(src):
+            if status != "published":
+                self.client.tasks.edit(task_id, runtime=self._runtime(archive))
+                result.notes += system_tasks.fill_report(self.client, src, task_id, self._mapped, (
+                    archive.info.get("web_url"), self.client.web_url("task", task_id)))
+            self._step("status")
+            return
         if status != "published":
             if result.resumed:  # events, metrics and output models of the first try go, the rest is sent again
                 self.client.tasks.reset(task_id)
@@ -299,10 +329,12 @@ class TaskRestorer:
             prefix = f"{project_path}/{_part(str(src.get('name') or 'task'))}.{task_id}"
             # every upload starts at once, the runtime and the status go while they run, then the events (those
             # that point at no file first); the last event batch and the artifact records go together
-            with ThreadPoolExecutor(max_workers=self._per_task, thread_name_prefix="clearml-restore") as pool:
+            with tempfile.TemporaryDirectory(prefix="clearml-restore-") as scratch, \
+                    ThreadPoolExecutor(max_workers=self._per_task, thread_name_prefix="clearml-restore") as pool:
                 urls = self._upload_images(archive, prefix, pool, result)
-                artifacts = self._upload_artifacts(archive, prefix, pool, result)
-                runtime = pool.submit(self.client.tasks.edit, task_id, runtime=self._runtime(archive))
+                artifacts = self._upload_artifacts(archive, prefix, pool, result, task_id, Path(scratch))
+                runtime = pool.submit(self.client.tasks.edit, task_id, runtime=self._runtime(archive),
+                                      **self._dataset_fields(archive, task_id))
                 self.client.tasks.set_status(task_id, "in_progress", message="restoring")
                 settle_events = self._send_events(archive, task_id, urls, pool, result)
                 self._finish_artifacts(task_id, artifacts, result)
@@ -416,12 +448,16 @@ class TaskRestorer:
 
     # -------------------------------------------------------------------------------- artifacts/models
     def _upload_artifacts(self, archive: TaskArchive, prefix: str, pool: ThreadPoolExecutor,
-                          result: RestoreResult) -> list[tuple[dict, Future | None]]:
-        """The task's artifacts, their files being uploaded."""
+                          result: RestoreResult, task_id: str, scratch: Path) -> list[tuple[dict, Future | None]]:
+        """The task's artifacts, their files being uploaded (a dataset version's state naming the copy)."""
         planned = []
+        dataset = system_tasks.is_dataset_version(archive.task)
         for artifact, path in archive.artifacts():
             artifact = dict(artifact)
             upload = None
+            if path is not None and dataset:
+                path = system_tasks.dataset_state_file(artifact, path, scratch, self._copy_of(archive, task_id),
+                                                       result.notes)
             if path is not None:
                 rel = f"artifacts/{_part(str(artifact.get('key')))}/{_basename(artifact.get('uri'), path.name)}"
                 upload = self._upload(prefix, rel, path, pool)
@@ -484,10 +520,26 @@ class TaskRestorer:
         result.counts["models"] = len(planned)
 
     def _send_model_events(self, archive: TaskArchive, record: dict, model_id: str, result: RestoreResult) -> None:
+        iterations: set[Any] = set()
         events = ({**event, "task": model_id, "model_event": True} for event in archive.model_events(record))
         for batch in _batches(events, self.batch_events, self.batch_bytes):
             self.client.events.add_batch(batch)
+            iterations.update(event.get("iter") for event in batch)
             result.counts["model_events"] = result.counts.get("model_events", 0) + len(batch)
+        note = collapsed_iterations_note(self.client, iterations)
+        if note:
+            result.notes.append(f"model {record.get('id')}: {note}")
+
+    def _copy_of(self, archive: TaskArchive, task_id: str) -> Callable[[str], str | None]:
+        """:meth:`_mapped` that knows the copy of the archive's own task."""
+        return lambda source_id: task_id if source_id == archive.source_task_id else self._mapped(source_id)
+
+    def _dataset_fields(self, archive: TaskArchive, task_id: str) -> dict[str, Any]:
+        """The fields a dataset version's copy is edited with besides its runtime: its lineage naming the copies."""
+        if not system_tasks.is_dataset_version(archive.task):
+            return {}
+        configuration = system_tasks.dataset_configuration(archive.task, self._copy_of(archive, task_id))
+        return {"configuration": configuration} if configuration else {}
 
     def _create_model(self, model: dict, uri: str | None, task_id: str | None, project_id: str) -> str:
         system_tags = [t for t in model.get("system_tags") or [] if not t.startswith(PROVENANCE_PREFIX)]
@@ -556,35 +608,49 @@ def _batches(events: Iterable[dict], max_events: int, max_bytes: int) -> Iterato
         yield batch
 
 
-def _levels(archives: list[TaskArchive]) -> list[list[TaskArchive]]:
-    """The archives in levels: each task after the level holding its parent (when the parent is there)."""
+def _parents(archives: list[TaskArchive]) -> dict[str, list[str]]:
+    """The source ids each archive's task waits for when they are in ``archives``: its parent task, the dataset
+    versions it builds on (a dataset version), every other task (a report, which links to them)."""
     by_id = {a.source_task_id: a for a in archives}
+    others = [a.source_task_id for a in archives if not system_tasks.is_report(a.task)]
+    out = {}
+    for archive in archives:
+        key = archive.source_task_id
+        waits = others if system_tasks.is_report(archive.task) else \
+            [archive.task.get("parent"), *system_tasks.dataset_parents(archive)]
+        out[key] = [p for p in dict.fromkeys(waits) if p in by_id and p != key]
+    return out
+
+
+def _levels(archives: list[TaskArchive]) -> list[list[TaskArchive]]:
+    """The archives in levels: each task after the levels holding those it waits for (see :func:`_parents`)."""
+    by_id = {a.source_task_id: a for a in archives}
+    parents = _parents(archives)
     depth: dict[str, int] = {}
 
     def level(archive: TaskArchive, seen: frozenset = frozenset()) -> int:
         key = archive.source_task_id
         if key not in depth:
-            parent = archive.task.get("parent")
-            depth[key] = 0 if parent not in by_id or parent in seen else \
-                level(by_id[parent], seen | {key}) + 1
+            waits = [p for p in parents[key] if p not in seen]
+            depth[key] = max((level(by_id[p], seen | {key}) + 1 for p in waits), default=0)
         return depth[key]
 
     out: dict[int, list[TaskArchive]] = {}
-    for archive in _parents_first(archives):
+    for archive in _parents_first(archives, parents):
         out.setdefault(level(archive), []).append(archive)
     return [out[k] for k in sorted(out)]
 
 
-def _parents_first(archives: list[TaskArchive]) -> list[TaskArchive]:
+def _parents_first(archives: list[TaskArchive], parents: dict[str, list[str]] | None = None) -> list[TaskArchive]:
     by_id = {a.source_task_id: a for a in archives}
+    parents = _parents(archives) if parents is None else parents
     ordered: list[TaskArchive] = []
     seen: set[str] = set()
 
     def visit(archive: TaskArchive, depth: int = 0) -> None:
         if archive.source_task_id in seen or depth > len(archives):
             return
-        parent = archive.task.get("parent")
-        if parent in by_id:
+        for parent in parents[archive.source_task_id]:
             visit(by_id[parent], depth + 1)
         seen.add(archive.source_task_id)
         ordered.append(archive)

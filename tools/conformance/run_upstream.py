@@ -318,7 +318,7 @@ def summarize(junit: Path) -> int:
     return totals["failed"]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", default=".", help="worktree whose local server is tested (default: cwd)")
     parser.add_argument("--rev", default="v1.9.2", help="clearml-server revision of the tests (v1.9.2, HEAD)")
@@ -332,6 +332,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-q", "--quiet", action="store_true", help="only the summary (no pytest output)")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
                         help="test files (e.g. test_models.py) and/or pytest options such as -k NAME")
+    return parser
+
+
+def chosen_files(args: argparse.Namespace, tests_dir: Path) -> tuple[list[str], list[str], list[str]]:
+    """The test files to run (named ones, else the group's or every one), the pytest options, and those of the
+    named files the revision does not have."""
+    present = sorted(p.name for p in tests_dir.glob("test_*.py"))
+    files = [a for a in args.pytest_args if a.endswith(".py")]
+    options = [a for a in args.pytest_args if not a.endswith(".py")]
+    chosen = files or (present if args.all else [f for f in GROUPS[args.group] if f in present])
+    return chosen, options, [f for f in chosen if f not in present]
+
+
+def run_tests(args: argparse.Namespace, repo: Path, scratch: Path, chosen: list[str], options: list[str],
+              url: str, keys: list[tuple[str, str]]) -> int:
+    """pytest on the chosen files against the server at ``url``; prints the summary, returns the exit code."""
+    env = {**os.environ, "CONFORMANCE_API_HOST": url, "CONFORMANCE_ACCESS_KEY": keys[0][0],
+           "CONFORMANCE_SECRET_KEY": keys[0][1], "CONFORMANCE_ACCESS_KEY2": keys[1][0],
+           "CONFORMANCE_SECRET_KEY2": keys[1][1], "PYTHONPATH": os.pathsep.join([str(scratch), str(repo)])}
+    junit = scratch / "junit.xml"
+    cmd = [sys.executable, "-m", "pytest", "-rN", "--tb=line" if args.quiet else "--tb=short",
+           f"--junitxml={junit}", "-o", "junit_family=xunit1", *options,
+           *[f"apiserver/tests/automated/{f}" for f in chosen]]
+    out = subprocess.DEVNULL if args.quiet else None
+    subprocess.run(cmd, cwd=scratch, env=env, stdout=out, stderr=out)
+    if not junit.exists():
+        print("pytest produced no report")
+        return 2
+    return 1 if summarize(junit) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     repo = Path(args.repo).resolve()
     if not (repo / "clearml_assets" / "local_server").is_dir():
@@ -340,33 +373,16 @@ def main(argv: list[str] | None = None) -> int:
     proc = None
     try:
         extract(args.mirror, args.rev, scratch)
-        tests_dir = scratch / "apiserver" / "tests" / "automated"
-        present = sorted(p.name for p in tests_dir.glob("test_*.py"))
-        files = [a for a in args.pytest_args if a.endswith(".py")]
-        options = [a for a in args.pytest_args if not a.endswith(".py")]
-        chosen = files or (present if args.all else [f for f in GROUPS[args.group] if f in present])
-        missing = [f for f in chosen if f not in present]
+        chosen, options, missing = chosen_files(args, scratch / "apiserver" / "tests" / "automated")
         if missing:
             parser.error(f"not in {args.rev}: {', '.join(missing)}")
         keys = [("CONF" + secrets.token_hex(8).upper(), secrets.token_urlsafe(24)) for _ in range(2)]
         release = release_of(args.mirror, args.rev)
         proc, url = start_server(repo, scratch / "data", [k for pair in keys for k in pair], scratch / "server.log",
                                  release)
-        env = {**os.environ, "CONFORMANCE_API_HOST": url, "CONFORMANCE_ACCESS_KEY": keys[0][0],
-               "CONFORMANCE_SECRET_KEY": keys[0][1], "CONFORMANCE_ACCESS_KEY2": keys[1][0],
-               "CONFORMANCE_SECRET_KEY2": keys[1][1], "PYTHONPATH": os.pathsep.join([str(scratch), str(repo)])}
-        junit = scratch / "junit.xml"
-        cmd = [sys.executable, "-m", "pytest", "-rN", "--tb=line" if args.quiet else "--tb=short",
-               f"--junitxml={junit}", "-o", "junit_family=xunit1", *options,
-               *[f"apiserver/tests/automated/{f}" for f in chosen]]
         print(f"upstream tests {args.rev} (clearml-server {release}) against {repo} ({url}); scratch {scratch}",
               flush=True)
-        out = subprocess.DEVNULL if args.quiet else None
-        subprocess.run(cmd, cwd=scratch, env=env, stdout=out, stderr=out)
-        if not junit.exists():
-            print("pytest produced no report")
-            return 2
-        return 1 if summarize(junit) else 0
+        return run_tests(args, repo, scratch, chosen, options, url, keys)
     finally:
         if proc is not None:
             proc.terminate()

@@ -176,7 +176,8 @@ def dequeue_any(call: Call, task_id: str, new_status: str | None = None, from_al
         call.data.setdefault("status_reason", "")
         target = new_status or task.pop("enqueue_status", None) or "created"
         task.pop("enqueue_status", None)
-        task.get("execution", {}).pop("queue", None)
+        # execution.queue stays, as the real server's dequeue_and_change_status keeps it: the agent dequeues the
+        # task it runs (new_status in_progress), and who watches the run reads the queue from there
         return {"dequeued": 1, "removed": removed, **change_status(call, task, target, force=True)}
 
 
