@@ -7,7 +7,7 @@ archived and restored into a target at clearml-server 2.3.0 and at 1.9.2: the co
 events keep their iterations where the target keeps them (a 1.9.2 target stores them at iteration 0, and the restore
 says so). The report embeds a plot of the trained task: the copy embeds the copy's, on the target's web app. The
 completed-task sensor's poll finds the report (a hidden task) and the pipeline run of a watched project. The
-exporter also runs against a 1.9.2 source.
+exporter and the sensor also run against a 1.9.2 source.
 """
 
 from __future__ import annotations
@@ -169,14 +169,18 @@ def test_model_events_keep_their_iterations_where_the_target_keeps_them(source, 
     if release == "2.3.0":
         assert hist["mAP"]["val"]["x"] == [3, 7] and not any("iteration 0" in n for n in restored.notes)
     else:
-        assert hist["mAP"]["val"]["x"] == [0]
+        assert hist["mAP"]["val"]["x"] == [0] and hist["mAP"]["val"]["y"] == [pytest.approx(0.7)]  # the last wins
         assert any("1.9.2" in n and "iteration 0" in n for n in restored.notes), restored.notes
 
 
-def test_the_exporter_reads_a_1_9_2_server(tmp_path):
+def test_the_exporter_and_the_sensor_read_a_1_9_2_server(tmp_path):
     server = LocalServer(tmp_path / "old", api_port=0, files_port=0, web_port=0, server_version="1.9.2").start()
     try:
         ids = seed(server)
+        client = client_of(server)
+        watched = resolve_project_ids(client, ["work"])  # 1.9.2's list operators: not hidden, or a report
+        found = {t.id for t in poll_finished_tasks(client, ClearMLTaskCursor(), project_ids=watched).tasks}
+        assert {ids["report"], ids["controller"], *ids["steps"].split(","), ids["trained"]} <= found
         with ClearMLTaskExporter(client_of(server), "old", tmp_path / "exports") as exporter:
             project = exporter.export_project(ids["work"])
             trained = exporter.export_task(ids["trained"])

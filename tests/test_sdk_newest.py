@@ -168,6 +168,14 @@ def test_every_task_of_the_run_archives_complete(ran):
         assert result.manifest["status"] == "ok", (result.task_name, result.manifest["issues"])
     dataset = others[0].manifest
     assert dataset["counts"]["artifact_files"] >= 1  # the version's state and files
+    reporting = others[1]  # every point, the table and the text the script reported
+    assert reporting.counts["scalar_points"] == reporting.manifest["server_counts"]["scalar_points"] >= 4
+    assert reporting.counts["plots"] >= 1
+    assert "reported at the newest API" in (reporting.folder / "console.txt").read_text()
+    steps = {r.task_name: r for r in pipeline.tasks}  # their return values: a list is a pickled artifact,
+    assert steps["make_numbers"].counts["artifact_files"] == 1  # a number a parameter of the "return" section
+    add_up = json.loads((steps["add_up"].folder / "task.json").read_text())["task"]
+    assert add_up["hyperparams"]["return"]["total"]["value"] == "6"
 
 
 RESTORED_SCRIPT = r'''

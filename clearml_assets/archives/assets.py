@@ -5,7 +5,7 @@ import json
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import dagster as dg
 from pydantic import Field
@@ -256,6 +256,25 @@ def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLT
     return dg.MaterializeResult()
 
 
+def export_project_locked(exporter: ClearMLTaskExporter, remote: "RemoteExports | None", locks: ClearMLLocks,
+                          account: str, key: str, *, force: bool, statuses: Sequence[str]) -> ProjectExportResult:
+    """Export project ``key`` under its project lock, each of its tasks under the lock the task archive asset
+    takes: a project export and a task export never write (or upload) one task at once, on any host."""
+    root = remote.store.url if remote else exporter.root
+
+    def task_lock(task_id: str):
+        return locks.hold(export_lock_name(root, account, "tasks", task_id))
+
+    def export_one(task_id: str, **kwargs: Any) -> TaskExportResult:
+        with task_lock(task_id):
+            return exporter.export_task(task_id, **kwargs)
+
+    with locks.hold(export_lock_name(root, account, "projects", key)):
+        if remote is not None:
+            return remote.export_project(exporter, key, force=force, statuses=statuses, task_lock=task_lock)
+        return exporter.export_project(key, force=force, statuses=statuses, export_one=export_one)
+
+
 def project_metadata(result: ProjectExportResult) -> dict[str, Any]:
     """Secret-free metadata of one project export."""
     manifest = result.manifest
@@ -307,14 +326,10 @@ def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run:
                          clearml: ClearMLResource) -> dg.MaterializeResult:
         check_ops_config_keys(context)
         exporter, remote = make_exporter(clearml, config, account)
-        root = remote.store.url if remote else exporter.root
         with exporter, locks_for_instance(context.instance) as locks:
             for key in context.partition_keys:
-                with locks.hold(export_lock_name(root, account, "projects", key)):
-                    if remote is not None:
-                        result = remote.export_project(exporter, key, force=config.force, statuses=config.statuses)
-                    else:
-                        result = exporter.export_project(key, force=config.force, statuses=config.statuses)
+                result = export_project_locked(exporter, remote, locks, account, key, force=config.force,
+                                               statuses=config.statuses)
                 context.add_asset_metadata({**project_metadata(result), **remote_metadata(remote, result.archive)},
                                            partition_key=key)
                 context.log.info(f"project {key}: {len(result.tasks)} tasks -> {result.archive}")

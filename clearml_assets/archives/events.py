@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import orjson
 
+from ..errors import ClearMLRequestError
 from .bounds import inflate_plot_data
 
 EVENTS_BATCH = 500
@@ -122,7 +123,7 @@ def iter_task_events(client, task_id: str, event_type: str | None, report: Pagin
     scroll_id = None
     request = {"batch_size": batch_size, "model_events": model_events, "metrics": metrics}
     while True:
-        data = client.events.task_events_page(task_id, event_type, scroll_id=scroll_id, **request)
+        data = _page(client, task_id, event_type, request, scroll_id=scroll_id)
         if report.total is None and data.get("total") is not None:
             report.total = int(data["total"])
         events = data.get("events") or []
@@ -142,6 +143,21 @@ def iter_task_events(client, task_id: str, event_type: str | None, report: Pagin
                           "the server restarted the event scroll (a page ended at iteration 0, a "
                           f"clearml-server quirk); {len(recovered)} later events were read newest-first, "
                           f"{report.duplicates} repeated events dropped"})
+
+
+def _page(client, task_id: str, event_type: str | None, request: dict, **extra: Any) -> dict:
+    """One page of the task's events, checked to answer the question asked: an event of another task, type or
+    metric (a server answering another query) is an error, so the section is recorded as lacking."""
+    data = client.events.task_events_page(task_id, event_type, **extra, **request)
+    wanted = {m.get("metric") for m in request.get("metrics") or []}
+    for event in data.get("events") or []:
+        if event.get("task") not in (None, task_id) or (event_type and event.get("type") not in (None, event_type)) \
+                or (wanted and event.get("metric") not in wanted):
+            raise ClearMLRequestError(
+                f"ClearML account {client.account!r}: events.get_task_events for task {task_id} "
+                f"({event_type or 'every type'}) answered an event of another query (task {event.get('task')!r}, "
+                f"type {event.get('type')!r}, metric {str(event.get('metric'))[:100]!r}): nothing of it is kept")
+    return data
 
 
 def _accept(events: list[dict], seen: _Seen, report: PagingReport, floor: _Seen | None = None) -> list[dict]:
@@ -164,7 +180,7 @@ def _newest_first(client, task_id: str, event_type: str | None, request: dict, f
     seen = _Seen(descending=True)
     scroll_id = None
     while not _all_received(report):
-        data = client.events.task_events_page(task_id, event_type, order="desc", scroll_id=scroll_id, **request)
+        data = _page(client, task_id, event_type, request, order="desc", scroll_id=scroll_id)
         events = data.get("events") or []
         fresh = _accept(events, seen, report, floor)
         yield from fresh

@@ -78,8 +78,11 @@ class ArchiveLookup:
         """The project whose id (or else exact name, hidden ones too) is ``key``."""
         try:
             return self.client.projects.get(key).raw
-        except ClearMLRequestError:
-            pass
+        except ClearMLRequestError as exc:
+            code = exc.metadata.get("result_code")
+            if getattr(code, "value", code) != 400:  # the server failed, not "no such id": never guess "not found"
+                raise ArchiveError(f"project {key!r} could not be read from ClearML account {self.account!r} "
+                                   f"({exc}); nothing was published, try again") from exc
         found = [p.raw for p in self.client.projects.find_many([key], include_public=self.include_public,
                                                                search_hidden=True)]
         if not found:

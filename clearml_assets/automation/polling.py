@@ -101,7 +101,7 @@ def poll_finished_tasks(
         max_tasks: Most new tasks per poll.
         time_budget_seconds: No new page is requested after this many seconds.
         overlap_seconds: How far before the cursor's time each poll looks again (late commits).
-        request_timeout_seconds: Read timeout of one call.
+        request_timeout_seconds: Most one call may take (the account's ``request_deadline_seconds`` if less).
 
     Raises:
         ClearMLConnectionError: The server could not be reached or refused the keys.
@@ -122,7 +122,8 @@ def poll_finished_tasks(
             result.more, result.stop_reason = True, "max_pages" if counted >= max_pages else "time_budget"
             break
         query = _tasks_query(statuses, bound, project_ids, include_hidden)
-        rows = client.tasks.page(page, page_size, read_timeout=request_timeout_seconds, **query)
+        rows = client.tasks.page(page, page_size, **query,
+                                 read_timeout=min(request_timeout_seconds, client.session.deadline_seconds))
         result.pages += 1
         new = _take_new_tasks(rows, result, max_tasks)
         counted += 1 if new else 0
