@@ -54,6 +54,7 @@ EXPORT_CASES = [
     ("tasks.get_by_id", "reset_mid_body", {}, "fails"),
     ("tasks.get_by_id", "malformed_json", {}, "fails"),
     ("projects.get_by_id", "drip", {"interval": 0.5}, "fails"),
+    ("projects.get_by_id", "malformed_json", {}, "fails"),
     ("events.get_task_events", "endless_scroll", {"total": 50, "batch": 5}, "incomplete"),
     ("events.get_task_events", "same_scroll", {}, "incomplete"),
     ("events.get_task_events", "huge_body", {"size": 200 * MB}, "incomplete"),
