@@ -169,6 +169,9 @@ def run_project_asset(info, project_id: str, root: Path, workers: int) -> dict:
 
     asset = build_clearml_project_archive_asset("bench")
     resource = ClearMLResource.for_local_server(info, account="bench")
+    # the account's connections bound the archive's requests in flight: as many as the bare transfers have
+    account = resource.accounts["bench"].model_copy(update={"max_connections": 2 * workers})
+    resource = ClearMLResource(accounts={"bench": account}, default_account="bench")
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("clearml_projects_bench", [project_id])
     t0 = time.perf_counter()

@@ -3,8 +3,9 @@
 A local server (its own process, reached by URL as a shared server is) is seeded with ``--tasks`` tasks
 (:mod:`scale_seed`: three templates through the REST API, every other task written straight into the server's
 store, which is set-up, not what is measured): most small (40 scalar points, 20 log lines, a plot, a debug
-image, a 16 KB artifact), 1% big (``--big-events`` scalar points and as many log lines; their events are seeded
-in the backfill's project, where they are read), ``--artifact-tasks`` with an artifact of ``--artifact-mb`` MB.
+image, a 16 KB artifact), 1% big (``--big-events`` scalar points and as many log lines), ``--artifact-tasks`` with
+an artifact of ``--artifact-mb`` MB. Events are seeded where they are read (the backfill's and the two projects'
+tasks; in the backfill ``--backfill-big-fraction``, 0.2%, are big); the other tasks are task records only.
 Dagster runs on PostgreSQL when Debian's ``postgresql`` is installed (else SQLite), with the project's own code
 location (``clearml_assets.definitions``, the account ``scale`` from the environment). Then, in one run, each phase
 run whatever the one before gave (a failed phase is printed):
@@ -13,9 +14,10 @@ run whatever the one before gave (a failed phase is printed):
    takes every task into partitions, tick after tick in a child process as the daemon's code server evaluates
    it (partition requests applied to the instance as the daemon does; runs are not launched): ticks, HTTP
    requests, wall time, slowest tick, the process's peak memory; then idle ticks (target <= 3 requests).
-2. **ui**: ``dagster dev`` with the instance holding every task as a partition: the asset's partitions page and
-   launching a backfill of its missing partitions from the UI, timed in headless Chromium (``/usr/bin/chromium``
-   through Playwright); the backfill launched there is cancelled, not run.
+2. **ui**: ``dagster dev`` with the instance holding every task as a partition: the asset's partitions page,
+   launching a backfill of its missing partitions from Dagster's dialog (bounded by ``--ui-dialog-timeout``), and
+   turning the missing-archives sensor on from its page (until its first ranged runs are queued), timed in
+   headless Chromium (``/usr/bin/chromium`` through Playwright); what they launch is cancelled, not run.
 3. **backfill**: for each ``--concurrency`` level, ``dagster dev`` with a run queue of that many runs, a backfill
    of the ``--backfill`` partitions of project ``scale/backfill`` launched as the UI launches it (GraphQL
    ``launchPartitionBackfill``; the asset's ``BackfillPolicy`` batches them into runs), timed from the launch to
@@ -23,8 +25,8 @@ run whatever the one before gave (a failed phase is printed):
    the seeded counts; the time per run outside the asset (run start to end minus the asset's step). Beside it
    the bare parallel transfer of the same bytes (bench_export's, with the same page caps) with as many
    requests in flight as the level's runs may have (16 each). The runs use ``--executor`` (default
-   ``in_process``: no process per step) and ``--per-run`` task ids a run (default 250; the product's default
-   is 25, set with ``CLEARML_ASSETS_PARTITIONS_PER_RUN``).
+   ``in_process``: no process per step), ``--per-run`` task ids a run (default 250; the product's default
+   is 25, set with ``CLEARML_ASSETS_PARTITIONS_PER_RUN``) and ``DAGSTER_EVENT_BATCH_SIZE`` ``--event-batch-size``.
 4. **project**: the project archive of ``scale/project`` (``--project`` tasks) and of ``scale/project_small``
    (a tenth of it) in child processes: peak memory (target: within 20%).
 
@@ -39,141 +41,23 @@ A small version, minutes: --tasks 5000 --backfill 500 --project 2000 --big-event
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
 
-import requests
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import bench_export  # noqa: E402
 import scale_seed  # noqa: E402
-from seeding import RawSeeder  # noqa: E402
+from scale_backfill import run_backfill  # noqa: E402
+from scale_deploy import ACCOUNT, ROOT, Deployment, deployment, load, say  # noqa: E402
+from scale_ui import run_ui  # noqa: E402
 
-ACCOUNT = "scale"
-BIN = Path(sys.executable).parent
-TASK_ASSET = [ACCOUNT, "clearml_task_archive"]
 SENSOR = f"clearml_completed_tasks_sensor_{ACCOUNT}"
-IN_FLIGHT_PER_RUN = 16  # a run's exporter: at most twice its max_workers (8) requests in flight
-
-
-def load() -> str:
-    """The load averages, for printing beside a figure."""
-    return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
-
-
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-# ------------------------------------------------------------------------------------------ environment
-@dataclasses.dataclass
-class Deployment:
-    """The Dagster side: its home, the environment of every Dagster process, the storage in use."""
-
-    work: Path
-    env: dict[str, str]
-    storage: str
-    pg: Any = None
-
-    def write_yaml(self, max_concurrent_runs: int) -> None:
-        base = self.pg.dagster_yaml(self.db) if self.pg else "telemetry:\n  enabled: false\n"
-        queue = ("run_coordinator:\n  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n"
-                 f"  config:\n    max_concurrent_runs: {max_concurrent_runs}\n    dequeue_interval_seconds: 1\n")
-        (Path(self.env["DAGSTER_HOME"]) / "dagster.yaml").write_text(base + queue)
-
-    db = "dagster_scale"
-
-    def instance(self):
-        import dagster as dg
-
-        os.environ.update({k: v for k, v in self.env.items() if k.startswith("DAGSTER_")})
-        return dg.DagsterInstance.from_config(self.env["DAGSTER_HOME"])
-
-
-def deployment(work: Path, info, choice: str) -> Deployment:
-    """Dagster's home (PostgreSQL storage when installed, else SQLite) and the ``scale`` account's env."""
-    home = work / "dagster_home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLEARML_", "TRAINS_", "DAGSTER_"))}
-    suffix = ACCOUNT.upper()
-    env.update({"DAGSTER_HOME": str(home), "CLEARML_ASSETS_HOME": str(work / "home"),
-                "CLEARML_ASSETS_DEFAULT_ACCOUNT": ACCOUNT, "CLEARML_ASSETS_ARCHIVE_CRON": "off",
-                f"CLEARML_KEY_{suffix}": info.access_key, f"CLEARML_SECRET_{suffix}": info.secret_key,
-                f"CLEARML_API_HOST_{suffix}": info.api_host, f"CLEARML_FILES_HOST_{suffix}": info.files_host,
-                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)})
-    deploy = Deployment(work, env, "sqlite")
-    if choice != "sqlite":
-        from pgserver import postgres_bin_dir, start_postgres
-
-        if postgres_bin_dir() is not None:
-            deploy.pg = start_postgres()
-            deploy.pg.create_database(deploy.db)
-            env["DAGSTER_PG_PASSWORD"] = deploy.pg.password
-            deploy.storage = "postgres"
-        elif choice == "postgres":
-            raise SystemExit("--storage postgres: PostgreSQL is not installed (apt-get install -y postgresql)")
-    deploy.write_yaml(0)
-    return deploy
-
-
-@contextmanager
-def dagster_dev(deploy: Deployment, max_concurrent_runs: int, log: Path, extra_env: dict | None = None
-                ) -> Iterator[str]:
-    """``dagster dev`` (webserver and daemon) on the project's code location; yields its URL."""
-    deploy.write_yaml(max_concurrent_runs)
-    port = scale_seed.free_port("127.0.0.1")
-    env = {**deploy.env, **(extra_env or {})}
-    out = log.open("w")
-    proc = subprocess.Popen([str(BIN / "dagster"), "dev", "-m", "clearml_assets.definitions", "-h", "127.0.0.1",
-                             "-p", str(port)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while not _answers(f"{url}/server_info"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"dagster dev did not come up:\n{log.read_text()[-4000:]}")
-            time.sleep(1)
-        graphql(url, "mutation { setNuxSeen }")
-        yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        out.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=5).ok
-    except requests.RequestException:
-        return False
-
-
-def graphql(url: str, query: str, variables: dict | None = None, timeout: float = 600) -> dict:
-    resp = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout)
-    resp.raise_for_status()
-    body = resp.json()
-    if body.get("errors"):
-        raise SystemExit(f"GraphQL error: {json.dumps(body['errors'])[:2000]}")
-    return body["data"]
 
 
 # ------------------------------------------------------------------------------------------------ sensor
@@ -244,123 +128,6 @@ def run_sensor(deploy: Deployment, expected: int) -> dict:
         f"{idle_ms:.0f} ms; {load()}")
     return {"tasks": tasks, "ok": tasks == expected and idle_calls <= 3, **out}
 
-
-# ---------------------------------------------------------------------------------------------- backfill
-LAUNCH = """
-mutation Launch($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message stack }
-    ... on UnauthorizedError { message }
-    ... on PartitionSetNotFoundError { message }
-    ... on InvalidSubsetError { message }
-  }
-}"""
-
-
-def launch_backfill(url: str, keys: list[str]) -> str:
-    data = graphql(url, LAUNCH, {"params": {"partitionNames": keys, "assetSelection": [{"path": TASK_ASSET}],
-                                            "fromFailure": False, "tags": []}})["launchPartitionBackfill"]
-    if data["__typename"] != "LaunchBackfillSuccess":
-        raise SystemExit(f"backfill not launched: {json.dumps(data)[:2000]}")
-    return data["backfillId"]
-
-
-def wait_backfill(deploy: Deployment, backfill_id: str, timeout: float) -> list:
-    """Wait until the backfill is done; returns its runs."""
-    import dagster as dg
-    from dagster._core.execution.backfill import BulkActionStatus
-
-    with deploy.instance() as instance:
-        deadline = time.monotonic() + timeout
-        while True:
-            backfill = instance.get_backfill(backfill_id)
-            if backfill.status not in (BulkActionStatus.REQUESTED,):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"backfill {backfill_id} not done after {timeout:.0f} s")
-            time.sleep(2)
-        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        return [(r, instance.get_run_stats(r.run_id), instance.get_run_step_stats(r.run_id)) for r in runs]
-
-
-def run_backfill_level(deploy: Deployment, keys: list[str], concurrency: int, settings: dict[str, str]) -> dict:
-    root_home = deploy.work / f"home_c{concurrency}"
-    log = deploy.work / f"dagster_dev_c{concurrency}.log"
-    with dagster_dev(deploy, concurrency, log, {"CLEARML_ASSETS_HOME": str(root_home), **settings}) as url:
-        say(f"backfill of {len(keys):,} partitions at {concurrency} concurrent run(s): launching; {load()}")
-        started = time.time()
-        backfill_id = launch_backfill(url, keys)
-        launched = time.time() - started
-        runs = wait_backfill(deploy, backfill_id, timeout=48 * 3600)
-    ends = [stats.end_time for _, stats, _ in runs if stats.end_time]
-    wall = max(ends) - started if ends else float("nan")
-    outside = [(stats.end_time - stats.start_time) - sum((s.end_time or 0) - (s.start_time or 0) for s in steps)
-               for _, stats, steps in runs if stats.end_time and stats.start_time]
-    failed = [r.run_id for r, _, _ in runs if r.status.value != "SUCCESS"]
-    return {"concurrency": concurrency, "wall": wall, "launch": launched, "runs": len(runs), "failed": failed,
-            "outside_mean": sum(outside) / max(1, len(outside)), "root": str(root_home / "exports"),
-            "load": os.getloadavg()}
-
-
-def check_backfill(deploy: Deployment, keys: list[str], root: str) -> list[str]:
-    """Partitions without exactly one materialization into ``root`` (a level's export root)."""
-    import dagster as dg
-
-    problems: list[str] = []
-    with deploy.instance() as instance:
-        counts: dict[str, int] = {}
-        for start in range(0, len(keys), 1000):  # 1,000 partitions x 3 levels: below the 10,000 records a call
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey(TASK_ASSET), asset_partitions=keys[start:start + 1000]),
-                limit=10_000).records
-            for record in records:
-                meta = record.asset_materialization.metadata
-                folder = str(getattr(meta.get("folder"), "value", ""))
-                if folder.startswith(root):
-                    counts[record.asset_materialization.partition] = counts.get(
-                        record.asset_materialization.partition, 0) + 1
-                    if str(getattr(meta.get("status"), "value", "")) != "ok":
-                        problems.append(f"{record.asset_materialization.partition}: status "
-                                        f"{getattr(meta.get('status'), 'value', None)}")
-    problems += [f"{k}: {counts.get(k, 0)} materializations" for k in keys if counts.get(k, 0) != 1]
-    return problems
-
-
-def bare_transfer(seeded: scale_seed.Seeded, ids: list[str], in_flight: int, work: Path) -> float:
-    info = seeded.server.info
-    reader = RawSeeder(info.api_host, info.files_host, info.access_key, info.secret_key)
-    urls = bench_export.file_urls(reader, ids)
-    seconds = bench_export.bare_downloads(reader.token, urls, work / "bare_files", in_flight)
-    shutil.rmtree(work / "bare_files", ignore_errors=True)
-    return seconds + bench_export.bare_events(reader, ids, in_flight)
-
-
-def run_backfill(deploy: Deployment, seeded: scale_seed.Seeded, levels: list[int], settings: dict[str, str]
-                 ) -> list[dict]:
-    keys = seeded.ids["scale/backfill"]
-    rows = []
-    say(f"backfill settings: {settings}")
-    for n in levels:
-        level = run_backfill_level(deploy, keys, n, settings)
-        problems = check_backfill(deploy, keys, level["root"])
-        say(f"bare parallel transfer of the same {len(keys):,} tasks, {IN_FLIGHT_PER_RUN * n} requests in "
-            f"flight; {load()}")
-        bare = bare_transfer(seeded, keys, IN_FLIGHT_PER_RUN * n, deploy.work)
-        level.update(bare=bare, problems=len(problems))
-        say(f"backfill at {n} concurrent run(s): {level['wall']:.1f} s for {len(keys):,} partitions in "
-            f"{level['runs']} runs ({len(level['failed'])} failed; launch {level['launch']:.1f} s; per run "
-            f"{level['outside_mean']:.1f} s outside the asset); bare transfer {bare:.1f} s; ratio "
-            f"{level['wall'] / bare:.2f} (target <= 1.5); wrong or missing archives {len(problems)}; "
-            "load average {:.1f} {:.1f} {:.1f}".format(*level["load"]))
-        for line in problems[:5]:
-            say(f"  {line}")
-        shutil.rmtree(level["root"], ignore_errors=True)
-        rows.append(level)
-    return rows
-
-
 # ----------------------------------------------------------------------------------------------- project
 PROJECT_CHILD = """
 import json, sys, time, warnings
@@ -405,69 +172,6 @@ def run_project(deploy: Deployment, seeded: scale_seed.Seeded) -> dict:
         f"{len(seeded.ids['scale/project_small']):,} tasks: {big / small:.2f}x (target <= 1.20)")
     return {"ratio": big / small, **rows}
 
-
-# ---------------------------------------------------------------------------------------------------- UI
-def run_ui(deploy: Deployment, partitions: int) -> dict:
-    """The task archive's partitions page and a backfill of its missing partitions, timed in Chromium."""
-    from chromium import CHROMIUM, chromium_page
-
-    if not CHROMIUM.is_file():
-        say(f"ui: no Chromium at {CHROMIUM} (apt-get install chromium); skipped")
-        return {}
-    out: dict[str, Any] = {}
-    shots = ROOT / "test-artifacts" / "bench_scale_ui"
-    shots.mkdir(parents=True, exist_ok=True)
-    with dagster_dev(deploy, 0, deploy.work / "dagster_dev_ui.log") as url, \
-            chromium_page(600_000, ("--disable-quic",), viewport={"width": 1600, "height": 1000}) as page:
-        say(f"ui: {partitions:,} partitions; opening the asset's partitions page; {load()}")
-        started = time.perf_counter()
-        page.goto(f"{url}/assets/{'/'.join(TASK_ASSET)}?view=partitions")
-        page.get_by_text(f"{partitions:,}").first.wait_for()
-        out["partitions_page"] = time.perf_counter() - started
-        page.screenshot(path=str(shots / "partitions.png"))
-        say(f"ui: partitions page showed {partitions:,} partitions after {out['partitions_page']:.1f} s; {load()}")
-        out.update(_launch_missing(page, url, shots))
-        say(f"ui: backfill of the missing partitions: dialog {out['dialog']:.1f} s, launch "
-            f"{out['launch']:.1f} s ({out.get('backfill_partitions', '?')} partitions requested); {load()}")
-    return out
-
-
-def _launch_missing(page, url: str, shots: Path) -> dict:
-    """Materialize... > Failed and missing > Launch backfill, as a person does; timed until the backfill exists."""
-    import re
-
-    from playwright.sync_api import expect
-
-    out: dict[str, Any] = {}
-    before = _backfill_ids(url)
-    started = time.perf_counter()
-    page.get_by_role("button", name=re.compile("Materialize")).first.click()
-    page.get_by_role("button", name="Failed and missing", exact=True).click()
-    launch = page.get_by_role("button", name=re.compile(r"^Launch (\d+ runs?|backfill)$")).first
-    expect(launch).to_be_enabled(timeout=600_000)
-    out["dialog"] = time.perf_counter() - started
-    page.screenshot(path=str(shots / "launch_dialog.png"))
-    started = time.perf_counter()
-    launch.click()
-    deadline = time.monotonic() + 600
-    while not (new := [b for b in _backfill_ids(url) if b["id"] not in before]):
-        if time.monotonic() > deadline:
-            raise SystemExit("the UI launched no backfill within 600 s")
-        time.sleep(0.5)
-    out["launch"] = time.perf_counter() - started
-    out["backfill_partitions"] = new[0]["numPartitions"]
-    page.screenshot(path=str(shots / "launched.png"))
-    graphql(url, "mutation($id: String!) { cancelPartitionBackfill(backfillId: $id) { __typename } }",
-            {"id": new[0]["id"]})
-    return out
-
-
-def _backfill_ids(url: str) -> list[dict]:
-    data = graphql(url, "{ partitionBackfillsOrError(limit: 5) { ... on PartitionBackfills { results { id "
-                        "numPartitions status } } } }")
-    return data["partitionBackfillsOrError"]["results"]
-
-
 # -------------------------------------------------------------------------------------------------- main
 def _phase(name: str, run) -> bool:
     """Run one phase; a failure is printed and the next phase still runs (the seeding is costly)."""
@@ -482,7 +186,7 @@ def _partition_count(deploy: Deployment) -> int:
     with deploy.instance() as instance:
         return len(instance.get_dynamic_partitions(f"clearml_tasks_{ACCOUNT}"))
 
-def main(argv: list[str] | None = None) -> int:
+def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     spec = scale_seed.ScaleSpec()
     parser.add_argument("--tasks", type=int, default=spec.tasks, help="tasks on the server (default 100,000)")
@@ -492,23 +196,54 @@ def main(argv: list[str] | None = None) -> int:
                                                                                 "of a big task (100,000)")
     parser.add_argument("--artifact-tasks", type=int, default=spec.artifact_tasks)
     parser.add_argument("--artifact-mb", type=int, default=spec.artifact_mb)
+    parser.add_argument("--backfill-big-fraction", type=float, default=spec.backfill_big_fraction,
+                        help="share of the backfill's tasks that are big (0.002: 20 of 10,000)")
     parser.add_argument("--concurrency", default="1,2,4", help="concurrent runs of the backfill levels")
     parser.add_argument("--phases", default="sensor,ui,backfill,project")
     parser.add_argument("--executor", default="in_process", help="CLEARML_ASSETS_EXECUTOR of the backfill's "
                         "runs (default in_process; '' for Dagster's multiprocess default)")
     parser.add_argument("--per-run", default="250", help="CLEARML_ASSETS_PARTITIONS_PER_RUN of the backfill "
                         "(task ids a run; default 250, the product's default is 25)")
+    parser.add_argument("--event-batch-size", default="1000", help="DAGSTER_EVENT_BATCH_SIZE of the backfill's runs "
+                        "(a range's materializations written in one insert; '' for one row at a time)")
     parser.add_argument("--storage", choices=["auto", "postgres", "sqlite"], default="auto")
+    parser.add_argument("--ui-dialog-timeout", type=float, default=600, help="seconds Dagster's backfill dialog "
+                        "gets to offer its launch button")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _run_phases(args: argparse.Namespace, spec: scale_seed.ScaleSpec, seeded: scale_seed.Seeded,
+                deploy: Deployment) -> bool:
+    phases, ok = set(args.phases.split(",")), True
+    if "sensor" in phases:
+        ok &= _phase("sensor", lambda: run_sensor(deploy, spec.tasks + 3)["ok"])  # + the 3 templates
+    elif phases & {"ui", "backfill"}:
+        with deploy.instance() as instance:  # what the sensor would have added
+            instance.add_dynamic_partitions(f"clearml_tasks_{ACCOUNT}", seeded.ids["scale/backfill"])
+    if "ui" in phases:
+        ok &= _phase("ui", lambda: bool(run_ui(deploy, _partition_count(deploy), args.ui_dialog_timeout)))
+    if "backfill" in phases:
+        settings = {"CLEARML_ASSETS_EXECUTOR": args.executor, "CLEARML_ASSETS_PARTITIONS_PER_RUN": args.per_run,
+                    "DAGSTER_EVENT_BATCH_SIZE": args.event_batch_size}
+        levels = [int(n) for n in args.concurrency.split(",")]
+        ok &= _phase("backfill", lambda: all(not r["problems"] and not r["failed"]
+                                             for r in run_backfill(deploy, seeded, levels, settings)))
+    if "project" in phases:
+        ok &= _phase("project", lambda: run_project(deploy, seeded)["ratio"] <= 1.2)
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still stop the servers it started
     spec = scale_seed.ScaleSpec(tasks=args.tasks, backfill=args.backfill, project=args.project,
                                 project_small=max(1, args.project // 10), big_events=args.big_events,
+                                backfill_big_fraction=args.backfill_big_fraction,
                                 artifact_tasks=args.artifact_tasks, artifact_mb=args.artifact_mb)
-    phases = set(args.phases.split(","))
     work = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     seeded = deploy = None
-    ok = True
+    ok = False
     try:
         say(f"seeding {spec}; {load()}")
         t0 = time.perf_counter()
@@ -516,20 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"seeded {spec.tasks:,} tasks ({seeded.events:,} events) in {time.perf_counter() - t0:.0f} s; {load()}")
         deploy = deployment(work, seeded.server.info, args.storage)
         say(f"Dagster storage: {deploy.storage}")
-        if "sensor" in phases:
-            ok &= _phase("sensor", lambda: run_sensor(deploy, spec.tasks + 3)["ok"])  # + the 3 templates
-        elif phases & {"ui", "backfill"}:
-            with deploy.instance() as instance:  # what the sensor would have added
-                instance.add_dynamic_partitions(f"clearml_tasks_{ACCOUNT}", seeded.ids["scale/backfill"])
-        if "ui" in phases:
-            ok &= _phase("ui", lambda: bool(run_ui(deploy, _partition_count(deploy))))
-        if "backfill" in phases:
-            settings = {"CLEARML_ASSETS_EXECUTOR": args.executor, "CLEARML_ASSETS_PARTITIONS_PER_RUN": args.per_run}
-            levels = [int(n) for n in args.concurrency.split(",")]
-            ok &= _phase("backfill", lambda: all(not r["problems"] and not r["failed"]
-                                                 for r in run_backfill(deploy, seeded, levels, settings)))
-        if "project" in phases:
-            ok &= _phase("project", lambda: run_project(deploy, seeded)["ratio"] <= 1.2)
+        ok = _run_phases(args, spec, seeded, deploy)
     finally:
         if seeded is not None:
             seeded.server.stop()

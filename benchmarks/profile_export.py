@@ -120,10 +120,51 @@ def print_profile(name: str, raw: Path, top: int) -> None:
         for frame in set(frames):
             incl[frame] += int(n)
     print(f"  {name}: {total} samples")
+    print("    -- by part (a sample counts for the innermost frame of a known part)")
+    for part, n in categories(raw).most_common():
+        print(f"    {100 * n / max(total, 1):5.1f}% {part}")
     for title, counter in (("own", own), ("inclusive", incl)):
         print(f"    -- {title}")
         for frame, n in counter.most_common(top):
             print(f"    {100 * n / max(total, 1):5.1f}% {frame[:140]}")
+
+
+# (part, substrings of a frame) checked from the innermost frame outwards; the first part found takes the sample
+PARTS = (
+    ("waiting on the network (socket reads)", ("SocketIO.readinto", "_socket", "select (", "poll_wait_for_socket",
+                                              "EpollSelector.select", "Condition.wait")),
+    ("packing: hashing, zip/tar, compression", ("archives/packing.py", "packing.py", "zipfile.py", "tarfile.py",
+                                                "gzip.py", "lzma.py")),
+    ("downloads (file bodies to disk)", ("download (", "_fetch (", "iter_content", "fetch_object")),
+    ("JSON decoding of answers", ("_json (", "orjson", "json/decoder.py", "Response.json")),
+    ("scalars (parquet + JSON lines)", ("scalars.py", "pyarrow")),
+    ("console log", ("logs.py",)),
+    ("plots/debug images/model events", ("media.py", "events.py")),
+    ("manifest and records (JSON writing, signing)", ("manifest.py", "records.py", "signing.py", "json/encoder.py")),
+    ("publishing (rename, index, locks, folders)", ("publish.py", "filelock", "paths.py")),
+    ("HTTP client (requests, urllib3, http.client)", ("requests/", "urllib3/", "http/client.py", "client.py")),
+    ("Dagster", ("dagster/",)),
+    ("server: events", ("bll/event", "event_", "services/events")),
+    ("server: HTTP stack (uvicorn, starlette, anyio)", ("uvicorn", "starlette", "anyio", "asyncio")),
+    ("server: fileserver", ("fileserver.py",)),
+    ("filesystem (mkdir, stat, open)", ("pathlib.py", "genericpath", "posixpath", "<frozen os>", "shutil.py")),
+)
+
+
+def categories(raw: Path) -> collections.Counter:
+    """Samples per part of the work (:data:`PARTS`); ``other`` for the rest."""
+    out: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        part = next((name for frame in reversed(frames) for name, keys in PARTS
+                     if any(k in frame for k in keys)), "other")
+        out[part] += int(n)
+    return out
 
 
 @dataclasses.dataclass
@@ -166,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="sample both processes with py-spy (gil: only threads holding the GIL, i.e. "
                              "Python CPU; all: every running thread)")
     parser.add_argument("--top", type=int, default=25, help="functions shown per profile")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (py-spy's raw stacks)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="profile_export_"))
     server = start_local_server_process(work / "server", log_file=work / "server.log")
@@ -202,10 +244,14 @@ def main(argv: list[str] | None = None) -> None:
                       f"requests/task {per_task}", flush=True)
             print(f"ratio archive / bare: wall {b.seconds / bare.seconds:.2f}, CPU "
                   f"{(b.cpu_self + b.cpu_server) / (bare.cpu_self + bare.cpu_server):.2f}", flush=True)
-            shutil.rmtree(run, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(run, ignore_errors=True)
     finally:
         server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

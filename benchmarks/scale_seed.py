@@ -42,12 +42,14 @@ class ScaleSpec:
 
     Attributes:
         tasks: Every task the server holds.
-        backfill: Tasks of project ``scale/backfill`` (archived by the backfill): 1% big, ``artifact_tasks``
-            with a big artifact, the rest small.
+        backfill: Tasks of project ``scale/backfill`` (archived by the backfill): ``backfill_big_fraction`` big,
+            ``artifact_tasks`` with a big artifact, the rest small.
         project: Tasks of project ``scale/project`` (the big project archive), small.
         project_small: Tasks of project ``scale/project_small`` (its memory baseline), small.
-        big_fraction: Share of big tasks (in the backfill with their events; in the history as task records,
-            last metrics and all, without the events nothing here reads).
+        big_fraction: Share of big tasks in the history and the projects (task records, last metrics and all,
+            without the events nothing here reads: the history's tasks, small or big, are records only).
+        backfill_big_fraction: Share of big tasks in the backfill, seeded with their events (0.2% by default: 20 of
+            10,000, 4 million event rows; 1% made the seeding alone take over half an hour).
         big_events: Scalar points and log lines of a big task (each).
         artifact_tasks: Tasks of the backfill holding an artifact of ``artifact_mb`` MB.
         artifact_mb: Size of that artifact.
@@ -58,6 +60,7 @@ class ScaleSpec:
     project: int = 20_000
     project_small: int = 2_000
     big_fraction: float = 0.01
+    backfill_big_fraction: float = 0.002
     big_events: int = 100_000
     artifact_tasks: int = 5
     artifact_mb: int = 100
@@ -126,9 +129,10 @@ def _plan(spec: ScaleSpec, projects: dict[str, str]) -> list[tuple[str, str, str
     for name, count, big_events in (("scale/history", spec.history, False), ("scale/backfill", spec.backfill, True),
                                     ("scale/project", spec.project, False),
                                     ("scale/project_small", spec.project_small, False)):
-        big_every = round(1 / spec.big_fraction) if spec.big_fraction > 0 else 0
+        fraction = spec.backfill_big_fraction if big_events else spec.big_fraction
+        big_every = round(1 / fraction) if fraction > 0 else 0
         for i in range(count):
-            template = "small"
+            template = "small_record" if name == "scale/history" else "small"
             if big_every and i % big_every == big_every // 2:
                 template = "big" if big_events else "big_record"
             elif name == "scale/backfill" and i < spec.artifact_tasks:
@@ -151,7 +155,7 @@ def clone_tasks(db: Path, templates: dict[str, str], plan: list[tuple[str, str, 
     conn.execute("PRAGMA cache_size=-1000000")  # 1 GB of pages: the indexes stay in memory while they grow
     docs = {kind: conn.execute("SELECT body FROM docs WHERE collection='tasks' AND id=?", (task,)).fetchone()[0]
             for kind, task in templates.items()}
-    docs["big_record"] = docs["big"]
+    docs["big_record"], docs["small_record"] = docs["big"], docs["small"]
     project_ids = dict(conn.execute("SELECT json_extract(body, '$.name'), id FROM docs WHERE collection='projects'"))
     written, started = 0, time.monotonic()
     conn.execute("BEGIN")
@@ -163,7 +167,7 @@ def clone_tasks(db: Path, templates: dict[str, str], plan: list[tuple[str, str, 
                    last_update=when, last_change=when, created=when)
         conn.execute("INSERT INTO docs (collection, id, body) VALUES ('tasks', ?, ?)",
                      (task_id, json.dumps(doc, separators=(",", ":"))))
-        if template != "big_record":
+        if not template.endswith("_record"):
             written += _clone_events(conn, source, task_id, doc["company"])
         if n % 5000 == 4999:
             conn.execute("COMMIT")

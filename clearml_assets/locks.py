@@ -21,6 +21,8 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
+import weakref
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -60,6 +62,15 @@ class ClearMLLocks:
         """Where the locks live (no secret)."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the locks keep open between holds (nothing for file locks)."""
+
+    def __enter__(self) -> "ClearMLLocks":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
 
 class ClearMLFileLocks(ClearMLLocks):
     """File locks in ``folder`` (default: ``clearml_assets/locks`` in the temp folder): one machine only.
@@ -84,7 +95,12 @@ class ClearMLFileLocks(ClearMLLocks):
 
 
 class ClearMLPostgresLocks(ClearMLLocks):
-    """Session-level PostgreSQL advisory locks, one connection per held lock.
+    """Session-level PostgreSQL advisory locks, on one connection per thread kept until :meth:`close`.
+
+    A run exports thousands of tasks, each under its lock: a connection per lock would start a PostgreSQL backend
+    for each (a process fork, authentication). Each thread keeps one connection instead and takes and releases
+    its locks on it; a lock is still a session lock of a connection that dies with its host. A connection found
+    broken is replaced before the next lock.
 
     Args:
         url: ``postgresql://user:password@host:port/db`` (a SQLAlchemy ``postgresql+psycopg2://`` URL works too).
@@ -100,25 +116,70 @@ class ClearMLPostgresLocks(ClearMLLocks):
             raise ClearMLConfigError(f"{LOCK_URL_ENV} must be a postgresql:// URL, not {_safe(self.url)!r}")
         self.wait_seconds = float(wait_seconds)
         self.connect_timeout = int(connect_timeout)
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._closer = weakref.finalize(self, _close_all, self._opened)
 
     def describe(self) -> str:
         return f"PostgreSQL advisory locks at {_safe(self.url)}"
 
+    def close(self) -> None:
+        """Close every connection this object opened (their locks, if any were still held, are released)."""
+        self._closer()
+
     @contextlib.contextmanager
     def hold(self, name: str) -> Iterator[None]:
-        conn = self._connect(name)
         key = lock_key(name)
+        conn = self._acquire(name, key)
         try:
-            self._acquire(conn, name, key)
             yield
+        except BaseException:
+            self._release(conn, key)
+            raise
+        if not self._release(conn, key):
+            raise ClearMLLockError(f"the lock {name!r} was lost while held (its connection to "
+                                   f"{_safe(self.url)} was reset); run again to check the result")
+
+    def _acquire(self, name: str, key: int):
+        """Take the lock on this thread's connection (a new one when the kept one is broken)."""
+        import psycopg2
+
+        for attempt in (1, 2):
+            conn = self._thread_connection(name)
+            try:
+                self._lock(conn, name, key)
+                return conn
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                self._drop(conn)
+                if attempt == 2:
+                    raise ClearMLLockError(f"cannot take the lock {name!r}: the connection to {self.describe()} "
+                                           "broke twice; check the database") from None
+        raise AssertionError("unreachable")
+
+    def _release(self, conn, key: int) -> bool:
+        """Unlock; False when the lock was not held any more (the connection was reset and is dropped)."""
+        import psycopg2
+
+        try:
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
-                held = cur.fetchone()[0]
-            if not held:
-                raise ClearMLLockError(f"the lock {name!r} was lost while held (its connection to "
-                                       f"{_safe(self.url)} was reset); run again to check the result")
-        finally:
-            conn.close()  # closing releases the lock too, whatever happened above
+                return bool(cur.fetchone()[0])
+        except psycopg2.Error:
+            self._drop(conn)
+            return False
+
+    def _thread_connection(self, name: str):
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self._connect(name)
+            self._opened.append(conn)
+        return conn
+
+    def _drop(self, conn) -> None:
+        with contextlib.suppress(Exception):
+            conn.close()
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
 
     def _connect(self, name: str):
         import psycopg2
@@ -136,7 +197,7 @@ class ClearMLPostgresLocks(ClearMLLocks):
             cur.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(self.wait_seconds * 1000)}ms",))
         return conn
 
-    def _acquire(self, conn, name: str, key: int) -> None:
+    def _lock(self, conn, name: str, key: int) -> None:
         import psycopg2.errors
 
         with conn.cursor() as cur:
@@ -147,6 +208,12 @@ class ClearMLPostgresLocks(ClearMLLocks):
                 raise ClearMLLockError(f"waited {self.wait_seconds:.0f}s for the lock {name!r} ({self.describe()})"
                                        f", held by {holder}; it is released when that process ends or its "
                                        "connection drops") from None
+
+
+def _close_all(connections: list[Any]) -> None:
+    while connections:
+        with contextlib.suppress(Exception):
+            connections.pop().close()
 
 
 def _holder(conn, key: int) -> str:

@@ -214,8 +214,12 @@ def test_project_archive_pages_all_tasks_and_reuses(clearml_server, tmp_path: Pa
     again = ClearMLTaskExporter(client, "personal", tmp_path / "x", page_size=2).export_project("proj/sub")
     assert again.skipped and all(r.skipped for r in again.tasks)
     assert again.manifest["archive"]["sha256"] == result.manifest["archive"]["sha256"]
-    assert os.path.samefile(result.tasks[0].folder / "task.json",
-                            result.folder / "tasks" / result.tasks[0].folder.name / "task.json")
+    # the project holds each task's archive as published (a hard link), listed with its sha256
+    first = result.tasks[0]
+    assert os.path.samefile(first.archive, result.folder / "tasks" / first.archive.name)
+    assert result.manifest["files"][f"tasks/{first.archive.name}"]["sha256"] == first.manifest["archive"]["sha256"]
+    assert sorted(result.manifest["files"]) == sorted(["project.json", "metrics.csv"] + [
+        f"tasks/{r.archive.name}" for r in result.tasks])
 
 
 def test_project_archive_has_no_500_task_cap(clearml_server, tmp_path: Path):

@@ -26,5 +26,8 @@ def test_backfill_policy_and_sensor_batches_follow_the_setting(monkeypatch):
     task_asset = next(a for a in build_archive_defs(["acme"]).assets if "task" in a.key.to_user_string())
     assert task_asset.backfill_policy.max_partitions_per_run == 250
     assert build_archive_defs(["acme"], max_partitions_per_run=7).assets[0].backfill_policy.max_partitions_per_run == 7
-    [sensor] = build_automation_defs(["acme"], environ={"CLEARML_ASSETS_PARTITIONS_PER_RUN": "40"}).sensors
-    assert "up to 40 new tasks to a run" in sensor.description
+    defs = build_automation_defs(["acme"], environ={"CLEARML_ASSETS_PARTITIONS_PER_RUN": "40"})
+    sensors = {s.name: s for s in defs.sensors}
+    assert sorted(sensors) == ["clearml_completed_tasks_sensor_acme", "clearml_missing_archives_sensor_acme"]
+    assert "up to 40 new tasks to a run" in sensors["clearml_completed_tasks_sensor_acme"].description
+    assert "ranged runs of up to 40 consecutive partitions" in sensors["clearml_missing_archives_sensor_acme"].description

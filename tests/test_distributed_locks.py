@@ -97,6 +97,50 @@ def test_an_unreachable_database_is_a_clear_error(postgres_server):
     assert "wrong-password" not in str(failed.value)
 
 
+def _lock_sessions(url: str) -> list[int]:
+    """Backend pids of the sessions the locks opened."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'clearml_assets lock' "
+                    "AND datname = current_database()")
+        return sorted(r[0] for r in cur.fetchall())
+
+
+def test_one_connection_per_thread_is_kept_for_many_locks(lock_url):
+    """A run's thousands of task locks take no new connection each: one per thread, closed with the locks; a
+    connection that broke between two locks is replaced."""
+    locks = ClearMLPostgresLocks(lock_url)
+    for i in range(20):
+        with locks.hold(f"clearml_assets:test:reuse:{i}"):
+            assert _waiting_on(lock_url, f"clearml_assets:test:reuse:{i}") is False
+    assert len(_lock_sessions(lock_url)) == 1
+    barrier = threading.Barrier(3)
+
+    def worker(n: int) -> None:
+        for i in range(5):
+            with locks.hold(f"clearml_assets:test:reuse:{n}:{i}"):
+                if i == 0:
+                    barrier.wait(60)  # all three hold a lock at once: three sessions
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(_lock_sessions(lock_url)) == 4  # the main thread's and one per worker thread
+    with psycopg2.connect(lock_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                    "'clearml_assets lock' AND datname = current_database()")
+    _wait_for(lambda: not _lock_sessions(lock_url), "the lock sessions are gone")
+    with locks.hold("clearml_assets:test:reuse:after"):  # a new connection replaces the broken one
+        assert len(_lock_sessions(lock_url)) == 1
+    locks.close()
+    _wait_for(lambda: not _lock_sessions(lock_url), "close() ends the sessions")
+    other = ClearMLPostgresLocks(lock_url)
+    with other.hold("clearml_assets:test:reuse:gc"):
+        pass
+    del other  # garbage-collected without close(): its connection is closed too
+    _wait_for(lambda: not _lock_sessions(lock_url), "a collected lock object closes its sessions")
+
+
 def test_runs_take_the_locks_of_their_instance(dagster_instance, monkeypatch):
     monkeypatch.delenv("CLEARML_ASSETS_LOCK_URL", raising=False)
     locks = locks_for_instance(dagster_instance)

@@ -40,3 +40,78 @@ def test_date_filter_parses_each_string_once_and_answers_as_before():
         assert _parse_time(value) == parse_clearml_time(value)
     assert match_dates("2024-01-02T00:00:00+00:00", [">=2024-01-01T00:00:00+00:00"], "status_changed")
     assert not match_dates("2023-01-02T00:00:00+00:00", [">=2024-01-01T00:00:00+00:00"], "status_changed")
+
+
+def _store_with_tasks(tmp_path, rng: random.Random, n: int):
+    from clearml_assets.local_server.store import Store
+
+    store = Store(tmp_path)
+    times = [f"2024-01-0{d}T0{h}:00:00+00:00" for d in range(1, 4) for h in range(3)] + [None, ""]
+    for i in range(n):
+        store.save("tasks", {"id": f"{rng.randrange(16 ** 6):06x}{i:04d}", "company": rng.choice(["c", "c", "", "other"]),
+                             "name": rng.choice(["alpha", "beta", "gamma"]), "status_changed": rng.choice(times),
+                             "status": rng.choice(["completed", "published", "in_progress"]),
+                             "system_tags": rng.choice([[], ["hidden"]])})
+    return store
+
+
+def _query(rng: random.Random) -> dict:
+    data: dict = {"order_by": rng.choice([["status_changed", "id"], ["status_changed"], ["-status_changed"],
+                                          ["name", "id"]]),
+                  "page": rng.choice([0, 0, 1, 3]), "page_size": rng.choice([1, 3, 7, 500])}
+    if rng.random() < 0.7:
+        data["status"] = rng.sample(["completed", "published", "in_progress"], rng.randrange(1, 3))
+    if rng.random() < 0.7:
+        data["status_changed"] = [rng.choice([">=", ">", "<"]) + f"2024-01-0{rng.randrange(1, 4)}T01:00:00Z"]
+    if rng.random() < 0.3:
+        data["name"] = rng.choice(["al", "^b", "a$"])
+    return data
+
+
+def test_ordered_index_pages_answer_as_the_full_filter_and_sort(tmp_path):
+    """tasks.get_all's index path (store/ordered.py) against filtering and sorting every document, with saves,
+    changes and deletes in between (the index is kept up to date by the store's writes)."""
+    from clearml_assets.local_server.core.registry import Call
+    from clearml_assets.local_server.services.tasks import TASK_QUERY, _not_hidden
+    from clearml_assets.local_server.store.queries import get_all
+
+    rng = random.Random(2424)
+    store = _store_with_tasks(tmp_path, rng, 300)
+    served = 0
+    for round_ in range(300):
+        data = _query(rng)
+        call = Call("tasks.get_all", data, "c", "u", store)
+        visible = rng.choice([None, _not_hidden])
+        fast = get_all(call, "tasks", "tasks", data=dict(data), visible=visible, **TASK_QUERY)
+        docs = [d for d in store.all("tasks", "c", allow_public=True) if visible is None or visible(d)]
+        full = get_all(call, "tasks", "tasks", data=dict(data), docs=docs, **TASK_QUERY)
+        assert [r["id"] for r in fast["tasks"]] == [r["id"] for r in full["tasks"]], data
+        served += data["order_by"][0] == "status_changed"
+        doc = rng.choice(list(store.documents("tasks").values()))
+        if round_ % 3 == 0:
+            doc = dict(doc, status_changed=rng.choice(["2024-01-02T02:30:00+00:00", None, ""]))
+            store.save("tasks", doc)
+        elif round_ % 7 == 0:
+            store.delete("tasks", doc["id"])
+    assert served > 100
+    index = store.ordered_index("tasks", "status_changed")
+    assert index.usable and sorted(index._keys) == index._keys
+
+
+def test_ordered_index_steps_aside_for_values_it_cannot_order(tmp_path):
+    """A status_changed that is not a string (or a document changed without a save) takes the full path."""
+    from clearml_assets.local_server.core.registry import Call
+    from clearml_assets.local_server.services.tasks import TASK_QUERY
+    from clearml_assets.local_server.store.queries import get_all
+
+    store = _store_with_tasks(tmp_path, random.Random(7), 50)
+    data = {"order_by": ["status_changed", "id"], "page": 0, "page_size": 10}
+    call = Call("tasks.get_all", data, "c", "u", store)
+    first = get_all(call, "tasks", "tasks", data=dict(data), **TASK_QUERY)["tasks"]
+    doc = store.get("tasks", first[0]["id"])
+    doc["status_changed"] = "2030-01-01T00:00:00+00:00"  # changed in place, not saved yet
+    moved = get_all(call, "tasks", "tasks", data=dict(data), **TASK_QUERY)["tasks"]
+    assert doc["id"] not in [r["id"] for r in moved]
+    store.save("tasks", dict(doc, status_changed=12345))
+    assert not store.ordered_index("tasks", "status_changed").usable
+    assert get_all(call, "tasks", "tasks", data=dict(data), **TASK_QUERY)["tasks"]

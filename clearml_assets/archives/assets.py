@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from ..errors import ArchiveError
-from ..locks import export_lock_name, locks_for_instance
+from ..locks import ClearMLLocks, export_lock_name, locks_for_instance
 from ..resource import ClearMLResource
 from ..run_config import check_ops_config_keys
 from ..translator import ArchiveKind, ClearMLArchiveRef, DagsterClearMLTranslator, account_slug
@@ -193,20 +193,20 @@ def build_clearml_task_archive_asset(account: str, *, max_partitions_per_run: in
                       clearml: ClearMLResource) -> dg.MaterializeResult:
         check_ops_config_keys(context)
         exporter, remote = make_exporter(clearml, config, account)
-        with exporter:
-            return _materialize_tasks(context, config, exporter, account, remote)
+        with exporter, locks_for_instance(context.instance) as locks:  # a lock connection per thread, for the run
+            return _materialize_tasks(context, config, exporter, account, locks, remote)
 
     return _task_archive
 
 
-def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLTaskExporter,
-                       account: str, remote: "RemoteExports | None" = None) -> dg.MaterializeResult:
+def _materialize_tasks(context, config: ClearMLArchiveConfig, exporter: ClearMLTaskExporter, account: str,
+                       locks: ClearMLLocks, remote: "RemoteExports | None" = None) -> dg.MaterializeResult:
     """Export every task partition of the run (one key, or a whole backfill range)."""
     keys = list(context.partition_keys)
     failures: list[str] = []
     done = skipped = 0
-    locks, root = locks_for_instance(context.instance), remote.store.url if remote else exporter.root
-    documents = exporter.task_documents(keys) if remote is None and len(keys) > 1 else {}
+    root = remote.store.url if remote else exporter.root
+    documents = exporter.prefetch(keys) if remote is None and len(keys) > 1 else {}
 
     def run(key: str) -> TaskExportResult:
         with locks.hold(export_lock_name(root, account, "tasks", key)):  # one export of a task at a time, any host
@@ -288,8 +288,8 @@ def build_clearml_project_archive_asset(account: str, *, max_partitions_per_run:
                          clearml: ClearMLResource) -> dg.MaterializeResult:
         check_ops_config_keys(context)
         exporter, remote = make_exporter(clearml, config, account)
-        locks, root = locks_for_instance(context.instance), remote.store.url if remote else exporter.root
-        with exporter:
+        root = remote.store.url if remote else exporter.root
+        with exporter, locks_for_instance(context.instance) as locks:
             for key in context.partition_keys:
                 with locks.hold(export_lock_name(root, account, "projects", key)):
                     if remote is not None:

@@ -96,18 +96,34 @@ def partition_evaluations(context, key: dg.AssetKey, check_name: str,
     from dagster._core.definitions.asset_checks.asset_check_evaluation import (
         AssetCheckEvaluationTargetMaterializationData)
 
-    instance = context.instance
+    latest = latest_materializations(context.instance, key, list(results))
     for partition, (passed, meta) in results.items():
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+        record = latest.get(partition)
         target = (AssetCheckEvaluationTargetMaterializationData(
-            run_id=records[0].event_log_entry.run_id, storage_id=records[0].storage_id,
-            timestamp=records[0].timestamp) if records else None)
+            run_id=record.event_log_entry.run_id, storage_id=record.storage_id,
+            timestamp=record.timestamp) if record else None)
         yield dg.AssetCheckEvaluation(
             asset_key=key, check_name=check_name, passed=passed,
             metadata=meta, target_materialization_data=target,
             severity=dg.AssetCheckSeverity.ERROR, blocking=False, partition=partition)
     yield dg.Output(None)
+
+
+def latest_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, partitions: list[str]) -> dict[str, Any]:
+    """The newest materialization record of each partition: one query for the run's partitions (a range of
+    thousands: one query, not one each), then one per partition that query did not reach."""
+    found: dict[str, Any] = {}
+    for start in range(0, len(partitions), 1000):
+        part = partitions[start:start + 1000]
+        for record in instance.fetch_materializations(  # newest first: the first record of a partition is its latest
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=part), limit=len(part)).records:
+            found.setdefault(record.partition_key, record)
+    for partition in [p for p in partitions if p not in found]:  # not materialized by this run (e.g. failed)
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition]), limit=1).records
+        if records:
+            found[partition] = records[0]
+    return found
 
 
 def build_clearml_archive_checks(account: str, export_root: Path | str | None = None,

@@ -10,28 +10,27 @@ archive present, nothing lacking) is skipped without any download.
 
 from __future__ import annotations
 
-import csv
 import json
+import threading
 import time
 import weakref
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import ArchiveError, ClearMLConnectionError
-from ..spreadsheet import safe_cell
+from ..errors import ArchiveError
 from .lookup import ArchiveLookup
-from .manifest import MANIFEST_VERSION, archive_is_current, hash_folder, read_manifest, sha256_file, write_manifest
-from .packing import archive_suffix, write_archive
+from .manifest import archive_is_current, read_manifest, sha256_file, write_manifest
+from .packing import archive_suffix, pack_folder
 from .paths import default_export_root, project_export_dir, safe_component, task_dir_name
-from .publish import find_export, folder_lock, index_path, link_tree, staged, write_index, write_sidecar
-from .task_writer import FINGERPRINT_FIELDS, TaskWriter, now_iso, task_fingerprint, write_json
+from .project_export import export_tasks, write_project
+from .project_rows import TaskRowResults, TaskRows
+from .publish import find_export, folder_lock, index_path, staged, write_index, write_sidecar
+from .task_writer import FINGERPRINT_FIELDS, TaskWriter, task_fingerprint
 
 TASK_JSON = "task.json"
-PROJECT_JSON = "project.json"
 DEFAULT_STATUSES = ("completed", "published")
-PICKED = ("mAP50", "mAP50-95", "precision", "recall", "F1")
 
 
 @dataclass
@@ -70,7 +69,7 @@ class ProjectExportResult:
     folder: Path
     archive: Path | None
     manifest: dict[str, Any]
-    tasks: list[TaskExportResult] = field(default_factory=list)
+    tasks: Sequence[TaskExportResult] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     skipped: bool = False
     seconds: float = 0.0
@@ -84,9 +83,10 @@ class ClearMLTaskExporter:
         account: Account name (first folder under the export root).
         export_root: Root folder (default ``$CLEARML_ASSETS_HOME/exports``).
         archive_format: ``zip`` (default) or another of ``packing.ARCHIVE_FORMATS`` (``tar.gz``, ``tar.xz``, ``tar``).
-        max_workers: Tasks exported at once, and the size of this exporter's one pool that reads their
-            scalars and downloads their files (at most twice this many requests in flight). The pool is
-            shut down by :meth:`close` (or when the exporter is garbage-collected).
+        max_workers: Tasks exported at once; this exporter's one pool, which reads their scalars, plots and
+            debug images and downloads their files, has twice as many threads (a task's own thread mostly waits
+            for them; the account's ``max_connections`` bounds the requests in flight). The pool is shut down by
+            :meth:`close` (or when the exporter is garbage-collected).
         compresslevel: Level for text entries (zip) or the whole stream (tar.gz, tar.xz).
         download: Replaces the file fetch (used by tests to inject failures).
         page_size: Page size of the ``get_all`` listings (at most the real server's 500).
@@ -106,8 +106,10 @@ class ClearMLTaskExporter:
         self.compresslevel = compresslevel
         self.download = download
         self.lookup = ArchiveLookup(client, account, self.root, min(page_size, 500), include_public)
-        self._pool = ThreadPoolExecutor(max_workers=self.max_workers,
+        self._pool = ThreadPoolExecutor(max_workers=2 * self.max_workers,
                                         thread_name_prefix=f"clearml-archive-{account}")
+        self._created_models: dict[str, list[dict]] = {}  # by task, read for a batch (:meth:`prefetch`)
+        self._models_lock = threading.Lock()
         self._finalizer = weakref.finalize(self, self._pool.shutdown, wait=False, cancel_futures=True)
 
     @property
@@ -178,6 +180,8 @@ class ClearMLTaskExporter:
             document: The task's whole document, already read (:meth:`task_documents`): no request for it.
         """
         started = time.monotonic()
+        with self._models_lock:
+            created = self._created_models.pop(task_id, None)
         # listing rows omit null fields, like tasks.get_by_id does
         task = document or (summary if summary and all(k in summary for k in ("id", "name", "last_update"))
                             else self.get_task(task_id))
@@ -188,7 +192,7 @@ class ClearMLTaskExporter:
                     return self._result(task, folder, manifest or {}, True, started)
             if task is summary:
                 task = self.get_task(task_id)
-            return self._export_task(task, started)
+            return self._export_task(task, started, created)
 
     def task_documents(self, task_ids: list[str], chunk: int = 100) -> dict[str, dict[str, Any]]:
         """The whole documents of ``task_ids``, one ``tasks.get_all`` page of ``chunk`` ids (at most 500) instead of a
@@ -203,6 +207,22 @@ class ClearMLTaskExporter:
                          and (self.lookup.include_public or r.get("company", None) != ""))
         return found
 
+    def prefetch(self, task_ids: list[str], chunk: int = 100) -> dict[str, dict[str, Any]]:
+        """Read what the exports of ``task_ids`` need for a batch at once: their documents (returned, see
+        :meth:`task_documents`) and the models each created (kept for its export), one query per ``chunk`` ids
+        each instead of a request or two per task."""
+        documents = self.task_documents(task_ids, chunk)
+        ids = [i for i in task_ids if i in documents]
+        for start in range(0, len(ids), max(1, min(chunk, 500))):
+            part = ids[start:start + chunk]
+            created: dict[str, list[dict]] = {task_id: [] for task_id in part}
+            for model in (m.raw for m in self.client.models.iter(task=part)):
+                if model.get("task") in created:
+                    created[model["task"]].append(model)
+            with self._models_lock:
+                self._created_models.update(created)
+        return documents
+
     def _result(self, task: dict, folder: Path, manifest: dict, skipped: bool, started: float
                 ) -> TaskExportResult:
         task_id = str(task["id"])
@@ -210,11 +230,12 @@ class ClearMLTaskExporter:
                                 folder, self._archive_path(folder), manifest, skipped,
                                 time.monotonic() - started, self._web_url("task", task_id, task.get("project")))
 
-    def _export_task(self, task: dict[str, Any], started: float) -> TaskExportResult:
+    def _export_task(self, task: dict[str, Any], started: float, created: list[dict] | None = None
+                     ) -> TaskExportResult:
         task_id = str(task["id"])
         folder = self.task_folder(task)
         archive = self._archive_path(folder)
-        writer = TaskWriter(self.client, self.account, self.pool, self.download)
+        writer = TaskWriter(self.client, self.account, self.pool, self.download, created)
         try:
             with staged(folder, archive) as stage:
                 manifest = writer.write(task, self.project_name(task.get("project")), folder, stage.tmp,
@@ -231,9 +252,15 @@ class ClearMLTaskExporter:
         return self._result(task, folder, manifest, False, started)
 
     def _pack(self, stage, manifest: dict[str, Any]) -> None:
-        """Pack the staging folder, record the archive in the manifest, publish."""
-        info = write_archive(stage.tmp, stage.archive_tmp, manifest["files"], self.archive_format,
-                             arcroot=stage.folder.name, compresslevel=self.compresslevel)
+        """Pack the staging folder, hashing each file as it is packed (``manifest["files"]`` holds the entries
+        already known, which are checked), write the manifest (packed last), record the archive in it, publish."""
+
+        def finish(files: dict[str, dict[str, Any]]) -> None:
+            manifest["files"] = files
+            write_manifest(stage.tmp, manifest, sync=False)  # the final one, with the archive, is written durably
+
+        info = pack_folder(stage.tmp, stage.archive_tmp, manifest.pop("files", {}), finish, self.archive_format,
+                           arcroot=stage.folder.name, compresslevel=self.compresslevel)
         info["file"] = stage.archive.name
         manifest["archive"] = info
         write_manifest(stage.tmp, manifest)
@@ -242,11 +269,12 @@ class ClearMLTaskExporter:
     # ---------------------------------------------------------------------------------------- project
     def export_project(self, project_key: str, *, force: bool = False,
                        statuses: Iterable[str] = DEFAULT_STATUSES) -> ProjectExportResult:
-        """Export every task of a project (in parallel, reusing current task exports) and pack them.
+        """Export every task of a project (in parallel, reusing current task exports) and pack their archives.
 
         The project folder ``<root>/<account>/projects/<project>/.../%project/`` holds ``project.json``,
-        ``metrics.csv`` (the picked metrics per task), and ``tasks/<task folder>/`` (hard links to the
-        task exports); the archive beside it packs the folder.
+        ``metrics.csv`` (the picked metrics per task) and ``tasks/<task folder>.<format>`` (hard links to the task
+        archives); the archive beside it packs the folder (:mod:`.project_export`). Memory stays flat in the
+        number of tasks.
         A task that cannot be exported (a name, a record or a file the export fails on) is listed in the
         project archive (``failed_tasks``, with its error) and makes its status ``incomplete`` instead of
         blocking it. When the server itself failed a task (unreachable, 5xx), :class:`ArchiveError` is raised
@@ -257,125 +285,37 @@ class ClearMLTaskExporter:
         project_id, project_name = project["id"], project.get("name") or project["id"]
         self.lookup.remember(project_id, project_name)
         statuses = tuple(statuses)
-        rows = self.list_project_tasks(project_id, statuses)
-        results, failures = self._export_tasks(rows, force)
         folder = project_export_dir(self.root, self.account, project_name)
         archive = self._archive_path(folder)
-        fingerprint = {"statuses": sorted(statuses), "format": self.archive_format,
-                       "tasks": {r.task_id: r.manifest["archive"]["sha256"] for r in results}}
+        rows = TaskRows(folder.parent)
+        failures = export_tasks(self, self.lookup.iter_project_tasks(project_id, statuses), force, rows)
         if any(f.pop("server_failed") for f in failures):
             raise ArchiveError(
-                f"{len(failures)} of {len(rows)} tasks of project {project_name!r} ({self.account}) could "
-                f"not be exported (first: {failures[0]['task_id']}: {failures[0]['error']}); the others "
+                f"{len(failures)} of {len(rows) + len(failures)} tasks of project {project_name!r} ({self.account}) "
+                f"could not be exported (first: {failures[0]['task_id']}: {failures[0]['error']}); the others "
                 "were published, no project archive was written; re-run to retry",
                 metadata={"failed_tasks": json.dumps(failures)[:4000]})
+        fingerprint = {"statuses": sorted(statuses), "format": self.archive_format, "layout": "task_archives",
+                       "tasks": len(rows), "tasks_sha256": rows.digest()}
         with folder_lock(folder):
             current = read_manifest(folder)
             skipped = bool(not force and current and current.get("fingerprint") == fingerprint
                            and current.get("status") != "incomplete" and archive_is_current(folder, current))
-            manifest = current if skipped else self._write_project(project, folder, archive, results,
-                                                                   fingerprint, started, failures)
-        return ProjectExportResult(project_id, project_name, folder, archive, manifest or {}, results, failures,
-                                   skipped, time.monotonic() - started)
-
-    def _export_tasks(self, rows: list[dict], force: bool) -> tuple[list[TaskExportResult], list[dict]]:
-        results: list[TaskExportResult] = []
-        failures: list[dict[str, Any]] = []
-        with ThreadPoolExecutor(max_workers=self.max_workers,
-                                thread_name_prefix=f"clearml-tasks-{self.account}") as tasks_pool:
-            futures = {tasks_pool.submit(self.export_task, row["id"], force=force, summary=row): row
-                       for row in rows}
-            for future in as_completed(futures):
-                row = futures[future]
-                try:
-                    results.append(_without_file_list(future.result()))
-                except Exception as exc:  # noqa: BLE001 - every other task still gets exported
-                    failures.append({"task_id": row["id"], "task_name": row.get("name"), "error": str(exc)[:2000],
-                                     "server_failed": _server_failed(exc)})
-        results.sort(key=lambda r: (r.task_name, r.task_id))
-        return results, failures
-
-    def _write_project(self, project: dict, folder: Path, archive: Path, results: list[TaskExportResult],
-                       fingerprint: dict, started: float, failures: list[dict[str, Any]]) -> dict[str, Any]:
-        with staged(folder, archive) as stage:
-            known, rows = _link_tasks(stage.tmp, results)
-            web_url = self._web_url("project", project["id"])
-            write_json(stage.tmp / PROJECT_JSON, {"project": project, "account": self.account, "web_url": web_url,
-                                                  "exported_at": now_iso(), "tasks": rows, "failed_tasks": failures})
-            _write_metrics_csv(stage.tmp / "metrics.csv", rows)
-            files = hash_folder(stage.tmp, known)
-            manifest = {
-                "version": MANIFEST_VERSION, "kind": "project", "account": self.account,
-                "project_id": project["id"], "project_name": project.get("name"), "folder": folder.name,
-                "fingerprint": fingerprint, "complete": True, "tasks": len(rows), "task_totals": _totals(rows),
-                "counts": {"files": len(files), "bytes": sum(f["size"] for f in files.values()),
-                           "tasks": len(rows)},
-                "status": "incomplete" if failures or any(r["status"] == "incomplete" for r in rows) else
-                ("ok" if all(r["status"] == "ok" for r in rows) else "with_issues"),
-                "issues": [{"task_id": r["task_id"], "status": r["status"]} for r in rows if r["status"] != "ok"]
-                + [{"task_id": f["task_id"], "status": "failed", "error": f["error"]} for f in failures],
-                "failed_tasks": failures,
-                "web_url": web_url, "exported_at": now_iso(), "seconds": round(time.monotonic() - started, 3),
-                "files": files,
-            }
-            write_manifest(stage.tmp, manifest)
-            self._pack(stage, manifest)
-        write_sidecar(archive, manifest["archive"]["sha256"])
-        write_index(self.root, self.account, "projects", project["id"], folder)
-        return manifest
+            manifest = current if skipped else write_project(self, project, folder, archive, rows, fingerprint,
+                                                             started, failures)
+        return ProjectExportResult(project_id, project_name, folder, archive, manifest or {},
+                                   TaskRowResults(rows, _result_of_row), failures, skipped,
+                                   time.monotonic() - started)
 
 
-def _without_file_list(result: TaskExportResult) -> TaskExportResult:
-    """``result`` without its manifest's list of files (a project of 20,000 tasks holds 20,000 results; the
-    list is read again from the published manifest when the project links the task)."""
-    if "files" in result.manifest:
-        result.manifest = {k: v for k, v in result.manifest.items() if k != "files"}
-    return result
-
-
-def _link_tasks(tmp: Path, results: list[TaskExportResult]) -> tuple[dict[str, dict], list[dict[str, Any]]]:
-    known: dict[str, dict] = {}
-    rows = []
-    for result in results:
-        rel_dir = f"tasks/{result.folder.name}"
-        link_tree(result.folder, tmp / rel_dir)
-        published = read_manifest(result.folder) or {}
-        for rel, entry in published.get("files", {}).items():
-            known[f"{rel_dir}/{rel}"] = {"size": entry["size"], "sha256": entry["sha256"]}
-        rows.append({"task_id": result.task_id, "task_name": result.task_name, "folder": rel_dir,
-                     "archive": result.archive.name, "archive_sha256": result.manifest["archive"]["sha256"],
-                     "status": result.manifest.get("status"), "counts": result.counts,
-                     "picked_metrics": result.picked_metrics, "web_url": result.web_url})
-    return known, rows
-
-
-def _totals(rows: list[dict[str, Any]]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for row in rows:
-        for key, value in row["counts"].items():
-            if isinstance(value, int):
-                totals[key] = totals.get(key, 0) + value
-    return totals
-
-
-def _write_metrics_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["task_id", "task_name", *PICKED, "status"])
-        for row in rows:
-            picked = row.get("picked_metrics") or {}
-            writer.writerow([safe_cell(cell) for cell in (row["task_id"], row["task_name"], *(
-                (picked.get(n) or {}).get("last", "") for n in PICKED), row.get("status"))])  # no live formulas
-
-
-def _server_failed(exc: BaseException) -> bool:
-    """Whether the server (unreachable, 5xx, refusing the keys), not the task, failed an export."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ClearMLConnectionError):
-            return True
-        seen = seen.__cause__
-    return False
+def _result_of_row(row: dict[str, Any]) -> TaskExportResult:
+    """A task's result as a project export keeps it (its manifest reduced to what the project says of it)."""
+    manifest = {"status": row.get("status"), "counts": row.get("counts") or {},
+                "picked_metrics": row.get("picked_metrics") or {},
+                "archive": {"sha256": row.get("archive_sha256"), "size": row.get("archive_bytes")}}
+    return TaskExportResult(row["task_id"], str(row.get("task_name")), str(row.get("project_name")),
+                            Path(row["folder_path"]), Path(row["archive_path"]), manifest, bool(row.get("skipped")),
+                            float(row.get("seconds") or 0.0), row.get("web_url"))
 
 
 __all__ = ["ClearMLTaskExporter", "TaskExportResult", "ProjectExportResult", "FINGERPRINT_FIELDS",

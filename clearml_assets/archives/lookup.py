@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..errors import ArchiveError, ClearMLRequestError
 from .paths import task_export_dir
@@ -28,6 +28,7 @@ class ArchiveLookup:
         self.page_size, self.include_public = page_size, include_public
         self._names: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._fetching = threading.Lock()
         self.chains = ProjectChains(client)
 
     def get_task(self, task_id: str) -> dict[str, Any]:
@@ -53,13 +54,17 @@ class ArchiveLookup:
         with self._lock:
             if project_id in self._names:
                 return self._names[project_id]
-        try:
-            name = self.client.projects.get(project_id).raw.get("name")
-        except ClearMLRequestError as exc:  # a deleted project (400) keeps its id; a failed answer stops the export
-            _raise_unless_missing(exc, f"project {project_id!r} could not be read from ClearML account "
-                                       f"{self.account!r} ({exc}); nothing was published, try again")
-            name = None
-        self.remember(project_id, name or project_id)
+        with self._fetching:  # the tasks of a batch start at once: one request for their project, not one each
+            with self._lock:
+                if project_id in self._names:
+                    return self._names[project_id]
+            try:
+                name = self.client.projects.get(project_id).raw.get("name")
+            except ClearMLRequestError as exc:  # a deleted project (400) keeps its id; a failed answer stops it
+                _raise_unless_missing(exc, f"project {project_id!r} could not be read from ClearML account "
+                                           f"{self.account!r} ({exc}); nothing was published, try again")
+                name = None
+            self.remember(project_id, name or project_id)
         return name or project_id
 
     def task_folder(self, task: dict[str, Any]) -> Path:
@@ -88,11 +93,15 @@ class ArchiveLookup:
     def project_tasks(self, project_id: str, statuses: Iterable[str]) -> list[dict[str, Any]]:
         """Every task of the project with one of ``statuses`` (every page, public rows left out), hidden ones
         (reports) and those of its system projects (its pipelines' runs, datasets' versions, reports) too."""
+        return list(self.iter_project_tasks(project_id, statuses))
+
+    def iter_project_tasks(self, project_id: str, statuses: Iterable[str]) -> Iterator[dict[str, Any]]:
+        """:meth:`project_tasks` a page at a time (a project of 20,000 tasks is never listed in memory whole)."""
         fields = ["id", "name", "project", *FINGERPRINT_FIELDS]
         projects = [project_id, *system_subprojects(self.client, self.project_name(project_id))]
-        return [t.raw for t in self.client.tasks.iter(project=projects, status=list(statuses), only_fields=fields,
+        return (t.raw for t in self.client.tasks.iter(project=projects, status=list(statuses), only_fields=fields,
                                                       order_by=["created"], page_size=self.page_size,
-                                                      include_public=self.include_public, search_hidden=True)]
+                                                      include_public=self.include_public, search_hidden=True))
 
 
 def _raise_unless_missing(exc: ClearMLRequestError, message: str) -> None:

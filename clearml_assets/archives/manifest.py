@@ -40,6 +40,11 @@ def list_files(folder: Path) -> list[str]:
     return sorted(out)
 
 
+def folder_sizes(folder: Path) -> dict[str, int]:
+    """``{relative path: size}`` of every file under ``folder`` (the manifest excluded; nothing is read)."""
+    return {rel: (folder / rel).stat().st_size for rel in list_files(folder)}
+
+
 def hash_folder(folder: Path, known: dict[str, dict] | None = None) -> dict[str, dict[str, Any]]:
     """``{relative path: {"size", "sha256"}}`` for every file under ``folder``.
 

@@ -242,8 +242,12 @@ def plan_artifacts(downloads: Downloads, task: dict) -> list[dict[str, Any]]:
     return index
 
 
-def collect_models(client, task: dict) -> list[dict[str, Any]]:
-    """Input and output model records of the task (models by id and by creating task, every page)."""
+def collect_models(client, task: dict, created: list[dict] | None = None) -> list[dict[str, Any]]:
+    """Input and output model records of the task (models by id and by creating task, every page).
+
+    Args:
+        created: The models the task created, when already read (a batch of tasks reads theirs in one query).
+    """
     refs = []
     models = task.get("models") or {}
     for kind in ("input", "output"):
@@ -256,7 +260,7 @@ def collect_models(client, task: dict) -> list[dict[str, Any]]:
         for model in (m.raw for m in client.models.iter(id=ids, include_public=True)):
             if model.get("id") in ids:
                 by_id[model["id"]] = model
-    for model in (m.raw for m in client.models.iter(task=[task["id"]])):
+    for model in (m.raw for m in client.models.iter(task=[task["id"]])) if created is None else created:
         by_id.setdefault(model["id"], model)
     records = []
     seen = set()

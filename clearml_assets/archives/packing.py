@@ -20,11 +20,11 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ..errors import ArchiveError
 from . import bounds
-from .manifest import MANIFEST_NAME
+from .manifest import MANIFEST_NAME, list_files
 
 _CHUNK = 1 << 20
 #: The longest path an extracted member may have (Linux allows 4096 bytes in all).
@@ -108,28 +108,63 @@ def write_archive(folder: Path, dest: Path, files: dict[str, dict[str, Any]], fm
             "entries": len(names)}
 
 
+def pack_folder(folder: Path, dest: Path, known: dict[str, dict[str, Any]],
+                finish: Callable[[dict[str, dict[str, Any]]], None], fmt: str = "zip", arcroot: str | None = None,
+                compresslevel: int = 1) -> dict[str, Any]:
+    """Pack every file of ``folder`` into ``dest``, hashing each file as it is packed (one read of it), then
+    ``finish(files)`` (``{relative path: {"size", "sha256"}}`` of every file packed) writes ``manifest.json``, which
+    is packed last. Files in ``known`` (hashed when they were downloaded) are checked against their entry.
+
+    Returns:
+        As :func:`write_archive`.
+
+    Raises:
+        ArchiveError: a known file differs from its entry.
+    """
+    codec = _codec(fmt)
+    names = list_files(folder)
+    hashed: dict[str, dict[str, Any]] = {}
+
+    def then_manifest() -> Iterator[str]:
+        yield from names
+        finish(dict(hashed))
+        yield MANIFEST_NAME
+
+    with open(dest, "wb") as raw:
+        out = _HashingWriter(raw)
+        codec.pack(out, _Entries(folder, then_manifest(), arcroot or folder.name, known, hashed), compresslevel)
+        raw.flush()
+        os.fsync(raw.fileno())
+    return {"file": dest.name, "format": fmt, "size": out.size, "sha256": out.digest.hexdigest(),
+            "entries": len(names) + 1}
+
+
 @dataclass(frozen=True)
 class _Entries:
-    """The files one archive holds: names relative to ``folder``, their manifest entries, the top folder."""
+    """The files one archive holds: names relative to ``folder``, their manifest entries, the top folder, and
+    (``hashed``) where the size and sha256 of every file packed are recorded."""
 
     folder: Path
-    names: list[str]
+    names: Iterable[str]
     arcroot: str
     files: dict[str, dict[str, Any]]
+    hashed: dict[str, dict[str, Any]] | None = None
 
 
-def _check(rel: str, reader: _HashingReader, expected: dict | None) -> None:
-    if expected is None:
-        return
-    if reader.size != expected["size"] or reader.digest.hexdigest() != expected["sha256"]:
+def _check(rel: str, reader: _HashingReader, expected: dict | None,
+           hashed: dict[str, dict[str, Any]] | None = None) -> None:
+    sha256 = reader.digest.hexdigest()
+    if expected is not None and (reader.size != expected["size"] or sha256 != expected["sha256"]):
         raise ArchiveError(f"{rel} changed while it was being archived (size {reader.size}, expected "
                            f"{expected['size']}); re-run the export")
+    if hashed is not None and rel != MANIFEST_NAME:  # a known entry is kept as it is (one dict a file)
+        hashed[rel] = expected if expected is not None else {"size": reader.size, "sha256": sha256}
 
 
 def _pack_zip(out: BinaryIO, entries: _Entries, level: int) -> None:
     with zipfile.ZipFile(out, "w", allowZip64=True) as zf:
         for rel in entries.names:
-            _add_zip(zf, entries.folder, rel, entries.arcroot, entries.files.get(rel), level)
+            _add_zip(zf, entries.folder, rel, entries.arcroot, entries.files.get(rel), level, entries.hashed)
 
 
 def _tar_packer(compress: Callable[[BinaryIO, int], Any] | None) -> Callable[[BinaryIO, _Entries, int], None]:
@@ -139,7 +174,7 @@ def _tar_packer(compress: Callable[[BinaryIO, int], Any] | None) -> Callable[[Bi
         stream = compress(out, level) if compress else out
         with tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tf:
             for rel in entries.names:
-                _add_tar(tf, entries.folder, rel, entries.arcroot, entries.files.get(rel))
+                _add_tar(tf, entries.folder, rel, entries.arcroot, entries.files.get(rel), entries.hashed)
         if compress:
             stream.close()  # flushes the compressor's trailer; ``out`` itself stays open
 
@@ -147,7 +182,7 @@ def _tar_packer(compress: Callable[[BinaryIO, int], Any] | None) -> Callable[[Bi
 
 
 def _add_zip(zf: zipfile.ZipFile, folder: Path, rel: str, arcroot: str, expected: dict | None,
-             level: int) -> None:
+             level: int, hashed: dict | None = None) -> None:
     path = folder / rel
     size = path.stat().st_size
     info = zipfile.ZipInfo(f"{arcroot}/{rel}", date_time=(1980, 1, 1, 0, 0, 0))
@@ -161,10 +196,11 @@ def _add_zip(zf: zipfile.ZipFile, folder: Path, rel: str, arcroot: str, expected
         reader = _HashingReader(src)
         while chunk := reader.read(_CHUNK):
             dst.write(chunk)
-    _check(rel, reader, expected)
+    _check(rel, reader, expected, hashed)
 
 
-def _add_tar(tf: tarfile.TarFile, folder: Path, rel: str, arcroot: str, expected: dict | None) -> None:
+def _add_tar(tf: tarfile.TarFile, folder: Path, rel: str, arcroot: str, expected: dict | None,
+             hashed: dict | None = None) -> None:
     path = folder / rel
     info = tarfile.TarInfo(f"{arcroot}/{rel}")
     info.size = path.stat().st_size
@@ -173,7 +209,7 @@ def _add_tar(tf: tarfile.TarFile, folder: Path, rel: str, arcroot: str, expected
     with open(path, "rb") as src:
         reader = _HashingReader(src)
         tf.addfile(info, reader)  # type: ignore[arg-type]
-    _check(rel, reader, expected)
+    _check(rel, reader, expected, hashed)
 
 
 def archive_format_of(path: Path) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from ..errors import ClearMLRequestError
 from . import logs, media, scalars
-from .manifest import MANIFEST_VERSION, hash_folder, write_manifest
+from .manifest import MANIFEST_VERSION, folder_sizes
 from .records import record_line, write_json
 from .server_release import server_facts
 
@@ -63,14 +63,18 @@ class TaskWriter:
         account: Account name.
         pool: Bounded pool for the scalars and the downloads.
         download: Replaces the file fetch (tests inject failures with it).
+        created_models: The models the task created, already read (else read with the task's other models).
     """
 
-    def __init__(self, client, account: str, pool: Executor, download: Callable[[str, Path], int] | None):
+    def __init__(self, client, account: str, pool: Executor, download: Callable[[str, Path], int] | None,
+                 created_models: list[dict] | None = None):
         self.client, self.account, self.pool, self.download = client, account, pool, download
+        self.created_models = created_models  # the models the task created, read with its batch
 
     def write(self, task: dict[str, Any], project_name: str, folder: Path, tmp: Path, started: float,
               web_url: str | None, project_chain: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Write everything of ``task`` under ``tmp``; returns the manifest (also written there).
+        """Write everything of ``task`` under ``tmp``; returns its manifest, whose ``files`` holds the files hashed
+        while they were downloaded (the packing hashes the others and writes the manifest).
 
         ``task.json`` also says the project's chain (``project_chain``: it and its ancestors with their system
         tags, see :mod:`.system_projects`) and the release of the server it was read from (``server``).
@@ -93,9 +97,11 @@ class TaskWriter:
         issues.extend({"section": r["kind"], "uri": r.get("uri"), "status": r["status"],
                        "error": r.get("error") or r.get("reason")}
                       for r in records if r["status"] not in ("ok", "external"))
-        deleted = self._recheck(task, issues)
-        files = hash_folder(tmp, downloads.known_hashes())
-        counts.update(files=len(files), bytes=sum(f["size"] for f in files.values()),
+        # what is missing was lost by the server (the task was deleted meanwhile) or by the export: only then
+        # does a re-read decide anything (a task changed meanwhile has another fingerprint: the next run exports it)
+        deleted = self._recheck(task, issues) if lacking(issues) else False
+        sizes = folder_sizes(tmp)
+        counts.update(files=len(sizes), bytes=sum(sizes.values()),
                       external_references=sum(1 for r in records if r["status"] == "external"))
         manifest = {
             "version": MANIFEST_VERSION, "kind": "task", "account": self.account, "task_id": str(task["id"]),
@@ -103,9 +109,9 @@ class TaskWriter:
             "folder": folder.name, "fingerprint": task_fingerprint(task), "complete": True,
             "status": _status(issues, deleted), "task_deleted": deleted, "counts": counts,
             "server_counts": server, "issues": issues, "picked_metrics": picked, "web_url": web_url,
-            "exported_at": now_iso(), "seconds": round(time.monotonic() - started, 3), "files": files,
+            "exported_at": now_iso(), "seconds": round(time.monotonic() - started, 3),
+            "files": downloads.known_hashes(),  # the rest are hashed as they are packed (packing.pack_folder)
         }
-        write_manifest(tmp, manifest, sync=False)  # packed next; the final one is written durably
         return manifest
 
     def _read_streams(self, task: dict, tmp: Path, downloads: media.Downloads,
@@ -122,7 +128,7 @@ class TaskWriter:
         }
         streams = {
             "artifacts": lambda: media.plan_artifacts(downloads, task),
-            "models": lambda: media.collect_models(self.client, task),
+            "models": lambda: media.collect_models(self.client, task, self.created_models),
             "console": lambda: logs.export_console_log(self.client, task_id, tmp),
         }
         done: dict[str, Any] = {}

@@ -13,6 +13,7 @@ from .jobs import (DATASETS_GROUP, TRAINING_GROUP, build_clearml_archive_job, bu
                    build_clearml_training_job)
 from .schedules import (DEFAULT_PROJECT_ARCHIVE_CRON, build_clearml_project_archive_schedule,
                         build_clearml_retraining_schedule)
+from .missing import build_clearml_missing_archives_sensor
 from .sensors import build_clearml_completed_tasks_sensor
 
 _FROM_ENV = object()
@@ -59,7 +60,8 @@ def build_automation_defs(
     """Per account: the completed-task sensor, the project archive schedule and the two archive jobs;
     plus ``clearml_training_job`` and the (optional) retraining schedule. Everything starts stopped.
 
-    Names: ``clearml_completed_tasks_sensor_<account>``, ``clearml_project_archive_schedule_<account>``,
+    Names: ``clearml_completed_tasks_sensor_<account>``, ``clearml_missing_archives_sensor_<account>`` (archives
+    every missing or failed task partition, :mod:`.missing`), ``clearml_project_archive_schedule_<account>``,
     ``clearml_archive_job_<account>``, ``clearml_project_archive_job_<account>``, ``clearml_training_job``,
     ``clearml_retraining_schedule``. Arguments left out come from the environment:
 
@@ -101,6 +103,9 @@ def build_automation_defs(
         sensors.append(build_clearml_completed_tasks_sensor(
             account, projects=watched, job=archive_job, minimum_interval_seconds=sensor_interval_seconds,
             max_tasks_per_run=partitions_per_run(env), default_status=sensor_status))
+        sensors.append(build_clearml_missing_archives_sensor(
+            account, job=archive_job, max_partitions_per_run=partitions_per_run(env), translator=translator,
+            default_status=sensor_status))
         if archive_cron:
             schedules.append(build_clearml_project_archive_schedule(
                 account, cron_schedule=archive_cron, projects=watched, job=project_job,

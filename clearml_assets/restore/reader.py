@@ -309,7 +309,8 @@ def load_task_folder(folder: Path, signed: bool = True) -> TaskArchive:
 @contextlib.contextmanager
 def open_archive(path: Path | str, workdir: Path | None = None) -> Iterator[list[TaskArchive]]:
     """The verified task exports in ``path``: a task or project archive file (zip, tar.gz, tar.xz, tar) or export
-    folder. Archive files are unpacked into a temporary folder removed afterwards.
+    folder. Archive files (and the task archives a project holds) are unpacked into a temporary folder removed
+    afterwards.
 
     Raises:
         ArchiveError: The path does not exist, is not an export, or fails verification.
@@ -318,18 +319,18 @@ def open_archive(path: Path | str, workdir: Path | None = None) -> Iterator[list
     if not path.exists():
         raise ArchiveError(f"archive {str(path)!r} does not exist; give a task or project archive "
                            "(.zip/.tar.gz/.tar.xz/.tar) or export folder made by clearml-assets")
-    if path.is_dir():
-        yield list_task_exports(path)
-        return
     tmp = Path(tempfile.mkdtemp(prefix="clearml-restore-", dir=workdir))
     try:
+        if path.is_dir():
+            yield list_task_exports(path, tmp)
+            return
         extract_archive(path, tmp)
         tops = [p for p in tmp.iterdir() if (p / MANIFEST_NAME).exists()]
         if len(tops) != 1:
             raise ArchiveError(f"archive {path.name!r} holds no export folder with a manifest.json; "
                                "restore an archive made by clearml-assets")
         try:
-            archives = list_task_exports(tops[0])
+            archives = list_task_exports(tops[0], tmp)
         except ArchiveError as exc:  # name the file the user gave, not the temporary folder
             raise ArchiveError(f"archive {path.name!r}: {str(exc).replace(str(tmp) + os.sep, '')}") from None
         yield archives
@@ -337,8 +338,14 @@ def open_archive(path: Path | str, workdir: Path | None = None) -> Iterator[list
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def list_task_exports(root: Path) -> list[TaskArchive]:
-    """The task exports of a task folder, or of a project folder (``tasks/*``), verified."""
+def list_task_exports(root: Path, workdir: Path) -> list[TaskArchive]:
+    """The task exports of a task folder, or of a project folder (``tasks/*``: a task archive file each, or, in
+    project exports made before that layout, a task folder each), verified.
+
+    Args:
+        root: The export folder.
+        workdir: Where the task archives of a project are unpacked (the caller removes it).
+    """
     manifest = read_manifest(root)
     if manifest and manifest.get("kind") == "project":
         require_signature(manifest, f"project export {root.name!r}")
@@ -347,6 +354,19 @@ def list_task_exports(root: Path) -> list[TaskArchive]:
             raise ArchiveError(f"project export {root} does not match its manifest (first: {problems[0]}); "
                                "nothing was restored")
         tasks = root / "tasks"
-        return [load_task_folder(p, signed=False) for p in sorted(tasks.iterdir()) if p.is_dir()] \
-            if tasks.is_dir() else []
+        # the project's signed manifest vouches for every task archive (or file) it lists, and each task
+        # archive for the task manifest it holds
+        return [load_task_folder(p if p.is_dir() else _unpacked(p, workdir), signed=False)
+                for p in sorted(tasks.iterdir())] if tasks.is_dir() else []
     return [load_task_folder(root)]
+
+
+def _unpacked(archive: Path, workdir: Path) -> Path:
+    """The task folder a project's task archive holds, unpacked (bounded, as any archive) under ``workdir``."""
+    target = Path(tempfile.mkdtemp(prefix=".task-", dir=workdir))
+    extract_archive(archive, target)
+    tops = [p for p in target.iterdir() if (p / MANIFEST_NAME).exists()]
+    if len(tops) != 1:
+        raise ArchiveError(f"task archive {archive.name!r} of the project holds no task folder with a "
+                           "manifest.json; nothing was restored")
+    return tops[0]

@@ -74,13 +74,15 @@ TASK_QUERY = dict(list_fields=("id", "tags", "system_tags", "project", "status",
 def get_all_tasks(call: Call) -> dict:
     """Tasks filtered, ordered and paged like the real server (hidden ones only with search_hidden)."""
     data = with_subprojects(call, dict(call.data))
-    docs = call.store.all("tasks", call.company, allow_public=True)
-    if not data.get("search_hidden") and not data.get("id"):
-        docs = [d for d in docs if "hidden" not in (d.get("system_tags") or [])]
-    result = get_all(call, "tasks", "tasks", data=data, docs=docs, **TASK_QUERY)
+    visible = None if data.get("search_hidden") or data.get("id") else _not_hidden
+    result = get_all(call, "tasks", "tasks", data=data, visible=visible, **TASK_QUERY)
     if call.api_version < MODELS_COMPAT_MAX:
         result["tasks"] = [_for_client(call, row) for row in result["tasks"]]
     return result
+
+
+def _not_hidden(doc: dict) -> bool:
+    return "hidden" not in (doc.get("system_tags") or [])
 
 
 @endpoint("tasks.get_all_ex")

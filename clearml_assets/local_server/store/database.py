@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .ordered import INDEXED, OrderedIndex
+
 SCHEMA = """
 PRAGMA journal_mode=WAL;
 CREATE TABLE IF NOT EXISTS docs (
@@ -108,6 +110,21 @@ class Store:
         """The API app's 429 switch (:class:`..throttle.Throttle`), set when the app is built."""
         for collection, doc_id, body in self._conn.execute("SELECT collection, id, body FROM docs"):
             self._docs[collection][doc_id] = json.loads(body)
+        self._indexes = {(c, f): OrderedIndex(f) for c, fields in INDEXED.items() for f in fields}
+
+    def ordered_index(self, collection: str, field: str) -> OrderedIndex | None:
+        """The index of ``collection`` ordered by ``field`` (built on first use), if there is one."""
+        index = self._indexes.get((collection, field))
+        if index is not None and not index.built:
+            index.build(list(self._docs[collection].values()))
+        return index
+
+    def documents(self, collection: str) -> dict[str, dict]:
+        """The live documents of ``collection`` by id (read-only use: mutate through :meth:`get` and :meth:`save`)."""
+        return self._docs[collection]
+
+    def _indexed(self, collection: str) -> list[OrderedIndex]:
+        return [i for (c, _), i in self._indexes.items() if c == collection and i.built]
 
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60, isolation_level=None)
@@ -142,6 +159,8 @@ class Store:
     def save(self, collection: str, doc: dict) -> None:
         """Insert or replace ``doc`` (it must carry ``id``) in memory and on disk."""
         self._docs[collection][doc["id"]] = doc
+        for index in self._indexed(collection):
+            index.update(doc)
         body = json.dumps(doc, separators=(",", ":"))
         with self._write_lock:
             self._conn.execute(
@@ -152,6 +171,8 @@ class Store:
     def delete(self, collection: str, doc_id: str) -> None:
         """Remove a document from memory and disk."""
         self._docs[collection].pop(doc_id, None)
+        for index in self._indexed(collection):
+            index.discard(doc_id)
         with self._write_lock:
             self._conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (collection, doc_id))
 
