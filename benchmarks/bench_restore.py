@@ -43,7 +43,8 @@ from seeding import DemoSpec, RawSeeder  # noqa: E402
 from clearml_assets.archives.exporter import ClearMLTaskExporter  # noqa: E402
 from clearml_assets.client import ClearMLClient  # noqa: E402
 from clearml_assets.local_server.runner import start_local_server_process  # noqa: E402
-from clearml_assets.restore.engine import TaskRestorer, _batches  # noqa: E402
+from clearml_assets.restore.engine import TaskRestorer  # noqa: E402
+from clearml_assets.restore.events import batches as _batches  # noqa: E402
 from clearml_assets.restore.reader import open_archive  # noqa: E402
 
 SPEC = DemoSpec(scalar_series=5, points_per_series=500, log_lines=1000, artifacts=2, artifact_bytes=256 << 10,

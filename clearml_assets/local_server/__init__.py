@@ -5,7 +5,8 @@ clearml-server's ``apiserver/services -> bll -> database``:
 
 - processes: :mod:`.ensure` (find or start a home's server), :mod:`.runner` (:class:`LocalServer`, child
   processes);
-- HTTP: :mod:`.app` (the API), :mod:`.fileserver`, :mod:`.web` (the read-only web view);
+- HTTP: :mod:`.app` (the API), :mod:`.fileserver`, :mod:`.web` (the read-only web view), :mod:`.webapp` (the
+  ClearML web app), :mod:`.self_description` (where the other parts listen, proof of the keys);
 - :mod:`.auth` (key pairs, tokens), :mod:`.throttle` (the 429 switch), :mod:`.server_info` (``server.json``,
   ports);
 - :mod:`.services`: one module per ClearML service, request in, ``bll`` call, answer out;

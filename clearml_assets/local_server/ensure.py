@@ -27,7 +27,8 @@ import requests
 from ..errors import ClearMLConnectionError
 from .auth import Credential, identity_proof, load_or_create_credentials
 from .home_ports import HomePortTaken, choose_ports, record_ports
-from .runner import PROOF_PATH, SELF_DESCRIPTION_PATH, start_local_server_process
+from .runner import start_local_server_process
+from .self_description import PROOF_PATH, SELF_DESCRIPTION_PATH
 from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT, DataDirInUse,
                           LocalServerInfo, read_server_file, remove_server_file, sdk_config_file)
 

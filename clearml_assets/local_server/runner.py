@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 import uvicorn
 
 from .app import build_api_app
@@ -24,6 +23,7 @@ from .auth import (Authenticator, Credential, ViewSessions, load_or_create_crede
 from .bll.auth import is_revoked
 from .core.versions import ServerRelease, server_release
 from .fileserver import build_files_app
+from .self_description import with_self_description
 from .server_info import (DEFAULT_API_PORT, DEFAULT_FILES_PORT, DEFAULT_HOST, DEFAULT_WEB_PORT,  # noqa: F401
                           DataDirInUse, LocalServerInfo, PortInUse, check_ports_free, free_port, lock_is_held,
                           read_server_file, remove_server_file, wait_until_ready, write_server_file)
@@ -130,14 +130,20 @@ class LocalServer:
         common = dict(host=self.host, log_level="warning", access_log=False, lifespan="off",
                       timeout_keep_alive=30)
         servers = [
-            uvicorn.Server(uvicorn.Config(with_self_description(api, authenticator, self), port=self.api_port,
-                                          **common)),
+            uvicorn.Server(uvicorn.Config(with_self_description(api, authenticator, self._description),
+                                          port=self.api_port, **common)),
             uvicorn.Server(uvicorn.Config(files, port=self.files_port, **common)),
         ]
         if self.web_port:
             web = self._web(api, files, authenticator, sessions)
             servers.append(uvicorn.Server(uvicorn.Config(web, port=self.web_port, **common)))
         return servers
+
+    def _description(self) -> dict[str, Any]:
+        """Hosts and ports, as ``GET /clearml_assets.local_server`` answers a holder of one of the key pairs."""
+        info = self.info
+        return {"api_port": self.api_port, "files_port": self.files_port, "web_port": self.web_port,
+                "api_host": info.api_host, "files_host": info.files_host, "web_host": info.web_host}
 
     def _web(self, api, files, authenticator, sessions):
         """The web port's application: the real web app when there is a build, else the read-only web view."""
@@ -201,47 +207,6 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-SELF_DESCRIPTION_PATH = "/clearml_assets.local_server"
-PROOF_PATH = "/clearml_assets.local_server/proof"
-"""``GET ?key=<access key>&nonce=<hex>``, unauthenticated: :meth:`Authenticator.proof` (how ``ensure`` tells this
-server from a program that took its port, before it sends any credential)."""
-
-
-def with_self_description(api, authenticator: Authenticator, server: "LocalServer"):
-    """The API app, plus ``GET /clearml_assets.local_server``: the server's own hosts and ports for a
-    client holding one of its key pairs (so a ``local`` account pointed at the API URL finds the rest), and
-    ``GET /clearml_assets.local_server/proof`` (:data:`PROOF_PATH`)."""
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-
-    async def app(scope, receive, send):
-        if scope["type"] != "http" or scope["path"] not in (SELF_DESCRIPTION_PATH, PROOF_PATH):
-            return await api(scope, receive, send)
-        request = Request(scope, receive)
-        if scope["path"] == PROOF_PATH:
-            nonce = request.query_params.get("nonce", "")[:128]
-            response = JSONResponse({"proof": authenticator.proof(request.query_params.get("key", ""), nonce)})
-        else:
-            response = _self_description(request, authenticator, server)
-        await response(scope, receive, send)
-
-    return app
-
-
-def _self_description(request, authenticator: Authenticator, server: "LocalServer"):
-    """The server's hosts and ports for a holder of one of its key pairs (401 otherwise)."""
-    from starlette.responses import JSONResponse
-
-    try:
-        authenticator.identity(request.headers.get("authorization"))
-    except Exception:
-        return JSONResponse({"error": "a key pair of this server is needed"}, status_code=401)
-    info = server.info
-    return JSONResponse({"api_port": server.api_port, "files_port": server.files_port, "web_port": server.web_port,
-                         "api_host": info.api_host, "files_host": info.files_host, "web_host": info.web_host,
-                         "pid": os.getpid()})
 
 
 @dataclass

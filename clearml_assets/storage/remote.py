@@ -26,20 +26,17 @@ or explicit fsspec ``storage_options`` (``key``, ``secret``, ``endpoint_url`` or
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArchiveError
 from .credentials import PACKAGES, endpoint_of, environment_secrets, root_options, secret_values
-from .layout import CHUNK, MANIFEST_NAME, digest_file, index_relpath, is_safe_rel, join, read_local_manifest, relative
-
-_SMALL = 8 << 20  # files up to this size are read back in one batched request; bigger ones streamed
-_BATCH_BYTES = 64 << 20
+from .layout import MANIFEST_NAME, digest_file, index_relpath, is_safe_rel, join, read_local_manifest, relative
+from .readback import verify_files
 
 
 class RemoteMismatch(ArchiveError):
@@ -354,41 +351,7 @@ class ArchiveStore:
 
     def _verify_files(self, expected: list[tuple[str, int | None, str | None]]) -> list[str]:
         """Read every ``(path, size, sha256)`` back from the store; the differences found."""
-        problems: list[str] = []
-        small = [e for e in expected if (e[1] or 0) <= _SMALL]
-        big = [e for e in expected if (e[1] or 0) > _SMALL]
-        for batch in _batches(small, _BATCH_BYTES):
-            paths = [p for p, _, _ in batch]
-            for path in paths:
-                self.fs.invalidate_cache(path)
-            got = self.fs.cat(paths, on_error="return")
-            if len(paths) == 1 and not isinstance(got, dict):
-                got = {paths[0]: got}
-            for path, size, sha in batch:
-                data = got.get(path, FileNotFoundError(path))
-                if isinstance(data, FileNotFoundError):
-                    problems.append(f"missing file {self._rel(path)}")
-                    continue
-                if isinstance(data, BaseException):
-                    raise data
-                problems += _compare(self._rel(path), len(data), hashlib.sha256(data).hexdigest(), size, sha)
-        for path, size, sha in big:
-            try:
-                digest, got_size = self._digest_remote(path)
-            except FileNotFoundError:
-                problems.append(f"missing file {self._rel(path)}")
-                continue
-            problems += _compare(self._rel(path), got_size, digest, size, sha)
-        return problems
-
-    def _digest_remote(self, path: str) -> tuple[str, int]:
-        digest, size = hashlib.sha256(), 0
-        self.fs.invalidate_cache(path)
-        with self.fs.open(path, "rb", block_size=CHUNK, cache_type="none") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-        return digest.hexdigest(), size
+        return verify_files(self.fs, expected, self._rel)
 
     def _clean(self, exc: BaseException | str) -> str:
         text = str(exc) if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
@@ -415,25 +378,6 @@ class ArchiveStore:
 def _protocols(fs) -> tuple[str, ...]:
     proto = fs.protocol
     return (proto,) if isinstance(proto, str) else tuple(proto)
-
-
-def _compare(rel: str, size: int, sha: str, want_size: int | None, want_sha: str | None) -> list[str]:
-    if size != want_size or (want_sha is not None and sha != want_sha):
-        return [f"{rel}: {size} bytes sha256 {sha[:12]} != manifest {want_size} / {str(want_sha)[:12]}"]
-    return []
-
-
-def _batches(items: Iterable[tuple[str, int | None, str | None]], limit: int):
-    batch: list = []
-    total = 0
-    for item in items:
-        if batch and total + (item[1] or 0) > limit:
-            yield batch
-            batch, total = [], 0
-        batch.append(item)
-        total += item[1] or 0
-    if batch:
-        yield batch
 
 
 __all__ = ["ArchiveStore", "MANIFEST_NAME", "PublishReport", "RemoteMismatch"]
