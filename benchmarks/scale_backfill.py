@@ -69,9 +69,16 @@ def run_backfill_level(deploy: Deployment, keys: list[str], concurrency: int, se
     outside = [(stats.end_time - stats.start_time) - sum((s.end_time or 0) - (s.start_time or 0) for s in steps)
                for _, stats, steps in runs if stats.end_time and stats.start_time]
     failed = [r.run_id for r, _, _ in runs if r.status.value != "SUCCESS"]
+    starts = [stats.start_time for _, stats, _ in runs if stats.start_time]
+    steps: dict[str, list[float]] = {}  # seconds of each step (the archive batch, its check) over the runs
+    for _, _, run_steps in runs:
+        for step in run_steps:
+            if step.end_time and step.start_time:
+                steps.setdefault(step.step_key, []).append(step.end_time - step.start_time)
     return {"concurrency": concurrency, "wall": wall, "launch": launched, "runs": len(runs), "failed": failed,
             "outside_mean": sum(outside) / max(1, len(outside)), "root": str(root_home / "exports"),
-            "load": os.getloadavg()}
+            "first_start": min(starts) - started if starts else float("nan"),
+            "steps": {k: sum(v) / len(v) for k, v in steps.items()}, "load": os.getloadavg()}
 
 
 def check_backfill(deploy: Deployment, keys: list[str], root: str) -> list[str]:
@@ -124,6 +131,8 @@ def run_backfill(deploy: Deployment, seeded: scale_seed.Seeded, levels: list[int
             f"{level['outside_mean']:.1f} s outside the asset); bare transfer {bare:.1f} s; ratio "
             f"{level['wall'] / bare:.2f} (target <= 1.5); wrong or missing archives {len(problems)}; "
             "load average {:.1f} {:.1f} {:.1f}".format(*level["load"]))
+        say(f"  launch to the first run's start {level['first_start']:.1f} s; mean seconds a step: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in level["steps"].items()))
         for line in problems[:5]:
             say(f"  {line}")
         shutil.rmtree(level["root"], ignore_errors=True)

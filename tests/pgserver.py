@@ -121,3 +121,17 @@ def start_postgres(listen: str = "127.0.0.1", clients: str | None = None) -> Pos
             time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"PostgreSQL did not accept connections; log: {(root / 'log').read_text()[-2000:]}")
+
+
+def waiting_for_lock(url: str, name: str) -> bool:
+    """Whether some session waits (not granted) for the advisory lock of ``name`` (:mod:`clearml_assets.locks`)
+    in the database at ``url``: the event tests wait for instead of a time."""
+    import psycopg2
+
+    from clearml_assets.locks import lock_key
+
+    key = lock_key(name)
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 "
+                    "AND ((classid::bigint << 32) | objid::bigint) = %s", (key,))
+        return cur.fetchone()[0] > 0

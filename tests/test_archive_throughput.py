@@ -166,3 +166,41 @@ def test_a_big_batch_logs_its_summary_instead_of_a_line_a_task_and_reads_documen
     # documents and created models one query each for the batch; no re-read (nothing was missing); the project once
     assert calls.count("tasks.get_all") == 1 and calls.count("models.get_all") == 1
     assert calls.count("tasks.get_by_id") == 0 and calls.count("projects.get_by_id") == 1
+
+
+def test_check_evaluations_of_a_range_are_stored_on_a_kept_connection(dagster_instance):
+    """dagster-postgres connects for every event it stores; a run's archive steps store theirs on one kept
+    connection instead (counted with SQLAlchemy's pool events: every new DBAPI connection, on a real server)."""
+    import dagster as dg
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    from clearml_assets.archives.assets import keep_event_log_connection
+
+    postgres = "postgres" in type(dagster_instance.event_log_storage).__name__.lower()
+    opened = []
+
+    def store_evaluations(n: int) -> int:
+        opened.clear()
+        for i in range(n):
+            dagster_instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey("archive"), check_name="archive_matches_manifest", passed=True,
+                metadata={"i": i}))
+        return len(opened)
+
+    def count(*_):
+        opened.append(1)
+
+    event.listen(Pool, "connect", count)
+    try:
+        before = store_evaluations(10)
+        keep_event_log_connection(dagster_instance)
+        keep_event_log_connection(dagster_instance)  # once per storage: the kept engine is not replaced again
+        after = store_evaluations(10)
+    finally:
+        event.remove(Pool, "connect", count)
+    if postgres:
+        assert before >= 10 and after <= 1, (before, after)
+    rows = dagster_instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("archive"), "archive_matches_manifest"), limit=100)
+    assert len(rows) == 20  # every evaluation stored, before and after

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import dagster as dg
 
 from clearml_assets.archives.assets import task_archive_key
@@ -28,6 +30,7 @@ defs = build_archive_defs([clearml.default_account], resources={"clearml": clear
 """
 
 
+@pytest.mark.slow
 def test_cli_materializes_a_task_partition_and_the_check_passes(clearml_server, tmp_path: Path):
     from clearml_assets.resource import ClearMLResource
 

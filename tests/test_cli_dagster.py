@@ -60,6 +60,7 @@ def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
     return {k: getattr(v, "value", v) for k, v in records[0].asset_materialization.metadata.items()}
 
 
+@pytest.mark.slow
 def test_task_partition_missing_then_added_then_materialized(cli):
     out = run_sdk_script("""
         from clearml import Task
@@ -127,6 +128,7 @@ def test_task_partition_missing_then_added_then_materialized(cli):
         assert instance.get_dynamic_partitions("clearml_projects_local") == [project_id]
 
 
+@pytest.mark.slow
 def test_add_partitions_without_dagster_home_uses_the_homes_instance_and_prints_a_working_command(cli):
     out = run_sdk_script("""
         from clearml import Task

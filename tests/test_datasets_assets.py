@@ -59,6 +59,7 @@ def _raw_cfg(src: Path) -> dict:
     return {"datasets__shapes_raw": {"config": {"source_folder": str(src), "demo": False}}}
 
 
+@pytest.mark.slow
 def test_chain_versions_parents_dedup_and_training_copy(env, capfd):
     instance = dg.DagsterInstance.ephemeral()
     everything = [dg.AssetKey(list(k)) for k in (RAW, CURATED, VIEW)]
@@ -155,6 +156,7 @@ def test_external_version_is_observed_and_curated(env):
     assert cur["raw_dataset_id"] == out and cur["frames"] == 25
 
 
+@pytest.mark.slow
 def test_bad_input_fails_without_leaving_a_version(env):
     (env.src / "labels/shape_00001.txt").write_text("0 0.5 0.5 0.2 0.2 0.7\n")
     (env.src / "labels/shape_00002.txt").write_text("5 0.5 0.5 0.2 0.2\n")

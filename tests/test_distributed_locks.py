@@ -20,9 +20,10 @@ import pytest
 
 from clearml_assets.archives.exporter import ClearMLTaskExporter
 from clearml_assets.local_server import LocalServer
-from clearml_assets.locks import (ClearMLFileLocks, ClearMLLockError, ClearMLPostgresLocks, lock_key,
+from clearml_assets.locks import (ClearMLFileLocks, ClearMLLockError, ClearMLPostgresLocks,
                                   locks_for_instance)
 from clearml_assets.restore.engine import INCOMPLETE_TAG, TaskRestorer, provenance_tag, restore_lock_name
+from pgserver import waiting_for_lock
 from seeding import DemoSpec, RawSeeder, client_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,15 +43,6 @@ def _wait_for(predicate, what: str, limit_s: float = 120.0) -> None:
         time.sleep(0.05)
 
 
-def _waiting_on(url: str, name: str) -> bool:
-    """Whether some session waits (not granted) for the advisory lock of ``name``."""
-    key = lock_key(name)
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1 "
-                    "AND ((classid::bigint << 32) | objid::bigint) = %s", (key,))
-        return cur.fetchone()[0] > 0
-
-
 def test_a_killed_holder_releases_the_lock_and_the_waiter_goes_on(lock_url):
     name = "clearml_assets:test:kill"
     holder = subprocess.Popen(
@@ -68,7 +60,7 @@ def test_a_killed_holder_releases_the_lock_and_the_waiter_goes_on(lock_url):
 
         waiter = threading.Thread(target=wait_for_lock)
         waiter.start()
-        _wait_for(lambda: _waiting_on(lock_url, name), "the second process waits for the lock")
+        _wait_for(lambda: waiting_for_lock(lock_url, name), "the second process waits for the lock")
         assert not got  # still waiting while the holder lives
         holder.send_signal(signal.SIGKILL)  # no unlock, no clean close: the server sees the connection go
         waiter.join(120)
@@ -111,7 +103,7 @@ def test_one_connection_per_thread_is_kept_for_many_locks(lock_url):
     locks = ClearMLPostgresLocks(lock_url)
     for i in range(20):
         with locks.hold(f"clearml_assets:test:reuse:{i}"):
-            assert _waiting_on(lock_url, f"clearml_assets:test:reuse:{i}") is False
+            assert waiting_for_lock(lock_url, f"clearml_assets:test:reuse:{i}") is False
     assert len(_lock_sessions(lock_url)) == 1
     barrier = threading.Barrier(3)
 
@@ -167,7 +159,7 @@ def test_two_hosts_restoring_one_task_make_one_copy(lock_url, tmp_path):
 
         def first_step(step: str) -> None:  # the first restore pauses mid-way until the second is waiting
             if step == "uploads":
-                _wait_for(lambda: _waiting_on(lock_url, name), "the second restore waits for the lock")
+                _wait_for(lambda: waiting_for_lock(lock_url, name), "the second restore waits for the lock")
                 second_waits.set()
 
         def restore(who: str, hook=None) -> None:

@@ -287,6 +287,7 @@ def test_dataset_version_under_fileserver_fault(world: World, case: str, fault: 
 
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_training_when_the_weights_upload_fails(world: World):
     from clearml_assets.training import build_training_defs

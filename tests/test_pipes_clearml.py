@@ -168,6 +168,7 @@ def running_task(world, queue_name: str) -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_killed_agents_task_does_not_stay_in_progress(world):
     home = Path(tempfile.mkdtemp(prefix="clearml_agent_"))
@@ -227,6 +228,7 @@ defs = dg.Definitions(assets=[blocked], resources={"clearml": ClearMLResource(ac
 """
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_terminating_the_dagster_run_stops_the_task_on_the_agent(world, agent, tmp_path):
     info = world.server.info

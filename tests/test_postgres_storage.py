@@ -47,6 +47,7 @@ def pg_cli(tmp_path, postgres_server):
         stop_embedded_server(home)
 
 
+@pytest.mark.slow
 def test_cli_partition_and_materialization_live_in_postgres(pg_cli, postgres_server, monkeypatch):
     run, info, dagster_home, db = pg_cli
     api = RawApi(info)

@@ -295,6 +295,7 @@ def test_local_account_starts_the_embedded_server_and_reuses_it(tmp_path: Path, 
 
 
 # -- .env and the dagster CLI -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_dotenv_and_config_json_through_dagster_asset_materialize(clearml_server: LocalServer, tmp_path: Path):
     info = clearml_server.info
     dead = f"http://127.0.0.1:{free_port()}"

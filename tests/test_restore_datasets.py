@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from clearml_assets.datasets.sdk_ops import create_version
 from clearml_assets.local_server import LocalServer
 from clearml_assets.resource import ClearMLAccount, ClearMLResource
@@ -31,6 +33,7 @@ def _write(folder: Path, files: dict[str, bytes]) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_dataset_versions_copy_with_their_parent_chain(tmp_path):
     with LocalServer(tmp_path / "a", api_port=0, files_port=0) as a, \
             LocalServer(tmp_path / "b", api_port=0, files_port=0) as b:

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import run_sdk_script, sdk_env  # noqa: E402
 from server_api import RawApi  # noqa: E402
@@ -88,6 +90,7 @@ def snapshot(api: RawApi) -> dict:
     return snap
 
 
+@pytest.mark.slow
 def test_restart_keeps_documents_events_and_files(tmp_path):
     data_dir = tmp_path / "server"
     first = LocalServer(data_dir, api_port=0, files_port=0).start()

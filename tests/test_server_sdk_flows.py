@@ -14,6 +14,8 @@ import zipfile
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import run_sdk_script, sdk_env  # noqa: E402
 from server_api import RawApi  # noqa: E402
@@ -92,6 +94,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_flow1_written_then_read_in_another_process(clearml_server, sdk_runner):
     wrote = result_of(sdk_runner(FLOW1_WRITE, timeout=120))
     out = result_of(sdk_runner(FLOW1_READ, timeout=90))
@@ -181,6 +184,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_flow3_child_dataset_stores_only_the_delta(clearml_server, sdk_runner, tmp_path):
     wrote = result_of(sdk_runner(FLOW3_WRITE, timeout=120))
     out = result_of(sdk_runner(FLOW3_READ, timeout=90))

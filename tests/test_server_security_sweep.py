@@ -130,6 +130,7 @@ def _hostile_bodies(ids: dict[str, str]) -> list[dict]:
     return [first, second, third]
 
 
+@pytest.mark.slow
 def test_another_company_can_neither_see_nor_change_anything(two_companies):
     api_a = RawApi(two_companies.info, A.access_key, A.secret_key)
     api_b = RawApi(two_companies.info, B.access_key, B.secret_key)

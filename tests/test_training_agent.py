@@ -15,6 +15,8 @@ from clearml_assets.pipes import start_local_agent
 
 from test_training_asset import TINY, VIEW_KEY, materialize, meta_of, read_task, trained, world  # noqa: F401
 
+pytestmark = pytest.mark.slow  # each trains a model (20-70 s): the marked CI step
+
 REPO = str(Path(__file__).resolve().parents[1])
 
 

@@ -18,6 +18,8 @@ from clearml_assets.training.registry import CHAMPION_TAG
 
 from conftest import run_sdk_script, sdk_env, server_world
 
+pytestmark = pytest.mark.slow  # each trains a model (20-70 s): the marked CI step
+
 
 PROJECT = "train_test"
 VIEW_KEY = dg.AssetKey(["datasets", "shapes_training_view"])

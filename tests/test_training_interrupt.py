@@ -15,6 +15,8 @@ import pytest
 from conftest import dagster_child_env
 from test_training_asset import PROJECT, TINY, champion_ids, world  # noqa: F401  (module fixture)
 
+pytestmark = pytest.mark.slow  # each trains a model (20-70 s): the marked CI step
+
 DEFS = """
 import os
 from clearml_assets.resource import ClearMLAccount, ClearMLResource

@@ -9,8 +9,8 @@ import dagster as dg
 
 from ..resource import ClearMLResource
 from ..translator import DagsterClearMLTranslator
-from .assets import (clearml_project_partitions, clearml_task_partitions, is_remote_root, project_archive_key,
-                     resource_export_root, store_options, task_archive_key)
+from .assets import (clearml_project_partitions, clearml_task_partitions, is_remote_root, keep_event_log_connection,
+                     project_archive_key, resource_export_root, store_options, task_archive_key)
 from .publish import find_export
 from .manifest import read_manifest
 from .packing import verify_archive
@@ -96,6 +96,7 @@ def partition_evaluations(context, key: dg.AssetKey, check_name: str,
     from dagster._core.definitions.asset_checks.asset_check_evaluation import (
         AssetCheckEvaluationTargetMaterializationData)
 
+    keep_event_log_connection(context.instance)  # an evaluation per partition: not a connection each
     latest = latest_materializations(context.instance, key, list(results))
     for partition, (passed, meta) in results.items():
         record = latest.get(partition)

@@ -267,8 +267,8 @@ class ClearMLTaskExporter:
         stage.publish()
 
     # ---------------------------------------------------------------------------------------- project
-    def export_project(self, project_key: str, *, force: bool = False,
-                       statuses: Iterable[str] = DEFAULT_STATUSES) -> ProjectExportResult:
+    def export_project(self, project_key: str, *, force: bool = False, statuses: Iterable[str] = DEFAULT_STATUSES,
+                       export_one: Callable[..., TaskExportResult] | None = None) -> ProjectExportResult:
         """Export every task of a project (in parallel, reusing current task exports) and pack their archives.
 
         The project folder ``<root>/<account>/projects/<project>/.../%project/`` holds ``project.json``,
@@ -278,7 +278,8 @@ class ClearMLTaskExporter:
         A task that cannot be exported (a name, a record or a file the export fails on) is listed in the
         project archive (``failed_tasks``, with its error) and makes its status ``incomplete`` instead of
         blocking it. When the server itself failed a task (unreachable, 5xx), :class:`ArchiveError` is raised
-        after exporting every other task, and no project archive is published.
+        after exporting every other task, and no project archive is published. ``export_one`` exports one task
+        in place of :meth:`export_task` (same arguments; the archive assets hold the task's lock around it).
         """
         started = time.monotonic()
         project = self.resolve_project(project_key)
@@ -288,7 +289,8 @@ class ClearMLTaskExporter:
         folder = project_export_dir(self.root, self.account, project_name)
         archive = self._archive_path(folder)
         rows = TaskRows(folder.parent)
-        failures = export_tasks(self, self.lookup.iter_project_tasks(project_id, statuses), force, rows)
+        failures = export_tasks(self, self.lookup.iter_project_tasks(project_id, statuses), force, rows,
+                                export_one)
         if any(f.pop("server_failed") for f in failures):
             raise ArchiveError(
                 f"{len(failures)} of {len(rows) + len(failures)} tasks of project {project_name!r} ({self.account}) "

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..errors import ClearMLConnectionError
 from ..spreadsheet import safe_cell
@@ -30,16 +30,19 @@ from .records import record_line
 from .task_writer import now_iso
 
 if TYPE_CHECKING:
-    from .exporter import ClearMLTaskExporter
+    from .exporter import ClearMLTaskExporter, TaskExportResult
 
 PROJECT_JSON = "project.json"
 PICKED = ("mAP50", "mAP50-95", "precision", "recall", "F1")
 WINDOW = 100  # tasks whose documents are read in one request, and queued at once
 
 
-def export_tasks(exporter: "ClearMLTaskExporter", listing: Iterable[dict], force: bool, rows: TaskRows
-                 ) -> list[dict[str, Any]]:
+def export_tasks(exporter: "ClearMLTaskExporter", listing: Iterable[dict], force: bool, rows: TaskRows,
+                 export_one: Callable[..., "TaskExportResult"] | None = None) -> list[dict[str, Any]]:
     """Export every listed task (at most two windows queued); each result's row goes to ``rows``.
+
+    ``export_one`` exports one task in place of ``exporter.export_task`` (same arguments): the task archive's
+    lock around it, the upload to an object store after it.
 
     Returns:
         The failures: ``{"task_id", "task_name", "error", "server_failed"}``.
@@ -51,7 +54,7 @@ def export_tasks(exporter: "ClearMLTaskExporter", listing: Iterable[dict], force
         for window in _windows(listing, WINDOW):
             documents = exporter.prefetch([r["id"] for r in window if force or not exporter.is_current(r)[0]])
             for row in window:
-                pending[pool.submit(exporter.export_task, row["id"], force=force, summary=row,
+                pending[pool.submit(export_one or exporter.export_task, row["id"], force=force, summary=row,
                                     document=documents.pop(row["id"], None))] = row
             while len(pending) > WINDOW:
                 _collect(wait(pending, return_when=FIRST_COMPLETED).done, pending, rows, failures)

@@ -8,11 +8,12 @@ checks a published export on the store (:func:`check_remote_export`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, ContextManager, Mapping
 
 from ..accounts import default_staging_root
 from ..errors import ArchiveError
@@ -134,23 +135,28 @@ class RemoteExports:
                     self.staging / index_relpath(exporter.account, "tasks", task_id))
         return result
 
-    def export_project(self, exporter, project_key: str, *, force: bool = False, statuses=None):
-        """``exporter.export_project`` against the store: current task exports come from the store, new
-        ones are uploaded, then the project export (its manifest last)."""
-        from concurrent.futures import ThreadPoolExecutor
-
+    def export_project(self, exporter, project_key: str, *, force: bool = False, statuses=None,
+                       task_lock: Callable[[str], ContextManager[Any]] | None = None):
+        """``exporter.export_project`` against the store: each task is brought current from the store, exported
+        and uploaded in one step under ``task_lock(task_id)`` (the lock the task archive asset holds, so a task
+        and a project export never write one task at once, on any host); then the project export is uploaded
+        (its manifest last)."""
         self._require_staging(exporter)
-        kwargs = {"force": force} if statuses is None else {"force": force, "statuses": statuses}
+        hold = task_lock or (lambda task_id: contextlib.nullcontext())
+
+        def export_one(task_id: str, *, force: bool, summary: dict[str, Any] | None = None, document=None):
+            with hold(task_id):
+                if not force:
+                    self._bring_current_task(exporter, summary or {"id": task_id})
+                result = exporter.export_task(task_id, force=force, summary=summary, document=document)
+                self.upload(result.folder, result.archive,
+                            self.staging / index_relpath(exporter.account, "tasks", task_id))
+                return result
+
         if not force:
-            project = exporter.resolve_project(project_key)
-            rows = exporter.list_project_tasks(project["id"], *(() if statuses is None else (statuses,)))
-            with ThreadPoolExecutor(max_workers=max(1, int(getattr(exporter, "max_workers", 4)))) as pool:
-                list(pool.map(lambda row: self._bring_current_task(exporter, row), rows))
-            self._bring_current_project(exporter, project)
-        result = exporter.export_project(project_key, **kwargs)
-        with ThreadPoolExecutor(max_workers=max(1, int(getattr(exporter, "max_workers", 4)))) as pool:
-            list(pool.map(lambda r: self.upload(r.folder, r.archive, self.staging / index_relpath(
-                exporter.account, "tasks", r.task_id)), result.tasks))
+            self._bring_current_project(exporter, exporter.resolve_project(project_key))
+        kwargs = {} if statuses is None else {"statuses": statuses}
+        result = exporter.export_project(project_key, force=force, export_one=export_one, **kwargs)
         self.upload(result.folder, result.archive,
                     self.staging / index_relpath(exporter.account, "projects", result.project_id))
         return result
