@@ -368,3 +368,21 @@ def wait_for(predicate: Any, seconds: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+def bounded(call: Any, guard: float, what: str) -> tuple[Any, BaseException | None]:
+    """``(result, error)`` of ``call()``, run in a thread so that a hang fails the test instead of stalling it
+    (``guard`` seconds only stop a broken case; nothing asserts on time)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(guard)
+    assert not worker.is_alive(), f"still running after {guard:.0f}s: {what}"
+    return outcome.get("result"), outcome.get("error")

@@ -21,14 +21,13 @@ After the misbehaviour stops, the same run completes.
 from __future__ import annotations
 
 import contextlib
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import dagster as dg
 import pytest
-from hostile_server import HostileServer
+from hostile_server import HostileServer, bounded
 
 from clearml_assets.archives.checks import verify_export
 from clearml_assets.archives.exporter import ClearMLTaskExporter
@@ -131,19 +130,7 @@ def _proxied(info, api: HostileServer, files: HostileServer, deadline: float = D
 
 def _bounded(call: Callable[[], Any]) -> tuple[Any, BaseException | None]:
     """``(result, error)`` of ``call``, run in a thread so that a hang fails the test instead of stalling it."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = call()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(HANG_GUARD)
-    assert not worker.is_alive(), f"still running after {HANG_GUARD:.0f}s: the read path is not bounded"
-    return outcome.get("result"), outcome.get("error")
+    return bounded(call, HANG_GUARD, "the read path is not bounded")
 
 
 def _clear(error: BaseException) -> ClearMLAssetsError:
