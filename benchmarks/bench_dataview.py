@@ -15,9 +15,7 @@ measures side by side in one run:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -108,21 +106,12 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
 
-    from clearml_assets.local_server import LocalServer
-    from clearml_assets.resource import ClearMLResource
+    from bench_world import local_world
 
-    with tempfile.TemporaryDirectory(prefix="bench_dataview_") as tmp_name:
-        tmp = Path(tmp_name)
-        os.environ["CLEARML_ASSETS_HOME"] = str(tmp / "home")
-        server = LocalServer(tmp / "server", api_port=0, files_port=0)
-        server.start()
-        try:
-            clearml = ClearMLResource.for_local_server(server.info, home=str(tmp / "res"))
-            (raw_id, curated_id), _ = _timed(f"publish raw + curated ({args.images} images)",
-                                             lambda: _publish(tmp, clearml, args.images, args.size))
-            status = _transfers(tmp, clearml, raw_id, curated_id)
-        finally:
-            server.stop()
+    with local_world("bench_dataview_") as (tmp, _server, clearml):
+        (raw_id, curated_id), _ = _timed(f"publish raw + curated ({args.images} images)",
+                                         lambda: _publish(tmp, clearml, args.images, args.size))
+        status = _transfers(tmp, clearml, raw_id, curated_id)
     _queries(args.rows)
     return status
 

@@ -73,6 +73,7 @@ class Rule:
     times: int | None = None
     hits: int = 0
     memo: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # requests of one rule arrive at once
 
 
 def envelope(data: Any = None, code: int = 200, msg: str = "OK") -> bytes:
@@ -329,6 +330,12 @@ def _endless_scroll(h: Any, hostile: HostileServer, rule: Rule, body: dict, raw:
 
 
 def _same_scroll(h: Any, hostile: HostileServer, rule: Rule, body: dict, raw: bytes) -> None:
+    with rule.lock:  # only the first request is answered truly, also when several arrive at once
+        _first_answer(h, hostile, rule, body, raw)
+    h.answer(rule.memo["answer"])
+
+
+def _first_answer(h: Any, hostile: HostileServer, rule: Rule, body: dict, raw: bytes) -> None:
     if "answer" not in rule.memo:
         if hostile.upstream is None:
             events = [{"type": "log", "task": body.get("task"), "timestamp": 1_700_000_000_000 + i, "msg": f"line {i}"}
@@ -337,7 +344,6 @@ def _same_scroll(h: Any, hostile: HostileServer, rule: Rule, body: dict, raw: by
                                             "scroll_id": "stuck"})
         else:
             rule.memo["answer"] = h.upstream(body, raw)[2]
-    h.answer(rule.memo["answer"])
 
 
 def _log_cycle(h: Any, hostile: HostileServer, rule: Rule, body: dict, raw: bytes) -> None:
@@ -362,3 +368,21 @@ def wait_for(predicate: Any, seconds: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(predicate())
+
+
+def bounded(call: Any, guard: float, what: str) -> tuple[Any, BaseException | None]:
+    """``(result, error)`` of ``call()``, run in a thread so that a hang fails the test instead of stalling it
+    (``guard`` seconds only stop a broken case; nothing asserts on time)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(guard)
+    assert not worker.is_alive(), f"still running after {guard:.0f}s: {what}"
+    return outcome.get("result"), outcome.get("error")

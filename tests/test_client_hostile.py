@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from hostile_server import HostileServer
+from hostile_server import HostileServer, bounded
 
 from clearml_assets.archives.events import PagingReport, iter_task_events
 from clearml_assets.archives.logs import export_console_log
@@ -41,20 +41,8 @@ def client_of(server: HostileServer, **options: Any) -> ClearMLClient:
 def failure(call: Callable[[], Any], kinds: tuple[type, ...] = (ClearMLConnectionError, ClearMLRequestError)
             ) -> ClearMLAssetsError:
     """The error ``call`` ends with, run in a thread so that a hang fails the test instead of stalling it."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(HANG_GUARD)
-    assert not worker.is_alive(), f"still running after {HANG_GUARD:.0f}s: the client did not bound the call"
-    assert "error" in outcome, f"no error; the call returned {str(outcome.get('value'))[:200]!r}"
-    error = outcome["error"]
+    value, error = bounded(call, HANG_GUARD, "the client did not bound the call")
+    assert error is not None, f"no error; the call returned {str(value)[:200]!r}"
     assert isinstance(error, kinds), repr(error)
     return error
 

@@ -154,9 +154,10 @@ def _page(client, task_id: str, event_type: str | None, request: dict, **extra: 
         if event.get("task") not in (None, task_id) or (event_type and event.get("type") not in (None, event_type)) \
                 or (wanted and event.get("metric") not in wanted):
             raise ClearMLRequestError(
-                f"ClearML account {client.account!r}: events.get_task_events for task {task_id} "
-                f"({event_type or 'every type'}) answered an event of another query (task {event.get('task')!r}, "
-                f"type {event.get('type')!r}, metric {str(event.get('metric'))[:100]!r}): nothing of it is kept")
+                f"ClearML account {client.account!r}: events.get_task_events to {client.session.api_host} for task "
+                f"{task_id} ({event_type or 'every type'}) answered an event of another query (task "
+                f"{event.get('task')!r}, type {event.get('type')!r}, metric {str(event.get('metric'))[:100]!r}): "
+                "nothing of it is kept")
     return data
 
 

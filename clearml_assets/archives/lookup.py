@@ -60,7 +60,9 @@ class ArchiveLookup:
                     return self._names[project_id]
             try:
                 name = self.client.projects.get(project_id).raw.get("name")
-            except ClearMLRequestError:
+            except ClearMLRequestError as exc:  # a deleted project (400) keeps its id; a failed answer stops it
+                _raise_unless_missing(exc, f"project {project_id!r} could not be read from ClearML account "
+                                           f"{self.account!r} ({exc}); nothing was published, try again")
                 name = None
             self.remember(project_id, name or project_id)
         return name or project_id
@@ -78,11 +80,9 @@ class ArchiveLookup:
         """The project whose id (or else exact name, hidden ones too) is ``key``."""
         try:
             return self.client.projects.get(key).raw
-        except ClearMLRequestError as exc:
-            code = exc.metadata.get("result_code")
-            if getattr(code, "value", code) != 400:  # the server failed, not "no such id": never guess "not found"
-                raise ArchiveError(f"project {key!r} could not be read from ClearML account {self.account!r} "
-                                   f"({exc}); nothing was published, try again") from exc
+        except ClearMLRequestError as exc:  # the server failed, not "no such id": never guess "not found"
+            _raise_unless_missing(exc, f"project {key!r} could not be read from ClearML account {self.account!r} "
+                                       f"({exc}); nothing was published, try again")
         found = [p.raw for p in self.client.projects.find_many([key], include_public=self.include_public,
                                                                search_hidden=True)]
         if not found:
@@ -102,3 +102,10 @@ class ArchiveLookup:
         return (t.raw for t in self.client.tasks.iter(project=projects, status=list(statuses), only_fields=fields,
                                                       order_by=["created"], page_size=self.page_size,
                                                       include_public=self.include_public, search_hidden=True))
+
+
+def _raise_unless_missing(exc: ClearMLRequestError, message: str) -> None:
+    """An :class:`ArchiveError` with ``message`` unless the server answered 400 (no such id)."""
+    code = exc.metadata.get("result_code")
+    if getattr(code, "value", code) != 400:
+        raise ArchiveError(message) from exc

@@ -46,13 +46,18 @@ class EventsClient(ServiceClient):
 
         Raises:
             ClearMLRequestError: The page holds events from before ``from_timestamp`` (the server ignores
-                it: paging would never end).
+                it: paging would never end) or events of another task.
         """
         request: dict[str, Any] = {"task": task_id, "batch_size": batch_size, "navigate_earlier": False,
                                    "order": "asc"}
         if from_timestamp is not None:
             request["from_timestamp"] = from_timestamp
         data = self._session.call("events.get_task_log", **request)
+        foreign = [e.get("task") for e in data.get("events") or [] if isinstance(e, dict)
+                   and e.get("task") not in (None, task_id)]
+        if foreign:  # a server answering another query (a replayed answer): its lines are not this task's
+            raise self._paging_error("events.get_task_log", f"answered log events of task {str(foreign[0])[:64]!r} "
+                                     f"when asked for task {task_id}")
         if from_timestamp:
             stale = [e for e in data.get("events") or [] if isinstance(e, dict)
                      and isinstance(e.get("timestamp"), int) and e["timestamp"] < from_timestamp]
