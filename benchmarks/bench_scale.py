@@ -227,7 +227,7 @@ def _run_phases(args: argparse.Namespace, spec: scale_seed.ScaleSpec, seeded: sc
         settings = {"CLEARML_ASSETS_EXECUTOR": args.executor, "CLEARML_ASSETS_PARTITIONS_PER_RUN": args.per_run,
                     "DAGSTER_EVENT_BATCH_SIZE": args.event_batch_size}
         levels = [int(n) for n in args.concurrency.split(",")]
-        ok &= _phase("backfill", lambda: all(not r["problems"] and not r["failed"]
+        ok &= _phase("backfill", lambda: all(not r["problems"] and not r["failed"] and r["wall"] <= 1.5 * r["bare"]
                                              for r in run_backfill(deploy, seeded, levels, settings)))
     if "project" in phases:
         ok &= _phase("project", lambda: run_project(deploy, seeded)["ratio"] <= 1.2)
