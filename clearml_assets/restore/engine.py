@@ -82,8 +82,9 @@ class TaskRestorer:
             budget = max(1, task_workers) * self.max_workers
             at_once = max(1, min(budget, len(archives)))
             self._per_task = max(1, budget // at_once)
+            waits_for = order.parents(archives)  # once: a dataset version's parents are read from its state file
             try:
-                results, failures = self._restore_levels(archives, at_once)
+                results, failures = self._restore_levels(archives, at_once, waits_for)
             finally:
                 self._per_task = self.max_workers
             if failures:
@@ -94,15 +95,15 @@ class TaskRestorer:
                     "restored. Run the same restore again to finish the rest",
                     metadata={"failed": json.dumps(failures)[:4000],
                               "restored": json.dumps({k: r.task_id for k, r in results.items()})[:4000]})
-            return [results[a.source_task_id] for a in order.parents_first(archives)]
+            return [results[a.source_task_id] for a in order.parents_first(archives, waits_for)]
 
-    def _restore_levels(self, archives: list[TaskArchive], at_once: int
+    def _restore_levels(self, archives: list[TaskArchive], at_once: int, waits_for: dict[str, list[str]]
                         ) -> tuple[dict[str, RestoreResult], dict[str, str]]:
         """Restore level by level (parents first), ``at_once`` tasks at a time: ``(results, failures)``."""
         results: dict[str, RestoreResult] = {}
         failures: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="clearml-restore-task") as pool:
-            for level in order.levels(archives):
+            for level in order.levels(archives, waits_for):
                 todo = []
                 for archive in level:
                     if archive.task.get("parent") in failures:  # its copy would lose the parent link

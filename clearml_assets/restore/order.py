@@ -21,10 +21,10 @@ def parents(archives: list[TaskArchive]) -> dict[str, list[str]]:
     return out
 
 
-def levels(archives: list[TaskArchive]) -> list[list[TaskArchive]]:
+def levels(archives: list[TaskArchive], waits_for: dict[str, list[str]] | None = None) -> list[list[TaskArchive]]:
     """The archives in levels: each task after the levels holding those it waits for (see :func:`parents`)."""
     by_id = {a.source_task_id: a for a in archives}
-    waits_for = parents(archives)
+    waits_for = parents(archives) if waits_for is None else waits_for
     depth: dict[str, int] = {}
 
     def level(archive: TaskArchive, seen: frozenset = frozenset()) -> int:

@@ -324,13 +324,12 @@ def open_archive(path: Path | str, workdir: Path | None = None) -> Iterator[list
         if path.is_dir():
             yield list_task_exports(path, tmp)
             return
-        extract_archive(path, tmp)
-        tops = [p for p in tmp.iterdir() if (p / MANIFEST_NAME).exists()]
-        if len(tops) != 1:
+        top = _export_folder(path, tmp)
+        if top is None:
             raise ArchiveError(f"archive {path.name!r} holds no export folder with a manifest.json; "
                                "restore an archive made by clearml-assets")
         try:
-            archives = list_task_exports(tops[0], tmp)
+            archives = list_task_exports(top, tmp)
         except ArchiveError as exc:  # name the file the user gave, not the temporary folder
             raise ArchiveError(f"archive {path.name!r}: {str(exc).replace(str(tmp) + os.sep, '')}") from None
         yield archives
@@ -363,10 +362,15 @@ def list_task_exports(root: Path, workdir: Path) -> list[TaskArchive]:
 
 def _unpacked(archive: Path, workdir: Path) -> Path:
     """The task folder a project's task archive holds, unpacked (bounded, as any archive) under ``workdir``."""
-    target = Path(tempfile.mkdtemp(prefix=".task-", dir=workdir))
-    extract_archive(archive, target)
-    tops = [p for p in target.iterdir() if (p / MANIFEST_NAME).exists()]
-    if len(tops) != 1:
+    top = _export_folder(archive, Path(tempfile.mkdtemp(prefix=".task-", dir=workdir)))
+    if top is None:
         raise ArchiveError(f"task archive {archive.name!r} of the project holds no task folder with a "
                            "manifest.json; nothing was restored")
-    return tops[0]
+    return top
+
+
+def _export_folder(archive: Path, target: Path) -> Path | None:
+    """``archive`` unpacked (bounded) into ``target``: the one folder holding a manifest.json, or None."""
+    extract_archive(archive, target)
+    tops = [p for p in target.iterdir() if (p / MANIFEST_NAME).exists()]
+    return tops[0] if len(tops) == 1 else None

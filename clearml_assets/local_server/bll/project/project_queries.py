@@ -35,6 +35,19 @@ def _tasks_of(call: Call, project_ids: Iterable[str], filter_=None, users=None) 
             if t.get("project") in ids and _matches(t, filter_) and (not users or t.get("user") in users)]
 
 
+def _only(kids: dict[str, list[dict]], allowed: Sequence[str]) -> dict[str, list[dict]]:
+    """Each project's sub-projects, those in ``allowed`` only."""
+    allowed_set = set(allowed)
+    return {pid: [c for c in found if c["id"] in allowed_set] for pid, found in kids.items()}
+
+
+def _in_projects(call: Call, docs: Iterable[dict], projects: Sequence[str], include_subprojects: bool
+                 ) -> list[dict]:
+    """The documents in ``projects`` (or their sub-projects too, with ``include_subprojects``)."""
+    scope = set(ids_with_children(call, projects) if include_subprojects else projects)
+    return [d for d in docs if d.get("project") in scope]
+
+
 def project_stats(call: Call, project_ids: Sequence[str], *, state: str | None = "active",
                   include_children: bool = True, search_hidden: bool = False, filter_=None,
                   users=None, allowed: Sequence[str] | None = None) -> tuple[dict, dict]:
@@ -42,8 +55,7 @@ def project_stats(call: Call, project_ids: Sequence[str], *, state: str | None =
     status counts, runtime, 24h count."""
     kids = children(call, project_ids, search_hidden) if include_children else {p: [] for p in project_ids}
     if allowed is not None:
-        allowed_set = set(allowed)
-        kids = {pid: [c for c in found if c["id"] in allowed_set] for pid, found in kids.items()}
+        kids = _only(kids, allowed)
     threshold = datetime.now(timezone.utc) - timedelta(hours=24)
     states = [s for s in ("active", "archived") if not state or s == state]
     stats, sub_projects = {}, {}
@@ -111,8 +123,7 @@ def dataset_children_stats(call: Call, project_ids: Sequence[str], *, include_ch
     count and the tags of the dataset projects under it (the real ``get_project_dataset_stats``)."""
     kids = children(call, project_ids, True) if include_children else {p: [] for p in project_ids}
     if allowed is not None:
-        allowed_set = set(allowed)
-        kids = {pid: [c for c in found if c["id"] in allowed_set] for pid, found in kids.items()}
+        kids = _only(kids, allowed)
     datasets = _dataset_projects(call, filter_, users)
     stats = {}
     for pid in project_ids:
@@ -221,8 +232,7 @@ def task_parents(call: Call, projects: Sequence[str] | None, include_subprojects
     ``name``, those whose name matches it (a regex, as any ``name`` query)."""
     tasks = call.store.all("tasks", call.company)
     if projects:
-        scope = set(ids_with_children(call, projects) if include_subprojects else projects)
-        tasks = [t for t in tasks if t.get("project") in scope]
+        tasks = _in_projects(call, tasks, projects, include_subprojects)
     else:
         tasks = [t for t in tasks if "hidden" not in (t.get("system_tags") or [])]
     if state == "archived":
@@ -251,8 +261,7 @@ def hyperparam_values(call: Call, projects: Sequence[str] | None, section: str, 
     it, ignoring case."""
     tasks = call.store.all("tasks", call.company, allow_public=allow_public)
     if projects:
-        scope = set(ids_with_children(call, projects) if include_subprojects else projects)
-        tasks = [t for t in tasks if t.get("project") in scope]
+        tasks = _in_projects(call, tasks, projects, include_subprojects)
     values = {((t.get("hyperparams") or {}).get(section) or {}).get(name, {}).get("value") for t in tasks}
     values.discard(None)
     if pattern:
@@ -268,8 +277,7 @@ def entity_users(call: Call, collection: str, projects: Sequence[str] | None, in
     without ``projects``), as ``{id, name}`` sorted by name."""
     docs = call.store.all(collection, call.company, allow_public=True)
     if projects:
-        scope = set(ids_with_children(call, projects) if include_subprojects else projects)
-        docs = [d for d in docs if d.get("project") in scope]
+        docs = _in_projects(call, docs, projects, include_subprojects)
     users = []
     for user_id in {d.get("user") for d in docs if d.get("user")}:
         doc = call.store.get("users", user_id)

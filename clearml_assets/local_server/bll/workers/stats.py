@@ -111,12 +111,17 @@ def worker_stats(call: Call, items: list[dict], start: float, end: float, interv
 def _stat(docs: list[tuple[int, tuple[str, float]]], keys: list[int], how: str, split: bool) -> dict:
     """One aggregation of one key over the buckets: ``values`` (0 where empty), and a series per device of a GPU
     key split by resource (when it has more than one)."""
+    by_bucket: dict[int, list[float]] = {}
+    by_device: dict[tuple[str, int], list[float]] = {}
+    for bucket, (device, value) in docs:  # grouped once: O(documents + buckets), not their product
+        by_bucket.setdefault(bucket, []).append(value)
+        by_device.setdefault((device, bucket), []).append(value)
     stat = {"aggregation": how, "dates": keys, "resource_series": [],
-            "values": [_aggregate([v for k, (_, v) in docs if k == b], how) for b in keys]}
-    devices = sorted({variant for _, (variant, _) in docs})
+            "values": [_aggregate(by_bucket.get(b, []), how) for b in keys]}
+    devices = sorted({device for device, _ in by_device})
     if split and len(devices) > 1:
-        stat["resource_series"] = [{"name": dev, "values": [_aggregate(
-            [v for k, (d, v) in docs if k == b and d == dev], how) for b in keys]} for dev in devices]
+        stat["resource_series"] = [{"name": dev, "values": [_aggregate(by_device.get((dev, b), []), how)
+                                                            for b in keys]} for dev in devices]
     return stat
 
 
