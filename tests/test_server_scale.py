@@ -115,3 +115,34 @@ def test_ordered_index_steps_aside_for_values_it_cannot_order(tmp_path):
     store.save("tasks", dict(doc, status_changed=12345))
     assert not store.ordered_index("tasks", "status_changed").usable
     assert get_all(call, "tasks", "tasks", data=dict(data), **TASK_QUERY)["tasks"]
+
+
+def test_a_task_saved_while_the_index_is_first_built_is_in_it(tmp_path, monkeypatch):
+    """A save between the index build's copy of the documents and its end reaches the index (on main it was lost:
+    the save saw no built index, the build had copied the documents before it, and sensor pages never showed it)."""
+    import threading
+
+    from clearml_assets.local_server.store.ordered import OrderedIndex
+
+    store = _store_with_tasks(tmp_path, random.Random(11), 20)
+    copied, release = threading.Event(), threading.Event()
+    build = OrderedIndex.build
+
+    def slow_build(self, docs):
+        docs = list(docs)
+        copied.set()
+        release.wait(60)
+        build(self, docs)
+
+    monkeypatch.setattr(OrderedIndex, "build", slow_build)
+    builder = threading.Thread(target=lambda: store.ordered_index("tasks", "status_changed"))
+    builder.start()
+    assert copied.wait(60)
+    new = dict(next(iter(store.documents("tasks").values())), id="saved-during-build")
+    saver = threading.Thread(target=lambda: store.save("tasks", new))
+    saver.start()
+    saver.join(0.5)  # with the lock it waits for the build; either order must end with the task indexed
+    release.set()
+    builder.join(60)
+    saver.join(60)
+    assert "saved-during-build" in store.ordered_index("tasks", "status_changed")._by_id

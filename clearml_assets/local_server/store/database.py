@@ -99,6 +99,9 @@ class Store:
         self.path = self.data_dir / "server.sqlite3"
         self.lock = DocumentLock()
         self._write_lock = threading.Lock()
+        # a document saved while an index is first built must reach it: its copy of the documents and every
+        # later save's index update are ordered by this lock
+        self._index_lock = threading.Lock()
         self._local = threading.local()
         self._conn = self.connect()
         self._conn.executescript(SCHEMA)
@@ -116,7 +119,9 @@ class Store:
         """The index of ``collection`` ordered by ``field`` (built on first use), if there is one."""
         index = self._indexes.get((collection, field))
         if index is not None and not index.built:
-            index.build(list(self._docs[collection].values()))
+            with self._index_lock:
+                if not index.built:
+                    index.build(list(self._docs[collection].values()))
         return index
 
     def documents(self, collection: str) -> dict[str, dict]:
@@ -158,9 +163,10 @@ class Store:
 
     def save(self, collection: str, doc: dict) -> None:
         """Insert or replace ``doc`` (it must carry ``id``) in memory and on disk."""
-        self._docs[collection][doc["id"]] = doc
-        for index in self._indexed(collection):
-            index.update(doc)
+        with self._index_lock:
+            self._docs[collection][doc["id"]] = doc
+            for index in self._indexed(collection):
+                index.update(doc)
         body = json.dumps(doc, separators=(",", ":"))
         with self._write_lock:
             self._conn.execute(
@@ -170,9 +176,10 @@ class Store:
 
     def delete(self, collection: str, doc_id: str) -> None:
         """Remove a document from memory and disk."""
-        self._docs[collection].pop(doc_id, None)
-        for index in self._indexed(collection):
-            index.discard(doc_id)
+        with self._index_lock:
+            self._docs[collection].pop(doc_id, None)
+            for index in self._indexed(collection):
+                index.discard(doc_id)
         with self._write_lock:
             self._conn.execute("DELETE FROM docs WHERE collection=? AND id=?", (collection, doc_id))
 
