@@ -83,10 +83,3 @@ class ProjectsClient(ServiceClient):
             if not found:
                 raise
             return found.id
-        try:
-            return self.create(name, description)
-        except ClearMLRequestError:  # created meanwhile by someone else
-            found = self.find(name, search_hidden=True)
-            if not found:
-                raise
-            return found.id

@@ -295,21 +295,15 @@ def _filesystem(url: str, access: ObjectAccess):
 
 
 def locate(client, url: str | None) -> Location:
-    """:func:`classify` with the client's files host and aliases (the client's ``files.own_url`` decides);
-    an object-store URL the account's storage credentials are not for is ``external`` with the reason."""
-    if url:
-        rewritten = client.files.own_url(url)
-        if rewritten:
-            return Location("fileserver", rewritten)
-        if _is_http(url):  # the client decided: not the account's fileserver
-            return classify(url, None)
-    where = classify(url, client.files_host, client.files.aliases)
+    """:func:`classify` with the client's files host and aliases (the client's ``files.own_url`` alone decides
+    what is on the fileserver); an object-store URL the account's storage credentials are not for is
+    ``external`` with the reason."""
+    rewritten = client.files.own_url(url) if url else None
+    if rewritten:
+        return Location("fileserver", rewritten)
+    where = classify(url, None)  # not the account's fileserver: object store or external
     if where.kind == "object_store":
         refused = object_access(where.url, client_storage_options(client, where.url)).refused
         if refused:
             return Location("external", where.url, refused)
     return where
-
-
-def _is_http(url: str) -> bool:
-    return url.lower().startswith(("http://", "https://"))
