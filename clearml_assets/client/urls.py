@@ -20,6 +20,11 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]{0,31}://)[^/?#\s\"<>\\{}]*@")
 
 
+def strip_url_credentials(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URL in it removed (for messages naming an endpoint)."""
+    return _URL_USERINFO.sub(r"\1", text)
+
+
 def redact_url_credentials(value: Any) -> Any:
     """``value`` with the ``user:password@`` part of every URL in it (strings, nested lists/dicts) masked."""
     if isinstance(value, str):

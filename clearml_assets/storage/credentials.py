@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..client.urls import strip_url_credentials
+
 PACKAGES = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs",
             "abfss": "adlfs"}
 OBJECT_SCHEMES = {"s3": "s3", "gs": "gcs", "gcs": "gcs", "azure": "az", "az": "az", "abfs": "abfs"}
@@ -65,8 +67,8 @@ def endpoint_of(protocol: str, options: Mapping[str, Any]) -> str | None:
 
 
 def strip_userinfo(url: str) -> str:
-    """``url`` without a ``user:password@`` part."""
-    return re.sub(r"(?<=://)[^/@]*@", "", str(url))
+    """``url`` without a ``user:password@`` part (up to the authority's last ``@``, as the client masks it)."""
+    return strip_url_credentials(str(url))
 
 
 def secret_values(options: Mapping[str, Any]) -> set[str]:
