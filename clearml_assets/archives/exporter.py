@@ -17,7 +17,7 @@ import weakref
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import ArchiveError
 from .lookup import ArchiveLookup
@@ -199,9 +199,7 @@ class ClearMLTaskExporter:
         ``tasks.get_by_id`` each. Ids it does not return (deleted, not visible, or cut off by a server that
         pages shorter) are left out: :meth:`export_task` reads those one by one."""
         found: dict[str, dict[str, Any]] = {}
-        size = max(1, min(chunk, 500))
-        for start in range(0, len(task_ids), size):
-            ids = task_ids[start:start + size]
+        for ids in _chunks(task_ids, chunk):
             rows = [t.raw for t in self.client.tasks.page(0, len(ids), id=ids)]
             found.update((r["id"], r) for r in rows if isinstance(r, dict) and r.get("id") in ids
                          and (self.lookup.include_public or r.get("company", None) != ""))
@@ -213,8 +211,7 @@ class ClearMLTaskExporter:
         each instead of a request or two per task."""
         documents = self.task_documents(task_ids, chunk)
         ids = [i for i in task_ids if i in documents]
-        for start in range(0, len(ids), max(1, min(chunk, 500))):
-            part = ids[start:start + chunk]
+        for part in _chunks(ids, chunk):
             created: dict[str, list[dict]] = {task_id: [] for task_id in part}
             for model in (m.raw for m in self.client.models.iter(task=part)):
                 if model.get("task") in created:
@@ -308,6 +305,12 @@ class ClearMLTaskExporter:
         return ProjectExportResult(project_id, project_name, folder, archive, manifest or {},
                                    TaskRowResults(rows, _result_of_row), failures, skipped,
                                    time.monotonic() - started)
+
+
+def _chunks(ids: list[str], chunk: int) -> Iterator[list[str]]:
+    """``ids`` in slices of ``chunk`` (1 to 500, the real server's page cap)."""
+    size = max(1, min(chunk, 500))
+    return (ids[start:start + size] for start in range(0, len(ids), size))
 
 
 def _result_of_row(row: dict[str, Any]) -> TaskExportResult:

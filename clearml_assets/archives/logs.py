@@ -195,12 +195,7 @@ def _write_page(events: list[dict], result: LogResult, raw: BinaryIO, jsonl: Bin
     except UnicodeEncodeError:  # lone surrogates: count and escape them event by event
         blob = b"".join(_raw_bytes(_line(m), result) for m in msgs)
     raw.write(blob)
-    try:
-        jsonl.write(b"".join([orjson.dumps({"timestamp": e.get("timestamp"), "level": e.get("level"),
-                                            "worker": e.get("worker"), "msg": e.get("msg")}) + b"\n"
-                              for e in events]))
-    except TypeError:  # a value orjson refuses (lone surrogates): event by event
-        jsonl.write(b"".join(_structured(e) for e in events))
+    jsonl.write(b"".join(_structured(e) for e in events))  # each falls back alone on what orjson refuses
     if "\r" in text or "\x1b" in text:
         for msg in msgs:
             console.add(msg)

@@ -35,11 +35,9 @@ class ArchiveLookup:
         """The full task document; :class:`ArchiveError` if it does not exist or cannot be read."""
         try:
             return self.client.tasks.get(task_id).raw
-        except ClearMLRequestError as exc:
-            code = exc.metadata.get("result_code")
-            if getattr(code, "value", code) != 400:  # the server failed; the task may well exist
-                raise ArchiveError(f"task {task_id!r} could not be read from ClearML account {self.account!r} "
-                                   f"({exc}); nothing was published, try again") from exc
+        except ClearMLRequestError as exc:  # the server failed (not 400): the task may well exist
+            _raise_unless_missing(exc, f"task {task_id!r} could not be read from ClearML account {self.account!r} "
+                                       f"({exc}); nothing was published, try again")
             raise ArchiveError(f"task {task_id!r} was not found on ClearML account {self.account!r} "
                                f"({exc}); check the id or remove this partition") from exc
 

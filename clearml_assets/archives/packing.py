@@ -91,16 +91,8 @@ def write_archive(folder: Path, dest: Path, files: dict[str, dict[str, Any]], fm
     Raises:
         ArchiveError: a file changed or vanished between hashing and packing.
     """
-    codec = _codec(fmt)
-    arcroot = arcroot or folder.name
     names = sorted(files) + [MANIFEST_NAME]
-    with open(dest, "wb") as raw:
-        out = _HashingWriter(raw)
-        codec.pack(out, _Entries(folder, names, arcroot, files), compresslevel)
-        raw.flush()
-        os.fsync(raw.fileno())
-    return {"file": dest.name, "format": fmt, "size": out.size, "sha256": out.digest.hexdigest(),
-            "entries": len(names)}
+    return _pack(dest, fmt, _Entries(folder, names, arcroot or folder.name, files), compresslevel, len(names))
 
 
 def pack_folder(folder: Path, dest: Path, known: dict[str, dict[str, Any]],
@@ -116,7 +108,7 @@ def pack_folder(folder: Path, dest: Path, known: dict[str, dict[str, Any]],
     Raises:
         ArchiveError: a known file differs from its entry.
     """
-    codec = _codec(fmt)
+    codec = _codec(fmt)  # an unknown format fails before the folder is listed
     names = list_files(folder)
     hashed: dict[str, dict[str, Any]] = {}
 
@@ -125,13 +117,21 @@ def pack_folder(folder: Path, dest: Path, known: dict[str, dict[str, Any]],
         finish(dict(hashed))
         yield MANIFEST_NAME
 
+    return _pack(dest, fmt, _Entries(folder, then_manifest(), arcroot or folder.name, known, hashed),
+                 compresslevel, len(names) + 1, codec)
+
+
+def _pack(dest: Path, fmt: str, entries: "_Entries", compresslevel: int, count: int,
+          codec: "ArchiveCodec | None" = None) -> dict[str, Any]:
+    """Write ``entries`` to ``dest`` (synced) in format ``fmt``; the archive's ``{"file", "format", "size",
+    "sha256", "entries"}`` (``count`` entries)."""
+    codec = codec or _codec(fmt)
     with open(dest, "wb") as raw:
         out = _HashingWriter(raw)
-        codec.pack(out, _Entries(folder, then_manifest(), arcroot or folder.name, known, hashed), compresslevel)
+        codec.pack(out, entries, compresslevel)
         raw.flush()
         os.fsync(raw.fileno())
-    return {"file": dest.name, "format": fmt, "size": out.size, "sha256": out.digest.hexdigest(),
-            "entries": len(names) + 1}
+    return {"file": dest.name, "format": fmt, "size": out.size, "sha256": out.digest.hexdigest(), "entries": count}
 
 
 @dataclass(frozen=True)

@@ -56,11 +56,15 @@ class MissingPlan:
 
 
 def plan_missing(instance: dg.DagsterInstance, key: dg.AssetKey, partitions: dg.DynamicPartitionsDefinition,
-                 launcher: str) -> MissingPlan:
-    """Sort the asset's partitions into what to archive and how (see :class:`MissingPlan`)."""
+                 launcher: str, keys: Sequence[str] | None = None) -> MissingPlan:
+    """Sort the asset's partitions into what to archive and how (see :class:`MissingPlan`).
+
+    Args:
+        keys: The partitions' keys in order, when already read (else read here).
+    """
     from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
-    keys = instance.get_dynamic_partitions(partitions.name)
+    keys = instance.get_dynamic_partitions(partitions.name) if keys is None else keys
     status = get_and_update_asset_status_cache_value(instance, key, partitions)
     if status is None:
         return MissingPlan(ranged=list(keys), total=len(keys))
@@ -151,9 +155,9 @@ def build_clearml_missing_archives_sensor(
         if room <= 0:
             return dg.SkipReason(f"{max_runs_in_flight} runs of this sensor are queued or running; more are "
                                  "requested as they finish.")
-        plan = plan_missing(instance, key, partitions, sensor_name)
+        order = instance.get_dynamic_partitions(partitions.name)  # read once a tick: tens of thousands of keys
+        plan = plan_missing(instance, key, partitions, sensor_name, order)
         generation = int(context.cursor or 0) + 1
-        order = instance.get_dynamic_partitions(partitions.name)
         batches = [(b, "range") for b in consecutive_ranges(order, plan.ranged, per_run)] + \
             [([p], "single") for p in plan.single]
         requests = [_run_request(sensor_name, generation, batch, how) for batch, how in batches[:room]]
